@@ -1,0 +1,173 @@
+"""Routes beside the API: signed downloads from local storage, the clock, health and job results.
+
+The download route stands in for Azure Blob's: it checks the SAS-shaped ``se``/``sig`` against the
+emulator's clock, answers 403 ``AuthenticationFailed`` for an expired or altered URL, and serves
+ranged GETs. Admin routes (``/admin/...``) are the emulator's own; the real service has none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import StreamingResponse
+
+from airflow_provider_uci.emulator import protocol
+from airflow_provider_uci.emulator.gateway import drop_connection, inject_faults, json_response
+from airflow_provider_uci.emulator.storage import LocalStorage, StorageError, https_url, wasb_url
+
+if TYPE_CHECKING:
+    from airflow_provider_uci.emulator.app import Service
+
+CHUNK = 256 * 1024
+
+
+def azure_error(status: int, code: str, message: str) -> Response:
+    """An error shaped like Azure Blob's XML answer."""
+    body = (f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code>'
+            f"<Message>{message}</Message></Error>").encode()
+    return Response(body, status_code=status, media_type="application/xml", headers={"x-ms-error-code": code})
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
+    """Return ``(first, last)`` for a ``bytes=`` range, ``None`` without one, ``"bad"`` if unsatisfiable."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first_text, _, last_text = header[len("bytes="):].strip().partition("-")
+    try:
+        if first_text == "":
+            length = int(last_text)
+            first, last = max(size - length, 0), size - 1
+        else:
+            first = int(first_text)
+            last = min(int(last_text), size - 1) if last_text else size - 1
+    except ValueError:
+        return None
+    if first >= size or first > last:
+        return "bad"
+    return first, last
+
+
+def register_admin(app: FastAPI, service: Service) -> None:
+    """Add the download, clock, health and job-result routes."""
+
+    async def download(request: Request, account: str, container: str, key: str) -> Response:
+        storage = service.storage
+        if not isinstance(storage, LocalStorage) or account != storage.account:
+            return azure_error(404, "ResourceNotFound", "The specified resource does not exist.")
+        if (fault := await inject_faults(request, "download", None)) is not None:
+            return fault
+        se, sig = request.query_params.get("se"), request.query_params.get("sig")
+        if not se or not sig:
+            return azure_error(403, "AuthenticationFailed", "Server failed to authenticate the request.")
+        refusal = storage.verify(container, key, se=se, sig=sig, now=service.clock.now())
+        if refusal is not None:
+            return azure_error(403, "AuthenticationFailed", f"Server failed to authenticate the request. {refusal}")
+        try:
+            path = storage.path(container, key)
+            size = path.stat().st_size
+        except (StorageError, FileNotFoundError):
+            return azure_error(404, "BlobNotFound", "The specified blob does not exist.")
+        ranged = parse_range(request.headers.get("range"), size)
+        if ranged == "bad":
+            return azure_error(416, "InvalidRange", "The range specified is invalid for the current size of the resource.")
+        first, last = ranged if isinstance(ranged, tuple) else (0, size - 1)
+        length = last - first + 1 if size else 0
+        headers = {"Content-Length": str(length), "Accept-Ranges": "bytes", "x-ms-blob-type": "BlockBlob"}
+        if isinstance(ranged, tuple):
+            headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+        if request.method == "HEAD":
+            return Response(status_code=206 if isinstance(ranged, tuple) else 200, headers=headers)
+        cut = length // 2 if service.settings.faults.truncates() else None
+
+        async def body() -> AsyncIterator[bytes]:
+            remaining = length if cut is None else cut
+            with path.open("rb") as handle:
+                handle.seek(first)
+                while remaining > 0:
+                    chunk = handle.read(min(CHUNK, remaining))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+                    yield chunk
+            if cut is not None and not drop_connection(request):
+                raise ConnectionAbortedError("truncated download (fault knob)")
+
+        return StreamingResponse(body(), status_code=206 if isinstance(ranged, tuple) else 200, headers=headers,
+                                 media_type="application/octet-stream")
+
+    app.add_api_route("/blob/{account}/{container}/{key:path}", download, methods=["GET", "HEAD"],
+                      include_in_schema=False)
+
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "storage": service.settings.storage,
+                "store": "postgresql" if service.store.is_postgres else "sqlite", "now": service.clock.now().isoformat()}
+
+    async def get_clock() -> dict[str, Any]:
+        return {"now": service.clock.now().isoformat(), "offsetSeconds": service.clock.offset_seconds,
+                "timezone": str(service.settings.timezone)}
+
+    async def set_clock(request: Request) -> Response:
+        body = await request.json()
+        if body.get("reset"):
+            service.clock.reset()
+        else:
+            try:
+                instant = datetime.fromisoformat(str(body.get("now", "")).replace("Z", "+00:00"))
+            except ValueError:
+                return json_response({"error": "now: expected an ISO 8601 date-time with an offset"}, 400)
+            if instant.tzinfo is None:
+                return json_response({"error": "now: the date-time must carry a UTC offset"}, 400)
+            service.clock.set(instant)
+        return json_response(await get_clock(), 200)
+
+    async def place_file(request: Request, request_id: str) -> Response:
+        """Store the request body as the job's output file and mark the job SUCCESS."""
+        tag = request.query_params.get("tag", "")
+        row = await service.db(service.store.get, tag, request_id)
+        if row is None:
+            return json_response({"error": f"no job with tag {tag!r} and requestId {request_id!r}"}, 404)
+        name = request.query_params.get("name") or default_file_name(row.job_id, row.request_data, service.clock.now())
+        key = f"{row.job_id}/{request_id}/{name}"
+        container = service.settings.reports_container
+        service.storage.upload_bytes(container, key, await request.body())
+        account = service.storage.account
+        stored = https_url(account, container, key) if name.endswith(".zip") else wasb_url(account, container, key)
+        execution = int(request.query_params.get("executionTime", "0"))
+        await service.db(service.store.mark_success, tag, request_id, download_urls=[stored], execution_time=execution,
+                         completed=service.clock.now())
+        return await job_view(tag, request_id)
+
+    async def fail_job(request: Request, request_id: str) -> Response:
+        """Mark the job FAILED with the given message, as a nightly run would."""
+        tag = request.query_params.get("tag", "")
+        message = (await request.json()).get("message", "Invalid request")
+        if await service.db(service.store.get, tag, request_id) is None:
+            return json_response({"error": f"no job with tag {tag!r} and requestId {request_id!r}"}, 404)
+        await service.db(service.store.mark_failed, tag, request_id, message=message, completed=service.clock.now())
+        return await job_view(tag, request_id)
+
+    async def job_view(tag: str, request_id: str) -> Response:
+        row = await service.db(service.store.get, tag, request_id)
+        fields = service.job_fields(row, "http://admin.invalid")
+        fields["downloadUrls"] = list(row.download_urls)  # the stored form, unsigned
+        return json_response(protocol.job_as_case_class(fields), 200)
+
+    app.add_api_route("/admin/health", health, methods=["GET"])
+    app.add_api_route("/admin/clock", get_clock, methods=["GET"])
+    app.add_api_route("/admin/clock", set_clock, methods=["POST"])
+    app.add_api_route("/admin/jobs/{request_id}/file", place_file, methods=["POST"])
+    app.add_api_route("/admin/jobs/{request_id}/fail", fail_job, methods=["POST"])
+
+
+def default_file_name(dataset: str, request_data: Any, now: datetime) -> str:
+    """The real job's file name: ``<conversationId>_<response|userinfo>_<yyyyMMdd IST>.csv|.zip``."""
+    from zoneinfo import ZoneInfo
+
+    conversation = request_data.get("conversationId", "") if isinstance(request_data, dict) else ""
+    day = now.astimezone(ZoneInfo("Asia/Kolkata")).strftime("%Y%m%d")
+    if dataset == "uci-private-exhaust":
+        return f"{conversation}_userinfo_{day}.zip"
+    return f"{conversation}_response_{day}.csv"

@@ -1,0 +1,262 @@
+"""The Data Exhaust API (contract section 1) as a FastAPI application.
+
+Routes are served at the gateway paths (``/dataset/v1/request/...``) and again under ``/api``, so a
+connection host of ``http://127.0.0.1:9000/api`` works as ``https://<host>/api`` does for the real
+service. ``POST /request/search`` is the service's internal route. Download and admin routes are in
+:mod:`airflow_provider_uci.emulator.admin`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from airflow_provider_uci.emulator import protocol
+from airflow_provider_uci.emulator.clock import Clock
+from airflow_provider_uci.emulator.config import EmulatorSettings
+from airflow_provider_uci.emulator.gateway import (
+    authorize,
+    envelope_response,
+    gateway_consumer,
+    inject_faults,
+    json_response,
+)
+from airflow_provider_uci.emulator.storage import AzureStorage, BlobStorage, LocalStorage, key_from_stored_url
+from airflow_provider_uci.emulator.store import JobRow, JobStore, StoreError
+
+#: Kong's request-size-limiting plugin on these routes: 1 MB.
+MAX_BODY_BYTES = 1024 * 1024
+
+PLAY_ERROR_PAGE = (
+    b"<!DOCTYPE html><html lang=\"en\"><head><title>Internal Server Error</title></head><body>"
+    b"<h1>Oops, an error occurred</h1><p>This exception has been logged with id <code>7ci3m0pdj</code>.</p>"
+    b"</body></html>"
+)
+PLAY_BAD_JSON_PAGE = (
+    b"<!DOCTYPE html><html lang=\"en\"><head><title>Bad Request</title></head><body><h1>Bad Request</h1>"
+    b"<p>For request 'POST /request/submit' [Invalid Json]</p></body></html>"
+)
+
+
+def build_storage(settings: EmulatorSettings) -> BlobStorage:
+    """The blob storage the settings ask for."""
+    if settings.storage == "azure":
+        assert settings.azure_connection_string is not None
+        return AzureStorage(settings.azure_connection_string)
+    return LocalStorage(settings.data_dir / "blobs", account=settings.storage_account,
+                        signing_key=settings.signing_key or _stored_signing_key(settings.data_dir))
+
+
+def _stored_signing_key(data_dir: Path) -> str:
+    """The data dir's own signing key, made on first use, so URLs survive a restart."""
+    path = data_dir / "signing.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.write_text(secrets.token_urlsafe(32))
+        partial.chmod(0o600)
+        partial.replace(path)
+    return path.read_text().strip()
+
+
+def build_store(settings: EmulatorSettings) -> JobStore:
+    """The job store the settings ask for: PostgreSQL given a URL, else SQLite under the data dir."""
+    if settings.database_url:
+        return JobStore(settings.timezone, database_url=settings.database_url)
+    return JobStore(settings.timezone, sqlite_path=settings.data_dir / "job_request.sqlite3")
+
+
+class Service:
+    """The service's state: settings, clock, job store and storage, shared by every route."""
+
+    def __init__(self, settings: EmulatorSettings, clock: Clock | None = None, store: JobStore | None = None,
+                 storage: BlobStorage | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or Clock(settings.now)
+        self.store = store or build_store(settings)
+        self.storage = storage or build_storage(settings)
+
+    async def db(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a store call: inline for SQLite (microseconds), in a thread for PostgreSQL."""
+        if self.store.is_postgres:
+            return await run_in_threadpool(function, *args, **kwargs)
+        return function(*args, **kwargs)
+
+    def job_fields(self, row: JobRow, base_url: str) -> dict[str, Any]:
+        """The job object's values with freshly signed download URLs."""
+        now = self.clock.now()
+        ttl = timedelta(seconds=self.settings.expiry_seconds)
+        container = self.settings.reports_container
+
+        def sign(stored: str) -> str:
+            return self.storage.signed_url(container, key_from_stored_url(stored), now=now, ttl=ttl, base_url=base_url)
+
+        expires = int((now + ttl).timestamp() * 1000)
+        return protocol.job_fields(row, expires_at_ms=expires, sign=sign)
+
+
+def base_url(request: Request) -> str:
+    """Scheme and authority the client used, for download URLs it can reach."""
+    return f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+
+
+async def server_error(service: Service, api_id: str, message: str, started: float) -> Response:
+    """The real controller's 500: its actor never replies, so the ask times out (after a delay)."""
+    if service.settings.server_error_delay:
+        await asyncio.sleep(service.settings.server_error_delay)
+    return envelope_response(protocol.failure(api_id, service.clock.now(), "ERROR", message), started)
+
+
+def register_api(app: FastAPI, service: Service) -> None:
+    """Add the gateway routes (at both prefixes) and the internal search route."""
+    loop_time = lambda: asyncio.get_running_loop().time()  # noqa: E731
+
+    async def submit(request: Request) -> Response:
+        started = loop_time()
+        if (fault := await inject_faults(request, "submit", protocol.SUBMIT_ID)) is not None:
+            return fault
+        consumer = gateway_consumer(request, service.settings)
+        if isinstance(consumer, Response):
+            return consumer
+        raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            return json_response({"message": "Request size limit exceeded"}, 413)
+        if "json" not in request.headers.get("content-type", "").lower():
+            return Response(PLAY_ERROR_PAGE, status_code=500, media_type="text/html")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return Response(PLAY_BAD_JSON_PAGE, status_code=400, media_type="text/html")
+        now = service.clock.now()
+        req = body.get("request") if isinstance(body, dict) else None
+        if not isinstance(req, dict):
+            return await server_error(service, protocol.SUBMIT_ID, "java.lang.NullPointerException", started)
+        for key in ("tag", "dataset", "datasetConfig"):
+            if req.get(key) is None:
+                return envelope_response(
+                    protocol.failure(protocol.SUBMIT_ID, now, "CLIENT_ERROR", f"{key} is empty"), started)
+        channel = request.headers.get("x-channel-id", "")
+        if (denied := authorize(request, service.settings, consumer, channel)) is not None:
+            return envelope_response(protocol.failure(protocol.SUBMIT_ID, now, "FORBIDDEN", denied), started)
+        tag, dataset, config = _text(req["tag"]), _text(req["dataset"]), req["datasetConfig"]
+        requested_by = _text(req.get("requestedBy") or "")
+        dataset_type = config.get("type") if isinstance(config, dict) else None
+        rid = protocol.request_id(
+            dataset=dataset, tag=tag, requested_by=requested_by, channel=channel,
+            submission_date=now.astimezone(service.settings.timezone).strftime("%Y-%m-%d"),
+            dataset_type=None if dataset_type is None else _text(dataset_type),
+        )
+        key = req.get("encryptionKey")
+        try:
+            row = await service.db(
+                service.store.submit, tag=f"{tag}:{channel}", request_id=rid, job_id=dataset, request_data=config,
+                requested_by=requested_by, requested_channel=channel,
+                encryption_key=None if key is None else _text(key), now=now,
+            )
+        except StoreError as exc:
+            return await server_error(service, protocol.SUBMIT_ID, str(exc), started)
+        job = protocol.job_as_map(service.job_fields(row, base_url(request)))
+        return envelope_response(protocol.success(protocol.SUBMIT_ID, service.clock.now(), job), started)
+
+    async def read(request: Request, tag: str) -> Response:
+        started = loop_time()
+        if (fault := await inject_faults(request, "read", protocol.READ_ID)) is not None:
+            return fault
+        consumer = gateway_consumer(request, service.settings)
+        if isinstance(consumer, Response):
+            return consumer
+        channel = request.headers.get("x-channel-id", "")
+        rid = request.query_params.get("requestId", "")
+        try:
+            row = await service.db(service.store.get, f"{tag}:{channel}", rid)
+        except StoreError as exc:
+            return await server_error(service, protocol.READ_ID, str(exc), started)
+        now = service.clock.now()
+        if row is None:
+            return envelope_response(
+                protocol.failure(protocol.READ_ID, now, "OK", protocol.NO_JOB_MESSAGE, response_code="OK"), started)
+        if (denied := authorize(request, service.settings, consumer, channel)) is not None:
+            return envelope_response(protocol.failure(protocol.READ_ID, now, "FORBIDDEN", denied), started)
+        job = protocol.job_as_map(service.job_fields(row, base_url(request)))
+        return envelope_response(protocol.success(protocol.READ_ID, now, job), started)
+
+    async def list_jobs(request: Request, tag: str) -> Response:
+        started = loop_time()
+        if (fault := await inject_faults(request, "list", protocol.LIST_ID)) is not None:
+            return fault
+        consumer = gateway_consumer(request, service.settings)
+        if isinstance(consumer, Response):
+            return consumer
+        channel = request.headers.get("x-channel-id", "")
+        raw_limit = request.query_params.get("limit")
+        try:
+            limit = service.settings.list_default_limit if raw_limit is None else int(raw_limit)
+        except ValueError:
+            return Response(PLAY_ERROR_PAGE, status_code=500, media_type="text/html")
+        try:
+            rows = await service.db(service.store.list, f"{tag}:{channel}", limit)
+        except StoreError as exc:
+            return await server_error(service, protocol.LIST_ID, str(exc), started)
+        now = service.clock.now()
+        if (denied := authorize(request, service.settings, consumer, channel)) is not None:
+            return envelope_response(protocol.failure(protocol.LIST_ID, now, "FORBIDDEN", denied), started)
+        jobs = [protocol.job_as_case_class(service.job_fields(row, base_url(request))) for row in rows]
+        return envelope_response(protocol.success(protocol.LIST_ID, now, {"count": len(jobs), "jobs": jobs}), started)
+
+    async def search(request: Request) -> Response:
+        started = loop_time()
+        if (fault := await inject_faults(request, "search", protocol.SEARCH_ID)) is not None:
+            return fault
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return Response(PLAY_BAD_JSON_PAGE, status_code=400, media_type="text/html")
+        now = service.clock.now()
+        req = body.get("request") if isinstance(body, dict) else None
+        filters = req.get("filters") if isinstance(req, dict) else None
+        if not filters or not isinstance(filters, dict):
+            return envelope_response(protocol.failure(protocol.SEARCH_ID, now, "CLIENT_ERROR", "Filters are empty"), started)
+        supported = {k: _text(v) for k, v in filters.items() if k in ("dataset", "status", "channel", "requestedDate")}
+        if not supported:
+            return envelope_response(protocol.failure(protocol.SEARCH_ID, now, "CLIENT_ERROR", "Unsupported filters"), started)
+        limit = req.get("limit", service.settings.search_default_limit)
+        try:
+            total, rows = await service.db(service.store.search, supported, int(limit))
+        except (StoreError, TypeError, ValueError) as exc:
+            return await server_error(service, protocol.SEARCH_ID, str(exc), started)
+        jobs = [protocol.job_as_case_class(service.job_fields(row, base_url(request))) for row in rows]
+        return envelope_response(protocol.success(protocol.SEARCH_ID, now, {"count": total, "jobs": jobs}), started)
+
+    for prefix in ("", "/api"):
+        app.add_api_route(f"{prefix}/dataset/v1/request/submit", submit, methods=["POST"], include_in_schema=not prefix)
+        app.add_api_route(f"{prefix}/dataset/v1/request/read/{{tag}}", read, methods=["GET"], include_in_schema=not prefix)
+        app.add_api_route(f"{prefix}/dataset/v1/request/list/{{tag}}", list_jobs, methods=["GET"],
+                          include_in_schema=not prefix)
+    app.add_api_route("/request/search", search, methods=["POST"])
+
+
+def _text(value: Any) -> str:
+    """A JSON value as the Scala service sees it in a string field."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def create_app(settings: EmulatorSettings | None = None, *, service: Service | None = None) -> FastAPI:
+    """Build the emulator's application; every piece comes from ``settings`` unless given."""
+    from airflow_provider_uci.emulator.admin import register_admin
+
+    service = service or Service(settings or EmulatorSettings.from_env())
+    app = FastAPI(title="Sunbird Data Exhaust (local emulator)", docs_url="/docs", redoc_url=None)
+    app.state.service = service
+    app.state.settings = service.settings
+    app.state.clock = service.clock
+    app.state.find_transport = None
+    register_api(app, service)
+    register_admin(app, service)
+    return app

@@ -1,0 +1,98 @@
+"""What stands in front of the real service: the Kong gateway's API-key check, and the fault knobs.
+
+The real gateway resolves the bearer API key to a consumer and passes ``X-Consumer-ID`` on; the
+service then checks the (consumer, channel) pair. Faults are injected here too, before the service
+sees the call, as a misbehaving network or gateway would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request, Response
+
+from airflow_provider_uci.emulator import protocol
+from airflow_provider_uci.emulator.config import EmulatorSettings
+
+#: Text of the real controller's 500 after its 20-second ask timeout.
+ASK_TIMEOUT_MESSAGE = (
+    "Ask timed out on [Actor[akka://application/user/job-service-actor#-1474312046]] after [20000 ms]. "
+    "Message of type [org.ekstep.analytics.api.service.JobAPIService$DataRequest]. "
+    "A typical reason for `AskTimeoutException` is that the recipient actor didn't send a reply."
+)
+
+TransportFinder = Callable[[Any], Any]
+
+
+def json_response(body: dict[str, Any] | bytes, status: int, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response with the real service's ``Request-Time`` header."""
+    content = body if isinstance(body, bytes) else protocol.dumps(body)
+    return Response(content=content, status_code=status, media_type="application/json", headers=headers)
+
+
+def envelope_response(envelope: dict[str, Any], started: float) -> Response:
+    """Serialise an envelope with the HTTP status its ``responseCode`` maps to."""
+    elapsed = int((asyncio.get_running_loop().time() - started) * 1000)
+    return json_response(envelope, protocol.http_status(envelope), {"Request-Time": str(elapsed)})
+
+
+def gateway_consumer(request: Request, settings: EmulatorSettings) -> str | Response:
+    """Resolve ``Authorization: Bearer <key>`` to a consumer id, or answer 401 as Kong does."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return json_response({"message": "Unauthorized"}, 401)
+    consumer = settings.api_keys.get(token.strip())
+    if consumer is None:
+        return json_response({"message": "Invalid API key"}, 401)
+    return consumer
+
+
+def authorize(request: Request, settings: EmulatorSettings, consumer: str, channel: str) -> str | None:
+    """Return the service's 403 message for this consumer and channel, or ``None`` when allowed.
+
+    An empty ``x-authenticated-user-token`` counts as absent; a non-empty one is refused, because
+    the emulator has no user service and the real gateway denies UCI datasets on that path.
+    """
+    if not channel:
+        return "X-Channel-ID is missing in request header"
+    if request.headers.get("x-authenticated-user-token", "").strip():
+        return "You are not authorized."
+    if (consumer, channel) not in settings.authorized:
+        return f"Given X-Consumer-ID='{consumer}' and X-Channel-ID='{channel}' are not authorized"
+    return None
+
+
+def drop_connection(request: Request) -> bool:
+    """Abort the TCP connection carrying ``request`` without answering; ``False`` if not possible."""
+    finder: TransportFinder | None = getattr(request.app.state, "find_transport", None)
+    transport = finder(request.scope.get("client")) if finder else None
+    if transport is None:
+        return False
+    transport.abort()
+    return True
+
+
+async def inject_faults(request: Request, route: str, api_id: str | None) -> Response | None:
+    """Apply the configured faults for ``route``; return the response that replaces the real one."""
+    settings: EmulatorSettings = request.app.state.settings
+    faults = settings.faults
+    if not faults.active:
+        return None
+    if faults.fires(faults.latency, route):
+        await asyncio.sleep(faults.latency_seconds)
+    if faults.fires(faults.drop, route) and drop_connection(request):
+        return Response(status_code=500)  # never reaches the client: the connection is gone
+    if faults.fires(faults.error_429, route):
+        return json_response({"message": "API rate limit exceeded"}, 429, {"Retry-After": str(faults.retry_after)})
+    if faults.fires(faults.error_500, route):
+        if api_id is None:
+            return Response(
+                content=b'<?xml version="1.0" encoding="utf-8"?><Error><Code>InternalError</Code>'
+                b"<Message>The server encountered an internal error. Please retry the request.</Message></Error>",
+                status_code=500, media_type="application/xml")
+        clock = request.app.state.clock
+        return json_response(protocol.failure(api_id, clock.now(), "ERROR", ASK_TIMEOUT_MESSAGE), 500)
+    return None

@@ -1,0 +1,340 @@
+"""The ``job_request`` table of the real service (contract 3.1), in SQLite or PostgreSQL.
+
+Timestamps are stored as the real service stores them: naive ``TIMESTAMP`` values in the service's
+own time zone (the JDBC driver writes the JVM's local time). Rows come back as :class:`JobRow`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+ERR_MESSAGE_LIMIT = 300
+
+SQLITE_DDL = """
+CREATE TABLE IF NOT EXISTS job_request (
+    tag VARCHAR(100) NOT NULL,
+    request_id VARCHAR(50) NOT NULL,
+    job_id VARCHAR(50),
+    status VARCHAR(50),
+    request_data JSON,
+    requested_by VARCHAR(50),
+    requested_channel VARCHAR(50),
+    dt_job_submitted TIMESTAMP,
+    download_urls TEXT,
+    dt_file_created TIMESTAMP,
+    dt_job_completed TIMESTAMP,
+    execution_time INTEGER,
+    err_message VARCHAR(300),
+    iteration INTEGER,
+    encryption_key VARCHAR(50),
+    batch_number INTEGER,
+    processed_batches TEXT,
+    PRIMARY KEY (tag, request_id)
+)
+"""
+
+POSTGRES_DDL = """
+CREATE TABLE IF NOT EXISTS job_request (
+    tag VARCHAR(100) NOT NULL,
+    request_id VARCHAR(50) NOT NULL,
+    job_id VARCHAR(50),
+    status VARCHAR(50),
+    request_data json,
+    requested_by VARCHAR(50),
+    requested_channel VARCHAR(50),
+    dt_job_submitted TIMESTAMP,
+    download_urls text[],
+    dt_file_created TIMESTAMP,
+    dt_job_completed TIMESTAMP,
+    execution_time INTEGER,
+    err_message VARCHAR(300),
+    iteration INTEGER,
+    encryption_key VARCHAR(50),
+    batch_number INTEGER,
+    processed_batches text,
+    PRIMARY KEY (tag, request_id)
+)
+"""
+
+COLUMNS = (
+    "tag, request_id, job_id, status, request_data, requested_by, requested_channel, dt_job_submitted, "
+    "download_urls, dt_file_created, dt_job_completed, execution_time, err_message, iteration, encryption_key"
+)
+
+#: The columns whose limits make the real service fail (with a database error) rather than truncate.
+LENGTH_LIMITS = {"tag": 100, "requested_by": 50, "requested_channel": 50, "encryption_key": 50}
+
+
+class StoreError(RuntimeError):
+    """The database refused a write, as the real service's PostgreSQL would."""
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One ``job_request`` row; times are timezone-aware."""
+
+    tag: str
+    request_id: str
+    job_id: str
+    status: str
+    request_data: Any
+    requested_by: str
+    requested_channel: str
+    dt_job_submitted: datetime
+    download_urls: list[str]
+    dt_file_created: datetime | None
+    dt_job_completed: datetime | None
+    execution_time: int | None
+    err_message: str | None
+    iteration: int
+    encryption_key: str | None
+
+
+def abbreviate(message: str, limit: int = ERR_MESSAGE_LIMIT) -> str:
+    """Shorten like Commons ``StringUtils.abbreviate``: at most ``limit`` characters, ending in ``...``."""
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+class JobStore:
+    """The job table, with the real service's upsert and query rules."""
+
+    def __init__(self, tz: ZoneInfo, *, sqlite_path: Path | None = None, database_url: str | None = None) -> None:
+        if (sqlite_path is None) == (database_url is None):
+            raise ValueError("JobStore needs exactly one of sqlite_path or database_url")
+        self.tz = tz
+        self.is_postgres = database_url is not None
+        self._local = threading.local()
+        if database_url is not None:
+            import psycopg2.pool
+
+            self._pool = psycopg2.pool.ThreadedConnectionPool(1, 16, dsn=database_url)
+            with self._cursor() as cur:
+                cur.execute(POSTGRES_DDL)
+        else:
+            assert sqlite_path is not None
+            sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            self._sqlite_path = str(sqlite_path)
+            with self._cursor() as cur:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute(SQLITE_DDL)
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def _sqlite(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._sqlite_path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        """A cursor inside one transaction, committed on success and rolled back on error."""
+        if self.is_postgres:
+            conn = self._pool.getconn()
+            try:
+                with conn, conn.cursor() as cur:
+                    yield cur
+            except Exception as exc:
+                if type(exc).__module__.startswith("psycopg2"):
+                    raise StoreError(str(exc).strip()) from exc
+                raise
+            finally:
+                self._pool.putconn(conn)
+        else:
+            conn = self._sqlite()
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+            finally:
+                cur.close()
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.is_postgres else statement
+
+    def close(self) -> None:
+        """Release the connections."""
+        if self.is_postgres:
+            self._pool.closeall()
+        else:
+            conn = getattr(self._local, "conn", None)
+            if conn is not None:
+                conn.close()
+                self._local.conn = None
+
+    # -- conversions ---------------------------------------------------------------------------
+
+    def _to_db_time(self, instant: datetime) -> Any:
+        local = instant.astimezone(self.tz).replace(tzinfo=None)
+        return local if self.is_postgres else local.isoformat(sep=" ", timespec="milliseconds")
+
+    def _from_db_time(self, value: Any) -> datetime | None:
+        if value is None:
+            return None
+        naive = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+        return naive.replace(tzinfo=self.tz)
+
+    def _row(self, values: Sequence[Any]) -> JobRow:
+        (tag, request_id, job_id, status, request_data, requested_by, requested_channel, submitted, urls,
+         file_created, completed, execution_time, err_message, iteration, encryption_key) = values
+        if isinstance(request_data, str):
+            request_data = json.loads(request_data)
+        if isinstance(urls, str):
+            urls = json.loads(urls)
+        submitted_at = self._from_db_time(submitted)
+        assert submitted_at is not None
+        return JobRow(
+            tag=tag, request_id=request_id, job_id=job_id, status=status, request_data=request_data,
+            requested_by=requested_by, requested_channel=requested_channel, dt_job_submitted=submitted_at,
+            download_urls=list(urls or []), dt_file_created=self._from_db_time(file_created),
+            dt_job_completed=self._from_db_time(completed), execution_time=execution_time,
+            err_message=err_message, iteration=iteration or 0, encryption_key=encryption_key,
+        )
+
+    def _urls(self, urls: list[str]) -> Any:
+        return list(urls) if self.is_postgres else json.dumps(urls)
+
+    # -- the API's queries ---------------------------------------------------------------------
+
+    def get(self, tag: str, request_id: str) -> JobRow | None:
+        """Return the row with exactly this ``tag`` (``tag:channel``) and ``request_id``."""
+        with self._cursor() as cur:
+            cur.execute(self._sql(f"SELECT {COLUMNS} FROM job_request WHERE tag = ? AND request_id = ?"), (tag, request_id))
+            found = cur.fetchone()
+        return self._row(found) if found else None
+
+    def submit(
+        self,
+        *,
+        tag: str,
+        request_id: str,
+        job_id: str,
+        request_data: Any,
+        requested_by: str,
+        requested_channel: str,
+        encryption_key: str | None,
+        now: datetime,
+    ) -> JobRow:
+        """Insert a new SUBMITTED row, or reset a FAILED one; any other existing row is left as it is."""
+        self._check_lengths(tag=tag, requested_by=requested_by, requested_channel=requested_channel,
+                            encryption_key=encryption_key)
+        data = json.dumps(request_data, ensure_ascii=False)
+        submitted = self._to_db_time(now)
+        with self._cursor() as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO job_request (tag, request_id, job_id, status, request_data, requested_by, "
+                    "requested_channel, dt_job_submitted, download_urls, iteration, encryption_key) "
+                    "VALUES (?, ?, ?, 'SUBMITTED', ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (tag, request_id) DO NOTHING"
+                ),
+                (tag, request_id, job_id, data, requested_by, requested_channel, submitted, self._urls([]), encryption_key),
+            )
+            if cur.rowcount == 0:
+                cur.execute(
+                    self._sql(
+                        "UPDATE job_request SET status = 'SUBMITTED', dt_job_submitted = ?, request_data = ?, "
+                        "encryption_key = ?, requested_by = ?, requested_channel = ?, job_id = ? "
+                        "WHERE tag = ? AND request_id = ? AND upper(status) = 'FAILED'"
+                    ),
+                    (submitted, data, encryption_key, requested_by, requested_channel, job_id, tag, request_id),
+                )
+            cur.execute(self._sql(f"SELECT {COLUMNS} FROM job_request WHERE tag = ? AND request_id = ?"), (tag, request_id))
+            row = cur.fetchone()
+        return self._row(row)
+
+    def list(self, tag: str, limit: int) -> list[JobRow]:
+        """Return the rows under ``tag``, newest submission first, at most ``limit``."""
+        if limit < 0:
+            raise StoreError(f'ERROR: LIMIT must not be negative (limit {limit})')
+        with self._cursor() as cur:
+            cur.execute(
+                self._sql(f"SELECT {COLUMNS} FROM job_request WHERE tag = ? ORDER BY dt_job_submitted DESC LIMIT ?"),
+                (tag, limit),
+            )
+            rows = cur.fetchall()
+        return [self._row(row) for row in rows]
+
+    def search(self, filters: dict[str, str], limit: int) -> tuple[int, list[JobRow]]:
+        """Return the number of rows matching ``filters`` and the newest ``limit`` of them."""
+        clauses, params = [], []
+        for key, column in (("dataset", "job_id"), ("status", "status"), ("channel", "requested_channel")):
+            if key in filters:
+                clauses.append(f"{column} = ?")
+                params.append(filters[key])
+        if "requestedDate" in filters:
+            clauses.append("date(dt_job_submitted) = ?")
+            params.append(filters["requestedDate"])
+        where = " AND ".join(clauses) or "1=1"
+        with self._cursor() as cur:
+            cur.execute(self._sql(f"SELECT count(*) FROM job_request WHERE {where}"), params)
+            total = cur.fetchone()[0]
+            cur.execute(
+                self._sql(f"SELECT {COLUMNS} FROM job_request WHERE {where} ORDER BY dt_job_submitted DESC LIMIT ?"),
+                [*params, limit],
+            )
+            rows = cur.fetchall()
+        return total, [self._row(row) for row in rows]
+
+    # -- the nightly jobs' queries -------------------------------------------------------------
+
+    def pending(self, datasets: Sequence[str], max_iterations: int) -> list[JobRow]:
+        """Rows the nightly job picks: its datasets, SUBMITTED or FAILED, fewer than ``max_iterations``."""
+        marks = ", ".join("?" for _ in datasets)
+        with self._cursor() as cur:
+            cur.execute(
+                self._sql(
+                    f"SELECT {COLUMNS} FROM job_request WHERE job_id IN ({marks}) AND iteration < ? "
+                    "AND status IN ('SUBMITTED', 'FAILED') ORDER BY dt_job_submitted"
+                ),
+                (*datasets, max_iterations),
+            )
+            rows = cur.fetchall()
+        return [self._row(row) for row in rows]
+
+    def mark_success(self, tag: str, request_id: str, *, download_urls: list[str], execution_time: int,
+                     completed: datetime) -> None:
+        """Record a successful run; a NULL ``err_message`` becomes ``""`` and an old one is kept."""
+        with self._cursor() as cur:
+            cur.execute(
+                self._sql(
+                    "UPDATE job_request SET status = 'SUCCESS', download_urls = ?, execution_time = ?, "
+                    "dt_job_completed = ?, err_message = coalesce(err_message, '') WHERE tag = ? AND request_id = ?"
+                ),
+                (self._urls(download_urls), execution_time, self._to_db_time(completed), tag, request_id),
+            )
+
+    def mark_failed(self, tag: str, request_id: str, *, message: str, completed: datetime,
+                    execution_time: int = 0) -> None:
+        """Record a failed run: one more iteration and the message, cut to 300 characters."""
+        with self._cursor() as cur:
+            cur.execute(
+                self._sql(
+                    "UPDATE job_request SET status = 'FAILED', dt_job_completed = ?, iteration = iteration + 1, "
+                    "err_message = ?, execution_time = ? WHERE tag = ? AND request_id = ?"
+                ),
+                (self._to_db_time(completed), abbreviate(message), execution_time, tag, request_id),
+            )
+
+    @staticmethod
+    def _check_lengths(**values: str | None) -> None:
+        for column, value in values.items():
+            limit = LENGTH_LIMITS[column]
+            if value is not None and len(value) > limit:
+                raise StoreError(f"ERROR: value too long for type character varying({limit})")
