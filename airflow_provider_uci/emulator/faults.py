@@ -12,6 +12,12 @@ from dataclasses import dataclass, field
 
 ROUTES = ("submit", "read", "list", "search", "download")
 ENV_PREFIX = "UCI_EMULATOR_FAULT_"
+#: Each knob's variable (after ``ENV_PREFIX``) and command-line flag, named in error messages.
+ENV_SUFFIXES = {"error_500": "500", "error_429": "429", "retry_after": "RETRY_AFTER", "latency": "LATENCY",
+                "latency_seconds": "LATENCY_SECONDS", "drop": "DROP", "truncate": "TRUNCATE", "seed": "SEED"}
+FLAGS = {"error_500": "--fault-500", "error_429": "--fault-429", "retry_after": "--retry-after",
+         "latency": "--fault-latency", "latency_seconds": "--latency-seconds", "drop": "--fault-drop",
+         "truncate": "--fault-truncate", "seed": "--fault-seed"}
 
 
 class FaultSpecError(ValueError):
@@ -86,30 +92,33 @@ class FaultSettings:
             raw = env.get(ENV_PREFIX + name)
             return raw if raw not in (None, "") else None
 
-        raw = {
-            "error_500": get("500"),
-            "error_429": get("429"),
-            "retry_after": get("RETRY_AFTER"),
-            "latency": get("LATENCY"),
-            "latency_seconds": get("LATENCY_SECONDS"),
-            "drop": get("DROP"),
-            "truncate": get("TRUNCATE"),
-            "seed": get("SEED"),
-        }
-        raw.update({name: value for name, value in flags.items() if value is not None})
-        return cls.from_values(**raw)
+        raw = {knob: get(suffix) for knob, suffix in ENV_SUFFIXES.items()}
+        names = {knob: ENV_PREFIX + suffix for knob, suffix in ENV_SUFFIXES.items()}
+        for knob, value in flags.items():
+            if value is not None:
+                raw[knob] = value
+                names[knob] = FLAGS.get(knob, knob)
+        return cls.from_values(names=names, **raw)
 
     @classmethod
-    def from_values(cls, **raw: str | float | int | None) -> FaultSettings:
-        """Build from textual knob values (flags or environment); ``None`` means unset."""
+    def from_values(cls, names: dict[str, str] | None = None, **raw: str | float | int | None) -> FaultSettings:
+        """Build from textual knob values (flags or environment); ``None`` means unset.
+
+        ``names`` maps a knob to the flag or variable it came from, which error messages then name.
+        """
+        names = names or {}
         values: dict[str, object] = {}
         for knob in ("error_500", "error_429", "latency", "drop"):
             if raw.get(knob) is not None:
-                values[knob] = parse_rates(str(raw[knob]), knob)
+                values[knob] = parse_rates(str(raw[knob]), names.get(knob, knob))
         for knob, kind in (("retry_after", int), ("latency_seconds", float), ("truncate", float), ("seed", int)):
             if raw.get(knob) is not None:
                 try:
                     values[knob] = kind(raw[knob])  # type: ignore[operator]
                 except ValueError:
-                    raise FaultSpecError(f"{knob}: expected a number, got {raw[knob]!r}") from None
-        return cls(**values)  # type: ignore[arg-type]
+                    raise FaultSpecError(f"{names.get(knob, knob)}: expected a number, got {raw[knob]!r}") from None
+        try:
+            return cls(**values)  # type: ignore[arg-type]
+        except FaultSpecError as exc:
+            knob, _, rest = str(exc).partition(": ")
+            raise FaultSpecError(f"{names.get(knob, knob)}: {rest}") from None

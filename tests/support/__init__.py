@@ -1,0 +1,1 @@
+"""Helpers the test suite uses to start and reach real services."""
