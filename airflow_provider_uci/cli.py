@@ -124,9 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "emulator" and args.emulator_command == "serve":
+            settings = _emulator_settings(args)  # before the server's heavy imports: bad settings fail fast
             from airflow_provider_uci.emulator.server import serve
 
-            settings = _emulator_settings(args)
             print(f"uci-exhaust emulator: http://{args.host}:{args.port}/api  (data: {settings.data_dir}, "
                   f"storage: {settings.storage}, store: {'postgresql' if settings.database_url else 'sqlite'})",
                   flush=True)

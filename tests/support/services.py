@@ -145,9 +145,9 @@ def run_azurite(workdir: Path) -> Iterator[Azurite]:
     log = workdir / "azurite.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(workdir),
-             "--inMemoryPersistence", "--silent", "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence", "--silent",
+             "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
+            cwd=workdir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
     try:
         wait_for_port(port, process, 30, "Azurite", log)
