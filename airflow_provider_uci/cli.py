@@ -26,6 +26,13 @@ Every flag has an environment variable; a flag wins over its variable.
                             UCI_EMULATOR_FAULT_500, _429, _LATENCY, _DROP, _TRUNCATE, _SEED
   --retry-after, --latency-seconds
                             UCI_EMULATOR_FAULT_RETRY_AFTER, UCI_EMULATOR_FAULT_LATENCY_SECONDS
+  --pdata-id                UCI_EMULATOR_PDATA_ID
+  --encryption-secret       UCI_EMULATOR_ENCRYPTION_SECRET
+  --response-cron           UCI_EMULATOR_RESPONSE_CRON
+  --private-cron            UCI_EMULATOR_PRIVATE_CRON
+  --jobs-timezone           UCI_EMULATOR_JOBS_TIMEZONE
+  --jobs-every              UCI_EMULATOR_JOBS_EVERY
+  --no-schedule             UCI_EMULATOR_SCHEDULE=false
 
 With no configuration, the API key 'dev-key' (consumer 'dev-consumer') may use channel 'dev-channel'.
 A fault rate is one number for every route (0.1) or per route (read=0.5,submit=0.1); routes are
@@ -33,32 +40,46 @@ submit, read, list, search and download.
 """
 
 
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    """Options every emulator command shares: where data lives, its clock and the jobs' settings."""
+    parser.add_argument("--data-dir", type=Path, help="job store, UCI tables and local blobs (default ./.uci-emulator)")
+    parser.add_argument("--database-url", help="keep the job store in PostgreSQL (postgresql://...)")
+    parser.add_argument("--timezone", help="time zone of the submission date in request ids (default UTC)")
+    parser.add_argument("--now", help="start the clock at this ISO date-time (it then ticks in real time)")
+    parser.add_argument("--storage", choices=["local", "azure"], help="blob storage backend (default local)")
+    parser.add_argument("--storage-account", help="account name in stored URLs of local storage")
+    parser.add_argument("--azure-connection-string", help="Azure Blob (or Azurite) connection string")
+    parser.add_argument("--pdata-id", help="the response job's context.pdata.id filter (default prod.uci.diksha)")
+    parser.add_argument("--encryption-secret", help="base64 AES key of identity usernames (uci.encryption.secret)")
+
+
 def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser(
         "serve",
-        help="serve the Data Exhaust API",
+        help="serve the Data Exhaust API and run the nightly jobs on schedule",
         description="Serve the Data Exhaust API at /dataset/v1/request/... and /api/dataset/v1/request/..., "
-        "the internal POST /request/search, signed downloads and /admin routes.",
+        "the internal POST /request/search, signed downloads and /admin routes, and run the nightly "
+        "exhaust jobs on their schedule.",
         epilog=EMULATOR_ENV_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=9000, help="port to listen on (default 9000)")
-    serve.add_argument("--data-dir", type=Path, help="job store and local blobs (default ./.uci-emulator)")
-    serve.add_argument("--database-url", help="keep the job store in PostgreSQL (postgresql://...)")
+    _add_common(serve)
     serve.add_argument("--api-key", action="append", metavar="KEY=CONSUMER",
                        help="an API key and the consumer it identifies; repeatable; replaces the default dev-key")
     serve.add_argument("--authorize", action="append", metavar="CONSUMER=CHANNEL",
                        help="allow a consumer to use a channel; repeatable; replaces the default")
-    serve.add_argument("--timezone", help="time zone of the submission date in request ids (default UTC)")
-    serve.add_argument("--now", help="start the clock at this ISO date-time (it then ticks in real time)")
     serve.add_argument("--expiry-seconds", type=int, help="signed URL and expiresAt lifetime (default 1800)")
-    serve.add_argument("--storage", choices=["local", "azure"], help="blob storage backend (default local)")
-    serve.add_argument("--storage-account", help="account name in stored URLs of local storage")
-    serve.add_argument("--azure-connection-string", help="Azure Blob (or Azurite) connection string")
     serve.add_argument("--signing-key", help="HMAC key of local signed URLs")
     serve.add_argument("--server-error-delay", type=float,
                        help="seconds before a 500 answers (the real service takes 20)")
+    serve.add_argument("--response-cron", help="when the response job runs (default '0 2 * * *')")
+    serve.add_argument("--private-cron", help="when the private job runs (default '0 3 * * *')")
+    serve.add_argument("--jobs-timezone", help="time zone of the crons (default Asia/Kolkata)")
+    serve.add_argument("--jobs-every", type=float, metavar="SECONDS",
+                       help="fast mode: run both jobs every this many seconds instead of on the crons")
+    serve.add_argument("--no-schedule", action="store_true", help="never run the jobs by themselves")
     serve.add_argument("--fault-500", metavar="RATE", help="rate of HTTP 500 with the error envelope")
     serve.add_argument("--fault-429", metavar="RATE", help="rate of HTTP 429 with Retry-After")
     serve.add_argument("--retry-after", metavar="SECONDS", help="Retry-After of injected 429s (default 1)")
@@ -70,23 +91,61 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
 
 
+def _add_run_jobs(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser(
+        "run-jobs", help="run the nightly exhaust jobs now",
+        description="Run the nightly exhaust jobs now over the data dir, as the real service's on-demand "
+        "replay does: every SUBMITTED or FAILED request with fewer than 3 attempts is processed.",
+        epilog=EMULATOR_ENV_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common(run)
+    run.add_argument("--dataset", choices=["uci-response-exhaust", "uci-private-exhaust"],
+                     help="run only this dataset's job (default: both, response first)")
+    run.add_argument("--json", action="store_true", help="print the outcomes as JSON")
+
+
+def _add_seed(sub: argparse._SubParsersAction) -> None:
+    seed = sub.add_parser(
+        "seed", help="write realistic bots, users and ASSESS telemetry",
+        description="Write bots, FusionAuth users, registrations, identities and ASSESS telemetry in the "
+        "shape UCI emits it into the data dir (deterministic for a given --seed).",
+        epilog=EMULATOR_ENV_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common(seed)
+    seed.add_argument("--bots", type=int, default=3, help="bots to generate (default 3)")
+    seed.add_argument("--users", type=int, default=50, help="users to generate (default 50)")
+    seed.add_argument("--events", type=int, default=5000, help="telemetry events to emit (default 5000)")
+    seed.add_argument("--start", help="first sync day, YYYY-MM-DD (default: --days days before today, IST)")
+    seed.add_argument("--days", type=int, default=3, help="sync days to spread events over (default 3)")
+    seed.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    seed.add_argument("--channel", default="dev-channel", help="channel owning the bots (default dev-channel)")
+    seed.add_argument("--partitions", type=int, default=2, help="telemetry files per day (default 2)")
+    seed.add_argument("--bot", action="append", metavar="ID=NAME", help="also add this bot (repeatable)")
+    seed.add_argument("--user", action="append", metavar="ID[=true|false|unset]",
+                      help="also add this user, registered to every --bot, with this consent (repeatable)")
+    seed.add_argument("--telemetry", action="append", type=Path, metavar="FILE.jsonl",
+                      help="also load these telemetry events into unique/raw, by IST sync day (repeatable)")
+    seed.add_argument("--record", type=Path, metavar="FILE.jsonl",
+                      help="write one JSON line per event the response exhaust must contain")
+    seed.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
 def _emulator_settings(args: argparse.Namespace):  # noqa: ANN202
     from airflow_provider_uci.emulator.config import EmulatorSettings, parse_instant, parse_pairs, parse_zone
     from airflow_provider_uci.emulator.faults import FaultSettings
 
-    overrides: dict[str, object] = {
-        "data_dir": args.data_dir,
-        "database_url": args.database_url,
-        "expiry_seconds": args.expiry_seconds,
-        "storage": args.storage,
-        "storage_account": args.storage_account,
-        "azure_connection_string": args.azure_connection_string,
-        "signing_key": args.signing_key,
-        "server_error_delay": args.server_error_delay,
-    }
-    if args.api_key:
+    def flag(name: str) -> object:
+        return getattr(args, name, None)
+
+    overrides: dict[str, object] = {name: flag(name) for name in (
+        "data_dir", "database_url", "expiry_seconds", "storage", "storage_account", "azure_connection_string",
+        "signing_key", "server_error_delay", "response_cron", "private_cron", "jobs_every", "encryption_secret")}
+    overrides["bot_pdata_id"] = flag("pdata_id")
+    if flag("no_schedule"):
+        overrides["schedule"] = False
+    if flag("jobs_timezone"):
+        overrides["jobs_timezone"] = parse_zone(args.jobs_timezone, "--jobs-timezone")
+    if flag("api_key"):
         overrides["api_keys"] = dict(pair for item in args.api_key for pair in parse_pairs(item, "--api-key"))
-    if args.authorize:
+    if flag("authorize"):
         overrides["authorized"] = {pair for item in args.authorize for pair in parse_pairs(item, "--authorize")}
     if args.timezone:
         overrides["timezone"] = parse_zone(args.timezone, "--timezone")
@@ -96,12 +155,80 @@ def _emulator_settings(args: argparse.Namespace):  # noqa: ANN202
         tz = overrides.get("timezone") or ZoneInfo("UTC")
         overrides["now"] = parse_instant(args.now, "--now", tz)  # type: ignore[arg-type]
     overrides["faults"] = FaultSettings.from_env(
-        os.environ, error_500=args.fault_500, error_429=args.fault_429, retry_after=args.retry_after,
-        latency=args.fault_latency, latency_seconds=args.latency_seconds, drop=args.fault_drop,
-        truncate=args.fault_truncate, seed=args.fault_seed,
+        os.environ, error_500=flag("fault_500"), error_429=flag("fault_429"), retry_after=flag("retry_after"),
+        latency=flag("fault_latency"), latency_seconds=flag("latency_seconds"), drop=flag("fault_drop"),
+        truncate=flag("fault_truncate"), seed=flag("fault_seed"),
     )
     settings = EmulatorSettings.from_env(**overrides)
     return settings
+
+
+def _run_jobs(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
+    import json
+
+    from airflow_provider_uci.emulator.app import Service
+
+    service = Service(settings)
+    outcomes = service.run_jobs((args.dataset,) if args.dataset else None)
+    if args.json:
+        print(json.dumps([outcome.as_dict() for outcome in outcomes], indent=2))
+    else:
+        for outcome in outcomes:
+            print(f"{outcome.dataset}  {outcome.request_id}  {outcome.status}"
+                  + (f"  {outcome.message}" if outcome.status == "FAILED" else f"  ({outcome.execution_time} ms)"))
+        print(f"{len(outcomes)} request(s) processed")
+    return 0
+
+
+def _seed(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
+    import json
+    from datetime import date
+
+    from airflow_provider_uci.emulator.app import Service
+    from airflow_provider_uci.emulator.config import parse_pairs
+    from airflow_provider_uci.emulator.jobs.common import IST
+    from airflow_provider_uci.emulator.seed import SeedOptions
+
+    def parse_user(item: str) -> tuple[str, bool | None]:
+        user_id, _, consent = item.partition("=")
+        value = {"": True, "true": True, "false": False, "unset": None}.get(consent.strip().lower(), "bad")
+        if value == "bad" or not user_id.strip():
+            raise ValueError(f"--user: expected ID[=true|false|unset], got {item!r}")
+        return user_id.strip(), value  # type: ignore[return-value]
+
+    try:
+        start = date.fromisoformat(args.start) if args.start else None
+    except ValueError:
+        raise ValueError(f"--start: expected YYYY-MM-DD, got {args.start!r}") from None
+    for path in args.telemetry or []:
+        if not path.is_file():
+            raise ValueError(f"--telemetry: no such file {str(path)!r}")
+    options = SeedOptions(
+        bots=args.bots, users=args.users, events=args.events, start=start, days=args.days, seed=args.seed,
+        channel=args.channel, partitions=args.partitions, record=args.record,
+        telemetry_files=list(args.telemetry or []),
+        extra_bots=[pair for item in args.bot or [] for pair in parse_pairs(item, "--bot")],
+        extra_users=[parse_user(item) for item in args.user or []],
+    )
+    service = Service(settings)
+    summary = service.seed(options, today=service.clock.now().astimezone(IST).date())
+    if args.json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        users = summary["users"]
+        print(f"seeded {settings.data_dir}: channel {summary['channel']}, pdata id {summary['pdata_id']}")
+        for bot in summary["bots"]:
+            total = sum(bot["events_by_day"].values())
+            print(f"  bot {bot['id']}  {bot['name']}: {total} response rows over {len(bot['events_by_day'])} day(s)")
+        print(f"  users: {users['consent_true']} consenting, {users['consent_false']} not, "
+              f"{users['consent_unset']} unset")
+        events = summary["events"]
+        print(f"  events: {events['emitted']} emitted, {events['kept']} kept in unique/raw "
+              f"({events['duplicates_dropped']} same-second duplicates dropped), {events['filtered_out']} "
+              f"that the job filters out, {events['unknown_device']} from unknown devices")
+        if summary["telemetry_events_loaded"]:
+            print(f"  telemetry files: {summary['telemetry_events_loaded']} events loaded")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="The local Data Exhaust service.")
     emulator_commands = emulator.add_subparsers(dest="emulator_command", required=True)
     _add_serve(emulator_commands)
+    _add_run_jobs(emulator_commands)
+    _add_seed(emulator_commands)
     return parser
 
 
@@ -132,7 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                   flush=True)
             serve(settings, host=args.host, port=args.port, log_level=args.log_level)
             return 0
-    except (SettingsError, FaultSpecError) as exc:
+        if args.command == "emulator" and args.emulator_command == "run-jobs":
+            return _run_jobs(args, _emulator_settings(args))
+        if args.command == "emulator" and args.emulator_command == "seed":
+            return _seed(args, _emulator_settings(args))
+    except (SettingsError, FaultSpecError, ValueError) as exc:
         print(f"uci-exhaust: error: {exc}", file=sys.stderr)
         return 2
     parser.error("unknown command")

@@ -155,6 +155,27 @@ def register_admin(app: FastAPI, service: Service) -> None:
         fields["downloadUrls"] = list(row.download_urls)  # the stored form, unsigned
         return json_response(protocol.job_as_case_class(fields), 200)
 
+    async def run_jobs(request: Request) -> Response:
+        """Run the nightly jobs now, as the real service's on-demand replay does."""
+        from starlette.concurrency import run_in_threadpool
+
+        from airflow_provider_uci.emulator.jobs import DATASETS
+
+        dataset = request.query_params.get("dataset")
+        if dataset is not None and dataset not in DATASETS:
+            return json_response({"error": f"dataset: must be one of {', '.join(DATASETS)}, got {dataset!r}"}, 400)
+        outcomes = await run_in_threadpool(service.run_jobs, (dataset,) if dataset else None)
+        return json_response({"processed": [outcome.as_dict() for outcome in outcomes]}, 200)
+
+    async def schedule() -> dict[str, Any]:
+        scheduler = app.state.scheduler
+        settings = service.settings
+        return {"enabled": settings.schedule, "every": settings.jobs_every, "timezone": str(settings.jobs_timezone),
+                "crons": scheduler.crons, "runs": scheduler.runs,
+                "nextDue": {name: due.isoformat() for name, due in scheduler.next_due.items()}}
+
+    app.add_api_route("/admin/run-jobs", run_jobs, methods=["POST"])
+    app.add_api_route("/admin/schedule", schedule, methods=["GET"])
     app.add_api_route("/admin/health", health, methods=["GET"])
     app.add_api_route("/admin/clock", get_clock, methods=["GET"])
     app.add_api_route("/admin/clock", set_clock, methods=["POST"])

@@ -9,9 +9,13 @@ service. ``POST /request/search`` is the service's internal route. Download and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
-from datetime import timedelta
+from collections.abc import Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +33,12 @@ from airflow_provider_uci.emulator.gateway import (
     json_response,
 )
 from airflow_provider_uci.emulator.storage import AzureStorage, BlobStorage, LocalStorage, key_from_stored_url
+from airflow_provider_uci.emulator.jobs import Outcome, run_jobs
+from airflow_provider_uci.emulator.jobs.common import JobContext
+from airflow_provider_uci.emulator.seed import SeedOptions
+from airflow_provider_uci.emulator.seed import seed as seed_data
 from airflow_provider_uci.emulator.store import JobRow, JobStore, StoreError
+from airflow_provider_uci.emulator.ucidb import UciDatabase
 
 #: Kong's request-size-limiting plugin on these routes: 1 MB.
 MAX_BODY_BYTES = 1024 * 1024
@@ -82,6 +91,28 @@ class Service:
         self.clock = clock or Clock(settings.now)
         self.store = store or build_store(settings)
         self.storage = storage or build_storage(settings)
+        self._uci: UciDatabase | None = None
+
+    @property
+    def uci(self) -> UciDatabase:
+        """UCI's bot and FusionAuth tables (opened on first use)."""
+        if self._uci is None:
+            self._uci = UciDatabase(self.settings.uci_database)
+        return self._uci
+
+    def job_context(self) -> JobContext:
+        """What the nightly jobs run with."""
+        return JobContext(settings=self.settings, clock=self.clock, storage=self.storage, uci=self.uci)
+
+    def run_jobs(self, datasets: tuple[str, ...] | None = None) -> list[Outcome]:
+        """Run the nightly jobs now (both, response first, unless ``datasets`` says otherwise)."""
+        return run_jobs(self.store, self.job_context(), datasets)
+
+    def seed(self, options: SeedOptions, today: date) -> dict[str, Any]:
+        """Write seed data into this service's UCI tables and telemetry container."""
+        return seed_data(options, storage=self.storage, uci=self.uci, telemetry_container=self.settings.telemetry_container,
+                         pdata_id=self.settings.bot_pdata_id, encryption_secret=self.settings.encryption_secret,
+                         today=today, scratch_root=self.settings.data_dir / "tmp")
 
     async def db(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a store call: inline for SQLite (microseconds), in a thread for PostgreSQL."""
@@ -89,14 +120,18 @@ class Service:
             return await run_in_threadpool(function, *args, **kwargs)
         return function(*args, **kwargs)
 
-    def job_fields(self, row: JobRow, base_url: str) -> dict[str, Any]:
-        """The job object's values with freshly signed download URLs."""
+    def job_fields(self, row: JobRow, base_url: str | Callable[[], str]) -> dict[str, Any]:
+        """The job object's values with freshly signed download URLs.
+
+        ``base_url`` may be a function, called only when there is a URL to sign.
+        """
         now = self.clock.now()
         ttl = timedelta(seconds=self.settings.expiry_seconds)
         container = self.settings.reports_container
 
         def sign(stored: str) -> str:
-            return self.storage.signed_url(container, key_from_stored_url(stored), now=now, ttl=ttl, base_url=base_url)
+            base = base_url if isinstance(base_url, str) else base_url()
+            return self.storage.signed_url(container, key_from_stored_url(stored), now=now, ttl=ttl, base_url=base)
 
         expires = int((now + ttl).timestamp() * 1000)
         return protocol.job_fields(row, expires_at_ms=expires, sign=sign)
@@ -162,7 +197,7 @@ def register_api(app: FastAPI, service: Service) -> None:
             )
         except StoreError as exc:
             return await server_error(service, protocol.SUBMIT_ID, str(exc), started)
-        job = protocol.job_as_map(service.job_fields(row, base_url(request)))
+        job = protocol.job_as_map(service.job_fields(row, lambda: base_url(request)))
         return envelope_response(protocol.success(protocol.SUBMIT_ID, service.clock.now(), job), started)
 
     async def read(request: Request, tag: str) -> Response:
@@ -184,7 +219,7 @@ def register_api(app: FastAPI, service: Service) -> None:
                 protocol.failure(protocol.READ_ID, now, "OK", protocol.NO_JOB_MESSAGE, response_code="OK"), started)
         if (denied := authorize(request, service.settings, consumer, channel)) is not None:
             return envelope_response(protocol.failure(protocol.READ_ID, now, "FORBIDDEN", denied), started)
-        job = protocol.job_as_map(service.job_fields(row, base_url(request)))
+        job = protocol.job_as_map(service.job_fields(row, lambda: base_url(request)))
         return envelope_response(protocol.success(protocol.READ_ID, now, job), started)
 
     async def list_jobs(request: Request, tag: str) -> Response:
@@ -207,7 +242,7 @@ def register_api(app: FastAPI, service: Service) -> None:
         now = service.clock.now()
         if (denied := authorize(request, service.settings, consumer, channel)) is not None:
             return envelope_response(protocol.failure(protocol.LIST_ID, now, "FORBIDDEN", denied), started)
-        jobs = [protocol.job_as_case_class(service.job_fields(row, base_url(request))) for row in rows]
+        jobs = [protocol.job_as_case_class(service.job_fields(row, lambda: base_url(request))) for row in rows]
         return envelope_response(protocol.success(protocol.LIST_ID, now, {"count": len(jobs), "jobs": jobs}), started)
 
     async def search(request: Request) -> Response:
@@ -231,7 +266,7 @@ def register_api(app: FastAPI, service: Service) -> None:
             total, rows = await service.db(service.store.search, supported, int(limit))
         except (StoreError, TypeError, ValueError) as exc:
             return await server_error(service, protocol.SEARCH_ID, str(exc), started)
-        jobs = [protocol.job_as_case_class(service.job_fields(row, base_url(request))) for row in rows]
+        jobs = [protocol.job_as_case_class(service.job_fields(row, lambda: base_url(request))) for row in rows]
         return envelope_response(protocol.success(protocol.SEARCH_ID, now, {"count": total, "jobs": jobs}), started)
 
     for prefix in ("", "/api"):
@@ -248,14 +283,33 @@ def _text(value: Any) -> str:
 
 
 def create_app(settings: EmulatorSettings | None = None, *, service: Service | None = None) -> FastAPI:
-    """Build the emulator's application; every piece comes from ``settings`` unless given."""
+    """Build the emulator's application; every piece comes from ``settings`` unless given.
+
+    While the application runs (under uvicorn), the nightly jobs run on their schedule unless
+    ``settings.schedule`` is off.
+    """
     from airflow_provider_uci.emulator.admin import register_admin
+    from airflow_provider_uci.emulator.scheduler import JobScheduler
 
     service = service or Service(settings or EmulatorSettings.from_env())
-    app = FastAPI(title="Sunbird Data Exhaust (local emulator)", docs_url="/docs", redoc_url=None)
+    scheduler = JobScheduler(service)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(scheduler.run_forever()) if service.settings.schedule else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(title="Sunbird Data Exhaust (local emulator)", docs_url="/docs", redoc_url=None, lifespan=lifespan)
     app.state.service = service
     app.state.settings = service.settings
     app.state.clock = service.clock
+    app.state.scheduler = scheduler
     app.state.find_transport = None
     register_api(app, service)
     register_admin(app, service)

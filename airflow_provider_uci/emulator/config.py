@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from airflow_provider_uci.emulator.crypto import DEFAULT_ENCRYPTION_SECRET
 from airflow_provider_uci.emulator.faults import FaultSettings
 
 #: The API key, consumer and channel that work with no configuration at all.
@@ -65,6 +66,12 @@ class EmulatorSettings:
     :param expiry_seconds: lifetime of signed download URLs and of ``expiresAt``.
     :param storage: ``local`` (files under the data dir) or ``azure`` (Azure Blob / Azurite).
     :param signing_key: HMAC key of local signed URLs; kept in ``<data_dir>/signing.key`` when unset.
+    :param bot_pdata_id: the response job's ``context.pdata.id`` filter (exact, case-sensitive).
+    :param encryption_secret: base64 AES key of identity usernames (``uci.encryption.secret``).
+    :param response_cron: when the response job runs, in ``jobs_timezone`` (02:00 Asia/Kolkata).
+    :param private_cron: when the private job runs (03:00 Asia/Kolkata).
+    :param jobs_every: fast mode: run both jobs every this many seconds instead of on the crons.
+    :param schedule: whether ``serve`` runs the jobs on their schedule at all.
     """
 
     data_dir: Path = field(default_factory=lambda: Path(".uci-emulator"))
@@ -84,6 +91,19 @@ class EmulatorSettings:
     signing_key: str | None = None
     server_error_delay: float = 0.0
     faults: FaultSettings = field(default_factory=FaultSettings)
+    bot_pdata_id: str = "prod.uci.diksha"
+    encryption_secret: str = DEFAULT_ENCRYPTION_SECRET
+    telemetry_container: str = "telemetry-data-store"
+    response_cron: str = "0 2 * * *"
+    private_cron: str = "0 3 * * *"
+    jobs_timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Kolkata"))
+    jobs_every: float | None = None
+    schedule: bool = True
+
+    @property
+    def uci_database(self) -> Path:
+        """The SQLite file of UCI's bot and FusionAuth tables."""
+        return self.data_dir / "uci.sqlite3"
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -93,6 +113,10 @@ class EmulatorSettings:
             raise SettingsError("azure_connection_string: required when storage is 'azure'")
         if self.expiry_seconds <= 0:
             raise SettingsError(f"expiry_seconds: must be a positive number of seconds, got {self.expiry_seconds}")
+        if self.jobs_every is not None and self.jobs_every <= 0:
+            raise SettingsError(f"jobs_every: must be a positive number of seconds, got {self.jobs_every}")
+        for name in ("response_cron", "private_cron"):
+            check_cron(getattr(self, name), name)
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None, **overrides: object) -> EmulatorSettings:
@@ -121,12 +145,31 @@ class EmulatorSettings:
                 values[name.lower()] = raw
         if (raw := get("SERVER_ERROR_DELAY")) is not None:
             values["server_error_delay"] = _float(raw, ENV_PREFIX + "SERVER_ERROR_DELAY")
+        for name, setting in (("PDATA_ID", "bot_pdata_id"), ("ENCRYPTION_SECRET", "encryption_secret"),
+                              ("RESPONSE_CRON", "response_cron"), ("PRIVATE_CRON", "private_cron")):
+            if (raw := get(name)) is not None:
+                values[setting] = raw
+        if (raw := get("JOBS_TIMEZONE")) is not None:
+            values["jobs_timezone"] = parse_zone(raw, ENV_PREFIX + "JOBS_TIMEZONE")
+        if (raw := get("JOBS_EVERY")) is not None:
+            values["jobs_every"] = _float(raw, ENV_PREFIX + "JOBS_EVERY")
+        if (raw := get("SCHEDULE")) is not None:
+            values["schedule"] = raw.strip().lower() not in ("0", "false", "no", "off")
         values["faults"] = FaultSettings.from_env(env)
         values.update({key: value for key, value in overrides.items() if value is not None})
         tz = values.get("timezone", ZoneInfo("UTC"))
         if (raw := get("NOW")) is not None and "now" not in overrides:
             values["now"] = parse_instant(raw, ENV_PREFIX + "NOW", tz)  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
+
+
+def check_cron(expression: str, setting: str) -> str:
+    """Return ``expression`` if it is a valid five-field cron expression."""
+    from croniter import croniter
+
+    if len(expression.split()) != 5 or not croniter.is_valid(expression):
+        raise SettingsError(f"{setting}: expected a five-field cron expression such as '0 2 * * *', got {expression!r}")
+    return expression
 
 
 def _int(value: str, setting: str) -> int:

@@ -37,7 +37,14 @@ def build_server(settings: EmulatorSettings, host: str, port: int, log_level: st
 
 
 def serve(settings: EmulatorSettings, host: str = "127.0.0.1", port: int = 9000, log_level: str = "info") -> None:
-    """Serve until interrupted."""
+    """Serve until interrupted; the emulator's own messages (job runs) go to stderr at ``log_level``."""
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    package_log = logging.getLogger("airflow_provider_uci")
+    package_log.addHandler(handler)
+    package_log.setLevel(log_level.upper())
     build_server(settings, host, port, log_level).run()
 
 

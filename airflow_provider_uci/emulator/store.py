@@ -18,6 +18,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 ERR_MESSAGE_LIMIT = 300
+#: PostgreSQL connections the store keeps open at most.
+POOL_SIZE = 16
 
 SQLITE_DDL = """
 CREATE TABLE IF NOT EXISTS job_request (
@@ -70,6 +72,8 @@ COLUMNS = (
     "download_urls, dt_file_created, dt_job_completed, execution_time, err_message, iteration, encryption_key"
 )
 
+GET_SQL = f"SELECT {COLUMNS} FROM job_request WHERE tag = ? AND request_id = ?"
+
 #: The columns whose limits make the real service fail (with a database error) rather than truncate.
 LENGTH_LIMITS = {"tag": 100, "requested_by": 50, "requested_channel": 50, "encryption_key": 50}
 
@@ -116,15 +120,19 @@ class JobStore:
         if database_url is not None:
             import psycopg2.pool
 
-            self._pool = psycopg2.pool.ThreadedConnectionPool(1, 16, dsn=database_url)
+            self._pool = psycopg2.pool.ThreadedConnectionPool(1, POOL_SIZE, dsn=database_url)
+            # The pool raises instead of waiting when all its connections are out: callers queue here.
+            self._pool_slots = threading.BoundedSemaphore(POOL_SIZE)
             with self._cursor() as cur:
                 cur.execute(POSTGRES_DDL)
         else:
             assert sqlite_path is not None
             sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             self._sqlite_path = str(sqlite_path)
+            # The journal mode cannot change inside a transaction (SQLite ignores it there), so it is
+            # set on the bare connection before the first one.
+            self._sqlite().execute("PRAGMA journal_mode=WAL")
             with self._cursor() as cur:
-                cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute(SQLITE_DDL)
 
     # -- connections ---------------------------------------------------------------------------
@@ -142,16 +150,17 @@ class JobStore:
     def _cursor(self) -> Iterator[Any]:
         """A cursor inside one transaction, committed on success and rolled back on error."""
         if self.is_postgres:
-            conn = self._pool.getconn()
-            try:
-                with conn, conn.cursor() as cur:
-                    yield cur
-            except Exception as exc:
-                if type(exc).__module__.startswith("psycopg2"):
-                    raise StoreError(str(exc).strip()) from exc
-                raise
-            finally:
-                self._pool.putconn(conn)
+            with self._pool_slots:
+                conn = self._pool.getconn()
+                try:
+                    with conn, conn.cursor() as cur:
+                        yield cur
+                except Exception as exc:
+                    if type(exc).__module__.startswith("psycopg2"):
+                        raise StoreError(str(exc).strip()) from exc
+                    raise
+                finally:
+                    self._pool.putconn(conn)
         else:
             conn = self._sqlite()
             cur = conn.cursor()
@@ -215,8 +224,13 @@ class JobStore:
 
     def get(self, tag: str, request_id: str) -> JobRow | None:
         """Return the row with exactly this ``tag`` (``tag:channel``) and ``request_id``."""
+        if not self.is_postgres:
+            # A single SELECT is its own read transaction: it needs neither BEGIN IMMEDIATE (the write
+            # lock) nor a COMMIT, which would cost a read more than the query itself.
+            found = self._sqlite().execute(GET_SQL, (tag, request_id)).fetchone()
+            return self._row(found) if found else None
         with self._cursor() as cur:
-            cur.execute(self._sql(f"SELECT {COLUMNS} FROM job_request WHERE tag = ? AND request_id = ?"), (tag, request_id))
+            cur.execute(self._sql(GET_SQL), (tag, request_id))
             found = cur.fetchone()
         return self._row(found) if found else None
 

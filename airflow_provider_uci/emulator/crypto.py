@@ -1,0 +1,130 @@
+"""The private exhaust's cryptography: AES/ECB/PKCS5 identities, and ZipCrypto-protected zips.
+
+UCI stores each identity's username (``phone:<number>``) AES-encrypted with ECB mode and PKCS#5
+padding, base64-encoded; the job decrypts it with the base64 ``uci.encryption.secret``. The zip
+of the private exhaust is protected with traditional PKWARE encryption ("ZipCrypto", zip4j's
+``ZIP_STANDARD``), which Python's :mod:`zipfile` reads with ``pwd=`` but cannot write.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import struct
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+#: The emulator's default ``uci.encryption.secret`` (base64 of a 16-byte AES key); set your own.
+DEFAULT_ENCRYPTION_SECRET = base64.b64encode(b"uci-emulator-key").decode()
+
+
+def _cipher(secret_b64: str) -> Cipher:
+    key = base64.b64decode(secret_b64)
+    if len(key) not in (16, 24, 32):
+        raise ValueError(f"encryption secret: must be base64 of a 16, 24 or 32 byte AES key, got {len(key)} bytes")
+    return Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305 - ECB is what UCI uses
+
+
+def encrypt_username(plain: str, secret_b64: str) -> str:
+    """Encrypt as UCI does: AES/ECB/PKCS5Padding, base64."""
+    padder = padding.PKCS7(128).padder()
+    data = padder.update(plain.encode("utf-8")) + padder.finalize()
+    encryptor = _cipher(secret_b64).encryptor()
+    return base64.b64encode(encryptor.update(data) + encryptor.finalize()).decode()
+
+
+def decrypt_username(encrypted: str | None, secret_b64: str) -> str | None:
+    """Decrypt as the job's AESWrapper does; ``None`` when it cannot (the job writes it as empty)."""
+    if not encrypted:
+        return None
+    try:
+        raw = base64.b64decode(encrypted, validate=True)
+        decryptor = _cipher(secret_b64).decryptor()
+        padded = decryptor.update(raw) + decryptor.finalize()
+        unpadder = padding.PKCS7(128).unpadder()
+        return (unpadder.update(padded) + unpadder.finalize()).decode("utf-8")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
+# -- ZipCrypto -------------------------------------------------------------------------------
+
+def _crc_table() -> list[int]:
+    table = []
+    for n in range(256):
+        value = n
+        for _ in range(8):
+            value = (value >> 1) ^ 0xEDB88320 if value & 1 else value >> 1
+        table.append(value)
+    return table
+
+
+_CRC = _crc_table()
+
+
+class _ZipCrypto:
+    """Traditional PKWARE stream cipher (APPNOTE 6.1)."""
+
+    def __init__(self, password: bytes) -> None:
+        self.k0, self.k1, self.k2 = 0x12345678, 0x23456789, 0x34567890
+        for byte in password:
+            self._update(byte)
+
+    def _update(self, byte: int) -> None:
+        self.k0 = _CRC[(self.k0 ^ byte) & 0xFF] ^ (self.k0 >> 8)
+        self.k1 = ((self.k1 + (self.k0 & 0xFF)) * 134775813 + 1) & 0xFFFFFFFF
+        self.k2 = _CRC[(self.k2 ^ (self.k1 >> 24)) & 0xFF] ^ (self.k2 >> 8)
+
+    def encrypt(self, data: bytes) -> bytes:
+        out = bytearray(len(data))
+        crc, k0, k1, k2 = _CRC, self.k0, self.k1, self.k2
+        for index, byte in enumerate(data):
+            temp = (k2 | 2) & 0xFFFF
+            out[index] = byte ^ (((temp * (temp ^ 1)) >> 8) & 0xFF)
+            k0 = crc[(k0 ^ byte) & 0xFF] ^ (k0 >> 8)
+            k1 = ((k1 + (k0 & 0xFF)) * 134775813 + 1) & 0xFFFFFFFF
+            k2 = crc[(k2 ^ (k1 >> 24)) & 0xFF] ^ (k2 >> 8)
+        self.k0, self.k1, self.k2 = k0, k1, k2
+        return bytes(out)
+
+
+def _dos_time(stamp: float) -> tuple[int, int]:
+    t = time.localtime(stamp)
+    return (t.tm_hour << 11) | (t.tm_min << 5) | (t.tm_sec // 2), ((t.tm_year - 1980) << 9) | (t.tm_mon << 5) | t.tm_mday
+
+
+def zip_single_file(source: Path, target: Path, entry_name: str, password: str | None) -> None:
+    """Zip ``source`` as one deflated entry; with a password, protect it with ZipCrypto.
+
+    :raises ValueError: for an empty password, as zip4j refuses one.
+    """
+    if password is None:
+        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.write(source, arcname=entry_name)
+        return
+    if password == "":
+        raise ValueError("zip password: must not be empty")
+    data = source.read_bytes()
+    crc = zlib.crc32(data) & 0xFFFFFFFF
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    compressed = compressor.compress(data) + compressor.flush()
+    cipher = _ZipCrypto(password.encode("utf-8"))
+    header = cipher.encrypt(os.urandom(11) + bytes([crc >> 24]))
+    payload = header + cipher.encrypt(compressed)
+    name = entry_name.encode("utf-8")
+    flags = 0x0001 | 0x0800  # encrypted, UTF-8 name
+    dos_time, dos_date = _dos_time(source.stat().st_mtime)
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, 8, dos_time, dos_date, crc, len(payload), len(data),
+                        len(name), 0) + name
+    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, flags, 8, dos_time, dos_date, crc, len(payload),
+                          len(data), len(name), 0, 0, 0, 0, 0o100644 << 16, 0) + name
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local) + len(payload), 0)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_bytes(local + payload + central + end)
+    partial.replace(target)

@@ -1,0 +1,133 @@
+"""What both exhaust jobs share: the context they run in, failures, request checks and dates."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from airflow_provider_uci.emulator.clock import Clock
+from airflow_provider_uci.emulator.config import EmulatorSettings
+from airflow_provider_uci.emulator.storage import BlobStorage
+from airflow_provider_uci.emulator.store import JobRow
+from airflow_provider_uci.emulator.ucidb import Bot, UciDatabase
+
+#: The job's file-name date and "yesterday" are IST, as on the real Spark hosts' runs.
+IST = ZoneInfo("Asia/Kolkata")
+
+
+class JobFailure(Exception):
+    """The request fails with this ``statusMessage``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ProcessingError(JobFailure):
+    """An error while building, counting or writing the report."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Request processing failed with {detail}")
+
+
+INVALID_REQUEST = "Invalid request"
+
+
+@dataclass
+class Timer:
+    ms: int = 0
+
+
+@dataclass
+class JobContext:
+    """What a job run reads and writes."""
+
+    settings: EmulatorSettings
+    clock: Clock
+    storage: BlobStorage
+    uci: UciDatabase
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def run_day(self) -> str:
+        """The IST date of this run, as in the output file name (``yyyyMMdd``)."""
+        return self.clock.now().astimezone(IST).strftime("%Y%m%d")
+
+    @contextmanager
+    def timer(self) -> Iterator[Timer]:
+        """Measure the processing time reported as ``executionTime``."""
+        timer = Timer()
+        began = time.monotonic()
+        try:
+            yield timer
+        finally:
+            timer.ms = int((time.monotonic() - began) * 1000)
+
+
+def conversation_of(request: JobRow) -> str:
+    """The request's conversation id, checked as the real job checks it."""
+    config = request.request_data
+    if not isinstance(config, dict) or "conversationId" not in config:
+        raise JobFailure("Request should have conversationId")
+    value = config["conversationId"]
+    try:
+        uuid.UUID(str(value))  # the pushed-down filter casts to uuid, which fails the request
+    except ValueError:
+        raise JobFailure(INVALID_REQUEST) from None
+    if not isinstance(value, str):
+        raise JobFailure(INVALID_REQUEST)
+    return value
+
+
+def _parse_day(value: Any) -> date:
+    if not isinstance(value, str):
+        raise JobFailure(INVALID_REQUEST)
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise JobFailure(INVALID_REQUEST) from None
+
+
+def request_dates(request: JobRow, bot: Bot, context: JobContext) -> tuple[date, date]:
+    """startDate and endDate: the request's, else the bot's, else yesterday (IST)."""
+    config = request.request_data if isinstance(request.request_data, dict) else {}
+    yesterday = (context.clock.now().astimezone(IST) - timedelta(days=1)).date()
+    days = []
+    for key, fallback in (("startDate", bot.start_date), ("endDate", bot.end_date)):
+        value = config.get(key, fallback)
+        if value is None:
+            days.append(yesterday)
+        elif isinstance(value, str) and len(value) > 10 and key not in config:
+            raise JobFailure(INVALID_REQUEST)  # a bot date stored as a timestamp
+        else:
+            days.append(_parse_day(value))
+    return days[0], days[1]
+
+
+def dates_between(start: date, end: date) -> list[date]:
+    """Every date from start to end inclusive; empty when start is after end."""
+    return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+def output_key(dataset: str, request_id: str, name: str) -> str:
+    """``<report dir>/<requestId>/<file name>`` in the reports container."""
+    return f"{dataset}/{request_id}/{name}"
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _drop_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(item) for item in value]
+    return value
+
+
+def to_json(value: Any) -> str:
+    """Spark's ``to_json`` of an inferred struct: fields sorted by name, nulls left out, UTF-8 as is."""
+    return json.dumps(_drop_nulls(value), ensure_ascii=False, separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,138 @@
+"""The response exhaust job (contract 3.2, 3.3): ASSESS telemetry of one bot to a Spark-dialect CSV.
+
+Telemetry is streamed, one gzipped JSON-lines blob at a time, so memory is bounded by the output's
+width and the users table, never by the number of events.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from airflow_provider_uci.emulator.jobs.common import (
+    JobContext,
+    JobFailure,
+    ProcessingError,
+    conversation_of,
+    dates_between,
+    output_key,
+    request_dates,
+    to_json,
+)
+from airflow_provider_uci.emulator.storage import wasb_url
+from airflow_provider_uci.emulator.store import JobRow
+from airflow_provider_uci.emulator.ucidb import RESPONSE_CONSENT_PATH, UserDataError, consent_at
+from airflow_provider_uci.exhaust.spark_csv import format_row
+
+DATASET = "uci-response-exhaust"
+
+#: Column order of the current job (``columnsOrder``), with the trailing raw ``@timestamp``.
+COLUMNS = (
+    "Message ID", "Conversation ID", "Conversation Name", "Device ID", "Session ID", "Question Id", "Question Type",
+    "Question Title", "Question Description", "Question Duration", "Question Score", "Question Max Score",
+    "Question Options", "Question Response", "X Path", "Eof", "Timestamp", "@timestamp",
+)
+
+
+def telemetry_keys(context: JobContext, day: date) -> Iterator[str]:
+    """The blobs of one sync day: ``unique/raw/<yyyy-MM-dd>...``."""
+    yield from context.storage.list_keys(context.settings.telemetry_container, f"unique/raw/{day.isoformat()}")
+
+
+def events(context: JobContext, days: list[date], needle: bytes) -> Iterator[dict[str, Any]]:
+    """Stream the events of ``days`` whose text mentions ``needle`` (a cheap pre-filter)."""
+    for day in days:
+        for key in telemetry_keys(context, day):
+            with context.storage.open(context.settings.telemetry_container, key) as raw, \
+                    gzip.GzipFile(fileobj=raw) as lines:
+                for line in lines:
+                    if needle in line and b"ASSESS" in line:
+                        yield orjson.loads(line)
+
+
+def _long(value: Any) -> str | None:
+    """Jackson's coercion of a JSON number into a Long/Int: truncate toward zero."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return str(int(float(value)))
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else to_json(value)
+
+
+def report_rows(context: JobContext, request: JobRow, conversation_id: str, bot_name: str,
+                days: list[date]) -> Iterator[list[str | None]]:
+    """The filtered, joined rows of the report, in input order."""
+    pdata_id = context.settings.bot_pdata_id
+    channel = request.requested_channel
+    users = dict(context.uci.user_data())
+    consents: dict[str, bool] = {}
+    for event in events(context, days, conversation_id.encode()):
+        ctx = event.get("context") or {}
+        if event.get("eid") != "ASSESS" or (ctx.get("pdata") or {}).get("id") != pdata_id:
+            continue
+        if ctx.get("channel") != channel:
+            continue
+        if not any(c.get("type") == "Conversation" and c.get("id") == conversation_id for c in ctx.get("cdata") or []):
+            continue
+        device = ctx.get("did")
+        if device not in users:
+            continue  # the inner join to FusionAuth's users
+        if device not in consents:
+            try:
+                consents[device] = consent_at(users[device], RESPONSE_CONSENT_PATH)
+            except UserDataError as exc:
+                raise ProcessingError(str(exc)) from None
+        edata = event.get("edata") or {}
+        item = edata.get("item") or {}
+        rollup = ctx.get("rollup") or {}
+        stamp = _text(event.get("@timestamp"))
+        resvalues = edata.get("resvalues")
+        yield [
+            _text(event.get("mid")), conversation_id, bot_name, _text(device), _text(ctx.get("sid")),
+            _text(item.get("id")), _text(item.get("type")), _text(item.get("title")), _text(item.get("desc")),
+            _long(edata.get("duration")), _long(edata.get("score")), _long(item.get("maxscore")),
+            None if item.get("params") is None else to_json(item["params"]),
+            ("" if not consents[device] else None if resvalues is None else to_json(resvalues)),
+            _text(rollup.get("l3")), _text(rollup.get("l4")), stamp, stamp,
+        ]
+
+
+def run(context: JobContext, request: JobRow, workdir: Path) -> tuple[list[str], int]:
+    """Process one request; return the stored download URLs and the processing time in ms."""
+    conversation_id = conversation_of(request)
+    bot = context.uci.bot(conversation_id, request.requested_channel)
+    if bot is None:
+        raise JobFailure("No data found for conversation in DB")
+    start, end = request_dates(request, bot, context)
+    days = dates_between(start, end)
+    name = f"{conversation_id}_response_{context.run_day()}.csv"
+    local = workdir / name
+    count = 0
+    with context.timer() as timer:
+        try:
+            with local.open("w", encoding="utf-8", newline="") as handle:
+                handle.write(format_row(COLUMNS))
+                for row in report_rows(context, request, conversation_id, bot.name, days):
+                    handle.write(format_row(row))
+                    count += 1
+        except JobFailure:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the real job reports any such error this way
+            raise ProcessingError(str(exc)) from exc
+    if count == 0:
+        raise JobFailure("No data found")
+    key = output_key(DATASET, request.request_id, name)
+    context.storage.upload_file(context.settings.reports_container, key, local)
+    return [wasb_url(context.storage.account, context.settings.reports_container, key)], timer.ms
