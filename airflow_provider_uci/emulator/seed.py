@@ -16,6 +16,7 @@ import hashlib
 import json
 import random
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,14 +53,22 @@ FREE_ANSWERS = [
 PDATA_PID = "transformer"
 
 
+def _name_uuid_hex(text: str) -> str:
+    digest = bytearray(hashlib.md5(text.encode("utf-8")).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x30  # version 3
+    digest[8] = (digest[8] & 0x3F) | 0x80  # IETF variant
+    return digest.hex()
+
+
 def name_uuid(text: str) -> str:
     """Java's ``UUID.nameUUIDFromBytes``: an MD5 (version 3) UUID of the bytes."""
-    return str(uuid.UUID(bytes=hashlib.md5(text.encode("utf-8")).digest(), version=3))
+    value = _name_uuid_hex(text)
+    return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
 
 
 def assess_mid(stamp: str) -> str:
     """The transformer's ``mid`` for an event stamped ``yyyy-MM-dd'T'HH:mm:ss'Z'``."""
-    return "ASSESS:" + name_uuid(stamp).replace("-", "")
+    return "ASSESS:" + _name_uuid_hex(stamp)
 
 
 @dataclass
@@ -115,20 +124,24 @@ class _DayWriter:
     def __init__(self, storage: BlobStorage, container: str, day: date, partitions: int, scratch: Path,
                  stamp_ms: int) -> None:
         self.storage, self.container, self.day = storage, container, day
-        self.files: list[tuple[str, Path, IO[bytes]]] = []
+        self.files: list[tuple[str, Path, IO[bytes], gzip.GzipFile]] = []
         for partition in range(partitions):
             key = f"unique/raw/{day.isoformat()}-{partition}-{stamp_ms + partition}.json.gz"
             path = scratch / key.replace("/", "_")
-            self.files.append((key, path, gzip.open(path, "wb", compresslevel=1)))
+            raw = path.open("wb")
+            # mtime 0: the same seed gives the same bytes
+            self.files.append((key, path, raw, gzip.GzipFile(filename="", mode="wb", compresslevel=1, mtime=0,
+                                                             fileobj=raw)))
         self.count = 0
 
     def write(self, event: dict[str, Any]) -> None:
-        self.files[self.count % len(self.files)][2].write(orjson.dumps(event) + b"\n")
+        self.files[self.count % len(self.files)][3].write(orjson.dumps(event) + b"\n")
         self.count += 1
 
     def close(self) -> None:
-        for key, path, handle in self.files:
-            handle.close()
+        for key, path, raw, compressed in self.files:
+            compressed.close()
+            raw.close()
             self.storage.upload_file(self.container, key, path)
             path.unlink()
 
@@ -148,6 +161,7 @@ class Seeder:
         self.start = options.start or today - timedelta(days=options.days)
         self.consent: dict[str, bool | None] = {}
         self.bots: list[SeedBot] = []
+        self._sessions: dict[tuple[str, str, int], str] = {}
         self.stats = {"emitted": 0, "kept": 0, "duplicates_dropped": 0, "filtered_out": 0, "unknown_device": 0}
 
     def _uuid(self) -> str:
@@ -249,10 +263,10 @@ class Seeder:
             conversation = self._uuid()
         elif noise < 0.06:
             eid = "INTERACT"
-        stamp = datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(moment)))
         ets = int(moment * 1000)
         syncts = min(ets + rng.randint(50, 1500), int((day_start + 86_399) * 1000))
-        at = datetime.fromtimestamp(syncts / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(syncts // 1000)) + f".{syncts % 1000:03d}Z"
         if question.kind == "mcq" and rng.random() < 0.85:
             key, text = rng.choice(question.choices)
             resvalues: list[dict[str, Any]] = [{key: {"text": text}}]
@@ -260,7 +274,12 @@ class Seeder:
             resvalues = [{"ans1": rng.choice(FREE_ANSWERS)}]
         params = [{key: {"text": text}} for key, text in question.choices]
         form_end = "true" if number == len(bot.questions) - 1 else "false"
-        session = name_uuid(f"{self.options.seed}:{user}:{bot.id}:{int(day_start)}")
+        session_key = (user, bot.id, int(day_start))
+        session = self._sessions.get(session_key)
+        if session is None:
+            if len(self._sessions) > 100_000:
+                self._sessions.clear()
+            session = self._sessions[session_key] = name_uuid(f"{self.options.seed}:{user}:{bot.id}:{int(day_start)}")
         owner = self.options.channel
         rollup = {"l1": owner, "l2": conversation, "l3": question.xpath, "l4": form_end}
         event = {
@@ -287,7 +306,7 @@ class Seeder:
             "_bot": bot, "mid": event["mid"], "conversation_id": bot.id, "conversation_name": bot.name, "device_id": user,
             "session_id": session, "question_id": question.id, "question_type": question.kind, "title": question.title,
             "params": params, "resvalues": resvalues, "consent": consent is not False, "x_path": question.xpath,
-            "eof": form_end, "timestamp": at, "sync_day": datetime.fromtimestamp(syncts / 1000, IST).date().isoformat(),
+            "eof": form_end, "timestamp": at,
         }
         return event, expected
 

@@ -27,6 +27,7 @@ QUOTE = '"'
 ESCAPE = "\\"
 
 _NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+_PLAIN = re.compile(r'[^,"\r\n\x00-\x20](?:[^,"\r\n]*[^,"\r\n\x00-\x20])?\Z')
 _BACKSLASHES_BEFORE_QUOTE = re.compile(r'(\\+)(?=")')
 _WHITESPACE = "".join(chr(code) for code in range(0, 33))
 
@@ -39,6 +40,8 @@ def format_value(value: str | None) -> str:
     """One value as Spark writes it: nothing for null, ``""`` for empty, quoted only when needed."""
     if value is None:
         return ""
+    if _PLAIN.match(value):
+        return value  # the common case: nothing to quote, nothing to trim
     trimmed = value.strip(_WHITESPACE)
     if trimmed == "" or trimmed != value or _NEEDS_QUOTES.search(trimmed):
         escaped = trimmed
@@ -53,7 +56,7 @@ def format_value(value: str | None) -> str:
 
 def format_row(values: Iterable[str | None]) -> str:
     """A record, with its ``\\n``."""
-    return DELIMITER.join(format_value(value) for value in values) + "\n"
+    return DELIMITER.join([format_value(value) for value in values]) + "\n"
 
 
 def write_rows(handle: IO[str], header: Iterable[str], rows: Iterable[Iterable[str | None]]) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from airflow_provider_uci.emulator.clock import Clock
 from airflow_provider_uci.emulator.config import EmulatorSettings
@@ -130,4 +131,7 @@ def _drop_nulls(value: Any) -> Any:
 
 def to_json(value: Any) -> str:
     """Spark's ``to_json`` of an inferred struct: fields sorted by name, nulls left out, UTF-8 as is."""
-    return json.dumps(_drop_nulls(value), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    if b"null" in text:
+        text = orjson.dumps(_drop_nulls(value), option=orjson.OPT_SORT_KEYS)
+    return text.decode("utf-8")

@@ -6,11 +6,11 @@ width and the users table, never by the number of events.
 
 from __future__ import annotations
 
-import gzip
+import zlib
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -30,6 +30,7 @@ from airflow_provider_uci.emulator.ucidb import RESPONSE_CONSENT_PATH, UserDataE
 from airflow_provider_uci.exhaust.spark_csv import format_row
 
 DATASET = "uci-response-exhaust"
+CHUNK = 1024 * 1024
 
 #: Column order of the current job (``columnsOrder``), with the trailing raw ``@timestamp``.
 COLUMNS = (
@@ -44,13 +45,36 @@ def telemetry_keys(context: JobContext, day: date) -> Iterator[str]:
     yield from context.storage.list_keys(context.settings.telemetry_container, f"unique/raw/{day.isoformat()}")
 
 
+def _lines(raw: IO[bytes]) -> Iterator[bytes]:
+    """The lines of a gzip stream (of any number of members), decompressed a block at a time."""
+    decompressor = zlib.decompressobj(wbits=31)
+    tail = b""
+    while True:
+        block = raw.read(CHUNK)
+        if not block:
+            break
+        data = decompressor.decompress(block)
+        while decompressor.eof:  # a new gzip member follows
+            rest = decompressor.unused_data
+            decompressor = zlib.decompressobj(wbits=31)
+            data += decompressor.decompress(rest) if rest else b""
+            if not rest:
+                break
+        if not data:
+            continue
+        lines = (tail + data).split(b"\n")
+        tail = lines.pop()
+        yield from lines
+    if tail:
+        yield tail
+
+
 def events(context: JobContext, days: list[date], needle: bytes) -> Iterator[dict[str, Any]]:
     """Stream the events of ``days`` whose text mentions ``needle`` (a cheap pre-filter)."""
     for day in days:
         for key in telemetry_keys(context, day):
-            with context.storage.open(context.settings.telemetry_container, key) as raw, \
-                    gzip.GzipFile(fileobj=raw) as lines:
-                for line in lines:
+            with context.storage.open(context.settings.telemetry_container, key) as raw:
+                for line in _lines(raw):
                     if needle in line and b"ASSESS" in line:
                         yield orjson.loads(line)
 
