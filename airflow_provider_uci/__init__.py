@@ -10,6 +10,47 @@ def get_provider_info() -> dict:
     return {
         "package-name": "airflow-provider-uci",
         "name": "Sunbird UCI Data Exhaust",
-        "description": "Submit, await and load Sunbird UCI Data Exhaust requests.",
+        "description": "Submit, await and load Sunbird UCI Data Exhaust requests (response and private exhausts).",
         "versions": [__version__],
+        "integrations": [
+            {"integration-name": "Sunbird UCI Data Exhaust", "external-doc-url": "https://uci.sunbird.org/",
+             "tags": ["service"]},
+        ],
+        "hooks": [{"integration-name": "Sunbird UCI Data Exhaust",
+                   "python-modules": ["airflow_provider_uci.hooks.exhaust"]}],
+        "operators": [{"integration-name": "Sunbird UCI Data Exhaust",
+                       "python-modules": ["airflow_provider_uci.operators.exhaust"]}],
+        "sensors": [{"integration-name": "Sunbird UCI Data Exhaust",
+                     "python-modules": ["airflow_provider_uci.sensors.exhaust"]}],
+        "triggers": [{"integration-name": "Sunbird UCI Data Exhaust",
+                      "python-modules": ["airflow_provider_uci.triggers.exhaust"]}],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_provider_uci.hooks.exhaust.UciExhaustHook",
+                "hook-name": "Sunbird UCI Data Exhaust",
+                "connection-type": "uci_exhaust",
+                "conn-fields": {
+                    "channel_id": {
+                        "label": "Channel ID",
+                        "description": "The bots' owner org id, sent as X-Channel-ID.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "requested_by": {
+                        "label": "Requested by",
+                        "description": "Stored with each request as requestedBy.",
+                        "schema": {"type": ["string", "null"], "maxLength": 50},
+                    },
+                    "encryption_key": {
+                        "label": "Encryption key",
+                        "description": "Password of the private exhaust zip (ZipCrypto); leave empty for none.",
+                        "schema": {"type": ["string", "null"], "format": "password", "maxLength": 50},
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login", "extra"],
+                    "relabeling": {"host": "API base URL", "password": "API key"},
+                    "placeholders": {"host": "https://<host>/api", "password": "the API key (a JWT)"},
+                },
+            }
+        ],
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -55,14 +56,14 @@ class JobScheduler:
     async def run_forever(self) -> None:
         """Loop until cancelled."""
         every = self.service.settings.jobs_every
-        last_fast_run = self.service.clock.timestamp()
+        last_fast_run = time.monotonic()  # fast mode runs on real time, whatever the clock shows
         while True:
             await asyncio.sleep(min(TICK_SECONDS, every or TICK_SECONDS))
             now = self.service.clock.now()
             if every:
-                if self.service.clock.timestamp() - last_fast_run < every:
+                if time.monotonic() - last_fast_run < every:
                     continue
-                last_fast_run = self.service.clock.timestamp()
+                last_fast_run = time.monotonic()
                 datasets = list(self.crons)
             else:
                 datasets = self.due(now)

@@ -121,6 +121,10 @@ class JobStore:
             import psycopg2.pool
 
             self._pool = psycopg2.pool.ThreadedConnectionPool(1, POOL_SIZE, dsn=database_url)
+            # The pool opens connections as they are needed, but closes a returned one whenever
+            # ``minconn`` idle ones are kept already, so under concurrent calls nearly every call would
+            # open a new PostgreSQL connection. Keep every connection it opens instead.
+            self._pool.minconn = POOL_SIZE
             # The pool raises instead of waiting when all its connections are out: callers queue here.
             self._pool_slots = threading.BoundedSemaphore(POOL_SIZE)
             with self._cursor() as cur:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,14 @@ class Bot:
     owner_org_id: str
     start_date: str | None
     end_date: str | None
+
+
+def canonical_uuid(text: str) -> str:
+    """A uuid in PostgreSQL's output form (lower case, dashed), as its uuid comparison sees it."""
+    try:
+        return str(uuid.UUID(text.strip("{}")))
+    except ValueError:
+        return text
 
 
 class UserDataError(ValueError):
@@ -108,8 +117,8 @@ class UciDatabase:
     def bot(self, conversation_id: str, channel: str) -> Bot | None:
         """The bot with this id owned by this channel (the job's filter on both)."""
         row = self._conn.execute(
-            'SELECT id, name, "ownerOrgID", "startDate", "endDate" FROM bot WHERE id = ? AND "ownerOrgID" = ?',
-            (conversation_id, channel)).fetchone()
+            'SELECT id, name, "ownerOrgID", "startDate", "endDate" FROM bot WHERE lower(id) = lower(?) '
+            'AND "ownerOrgID" = ?', (canonical_uuid(conversation_id), channel)).fetchone()
         return Bot(*row) if row else None
 
     def user_data(self) -> Iterator[tuple[str, str | None]]:
@@ -121,4 +130,4 @@ class UciDatabase:
         yield from self._conn.execute(
             "SELECT r.applications_id, u.id, u.data, i.username FROM user_registrations r "
             "JOIN users u ON u.id = r.users_id JOIN identities i ON i.users_id = u.id "
-            "WHERE r.applications_id = ? ORDER BY u.id, i.rowid", (conversation_id,))
+            "WHERE lower(r.applications_id) = lower(?) ORDER BY u.id, i.rowid", (canonical_uuid(conversation_id),))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from airflow_provider_uci.emulator.jobs import private, response
 from airflow_provider_uci.emulator.jobs.common import INVALID_REQUEST, JobContext, JobFailure
-from airflow_provider_uci.emulator.store import JobRow, JobStore
+from airflow_provider_uci.emulator.store import JobRow, JobStore, abbreviate
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ def _run_one(dataset: str, request: JobRow, store: JobStore, context: JobContext
                        execution)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    message = abbreviate(message)
     store.mark_failed(request.tag, request.request_id, message=message, completed=context.clock.now())
     log.info("request %s (%s) failed: %s", request.request_id, dataset, message)
     return Outcome(request.request_id, request.tag, dataset, "FAILED", message, (), 0)

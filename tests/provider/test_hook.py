@@ -1,0 +1,198 @@
+"""UciExhaustHook and UciExhaustAsyncHook against the emulator over HTTP, faults included."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from airflow_provider_uci.hooks.exhaust import UciExhaustAsyncHook, UciExhaustHook
+from airflow_provider_uci.hooks.wire import RetryPolicy
+from airflow_provider_uci.models import (
+    ExhaustApiError,
+    ExhaustJobNotFound,
+    ExhaustTransientError,
+    ExhaustValidationError,
+    JobStatus,
+)
+from tests.support.api import ExhaustApi, new_tag
+from tests.support.connections import set_uci_connection
+from tests.support.services import Emulator, run_emulator
+
+BOT = "c63b6faa-11a9-4259-b941-11cd2f8446c6"
+
+
+class Sleeps(list):
+    """Records the waits a hook asks for instead of waiting."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def make_hook(retry: RetryPolicy | None = None, **kwargs) -> tuple[UciExhaustHook, Sleeps]:
+    hook = UciExhaustHook(retry=retry, **kwargs)
+    sleeps = Sleeps()
+    hook.sleep = sleeps
+    return hook, sleeps
+
+
+@pytest.fixture
+def hook(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> UciExhaustHook:
+    set_uci_connection(monkeypatch, emulator.api)
+    return make_hook()[0]
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator:
+    stack = []
+
+    def starter(*args: str) -> Emulator:
+        context = run_emulator(tmp_path / f"emulator-{len(stack)}", *args)
+        stack.append(context)
+        return context.__enter__()
+
+    yield starter
+    for context in reversed(stack):
+        context.__exit__(None, None, None)
+
+
+def test_submit_read_list_round_trip(hook: UciExhaustHook) -> None:
+    tag = new_tag()
+    job = hook.submit_request(hook.request_for(BOT, "private", "2022-03-01", "2022-03-02", tag, encryption_key="pw-123"))
+    assert job.status is JobStatus.SUBMITTED and job.tag == f"{tag}:dev-channel" and job.requested_by == "tests"
+    assert len(job.request_id) == 32
+    again = hook.submit_request(hook.request_for(BOT, "private", "2022-03-01", "2022-03-02", tag))
+    assert again.request_id == job.request_id, "a repeated submit lands on the same job"
+    for form in (tag, job.tag):
+        assert hook.read_request(form, job.request_id).request_id == job.request_id, "either tag form works"
+    response = hook.submit_request(hook.request_for(BOT, "response", "2022-03-01", "2022-03-02", tag))
+    listed = hook.list_requests(job.tag)
+    assert [j.request_id for j in listed] == [response.request_id, job.request_id]
+
+
+def test_exactly_three_headers_and_no_user_token(hook: UciExhaustHook) -> None:
+    seen: list[requests.PreparedRequest] = []
+    session = hook._get_session()
+    session.hooks["response"].append(lambda response, *args, **kwargs: seen.append(response.request))
+    hook.list_requests(new_tag())
+    headers = {name.lower(): value for name, value in seen[0].headers.items()}
+    assert headers["authorization"] == "Bearer dev-key"
+    assert headers["x-channel-id"] == "dev-channel"
+    assert headers["content-type"] == "application/json"
+    assert not {"x-authenticated-user-token", "x-authenticated-userid", "channel_id", "requested_by",
+                "encryption_key"} & set(headers)
+    assert set(headers) <= {"authorization", "x-channel-id", "content-type", "user-agent", "accept-encoding",
+                            "accept", "connection"}
+
+
+def test_unknown_job_is_not_found(hook: UciExhaustHook) -> None:
+    with pytest.raises(ExhaustJobNotFound, match="no job available"):
+        hook.read_request(new_tag(), "0" * 32)
+
+
+def test_forbidden_channel_carries_the_service_message(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_uci_connection(monkeypatch, emulator.api, channel="someone-elses-channel")
+    hook, _ = make_hook()
+    with pytest.raises(ExhaustApiError) as raised:
+        hook.submit_request(hook.request_for(BOT, "response", "2022-03-01", "2022-03-02", new_tag()))
+    assert raised.value.status == 403 and raised.value.err == "FORBIDDEN"
+    assert raised.value.errmsg == ("Given X-Consumer-ID='dev-consumer' and X-Channel-ID='someone-elses-channel' "
+                                   "are not authorized")
+    assert hook.test_connection()[0] is False
+
+
+def test_bad_api_key_is_an_api_error(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_uci_connection(monkeypatch, emulator.api, api_key="wrong-key-123")
+    hook, sleeps = make_hook()
+    with pytest.raises(ExhaustApiError) as raised:
+        hook.list_requests(new_tag())
+    assert raised.value.status == 401 and sleeps == [], "client errors are not retried"
+    assert "wrong-key-123" not in str(raised.value)
+
+
+def test_validation_errors_send_nothing(hook: UciExhaustHook, emulator: Emulator) -> None:
+    tag = new_tag()
+    with pytest.raises(ExhaustValidationError, match="end_date"):
+        hook.request_for(BOT, "response", "2022-03-01", "2022-13-45", tag)
+    with pytest.raises(ExhaustValidationError, match="conversation_id"):
+        hook.request_for("not-a-uuid", "response", "2022-03-01", "2022-03-02", tag)
+    assert ExhaustApi(emulator.api).list(tag).json()["result"]["count"] == 0
+
+
+def test_connection_test_passes(hook: UciExhaustHook) -> None:
+    ok, message = hook.test_connection()
+    assert ok and "dev-channel" in message
+
+
+def test_server_errors_are_retried_with_backoff(start, monkeypatch: pytest.MonkeyPatch) -> None:
+    flaky = start("--fault-500", "read=0.5", "--fault-seed", "3")
+    set_uci_connection(monkeypatch, flaky.api)
+    hook, sleeps = make_hook(RetryPolicy(attempts=8, backoff=0.5, max_backoff=4))
+    job = hook.submit_request(hook.request_for(BOT, "response", "2022-03-01", "2022-03-02", new_tag()))
+    for _ in range(10):
+        assert hook.read_request(job.tag, job.request_id).request_id == job.request_id
+    assert sleeps, "some reads met a 500 and were retried"
+    assert set(sleeps) <= {0.5, 1.0, 2.0, 4.0}
+
+
+def test_persistent_server_errors_give_up(start, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = start("--fault-500", "list=1")
+    set_uci_connection(monkeypatch, broken.api)
+    hook, sleeps = make_hook(RetryPolicy(attempts=4, backoff=1, max_backoff=60))
+    with pytest.raises(ExhaustTransientError, match="gave up after 4 attempts"):
+        hook.list_requests(new_tag())
+    assert sleeps == [1, 2, 4]
+
+
+def test_rate_limit_waits_retry_after(start, monkeypatch: pytest.MonkeyPatch) -> None:
+    limited = start("--fault-429", "list=1", "--retry-after", "7")
+    set_uci_connection(monkeypatch, limited.api)
+    hook, sleeps = make_hook(RetryPolicy(attempts=3))
+    with pytest.raises(ExhaustTransientError, match="429"):
+        hook.list_requests(new_tag())
+    assert sleeps == [7.0, 7.0]
+
+
+def test_timeouts_and_dropped_connections_are_retried(start, monkeypatch: pytest.MonkeyPatch) -> None:
+    slow = start("--fault-latency", "list=1", "--latency-seconds", "1.5", "--fault-drop", "read=1")
+    set_uci_connection(monkeypatch, slow.api)
+    hook, sleeps = make_hook(RetryPolicy(attempts=2, backoff=0.1), timeout=(2.0, 0.5))
+    with pytest.raises(ExhaustTransientError, match="Timeout"):
+        hook.list_requests(new_tag())
+    with pytest.raises(ExhaustTransientError, match="ConnectionError"):
+        hook.read_request(new_tag(), "X")
+    assert sleeps == [0.1, 0.1]
+    patient, _ = make_hook(RetryPolicy(attempts=2, backoff=0.1))
+    assert patient.list_requests(new_tag()) == [], "the default read timeout outlasts the latency"
+
+
+@pytest.mark.asyncio
+async def test_async_hook_reads_and_lists(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_uci_connection(monkeypatch, emulator.api)
+    job = make_hook()[0].submit_request(
+        UciExhaustHook().request_for(BOT, "response", "2022-03-01", "2022-03-02", new_tag()))
+    hook = UciExhaustAsyncHook()
+    assert (await hook.read_request(job.tag, job.request_id)).request_id == job.request_id
+    assert [j.request_id for j in await hook.list_requests(job.bare_tag)] == [job.request_id]
+    with pytest.raises(ExhaustJobNotFound):
+        await hook.read_request(job.bare_tag, "0" * 32)
+
+
+@pytest.mark.asyncio
+async def test_async_hook_retries_like_the_sync_one(start, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = start("--fault-500", "read=1", "--fault-429", "list=1", "--retry-after", "3")
+    set_uci_connection(monkeypatch, broken.api)
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    hook = UciExhaustAsyncHook(retry=RetryPolicy(attempts=3, backoff=2))
+    hook.sleep = record
+    with pytest.raises(ExhaustTransientError, match="HTTP 500"):
+        await hook.read_request(new_tag(), "X")
+    with pytest.raises(ExhaustTransientError, match="429"):
+        await hook.list_requests(new_tag())
+    assert waits == [2, 4, 3.0, 3.0]
