@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="uci-airflow-home-"))
+AIRFLOW_HOME = tempfile.mkdtemp(prefix="uci-airflow-home-")
+atexit.register(shutil.rmtree, AIRFLOW_HOME, True)
+os.environ["AIRFLOW_HOME"] = AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(AIRFLOW_HOME, "dags")
 
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -17,6 +21,23 @@ import pytest  # noqa: E402
 from tests.support.services import Azurite, Emulator, run_azurite, run_emulator  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Airflow's metadata database (SQLite in the temporary AIRFLOW_HOME) and its DAGs folder.
+
+    The folder holds the project's DAGs and the tests' own (``dag.test()`` needs a DAG's file there).
+    """
+    dags = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    dags.mkdir(parents=True, exist_ok=True)
+    for source in [*sorted((ROOT / "dags").glob("*.py")), *sorted((ROOT / "tests" / "dags").glob("*.py"))]:
+        shutil.copy(source, dags / source.name)
+    from airflow.utils import db
+
+    db.initdb()
+    return dags
 
 
 @pytest.fixture(scope="session")

@@ -37,26 +37,27 @@ class SubmitExhaustOperator(BaseOperator):
 
     :param conversation_id: the bot id (UUID). Templated.
     :param dataset: ``uci-response-exhaust`` / ``uci-private-exhaust`` (or ``response`` / ``private``). Templated.
-    :param start_date: first day, ``YYYY-MM-DD``. Templated.
-    :param end_date: last day, inclusive. Templated.
+    :param from_date: first sync day, ``YYYY-MM-DD`` (the request's ``startDate``). Templated.
+    :param to_date: last sync day, inclusive (``endDate``). Templated. (``start_date`` and ``end_date``
+        are taken by Airflow's own operator fields.)
     :param tag: the request's tag; derived when not given. Templated.
     :param requested_by: defaults to the connection's ``requested_by``. Templated.
     :param encryption_key: the private zip's password; defaults to the connection's. Templated.
     :param uci_exhaust_conn_id: the Airflow connection. Templated.
     """
 
-    template_fields: Sequence[str] = ("conversation_id", "dataset", "start_date", "end_date", "tag", "requested_by",
+    template_fields: Sequence[str] = ("conversation_id", "dataset", "from_date", "to_date", "tag", "requested_by",
                                       "encryption_key", "uci_exhaust_conn_id")
     ui_color = "#d6ecf3"
 
-    def __init__(self, *, conversation_id: str, dataset: str, start_date: str, end_date: str, tag: str | None = None,
+    def __init__(self, *, conversation_id: str, dataset: str, from_date: str, to_date: str, tag: str | None = None,
                  requested_by: str | None = None, encryption_key: str | None = None,
                  uci_exhaust_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conversation_id = conversation_id
         self.dataset = dataset
-        self.start_date = start_date
-        self.end_date = end_date
+        self.from_date = from_date
+        self.to_date = to_date
         self.tag = tag
         self.requested_by = requested_by
         self.encryption_key = encryption_key
@@ -68,8 +69,8 @@ class SubmitExhaustOperator(BaseOperator):
         hook = UciExhaustHook(self.uci_exhaust_conn_id)
         dataset = Dataset.parse(self.dataset).value
         tag = self.tag or derive_tag(self.dag_id, self.task_id, str(self.conversation_id), dataset,
-                                     str(self.start_date), str(self.end_date))
-        request = hook.request_for(str(self.conversation_id), dataset, str(self.start_date), str(self.end_date), tag,
+                                     str(self.from_date), str(self.to_date))
+        request = hook.request_for(str(self.conversation_id), dataset, str(self.from_date), str(self.to_date), tag,
                                    requested_by=self.requested_by, encryption_key=self.encryption_key or None)
         ti = context.get("ti")
         job = self._known_job(hook, request) if ti is not None and ti.try_number > 1 else None
