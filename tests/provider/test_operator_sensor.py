@@ -1,0 +1,136 @@
+"""SubmitExhaustOperator and ExhaustJobSensor outside a DAG run: retries, poke path, outcomes of events."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+import requests
+from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+
+from airflow_provider_uci.models import ExhaustError, ExhaustJobFailed
+from airflow_provider_uci.operators.exhaust import SubmitExhaustOperator, derive_tag
+from airflow_provider_uci.sensors.exhaust import ExhaustJobSensor
+from airflow_provider_uci.triggers.exhaust import ExhaustJobTrigger
+from tests.support.api import ExhaustApi
+from tests.support.connections import set_uci_connection
+from tests.support.services import Emulator
+
+BOT = "c63b6faa-11a9-4259-b941-11cd2f8446c6"
+
+
+def context(try_number: int = 1, pushed: dict | None = None) -> dict:
+    ti = SimpleNamespace(try_number=try_number, xcom_pull=lambda task_ids: pushed)
+    return {"ti": ti}
+
+
+def operator(task_id: str, dataset: str = "response") -> SubmitExhaustOperator:
+    return SubmitExhaustOperator(task_id=task_id, conversation_id=BOT, dataset=dataset, from_date="2022-03-01",
+                                 to_date="2022-03-02")
+
+
+def fail(emulator: Emulator, job: dict) -> None:
+    requests.post(f"{emulator.root}/admin/jobs/{job['request_id']}/fail", params={"tag": job["tag"] + ":dev-channel"},
+                  json={"message": "No data found"}, timeout=10).raise_for_status()
+
+
+@pytest.fixture(autouse=True)
+def connection(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_uci_connection(monkeypatch, emulator.api)
+
+
+def test_derived_tag_is_stable_and_distinct() -> None:
+    one = derive_tag("dag", "task", BOT, "uci-response-exhaust", "2022-03-01", "2022-03-02")
+    assert one == derive_tag("dag", "task", BOT, "uci-response-exhaust", "2022-03-01", "2022-03-02")
+    assert one != derive_tag("dag", "task", BOT, "uci-response-exhaust", "2022-03-01", "2022-03-03")
+    assert len(one) == 36
+
+
+def test_first_try_submits_and_returns_identifiers_only(emulator: Emulator, request: pytest.FixtureRequest) -> None:
+    task = operator(f"submit-{request.node.name}")
+    pushed = task.execute(context())
+    assert set(pushed) == {"request_id", "tag", "dataset", "conversation_id", "start_date", "end_date"}
+    job = ExhaustApi(emulator.api).read(pushed["tag"], pushed["request_id"]).json()["result"]
+    assert job["status"] == "SUBMITTED" and job["requestedBy"] == "tests"
+    assert task.execute(context())["request_id"] == pushed["request_id"], "a rerun the same day: the same job"
+
+
+def test_retry_reuses_a_known_job_and_resubmits_a_failed_one(emulator: Emulator, request: pytest.FixtureRequest) -> None:
+    task = operator(f"retry-{request.node.name}", dataset="private")
+    first = task.execute(context())
+    api = ExhaustApi(emulator.api)
+    before = api.read(first["tag"], first["request_id"]).json()["result"]
+    assert task.execute(context(try_number=2)) == first
+    assert api.read(first["tag"], first["request_id"]).json()["result"]["jobStats"] == before["jobStats"]
+    fail(emulator, first)
+    assert task.execute(context(try_number=3))["request_id"] == first["request_id"]
+    after = api.read(first["tag"], first["request_id"]).json()["result"]
+    assert after["status"] == "SUBMITTED" and after["attempts"] == 1, "resubmitted: back in the queue"
+
+
+def test_sensor_succeeds_at_once_when_the_job_is_done(emulator: Emulator, request: pytest.FixtureRequest) -> None:
+    pushed = operator(f"done-{request.node.name}").execute(context())
+    requests.post(f"{emulator.root}/admin/jobs/{pushed['request_id']}/file",
+                  params={"tag": pushed["tag"] + ":dev-channel"}, data=b"a\n1\n", timeout=10).raise_for_status()
+    sensor = ExhaustJobSensor(task_id="wait", submit_task_id="submit")
+    result = sensor.execute(context(pushed=pushed))
+    assert result["status"] == "SUCCESS" and result["file_count"] == 1 and result["request_id"] == pushed["request_id"]
+    assert not any("http" in str(value) for value in result.values())
+
+
+def test_sensor_defers_with_primitive_kwargs(emulator: Emulator, request: pytest.FixtureRequest) -> None:
+    pushed = operator(f"defer-{request.node.name}", dataset="private").execute(context())
+    sensor = ExhaustJobSensor(task_id="wait", tag=pushed["tag"], request_id=pushed["request_id"],
+                              dataset="uci-private-exhaust", timeout=3600)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context())
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, ExhaustJobTrigger)
+    classpath, kwargs = trigger.serialize()
+    assert kwargs["run_at"] == "03:00" and kwargs["timezone"] == "Asia/Kolkata"
+    assert all(isinstance(value, (str, int, float, bool, type(None))) for value in kwargs.values())
+    assert deferred.value.method_name == "execute_complete"
+
+
+def test_sensor_fails_fast_only_when_asked(emulator: Emulator, request: pytest.FixtureRequest) -> None:
+    pushed = operator(f"fast-{request.node.name}").execute(context())
+    fail(emulator, pushed)
+    patient = ExhaustJobSensor(task_id="wait", tag=pushed["tag"], request_id=pushed["request_id"])
+    with pytest.raises(TaskDeferred):
+        patient.execute(context())
+    hasty = ExhaustJobSensor(task_id="wait", tag=pushed["tag"], request_id=pushed["request_id"],
+                             fail_on_first_failure=True)
+    with pytest.raises(ExhaustJobFailed, match="No data found"):
+        hasty.execute(context())
+
+
+def test_trigger_events_become_task_outcomes() -> None:
+    sensor = ExhaustJobSensor(task_id="wait", tag="t", request_id="R")
+    job = {"request_id": "R", "tag": "t", "dataset": "uci-response-exhaust", "status": "SUCCESS", "attempts": 0,
+           "file_count": 1}
+    assert sensor.execute_complete({}, {"status": "success", "job": job})["file_count"] == 1
+    with pytest.raises(AirflowSensorTimeout):
+        sensor.execute_complete({}, {"status": "timeout", "message": "too late"})
+    with pytest.raises(ExhaustError, match="Invalid request"):
+        sensor.execute_complete({}, {"status": "failed", "message": "Invalid request", "job": {**job, "attempts": 3}})
+    skipping = ExhaustJobSensor(task_id="wait", tag="t", request_id="R", soft_fail=True)
+    for event in ({"status": "timeout", "message": "too late"}, {"status": "error", "message": "gone"}):
+        with pytest.raises(AirflowSkipException):
+            skipping.resume_execution("execute_complete", {"event": event}, {})
+
+
+def test_sensor_needs_a_job_reference() -> None:
+    with pytest.raises(ValueError, match="tag and request_id"):
+        ExhaustJobSensor(task_id="wait", tag="t")
+
+
+def test_imports_raise_no_deprecation_warnings() -> None:
+    modules = ["airflow_provider_uci.hooks.exhaust", "airflow_provider_uci.operators.exhaust",
+               "airflow_provider_uci.sensors.exhaust", "airflow_provider_uci.triggers.exhaust",
+               "airflow_provider_uci.models", "airflow_provider_uci.schedule"]
+    code = "import warnings; warnings.simplefilter('error'); " + "; ".join(f"import {name}" for name in modules)
+    result = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c", code], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -1,0 +1,374 @@
+"""ExhaustJobTrigger against the emulator over HTTP: one event per run, waits derived from absolute times.
+
+The trigger's clock and sleep are replaced by a simulated clock, so a night passes in no time. The emulator
+runs without its own schedule and its clock follows the simulated one; the job's state is moved on through
+its admin routes, as its nightly run would.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from airflow.triggers.base import TriggerEvent
+from zoneinfo import ZoneInfo
+
+from airflow_provider_uci.hooks.exhaust import UciExhaustAsyncHook
+from airflow_provider_uci.hooks.wire import RetryPolicy
+from airflow_provider_uci.triggers.exhaust import ExhaustJobTrigger
+from tests.support.api import ExhaustApi, new_tag, submit_body
+from tests.support.connections import set_uci_connection
+from tests.support.services import Emulator, run_emulator
+
+IST = ZoneInfo("Asia/Kolkata")
+CHANNEL = "dev-channel"
+GRACE = 600.0
+POLL = 600.0
+DAY = 86400.0
+
+
+class Crash(Exception):
+    """Stands in for a triggerer that dies while the trigger sleeps."""
+
+
+class FakeTime:
+    """A simulated clock; its sleep moves the clock (and the emulator's, if given) to the wake-up, records
+    it, then runs ``on_sleep`` with the number of sleeps so far."""
+
+    def __init__(self, start: float, follower: Emulator | None = None) -> None:
+        self.now = float(start)
+        self.follower = follower
+        self.sleeps: list[float] = []
+        self.wakes: list[float] = []
+        self.on_sleep: Callable[[int], None] | None = None
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.wakes.append(self.now + seconds)
+        self.now += seconds
+        if self.follower is not None:
+            self.follower.set_clock(iso(self.now))
+        if self.on_sleep is not None:
+            self.on_sleep(len(self.sleeps))
+
+
+class Jobs:
+    """Submits jobs with a plain HTTP client and moves them on with the emulator's admin routes."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.api = ExhaustApi(emulator.api)
+
+    def submit(self, **options: Any) -> dict[str, Any]:
+        answer = self.api.submit(submit_body(new_tag(), **options))
+        answer.raise_for_status()
+        return answer.json()["result"]
+
+    def succeed(self, job: dict[str, Any], content: bytes = b"Message ID,Device ID\nm-1,d-1\n") -> None:
+        requests.post(f"{self.emulator.root}/admin/jobs/{job['requestId']}/file", params={"tag": job["tag"]},
+                      data=content, timeout=10).raise_for_status()
+
+    def fail(self, job: dict[str, Any], message: str) -> dict[str, Any]:
+        answer = requests.post(f"{self.emulator.root}/admin/jobs/{job['requestId']}/fail",
+                               params={"tag": job["tag"]}, json={"message": message}, timeout=10)
+        answer.raise_for_status()
+        return answer.json()
+
+
+def ist(year: int, month: int, day: int, hour: int, minute: int = 0, second: int = 0) -> float:
+    """Epoch seconds of a wall-clock time in India."""
+    return datetime(year, month, day, hour, minute, second, tzinfo=IST).timestamp()
+
+
+def iso(instant: float) -> str:
+    return datetime.fromtimestamp(instant, IST).isoformat()
+
+
+#: The quiet emulator's clock at the start of each test: 10:00 IST, when the jobs are submitted.
+SUBMITTED = ist(2024, 6, 12, 10, 0)
+#: The trigger starts a few seconds later; its first look is the next night's run plus the grace period.
+STARTED = SUBMITTED + 5
+FIRST_LOOK = ist(2024, 6, 13, 2, 10)
+
+
+def bare(job: dict[str, Any]) -> str:
+    return job["tag"].removesuffix(f":{CHANNEL}")
+
+
+def seconds(epoch_ms: int) -> float:
+    return epoch_ms / 1000
+
+
+def first_look_after(instant: float, run_at: tuple[int, int] = (2, 0)) -> float:
+    """The first nightly run in India strictly after ``instant``, plus the grace period (worked by hand)."""
+    local = datetime.fromtimestamp(instant, IST)
+    run = local.replace(hour=run_at[0], minute=run_at[1], second=0, microsecond=0)
+    if run.timestamp() <= instant:
+        run = (local + timedelta(days=1)).replace(hour=run_at[0], minute=run_at[1], second=0, microsecond=0)
+    return run.timestamp() + GRACE
+
+
+def start_after(job: dict[str, Any], key: str = "dtJobSubmitted") -> float:
+    """A whole second just after the job's time, so that every expected wake-up is exact."""
+    return float(math.ceil(seconds(job["jobStats"][key])) + 1)
+
+
+def make_trigger(job: dict[str, Any] | None, fake: FakeTime, *, request_id: str | None = None,
+                 deadline: float | None = None, **options: Any) -> ExhaustJobTrigger:
+    trigger = ExhaustJobTrigger(
+        tag=bare(job) if job else new_tag(), request_id=request_id or (job["requestId"] if job else "0" * 32),
+        deadline=fake.now + 3 * DAY if deadline is None else deadline, grace_seconds=GRACE, poll_interval=POLL,
+        **options,
+    )
+    trigger.clock = fake.clock
+    trigger.sleep = fake.sleep
+    return trigger
+
+
+async def only_event(trigger: ExhaustJobTrigger) -> dict[str, Any]:
+    """Run the trigger to its end and return the payload of its one event."""
+    events = [event async for event in trigger.run()]
+    assert len(events) == 1, f"expected exactly one event, got {[event.payload for event in events]}"
+    assert isinstance(events[0], TriggerEvent)
+    return events[0].payload
+
+
+@pytest.fixture
+def jobs(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Jobs:
+    set_uci_connection(monkeypatch, emulator.api)
+    return Jobs(emulator)
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., Emulator]]:
+    stack = []
+
+    def starter(*args: str) -> Emulator:
+        context = run_emulator(tmp_path / f"emulator-{len(stack)}", *args)
+        stack.append(context)
+        return context.__enter__()
+
+    yield starter
+    for context in reversed(stack):
+        context.__exit__(None, None, None)
+
+
+def without_retries(trigger: ExhaustJobTrigger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give the trigger a hook that tries each read once and never waits, so every failing read counts."""
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    def factory() -> UciExhaustAsyncHook:
+        hook = UciExhaustAsyncHook(trigger.uci_exhaust_conn_id, retry=RetryPolicy(attempts=1))
+        hook.sleep = no_wait
+        return hook
+
+    monkeypatch.setattr(trigger, "hook", factory)
+
+
+@pytest.mark.parametrize("options", [{}, {"run_at": None, "timezone": "UTC", "fail_on_first_failure": True,
+                                          "max_transient_failures": 2, "uci_exhaust_conn_id": "other"}])
+def test_serialize_round_trip(options: dict[str, Any]) -> None:
+    trigger = ExhaustJobTrigger(tag="t-1", request_id="ABC", deadline=1718150400, **options)
+    classpath, kwargs = trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    assert getattr(importlib.import_module(module), name) is ExhaustJobTrigger
+    assert all(value is None or type(value) in (str, float, int, bool) for value in kwargs.values()), kwargs
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    assert kwargs["deadline"] == 1718150400.0 and kwargs["run_at"] == options.get("run_at", "02:00")
+    assert ExhaustJobTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+@pytest.mark.asyncio
+async def test_pending_job_sleeps_to_the_nightly_run_then_succeeds(jobs: Jobs) -> None:
+    job = jobs.submit()
+    fake = FakeTime(start_after(job))
+    trigger = make_trigger(job, fake)
+    fake.on_sleep = lambda count: jobs.succeed(job)  # the nightly run, while the trigger sleeps
+    payload = await only_event(trigger)
+
+    assert fake.wakes == [first_look_after(seconds(job["jobStats"]["dtJobSubmitted"]))]
+    assert fake.wakes == [trigger.schedule.next_check(start_after(job), seconds(job["jobStats"]["dtJobSubmitted"]))]
+    assert trigger.reads == 2, "one look now, one after the night's run"
+    assert payload["status"] == "success"
+    assert payload["job"] == {
+        "request_id": job["requestId"], "tag": bare(job), "dataset": "uci-response-exhaust",
+        "conversation_id": "c63b6faa-11a9-4259-b941-11cd2f8446c6", "start_date": "2022-03-01",
+        "end_date": "2022-04-01", "status": "SUCCESS", "attempts": 0, "file_count": 1, "status_message": None,
+    }
+    text = json.dumps(payload)
+    assert "sig=" not in text and "://" not in text and "blob" not in text, "no URL travels in the event"
+
+
+@pytest.mark.asyncio
+async def test_private_exhaust_sleeps_to_three(jobs: Jobs) -> None:
+    job = jobs.submit(dataset="uci-private-exhaust")
+    fake = FakeTime(start_after(job))
+    trigger = make_trigger(job, fake, run_at="03:00")
+    fake.on_sleep = lambda count: jobs.succeed(job, b"PK")
+    assert (await only_event(trigger))["status"] == "success"
+    assert fake.wakes == [first_look_after(seconds(job["jobStats"]["dtJobSubmitted"]), (3, 0))]
+
+
+@pytest.mark.asyncio
+async def test_finished_job_answers_at_once(jobs: Jobs) -> None:
+    job = jobs.submit()
+    jobs.succeed(job)
+    fake = FakeTime(start_after(job))
+    trigger = make_trigger(job, fake)
+    payload = await only_event(trigger)
+    assert payload["status"] == "success" and payload["job"]["file_count"] == 1
+    assert fake.sleeps == [] and trigger.reads == 1
+
+
+@pytest.mark.asyncio
+async def test_failed_three_times_is_final_with_the_service_message(jobs: Jobs) -> None:
+    job = jobs.submit()
+    for night in (1, 2, 3):
+        failed = jobs.fail(job, f"No data found for night {night}")
+    assert failed["attempts"] == 3
+    fake = FakeTime(start_after(failed, "dtJobCompleted"))
+    payload = await only_event(make_trigger(job, fake))
+    assert payload["status"] == "failed"
+    assert payload["message"] == "No data found for night 3"
+    assert payload["job"]["attempts"] == 3 and payload["job"]["status"] == "FAILED"
+    assert payload["job"]["status_message"] == "No data found for night 3"
+    assert fake.sleeps == []
+
+
+@pytest.mark.asyncio
+async def test_first_failures_wait_for_the_nightly_retry(jobs: Jobs) -> None:
+    job = jobs.submit()
+    failed = jobs.fail(job, "Spark job lost its executor")
+    assert failed["attempts"] == 1
+    fake = FakeTime(start_after(failed, "dtJobCompleted"))
+    trigger = make_trigger(job, fake)
+    retried: list[dict[str, Any]] = []
+
+    def night(count: int) -> None:
+        if count == 1:
+            retried.append(jobs.fail(job, "Spark job lost its executor again"))  # attempt 2: still not final
+        else:
+            jobs.succeed(job)
+
+    fake.on_sleep = night
+    payload = await only_event(trigger)
+    assert payload["status"] == "success" and payload["job"]["attempts"] == 2
+    assert fake.wakes[0] == first_look_after(seconds(failed["jobStats"]["dtJobCompleted"])), \
+        "a FAILED job waits for the next night's retry"
+    assert fake.wakes[1] == first_look_after(seconds(retried[0]["jobStats"]["dtJobCompleted"])), \
+        "the retry failed after the trigger's last look: wait for the night after its failure"
+    assert len(fake.wakes) == 2 and trigger.reads == 3
+
+
+@pytest.mark.asyncio
+async def test_fail_on_first_failure(jobs: Jobs) -> None:
+    job = jobs.submit()
+    failed = jobs.fail(job, "Invalid request")
+    fake = FakeTime(start_after(failed, "dtJobCompleted"))
+    payload = await only_event(make_trigger(job, fake, fail_on_first_failure=True))
+    assert payload["status"] == "failed" and payload["message"] == "Invalid request"
+    assert payload["job"]["attempts"] == 1 and fake.sleeps == []
+
+
+@pytest.mark.asyncio
+async def test_unknown_job_is_one_error_event(jobs: Jobs) -> None:
+    fake = FakeTime(1718150400)
+    trigger = make_trigger(None, fake, request_id="F" * 32)
+    payload = await only_event(trigger)
+    assert payload["status"] == "error" and "F" * 32 in payload["message"]
+    assert "job" not in payload and fake.sleeps == [] and trigger.reads == 1
+
+
+@pytest.mark.asyncio
+async def test_deadline_passed_is_a_timeout_without_reading(jobs: Jobs) -> None:
+    job = jobs.submit()
+    fake = FakeTime(start_after(job))
+    trigger = make_trigger(job, fake, deadline=fake.now - 1)
+    payload = await only_event(trigger)
+    assert payload["status"] == "timeout" and job["requestId"] in payload["message"]
+    assert trigger.reads == 0 and fake.sleeps == []
+
+
+@pytest.mark.asyncio
+async def test_deadline_before_the_night_sleeps_to_the_deadline_then_times_out(jobs: Jobs) -> None:
+    job = jobs.submit()
+    fake = FakeTime(start_after(job))
+    deadline = fake.now + 1800
+    trigger = make_trigger(job, fake, deadline=deadline)
+    payload = await only_event(trigger)
+    assert payload["status"] == "timeout"
+    assert fake.wakes == [deadline] and trigger.reads == 1
+
+
+@pytest.mark.asyncio
+async def test_transient_failures_within_the_limit_are_borne(start, jobs: Jobs,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # seed 16 draws five 500s in a row before the first good read: exactly the limit
+    flaky = start("--fault-500", "read=0.5", "--fault-seed", "16")
+    set_uci_connection(monkeypatch, flaky.api)
+    flaky_jobs = Jobs(flaky)
+    job = flaky_jobs.submit()
+    flaky_jobs.succeed(job)
+    fake = FakeTime(start_after(job))
+    trigger = make_trigger(job, fake, max_transient_failures=5)
+    without_retries(trigger, monkeypatch)
+    payload = await only_event(trigger)
+    assert payload["status"] == "success" and payload["job"]["request_id"] == job["requestId"]
+    assert trigger.reads == 6, "five failed reads, then the good one"
+    assert fake.sleeps == [POLL] * 5, "each failed read waits one poll interval"
+
+
+@pytest.mark.asyncio
+async def test_transient_failures_beyond_the_limit_are_one_error(start, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = start("--fault-500", "read=1")
+    set_uci_connection(monkeypatch, broken.api)
+    job = Jobs(broken).submit()
+    fake = FakeTime(start_after(job))
+    trigger = make_trigger(job, fake, max_transient_failures=3)
+    without_retries(trigger, monkeypatch)
+    payload = await only_event(trigger)
+    assert payload["status"] == "error"
+    assert "4 consecutive failures" in payload["message"] and "HTTP 500" in payload["message"]
+    assert trigger.reads == 4 and fake.sleeps == [POLL] * 3
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("crash_after", [0.5, 0.999])
+async def test_restarted_trigger_wakes_at_the_same_time(jobs: Jobs, crash_after: float) -> None:
+    job = jobs.submit()
+    first_clock = FakeTime(start_after(job))
+    first = make_trigger(job, first_clock)
+
+    def crash(count: int) -> None:
+        raise Crash
+
+    first_clock.on_sleep = crash
+    seen = []
+    with pytest.raises(Crash):
+        async for event in first.run():
+            seen.append(event)
+    assert seen == [] and len(first_clock.wakes) == 1
+    wake = first_clock.wakes[0]
+
+    classpath, kwargs = first.serialize()
+    module, _, name = classpath.rpartition(".")
+    restarted_at = float(math.floor(first_clock.now + (wake - first_clock.now) * crash_after))
+    second_clock = FakeTime(restarted_at)
+    second = getattr(importlib.import_module(module), name)(**kwargs)
+    second.clock, second.sleep = second_clock.clock, second_clock.sleep
+    second_clock.on_sleep = lambda count: jobs.succeed(job)
+    payload = await only_event(second)
+    assert payload["status"] == "success"
+    assert second_clock.wakes == [wake], "the restart neither lengthens nor shortens the wait"
