@@ -18,6 +18,7 @@ quote (JSON text, the only place backslashes occur in exhaust files, never ends 
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Iterable, Iterator
 from typing import IO
@@ -69,124 +70,66 @@ def write_rows(handle: IO[str], header: Iterable[str], rows: Iterable[Iterable[s
     return count
 
 
-def _unescape(body: str) -> str:
-    """Undo the writer's escaping of a quoted value's body (quotes already located)."""
-    out: list[str] = []
-    i, size = 0, len(body)
-    while i < size:
-        char = body[i]
-        if char != ESCAPE:
-            out.append(char)
-            i += 1
-            continue
-        run_end = i
-        while run_end < size and body[run_end] == ESCAPE:
-            run_end += 1
-        run = run_end - i
-        if run_end < size and body[run_end] == QUOTE:
-            # n backslashes then a quote: \" is a quote; otherwise the last backslash was doubled
-            originals = 0 if run == 1 else run - 2
-            out.append(ESCAPE * originals + QUOTE)
-            i = run_end + 1
-        elif run_end == size:
-            out.append(ESCAPE * max(run - 1, 0))  # doubled before the closing quote
-            i = run_end
-        else:
-            out.append(ESCAPE * run)
-            i = run_end
-    return "".join(out)
+#: Stands for an empty quoted value while Python's csv module parses (a private-use character).
+_EMPTY_MARK = "\ue000"
+_EMPTY_FIELD = re.compile(r'(?:(?<=^)|(?<=,))""(?=,|\r?\n|$)')
+
+
+def _unescape_run(match: re.Match[str]) -> str:
+    """n backslashes then a quote, in RFC 4180 terms (a quote inside a value is doubled)."""
+    run = len(match.group(1))
+    if run == 2:
+        return ESCAPE + QUOTE  # a value's last character is a backslash: it was doubled
+    return ESCAPE * max(run - 2, 0) + QUOTE + QUOTE  # an escaped quote, after run-2 backslashes
+
+
+def _rfc4180(lines: Iterable[str]) -> Iterator[str]:
+    """Rewrite Spark's escapes as RFC 4180 doubling, line by line, keeping null apart from ``""``.
+
+    Spark's escapes never span lines and only stand inside quoted values, so each line can be
+    rewritten alone. An empty quoted value becomes a marker (an existing marker character is doubled).
+    """
+    empty = QUOTE + _EMPTY_MARK + QUOTE
+    for line in lines:
+        if _EMPTY_MARK in line:
+            line = line.replace(_EMPTY_MARK, _EMPTY_MARK * 2)
+        if '""' in line:
+            line = line.replace(',"",', f",{empty},").replace(',"",', f",{empty},")
+            if line.startswith('""') or ',""' in line:
+                line = _EMPTY_FIELD.sub(empty, line)
+        if '\\"' in line:
+            if '\\\\"' in line:
+                line = _BACKSLASHES_BEFORE_QUOTE_RUN.sub(_unescape_run, line)
+            else:
+                line = line.replace('\\"', '""')
+        yield line
+
+
+_BACKSLASHES_BEFORE_QUOTE_RUN = re.compile(r'(\\+)"')
+
+
+def _value(text: str) -> str | None:
+    if not text:
+        return None
+    if _EMPTY_MARK in text:
+        if text == _EMPTY_MARK:
+            return ""
+        return text.replace(_EMPTY_MARK * 2, _EMPTY_MARK)
+    return text
 
 
 def read_records(handle: IO[str]) -> Iterator[tuple[int, list[str | None]]]:
     """Yield ``(line number, values)`` per record; null (nothing) is ``None``, ``""`` is ``""``.
 
-    The line number is that of the record's first line, counting the header as line 1.
+    The line number is that of the record's first line, counting the header as line 1. Open files
+    with ``newline=""`` so that line breaks inside values are kept as they are.
     """
-    line_number = 0
-    for line in _records_text(handle):
-        line_number_start = line_number + 1
-        line_number += line.count("\n") or 1
-        yield line_number_start, _split(line.rstrip("\n").removesuffix("\r"), line_number_start)
-
-
-def _records_text(handle: IO[str]) -> Iterator[str]:
-    """Join physical lines into records: a line break inside an open quoted value continues it."""
-    pending: list[str] = []
-    open_quote = False
-    for line in handle:
-        pending.append(line)
-        open_quote = _ends_inside_quotes(line, open_quote)
-        if not open_quote:
-            yield "".join(pending)
-            pending = []
-    if pending:
-        yield "".join(pending)
-
-
-def _ends_inside_quotes(line: str, inside: bool) -> bool:
-    """Whether a quoted value is still open at the end of ``line``."""
-    i, size = 0, len(line)
-    at_field_start = not inside
-    while i < size:
-        char = line[i]
-        if inside:
-            if char == ESCAPE:
-                run_end = i
-                while run_end < size and line[run_end] == ESCAPE:
-                    run_end += 1
-                run = run_end - i
-                if run_end < size and line[run_end] == QUOTE and run != 2:
-                    i = run_end + 1  # an escaped quote (n == 1 or n >= 3)
-                    continue
-                i = run_end
-                continue
-            if char == QUOTE:
-                inside = False
-                at_field_start = False
-            i += 1
-            continue
-        if char == QUOTE and at_field_start:
-            inside = True
-        at_field_start = char == DELIMITER
-        i += 1
-    return inside
-
-
-def _split(record: str, line_number: int) -> list[str | None]:
-    values: list[str | None] = []
-    i, size = 0, len(record)
-    while True:
-        if i < size and record[i] == QUOTE:
-            j = i + 1
-            while True:
-                if j >= size:
-                    raise SparkCsvError(f"line {line_number}: a quoted value is not closed")
-                char = record[j]
-                if char == ESCAPE:
-                    run_end = j
-                    while run_end < size and record[run_end] == ESCAPE:
-                        run_end += 1
-                    if run_end < size and record[run_end] == QUOTE and run_end - j != 2:
-                        j = run_end + 1
-                        continue
-                    j = run_end
-                    continue
-                if char == QUOTE:
-                    break
-                j += 1
-            values.append(_unescape(record[i + 1 : j]))
-            i = j + 1
-            if i < size and record[i] != DELIMITER:
-                raise SparkCsvError(f"line {line_number}: unexpected text after a quoted value at column {len(values)}")
-        else:
-            end = record.find(DELIMITER, i)
-            end = size if end < 0 else end
-            text = record[i:end]
-            values.append(text if text else None)
-            i = end
-        if i >= size:
-            return values
-        i += 1  # the delimiter
-        if i == size:
-            values.append(None)
-            return values
+    reader = csv.reader(_rfc4180(handle), delimiter=DELIMITER, quotechar=QUOTE, doublequote=True, escapechar=None,
+                        strict=True)
+    first_line = 1
+    try:
+        for values in reader:
+            yield first_line, [_value(text) for text in values]
+            first_line = reader.line_num + 1
+    except csv.Error as exc:
+        raise SparkCsvError(f"line {first_line}: {exc}") from None

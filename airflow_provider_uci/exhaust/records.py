@@ -1,0 +1,275 @@
+"""Typed records of the two exhausts, read by header name from any published vintage.
+
+Response exhaust files have had 12, 15, 17 and 18 columns over the years (contract 3.3): columns are
+found by name, and those a vintage lacks (``Session ID``, ``X Path``, ``Eof``) read as null. Values are
+typed (integers, booleans, timestamps) and the JSON columns checked; a record that breaks a rule is
+handed to a :class:`Rejects` log with its line number instead of being loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+import orjson
+
+from airflow_provider_uci.exhaust.spark_csv import SparkCsvError, read_records
+
+
+class ExhaustFormatError(ValueError):
+    """A file is not an exhaust this reader understands (the message names the file and the rule)."""
+
+
+class ResponseRecord(NamedTuple):
+    """One answer: a row of the response exhaust, typed. The first four fields are its key."""
+
+    conversation_id: str
+    message_id: str
+    device_id: str
+    question_id: str
+    conversation_name: str | None
+    session_id: str | None
+    question_type: str | None
+    question_title: str | None
+    question_description: str | None
+    question_duration: int | None
+    question_score: int | None
+    question_max_score: int | None
+    question_options: str | None
+    question_response: str | None
+    x_path: str | None
+    eof: bool | None
+    event_timestamp: str | None
+    at_timestamp: str | None
+
+
+class UserRecord(NamedTuple):
+    """One user of a bot: a row of the private exhaust. ``phone`` is null without consent."""
+
+    conversation_id: str
+    device_uuid: str
+    conversation_name: str | None
+    phone: str | None
+    encrypted_device_id: str | None
+    consented: bool
+
+
+#: Response exhaust header -> record field; the key columns are required, the others optional.
+RESPONSE_HEADERS = {
+    "Conversation ID": "conversation_id", "Message ID": "message_id", "Device ID": "device_id",
+    "Question Id": "question_id", "Conversation Name": "conversation_name", "Session ID": "session_id",
+    "Question Type": "question_type", "Question Title": "question_title",
+    "Question Description": "question_description", "Question Duration": "question_duration",
+    "Question Score": "question_score", "Question Max Score": "question_max_score",
+    "Question Options": "question_options", "Question Response": "question_response", "X Path": "x_path",
+    "Eof": "eof", "Timestamp": "event_timestamp", "@timestamp": "at_timestamp",
+}
+KEY_FIELDS = ("conversation_id", "message_id", "device_id", "question_id")
+PRIVATE_HEADERS = ("Conversation ID", "Conversation Name", "Decrypted Device ID", "Encrypted Device ID", "Device UUID")
+PHONE_MODES = ("plain", "hashed", "none")
+
+
+class Rejects:
+    """Records that could not be read: kept in a JSON-lines file with their line numbers.
+
+    :param path: where to write them; ``None`` keeps only the count and the first few in memory.
+    """
+
+    def __init__(self, path: Path | None = None, keep: int = 20) -> None:
+        self.path = path
+        self.count = 0
+        self.first: list[dict[str, Any]] = []
+        self._keep = keep
+        self._handle: IO[str] | None = None
+
+    def add(self, source: str, line: int, reason: str, values: list[str | None]) -> None:
+        entry = {"file": source, "line": line, "reason": reason, "values": values}
+        self.count += 1
+        if len(self.first) < self._keep:
+            self.first.append(entry)
+        if self.path is not None:
+            if self._handle is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = self.path.open("w", encoding="utf-8")
+            self._handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def summary(self) -> str:
+        lines = [f"line {r['line']} of {r['file']}: {r['reason']}" for r in self.first[:5]]
+        more = f" (and {self.count - len(lines)} more)" if self.count > len(lines) else ""
+        return "; ".join(lines) + more
+
+
+class _Reject(ValueError):
+    pass
+
+
+def _int(name: str, value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        try:
+            number = float(value)
+        except ValueError:
+            raise _Reject(f"{name}: expected a whole number, got {value!r}") from None
+        if not number.is_integer():
+            raise _Reject(f"{name}: expected a whole number, got {value!r}") from None
+        return int(number)
+
+
+def _bool(name: str, value: str | None) -> bool | None:
+    if value is None or value == "":
+        return None
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    raise _Reject(f"{name}: expected true or false, got {value!r}")
+
+
+def _timestamp(name: str, value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _Reject(f"{name}: expected an ISO 8601 timestamp, got {value!r}") from None
+    return value
+
+
+def _json(name: str, value: str | None, empty_allowed: bool) -> str | None:
+    if value is None or (value == "" and empty_allowed):
+        return value
+    try:
+        orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise _Reject(f"{name}: not valid JSON: {value[:80]!r}") from None
+    return value
+
+
+def _header_positions(header: list[str | None], source: str) -> dict[str, int]:
+    positions = {}
+    for index, name in enumerate(header):
+        if name in RESPONSE_HEADERS and RESPONSE_HEADERS[name] not in positions:
+            positions[RESPONSE_HEADERS[name]] = index
+    missing = [name for name, field in RESPONSE_HEADERS.items() if field in KEY_FIELDS and field not in positions]
+    if missing:
+        raise ExhaustFormatError(f"{source}: not a response exhaust: no {', '.join(missing)} column")
+    return positions
+
+
+def read_responses(path: Path, rejects: Rejects, conversation_id: str | None = None) -> Iterator[ResponseRecord]:
+    """Stream the typed records of a response exhaust CSV.
+
+    :param path: the file (UTF-8, Spark's dialect).
+    :param rejects: where records that break a rule go.
+    :param conversation_id: when given, a record of another conversation is a reject.
+    """
+    source = Path(path).name
+    with open(path, encoding="utf-8", newline="") as handle:
+        records = read_records(handle)
+        try:
+            _, header = next(records)
+        except StopIteration:
+            raise ExhaustFormatError(f"{source}: the file is empty") from None
+        except SparkCsvError as exc:
+            raise ExhaustFormatError(f"{source}: {exc}") from None
+        positions = _header_positions(header, source)
+        width = len(header)
+        fields = ResponseRecord._fields
+        getters = [positions.get(field) for field in fields]
+        while True:
+            try:
+                line, values = next(records)
+            except StopIteration:
+                return
+            except SparkCsvError as exc:
+                raise ExhaustFormatError(f"{source}: {exc}") from None
+            try:
+                if len(values) != width:
+                    raise _Reject(f"expected {width} values as in the header, got {len(values)}")
+                raw = [None if at is None else values[at] for at in getters]
+                for index in range(4):
+                    if not raw[index]:
+                        raise _Reject(f"{fields[index]}: must not be empty (it is part of the key)")
+                if conversation_id is not None and raw[0] != conversation_id:
+                    raise _Reject(f"conversation_id: {raw[0]!r} is not the requested {conversation_id!r}")
+                yield ResponseRecord(
+                    raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8],
+                    _int("question_duration", raw[9]), _int("question_score", raw[10]),
+                    _int("question_max_score", raw[11]),
+                    _json("question_options", raw[12], empty_allowed=False),
+                    _json("question_response", raw[13], empty_allowed=True),
+                    raw[14], _bool("eof", raw[15]),
+                    _timestamp("event_timestamp", raw[16]), _timestamp("at_timestamp", raw[17]),
+                )
+            except _Reject as reason:
+                rejects.add(source, line, str(reason), values)
+
+
+def phone_value(decrypted: str | None, device_uuid: str, mode: str) -> str | None:
+    """What lands as the user's phone: as it is, a SHA-256 of it, or nothing; null without consent."""
+    if mode not in PHONE_MODES:
+        raise ValueError(f"phone_numbers: must be one of {', '.join(PHONE_MODES)}, got {mode!r}")
+    if decrypted is None or decrypted == "" or decrypted == device_uuid or mode == "none":
+        return None
+    if mode == "hashed":
+        return hashlib.sha256(decrypted.encode("utf-8")).hexdigest()
+    return decrypted
+
+
+def read_users(path: Path, rejects: Rejects, phone_numbers: str = "plain",
+               conversation_id: str | None = None) -> Iterator[UserRecord]:
+    """Stream the users of a private exhaust CSV (already unzipped).
+
+    A user without consent has the Device UUID as "Decrypted Device ID" (contract 3.4): no phone.
+    """
+    source = Path(path).name
+    phone_value(None, "", phone_numbers)  # check the mode before reading
+    with open(path, encoding="utf-8", newline="") as handle:
+        records = read_records(handle)
+        try:
+            _, header = next(records)
+        except StopIteration:
+            raise ExhaustFormatError(f"{source}: the file is empty") from None
+        missing = [name for name in PRIVATE_HEADERS if name not in header]
+        if missing:
+            raise ExhaustFormatError(f"{source}: not a private exhaust: no {', '.join(missing)} column")
+        at = [header.index(name) for name in PRIVATE_HEADERS]
+        for line, values in records:
+            if len(values) != len(header):
+                rejects.add(source, line, f"expected {len(header)} values as in the header, got {len(values)}",
+                            values)
+                continue
+            conversation, name, decrypted, encrypted, device = (values[i] for i in at)
+            if not conversation or not device:
+                rejects.add(source, line, "Conversation ID and Device UUID must not be empty", values)
+                continue
+            if conversation_id is not None and conversation != conversation_id:
+                rejects.add(source, line, f"conversation_id: {conversation!r} is not the requested "
+                                          f"{conversation_id!r}", values)
+                continue
+            consented = bool(decrypted) and decrypted != device
+            yield UserRecord(conversation, device, name, phone_value(decrypted, device, phone_numbers), encrypted,
+                             consented)
+
+
+def join_users(responses: Iterator[ResponseRecord], users: dict[str, UserRecord]) -> Iterator[tuple[Any, ...]]:
+    """Left join on ``Device ID`` = ``Device UUID``: every response is kept, with or without a user."""
+    for record in responses:
+        user = users.get(record.device_id)
+        yield (*record, None if user is None else user.phone, None if user is None else user.encrypted_device_id)
+
+
+#: Columns of the responses table, in order: the record's fields, then the joined user columns.
+RESPONSE_TABLE_COLUMNS = (*ResponseRecord._fields, "user_phone", "user_encrypted_device_id")
+USER_TABLE_COLUMNS = UserRecord._fields
