@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 #: The real schedule per dataset (contract 2.1).
 NIGHTLY_RUN = {"uci-response-exhaust": "02:00", "uci-private-exhaust": "03:00"}
@@ -40,7 +40,10 @@ class NightlySchedule:
     def __post_init__(self) -> None:
         if self.run_at is not None:
             self.run_time()  # fail early on a bad value
-        ZoneInfo(self.timezone)
+        try:
+            ZoneInfo(self.timezone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"timezone: expected an IANA time zone name, got {self.timezone!r}") from None
         if self.poll_interval <= 0:
             raise ValueError(f"poll_interval: must be a positive number of seconds, got {self.poll_interval}")
         if self.grace_seconds < 0 or self.window_seconds <= self.grace_seconds:

@@ -73,7 +73,13 @@ class ExhaustJobSensor(BaseSensorOperator):
 
     def _job_ref(self, context: Context) -> tuple[str, str, str | None]:
         if self.submit_task_id:
-            pushed = context["ti"].xcom_pull(task_ids=self.submit_task_id)
+            ti = context["ti"]
+            map_index = getattr(ti, "map_index", -1)
+            # inside a mapped task group, read the submit task of the same map index
+            if isinstance(map_index, int) and map_index >= 0:
+                pushed = ti.xcom_pull(task_ids=self.submit_task_id, map_indexes=map_index)
+            else:
+                pushed = ti.xcom_pull(task_ids=self.submit_task_id)
             if not isinstance(pushed, dict) or "request_id" not in pushed:
                 raise ExhaustError(f"task {self.submit_task_id!r} pushed no exhaust job to XCom")
             return pushed["tag"], pushed["request_id"], self.dataset or pushed.get("dataset")

@@ -7,9 +7,9 @@ never computed with the module's own helpers.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
-from zoneinfo import ZoneInfo
 
 from airflow_provider_uci.schedule import NightlySchedule
 

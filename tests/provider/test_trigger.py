@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 from airflow.triggers.base import TriggerEvent
-from zoneinfo import ZoneInfo
 
 from airflow_provider_uci.hooks.exhaust import UciExhaustAsyncHook
 from airflow_provider_uci.hooks.wire import RetryPolicy
@@ -109,20 +108,6 @@ def seconds(epoch_ms: int) -> float:
     return epoch_ms / 1000
 
 
-def first_look_after(instant: float, run_at: tuple[int, int] = (2, 0)) -> float:
-    """The first nightly run in India strictly after ``instant``, plus the grace period (worked by hand)."""
-    local = datetime.fromtimestamp(instant, IST)
-    run = local.replace(hour=run_at[0], minute=run_at[1], second=0, microsecond=0)
-    if run.timestamp() <= instant:
-        run = (local + timedelta(days=1)).replace(hour=run_at[0], minute=run_at[1], second=0, microsecond=0)
-    return run.timestamp() + GRACE
-
-
-def start_after(job: dict[str, Any], key: str = "dtJobSubmitted") -> float:
-    """A whole second just after the job's time, so that every expected wake-up is exact."""
-    return float(math.ceil(seconds(job["jobStats"][key])) + 1)
-
-
 def make_trigger(job: dict[str, Any] | None, fake: FakeTime, *, request_id: str | None = None,
                  deadline: float | None = None, **options: Any) -> ExhaustJobTrigger:
     trigger = ExhaustJobTrigger(
@@ -143,10 +128,18 @@ async def only_event(trigger: ExhaustJobTrigger) -> dict[str, Any]:
     return events[0].payload
 
 
+@pytest.fixture(scope="module")
+def quiet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """An emulator that never runs its nightly jobs by itself, so its clock can follow the simulated one."""
+    with run_emulator(tmp_path_factory.mktemp("trigger-emulator"), "--no-schedule") as running:
+        yield running
+
+
 @pytest.fixture
-def jobs(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Jobs:
-    set_uci_connection(monkeypatch, emulator.api)
-    return Jobs(emulator)
+def jobs(quiet: Emulator, monkeypatch: pytest.MonkeyPatch) -> Jobs:
+    set_uci_connection(monkeypatch, quiet.api)
+    quiet.set_clock(iso(SUBMITTED))
+    return Jobs(quiet)
 
 
 @pytest.fixture
@@ -154,7 +147,7 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Emulator]]:
     stack = []
 
     def starter(*args: str) -> Emulator:
-        context = run_emulator(tmp_path / f"emulator-{len(stack)}", *args)
+        context = run_emulator(tmp_path / f"emulator-{len(stack)}", "--no-schedule", *args)
         stack.append(context)
         return context.__enter__()
 
@@ -191,41 +184,54 @@ def test_serialize_round_trip(options: dict[str, Any]) -> None:
 
 
 @pytest.mark.asyncio
-async def test_pending_job_sleeps_to_the_nightly_run_then_succeeds(jobs: Jobs) -> None:
+async def test_pending_job_sleeps_to_the_nightly_run_then_succeeds(jobs: Jobs, quiet: Emulator) -> None:
     job = jobs.submit()
-    fake = FakeTime(start_after(job))
+    assert job["status"] == "SUBMITTED" and abs(seconds(job["jobStats"]["dtJobSubmitted"]) - SUBMITTED) < 5
+    fake = FakeTime(STARTED, quiet)
     trigger = make_trigger(job, fake)
-    fake.on_sleep = lambda count: jobs.succeed(job)  # the nightly run, while the trigger sleeps
+    fake.on_sleep = lambda count: jobs.succeed(job)  # the night's run has finished by the first look
     payload = await only_event(trigger)
 
-    assert fake.wakes == [first_look_after(seconds(job["jobStats"]["dtJobSubmitted"]))]
-    assert fake.wakes == [trigger.schedule.next_check(start_after(job), seconds(job["jobStats"]["dtJobSubmitted"]))]
+    assert fake.wakes == [FIRST_LOOK], "10:00 IST -> sleep through the day to 02:00 IST plus the grace period"
+    assert fake.sleeps == [FIRST_LOOK - STARTED]
     assert trigger.reads == 2, "one look now, one after the night's run"
     assert payload["status"] == "success"
-    assert payload["job"] == {
+    described = {key: value for key, value in payload["job"].items() if key != "status_message"}
+    assert described == {
         "request_id": job["requestId"], "tag": bare(job), "dataset": "uci-response-exhaust",
         "conversation_id": "c63b6faa-11a9-4259-b941-11cd2f8446c6", "start_date": "2022-03-01",
-        "end_date": "2022-04-01", "status": "SUCCESS", "attempts": 0, "file_count": 1, "status_message": None,
+        "end_date": "2022-04-01", "status": "SUCCESS", "attempts": 0, "file_count": 1,
     }
     text = json.dumps(payload)
     assert "sig=" not in text and "://" not in text and "blob" not in text, "no URL travels in the event"
 
 
 @pytest.mark.asyncio
-async def test_private_exhaust_sleeps_to_three(jobs: Jobs) -> None:
+async def test_pending_job_polls_while_the_run_works(jobs: Jobs, quiet: Emulator) -> None:
+    job = jobs.submit()
+    fake = FakeTime(STARTED, quiet)
+    trigger = make_trigger(job, fake)
+    fake.on_sleep = lambda count: jobs.succeed(job) if count == 3 else None  # the run takes a while
+    payload = await only_event(trigger)
+    assert payload["status"] == "success"
+    assert fake.wakes == [FIRST_LOOK, FIRST_LOOK + POLL, FIRST_LOOK + 2 * POLL] and trigger.reads == 4
+
+
+@pytest.mark.asyncio
+async def test_private_exhaust_sleeps_to_three(jobs: Jobs, quiet: Emulator) -> None:
     job = jobs.submit(dataset="uci-private-exhaust")
-    fake = FakeTime(start_after(job))
+    fake = FakeTime(STARTED, quiet)
     trigger = make_trigger(job, fake, run_at="03:00")
     fake.on_sleep = lambda count: jobs.succeed(job, b"PK")
     assert (await only_event(trigger))["status"] == "success"
-    assert fake.wakes == [first_look_after(seconds(job["jobStats"]["dtJobSubmitted"]), (3, 0))]
+    assert fake.wakes == [ist(2024, 6, 13, 3, 10)]
 
 
 @pytest.mark.asyncio
 async def test_finished_job_answers_at_once(jobs: Jobs) -> None:
     job = jobs.submit()
     jobs.succeed(job)
-    fake = FakeTime(start_after(job))
+    fake = FakeTime(STARTED)
     trigger = make_trigger(job, fake)
     payload = await only_event(trigger)
     assert payload["status"] == "success" and payload["job"]["file_count"] == 1
@@ -238,7 +244,7 @@ async def test_failed_three_times_is_final_with_the_service_message(jobs: Jobs) 
     for night in (1, 2, 3):
         failed = jobs.fail(job, f"No data found for night {night}")
     assert failed["attempts"] == 3
-    fake = FakeTime(start_after(failed, "dtJobCompleted"))
+    fake = FakeTime(STARTED)
     payload = await only_event(make_trigger(job, fake))
     assert payload["status"] == "failed"
     assert payload["message"] == "No data found for night 3"
@@ -248,35 +254,32 @@ async def test_failed_three_times_is_final_with_the_service_message(jobs: Jobs) 
 
 
 @pytest.mark.asyncio
-async def test_first_failures_wait_for_the_nightly_retry(jobs: Jobs) -> None:
+async def test_first_failures_wait_for_the_nightly_retry(jobs: Jobs, quiet: Emulator) -> None:
     job = jobs.submit()
-    failed = jobs.fail(job, "Spark job lost its executor")
-    assert failed["attempts"] == 1
-    fake = FakeTime(start_after(failed, "dtJobCompleted"))
+    quiet.set_clock(iso(ist(2024, 6, 13, 2, 40)))
+    assert jobs.fail(job, "Spark job lost its executor")["attempts"] == 1  # the first night's run failed
+    fake = FakeTime(ist(2024, 6, 13, 2, 45), quiet)
     trigger = make_trigger(job, fake)
-    retried: list[dict[str, Any]] = []
 
     def night(count: int) -> None:
         if count == 1:
-            retried.append(jobs.fail(job, "Spark job lost its executor again"))  # attempt 2: still not final
+            assert jobs.fail(job, "Spark job lost its executor again")["attempts"] == 2  # still not final
         else:
             jobs.succeed(job)
 
     fake.on_sleep = night
     payload = await only_event(trigger)
     assert payload["status"] == "success" and payload["job"]["attempts"] == 2
-    assert fake.wakes[0] == first_look_after(seconds(failed["jobStats"]["dtJobCompleted"])), \
-        "a FAILED job waits for the next night's retry"
-    assert fake.wakes[1] == first_look_after(seconds(retried[0]["jobStats"]["dtJobCompleted"])), \
-        "the retry failed after the trigger's last look: wait for the night after its failure"
-    assert len(fake.wakes) == 2 and trigger.reads == 3
+    assert fake.wakes == [ist(2024, 6, 14, 2, 10), ist(2024, 6, 15, 2, 10)], \
+        "each FAILED attempt waits for the next night's retry"
+    assert trigger.reads == 3
 
 
 @pytest.mark.asyncio
 async def test_fail_on_first_failure(jobs: Jobs) -> None:
     job = jobs.submit()
-    failed = jobs.fail(job, "Invalid request")
-    fake = FakeTime(start_after(failed, "dtJobCompleted"))
+    jobs.fail(job, "Invalid request")
+    fake = FakeTime(STARTED)
     payload = await only_event(make_trigger(job, fake, fail_on_first_failure=True))
     assert payload["status"] == "failed" and payload["message"] == "Invalid request"
     assert payload["job"]["attempts"] == 1 and fake.sleeps == []
@@ -284,7 +287,7 @@ async def test_fail_on_first_failure(jobs: Jobs) -> None:
 
 @pytest.mark.asyncio
 async def test_unknown_job_is_one_error_event(jobs: Jobs) -> None:
-    fake = FakeTime(1718150400)
+    fake = FakeTime(STARTED)
     trigger = make_trigger(None, fake, request_id="F" * 32)
     payload = await only_event(trigger)
     assert payload["status"] == "error" and "F" * 32 in payload["message"]
@@ -294,8 +297,8 @@ async def test_unknown_job_is_one_error_event(jobs: Jobs) -> None:
 @pytest.mark.asyncio
 async def test_deadline_passed_is_a_timeout_without_reading(jobs: Jobs) -> None:
     job = jobs.submit()
-    fake = FakeTime(start_after(job))
-    trigger = make_trigger(job, fake, deadline=fake.now - 1)
+    fake = FakeTime(STARTED)
+    trigger = make_trigger(job, fake, deadline=STARTED - 1)
     payload = await only_event(trigger)
     assert payload["status"] == "timeout" and job["requestId"] in payload["message"]
     assert trigger.reads == 0 and fake.sleeps == []
@@ -304,24 +307,22 @@ async def test_deadline_passed_is_a_timeout_without_reading(jobs: Jobs) -> None:
 @pytest.mark.asyncio
 async def test_deadline_before_the_night_sleeps_to_the_deadline_then_times_out(jobs: Jobs) -> None:
     job = jobs.submit()
-    fake = FakeTime(start_after(job))
-    deadline = fake.now + 1800
-    trigger = make_trigger(job, fake, deadline=deadline)
+    fake = FakeTime(STARTED)
+    trigger = make_trigger(job, fake, deadline=ist(2024, 6, 12, 18, 0))
     payload = await only_event(trigger)
     assert payload["status"] == "timeout"
-    assert fake.wakes == [deadline] and trigger.reads == 1
+    assert fake.wakes == [ist(2024, 6, 12, 18, 0)] and trigger.reads == 1
 
 
 @pytest.mark.asyncio
-async def test_transient_failures_within_the_limit_are_borne(start, jobs: Jobs,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_transient_failures_within_the_limit_are_borne(start, monkeypatch: pytest.MonkeyPatch) -> None:
     # seed 16 draws five 500s in a row before the first good read: exactly the limit
     flaky = start("--fault-500", "read=0.5", "--fault-seed", "16")
     set_uci_connection(monkeypatch, flaky.api)
     flaky_jobs = Jobs(flaky)
     job = flaky_jobs.submit()
     flaky_jobs.succeed(job)
-    fake = FakeTime(start_after(job))
+    fake = FakeTime(seconds(job["jobStats"]["dtJobSubmitted"]) + 1)
     trigger = make_trigger(job, fake, max_transient_failures=5)
     without_retries(trigger, monkeypatch)
     payload = await only_event(trigger)
@@ -335,7 +336,7 @@ async def test_transient_failures_beyond_the_limit_are_one_error(start, monkeypa
     broken = start("--fault-500", "read=1")
     set_uci_connection(monkeypatch, broken.api)
     job = Jobs(broken).submit()
-    fake = FakeTime(start_after(job))
+    fake = FakeTime(seconds(job["jobStats"]["dtJobSubmitted"]) + 1)
     trigger = make_trigger(job, fake, max_transient_failures=3)
     without_retries(trigger, monkeypatch)
     payload = await only_event(trigger)
@@ -345,10 +346,15 @@ async def test_transient_failures_beyond_the_limit_are_one_error(start, monkeypa
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("crash_after", [0.5, 0.999])
-async def test_restarted_trigger_wakes_at_the_same_time(jobs: Jobs, crash_after: float) -> None:
+@pytest.mark.parametrize("restarted_at", [
+    ist(2024, 6, 12, 10, 1),   # right after the first look
+    ist(2024, 6, 12, 21, 0),   # in the evening
+    ist(2024, 6, 13, 0, 30),   # after midnight in India (19:00 UTC the day before)
+    ist(2024, 6, 13, 2, 5),    # the run has started, the grace period has not passed
+], ids=["10:01", "21:00", "00:30", "02:05"])
+async def test_restarted_trigger_wakes_at_the_same_time(jobs: Jobs, restarted_at: float) -> None:
     job = jobs.submit()
-    first_clock = FakeTime(start_after(job))
+    first_clock = FakeTime(STARTED)
     first = make_trigger(job, first_clock)
 
     def crash(count: int) -> None:
@@ -359,16 +365,15 @@ async def test_restarted_trigger_wakes_at_the_same_time(jobs: Jobs, crash_after:
     with pytest.raises(Crash):
         async for event in first.run():
             seen.append(event)
-    assert seen == [] and len(first_clock.wakes) == 1
-    wake = first_clock.wakes[0]
+    assert seen == [] and first_clock.wakes == [FIRST_LOOK]
 
     classpath, kwargs = first.serialize()
     module, _, name = classpath.rpartition(".")
-    restarted_at = float(math.floor(first_clock.now + (wake - first_clock.now) * crash_after))
     second_clock = FakeTime(restarted_at)
     second = getattr(importlib.import_module(module), name)(**kwargs)
     second.clock, second.sleep = second_clock.clock, second_clock.sleep
     second_clock.on_sleep = lambda count: jobs.succeed(job)
     payload = await only_event(second)
     assert payload["status"] == "success"
-    assert second_clock.wakes == [wake], "the restart neither lengthens nor shortens the wait"
+    assert second_clock.wakes == [FIRST_LOOK], "the restart neither lengthens nor shortens the wait"
+    assert second.reads == 2, "it looks once on starting, then sleeps to the same wake-up"
