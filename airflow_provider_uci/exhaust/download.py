@@ -1,0 +1,249 @@
+"""Fetch one exhaust file through its signed URL, and open the private exhaust's zip.
+
+Signed URLs expire (30 minutes, contract 1.8) and carry their signature in the query (``sig=``), so
+:func:`download` asks ``url_source`` for freshly signed URLs before every attempt and never names a
+URL in an error or a log line: it names the file. Bodies stream to ``<target>.partial`` in chunks, a
+cut-off body is resumed with a ranged GET where the server allows it, and the byte count is checked
+against ``Content-Length`` (and the ``Content-Range`` total) before the file is renamed into place.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import time
+import zipfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+import requests
+import urllib3
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+#: (connect, read) seconds for one download call.
+DEFAULT_TIMEOUT = (10.0, 60.0)
+#: The longest wait between two attempts.
+MAX_BACKOFF = 30.0
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+              requests.exceptions.ContentDecodingError, urllib3.exceptions.HTTPError)
+
+
+class DownloadError(RuntimeError):
+    """A file could not be downloaded; the message names the file, never its signed URL."""
+
+
+class PrivateZipError(ValueError):
+    """The private exhaust zip is not what the service writes (one CSV entry)."""
+
+
+class ZipPasswordError(PrivateZipError):
+    """The private exhaust zip needs ``encryption_key``, or the key given does not open it."""
+
+
+class _Retry(Exception):
+    """One attempt failed in a way a fresh URL, a resume or a restart may mend."""
+
+    def __init__(self, reason: str, *, restart: bool = False, total: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.restart = restart
+        self.total = total
+
+
+def _content_length(response: requests.Response) -> int | None:
+    value = response.headers.get("Content-Length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def download(url_source: Callable[[], list[str]], index: int, target: Path, *, attempts: int = 5,
+             chunk_size: int = MIB, session: requests.Session | None = None,
+             sleep: Callable[[float], None] = time.sleep, backoff: float = 1.0,
+             timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> int:
+    """Stream file number ``index`` of a job to ``target`` in constant memory; return its size in bytes.
+
+    Before each attempt ``url_source()`` is called for the job's current (freshly signed) download
+    URLs. A cut-off body, a dropped connection, a 5xx, a 429 or a 403 (an expired or refused
+    signature) is retried; after a cut-off the next attempt asks for the remaining bytes with a
+    ``Range`` header and appends them when the server answers 206, or starts again otherwise.
+    The file appears at ``target`` only once it is complete (it is written to ``target.partial``).
+
+    :param url_source: returns the job's download URLs, signed now (e.g. by reading the job again).
+    :param index: which of the job's files to fetch.
+    :param target: where the file goes; its folder is created.
+    :param attempts: attempts in all, the first included.
+    :param chunk_size: bytes read and written at a time.
+    :param session: the HTTP session to use (a new one by default).
+    :param sleep: waits between attempts (injectable for tests).
+    :param backoff: seconds before the second attempt, doubled each time (none after a 403).
+    :param timeout: (connect, read) timeouts in seconds.
+    :raises DownloadError: when every attempt failed, or on an answer retrying cannot mend.
+    """
+    if attempts < 1:
+        raise ValueError(f"attempts: must be at least 1, got {attempts}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size: must be at least 1, got {chunk_size}")
+    target = Path(target)
+    what = f"exhaust file {index} ({target.name})"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    own_session = session is None
+    http = session if session is not None else requests.Session()
+    total: int | None = None
+    last = ""
+    try:
+        with partial.open("wb") as handle:
+            for attempt in range(1, attempts + 1):
+                try:
+                    url = _url(url_source, index, what)
+                    total = _attempt(http, url, handle, total, chunk_size, timeout, what)
+                except _Retry as failure:
+                    last = failure.reason
+                    if failure.restart:
+                        handle.seek(0)
+                        handle.truncate()
+                        total = None
+                    elif failure.total is not None:
+                        total = failure.total
+                except _TRANSIENT as exc:
+                    # The exception's own text names the URL (and its signature): keep its type only.
+                    last = f"{type(exc).__name__} after {handle.tell()} bytes"
+                else:
+                    break
+                if total is not None and handle.tell() == total:
+                    break  # every byte arrived before the connection failed: nothing left to fetch
+                if attempt == attempts:
+                    raise DownloadError(f"{what}: gave up after {attempts} attempts; last: {last}")
+                delay = 0.0 if last.startswith("HTTP 403") else min(backoff * 2 ** (attempt - 1), MAX_BACKOFF)
+                log.warning("%s: %s; retrying with a freshly signed URL in %.1f s (attempt %d of %d)", what, last,
+                            delay, attempt, attempts)
+                if delay > 0:
+                    sleep(delay)
+            written = handle.tell()
+        partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        if own_session:
+            http.close()
+    log.info("%s: downloaded %d bytes", what, written)
+    return written
+
+
+def _url(url_source: Callable[[], list[str]], index: int, what: str) -> str:
+    urls = list(url_source())
+    if not 0 <= index < len(urls):
+        raise DownloadError(f"{what}: the job lists {len(urls)} download URL(s), so there is no file {index}")
+    return urls[index]
+
+
+def _attempt(http: requests.Session, url: str, handle: BinaryIO, total: int | None, chunk_size: int,
+             timeout: tuple[float, float], what: str) -> int | None:
+    """One GET, appending what arrives to ``handle`` (at its end); return the file's expected size."""
+    written = handle.tell()
+    headers = {"Accept-Encoding": "identity"}
+    if written:
+        headers["Range"] = f"bytes={written}-"
+    with http.get(url, headers=headers, stream=True, timeout=timeout, allow_redirects=True) as response:
+        status = response.status_code
+        if status == 403:
+            raise _Retry("HTTP 403 (the signed URL expired or was refused)")
+        if status >= 500 or status in (408, 429):
+            raise _Retry(f"HTTP {status}")
+        if status == 416:
+            raise _Retry("HTTP 416 (the range asked for no longer fits the file)", restart=True)
+        length = _content_length(response)
+        if status == 206:
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            if match is None or int(match.group(1)) != written:
+                raise _Retry("HTTP 206 with a range that does not continue the file", restart=True)
+            if match.group(3) != "*":
+                range_total = int(match.group(3))
+                if total is not None and range_total != total:
+                    raise _Retry(f"the file changed size ({total} -> {range_total} bytes)", restart=True)
+                total = range_total
+        elif status == 200:
+            if written:
+                # The server ignored the Range header: the body is the whole file again.
+                handle.seek(0)
+                handle.truncate()
+                written = 0
+            total = length
+        else:
+            raise DownloadError(f"{what}: HTTP {status} {response.reason or ''}".rstrip())
+        received = 0
+        try:
+            for chunk in response.iter_content(chunk_size=chunk_size):
+                if chunk:
+                    handle.write(chunk)
+                    received += len(chunk)
+        except _TRANSIENT as exc:
+            raise _Retry(f"{type(exc).__name__} after {written + received} bytes", total=total) from None
+    if length is not None and received != length:
+        raise _Retry(f"body cut short: {received} of {length} bytes", total=total)
+    if total is not None and written + received != total:
+        raise _Retry(f"file incomplete: {written + received} of {total} bytes", total=total)
+    return total
+
+
+def open_private_zip(zip_path: Path, password: str | None, target_dir: Path, *, name: str | None = None,
+                     chunk_size: int = MIB) -> Path:
+    """Extract the private exhaust zip's one CSV entry into ``target_dir``, streaming; return its path.
+
+    The service protects the zip with ZipCrypto when the request carried an ``encryptionKey``
+    (contract 3.5), and leaves it unencrypted otherwise; an unencrypted zip opens with or without a key.
+
+    :param zip_path: the downloaded zip.
+    :param password: the request's encryption key, or ``None``.
+    :param target_dir: where the CSV goes (created if needed).
+    :param name: the CSV's file name (default: the entry's own name).
+    :param chunk_size: bytes decompressed at a time.
+    :raises ZipPasswordError: the zip is encrypted and no key was given, or the key is wrong.
+    :raises PrivateZipError: the file is not a zip, or does not hold exactly one CSV entry.
+    """
+    zip_path, target_dir = Path(zip_path), Path(target_dir)
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except zipfile.BadZipFile:
+        raise PrivateZipError(f"{zip_path.name}: not a zip file") from None
+    with archive:
+        entries = [info for info in archive.infolist() if not info.is_dir()]
+        if len(entries) != 1 or not entries[0].filename.lower().endswith(".csv"):
+            listed = ", ".join(info.filename for info in entries) or "nothing"
+            raise PrivateZipError(f"{zip_path.name}: expected one CSV entry, found {listed}")
+        entry = entries[0]
+        encrypted = bool(entry.flag_bits & 0x1)
+        if encrypted and not password:
+            raise ZipPasswordError(
+                f"encryption_key: missing; {zip_path.name} is encrypted (the request was submitted with an "
+                "encryptionKey), so give the same key as encryption_key (on the task or the connection)")
+        target_dir.mkdir(parents=True, exist_ok=True)
+        out_name = name or PurePosixPath(entry.filename).name
+        target = target_dir / out_name
+        partial = target.with_name(target.name + ".partial")
+        try:
+            with archive.open(entry, pwd=password.encode("utf-8") if password else None) as source, \
+                    partial.open("wb") as sink:
+                shutil.copyfileobj(source, sink, chunk_size)
+        except (RuntimeError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            partial.unlink(missing_ok=True)
+            if encrypted:
+                raise ZipPasswordError(
+                    f"encryption_key: wrong key; the encryption_key given does not decrypt {zip_path.name} "
+                    "(it must be the encryptionKey the request was submitted with)") from None
+            raise PrivateZipError(f"{zip_path.name}: cannot be read ({type(exc).__name__}: {exc})") from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(target)
+    return target

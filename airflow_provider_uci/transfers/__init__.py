@@ -1,0 +1,1 @@
+"""Transfers of the Data Exhaust provider: finished exhaust files to local or Azure Blob storage."""

@@ -1,0 +1,295 @@
+"""CopyExhaustFilesOperator: copy a finished exhaust job's files to a local folder or Azure Blob storage."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from airflow.sdk import BaseOperator, Context
+from airflow.sdk.log import mask_secret
+
+from airflow_provider_uci.exhaust.download import (
+    MIB,
+    DownloadError,
+    PrivateZipError,
+    ZipPasswordError,
+    download,
+    open_private_zip,
+)
+from airflow_provider_uci.hooks.exhaust import UciExhaustHook
+from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
+from airflow_provider_uci.models import (
+    ExhaustError,
+    ExhaustJob,
+    ExhaustJobFailed,
+    ExhaustValidationError,
+    JobStatus,
+)
+
+DEFAULT_WASB_CONN_ID = "wasb_default"
+#: The folder under ``AIRFLOW_HOME`` that holds the files when no destination is given.
+DEFAULT_FOLDER = "uci-exhaust"
+#: Size of the blocks staged when uploading to Azure Blob (the upload never holds more in memory).
+BLOCK_SIZE = 4 * MIB
+
+_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class ExhaustDownloadError(ExhaustError, DownloadError):
+    """An exhaust file could not be downloaded (the message names the file, never its signed URL)."""
+
+
+class ExhaustZipError(ExhaustError, PrivateZipError):
+    """The private exhaust zip could not be opened."""
+
+
+class ExhaustKeyError(ExhaustError, ZipPasswordError):
+    """The private exhaust zip needs ``encryption_key``, or the key given does not open it."""
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where copied files go: a local folder, or a container and key prefix in Azure Blob storage."""
+
+    local: Path | None = None
+    container: str | None = None
+    prefix: str = ""
+
+    @classmethod
+    def parse(cls, value: str | os.PathLike[str] | None) -> Destination:
+        """Read ``destination``: a path, ``file://<path>``, or ``wasb://<container>/<prefix>``.
+
+        Without one, the files go to ``<AIRFLOW_HOME>/uci-exhaust``.
+        """
+        if value is None or str(value).strip() == "":
+            home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
+            return cls(local=Path(home) / DEFAULT_FOLDER)
+        text = str(value).strip()
+        parts = urlsplit(text)
+        scheme = parts.scheme.lower()
+        if scheme in ("wasb", "wasbs", "az", "abfs"):
+            # wasb://<container>/<prefix>, or wasb://<container>@<account>.blob.core.windows.net/<prefix>
+            container = parts.netloc.split("@", 1)[0]
+            if not container:
+                raise ExhaustValidationError("destination", "must name the container: wasb://<container>/<prefix>",
+                                             text)
+            return cls(container=container, prefix=unquote(parts.path).strip("/"))
+        if scheme == "file":
+            if parts.netloc not in ("", "localhost"):
+                raise ExhaustValidationError("destination", "a file:// URI must be local (file:///<path>)", text)
+            return cls(local=Path(unquote(parts.path)))
+        if scheme and len(scheme) > 1:
+            raise ExhaustValidationError("destination", "must be a local path, file:///<path> or "
+                                         "wasb://<container>/<prefix>", text)
+        return cls(local=Path(text).expanduser())
+
+    def uri(self, relative: str) -> str:
+        """The stored file's path (local) or ``wasb://<container>/<key>`` URI (Azure)."""
+        if self.local is not None:
+            return str(self.local / relative)
+        return f"wasb://{self.container}/{self.key(relative)}"
+
+    def key(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+
+def _segment(value: Any, field_name: str) -> str:
+    """A path segment taken from the job: refuse anything that could leave the destination folder."""
+    text = str(value)
+    if not _SAFE_SEGMENT.match(text) or ".." in text:
+        raise ExhaustValidationError(field_name, "must be letters, digits, '.', '_' or '-' to be used in a path",
+                                     text)
+    return text
+
+
+def file_names(dataset: str, suffixes: list[str]) -> list[str]:
+    """Fixed file names for a job's files: ``<dataset><suffix>``, numbered when there are several."""
+    stem = _segment(dataset, "dataset")
+    if len(suffixes) == 1:
+        return [f"{stem}{suffixes[0]}"]
+    return [f"{stem}-{number}{suffix}" for number, suffix in enumerate(suffixes, start=1)]
+
+
+class CopyExhaustFilesOperator(BaseOperator):
+    """Copy a finished (SUCCESS) exhaust job's files to a local folder or to Azure Blob storage.
+
+    The job is read again for freshly signed URLs (they expire after 30 minutes), and each file is
+    streamed to disk with its size checked, re-reading the job for a new URL whenever a download is
+    cut short or its URL has expired. Files land at fixed paths, so a rerun overwrites them:
+    ``<destination>/<conversation_id>/<start_date>_<end_date>/uci-response-exhaust.csv``, or for the
+    private exhaust ``.../uci-private-exhaust.zip`` and the CSV extracted from it,
+    ``.../uci-private-exhaust.csv``. Local files appear only once complete; for Azure the file is
+    downloaded to a temporary folder, uploaded in blocks, and the temporary copy deleted.
+
+    Returns ``{"dataset": ..., "files": [paths or wasb:// URIs], "csv": <the CSV to load>}``: storage
+    locations only, never signed URLs or keys.
+
+    Give the job as ``tag`` and ``request_id`` (templated), or as ``job_task_id``: a task whose XCom
+    is the job's identifiers (an :class:`~airflow_provider_uci.sensors.exhaust.ExhaustJobSensor` or
+    :class:`~airflow_provider_uci.operators.exhaust.SubmitExhaustOperator`).
+
+    :param destination: a local folder (a path or ``file:///<path>``), or ``wasb://<container>/<prefix>``;
+        by default ``<AIRFLOW_HOME>/uci-exhaust``. Templated.
+    :param uci_exhaust_conn_id: the Data Exhaust connection. Templated.
+    :param wasb_conn_id: the Azure Blob connection, for ``wasb://`` destinations. Templated.
+    :param encryption_key: the private exhaust zip's password; defaults to the connection's. Templated.
+    :param download_attempts: attempts per file, the first included.
+    :param download_backoff: seconds before a file's second attempt, doubled each time.
+    :param chunk_size: bytes streamed at a time.
+    """
+
+    template_fields: Sequence[str] = ("tag", "request_id", "job_task_id", "destination", "uci_exhaust_conn_id",
+                                      "wasb_conn_id", "encryption_key")
+    ui_color = "#f0e4d7"
+
+    def __init__(self, *, tag: str | None = None, request_id: str | None = None, job_task_id: str | None = None,
+                 destination: str | None = None, uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
+                 wasb_conn_id: str = DEFAULT_WASB_CONN_ID, encryption_key: str | None = None,
+                 download_attempts: int = 5, download_backoff: float = 1.0, chunk_size: int = MIB,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not job_task_id and not (tag and request_id):
+            raise ValueError("CopyExhaustFilesOperator: give tag and request_id, or job_task_id")
+        if download_attempts < 1:
+            raise ValueError(f"download_attempts: must be at least 1, got {download_attempts}")
+        self.tag = tag
+        self.request_id = request_id
+        self.job_task_id = job_task_id
+        self.destination = destination
+        self.uci_exhaust_conn_id = uci_exhaust_conn_id
+        self.wasb_conn_id = wasb_conn_id
+        self.encryption_key = encryption_key
+        self.download_attempts = download_attempts
+        self.download_backoff = download_backoff
+        self.chunk_size = chunk_size
+
+    def _job_ref(self, context: Context) -> tuple[str, str, dict[str, Any]]:
+        if self.job_task_id:
+            pushed = context["ti"].xcom_pull(task_ids=self.job_task_id)
+            if not isinstance(pushed, dict) or not pushed.get("request_id") or not pushed.get("tag"):
+                raise ExhaustError(f"task {self.job_task_id!r} pushed no exhaust job (tag and request_id) to XCom")
+            return str(pushed["tag"]), str(pushed["request_id"]), pushed
+        assert self.tag and self.request_id
+        return str(self.tag), str(self.request_id), {}
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if self.encryption_key:
+            mask_secret(self.encryption_key)
+        destination = Destination.parse(self.destination)
+        tag, request_id, pushed = self._job_ref(context)
+        hook = UciExhaustHook(self.uci_exhaust_conn_id)
+        job = hook.read_request(tag, request_id)
+        self._require_success(job)
+        ids = {**{k: v for k, v in pushed.items() if v is not None},
+               **{k: v for k, v in job.identifiers().items() if v is not None}}
+        dataset = str(ids.get("dataset") or "")
+        if not ids.get("conversation_id"):
+            raise ExhaustError(f"exhaust job {request_id} names no conversationId; cannot place its files")
+        folder = "/".join((_segment(ids["conversation_id"], "conversation_id"),
+                           f"{_segment(ids.get('start_date') or 'all', 'start_date')}_"
+                           f"{_segment(ids.get('end_date') or 'all', 'end_date')}"))
+        suffixes = [PurePosixPath(urlsplit(url).path).suffix.lower() or ".csv" for url in job.download_urls]
+        if not suffixes:
+            raise ExhaustError(f"exhaust job {request_id} ({dataset}) succeeded but lists no files")
+        names = file_names(dataset, suffixes)
+        key = self.encryption_key or hook.settings.encryption_key
+
+        def url_source() -> list[str]:
+            fresh = hook.read_request(tag, request_id)
+            self._require_success(fresh)
+            return list(fresh.download_urls)
+
+        self.log.info("Copying %d file(s) of exhaust job %s (%s) to %s", len(names), request_id, dataset,
+                      destination.uri(folder))
+        if destination.local is not None:
+            files, csv = self._fetch(url_source, names, destination.local / folder, key)
+            result_files = [str(path) for path in files]
+            result_csv = str(csv) if csv is not None else None
+        else:
+            with tempfile.TemporaryDirectory(prefix="uci-exhaust-") as scratch:
+                files, csv = self._fetch(url_source, names, Path(scratch), key)
+                uploader = _BlobUploader(self.wasb_conn_id, str(destination.container))
+                result_files = []
+                for path in files:
+                    blob_key = destination.key(f"{folder}/{path.name}")
+                    uploader.upload(path, blob_key)
+                    result_files.append(destination.uri(f"{folder}/{path.name}"))
+                    self.log.info("Uploaded %s (%d bytes) to %s", path.name, path.stat().st_size, result_files[-1])
+                result_csv = destination.uri(f"{folder}/{csv.name}") if csv is not None else None
+        return {"dataset": dataset, "files": result_files, "csv": result_csv}
+
+    @staticmethod
+    def _require_success(job: ExhaustJob) -> None:
+        if job.status is JobStatus.SUCCESS:
+            return
+        if job.status is JobStatus.FAILED:
+            raise ExhaustJobFailed(job)
+        raise ExhaustError(f"exhaust job {job.request_id} ({job.dataset}) is {job.status_text or 'unknown'}, "
+                           "not SUCCESS: wait for it (ExhaustJobSensor) before copying its files")
+
+    def _fetch(self, url_source: Callable[[], list[str]], names: list[str], folder: Path,
+               key: str | None) -> tuple[list[Path], Path | None]:
+        """Download every file into ``folder`` and open a private zip; return (files, the CSV to load)."""
+        files: list[Path] = []
+        csv: Path | None = None
+        for index, name in enumerate(names):
+            target = folder / name
+            try:
+                size = download(url_source, index, target, attempts=self.download_attempts,
+                                chunk_size=self.chunk_size, backoff=self.download_backoff)
+            except DownloadError as exc:
+                raise ExhaustDownloadError(str(exc)) from None
+            self.log.info("Downloaded %s (%d bytes)", name, size)
+            files.append(target)
+            if target.suffix == ".zip":
+                extracted = self._open_zip(target, key, folder)
+                files.append(extracted)
+                csv = csv or extracted
+            elif target.suffix == ".csv":
+                csv = csv or target
+        return files, csv
+
+    def _open_zip(self, target: Path, key: str | None, folder: Path) -> Path:
+        """Extract the zip's CSV beside it, under the zip's own name with ``.csv``."""
+        try:
+            return open_private_zip(target, key, folder, name=target.with_suffix(".csv").name,
+                                    chunk_size=self.chunk_size)
+        except ZipPasswordError as exc:
+            raise ExhaustKeyError(str(exc)) from None
+        except PrivateZipError as exc:
+            raise ExhaustZipError(str(exc)) from None
+
+
+class _BlobUploader:
+    """Upload local files to one container through the Azure provider's WasbHook, block by block."""
+
+    def __init__(self, wasb_conn_id: str, container: str) -> None:
+        from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+        self.hook = WasbHook(wasb_conn_id=wasb_conn_id)
+        self.container = container
+        self._created = False
+
+    def upload(self, path: Path, key: str) -> None:
+        """Stage ``path`` in blocks of at most :data:`BLOCK_SIZE` and commit them, replacing the blob."""
+        from azure.storage.blob import BlobBlock, ContentSettings
+
+        if not self._created:
+            self.hook.create_container(self.container)
+            self._created = True
+        blob = self.hook.blob_service_client.get_blob_client(container=self.container, blob=key)
+        blocks = []
+        with path.open("rb") as handle:
+            while chunk := handle.read(BLOCK_SIZE):
+                block_id = base64.b64encode(f"{len(blocks):08d}".encode()).decode()
+                blob.stage_block(block_id, chunk, length=len(chunk))
+                blocks.append(BlobBlock(block_id=block_id))
+        content_type = "application/zip" if path.suffix == ".zip" else "text/csv"
+        blob.commit_block_list(blocks, content_settings=ContentSettings(content_type=content_type))

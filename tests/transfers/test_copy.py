@@ -1,0 +1,412 @@
+"""Copying finished exhaust files, against real emulator processes (and Azurite) over HTTP.
+
+Expected bytes are the emulator's own stored blobs under ``<data dir>/blobs/reports/...``; faults
+(cut-off bodies, expired URLs) come from the emulator's knobs, not from mocks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import tracemalloc
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_uci.exhaust.download import DownloadError, ZipPasswordError, download, open_private_zip
+from airflow_provider_uci.hooks.exhaust import UciExhaustHook
+from airflow_provider_uci.models import ExhaustError
+from airflow_provider_uci.transfers import exhaust as transfers
+from airflow_provider_uci.transfers.exhaust import CopyExhaustFilesOperator, Destination
+from tests.support.api import PRIVATE, RESPONSE, ExhaustApi, new_tag, submit_body
+from tests.support.connections import set_uci_connection
+from tests.support.services import Azurite, Emulator, run_emulator
+
+SCRIPT = Path(sys.executable).with_name("uci-exhaust")
+BOT = "a1a1a1a1-0000-4000-8000-00000000000a"
+USER = "a9a9a9a9-0000-4000-8000-0000000000a1"
+START, END = "2026-03-08", "2026-03-09"
+KEY = "zip-pass-42"
+CHANNEL = "dev-channel"
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+def context(pushed: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"ti": SimpleNamespace(try_number=1, xcom_pull=lambda task_ids: pushed)}
+
+
+def stored(data_dir: Path, dataset: str, request_id: str, suffix: str) -> Path:
+    """The emulator's own blob of a job, by suffix (``.csv`` or ``.zip``)."""
+    (found,) = (data_dir / "blobs" / "reports" / dataset / request_id).glob(f"*{suffix}")
+    return found
+
+
+def files_under(root: Path) -> set[str]:
+    return {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()}
+
+
+def no_secrets(result: dict[str, Any], *secrets: str) -> None:
+    text = json.dumps(result)
+    assert "sig=" not in text and "se=" not in text and "http" not in text
+    for secret in secrets:
+        assert secret not in text
+
+
+@dataclass
+class Job:
+    tag: str
+    request_id: str
+
+
+def submit(api: ExhaustApi, **kwargs: Any) -> Job:
+    tag = new_tag()
+    answer = api.submit(submit_body(tag, **kwargs))
+    assert answer.status_code == 200, answer.text
+    return Job(tag, answer.json()["result"]["requestId"])
+
+
+def place_file(emulator: Emulator, data: bytes, name: str = "export.csv") -> Job:
+    """Submit a response job and store ``data`` as its (only) file; the job is then SUCCESS."""
+    job = submit(ExhaustApi(emulator.api))
+    requests.post(f"{emulator.root}/admin/jobs/{job.request_id}/file", params={"tag": f"{job.tag}:{CHANNEL}",
+                  "name": name}, data=data, timeout=60).raise_for_status()
+    return job
+
+
+class CountingSource:
+    """A ``url_source`` that reads the job through the hook, counting the reads; optionally slow once."""
+
+    def __init__(self, hook: UciExhaustHook, job: Job, first_delay: float = 0.0) -> None:
+        self.hook, self.job, self.first_delay, self.calls = hook, job, first_delay, 0
+
+    def __call__(self) -> list[str]:
+        self.calls += 1
+        urls = list(self.hook.read_request(self.job.tag, self.job.request_id).download_urls)
+        if self.calls == 1 and self.first_delay:
+            import time
+
+            time.sleep(self.first_delay)  # the URLs were signed, then sat too long before the download
+        return urls
+
+
+def recording_session() -> tuple[requests.Session, list[int]]:
+    """A plain session that records the status of every answer it gets."""
+    session, statuses = requests.Session(), []
+    session.hooks["response"].append(lambda response, *args, **kwargs: statuses.append(response.status_code))
+    return session, statuses
+
+
+def no_wait(seconds: float) -> None:
+    pass
+
+
+# -- a seeded emulator whose nightly jobs really ran ------------------------------------------------
+
+@dataclass
+class Seeded:
+    emulator: Emulator
+    response: Job
+    private: Job  # zipped with KEY
+    open_private: Job  # zipped without a key
+    pending: Job  # never run
+
+    @property
+    def data_dir(self) -> Path:
+        return self.emulator.data_dir
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+    data_dir = tmp_path_factory.mktemp("copy-seeded")
+    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "airflow_provider_uci.cli"]
+    done = subprocess.run([*command, "emulator", "seed", "--data-dir", str(data_dir), "--json", "--bots", "0",
+                           "--users", "3", "--events", "60", "--days", "2", "--start", START, "--seed", "5",
+                           "--bot", f"{BOT}=Alpha Bot", "--user", f"{USER}=true"],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    with run_emulator(data_dir, "--no-schedule") as emulator:
+        api = ExhaustApi(emulator.api)
+        response = submit(api, conversation_id=BOT, start=START, end=END)
+        private = submit(api, dataset=PRIVATE, conversation_id=BOT, start=START, end=END, encryption_key=KEY)
+        open_private = submit(api, dataset=PRIVATE, conversation_id=BOT, start=START, end=END)
+        ran = requests.post(f"{emulator.root}/admin/run-jobs", timeout=60)
+        assert ran.status_code == 200, ran.text
+        assert {o["requestId"]: o["status"] for o in ran.json()["processed"]} == {
+            response.request_id: "SUCCESS", private.request_id: "SUCCESS", open_private.request_id: "SUCCESS"}
+        pending = submit(api, conversation_id=BOT, start=START, end=START)
+        yield Seeded(emulator, response, private, open_private, pending)
+
+
+# -- local copies ---------------------------------------------------------------------------------
+
+def test_response_csv_lands_at_its_fixed_path_and_a_rerun_overwrites(seeded: Seeded, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    set_uci_connection(monkeypatch, seeded.emulator.api)
+    out = tmp_path / "out"
+    task = CopyExhaustFilesOperator(task_id="copy", tag=seeded.response.tag, request_id=seeded.response.request_id,
+                                    destination=str(out))
+    first = task.execute(context())
+
+    relative = f"{BOT}/{START}_{END}/uci-response-exhaust.csv"
+    assert first == {"dataset": RESPONSE, "files": [str(out / relative)], "csv": str(out / relative)}
+    expected = stored(seeded.data_dir, RESPONSE, seeded.response.request_id, ".csv").read_bytes()
+    assert (out / relative).read_bytes() == expected
+    no_secrets(first)
+
+    (out / relative).write_bytes(b"stale")
+    assert task.execute(context()) == first
+    assert files_under(out) == {relative}, "a rerun replaces the file, with nothing left beside it"
+    assert (out / relative).read_bytes() == expected
+
+
+def test_private_zip_from_the_sensor_xcom_is_copied_and_opened_with_the_connection_key(
+        seeded: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_uci_connection(monkeypatch, seeded.emulator.api, encryption_key=KEY)
+    pushed = {"request_id": seeded.private.request_id, "tag": seeded.private.tag, "dataset": PRIVATE,
+              "conversation_id": BOT, "start_date": START, "end_date": END, "status": "SUCCESS", "attempts": 0,
+              "file_count": 1}
+    out = tmp_path / "private"
+    task = CopyExhaustFilesOperator(task_id="copy", job_task_id="wait", destination=out.as_uri())
+    result = task.execute(context(pushed))
+
+    folder = out / BOT / f"{START}_{END}"
+    zipped, extracted = folder / "uci-private-exhaust.zip", folder / "uci-private-exhaust.csv"
+    assert result == {"dataset": PRIVATE, "files": [str(zipped), str(extracted)], "csv": str(extracted)}
+    assert zipped.read_bytes() == stored(seeded.data_dir, PRIVATE, seeded.private.request_id, ".zip").read_bytes()
+    with zipfile.ZipFile(zipped) as archive:
+        assert archive.infolist()[0].flag_bits & 0x1, "the emulator really encrypted it"
+    # the service keeps the CSV it zipped beside the zip: the extracted file must be that CSV
+    assert extracted.read_bytes() == stored(seeded.data_dir, PRIVATE, seeded.private.request_id, ".csv").read_bytes()
+    assert extracted.read_bytes().startswith(b"Conversation ID,Conversation Name,Decrypted Device ID")
+    no_secrets(result, KEY)
+    assert files_under(out) == {f"{BOT}/{START}_{END}/uci-private-exhaust.zip",
+                                f"{BOT}/{START}_{END}/uci-private-exhaust.csv"}
+
+
+def test_an_unencrypted_private_zip_opens_without_a_key(seeded: Seeded, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    set_uci_connection(monkeypatch, seeded.emulator.api)
+    task = CopyExhaustFilesOperator(task_id="copy", tag=seeded.open_private.tag,
+                                    request_id=seeded.open_private.request_id, destination=str(tmp_path))
+    result = task.execute(context())
+    expected = stored(seeded.data_dir, PRIVATE, seeded.open_private.request_id, ".csv").read_bytes()
+    assert Path(result["csv"]).read_bytes() == expected
+
+
+def test_a_wrong_key_and_a_missing_key_are_told_apart(seeded: Seeded, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    set_uci_connection(monkeypatch, seeded.emulator.api)
+    job = seeded.private
+
+    missing = CopyExhaustFilesOperator(task_id="copy", tag=job.tag, request_id=job.request_id,
+                                       destination=str(tmp_path / "missing"))
+    with pytest.raises(ZipPasswordError, match=r"^encryption_key: missing") as caught:
+        missing.execute(context())
+    assert isinstance(caught.value, ExhaustError)
+
+    wrong = CopyExhaustFilesOperator(task_id="copy", tag=job.tag, request_id=job.request_id,
+                                     destination=str(tmp_path / "wrong"), encryption_key="not-the-key")
+    with pytest.raises(ZipPasswordError, match=r"^encryption_key: wrong key") as caught:
+        wrong.execute(context())
+    assert "not-the-key" not in str(caught.value)
+    folder = tmp_path / "wrong" / BOT / f"{START}_{END}"
+    assert files_under(folder) == {"uci-private-exhaust.zip"}, "no half-written CSV is left behind"
+
+
+def test_open_private_zip_refuses_what_is_not_one_csv(tmp_path: Path) -> None:
+    archive = tmp_path / "two.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("a.csv", "x\n")
+        out.writestr("b.csv", "y\n")
+    with pytest.raises(ValueError, match="expected one CSV entry, found a.csv, b.csv"):
+        open_private_zip(archive, None, tmp_path)
+    (tmp_path / "plain.zip").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="plain.zip: not a zip file"):
+        open_private_zip(tmp_path / "plain.zip", None, tmp_path)
+
+
+def test_a_job_that_has_not_succeeded_is_refused(seeded: Seeded, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    set_uci_connection(monkeypatch, seeded.emulator.api)
+    task = CopyExhaustFilesOperator(task_id="copy", tag=seeded.pending.tag, request_id=seeded.pending.request_id,
+                                    destination=str(tmp_path))
+    with pytest.raises(ExhaustError, match="is SUBMITTED, not SUCCESS"):
+        task.execute(context())
+    assert files_under(tmp_path) == set()
+
+
+def test_without_a_destination_files_go_under_airflow_home(seeded: Seeded, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    set_uci_connection(monkeypatch, seeded.emulator.api)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    task = CopyExhaustFilesOperator(task_id="copy", tag=seeded.response.tag, request_id=seeded.response.request_id)
+    result = task.execute(context())
+    assert result["csv"] == str(tmp_path / "uci-exhaust" / BOT / f"{START}_{END}" / "uci-response-exhaust.csv")
+
+
+def test_destinations_are_read_by_scheme(tmp_path: Path) -> None:
+    assert Destination.parse("wasb://exhaust/a/b/") == Destination(container="exhaust", prefix="a/b")
+    assert Destination.parse("wasb://exhaust@acct.blob.core.windows.net/p") == Destination(container="exhaust",
+                                                                                          prefix="p")
+    assert Destination.parse(tmp_path.as_uri()) == Destination(local=tmp_path)
+    assert Destination.parse(str(tmp_path)) == Destination(local=tmp_path)
+    with pytest.raises(ValueError, match="destination"):
+        Destination.parse("s3://bucket/key")
+    with pytest.raises(ValueError, match="destination"):
+        Destination.parse("wasb:///prefix")
+
+
+# -- faults: cut-off bodies, expired URLs, refused URLs ---------------------------------------------
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., Emulator]]:
+    stack = []
+
+    def starter(*args: str) -> Emulator:
+        context_manager = run_emulator(tmp_path / f"emulator-{len(stack)}", *args)
+        stack.append(context_manager)
+        return context_manager.__enter__()
+
+    yield starter
+    for context_manager in reversed(stack):
+        context_manager.__exit__(None, None, None)
+
+
+def test_cut_off_downloads_are_resumed_until_every_byte_is_there(start: Callable[..., Emulator], tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    emulator = start("--fault-truncate", "0.5", "--fault-seed", "3")
+    set_uci_connection(monkeypatch, emulator.api)
+    hook = UciExhaustHook()
+    payloads = [os.urandom(700_000 + 1000 * n) for n in range(6)]
+    session, statuses = recording_session()
+    calls = 0
+    for number, data in enumerate(payloads):
+        job = place_file(emulator, data)
+        source = CountingSource(hook, job)
+        target = tmp_path / f"file-{number}.csv"
+        size = download(source, 0, target, attempts=10, chunk_size=64 * 1024, session=session, sleep=no_wait)
+        assert size == len(data)
+        assert target.read_bytes() == data
+        calls += source.calls
+    assert calls > len(payloads), "some downloads were cut off and retried with a re-read job"
+    assert 206 in statuses, "a cut-off download resumed with a ranged GET"
+    assert not list(tmp_path.glob("*.partial"))
+
+    # and through the operator, on the same faulty service
+    job = place_file(emulator, payloads[0])
+    task = CopyExhaustFilesOperator(task_id="copy", tag=job.tag, request_id=job.request_id,
+                                    destination=str(tmp_path / "out"), download_attempts=10, download_backoff=0)
+    result = task.execute(context())
+    assert Path(result["csv"]).read_bytes() == payloads[0]
+
+
+def test_an_expired_url_is_signed_again(start: Callable[..., Emulator], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    emulator = start("--expiry-seconds", "1")
+    set_uci_connection(monkeypatch, emulator.api)
+    data = os.urandom(300_000)
+    job = place_file(emulator, data)
+    source = CountingSource(UciExhaustHook(), job, first_delay=1.5)
+    session, statuses = recording_session()
+    assert download(source, 0, tmp_path / "late.csv", session=session, sleep=no_wait) == len(data)
+    assert (tmp_path / "late.csv").read_bytes() == data
+    assert statuses[0] == 403, "the first URL had expired"
+    assert source.calls >= 2
+
+
+def test_giving_up_names_the_file_and_never_the_url(emulator: Emulator, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    set_uci_connection(monkeypatch, emulator.api)
+    job = place_file(emulator, b"a,b\n1,2\n")
+    hook = UciExhaustHook()
+    calls = []
+
+    def tampered() -> list[str]:
+        calls.append(1)
+        (url,) = hook.read_request(job.tag, job.request_id).download_urls
+        return [url.replace("sig=", "sig=AAAA")]
+
+    with pytest.raises(DownloadError) as caught:
+        download(tampered, 0, tmp_path / "refused.csv", attempts=3, sleep=no_wait)
+    message = str(caught.value)
+    assert message.startswith("exhaust file 0 (refused.csv): gave up after 3 attempts")
+    assert "HTTP 403" in message and "sig=" not in message and "/blob/" not in message
+    assert len(calls) == 3
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "refused.csv" in logged and "sig=" not in logged and "/blob/" not in logged
+    assert not (tmp_path / "refused.csv").exists() and not (tmp_path / "refused.csv.partial").exists()
+
+
+def test_a_large_file_streams_in_constant_memory(emulator: Emulator, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    set_uci_connection(monkeypatch, emulator.api)
+    size = 30 * 1024 * 1024
+    data = os.urandom(size)
+    digest = hashlib.sha256(data).hexdigest()
+    job = place_file(emulator, data)
+    del data
+    source = CountingSource(UciExhaustHook(), job)
+    target = tmp_path / "large.csv"
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        assert download(source, 0, target) == size
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert peak < size / 5, f"peak memory growth {peak} bytes for a {size}-byte file"
+    copied = hashlib.sha256()
+    with target.open("rb") as handle:
+        while block := handle.read(1024 * 1024):
+            copied.update(block)
+    assert copied.hexdigest() == digest
+
+
+# -- Azure Blob, through Azurite ------------------------------------------------------------------
+
+@pytest.mark.azure
+def test_private_exhaust_lands_in_azure_blob_at_its_fixed_keys(seeded: Seeded, azurite: Azurite, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    set_uci_connection(monkeypatch, seeded.emulator.api)
+    monkeypatch.setenv("AIRFLOW_CONN_UCI_BLOB", json.dumps(
+        {"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}}))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(transfers, "BLOCK_SIZE", 1000)  # several staged blocks per file
+    task = CopyExhaustFilesOperator(task_id="copy", tag=seeded.private.tag, request_id=seeded.private.request_id,
+                                    destination="wasb://exhaust-copies/uci/daily", wasb_conn_id="uci_blob",
+                                    encryption_key=KEY, chunk_size=4096)
+    result = task.execute(context())
+
+    prefix = f"uci/daily/{BOT}/{START}_{END}"
+    assert result == {"dataset": PRIVATE,
+                      "files": [f"wasb://exhaust-copies/{prefix}/uci-private-exhaust.zip",
+                                f"wasb://exhaust-copies/{prefix}/uci-private-exhaust.csv"],
+                      "csv": f"wasb://exhaust-copies/{prefix}/uci-private-exhaust.csv"}
+    no_secrets(result, KEY)
+    container = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(
+        "exhaust-copies")
+    expected = {"uci-private-exhaust.zip": stored(seeded.data_dir, PRIVATE, seeded.private.request_id, ".zip"),
+                "uci-private-exhaust.csv": stored(seeded.data_dir, PRIVATE, seeded.private.request_id, ".csv")}
+    for name, path in expected.items():
+        assert container.download_blob(f"{prefix}/{name}").readall() == path.read_bytes()
+    assert list(scratch.iterdir()) == [], "the temporary copies are gone"
+
+    assert task.execute(context()) == result
+    assert sorted(blob.name for blob in container.list_blobs(name_starts_with="uci/")) == [
+        f"{prefix}/uci-private-exhaust.csv", f"{prefix}/uci-private-exhaust.zip"]
