@@ -231,6 +231,47 @@ def _seed(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
     return 0
 
 
+def _add_load(commands: argparse._SubParsersAction) -> None:
+    load = commands.add_parser(
+        "load", help="join and load exhaust files downloaded by hand into a warehouse",
+        description="Join a response exhaust CSV to its private exhaust (CSV or zip) on Device ID = Device UUID and "
+        "load both into a warehouse in one transaction; rerunning gives the same table.")
+    load.add_argument("--response", type=Path, required=True, help="the response exhaust CSV")
+    load.add_argument("--private", type=Path, required=True, help="the private exhaust CSV or zip")
+    load.add_argument("--encryption-key", help="the private zip's password (or UCI_EXHAUST_ENCRYPTION_KEY)")
+    load.add_argument("--warehouse", required=True, help="sqlite:///path.db or postgresql://user@host/db")
+    load.add_argument("--table", default="uci_responses", help="responses table (default uci_responses)")
+    load.add_argument("--conversation-id", help="the bot (default: read from the response file)")
+    load.add_argument("--from-date", help="first day of the range, for the load record")
+    load.add_argument("--to-date", help="last day of the range, for the load record")
+    load.add_argument("--phone-numbers", choices=["plain", "hashed", "none"], default="plain",
+                      help="store phone numbers as they are, hashed (SHA-256), or not at all")
+    load.add_argument("--max-rejects", type=int, default=0, help="unreadable records to bear (default 0)")
+    load.add_argument("--rejects", type=Path, help="JSON-lines file for rejected records (default beside --response)")
+    load.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _load(args: argparse.Namespace) -> int:
+    import json
+
+    from airflow_provider_uci.exhaust.load import load_exhaust
+
+    key = args.encryption_key or os.environ.get("UCI_EXHAUST_ENCRYPTION_KEY") or None
+    rejects = args.rejects or args.response.with_name(args.response.stem + ".rejects.jsonl")
+    summary = load_exhaust(
+        response_csv=args.response, private=args.private, warehouse_url=args.warehouse, table=args.table,
+        encryption_key=key, conversation_id=args.conversation_id, from_date=args.from_date, to_date=args.to_date,
+        phone_numbers=args.phone_numbers, max_rejects=args.max_rejects, reject_path=rejects,
+    )
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=2))
+    else:
+        print(f"loaded {summary.responses_loaded} response(s) of {summary.conversation_id} into {summary.table} "
+              f"({summary.responses_without_user} without a user row), {summary.users_loaded} user(s); "
+              f"{summary.rejected} rejected" + (f" (see {summary.reject_file})" if summary.reject_file else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``uci-exhaust`` argument parser."""
     parser = argparse.ArgumentParser(prog="uci-exhaust", description="Sunbird UCI Data Exhaust tools.")
@@ -241,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(emulator_commands)
     _add_run_jobs(emulator_commands)
     _add_seed(emulator_commands)
+    _add_load(commands)
     return parser
 
 
@@ -265,9 +307,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_jobs(args, _emulator_settings(args))
         if args.command == "emulator" and args.emulator_command == "seed":
             return _seed(args, _emulator_settings(args))
+        if args.command == "load":
+            return _load(args)
     except (SettingsError, FaultSpecError, ValueError) as exc:
         print(f"uci-exhaust: error: {exc}", file=sys.stderr)
         return 2
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"uci-exhaust: error: {exc}", file=sys.stderr)
+        return 1
     parser.error("unknown command")
     return 2
 

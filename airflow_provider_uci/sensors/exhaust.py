@@ -21,6 +21,7 @@ from airflow_provider_uci.models import (
 )
 from airflow_provider_uci.schedule import NIGHTLY_RUN, SCHEDULE_TIMEZONE
 from airflow_provider_uci.triggers.exhaust import ExhaustJobTrigger
+from airflow_provider_uci.xcom import pull_from
 
 DEFAULT_TIMEOUT = 48 * 3600.0
 
@@ -38,12 +39,14 @@ class ExhaustJobSensor(BaseSensorOperator):
     :class:`~airflow_provider_uci.operators.exhaust.SubmitExhaustOperator` whose XCom holds them.
 
     :param dataset: picks the nightly run time (``uci-response-exhaust`` 02:00, ``uci-private-exhaust`` 03:00).
-    :param run_at: override the run time (``HH:MM``), or ``None`` to poll every ``poll_interval`` all day.
+    :param run_at: ``"nightly"`` (the dataset's run time, the default), a run time ``HH:MM``, or ``None``
+        / ``"continuous"`` to poll every ``poll_interval`` all day. Templated.
+    :param poll_interval: seconds between looks while a run may be working. Templated.
     :param timeout: seconds before the sensor fails without retry (default 48 h); ``soft_fail`` skips instead.
     :param max_transient_failures: consecutive failed reads the trigger bears before it gives up.
     """
 
-    template_fields: Sequence[str] = ("tag", "request_id", "dataset", "uci_exhaust_conn_id")
+    template_fields: Sequence[str] = ("tag", "request_id", "dataset", "uci_exhaust_conn_id", "run_at", "poll_interval")
     ui_color = "#e8f4f0"
 
     def __init__(self, *, tag: str | None = None, request_id: str | None = None, submit_task_id: str | None = None,
@@ -73,13 +76,7 @@ class ExhaustJobSensor(BaseSensorOperator):
 
     def _job_ref(self, context: Context) -> tuple[str, str, str | None]:
         if self.submit_task_id:
-            ti = context["ti"]
-            map_index = getattr(ti, "map_index", -1)
-            # inside a mapped task group, read the submit task of the same map index
-            if isinstance(map_index, int) and map_index >= 0:
-                pushed = ti.xcom_pull(task_ids=self.submit_task_id, map_indexes=map_index)
-            else:
-                pushed = ti.xcom_pull(task_ids=self.submit_task_id)
+            pushed = pull_from(context, self.submit_task_id)
             if not isinstance(pushed, dict) or "request_id" not in pushed:
                 raise ExhaustError(f"task {self.submit_task_id!r} pushed no exhaust job to XCom")
             return pushed["tag"], pushed["request_id"], self.dataset or pushed.get("dataset")
@@ -87,9 +84,12 @@ class ExhaustJobSensor(BaseSensorOperator):
         return self.tag, self.request_id, self.dataset
 
     def _run_at(self, dataset: str | None) -> str | None:
-        if self.run_at == "nightly":
+        run_at = None if self.run_at is None else str(self.run_at).strip()
+        if run_at == "nightly":
             return NIGHTLY_RUN.get(dataset or "", "02:00")
-        return self.run_at
+        if run_at in (None, "", "none", "None", "continuous"):
+            return None
+        return run_at
 
     @staticmethod
     def _result(job: ExhaustJob) -> dict[str, Any]:
@@ -123,7 +123,7 @@ class ExhaustJobSensor(BaseSensorOperator):
             trigger=ExhaustJobTrigger(
                 tag=tag, request_id=request_id, deadline=deadline, uci_exhaust_conn_id=self.uci_exhaust_conn_id,
                 run_at=self._run_at(dataset), timezone=self.schedule_timezone, grace_seconds=self.grace_seconds,
-                window_seconds=self.window_seconds, poll_interval=self.poll_interval,
+                window_seconds=self.window_seconds, poll_interval=float(self.poll_interval),
                 fail_on_first_failure=self.fail_on_first_failure,
                 max_transient_failures=self.max_transient_failures,
             ),

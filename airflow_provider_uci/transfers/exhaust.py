@@ -32,10 +32,11 @@ from airflow_provider_uci.models import (
     ExhaustValidationError,
     JobStatus,
 )
+from airflow_provider_uci.xcom import pull_from
 
 DEFAULT_WASB_CONN_ID = "wasb_default"
 #: The folder under ``AIRFLOW_HOME`` that holds the files when no destination is given.
-DEFAULT_FOLDER = "uci-exhaust"
+DEFAULT_FOLDER = "uci-exhaust/files"
 #: Size of the blocks staged when uploading to Azure Blob (the upload never holds more in memory).
 BLOCK_SIZE = 4 * MIB
 
@@ -172,7 +173,7 @@ class CopyExhaustFilesOperator(BaseOperator):
 
     def _job_ref(self, context: Context) -> tuple[str, str, dict[str, Any]]:
         if self.job_task_id:
-            pushed = context["ti"].xcom_pull(task_ids=self.job_task_id)
+            pushed = pull_from(context, self.job_task_id)
             if not isinstance(pushed, dict) or not pushed.get("request_id") or not pushed.get("tag"):
                 raise ExhaustError(f"task {self.job_task_id!r} pushed no exhaust job (tag and request_id) to XCom")
             return str(pushed["tag"]), str(pushed["request_id"]), pushed

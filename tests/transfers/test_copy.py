@@ -252,7 +252,7 @@ def test_without_a_destination_files_go_under_airflow_home(seeded: Seeded, tmp_p
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     task = CopyExhaustFilesOperator(task_id="copy", tag=seeded.response.tag, request_id=seeded.response.request_id)
     result = task.execute(context())
-    assert result["csv"] == str(tmp_path / "uci-exhaust" / BOT / f"{START}_{END}" / "uci-response-exhaust.csv")
+    assert result["csv"] == str(tmp_path / "uci-exhaust" / "files" / BOT / f"{START}_{END}" / "uci-response-exhaust.csv")
 
 
 def test_destinations_are_read_by_scheme(tmp_path: Path) -> None:

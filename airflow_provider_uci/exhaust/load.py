@@ -1,0 +1,123 @@
+"""Join a response exhaust to its private exhaust and load both into a warehouse, all or nothing.
+
+Used by the DAG's load task and by ``uci-exhaust load`` for files downloaded by hand. Responses are
+streamed (constant memory); users (one row per device, a few per answer at most) are held in a dict
+for the join. Records that break a rule go to a reject file with their line numbers; when there are
+more than ``max_rejects``, the load fails and the warehouse is left as it was.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_uci.exhaust.records import (
+    ExhaustFormatError,
+    Rejects,
+    ResponseRecord,
+    join_users,
+    read_responses,
+    read_users,
+)
+from airflow_provider_uci.exhaust.warehouse import open_warehouse
+
+DEFAULT_TABLE = "uci_responses"
+
+
+class RejectLimitExceeded(ValueError):
+    """More records were rejected than allowed; nothing was loaded."""
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    """What one load did."""
+
+    conversation_id: str
+    from_date: str | None
+    to_date: str | None
+    table: str
+    responses_read: int
+    responses_loaded: int
+    responses_without_user: int
+    users_loaded: int
+    rejected: int
+    reject_file: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _first_conversation(path: Path) -> str:
+    for record in read_responses(path, Rejects()):
+        return record.conversation_id
+    raise ExhaustFormatError(f"{path.name}: no readable response record to take the conversation id from")
+
+
+def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table: str = DEFAULT_TABLE,
+                 encryption_key: str | None = None, conversation_id: str | None = None, from_date: str | None = None,
+                 to_date: str | None = None, phone_numbers: str = "plain", max_rejects: int = 0,
+                 reject_path: Path | None = None, audit: dict[str, Any] | None = None) -> LoadSummary:
+    """Load one bot's exhausts for one range in one transaction.
+
+    :param response_csv: the response exhaust CSV.
+    :param private: the private exhaust CSV, or its zip (opened with ``encryption_key``).
+    :param warehouse_url: ``sqlite:///path`` or ``postgresql://...``.
+    :param conversation_id: the bot; taken from the response file when not given. Records of another
+        bot are rejects.
+    :param phone_numbers: ``plain``, ``hashed`` (SHA-256) or ``none``.
+    :param max_rejects: how many rejected records to bear (default none).
+    :param reject_path: JSON-lines file for rejected records, with file name, line number and reason.
+    """
+    if max_rejects < 0:
+        raise ValueError(f"max_rejects: must be zero or more, got {max_rejects}")
+    response_csv, private = Path(response_csv), Path(private)
+    for name, path in (("response", response_csv), ("private", private)):
+        if not path.is_file():
+            raise FileNotFoundError(f"{name}: no such file {path.name!r}")
+    conversation = conversation_id or _first_conversation(response_csv)
+    rejects = Rejects(reject_path)
+    with tempfile.TemporaryDirectory(prefix="uci-load-") as scratch:
+        private_csv = private
+        if private.suffix.lower() == ".zip":
+            from airflow_provider_uci.exhaust.download import open_private_zip
+
+            private_csv = open_private_zip(private, encryption_key, Path(scratch))
+        users = {user.device_uuid: user for user in read_users(private_csv, rejects, phone_numbers, conversation)}
+        counts = {"read": 0, "without_user": 0}
+
+        def responses() -> Iterator[tuple[Any, ...]]:
+            def counted() -> Iterator[ResponseRecord]:
+                for record in read_responses(response_csv, rejects, conversation):
+                    counts["read"] += 1
+                    if record.device_id not in users:
+                        counts["without_user"] += 1
+                    yield record
+
+            yield from join_users(counted(), users)
+
+        def check_rejects() -> None:
+            rejects.close()
+            if rejects.count > max_rejects:
+                where = f"; all of them are in {reject_path}" if reject_path else ""
+                raise RejectLimitExceeded(f"{rejects.count} record(s) rejected, more than max_rejects={max_rejects}: "
+                                          f"{rejects.summary()}{where}; nothing was loaded")
+
+        warehouse = open_warehouse(warehouse_url)
+        try:
+            result = warehouse.load(
+                table=table, conversation_id=conversation, from_date=from_date or "", to_date=to_date or "",
+                responses=responses(), users=list(users.values()),
+                audit={**(audit or {}), "rejected": lambda: rejects.count}, before_commit=check_rejects,
+            )
+        finally:
+            rejects.close()
+            warehouse.close()
+    return LoadSummary(
+        conversation_id=conversation, from_date=from_date, to_date=to_date, table=table,
+        responses_read=counts["read"], responses_loaded=result.responses,
+        responses_without_user=counts["without_user"], users_loaded=result.users, rejected=rejects.count,
+        reject_file=str(reject_path) if reject_path and rejects.count else None,
+    )

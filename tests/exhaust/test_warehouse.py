@@ -1,0 +1,381 @@
+"""The warehouse loader against a real SQLite file and a real PostgreSQL database.
+
+Every behaviour is checked on both backends: values come back as they went in (null apart from the
+empty string, any text byte for byte), a rerun gives the same table, and a load that fails anywhere
+leaves every table exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_uci.exhaust.records import RESPONSE_TABLE_COLUMNS, UserRecord
+from airflow_provider_uci.exhaust.warehouse import (
+    LoadResult,
+    Warehouse,
+    open_warehouse,
+    redact_url,
+    warehouse_url_from_parts,
+)
+from tests.support.services import postgres_database
+
+BOT = "d655cf03-1f6f-4510-acf6-d3f51b488a5e"
+AUDIT = {"response_request_id": "RESP-1", "private_request_id": "PRIV-1", "rejected": 0}
+TRICKY_TEXT = [
+    "",
+    "हाँ, मैं ठीक हूँ",
+    "👍🏽 done 🎉",
+    "line one\nline two\r\nline three\rend",
+    '[{"ans1":"a\\nb \\"q\\""}]',
+    'say "hi", then leave',
+    "C:\\Users\\x\\",
+    "\\.",
+    "\\.\nafter the end-of-data marker",
+    "\\N",
+    "NULL",
+    " leading and trailing spaces ",
+    "tab\there",
+]
+
+
+def response(number: int, **changes: Any) -> tuple[Any, ...]:
+    """A response row in RESPONSE_TABLE_COLUMNS order, keyed by ``number``."""
+    values = {
+        "conversation_id": BOT, "message_id": f"msg-{number:07d}", "device_id": f"device-{number % 7}",
+        "question_id": f"q{number % 3}", "conversation_name": "Global Tara Bot", "session_id": None,
+        "question_type": "SINGLE_SELECT", "question_title": "How are you?", "question_description": None,
+        "question_duration": number, "question_score": 1, "question_max_score": 1,
+        "question_options": '[{"1":{"text":"1 Yes"}}]', "question_response": '[{"1":{"text":"1 Yes"}}]',
+        "x_path": "/q", "eof": number % 2 == 0, "event_timestamp": "2022-06-21T14:45:56.892Z",
+        "at_timestamp": "2022-06-21T14:46:01.003Z", "user_phone": None, "user_encrypted_device_id": None,
+    }
+    unknown = set(changes) - set(values)
+    assert not unknown, unknown
+    values.update(changes)
+    return tuple(values[column] for column in RESPONSE_TABLE_COLUMNS)
+
+
+def user(number: int, **changes: Any) -> UserRecord:
+    record = UserRecord(BOT, f"device-{number}", "Global Tara Bot", f"+91900000000{number}", f"enc-{number}", True)
+    return record._replace(**changes)
+
+
+def load(warehouse: Warehouse, rows: Any, users: Any = (), table: str = "answers", **extra: Any) -> LoadResult:
+    return warehouse.load(table=table, conversation_id=BOT, from_date="2022-06-01", to_date="2022-06-30",
+                          responses=iter(rows), users=iter(users), audit=extra.pop("audit", AUDIT), **extra)
+
+
+def column(rows: list[tuple[Any, ...]], name: str) -> list[Any]:
+    at = RESPONSE_TABLE_COLUMNS.index(name)
+    return [row[at] for row in rows]
+
+
+def state(warehouse: Warehouse, table: str = "answers") -> tuple[Any, ...]:
+    return warehouse.fetch_normalised(table), warehouse.fetch_users(table), warehouse.loads(table)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
+    if request.param == "sqlite":
+        with open_warehouse(f"sqlite:///{tmp_path}/warehouse.db") as opened:
+            yield opened
+    else:
+        with postgres_database() as url, open_warehouse(url) as opened:
+            yield opened
+
+
+def test_null_and_empty_string_stay_apart(warehouse: Warehouse) -> None:
+    rows = [response(1, question_response="", question_title=""),
+            response(2, question_response=None, question_title=None, question_duration=None, eof=None,
+                     event_timestamp=None, at_timestamp=None)]
+    load(warehouse, rows)
+
+    fetched = warehouse.fetch_normalised("answers")
+    assert column(fetched, "question_response") == ["", None]
+    assert column(fetched, "question_title") == ["", None]
+    assert column(fetched, "question_duration") == [1, None]
+    assert column(fetched, "eof") == [False, None]
+    assert column(fetched, "event_timestamp") == ["2022-06-21T14:45:56.892Z", None]
+
+
+def test_text_survives_byte_for_byte(warehouse: Warehouse) -> None:
+    rows = [response(number, question_response=text, question_title=text, user_phone=text)
+            for number, text in enumerate(TRICKY_TEXT)]
+    load(warehouse, rows)
+
+    fetched = warehouse.fetch("answers")
+    assert column(fetched, "question_response") == TRICKY_TEXT
+    assert column(fetched, "question_title") == TRICKY_TEXT
+    assert column(fetched, "user_phone") == TRICKY_TEXT
+
+
+def test_values_are_typed_and_timestamps_normalise_alike(warehouse: Warehouse) -> None:
+    load(warehouse, [response(1, eof=True, question_score=-3, question_max_score=2**40,
+                              event_timestamp="2022-06-21T20:15:56.892+05:30", at_timestamp="2022-06-21T14:46:01Z")])
+
+    (row,) = warehouse.fetch_normalised("answers")
+    values = dict(zip(RESPONSE_TABLE_COLUMNS, row, strict=True))
+    assert values["eof"] is True
+    assert (values["question_score"], values["question_max_score"]) == (-3, 2**40)
+    assert values["event_timestamp"] == "2022-06-21T14:45:56.892Z"
+    assert values["at_timestamp"] == "2022-06-21T14:46:01.000Z"
+
+
+def test_loading_the_same_rows_twice_gives_the_same_table(warehouse: Warehouse) -> None:
+    rows = [response(number) for number in range(1, 101)]
+    users = [user(number) for number in range(5)]
+    assert load(warehouse, rows, users) == LoadResult(responses=100, users=5)
+    first = warehouse.fetch_normalised("answers"), warehouse.fetch_users("answers")
+
+    assert load(warehouse, rows, users) == LoadResult(responses=100, users=5)
+
+    assert (warehouse.fetch_normalised("answers"), warehouse.fetch_users("answers")) == first
+
+
+def test_overlapping_batches_give_their_union(warehouse: Warehouse) -> None:
+    assert load(warehouse, [response(number) for number in range(1, 101)]).responses == 100
+    assert load(warehouse, [response(number) for number in range(50, 151)]).responses == 101
+
+    fetched = warehouse.fetch_normalised("answers")
+    assert len(fetched) == warehouse.count("answers") == 150
+    assert column(fetched, "message_id") == [f"msg-{number:07d}" for number in range(1, 151)]
+
+
+def test_a_key_seen_again_takes_the_new_values(warehouse: Warehouse) -> None:
+    load(warehouse, [response(1), response(2)])
+    load(warehouse, [response(2, question_response='[{"2":{"text":"2 No"}}]', eof=None, question_score=None)])
+
+    fetched = warehouse.fetch_normalised("answers")
+    assert column(fetched, "question_response") == ['[{"1":{"text":"1 Yes"}}]', '[{"2":{"text":"2 No"}}]']
+    assert column(fetched, "eof") == [False, None]
+    assert column(fetched, "question_score") == [1, None]
+
+
+def test_duplicate_keys_in_one_batch_the_last_wins(warehouse: Warehouse) -> None:
+    rows = [response(1, question_response="first"), response(2), response(1, question_response="second"),
+            response(1, question_response="last")]
+    users = [user(1, phone="old"), user(1, phone="new")]
+
+    assert load(warehouse, rows, users) == LoadResult(responses=2, users=1)
+
+    assert column(warehouse.fetch("answers"), "question_response") == ["last", '[{"1":{"text":"1 Yes"}}]']
+    assert [row[3] for row in warehouse.fetch_users("answers")] == ["new"]
+
+
+def test_an_iterator_failing_midway_leaves_every_table_as_it_was(warehouse: Warehouse) -> None:
+    load(warehouse, [response(number) for number in range(1, 11)], [user(1)])
+    before = state(warehouse)
+
+    def failing() -> Iterator[tuple[Any, ...]]:
+        for number in range(1, 1001):
+            yield response(number, question_response="changed")
+        raise RuntimeError("the exhaust file is truncated")
+
+    with pytest.raises(RuntimeError, match="truncated"):
+        load(warehouse, failing(), [user(1, phone="changed"), user(2)])
+
+    assert state(warehouse) == before
+    assert len(warehouse.loads("answers")) == 1
+
+
+def test_before_commit_raising_rolls_back(warehouse: Warehouse) -> None:
+    load(warehouse, [response(1)])
+    before = state(warehouse)
+    calls = []
+
+    def too_many_rejects() -> None:
+        calls.append(warehouse.count("answers"))
+        raise ValueError("too many rejects")
+
+    with pytest.raises(ValueError, match="too many rejects"):
+        load(warehouse, [response(1, question_title="changed"), response(2)], [user(1)],
+             before_commit=too_many_rejects)
+
+    assert calls == [2]  # everything was written when it was called
+    assert state(warehouse) == before
+
+
+def test_before_commit_returning_commits_the_load(warehouse: Warehouse) -> None:
+    seen = []
+    result = load(warehouse, [response(1), response(2)], [user(1)],
+                  before_commit=lambda: seen.append((warehouse.count("answers"), len(warehouse.loads("answers")))))
+
+    assert seen == [(2, 0)]  # it reads the load's own writes (the audit row comes after it)
+    assert result == LoadResult(2, 1)
+    assert warehouse.count("answers") == 2 and len(warehouse.loads("answers")) == 1
+
+
+def test_a_failed_first_load_creates_nothing(warehouse: Warehouse) -> None:
+    with pytest.raises(ValueError, match="row 2 has 3 values"):
+        load(warehouse, [response(1), ("a", "b", "c")], table="fresh")
+
+    assert state(warehouse, "fresh") == ([], [], [])
+    assert load(warehouse, [response(1)], table="fresh").responses == 1
+
+
+@pytest.mark.parametrize("table", ["", "1answers", "answers-2022", 'answers"; DROP TABLE x; --', "a" * 52,
+                                   "schema.answers", "ans wers", "résponses"])
+def test_a_bad_table_name_is_refused(warehouse: Warehouse, table: str) -> None:
+    with pytest.raises(ValueError, match="^table: must match"):
+        load(warehouse, [response(1)], table=table)
+    with pytest.raises(ValueError, match="^table: must match"):
+        warehouse.fetch(table)
+
+
+def test_the_longest_names_and_reserved_words_are_tables(warehouse: Warehouse) -> None:
+    for table in ("A" + "b" * 50, "order", "_"):
+        assert load(warehouse, [response(1)], [user(1)], table=table) == LoadResult(1, 1)
+        assert warehouse.count(table) == 1
+        assert len(warehouse.loads(table)) == 1
+
+
+def test_bad_audit_and_range_are_refused_before_anything_is_written(warehouse: Warehouse) -> None:
+    with pytest.raises(ValueError, match="audit: unknown keys secret"):
+        load(warehouse, [response(1)], audit={"secret": "x"})
+    with pytest.raises(ValueError, match="audit: rejected"):
+        load(warehouse, [response(1)], audit={"rejected": -1})
+    with pytest.raises(ValueError, match="from_date: 2022-07-01 is after to_date"):
+        warehouse.load(table="answers", conversation_id=BOT, from_date="2022-07-01", to_date="2022-06-30",
+                       responses=iter([response(1)]), users=[], audit={})
+    assert state(warehouse) == ([], [], [])
+
+
+def test_users_are_upserted(warehouse: Warehouse) -> None:
+    load(warehouse, [], [user(1), user(2, phone=None, consented=False)])
+    load(warehouse, [], [user(2, phone="+919000000002", consented=True), user(3, encrypted_device_id=None)])
+
+    assert warehouse.fetch_users("answers") == [
+        (BOT, "device-1", "Global Tara Bot", "+919000000001", "enc-1", True),
+        (BOT, "device-2", "Global Tara Bot", "+919000000002", "enc-2", True),
+        (BOT, "device-3", "Global Tara Bot", "+919000000003", None, True),
+    ]
+
+
+def test_each_load_writes_an_audit_row(warehouse: Warehouse) -> None:
+    started = datetime.now(timezone.utc)
+    load(warehouse, [response(1), response(2), response(2)], [user(1)],
+         audit={"response_request_id": "RESP-1", "private_request_id": "PRIV-1", "rejected": 4})
+    warehouse.load(table="answers", conversation_id="other-bot", from_date=date(2022, 7, 1), to_date=date(2022, 7, 1),
+                   responses=iter([]), users=[], audit={})
+
+    first, second = warehouse.loads("answers")
+    assert {key: value for key, value in first.items() if key != "loaded_at"} == {
+        "id": first["id"], "conversation_id": BOT, "from_date": "2022-06-01", "to_date": "2022-06-30",
+        "response_request_id": "RESP-1", "private_request_id": "PRIV-1", "responses": 2, "users": 1, "rejected": 4,
+    }
+    assert (second["conversation_id"], second["from_date"], second["to_date"]) == ("other-bot", "2022-07-01",
+                                                                                     "2022-07-01")
+    assert (second["responses"], second["users"], second["rejected"], second["response_request_id"]) == (0, 0, 0, None)
+    assert second["id"] > first["id"]
+    for entry in (first, second):
+        assert entry["loaded_at"].utcoffset() == timedelta(0)
+        assert started - timedelta(seconds=1) <= entry["loaded_at"] <= datetime.now(timezone.utc)
+
+
+def test_rejects_counted_while_reading_reach_the_audit_row(warehouse: Warehouse) -> None:
+    rejected = []
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for number in range(10):
+            if number % 3 == 0:
+                rejected.append(number)  # as a reader hands a bad record to its rejects log
+            else:
+                yield response(number)
+
+    warehouse.load(table="answers", conversation_id=BOT, from_date=None, to_date="", responses=rows(), users=[],
+                   audit={"rejected": lambda: len(rejected)})
+
+    (entry,) = warehouse.loads("answers")
+    assert (entry["responses"], entry["rejected"], entry["from_date"], entry["to_date"]) == (6, 4, None, None)
+
+
+def test_a_large_load_streams_through(warehouse: Warehouse) -> None:
+    template = list(response(0))
+    at = RESPONSE_TABLE_COLUMNS.index("message_id")
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for number in range(200_000):
+            template[at] = f"msg-{number:07d}"
+            yield tuple(template)
+
+    assert load(warehouse, rows()).responses == 200_000
+    assert warehouse.count("answers") == 200_000
+
+
+@pytest.mark.postgres
+def test_both_backends_hold_the_same_table(tmp_path: Path) -> None:
+    rows = [response(number, question_response=text) for number, text in enumerate(TRICKY_TEXT)]
+    rows += [response(number, device_id=device) for number, device in enumerate(["Zeta", "alpha", "ß", "Ärger", "_"])]
+    with postgres_database() as url, open_warehouse(url) as postgres, \
+            open_warehouse(f"sqlite:///{tmp_path}/w.db") as sqlite:
+        for warehouse in (postgres, sqlite):
+            load(warehouse, rows, [user(1), user(2, consented=False, phone=None)])
+        assert postgres.fetch_normalised("answers") == sqlite.fetch_normalised("answers")
+        assert postgres.fetch_users("answers") == sqlite.fetch_users("answers")
+
+
+def test_sqlite_urls_relative_and_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with open_warehouse("sqlite:///data/relative.db") as relative:
+        load(relative, [response(1)])
+    assert (tmp_path / "data" / "relative.db").is_file()
+
+    absolute = tmp_path / "elsewhere" / "absolute.db"
+    url = warehouse_url_from_parts("sqlite", str(absolute), None, None, None, None)
+    assert url == f"sqlite:///{absolute}" and url.startswith("sqlite:////")
+    with open_warehouse(url) as opened:
+        load(opened, [response(1)])
+        assert opened.count("answers") == 1
+    relative_url = warehouse_url_from_parts("SQLite", "data/relative.db", None, None, None, None)
+    assert relative_url == "sqlite:///data/relative.db"
+
+
+@pytest.mark.parametrize("url", ["mysql://admin:s3cr3t-pw@db/warehouse", "sqlite://", "sqlite:///",
+                                 "sqlite://host/file.db", "file.db", "postgresqlx://admin:s3cr3t-pw@db/x"])
+def test_an_unknown_url_is_refused_without_its_password(url: str) -> None:
+    with pytest.raises(ValueError, match="^warehouse: expected sqlite:///relative/path.db") as raised:
+        open_warehouse(url)
+    assert "s3cr3t-pw" not in str(raised.value)
+
+
+def test_repr_hides_a_password_in_the_url_or_its_parameters(tmp_path: Path) -> None:
+    assert redact_url("postgresql://ana:p@ss/w@db:5432/uci") == "postgresql://ana:***@db:5432/uci"
+    assert redact_url("postgres://db/uci?user=ana&password=s3cr3t&sslmode=require") == \
+        "postgres://db/uci?user=ana&password=***&sslmode=require"
+    assert redact_url("postgresql://ana@db:5432/uci") == "postgresql://ana@db:5432/uci"
+    with open_warehouse(f"sqlite:///{tmp_path}/w.db") as opened:
+        assert repr(opened) == f"<SqliteWarehouse sqlite:///{tmp_path}/w.db>"
+
+
+def test_connection_parts_of_another_type_are_refused_without_the_password() -> None:
+    with pytest.raises(ValueError, match="^conn_type: .*sqlite, postgres or postgresql, got 'mysql'") as raised:
+        warehouse_url_from_parts("mysql", "db", "admin", "s3cr3t-pw", "warehouse", 3306)
+    assert "s3cr3t-pw" not in str(raised.value)
+    with pytest.raises(ValueError, match="^host: "):
+        warehouse_url_from_parts("sqlite", "", None, None, None, None)
+    with pytest.raises(ValueError, match="^port: expected a number") as raised:
+        warehouse_url_from_parts("postgres", "db", "admin", "s3cr3t-pw", "warehouse", "54x")
+    assert "s3cr3t-pw" not in str(raised.value)
+
+
+def test_postgres_url_from_parts_quotes_every_part() -> None:
+    url = warehouse_url_from_parts("postgres", "db.example", "ana@org", "p@ss:/w%rd", "uci data", "6432")
+    assert url == "postgresql://ana%40org:p%40ss%3A%2Fw%25rd@db.example:6432/uci%20data"
+    assert warehouse_url_from_parts("postgresql", "::1", "postgres", None, "uci", 5432) == \
+        "postgresql://postgres@[::1]:5432/uci"
+
+
+@pytest.mark.postgres
+def test_a_postgres_connection_opens_and_hides_its_password() -> None:
+    with postgres_database() as url:
+        database = url.rsplit("/", 1)[1]
+        built = warehouse_url_from_parts("postgres", "127.0.0.1", "postgres", "p@ss:/w%rd", database, 5432)
+        for candidate in (built, built.replace("postgresql://", "postgres://", 1)):
+            with open_warehouse(candidate) as opened:  # trust authentication ignores the password
+                assert "p@ss" not in repr(opened) and "w%rd" not in repr(opened) and "***" in repr(opened)
+                assert load(opened, [response(1)]).responses == 1

@@ -1,0 +1,162 @@
+"""The main DAG end to end with ``dag.test()``: three seeded bots, the emulator in fast mode, a warehouse.
+
+Expected rows are the emulator's own output files (read with the Spark-dialect reader, whose tests
+check it against hand-written bytes and the published files), joined to the private exhaust here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from airflow_provider_uci.exhaust.spark_csv import read_records
+from airflow_provider_uci.exhaust.warehouse import open_warehouse
+from tests.support.airflow import load_dag, task_states, xcoms
+from tests.support.connections import set_uci_connection
+from tests.support.services import Emulator, postgres_database, run_emulator
+
+SCRIPT = Path(sys.executable).with_name("uci-exhaust")
+ZIP_KEY = "dag-zip-key-5521"
+DAYS = ["2026-03-01", "2026-03-02", "2026-03-03"]
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator, dict]]:
+    data = tmp_path_factory.mktemp("dag-emulator")
+    summary = json.loads(subprocess.run(
+        [str(SCRIPT), "emulator", "seed", "--data-dir", str(data), "--bots", "3", "--users", "25", "--events", "450",
+         "--start", DAYS[0], "--days", "3", "--seed", "21", "--json"], check=True, capture_output=True, text=True).stdout)
+    with run_emulator(data, "--jobs-every", "1") as emulator:
+        yield emulator, summary
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, emulator: Emulator, destination: str, warehouse_url: str) -> None:
+    set_uci_connection(monkeypatch, emulator.api, encryption_key=ZIP_KEY)
+    monkeypatch.setenv("AIRFLOW_CONN_UCI_WAREHOUSE", warehouse_url)
+    monkeypatch.setenv("AIRFLOW_VAR_UCI_EXHAUST_WAREHOUSE_CONN_ID", "uci_warehouse")
+    monkeypatch.setenv("AIRFLOW_VAR_UCI_EXHAUST_DESTINATION", destination)
+    monkeypatch.setenv("AIRFLOW_VAR_UCI_EXHAUST_POLL_CONTINUOUSLY", "true")
+
+
+def conf(summary: dict, start: str, end: str) -> dict:
+    return {"conversation_ids": [bot["id"] for bot in summary["bots"]], "start_date": start, "end_date": end,
+            "poll_continuously": True, "poll_interval": 1}
+
+
+def expected_rows(emulator: Emulator, bots: list[str]) -> dict[tuple, dict]:
+    """Every response row the emulator wrote for ``bots``, joined to its private exhaust, by key."""
+    reports = emulator.data_dir / "blobs" / "reports"
+    users: dict[tuple[str, str], str | None] = {}
+    for archive in (reports / "uci-private-exhaust").rglob("*.zip"):
+        with zipfile.ZipFile(archive) as opened:
+            name = opened.namelist()[0]
+            text = opened.read(name, pwd=ZIP_KEY.encode()).decode("utf-8")
+        records = [values for _, values in read_records(io.StringIO(text, newline=""))]
+        for conversation, _, decrypted, _, device in records[1:]:
+            users[(conversation, device)] = None if decrypted == device else decrypted
+    rows: dict[tuple, dict] = {}
+    for path in (reports / "uci-response-exhaust").rglob("*.csv"):
+        with open(path, encoding="utf-8", newline="") as handle:
+            records = [values for _, values in read_records(handle)]
+        header = records[0]
+        for values in records[1:]:
+            row = dict(zip(header, values))
+            if row["Conversation ID"] not in bots:
+                continue
+            row["phone"] = users.get((row["Conversation ID"], row["Device ID"]))
+            rows[(row["Conversation ID"], row["Message ID"], row["Device ID"], row["Question Id"])] = row
+    return rows
+
+
+def table_rows(warehouse_url: str) -> dict[tuple, dict]:
+    warehouse = open_warehouse(warehouse_url)
+    try:
+        columns, rows = warehouse.fetch_normalised("uci_responses")
+    finally:
+        warehouse.close()
+    return {tuple(row[:4]): dict(zip(columns, row)) for row in rows}
+
+
+def assert_table_matches(warehouse_url: str, emulator: Emulator, summary: dict, days: list[str]) -> dict:
+    got = table_rows(warehouse_url)
+    bots = [bot["id"] for bot in summary["bots"]]
+    want = expected_rows(emulator, bots)
+    in_range = {key: row for key, row in want.items()
+                if datetime.fromisoformat(row["@timestamp"].replace("Z", "+00:00")).astimezone(
+                    ZoneInfo("Asia/Kolkata")).date().isoformat() in days}
+    assert set(got) == set(in_range)
+    expected_total = sum(n for bot in summary["bots"] for day, n in bot["events_by_day"].items() if day in days)
+    assert len(got) == expected_total
+    for key, row in got.items():
+        source = in_range[key]
+        assert row["question_title"] == source["Question Title"]
+        assert row["question_response"] == source["Question Response"]
+        assert row["question_options"] == source["Question Options"]
+        assert row["session_id"] == source["Session ID"]
+        assert row["user_phone"] == source["phone"], "each answer carries its user's phone (or none)"
+    assert any(row["user_phone"] for row in got.values())
+    return got
+
+
+def test_daily_runs_reruns_and_backfills_load_exactly_once(seeded, airflow_db: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    emulator, summary = seeded
+    warehouse_url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    configure(monkeypatch, emulator, str(tmp_path / "files"), warehouse_url)
+    dag = load_dag(airflow_db, "uci_exhaust")
+
+    run = dag.test(run_conf=conf(summary, DAYS[0], DAYS[1]))
+    assert str(run.state) == "success", task_states(run)
+    states = task_states(run)
+    assert sum(1 for task in states if task.startswith("bot.load[")) == 3
+    first = assert_table_matches(warehouse_url, emulator, summary, DAYS[:2])
+    loads = [value for name, value in xcoms(dag.dag_id, run.run_id).items() if name.startswith("bot.load")]
+    assert sum(load["responses_loaded"] for load in loads) == len(first)
+
+    again = dag.test(run_conf=conf(summary, DAYS[0], DAYS[1]))
+    assert str(again.state) == "success", task_states(again)
+    assert table_rows(warehouse_url) == first, "a second run leaves the table unchanged"
+
+    overlapping = dag.test(run_conf=conf(summary, DAYS[1], DAYS[1]))
+    assert str(overlapping.state) == "success", task_states(overlapping)
+    assert table_rows(warehouse_url) == first, "an overlapping range leaves the table unchanged"
+
+    # a run at the end of day 3's data interval (no range in params) loads exactly that day
+    scheduled = dag.test(logical_date=datetime(2026, 3, 4, tzinfo=ZoneInfo("Asia/Kolkata")),
+                         run_conf={"conversation_ids": [bot["id"] for bot in summary["bots"]],
+                                   "poll_continuously": True, "poll_interval": 1})
+    assert str(scheduled.state) == "success", task_states(scheduled)
+    plan = xcoms(dag.dag_id, scheduled.run_id)["plan"]
+    assert {(item["from_date"], item["to_date"]) for item in plan} == {(DAYS[2], DAYS[2])}
+    assert_table_matches(warehouse_url, emulator, summary, DAYS)
+
+
+def test_azure_destination_and_postgresql_warehouse(seeded, airflow_db: Path, azurite, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    emulator, summary = seeded
+    monkeypatch.setenv("AIRFLOW_CONN_WASB_DEFAULT", json.dumps(
+        {"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}}))
+    with postgres_database() as database:
+        configure(monkeypatch, emulator, "wasb://exhaust/daily", database)
+        dag = load_dag(airflow_db, "uci_exhaust")
+        run = dag.test(run_conf=conf(summary, DAYS[0], DAYS[0]))
+        assert str(run.state) == "success", task_states(run)
+        first = assert_table_matches(database, emulator, summary, DAYS[:1])
+        again = dag.test(run_conf=conf(summary, DAYS[0], DAYS[0]))
+        assert str(again.state) == "success", task_states(again)
+        assert table_rows(database) == first
+    from azure.storage.blob import BlobServiceClient
+
+    names = [blob.name for blob in
+             BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(
+                 "exhaust").list_blobs(name_starts_with="daily/")]
+    assert len(names) == 9, names  # per bot: response CSV, private zip and its CSV
