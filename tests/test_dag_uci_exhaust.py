@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from airflow_provider_uci.exhaust.records import RESPONSE_TABLE_COLUMNS
 from airflow_provider_uci.exhaust.spark_csv import read_records
 from airflow_provider_uci.exhaust.warehouse import open_warehouse
 from tests.support.airflow import load_dag, task_states, xcoms
@@ -45,6 +46,14 @@ def configure(monkeypatch: pytest.MonkeyPatch, emulator: Emulator, destination: 
     monkeypatch.setenv("AIRFLOW_VAR_UCI_EXHAUST_WAREHOUSE_CONN_ID", "uci_warehouse")
     monkeypatch.setenv("AIRFLOW_VAR_UCI_EXHAUST_DESTINATION", destination)
     monkeypatch.setenv("AIRFLOW_VAR_UCI_EXHAUST_POLL_CONTINUOUSLY", "true")
+
+
+def dag_without_retries(folder: Path):
+    """The DAG as the dag-processor parses it, with retries off so that a failure shows at once."""
+    dag = load_dag(folder, "uci_exhaust")
+    for task in dag.tasks:
+        task.retries = 0
+    return dag
 
 
 def conf(summary: dict, start: str, end: str) -> dict:
@@ -80,10 +89,10 @@ def expected_rows(emulator: Emulator, bots: list[str]) -> dict[tuple, dict]:
 def table_rows(warehouse_url: str) -> dict[tuple, dict]:
     warehouse = open_warehouse(warehouse_url)
     try:
-        columns, rows = warehouse.fetch_normalised("uci_responses")
+        rows = warehouse.fetch_normalised("uci_responses")
     finally:
         warehouse.close()
-    return {tuple(row[:4]): dict(zip(columns, row)) for row in rows}
+    return {tuple(row[:4]): dict(zip(RESPONSE_TABLE_COLUMNS, row)) for row in rows}
 
 
 def assert_table_matches(warehouse_url: str, emulator: Emulator, summary: dict, days: list[str]) -> dict:
@@ -112,7 +121,7 @@ def test_daily_runs_reruns_and_backfills_load_exactly_once(seeded, airflow_db: P
     emulator, summary = seeded
     warehouse_url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     configure(monkeypatch, emulator, str(tmp_path / "files"), warehouse_url)
-    dag = load_dag(airflow_db, "uci_exhaust")
+    dag = dag_without_retries(airflow_db)
 
     run = dag.test(run_conf=conf(summary, DAYS[0], DAYS[1]))
     assert str(run.state) == "success", task_states(run)
@@ -130,11 +139,15 @@ def test_daily_runs_reruns_and_backfills_load_exactly_once(seeded, airflow_db: P
     assert str(overlapping.state) == "success", task_states(overlapping)
     assert table_rows(warehouse_url) == first, "an overlapping range leaves the table unchanged"
 
-    # a run at the end of day 3's data interval (no range in params) loads exactly that day
-    scheduled = dag.test(logical_date=datetime(2026, 3, 4, tzinfo=ZoneInfo("Asia/Kolkata")),
+    # a run at the end of day 3's data interval (no range in params) loads exactly that day;
+    # a fresh parse, as each real run has (dag.test() keeps a run's conf in the DAG's params)
+    dag = dag_without_retries(airflow_db)
+    scheduled = dag.test(logical_date=datetime(2026, 3, 4, 12, tzinfo=ZoneInfo("Asia/Kolkata")),
                          run_conf={"conversation_ids": [bot["id"] for bot in summary["bots"]],
                                    "poll_continuously": True, "poll_interval": 1})
     assert str(scheduled.state) == "success", task_states(scheduled)
+    interval_day = scheduled.data_interval_start.astimezone(ZoneInfo("Asia/Kolkata")).date().isoformat()
+    assert interval_day == DAYS[2], "the last whole IST day before the run"
     plan = xcoms(dag.dag_id, scheduled.run_id)["plan"]
     assert {(item["from_date"], item["to_date"]) for item in plan} == {(DAYS[2], DAYS[2])}
     assert_table_matches(warehouse_url, emulator, summary, DAYS)
@@ -147,7 +160,7 @@ def test_azure_destination_and_postgresql_warehouse(seeded, airflow_db: Path, az
         {"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}}))
     with postgres_database() as database:
         configure(monkeypatch, emulator, "wasb://exhaust/daily", database)
-        dag = load_dag(airflow_db, "uci_exhaust")
+        dag = dag_without_retries(airflow_db)
         run = dag.test(run_conf=conf(summary, DAYS[0], DAYS[0]))
         assert str(run.state) == "success", task_states(run)
         first = assert_table_matches(database, emulator, summary, DAYS[:1])

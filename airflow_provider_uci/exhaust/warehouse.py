@@ -119,11 +119,13 @@ def warehouse_url_from_parts(conn_type: str | None, host: str | None, login: str
                              schema: str | None, port: int | str | None) -> str:
     """Build a warehouse URL from an Airflow connection's fields.
 
-    :param conn_type: ``sqlite`` (``host`` is the file path) or ``postgres`` / ``postgresql``
+    :param conn_type: ``sqlite`` (``host`` is the file path; a ``sqlite:///path`` URI puts it in ``schema``)
+        or ``postgres`` / ``postgresql``
         (``schema`` is the database, as in Airflow's Postgres connection).
     """
     kind = (conn_type or "").lower()
     if kind == "sqlite":
+        host = host or schema
         if not host:
             raise ValueError("host: a sqlite warehouse connection needs the database file path as its host")
         return f"sqlite:///{host}"

@@ -52,11 +52,12 @@ class ExhaustJobSensor(BaseSensorOperator):
     def __init__(self, *, tag: str | None = None, request_id: str | None = None, submit_task_id: str | None = None,
                  dataset: str | None = None, uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
                  run_at: str | None = "nightly", schedule_timezone: str = SCHEDULE_TIMEZONE,
-                 grace_seconds: float = 600.0, window_seconds: float = 4 * 3600.0, poll_interval: float = 600.0,
+                 grace_seconds: float = 600.0, window_seconds: float = 4 * 3600.0, poll_interval: float | str = 600.0,
                  fail_on_first_failure: bool = False, max_transient_failures: int = 5, deferrable: bool = True,
                  timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> None:
         kwargs.setdefault("mode", "reschedule" if not deferrable else "poke")
-        kwargs.setdefault("poke_interval", poll_interval)
+        if isinstance(poll_interval, (int, float)):
+            kwargs.setdefault("poke_interval", poll_interval)  # a templated value is rendered at run time
         super().__init__(timeout=timeout, **kwargs)
         if not submit_task_id and not (tag and request_id):
             raise ValueError("ExhaustJobSensor: give tag and request_id, or submit_task_id")
