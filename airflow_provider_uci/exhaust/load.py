@@ -43,6 +43,7 @@ class LoadSummary:
     responses_loaded: int
     responses_without_user: int
     users_loaded: int
+    users_of_other_conversations: int
     rejected: int
     reject_file: str | None
 
@@ -85,7 +86,12 @@ def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table
             from airflow_provider_uci.exhaust.download import open_private_zip
 
             private_csv = open_private_zip(private, encryption_key, Path(scratch))
-        users = {user.device_uuid: user for user in read_users(private_csv, rejects, phone_numbers, conversation)}
+        users, skipped = {}, 0
+        for user in read_users(private_csv, rejects, phone_numbers):
+            if user.conversation_id == conversation:
+                users[user.device_uuid] = user
+            else:
+                skipped += 1  # another bot's users cannot join this bot's answers
         counts = {"read": 0, "without_user": 0}
 
         def responses() -> Iterator[tuple[Any, ...]]:
@@ -118,6 +124,7 @@ def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table
     return LoadSummary(
         conversation_id=conversation, from_date=from_date, to_date=to_date, table=table,
         responses_read=counts["read"], responses_loaded=result.responses,
-        responses_without_user=counts["without_user"], users_loaded=result.users, rejected=rejects.count,
+        responses_without_user=counts["without_user"], users_loaded=result.users,
+        users_of_other_conversations=skipped, rejected=rejects.count,
         reject_file=str(reject_path) if reject_path and rejects.count else None,
     )
