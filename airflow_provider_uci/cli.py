@@ -283,6 +283,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_jobs(emulator_commands)
     _add_seed(emulator_commands)
     _add_load(commands)
+    from airflow_provider_uci.cli_client import add_client_commands
+
+    add_client_commands(commands)
+    demo = commands.add_parser(
+        "demo", help="run the whole path on this machine: emulator, seed data, the DAG, a warehouse",
+        description="Start the emulator in this process, seed a few bots, run the uci_exhaust DAG with "
+        "dag.test() and print a summary per bot. Everything lives under --workdir, made anew each run.")
+    demo.add_argument("--workdir", type=Path, default=Path(".uci-demo"), help="where it all goes (default .uci-demo)")
+    demo.add_argument("--bots", type=int, default=3, help="bots to seed (default 3)")
+    demo.add_argument("--events", type=int, default=3000, help="telemetry events to seed (default 3000)")
     return parser
 
 
@@ -309,6 +319,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _seed(args, _emulator_settings(args))
         if args.command == "load":
             return _load(args)
+        if args.command in ("submit", "status", "list", "download"):
+            from airflow_provider_uci.cli_client import run_client_command
+
+            return run_client_command(args)
+        if args.command == "demo":
+            from airflow_provider_uci.demo import run_demo
+
+            return run_demo(args.workdir, bots=args.bots, events=args.events)
     except (SettingsError, FaultSpecError, ValueError) as exc:
         print(f"uci-exhaust: error: {exc}", file=sys.stderr)
         return 2

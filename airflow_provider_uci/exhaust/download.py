@@ -68,7 +68,8 @@ def _content_length(response: requests.Response) -> int | None:
 def download(url_source: Callable[[], list[str]], index: int, target: Path, *, attempts: int = 5,
              chunk_size: int = MIB, session: requests.Session | None = None,
              sleep: Callable[[float], None] = time.sleep, backoff: float = 1.0,
-             timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> int:
+             timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+             progress: Callable[[int, int | None], None] | None = None) -> int:
     """Stream file number ``index`` of a job to ``target`` in constant memory; return its size in bytes.
 
     Before each attempt ``url_source()`` is called for the job's current (freshly signed) download
@@ -86,6 +87,7 @@ def download(url_source: Callable[[], list[str]], index: int, target: Path, *, a
     :param sleep: waits between attempts (injectable for tests).
     :param backoff: seconds before the second attempt, doubled each time (none after a 403).
     :param timeout: (connect, read) timeouts in seconds.
+    :param progress: called after each chunk with the bytes in hand and the expected total (if known).
     :raises DownloadError: when every attempt failed, or on an answer retrying cannot mend.
     """
     if attempts < 1:
@@ -105,7 +107,7 @@ def download(url_source: Callable[[], list[str]], index: int, target: Path, *, a
             for attempt in range(1, attempts + 1):
                 try:
                     url = _url(url_source, index, what)
-                    total = _attempt(http, url, handle, total, chunk_size, timeout, what)
+                    total = _attempt(http, url, handle, total, chunk_size, timeout, what, progress)
                 except _Retry as failure:
                     last = failure.reason
                     if failure.restart:
@@ -148,7 +150,8 @@ def _url(url_source: Callable[[], list[str]], index: int, what: str) -> str:
 
 
 def _attempt(http: requests.Session, url: str, handle: BinaryIO, total: int | None, chunk_size: int,
-             timeout: tuple[float, float], what: str) -> int | None:
+             timeout: tuple[float, float], what: str,
+             progress: Callable[[int, int | None], None] | None = None) -> int | None:
     """One GET, appending what arrives to ``handle`` (at its end); return the file's expected size."""
     written = handle.tell()
     headers = {"Accept-Encoding": "identity"}
@@ -187,6 +190,8 @@ def _attempt(http: requests.Session, url: str, handle: BinaryIO, total: int | No
                 if chunk:
                     handle.write(chunk)
                     received += len(chunk)
+                    if progress is not None:
+                        progress(written + received, total)
         except _TRANSIENT as exc:
             raise _Retry(f"{type(exc).__name__} after {written + received} bytes", total=total) from None
     if length is not None and received != length:

@@ -1,0 +1,201 @@
+"""``uci-exhaust submit|status|list|download``: ad-hoc calls on the same hook the DAG uses.
+
+The service is given as an Airflow connection (``--conn-id``) or by flags (``--url``, ``--channel``
+and the API key from ``--api-key`` or, better, the ``UCI_EXHAUST_API_KEY`` variable). Signed URLs
+and keys are never printed. Exit codes: 0 done, 1 the service or the network failed, 2 bad input,
+3 no such job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+CLI_CONN_ID = "uci_exhaust_cli"
+
+
+def add_client_commands(commands: argparse._SubParsersAction) -> None:
+    """Add the four commands to ``uci-exhaust``."""
+    common = argparse.ArgumentParser(add_help=False)
+    where = common.add_argument_group("service (an Airflow connection, or flags)")
+    where.add_argument("--conn-id", help="an Airflow connection of type uci_exhaust")
+    where.add_argument("--url", default=os.environ.get("UCI_EXHAUST_URL"),
+                       help="API base URL, e.g. https://<host>/api (or UCI_EXHAUST_URL)")
+    where.add_argument("--channel", default=os.environ.get("UCI_EXHAUST_CHANNEL"),
+                       help="channel id, sent as X-Channel-ID (or UCI_EXHAUST_CHANNEL)")
+    where.add_argument("--api-key", help="API key; prefer the UCI_EXHAUST_API_KEY variable")
+    where.add_argument("--requested-by", default=os.environ.get("UCI_EXHAUST_REQUESTED_BY", ""))
+    where.add_argument("--encryption-key", help="private zip password; prefer UCI_EXHAUST_ENCRYPTION_KEY")
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    submit = commands.add_parser("submit", parents=[common], help="submit an exhaust request")
+    submit.add_argument("--conversation-id", required=True, help="the bot id (UUID)")
+    submit.add_argument("--dataset", required=True, help="response, private, uci-response-exhaust or uci-private-exhaust")
+    submit.add_argument("--from-date", required=True, help="first day, YYYY-MM-DD")
+    submit.add_argument("--to-date", required=True, help="last day, YYYY-MM-DD")
+    submit.add_argument("--tag", help="the request's tag (default: a new UUID)")
+
+    status = commands.add_parser("status", parents=[common], help="show one request")
+    status.add_argument("--tag", required=True)
+    status.add_argument("--request-id", required=True)
+
+    listing = commands.add_parser("list", parents=[common], help="list a tag's requests, newest first")
+    listing.add_argument("--tag", required=True)
+    listing.add_argument("--limit", type=int, default=100)
+
+    download = commands.add_parser("download", parents=[common],
+                                   help="download a finished request's files (fresh signed URLs on every retry)")
+    download.add_argument("--tag", required=True)
+    download.add_argument("--request-id", required=True)
+    download.add_argument("--out", type=Path, default=Path("."), help="folder for the files (default .)")
+    download.add_argument("--extract", action="store_true", help="also unzip a private exhaust with the key")
+
+
+def _hook(args: argparse.Namespace) -> Any:
+    from airflow_provider_uci.hooks.exhaust import UciExhaustHook
+    from airflow_provider_uci.models import ExhaustValidationError
+
+    if args.conn_id:
+        return UciExhaustHook(args.conn_id)
+    api_key = args.api_key or os.environ.get("UCI_EXHAUST_API_KEY")
+    for name, value in (("--url", args.url), ("--channel", args.channel), ("--api-key", api_key)):
+        if not value:
+            raise ExhaustValidationError(name, "is needed when no --conn-id is given")
+    extra = {"channel_id": args.channel, "requested_by": args.requested_by}
+    key = args.encryption_key or os.environ.get("UCI_EXHAUST_ENCRYPTION_KEY")
+    if key:
+        extra["encryption_key"] = key
+    os.environ[f"AIRFLOW_CONN_{CLI_CONN_ID.upper()}"] = json.dumps(
+        {"conn_type": "uci_exhaust", "host": args.url, "password": api_key, "extra": extra})
+    return UciExhaustHook(CLI_CONN_ID)
+
+
+def _job_view(job: Any) -> dict[str, Any]:
+    return {**job.identifiers(), "status": job.status_text, "attempts": job.attempts,
+            "status_message": job.status_message, "files": len(job.download_urls),
+            "submitted_at": job.submitted_at.isoformat() if job.submitted_at else None,
+            "completed_at": job.completed_at.isoformat() if job.completed_at else None}
+
+
+def _print_job(view: dict[str, Any]) -> None:
+    print(f"{view['dataset']}  request {view['request_id']}  tag {view['tag']}  {view['status']}"
+          f"  attempts {view['attempts']}  files {view['files']}")
+    print(f"  conversation {view['conversation_id']}  {view['start_date']}..{view['end_date']}"
+          + (f"  message: {view['status_message']}" if view.get("status_message") else ""))
+
+
+def _bar(name: str) -> Any:
+    started = time.monotonic()
+    shown = [0.0]
+
+    def show(done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - shown[0] < 0.2 and total != done:
+            return
+        shown[0] = now
+        rate = done / max(now - started, 1e-6) / 1e6
+        if total:
+            filled = int(30 * done / total)
+            sys.stderr.write(f"\r{name} [{'#' * filled}{'.' * (30 - filled)}] {done / 1e6:.1f}/{total / 1e6:.1f} MB "
+                             f"{rate:.1f} MB/s")
+        else:
+            sys.stderr.write(f"\r{name} {done / 1e6:.1f} MB {rate:.1f} MB/s")
+        sys.stderr.flush()
+
+    return show
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Any:
+    """Point file descriptor 1 at stderr for a while (loggers hold on to the stdout they found)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    hook = _hook(args)
+    if args.command == "submit":
+        import uuid
+
+        request = hook.request_for(args.conversation_id, args.dataset, args.from_date, args.to_date,
+                                   args.tag or str(uuid.uuid4()))
+        return [_job_view(hook.submit_request(request))]
+    if args.command == "status":
+        return [_job_view(hook.read_request(args.tag, args.request_id))]
+    if args.command == "list":
+        return [_job_view(job) for job in hook.list_requests(args.tag, args.limit)]
+    return [_download(hook, args)]
+
+
+def run_client_command(args: argparse.Namespace) -> int:
+    """Run one of the four commands; return the exit code."""
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    from airflow_provider_uci.models import (
+        ExhaustApiError,
+        ExhaustJobNotFound,
+        ExhaustTransientError,
+        ExhaustValidationError,
+    )
+
+    try:
+        with _stdout_to_stderr():  # Airflow's log lines must not mix with the output
+            views = _run(args)
+    except ExhaustValidationError as exc:
+        print(f"uci-exhaust: error: {exc}", file=sys.stderr)
+        return 2
+    except ExhaustJobNotFound as exc:
+        print(f"uci-exhaust: {exc}", file=sys.stderr)
+        return 3
+    except (ExhaustApiError, ExhaustTransientError) as exc:
+        print(f"uci-exhaust: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a clear line, never a traceback with secrets in it
+        print(f"uci-exhaust: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(views if args.command == "list" else views[0], indent=2))
+    else:
+        for view in views:
+            _print_job(view)
+            for path in view.get("paths", []):
+                print(f"  saved {path}")
+        if args.command == "list":
+            print(f"{len(views)} request(s)")
+    return 0
+
+
+def _download(hook: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from airflow_provider_uci.exhaust.download import download, open_private_zip
+    from airflow_provider_uci.models import ExhaustError, JobStatus
+
+    job = hook.read_request(args.tag, args.request_id)
+    if job.status is not JobStatus.SUCCESS:
+        raise ExhaustError(f"request {job.request_id} is {job.status_text}, not SUCCESS: nothing to download yet")
+
+    def fresh_urls() -> list[str]:
+        return list(hook.read_request(args.tag, args.request_id).download_urls)
+
+    paths = []
+    for index, url in enumerate(job.download_urls):
+        name = url.split("?", 1)[0].rsplit("/", 1)[-1] or f"file-{index}"
+        target = args.out / name
+        size = download(fresh_urls, index, target, progress=_bar(name))
+        sys.stderr.write("\n")
+        paths.append(str(target))
+        if args.extract and name.endswith(".zip"):
+            paths.append(str(open_private_zip(target, hook.settings.encryption_key, args.out)))
+        hook.log.debug("downloaded %s (%d bytes)", name, size)
+    return {**_job_view(job), "paths": paths}
