@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from airflow_provider_uci import get_provider_info
 from tests.support.connections import uci_connection
