@@ -48,6 +48,17 @@ def configure(monkeypatch: pytest.MonkeyPatch, emulator: Emulator, destination: 
     monkeypatch.setenv("AIRFLOW_VAR_UCI_EXHAUST_POLL_CONTINUOUSLY", "true")
 
 
+def asset_events(dag_id: str, run_id: str) -> list[dict]:
+    """The extras of the Asset events a run emitted."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(AssetEvent).filter(AssetEvent.source_dag_id == dag_id,
+                                                AssetEvent.source_run_id == run_id).all()
+        return [dict(row.extra or {}) for row in rows]
+
+
 def dag_without_retries(folder: Path):
     """The DAG as the dag-processor parses it, with retries off so that a failure shows at once."""
     dag = load_dag(folder, "uci_exhaust")
@@ -130,6 +141,8 @@ def test_daily_runs_reruns_and_backfills_load_exactly_once(seeded, airflow_db: P
     first = assert_table_matches(warehouse_url, emulator, summary, DAYS[:2])
     loads = [value for name, value in xcoms(dag.dag_id, run.run_id).items() if name.startswith("bot.load")]
     assert sum(load["responses_loaded"] for load in loads) == len(first)
+    events = asset_events(dag.dag_id, run.run_id)
+    assert len(events) == 3 and sum(extra["rows"] for extra in events) == len(first), "the warehouse Asset is emitted"
 
     again = dag.test(run_conf=conf(summary, DAYS[0], DAYS[1]))
     assert str(again.state) == "success", task_states(again)

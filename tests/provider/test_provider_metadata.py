@@ -36,12 +36,16 @@ def test_provider_info_declares_the_connection_form_the_3_2_way() -> None:
 def test_airflow_lists_the_provider_and_its_connection_type(airflow_db: Path) -> None:
     providers = json.loads(airflow_cli("providers", "list", "--output", "json"))
     assert "airflow-provider-uci" in {p["package_name"] for p in providers}
-    hooks = airflow_cli("providers", "hooks", "--output", "json")
-    assert "uci_exhaust" in hooks and "UciExhaustHook" in hooks
-    fields = json.loads(airflow_cli("providers", "widgets", "--output", "json"))
-    ours = {field["connection_parameter_name"] for field in fields if field["package_name"] == "airflow-provider-uci"}
-    assert ours == {"extra__uci_exhaust__channel_id", "extra__uci_exhaust__requested_by",
-                    "extra__uci_exhaust__encryption_key"}
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert manager.hooks["uci_exhaust"].hook_class_name == "airflow_provider_uci.hooks.exhaust.UciExhaustHook"
+    ours = {name: widget for name, widget in manager.connection_form_widgets.items()
+            if widget.package_name == "airflow-provider-uci"}
+    assert set(ours) == {"extra__uci_exhaust__channel_id", "extra__uci_exhaust__requested_by",
+                         "extra__uci_exhaust__encryption_key"}
+    assert ours["extra__uci_exhaust__encryption_key"].is_sensitive
+    assert manager.field_behaviours["uci_exhaust"]["relabeling"] == {"host": "API base URL", "password": "API key"}
 
 
 def test_airflow_connections_get_reads_a_uci_connection(airflow_db: Path) -> None:
