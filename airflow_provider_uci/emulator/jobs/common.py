@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from airflow_provider_uci.emulator.config import EmulatorSettings
 from airflow_provider_uci.emulator.storage import BlobStorage
 from airflow_provider_uci.emulator.store import JobRow
 from airflow_provider_uci.emulator.ucidb import Bot, UciDatabase
+from airflow_provider_uci.exhaust.spark_csv import format_row
 
 #: The job's file-name date and "yesterday" are IST, as on the real Spark hosts' runs.
 IST = ZoneInfo("Asia/Kolkata")
@@ -108,6 +110,31 @@ def request_dates(request: JobRow, bot: Bot, context: JobContext) -> tuple[date,
         else:
             days.append(_parse_day(value))
     return days[0], days[1]
+
+
+def write_report(context: JobContext, path: Path, columns: Sequence[str],
+                 rows: Iterable[Sequence[str | None]]) -> int:
+    """Write the report CSV in Spark's dialect; return its processing time in ms.
+
+    :raises ProcessingError: for any error while building or writing it, as the real job reports it.
+    :raises JobFailure: ``No data found`` when there are no rows (no file is left behind).
+    """
+    count = 0
+    with context.timer() as timer:
+        try:
+            with path.open("w", encoding="utf-8", newline="") as handle:
+                handle.write(format_row(columns))
+                for row in rows:
+                    handle.write(format_row(row))
+                    count += 1
+        except JobFailure:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the real job reports any such error this way
+            raise ProcessingError(str(exc)) from exc
+    if count == 0:
+        path.unlink(missing_ok=True)
+        raise JobFailure("No data found")
+    return timer.ms
 
 
 def dates_between(start: date, end: date) -> list[date]:

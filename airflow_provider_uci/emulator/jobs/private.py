@@ -12,11 +12,11 @@ from airflow_provider_uci.emulator.jobs.common import (
     ProcessingError,
     conversation_of,
     output_key,
+    write_report,
 )
 from airflow_provider_uci.emulator.storage import https_url, wasb_url
 from airflow_provider_uci.emulator.store import JobRow
 from airflow_provider_uci.emulator.ucidb import PRIVATE_CONSENT_PATH, UserDataError, consent_at
-from airflow_provider_uci.exhaust.spark_csv import format_row
 
 DATASET = "uci-private-exhaust"
 COLUMNS = ("Conversation ID", "Conversation Name", "Decrypted Device ID", "Encrypted Device ID", "Device UUID")
@@ -42,20 +42,7 @@ def run(context: JobContext, request: JobRow, workdir: Path) -> tuple[list[str],
         raise JobFailure("No data found for conversation in DB")
     name = f"{conversation_id}_userinfo_{context.run_day()}.csv"
     local = workdir / name
-    count = 0
-    with context.timer() as timer:
-        try:
-            with local.open("w", encoding="utf-8", newline="") as handle:
-                handle.write(format_row(COLUMNS))
-                for row in report_rows(context, conversation_id, bot.name):
-                    handle.write(format_row(row))
-                    count += 1
-        except JobFailure:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the real job reports any such error this way
-            raise ProcessingError(str(exc)) from exc
-    if count == 0:
-        raise JobFailure("No data found")
+    elapsed = write_report(context, local, COLUMNS, report_rows(context, conversation_id, bot.name))
     container, account = context.settings.reports_container, context.storage.account
     key = output_key(DATASET, request.request_id, name)
     context.storage.upload_file(container, key, local)
@@ -65,7 +52,7 @@ def run(context: JobContext, request: JobRow, workdir: Path) -> tuple[list[str],
             zip_single_file(local, archive, name, request.encryption_key)
         except ValueError:
             # zip4j refuses an empty password; the real job ignores the zip error and keeps the CSV
-            return [wasb_url(account, container, key)], timer.ms
+            return [wasb_url(account, container, key)], elapsed
     zip_key = key.replace("csv", "zip")
     context.storage.upload_file(container, zip_key, archive)
-    return [https_url(account, container, zip_key)], timer.ms + zip_timer.ms
+    return [https_url(account, container, zip_key)], elapsed + zip_timer.ms

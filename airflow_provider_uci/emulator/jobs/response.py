@@ -23,11 +23,11 @@ from airflow_provider_uci.emulator.jobs.common import (
     output_key,
     request_dates,
     to_json,
+    write_report,
 )
 from airflow_provider_uci.emulator.storage import wasb_url
 from airflow_provider_uci.emulator.store import JobRow
 from airflow_provider_uci.emulator.ucidb import RESPONSE_CONSENT_PATH, UserDataError, consent_at
-from airflow_provider_uci.exhaust.spark_csv import format_row
 
 DATASET = "uci-response-exhaust"
 CHUNK = 1024 * 1024
@@ -143,20 +143,7 @@ def run(context: JobContext, request: JobRow, workdir: Path) -> tuple[list[str],
     days = dates_between(start, end)
     name = f"{conversation_id}_response_{context.run_day()}.csv"
     local = workdir / name
-    count = 0
-    with context.timer() as timer:
-        try:
-            with local.open("w", encoding="utf-8", newline="") as handle:
-                handle.write(format_row(COLUMNS))
-                for row in report_rows(context, request, conversation_id, bot.name, days):
-                    handle.write(format_row(row))
-                    count += 1
-        except JobFailure:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the real job reports any such error this way
-            raise ProcessingError(str(exc)) from exc
-    if count == 0:
-        raise JobFailure("No data found")
+    elapsed = write_report(context, local, COLUMNS, report_rows(context, request, conversation_id, bot.name, days))
     key = output_key(DATASET, request.request_id, name)
     context.storage.upload_file(context.settings.reports_container, key, local)
-    return [wasb_url(context.storage.account, context.settings.reports_container, key)], timer.ms
+    return [wasb_url(context.storage.account, context.settings.reports_container, key)], elapsed
