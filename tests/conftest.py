@@ -13,7 +13,8 @@ os.environ["AIRFLOW_HOME"] = AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(AIRFLOW_HOME, "dags")
 
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from contextlib import ExitStack  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -49,6 +50,19 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     """
     with run_emulator(tmp_path_factory.mktemp("emulator")) as running:
         yield running
+
+
+@pytest.fixture
+def start_emulator(tmp_path: Path) -> Iterator[Callable[..., Emulator]]:
+    """Start emulators with extra ``serve`` flags (and environment) for one test; all stop afterwards."""
+    with ExitStack() as stack:
+        started: list[Emulator] = []
+
+        def start(*args: str, env: dict[str, str] | None = None) -> Emulator:
+            started.append(stack.enter_context(run_emulator(tmp_path / f"emulator-{len(started)}", *args, env=env)))
+            return started[-1]
+
+        yield start
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,22 +11,7 @@ import pytest
 import requests
 
 from tests.support.api import ExhaustApi, new_tag, submit_body
-from tests.support.services import Emulator, run_emulator
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator:
-    """Start an emulator with extra flags (and environment); all are stopped after the test."""
-    stack = []
-
-    def starter(*args: str, env: dict[str, str] | None = None) -> Emulator:
-        context = run_emulator(tmp_path / f"emulator-{len(stack)}", *args, env=env)
-        stack.append(context)
-        return context.__enter__()
-
-    yield starter
-    for context in reversed(stack):
-        context.__exit__(None, None, None)
+from tests.support.services import Emulator
 
 
 def job_with_file(emulator: Emulator, data: bytes) -> tuple[str, str]:
@@ -39,8 +23,8 @@ def job_with_file(emulator: Emulator, data: bytes) -> tuple[str, str]:
     return tag, job["requestId"]
 
 
-def test_server_errors_only_on_the_named_route(start) -> None:
-    emulator = start("--fault-500", "read=1")
+def test_server_errors_only_on_the_named_route(start_emulator) -> None:
+    emulator = start_emulator("--fault-500", "read=1")
     api = ExhaustApi(emulator.api)
     tag = new_tag()
     submitted = api.submit(submit_body(tag))
@@ -55,16 +39,16 @@ def test_server_errors_only_on_the_named_route(start) -> None:
     assert api.list(tag).status_code == 200
 
 
-def test_server_error_rate_is_roughly_the_rate_asked(start) -> None:
-    emulator = start("--fault-500", "0.3", "--fault-seed", "7")
+def test_server_error_rate_is_roughly_the_rate_asked(start_emulator) -> None:
+    emulator = start_emulator("--fault-500", "0.3", "--fault-seed", "7")
     api = ExhaustApi(emulator.api)
     codes = [api.list(new_tag()).status_code for _ in range(300)]
     assert set(codes) == {200, 500}
     assert 0.2 < codes.count(500) / len(codes) < 0.4
 
 
-def test_rate_limit_answers_429_with_retry_after(start) -> None:
-    emulator = start(env={"UCI_EMULATOR_FAULT_429": "submit=1", "UCI_EMULATOR_FAULT_RETRY_AFTER": "7"})
+def test_rate_limit_answers_429_with_retry_after(start_emulator) -> None:
+    emulator = start_emulator(env={"UCI_EMULATOR_FAULT_429": "submit=1", "UCI_EMULATOR_FAULT_RETRY_AFTER": "7"})
     api = ExhaustApi(emulator.api)
     answer = api.submit(submit_body(new_tag()))
     assert answer.status_code == 429
@@ -73,8 +57,8 @@ def test_rate_limit_answers_429_with_retry_after(start) -> None:
     assert api.list(new_tag()).status_code == 200
 
 
-def test_added_latency(start) -> None:
-    emulator = start("--fault-latency", "list=1", "--latency-seconds", "0.6")
+def test_added_latency(start_emulator) -> None:
+    emulator = start_emulator("--fault-latency", "list=1", "--latency-seconds", "0.6")
     api = ExhaustApi(emulator.api)
     began = time.monotonic()
     assert api.list(new_tag()).status_code == 200
@@ -84,16 +68,16 @@ def test_added_latency(start) -> None:
     assert time.monotonic() - began < 0.5
 
 
-def test_dropped_connections(start) -> None:
-    emulator = start("--fault-drop", "submit=1")
+def test_dropped_connections(start_emulator) -> None:
+    emulator = start_emulator("--fault-drop", "submit=1")
     api = ExhaustApi(emulator.api)
     with pytest.raises(requests.ConnectionError):
         api.submit(submit_body(new_tag()))
     assert api.list(new_tag()).status_code == 200, "other routes answer"
 
 
-def test_truncated_download_bodies(start) -> None:
-    emulator = start("--fault-truncate", "1")
+def test_truncated_download_bodies(start_emulator) -> None:
+    emulator = start_emulator("--fault-truncate", "1")
     data = b"0123456789" * 50_000
     tag, request_id = job_with_file(emulator, data)
     (url,) = ExhaustApi(emulator.api).read(tag, request_id).json()["result"]["downloadUrls"]
@@ -109,8 +93,8 @@ def test_truncated_download_bodies(start) -> None:
     assert data.startswith(cut.value.partial)
 
 
-def test_shorter_url_expiry(start) -> None:
-    emulator = start("--expiry-seconds", "2")
+def test_shorter_url_expiry(start_emulator) -> None:
+    emulator = start_emulator("--expiry-seconds", "2")
     data = b"x,y\n"
     tag, request_id = job_with_file(emulator, data)
     body = ExhaustApi(emulator.api).read(tag, request_id).json()

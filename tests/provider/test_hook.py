@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -19,7 +17,7 @@ from airflow_provider_uci.models import (
 )
 from tests.support.api import ExhaustApi, new_tag
 from tests.support.connections import set_uci_connection
-from tests.support.services import Emulator, run_emulator
+from tests.support.services import Emulator
 
 BOT = "c63b6faa-11a9-4259-b941-11cd2f8446c6"
 
@@ -42,20 +40,6 @@ def make_hook(retry: RetryPolicy | None = None, **kwargs) -> tuple[UciExhaustHoo
 def hook(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> UciExhaustHook:
     set_uci_connection(monkeypatch, emulator.api)
     return make_hook()[0]
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator:
-    stack = []
-
-    def starter(*args: str) -> Emulator:
-        context = run_emulator(tmp_path / f"emulator-{len(stack)}", *args)
-        stack.append(context)
-        return context.__enter__()
-
-    yield starter
-    for context in reversed(stack):
-        context.__exit__(None, None, None)
 
 
 def test_submit_read_list_round_trip(hook: UciExhaustHook) -> None:
@@ -126,8 +110,8 @@ def test_connection_test_passes(hook: UciExhaustHook) -> None:
     assert ok and "dev-channel" in message
 
 
-def test_server_errors_are_retried_with_backoff(start, monkeypatch: pytest.MonkeyPatch) -> None:
-    flaky = start("--fault-500", "read=0.5", "--fault-seed", "3")
+def test_server_errors_are_retried_with_backoff(start_emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    flaky = start_emulator("--fault-500", "read=0.5", "--fault-seed", "3")
     set_uci_connection(monkeypatch, flaky.api)
     hook, sleeps = make_hook(RetryPolicy(attempts=8, backoff=0.5, max_backoff=4))
     job = hook.submit_request(hook.request_for(BOT, "response", "2022-03-01", "2022-03-02", new_tag()))
@@ -137,8 +121,8 @@ def test_server_errors_are_retried_with_backoff(start, monkeypatch: pytest.Monke
     assert set(sleeps) <= {0.5, 1.0, 2.0, 4.0}
 
 
-def test_persistent_server_errors_give_up(start, monkeypatch: pytest.MonkeyPatch) -> None:
-    broken = start("--fault-500", "list=1")
+def test_persistent_server_errors_give_up(start_emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = start_emulator("--fault-500", "list=1")
     set_uci_connection(monkeypatch, broken.api)
     hook, sleeps = make_hook(RetryPolicy(attempts=4, backoff=1, max_backoff=60))
     with pytest.raises(ExhaustTransientError, match="gave up after 4 attempts"):
@@ -146,8 +130,8 @@ def test_persistent_server_errors_give_up(start, monkeypatch: pytest.MonkeyPatch
     assert sleeps == [1, 2, 4]
 
 
-def test_rate_limit_waits_retry_after(start, monkeypatch: pytest.MonkeyPatch) -> None:
-    limited = start("--fault-429", "list=1", "--retry-after", "7")
+def test_rate_limit_waits_retry_after(start_emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    limited = start_emulator("--fault-429", "list=1", "--retry-after", "7")
     set_uci_connection(monkeypatch, limited.api)
     hook, sleeps = make_hook(RetryPolicy(attempts=3))
     with pytest.raises(ExhaustTransientError, match="429"):
@@ -155,8 +139,8 @@ def test_rate_limit_waits_retry_after(start, monkeypatch: pytest.MonkeyPatch) ->
     assert sleeps == [7.0, 7.0]
 
 
-def test_timeouts_and_dropped_connections_are_retried(start, monkeypatch: pytest.MonkeyPatch) -> None:
-    slow = start("--fault-latency", "list=1", "--latency-seconds", "1.5", "--fault-drop", "read=1")
+def test_timeouts_and_dropped_connections_are_retried(start_emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    slow = start_emulator("--fault-latency", "list=1", "--latency-seconds", "1.5", "--fault-drop", "read=1")
     set_uci_connection(monkeypatch, slow.api)
     hook, sleeps = make_hook(RetryPolicy(attempts=2, backoff=0.1), timeout=(2.0, 0.5))
     with pytest.raises(ExhaustTransientError, match="Timeout"):
@@ -181,8 +165,8 @@ async def test_async_hook_reads_and_lists(emulator: Emulator, monkeypatch: pytes
 
 
 @pytest.mark.asyncio
-async def test_async_hook_retries_like_the_sync_one(start, monkeypatch: pytest.MonkeyPatch) -> None:
-    broken = start("--fault-500", "read=1", "--fault-429", "list=1", "--retry-after", "3")
+async def test_async_hook_retries_like_the_sync_one(start_emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = start_emulator("--fault-500", "read=1", "--fault-429", "list=1", "--retry-after", "3")
     set_uci_connection(monkeypatch, broken.api)
     waits: list[float] = []
 

@@ -269,23 +269,9 @@ def test_destinations_are_read_by_scheme(tmp_path: Path) -> None:
 
 # -- faults: cut-off bodies, expired URLs, refused URLs ---------------------------------------------
 
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[..., Emulator]]:
-    stack = []
-
-    def starter(*args: str) -> Emulator:
-        context_manager = run_emulator(tmp_path / f"emulator-{len(stack)}", *args)
-        stack.append(context_manager)
-        return context_manager.__enter__()
-
-    yield starter
-    for context_manager in reversed(stack):
-        context_manager.__exit__(None, None, None)
-
-
-def test_cut_off_downloads_are_resumed_until_every_byte_is_there(start: Callable[..., Emulator], tmp_path: Path,
+def test_cut_off_downloads_are_resumed_until_every_byte_is_there(start_emulator: Callable[..., Emulator], tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    emulator = start("--fault-truncate", "0.5", "--fault-seed", "3")
+    emulator = start_emulator("--fault-truncate", "0.5", "--fault-seed", "3")
     set_uci_connection(monkeypatch, emulator.api)
     hook = UciExhaustHook()
     payloads = [os.urandom(700_000 + 1000 * n) for n in range(6)]
@@ -311,9 +297,9 @@ def test_cut_off_downloads_are_resumed_until_every_byte_is_there(start: Callable
     assert Path(result["csv"]).read_bytes() == payloads[0]
 
 
-def test_an_expired_url_is_signed_again(start: Callable[..., Emulator], tmp_path: Path,
+def test_an_expired_url_is_signed_again(start_emulator: Callable[..., Emulator], tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    emulator = start("--expiry-seconds", "1")
+    emulator = start_emulator("--expiry-seconds", "1")
     set_uci_connection(monkeypatch, emulator.api)
     data = os.urandom(300_000)
     job = place_file(emulator, data)
