@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import IO, Any
@@ -69,16 +70,6 @@ def _lines(raw: IO[bytes]) -> Iterator[bytes]:
         yield tail
 
 
-def events(context: JobContext, days: list[date], needle: bytes) -> Iterator[dict[str, Any]]:
-    """Stream the events of ``days`` whose text mentions ``needle`` (a cheap pre-filter)."""
-    for day in days:
-        for key in telemetry_keys(context, day):
-            with context.storage.open(context.settings.telemetry_container, key) as raw:
-                for line in _lines(raw):
-                    if needle in line and b"ASSESS" in line:
-                        yield orjson.loads(line)
-
-
 def _long(value: Any) -> str | None:
     """Jackson's coercion of a JSON number into a Long/Int: truncate toward zero."""
     if value is None or isinstance(value, bool):
@@ -95,42 +86,62 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else to_json(value)
 
 
-def report_rows(context: JobContext, request: JobRow, conversation_id: str, bot_name: str,
-                days: list[date]) -> Iterator[list[str | None]]:
-    """The filtered, joined rows of the report, in input order."""
-    pdata_id = context.settings.bot_pdata_id
-    channel = request.requested_channel
-    users = dict(context.uci.user_data())
-    consents: dict[str, bool] = {}
-    for event in events(context, days, conversation_id.encode()):
-        ctx = event.get("context") or {}
-        if event.get("eid") != "ASSESS" or (ctx.get("pdata") or {}).get("id") != pdata_id:
-            continue
-        if ctx.get("channel") != channel:
-            continue
-        if not any(c.get("type") == "Conversation" and c.get("id") == conversation_id for c in ctx.get("cdata") or []):
-            continue
-        device = ctx.get("did")
-        if device not in users:
-            continue  # the inner join to FusionAuth's users
-        if device not in consents:
-            try:
-                consents[device] = consent_at(users[device], RESPONSE_CONSENT_PATH)
-            except UserDataError as exc:
-                raise ProcessingError(str(exc)) from None
-        edata = event.get("edata") or {}
-        item = edata.get("item") or {}
-        rollup = ctx.get("rollup") or {}
-        stamp = _text(event.get("@timestamp"))
-        resvalues = edata.get("resvalues")
-        yield [
-            _text(event.get("mid")), conversation_id, bot_name, _text(device), _text(ctx.get("sid")),
-            _text(item.get("id")), _text(item.get("type")), _text(item.get("title")), _text(item.get("desc")),
-            _long(edata.get("duration")), _long(edata.get("score")), _long(item.get("maxscore")),
-            None if item.get("params") is None else to_json(item["params"]),
-            ("" if not consents[device] else None if resvalues is None else to_json(resvalues)),
-            _text(rollup.get("l3")), _text(rollup.get("l4")), stamp, stamp,
-        ]
+@dataclass(frozen=True)
+class Scan:
+    """One response job's pass over telemetry blobs."""
+
+    storage: Any
+    container: str
+    keys: tuple[str, ...]
+    conversation_id: str
+    channel: str
+    pdata_id: str
+    bot_name: str
+    users: dict[str, str | None]
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """Stream the events whose text mentions the conversation id (a cheap pre-filter)."""
+        needle = self.conversation_id.encode()
+        for key in self.keys:
+            with self.storage.open(self.container, key) as raw:
+                for line in _lines(raw):
+                    if needle in line and b"ASSESS" in line:
+                        yield orjson.loads(line)
+
+    def rows(self) -> Iterator[list[str | None]]:
+        """The filtered, joined rows of the report, in input order."""
+        conversation_id, users = self.conversation_id, self.users
+        consents: dict[str, bool] = {}
+        for event in self.events():
+            ctx = event.get("context") or {}
+            if event.get("eid") != "ASSESS" or (ctx.get("pdata") or {}).get("id") != self.pdata_id:
+                continue
+            if ctx.get("channel") != self.channel:
+                continue
+            if not any(c.get("type") == "Conversation" and c.get("id") == conversation_id
+                       for c in ctx.get("cdata") or []):
+                continue
+            device = ctx.get("did")
+            if device not in users:
+                continue  # the inner join to FusionAuth's users
+            if device not in consents:
+                try:
+                    consents[device] = consent_at(users[device], RESPONSE_CONSENT_PATH)
+                except UserDataError as exc:
+                    raise ProcessingError(str(exc)) from None
+            edata = event.get("edata") or {}
+            item = edata.get("item") or {}
+            rollup = ctx.get("rollup") or {}
+            stamp = _text(event.get("@timestamp"))
+            resvalues = edata.get("resvalues")
+            yield [
+                _text(event.get("mid")), conversation_id, self.bot_name, _text(device), _text(ctx.get("sid")),
+                _text(item.get("id")), _text(item.get("type")), _text(item.get("title")), _text(item.get("desc")),
+                _long(edata.get("duration")), _long(edata.get("score")), _long(item.get("maxscore")),
+                None if item.get("params") is None else to_json(item["params"]),
+                ("" if not consents[device] else None if resvalues is None else to_json(resvalues)),
+                _text(rollup.get("l3")), _text(rollup.get("l4")), stamp, stamp,
+            ]
 
 
 def run(context: JobContext, request: JobRow, workdir: Path) -> tuple[list[str], int]:
@@ -140,10 +151,13 @@ def run(context: JobContext, request: JobRow, workdir: Path) -> tuple[list[str],
     if bot is None:
         raise JobFailure("No data found for conversation in DB")
     start, end = request_dates(request, bot, context)
-    days = dates_between(start, end)
+    keys = [key for day in dates_between(start, end) for key in telemetry_keys(context, day)]
+    scan = Scan(storage=context.storage, container=context.settings.telemetry_container, keys=tuple(keys),
+                conversation_id=conversation_id, channel=request.requested_channel,
+                pdata_id=context.settings.bot_pdata_id, bot_name=bot.name, users=dict(context.uci.user_data()))
     name = f"{conversation_id}_response_{context.run_day()}.csv"
     local = workdir / name
-    elapsed = write_report(context, local, COLUMNS, report_rows(context, request, conversation_id, bot.name, days))
+    elapsed = write_report(context, local, COLUMNS, scan.rows())
     key = output_key(DATASET, request.request_id, name)
     context.storage.upload_file(context.settings.reports_container, key, local)
     return [wasb_url(context.storage.account, context.settings.reports_container, key)], elapsed
