@@ -28,7 +28,6 @@ QUOTE = '"'
 ESCAPE = "\\"
 
 _NEEDS_QUOTES = re.compile(r'[,"\r\n]')
-_PLAIN = re.compile(r'[^,"\r\n\x00-\x20](?:[^,"\r\n]*[^,"\r\n\x00-\x20])?\Z')
 _BACKSLASHES_BEFORE_QUOTE = re.compile(r'(\\+)(?=")')
 _WHITESPACE = "".join(chr(code) for code in range(0, 33))
 
@@ -37,22 +36,27 @@ class SparkCsvError(ValueError):
     """The text is not valid in Spark's CSV dialect; the message gives the line number."""
 
 
+def _quoted(value: str) -> str:
+    trimmed = value.strip(_WHITESPACE)
+    escaped = trimmed
+    if ESCAPE in escaped:
+        # the last backslash of a run that stands before a quote is written twice
+        escaped = _BACKSLASHES_BEFORE_QUOTE.sub(lambda run: run.group(1) + ESCAPE, escaped)
+    if escaped.endswith(ESCAPE):
+        escaped += ESCAPE  # it stands before the closing quote
+    return QUOTE + escaped.replace(QUOTE, ESCAPE + QUOTE) + QUOTE
+
+
 def format_value(value: str | None) -> str:
     """One value as Spark writes it: nothing for null, ``""`` for empty, quoted only when needed."""
     if value is None:
         return ""
-    if _PLAIN.match(value):
+    if (value and value[0] > " " and value[-1] > " " and "," not in value and QUOTE not in value
+            and "\n" not in value and "\r" not in value):
         return value  # the common case: nothing to quote, nothing to trim
-    trimmed = value.strip(_WHITESPACE)
-    if trimmed == "" or trimmed != value or _NEEDS_QUOTES.search(trimmed):
-        escaped = trimmed
-        if ESCAPE in escaped:
-            # the last backslash of a run that stands before a quote is written twice
-            escaped = _BACKSLASHES_BEFORE_QUOTE.sub(lambda run: run.group(1) + ESCAPE, escaped)
-        if escaped.endswith(ESCAPE):
-            escaped += ESCAPE  # it stands before the closing quote
-        return QUOTE + escaped.replace(QUOTE, ESCAPE + QUOTE) + QUOTE
-    return trimmed
+    if value.strip(_WHITESPACE) == "" or value.strip(_WHITESPACE) != value or _NEEDS_QUOTES.search(value):
+        return _quoted(value)
+    return value
 
 
 def format_row(values: Iterable[str | None]) -> str:
