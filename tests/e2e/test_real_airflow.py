@@ -1,0 +1,118 @@
+"""The DAG run by Airflow's real processes, triggered through the REST API, with the emulator and Azurite.
+
+Scheduler, dag-processor, triggerer and api-server run as separate processes (LocalExecutor,
+PostgreSQL metadata); the emulator runs its jobs on a fast schedule. Each test triggers one run for
+one bot, sees a sensor ``deferred`` (so the triggerer, not a worker, is waiting), and checks that the
+run succeeds with the warehouse table holding exactly that bot's rows: once on a clean service,
+once under the emulator's fault knobs, and once under the fault knobs with the triggerer killed
+while the sensors are deferred and started again.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from tests.e2e.deployment import DAG_ID, DAYS, JOBS_EVERY, ZIP_KEY, Deployment
+from tests.e2e.expected import assert_table_matches
+from tests.e2e.system import RunWatch, is_sensor, ti_key
+
+pytestmark = pytest.mark.e2e
+
+RUN_TIMEOUT = 150.0
+
+
+def sensor_deferred(_: str, tis: list[dict]) -> bool:
+    return any(is_sensor(ti) and ti.get("state") == "deferred" for ti in tis)
+
+
+def run_succeeded(state: str, _: list[dict]) -> bool:
+    return state == "success"
+
+
+def start_run(deployment: Deployment, bot: str, fault_seed: int | None) -> tuple[RunWatch, dict[str, float]]:
+    """Start the emulator in the wanted mode and trigger one run for ``bot`` at once, through the REST API.
+
+    The emulator's fast schedule then first runs its jobs one period after the trigger, which leaves
+    the run the time to submit and to defer its sensors.
+    """
+    listening = deployment.emulator.restart(fault_seed)
+    conf = {"conversation_ids": [bot], "start_date": DAYS[0], "end_date": DAYS[-1], "poll_continuously": True,
+            "poll_interval": 2}
+    run_id = deployment.airflow.trigger(DAG_ID, conf)
+    watch = RunWatch(deployment.airflow, DAG_ID, run_id)
+    return watch, {"jobs run": listening + JOBS_EVERY - watch.started}
+
+
+def wait_deferred(watch: RunWatch, timings: dict[str, float]) -> None:
+    """Wait until a sensor is seen ``deferred``; fail at once if both finished at their first poke."""
+
+    def deferred(state: str, tis: list[dict]) -> bool:
+        if sensor_deferred(state, tis):
+            return True
+        sensors = [ti for ti in tis if is_sensor(ti)]
+        if sensors and all(ti.get("state") == "success" for ti in sensors):
+            raise AssertionError(f"the sensors finished at their first poke, never deferred: the emulator's jobs ran "
+                                 f"before they started (JOBS_EVERY={JOBS_EVERY} s is too short here)\n{watch.report()}")
+        return False
+
+    watch.until(deferred, JOBS_EVERY + 30, "sensor in the deferred state")
+    timings["deferred"] = watch.elapsed()
+
+
+def finish(deployment: Deployment, watch: RunWatch, bot: str, expected: int, timings: dict[str, float]) -> None:
+    watch.until(run_succeeded, RUN_TIMEOUT, "run success")
+    timings["success"] = watch.elapsed()
+    states = {ti_key(ti): ti.get("state") for ti in watch.last}
+    assert all(state == "success" for state in states.values()), watch.report()
+    assert {"bot.load[0]", "bot.wait_response[0]", "bot.wait_private[0]"} <= set(states), states
+    loaded = assert_table_matches(deployment.warehouse_url, deployment.emulator.data_dir, bot, DAYS, ZIP_KEY, expected)
+    print(f"\n[e2e] {watch.run_id}: {loaded} rows; after the trigger: "
+          + ", ".join(f"{name} {at:.1f} s" for name, at in sorted(timings.items(), key=lambda item: item[1])))
+    print(watch.report().split("\n-----", 1)[0])
+
+
+def test_triggered_run_defers_and_loads_exactly(deployment: Deployment) -> None:
+    bot, expected = deployment.bot(0)
+    watch, timings = start_run(deployment, bot, fault_seed=None)
+    wait_deferred(watch, timings)
+    finish(deployment, watch, bot, expected, timings)
+
+
+def test_run_under_faults_loads_exactly(deployment: Deployment) -> None:
+    bot, expected = deployment.bot(1)
+    watch, timings = start_run(deployment, bot, fault_seed=11)
+    wait_deferred(watch, timings)
+    finish(deployment, watch, bot, expected, timings)
+
+
+def test_triggerer_killed_while_deferred_under_faults(deployment: Deployment) -> None:
+    bot, expected = deployment.bot(2)
+    airflow = deployment.airflow
+    watch, timings = start_run(deployment, bot, fault_seed=12)
+    wait_deferred(watch, timings)
+
+    def looking_triggerers() -> set[str]:
+        """Triggerers (job ids) in which a sensor's trigger has read the job at least once."""
+        return {triggerer for logs in airflow.trigger_logs(DAG_ID, watch.run_id).values()
+                for triggerer, text in logs.items() if "next look at" in text}
+
+    watch.until(lambda *_: bool(looking_triggerers()), 60, "a trigger polling in the triggerer")
+    killed = looking_triggerers()
+    timings["trigger polling"] = watch.elapsed()
+    airflow.kill("triggerer", signal.SIGKILL)  # the whole group: the trigger runner child too
+    timings["triggerer killed"] = watch.elapsed()
+    tis = watch.poll()
+    assert sensor_deferred(watch.state, tis), "the sensors stay deferred while no triggerer runs"
+    time.sleep(2)
+    airflow.start("triggerer")
+    timings["triggerer started"] = watch.elapsed()
+    finish(deployment, watch, bot, expected, timings)
+
+    fired = {key: [triggerer for triggerer, text in logs.items() if "Trigger fired event" in text]
+             for key, logs in airflow.trigger_logs(DAG_ID, watch.run_id).items()}
+    assert fired and all(fired.values()), fired
+    assert not any(set(by) & killed for by in fired.values()), (
+        f"every trigger fired in the restarted triggerer, not the killed one ({killed}): {fired}")
