@@ -224,7 +224,8 @@ class CopyExhaustFilesOperator(BaseOperator):
                     result_files.append(destination.uri(f"{folder}/{path.name}"))
                     self.log.info("Uploaded %s (%d bytes) to %s", path.name, path.stat().st_size, result_files[-1])
                 result_csv = destination.uri(f"{folder}/{csv.name}") if csv is not None else None
-        return {"dataset": dataset, "files": result_files, "csv": result_csv}
+        return {"dataset": dataset, "files": result_files, "csv": result_csv,
+                **{name: ids.get(name) for name in ("request_id", "conversation_id", "start_date", "end_date")}}
 
     @staticmethod
     def _require_success(job: ExhaustJob) -> None:

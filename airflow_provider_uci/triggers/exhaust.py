@@ -15,7 +15,6 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_uci.hooks.exhaust import UciExhaustAsyncHook
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
 from airflow_provider_uci.models import (
     MAX_ATTEMPTS,
@@ -85,7 +84,10 @@ class ExhaustJobTrigger(BaseTrigger):
             },
         )
 
-    def hook(self) -> UciExhaustAsyncHook:
+    def hook(self) -> Any:
+        """The async hook (imported here: the triggerer imports this module inside its event loop)."""
+        from airflow_provider_uci.hooks.exhaust import UciExhaustAsyncHook
+
         return UciExhaustAsyncHook(self.uci_exhaust_conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

@@ -159,7 +159,9 @@ def test_response_csv_lands_at_its_fixed_path_and_a_rerun_overwrites(seeded: See
     first = task.execute(context())
 
     relative = f"{BOT}/{START}_{END}/uci-response-exhaust.csv"
-    assert first == {"dataset": RESPONSE, "files": [str(out / relative)], "csv": str(out / relative)}
+    assert {k: first[k] for k in ("dataset", "files", "csv")} == {"dataset": RESPONSE, "files": [str(out / relative)],
+                                                              "csv": str(out / relative)}
+    assert set(first) == {"dataset", "files", "csv", "request_id", "conversation_id", "start_date", "end_date"}
     expected = stored(seeded.data_dir, RESPONSE, seeded.response.request_id, ".csv").read_bytes()
     assert (out / relative).read_bytes() == expected
     no_secrets(first)
@@ -182,7 +184,9 @@ def test_private_zip_from_the_sensor_xcom_is_copied_and_opened_with_the_connecti
 
     folder = out / BOT / f"{START}_{END}"
     zipped, extracted = folder / "uci-private-exhaust.zip", folder / "uci-private-exhaust.csv"
-    assert result == {"dataset": PRIVATE, "files": [str(zipped), str(extracted)], "csv": str(extracted)}
+    assert {k: result[k] for k in ("dataset", "files", "csv")} == {"dataset": PRIVATE,
+                                                               "files": [str(zipped), str(extracted)],
+                                                               "csv": str(extracted)}
     assert zipped.read_bytes() == stored(seeded.data_dir, PRIVATE, seeded.private.request_id, ".zip").read_bytes()
     with zipfile.ZipFile(zipped) as archive:
         assert archive.infolist()[0].flag_bits & 0x1, "the emulator really encrypted it"
@@ -380,7 +384,8 @@ def test_private_exhaust_lands_in_azure_blob_at_its_fixed_keys(seeded: Seeded, a
     result = task.execute(context())
 
     prefix = f"uci/daily/{BOT}/{START}_{END}"
-    assert result == {"dataset": PRIVATE,
+    assert {k: result[k] for k in ("dataset", "files", "csv")} == {
+                      "dataset": PRIVATE,
                       "files": [f"wasb://exhaust-copies/{prefix}/uci-private-exhaust.zip",
                                 f"wasb://exhaust-copies/{prefix}/uci-private-exhaust.csv"],
                       "csv": f"wasb://exhaust-copies/{prefix}/uci-private-exhaust.csv"}
