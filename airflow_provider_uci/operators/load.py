@@ -101,7 +101,7 @@ class LoadExhaustOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         response_location, response_meta = self._copied(context, self.response_copy_task_id, self.response_path)
-        private_location, _ = self._copied(context, self.private_copy_task_id, self.private_path)
+        private_location, private_meta = self._copied(context, self.private_copy_task_id, self.private_path)
         conversation = self.conversation_id or response_meta.get("conversation_id")
         from_date = self.from_date or response_meta.get("start_date")
         to_date = self.to_date or response_meta.get("end_date")
@@ -122,7 +122,8 @@ class LoadExhaustOperator(BaseOperator):
                 table=self.table, encryption_key=key, conversation_id=conversation, from_date=from_date,
                 to_date=to_date, phone_numbers=self.phone_numbers, max_rejects=self.max_rejects,
                 reject_path=reject_path,
-                audit={"response_request_id": response_meta.get("request_id")},
+                audit={"response_request_id": response_meta.get("request_id"),
+                       "private_request_id": private_meta.get("request_id")},
             )
         self.log.info("Loaded %d responses (%d without a user row) and %d users of %s (%s..%s) into %s; "
                       "%d rejected", summary.responses_loaded, summary.responses_without_user, summary.users_loaded,
