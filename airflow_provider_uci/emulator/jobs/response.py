@@ -46,8 +46,8 @@ def telemetry_keys(context: JobContext, day: date) -> Iterator[str]:
     yield from context.storage.list_keys(context.settings.telemetry_container, f"unique/raw/{day.isoformat()}")
 
 
-def _lines(raw: IO[bytes]) -> Iterator[bytes]:
-    """The lines of a gzip stream (of any number of members), decompressed a block at a time."""
+def _blocks(raw: IO[bytes]) -> Iterator[bytes]:
+    """Whole lines of a gzip stream (of any number of members), a decompressed block at a time."""
     decompressor = zlib.decompressobj(wbits=31)
     tail = b""
     while True:
@@ -63,11 +63,24 @@ def _lines(raw: IO[bytes]) -> Iterator[bytes]:
                 break
         if not data:
             continue
-        lines = (tail + data).split(b"\n")
-        tail = lines.pop()
-        yield from lines
+        data = tail + data
+        cut = data.rfind(b"\n") + 1
+        tail = data[cut:]
+        if cut:
+            yield data[:cut]
     if tail:
-        yield tail
+        yield tail + b"\n"
+
+
+def _lines_with(raw: IO[bytes], needle: bytes) -> Iterator[bytes]:
+    """The lines of a gzip stream that contain ``needle``, found without splitting every line."""
+    for block in _blocks(raw):
+        position = block.find(needle)
+        while position >= 0:
+            start = block.rfind(b"\n", 0, position) + 1
+            end = block.find(b"\n", position)
+            yield block[start:end]
+            position = block.find(needle, end)
 
 
 def _long(value: Any) -> str | None:
@@ -104,8 +117,8 @@ class Scan:
         needle = self.conversation_id.encode()
         for key in self.keys:
             with self.storage.open(self.container, key) as raw:
-                for line in _lines(raw):
-                    if needle in line and b"ASSESS" in line:
+                for line in _lines_with(raw, needle):
+                    if b"ASSESS" in line:
                         yield orjson.loads(line)
 
     def rows(self) -> Iterator[list[str | None]]:
