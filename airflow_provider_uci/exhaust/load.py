@@ -17,8 +17,6 @@ from typing import Any
 from airflow_provider_uci.exhaust.records import (
     ExhaustFormatError,
     Rejects,
-    ResponseRecord,
-    join_users,
     read_responses,
     read_users,
 )
@@ -95,14 +93,19 @@ def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table
         counts = {"read": 0, "without_user": 0}
 
         def responses() -> Iterator[tuple[Any, ...]]:
-            def counted() -> Iterator[ResponseRecord]:
+            # join_users, counting as it goes
+            read = without = 0
+            try:
                 for record in read_responses(response_csv, rejects, conversation):
-                    counts["read"] += 1
-                    if record.device_id not in users:
-                        counts["without_user"] += 1
-                    yield record
-
-            yield from join_users(counted(), users)
+                    read += 1
+                    user = users.get(record.device_id)
+                    if user is None:
+                        without += 1
+                        yield (*record, None, None)
+                    else:
+                        yield (*record, user.phone, user.encrypted_device_id)
+            finally:
+                counts["read"], counts["without_user"] = read, without
 
         def check_rejects() -> None:
             rejects.close()

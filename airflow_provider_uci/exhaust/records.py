@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -156,6 +157,33 @@ def _json(name: str, value: str | None, empty_allowed: bool) -> str | None:
     return value
 
 
+class _JsonChecked:
+    """The JSON texts already found valid, so that a text seen again is not parsed again.
+
+    Options repeat with every answer to a question, and most answers are one of a few choices; parsing
+    a text builds all its objects, which costs far more than a look-up. At most ``budget`` characters
+    are remembered (then the memory is emptied and starts again), so memory stays flat.
+    """
+
+    def __init__(self, budget: int = 1 << 22, longest: int = 1 << 12) -> None:
+        self._seen: set[str] = set()
+        self._size = 0
+        self._budget = budget
+        self._longest = longest
+
+    def __call__(self, name: str, value: str | None, empty_allowed: bool) -> str | None:
+        if value is None or value in self._seen:
+            return value
+        _json(name, value, empty_allowed)
+        if value and len(value) <= self._longest:
+            if self._size + len(value) > self._budget:
+                self._seen.clear()
+                self._size = 0
+            self._seen.add(value)
+            self._size += len(value)
+        return value
+
+
 def _header_positions(header: list[str | None], source: str) -> dict[str, int]:
     positions = {}
     for index, name in enumerate(header):
@@ -186,7 +214,10 @@ def read_responses(path: Path, rejects: Rejects, conversation_id: str | None = N
         positions = _header_positions(header, source)
         width = len(header)
         fields = ResponseRecord._fields
-        getters = [positions.get(field) for field in fields]
+        # a column the vintage lacks reads the None appended after the values
+        pick = itemgetter(*(positions.get(field, width) for field in fields))
+        json_checked = _JsonChecked()
+        make = ResponseRecord._make
         while True:
             try:
                 line, values = next(records)
@@ -197,21 +228,26 @@ def read_responses(path: Path, rejects: Rejects, conversation_id: str | None = N
             try:
                 if len(values) != width:
                     raise _Reject(f"expected {width} values as in the header, got {len(values)}")
-                raw = [None if at is None else values[at] for at in getters]
-                for index in range(4):
-                    if not raw[index]:
-                        raise _Reject(f"{fields[index]}: must not be empty (it is part of the key)")
+                values.append(None)
+                raw = pick(values)
+                values.pop()
+                if not (raw[0] and raw[1] and raw[2] and raw[3]):
+                    index = next(index for index in range(4) if not raw[index])
+                    raise _Reject(f"{fields[index]}: must not be empty (it is part of the key)")
                 if conversation_id is not None and raw[0] != conversation_id:
                     raise _Reject(f"conversation_id: {raw[0]!r} is not the requested {conversation_id!r}")
-                yield ResponseRecord(
-                    raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8],
-                    _int("question_duration", raw[9]), _int("question_score", raw[10]),
-                    _int("question_max_score", raw[11]),
-                    _json("question_options", raw[12], empty_allowed=False),
-                    _json("question_response", raw[13], empty_allowed=True),
-                    raw[14], _bool("eof", raw[15]),
-                    _timestamp("event_timestamp", raw[16]), _timestamp("at_timestamp", raw[17]),
-                )
+                # checked in column order: the first broken rule is the one a reject names
+                duration = _int("question_duration", raw[9])
+                score = _int("question_score", raw[10])
+                max_score = _int("question_max_score", raw[11])
+                options = json_checked("question_options", raw[12], empty_allowed=False)
+                response = json_checked("question_response", raw[13], empty_allowed=True)
+                eof = _bool("eof", raw[15])
+                event_timestamp = _timestamp("event_timestamp", raw[16])
+                at_timestamp = (event_timestamp if raw[17] is not None and raw[17] == raw[16]
+                                else _timestamp("at_timestamp", raw[17]))
+                yield make((raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], duration, score,
+                            max_score, options, response, raw[14], eof, event_timestamp, at_timestamp))
             except _Reject as reason:
                 rejects.add(source, line, str(reason), values)
 

@@ -87,16 +87,19 @@ def _unescape_run(match: re.Match[str]) -> str:
     return ESCAPE * max(run - 2, 0) + QUOTE + QUOTE  # an escaped quote, after run-2 backslashes
 
 
-def _rfc4180(lines: Iterable[str]) -> Iterator[str]:
+def _rfc4180(lines: Iterable[str], marked: list[bool] | None = None) -> Iterator[str]:
     """Rewrite Spark's escapes as RFC 4180 doubling, line by line, keeping null apart from ``""``.
 
     Spark's escapes never span lines and only stand inside quoted values, so each line can be
-    rewritten alone. An empty quoted value becomes a marker (an existing marker character is doubled).
+    rewritten alone. An empty quoted value becomes a marker (an existing marker character is doubled,
+    and ``marked[0]`` set).
     """
     empty = QUOTE + _EMPTY_MARK + QUOTE
     for line in lines:
         if _EMPTY_MARK in line:
             line = line.replace(_EMPTY_MARK, _EMPTY_MARK * 2)
+            if marked is not None:
+                marked[0] = True
         if '""' in line:
             line = line.replace(',"",', f",{empty},").replace(',"",', f",{empty},")
             if line.startswith('""') or ',""' in line:
@@ -128,12 +131,17 @@ def read_records(handle: IO[str]) -> Iterator[tuple[int, list[str | None]]]:
     The line number is that of the record's first line, counting the header as line 1. Open files
     with ``newline=""`` so that line breaks inside values are kept as they are.
     """
-    reader = csv.reader(_rfc4180(handle), delimiter=DELIMITER, quotechar=QUOTE, doublequote=True, escapechar=None,
-                        strict=True)
+    marked = [False]  # whether the text itself holds the marker character
+    reader = csv.reader(_rfc4180(handle, marked), delimiter=DELIMITER, quotechar=QUOTE, doublequote=True,
+                        escapechar=None, strict=True)
+    mark = _EMPTY_MARK
     first_line = 1
     try:
         for values in reader:
-            yield first_line, [_value(text) for text in values]
+            if marked[0]:
+                yield first_line, [_value(text) for text in values]
+            else:  # then a marker is one that stands for a whole "" value
+                yield first_line, [(text if text != mark else "") if text else None for text in values]
             first_line = reader.line_num + 1
     except csv.Error as exc:
         raise SparkCsvError(f"line {first_line}: {exc}") from None

@@ -285,19 +285,22 @@ class Warehouse:
                 self._rollback()  # a read outside a load leaves no transaction open
 
     def _ddl(self, table: str) -> list[str]:
-        statements = []
-        for spec in _tables(table):
-            columns = [f"{column} {self._type(column)}{' NOT NULL' if column in spec.key else ''}"
-                       for column in spec.columns]
-            statements.append(f"CREATE TABLE IF NOT EXISTS {_q(spec.name)} ({', '.join(columns)}, "
-                              f"PRIMARY KEY ({', '.join(spec.key)}))")
-        statements.append(
-            f"CREATE TABLE IF NOT EXISTS {_q(table + '_loads')} ({self._serial}, "
-            f"conversation_id {self._text} NOT NULL, from_date {self._date}, "
-            f"to_date {self._date}, response_request_id {self._text}, private_request_id {self._text}, "
-            f"responses {self._int} NOT NULL, users {self._int} NOT NULL, rejected {self._int} NOT NULL, "
-            f"loaded_at {self._timestamp} NOT NULL)")
+        statements = [self._table_ddl(spec) for spec in _tables(table)]
+        statements.append(self._loads_ddl(table))
         return statements
+
+    def _table_ddl(self, spec: _Table, with_key: bool = True) -> str:
+        columns = [f"{column} {self._type(column)}{' NOT NULL' if column in spec.key else ''}"
+                   for column in spec.columns]
+        key = f", PRIMARY KEY ({', '.join(spec.key)})" if with_key else ""
+        return f"CREATE TABLE IF NOT EXISTS {_q(spec.name)} ({', '.join(columns)}{key})"
+
+    def _loads_ddl(self, table: str) -> str:
+        return (f"CREATE TABLE IF NOT EXISTS {_q(table + '_loads')} ({self._serial}, "
+                f"conversation_id {self._text} NOT NULL, from_date {self._date}, "
+                f"to_date {self._date}, response_request_id {self._text}, private_request_id {self._text}, "
+                f"responses {self._int} NOT NULL, users {self._int} NOT NULL, rejected {self._int} NOT NULL, "
+                f"loaded_at {self._timestamp} NOT NULL)")
 
     def _update_clause(self, spec: _Table) -> str:
         return ", ".join(f"{column} = excluded.{column}" for column in spec.columns if column not in spec.key)
@@ -387,13 +390,15 @@ class SqliteWarehouse(Warehouse):
 class _CsvStream:
     """A file-like object for ``COPY ... FROM STDIN (FORMAT csv)`` that formats rows as they are read.
 
-    Strings are always quoted, so ``""`` is the empty string and an unquoted empty field is null. Each
-    line ends with the row's ordinal. An error raised while reading is kept, because psycopg2 replaces it.
+    Strings are always quoted, so ``""`` is the empty string and an unquoted empty field is null. With
+    ``ordinal``, each line ends with the row's ordinal. An error raised while reading is kept, because
+    psycopg2 replaces it.
     """
 
-    def __init__(self, rows: Iterator[tuple[Any, ...]], columns: tuple[str, ...]) -> None:
+    def __init__(self, rows: Iterator[tuple[Any, ...]], columns: tuple[str, ...], ordinal: bool = True) -> None:
         self._rows = rows
         self._columns = columns
+        self._with_ordinal = ordinal
         self.ordinal = 0
         self.error: BaseException | None = None
 
@@ -412,16 +417,26 @@ class _CsvStream:
         raise TypeError(f"{self._columns[index]}: row {self.ordinal} has a {type(value).__name__}, "
                         "expected a string, number, boolean or null")
 
+    def _line(self, row: tuple[Any, ...]) -> str:
+        """The row as CSV; strings, null and integers inline, anything else (and any NUL) by :meth:`_value`."""
+        line = ",".join([('"' + value.replace('"', '""') + '"') if value.__class__ is str
+                         else "" if value is None else _SIMPLE.get(value.__class__, _other)(value) for value in row])
+        if "\x00" in line:
+            line = ",".join([self._value(index, value) for index, value in enumerate(row)])
+        return line
+
     def read(self, size: int = -1) -> str:
         size = size if size and size > 0 else 1 << 16
         lines: list[str] = []
         length = 0
+        line_of = self._line
         try:
             for row in self._rows:
                 self.ordinal += 1
-                line = ",".join([self._value(index, value) for index, value in enumerate(row)])
-                lines.append(f"{line},{self.ordinal}\n")
-                length += len(lines[-1])
+                line = line_of(row)
+                line = f"{line},{self.ordinal}\n" if self._with_ordinal else line + "\n"
+                lines.append(line)
+                length += len(line)
                 if length >= size:
                     break
         except BaseException as exc:
@@ -430,8 +445,22 @@ class _CsvStream:
         return "".join(lines)
 
 
+def _other(value: Any) -> str:
+    """A NUL, which no text may hold: :meth:`_CsvStream._line` then formats the row value by value."""
+    return "\x00"
+
+
+_SIMPLE: dict[type, Callable[[Any], str]] = {int: str, bool: lambda value: "t" if value else "f"}
+
+
 class PostgresWarehouse(Warehouse):
-    """PostgreSQL: COPY into a temporary staging table, then one ``INSERT ... SELECT DISTINCT ON ... ON CONFLICT``."""
+    """PostgreSQL: COPY into a temporary staging table, then one ``INSERT ... SELECT DISTINCT ON ... ON CONFLICT``.
+
+    A table this load creates is filled by COPY directly and given its primary key afterwards (one
+    sorted index build instead of an index entry per row): it is empty and nobody else sees it until
+    the commit, so there is nothing to conflict with but the load's own repeated keys, of which the
+    last is kept as the upsert would keep it.
+    """
 
     backend = "postgres"
     _binary_order = ' COLLATE "C"'
@@ -452,49 +481,101 @@ class PostgresWarehouse(Warehouse):
         with self._conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
         self._conn.commit()
+        self._fresh: dict[str, _Table] = {}  # tables created by this load, still without their primary key
 
     def close(self) -> None:
         self._conn.close()
 
     def _begin(self) -> None:
         self._conn.rollback()  # psycopg2 opens the transaction with the first statement
+        self._fresh = {}
 
     def _commit(self) -> None:
+        for spec in list(self._fresh.values()):
+            self._add_key(spec)  # a created table that got no rows still gets its key
         self._conn.commit()
 
     def _rollback(self) -> None:
+        self._fresh = {}
         self._conn.rollback()
 
-    def _create(self, table: str) -> None:
-        names = [table, f"{table}_users", f"{table}_loads"]
+    def _exist(self, names: list[str]) -> list[bool]:
         found = self._query("SELECT " + ", ".join("to_regclass(%s)" for _ in names), tuple(map(_q, names)))[0]
-        if all(found):
+        return [value is not None for value in found]
+
+    def _create(self, table: str) -> None:
+        specs = _tables(table)
+        names = [spec.name for spec in specs] + [f"{table}_loads"]
+        if all(self._exist(names)):
             return
         # Two first loads into one table at once must not both create it: the second waits, then sees it.
         self._query("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(f"uci-warehouse:{table}".encode()),))
-        for statement in self._ddl(table):
-            self._execute(statement)
+        # Read the catalog itself: to_regclass may still answer from this session's cache, from before
+        # the lock was granted. A table is made where CREATE TABLE would make it (the current schema).
+        here = {row[0] for row in self._query(
+            "SELECT relname FROM pg_catalog.pg_class WHERE relname = ANY(%s) AND relnamespace = "
+            "(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())", (names,))}
+        for spec in specs:
+            if spec.name not in here:
+                self._execute(self._table_ddl(spec, with_key=False))
+                self._fresh[spec.name] = spec
+        self._execute(self._loads_ddl(table))
+
+    def _add_key(self, spec: _Table) -> int:
+        """Give a table this load created its primary key; a repeated key keeps its last row. Return rows removed."""
+        key = ", ".join(spec.key)
+        removed = 0
+        with self._conn.cursor() as cur:
+            cur.execute("SAVEPOINT uci_key")
+            try:
+                cur.execute(f"ALTER TABLE {_q(spec.name)} ADD PRIMARY KEY ({key})")
+            except self._psycopg2.errors.UniqueViolation:
+                cur.execute("ROLLBACK TO SAVEPOINT uci_key")
+                # rows went in by one COPY into a new table, so their physical order is the order they came in
+                same = " AND ".join(f"older.{column} = newer.{column}" for column in spec.key)
+                cur.execute(f"DELETE FROM {_q(spec.name)} AS older USING {_q(spec.name)} AS newer "
+                            f"WHERE {same} AND older.ctid < newer.ctid")
+                removed = cur.rowcount
+                cur.execute(f"ALTER TABLE {_q(spec.name)} ADD PRIMARY KEY ({key})")
+            cur.execute("RELEASE SAVEPOINT uci_key")
+        del self._fresh[spec.name]
+        return removed
 
     def _upsert(self, spec: _Table, rows: Iterator[tuple[Any, ...]]) -> int:
-        stage = f"_uci_stage_{'users' if spec.key == USER_KEY else 'responses'}"
         columns = ", ".join(spec.columns)
-        key = ", ".join(spec.key)
-        definitions = ", ".join(f"{column} {self._type(column)}" for column in spec.columns)
-        stream = _CsvStream(rows, spec.columns)
+        fresh = spec.name in self._fresh
+        stream = _CsvStream(rows, spec.columns, ordinal=not fresh)
         with self._conn.cursor() as cur:
-            cur.execute(f"CREATE TEMPORARY TABLE {stage} ({definitions}, _ordinal bigint NOT NULL) ON COMMIT DROP")
+            if fresh:
+                target = _q(spec.name)
+            else:
+                target = f"pg_temp._uci_stage_{'users' if spec.key == USER_KEY else 'responses'}"
+                definitions = ", ".join(f"{column} {self._type(column)}" for column in spec.columns)
+                cur.execute(f"CREATE TEMPORARY TABLE {target.removeprefix('pg_temp.')} ({definitions}, "
+                            "_ordinal bigint NOT NULL) ON COMMIT DROP")
             try:
-                cur.copy_expert(f"COPY pg_temp.{stage} ({columns}, _ordinal) FROM STDIN WITH (FORMAT csv)",
-                                stream, size=1 << 16)
+                cur.copy_expert(f"COPY {target} ({columns}{'' if fresh else ', _ordinal'}) FROM STDIN "
+                                "WITH (FORMAT csv)", stream, size=1 << 16)
             except self._psycopg2.Error as exc:
                 if stream.error is not None:
                     raise stream.error from exc
                 raise
-            cur.execute(f"INSERT INTO {_q(spec.name)} ({columns}) SELECT DISTINCT ON ({key}) {columns} "
-                        f"FROM pg_temp.{stage} ORDER BY {key}, _ordinal DESC "
-                        f"ON CONFLICT ({key}) DO UPDATE SET {self._update_clause(spec)}")
+            if fresh:
+                return stream.ordinal - self._add_key(spec)
+            key = ", ".join(spec.key)
+            values = [column for column in spec.columns if column not in spec.key]
+            # a row that would not change is left alone (a rerun writes nothing), so the rows written
+            # are the keys only when every row was new or changed; otherwise the keys are counted
+            cur.execute(f"INSERT INTO {_q(spec.name)} AS target ({columns}) SELECT DISTINCT ON ({key}) {columns} "
+                        f"FROM {target} ORDER BY {key}, _ordinal DESC "
+                        f"ON CONFLICT ({key}) DO UPDATE SET {self._update_clause(spec)} "
+                        f"WHERE ({', '.join(f'target.{column}' for column in values)}) IS DISTINCT FROM "
+                        f"({', '.join(f'excluded.{column}' for column in values)})")
             written = cur.rowcount
-            cur.execute(f"DROP TABLE pg_temp.{stage}")
+            if written != stream.ordinal:
+                cur.execute(f"SELECT count(*) FROM (SELECT DISTINCT {key} FROM {target}) AS keys")
+                written = cur.fetchone()[0]
+            cur.execute(f"DROP TABLE {target}")
         return written
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
