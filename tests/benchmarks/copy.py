@@ -144,7 +144,7 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def place(emulator: "Emulator", source: Path) -> tuple[str, str]:
+def place(emulator: Emulator, source: Path) -> tuple[str, str]:
     """Submit a response job and store ``source`` as its file, streaming the upload; the job is then SUCCESS."""
     import requests
 
@@ -177,7 +177,7 @@ def curl(url: str, target: Path) -> float:
     return time.perf_counter() - began
 
 
-def measure(emulator: "Emulator", azure: bool, work: Path, megabytes: int, env: dict[str, str]) -> dict:
+def measure(emulator: Emulator, azure: bool, work: Path, megabytes: int, env: dict[str, str]) -> dict:
     source = work / f"source-{megabytes}.csv"
     digest = make_file(source, megabytes)
     size = source.stat().st_size
@@ -260,8 +260,10 @@ def main() -> int:
             results.append(measure(emulator, azurite is not None, work, args.mb, env))
 
     verdicts = {}
-    for result in results:
-        verdicts.update({f"{key} at {result['mb']:,.0f} MB": value for key, value in report(result).items()})
+    for result in results:  # the rate targets are for the large file (curl's start-up weighs on a small one)
+        judged = report(result)
+        if result is results[-1]:
+            verdicts.update({f"{key} rate": value for key, value in judged.items()})
     if len(results) == 2:
         small, large = results
         for name in ("local", "azure"):

@@ -62,13 +62,14 @@ from pathlib import Path
 from airflow_provider_uci.exhaust.load import load_exhaust
 
 response, private, url, rejects = sys.argv[1:5]
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = resource.getrusage(resource.RUSAGE_SELF)
 began = time.perf_counter()
 summary = load_exhaust(response_csv=Path(response), private=Path(private), warehouse_url=url,
                        reject_path=Path(rejects))
 seconds = time.perf_counter() - began
-print(json.dumps({"seconds": seconds, "rss_before_mb": before / 1024,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+end = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": seconds, "rss_before_mb": start.ru_maxrss / 1024, "peak_rss_mb": end.ru_maxrss / 1024,
+                  "cpu_seconds": end.ru_utime + end.ru_stime - start.ru_utime - start.ru_stime,
                   "summary": summary.as_dict()}))
 """
 
@@ -296,7 +297,7 @@ def report(result: dict) -> dict[str, bool]:
                  "sqlite": "SQLite load_exhaust:"}[name]
         line = (f"  {label:<40}{run['seconds']:7.2f} s  {rate:>9,.0f} rows/s  "
                 f"= {rate / top:5.1%} of the ceiling, peak RSS {run['peak_rss_mb']:.0f} MB "
-                f"(at start {run['rss_before_mb']:.0f} MB)")
+                f"(at start {run['rss_before_mb']:.0f} MB), the loader's own CPU {run['cpu_seconds']:.1f} s")
         if name == "postgres":
             verdicts["rate"] = rate >= RATE_TARGET * top
             verdicts["rss"] = run["peak_rss_mb"] <= RSS_TARGET_MB
