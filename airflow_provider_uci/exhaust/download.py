@@ -15,7 +15,7 @@ import shutil
 import time
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -186,7 +186,7 @@ def _attempt(http: requests.Session, url: str, handle: BinaryIO, total: int | No
             raise DownloadError(f"{what}: HTTP {status} {response.reason or ''}".rstrip())
         received = 0
         try:
-            for chunk in response.iter_content(chunk_size=chunk_size):
+            for chunk in _body(response, chunk_size):
                 if chunk:
                     handle.write(chunk)
                     received += len(chunk)
@@ -199,6 +199,17 @@ def _attempt(http: requests.Session, url: str, handle: BinaryIO, total: int | No
     if total is not None and written + received != total:
         raise _Retry(f"file incomplete: {written + received} of {total} bytes", total=total)
     return total
+
+
+def _body(response: requests.Response, chunk_size: int) -> Iterator[bytes]:
+    """The body as it came: read straight from urllib3 (requests' decoding layer copies every chunk once
+    more), unless the server encoded it after all, when requests decodes it as before."""
+    if response.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+        yield from response.iter_content(chunk_size=chunk_size)
+        return
+    read = response.raw.read
+    while chunk := read(chunk_size, decode_content=False):
+        yield chunk
 
 
 def open_private_zip(zip_path: Path, password: str | None, target_dir: Path, *, name: str | None = None,
