@@ -242,8 +242,10 @@ def _add_load(commands: argparse._SubParsersAction) -> None:
     load.add_argument("--warehouse", required=True, help="sqlite:///path.db or postgresql://user@host/db")
     load.add_argument("--table", default="uci_responses", help="responses table (default uci_responses)")
     load.add_argument("--conversation-id", help="the bot (default: read from the response file)")
-    load.add_argument("--from-date", help="first day of the range, for the load record")
-    load.add_argument("--to-date", help="last day of the range, for the load record")
+    load.add_argument("--from-date", help="first sync day (IST) of the exhaust's range, YYYY-MM-DD; the load "
+                                          "replaces the bot's rows of every day of the range (default: the "
+                                          "first day the file holds)")
+    load.add_argument("--to-date", help="last sync day of the range (default: the last day the file holds)")
     load.add_argument("--phone-numbers", choices=["plain", "hashed", "none"], default="plain",
                       help="store phone numbers as they are, hashed (SHA-256), or not at all")
     load.add_argument("--max-rejects", type=int, default=0, help="unreadable records to bear (default 0)")
@@ -267,7 +269,8 @@ def _load(args: argparse.Namespace) -> int:
         print(json.dumps(summary.as_dict(), indent=2))
     else:
         print(f"loaded {summary.responses_loaded} response(s) of {summary.conversation_id} into {summary.table} "
-              f"({summary.responses_without_user} without a user row), {summary.users_loaded} user(s); "
+              f"({summary.responses_without_user} without a user row, {summary.responses_replaced} earlier row(s) "
+              f"replaced), {summary.users_loaded} user(s); "
               f"{summary.rejected} rejected" + (f" (see {summary.reject_file})" if summary.reject_file else ""))
     return 0
 

@@ -8,9 +8,11 @@ more than ``max_rejects``, the load fails and the warehouse is left as it was.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,11 @@ from airflow_provider_uci.exhaust.records import (
     read_responses,
     read_users,
 )
+from airflow_provider_uci.exhaust import arrow
+from airflow_provider_uci.exhaust.postgres import FastPathDeclined
 from airflow_provider_uci.exhaust.warehouse import open_warehouse
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TABLE = "uci_responses"
 
@@ -39,11 +45,14 @@ class LoadSummary:
     table: str
     responses_read: int
     responses_loaded: int
+    responses_replaced: int
     responses_without_user: int
     users_loaded: int
     users_of_other_conversations: int
     rejected: int
     reject_file: str | None
+    #: how the response file was read: ``arrow`` (in C, PostgreSQL only) or ``records`` (record by record)
+    reader: str = "records"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,7 +67,7 @@ def _first_conversation(path: Path) -> str:
 def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table: str = DEFAULT_TABLE,
                  encryption_key: str | None = None, conversation_id: str | None = None, from_date: str | None = None,
                  to_date: str | None = None, phone_numbers: str = "plain", max_rejects: int = 0,
-                 reject_path: Path | None = None, audit: dict[str, Any] | None = None) -> LoadSummary:
+                 reject_path: Path | None = None, audit: dict[str, Any] | None = None, fast: bool = True) -> LoadSummary:
     """Load one bot's exhausts for one range in one transaction.
 
     :param response_csv: the response exhaust CSV.
@@ -69,6 +78,8 @@ def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table
     :param phone_numbers: ``plain``, ``hashed`` (SHA-256) or ``none``.
     :param max_rejects: how many rejected records to bear (default none).
     :param reject_path: JSON-lines file for rejected records, with file name, line number and reason.
+    :param fast: into PostgreSQL, read the response file with pyarrow first (see ``exhaust.arrow``);
+        a file that path declines is read again record by record, as it always is into SQLite.
     """
     if max_rejects < 0:
         raise ValueError(f"max_rejects: must be zero or more, got {max_rejects}")
@@ -96,7 +107,7 @@ def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table
             # join_users, counting as it goes
             read = without = 0
             try:
-                for record in read_responses(response_csv, rejects, conversation):
+                for record in read_responses(response_csv, rejects, conversation, from_date, to_date):
                     read += 1
                     user = users.get(record.device_id)
                     if user is None:
@@ -116,18 +127,26 @@ def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table
 
         warehouse = open_warehouse(warehouse_url)
         try:
-            result = warehouse.load(
-                table=table, conversation_id=conversation, from_date=from_date or "", to_date=to_date or "",
-                responses=responses(), users=list(users.values()),
-                audit={**(audit or {}), "rejected": lambda: rejects.count}, before_commit=check_rejects,
-            )
+            load = partial(warehouse.load, table=table, conversation_id=conversation, from_date=from_date or "",
+                           to_date=to_date or "", users=list(users.values()),
+                           audit={**(audit or {}), "rejected": lambda: rejects.count}, before_commit=check_rejects)
+            result, reader = None, "records"
+            if warehouse.backend == "postgres" and fast and arrow.available():
+                prepared = arrow.ArrowResponses(response_csv, conversation, users, from_date or None, to_date or None)
+                try:
+                    result = load(responses=prepared)
+                    counts["read"], counts["without_user"], reader = prepared.rows, prepared.without_user, "arrow"
+                except FastPathDeclined as declined:
+                    log.info("Reading %s record by record: %s", response_csv.name, declined)
+            if result is None:
+                result = load(responses=responses())
         finally:
             rejects.close()
             warehouse.close()
     return LoadSummary(
         conversation_id=conversation, from_date=from_date, to_date=to_date, table=table,
-        responses_read=counts["read"], responses_loaded=result.responses,
+        responses_read=counts["read"], responses_loaded=result.responses, responses_replaced=result.replaced,
         responses_without_user=counts["without_user"], users_loaded=result.users,
         users_of_other_conversations=skipped, rejected=rejects.count,
-        reject_file=str(reject_path) if reject_path and rejects.count else None,
+        reject_file=str(reject_path) if reject_path and rejects.count else None, reader=reader,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime, timedelta, timezone
 from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -72,6 +72,8 @@ RESPONSE_HEADERS = {
 KEY_FIELDS = ("conversation_id", "message_id", "device_id", "question_id")
 PRIVATE_HEADERS = ("Conversation ID", "Conversation Name", "Decrypted Device ID", "Encrypted Device ID", "Device UUID")
 PHONE_MODES = ("plain", "hashed", "none")
+#: India Standard Time, the zone of the service's sync days (contract 3.2); no daylight saving since 1945.
+IST = timezone(timedelta(hours=5, minutes=30))
 
 
 class Rejects:
@@ -195,12 +197,17 @@ def _header_positions(header: list[str | None], source: str) -> dict[str, int]:
     return positions
 
 
-def read_responses(path: Path, rejects: Rejects, conversation_id: str | None = None) -> Iterator[ResponseRecord]:
+def read_responses(path: Path, rejects: Rejects, conversation_id: str | None = None, first_day: str | None = None,
+                   last_day: str | None = None) -> Iterator[ResponseRecord]:
     """Stream the typed records of a response exhaust CSV.
 
     :param path: the file (UTF-8, Spark's dialect).
     :param rejects: where records that break a rule go.
     :param conversation_id: when given, a record of another conversation is a reject.
+    :param first_day: when given (``YYYY-MM-DD``), a record synced before this IST day is a reject
+        (see :func:`sync_day`).
+    :param last_day: likewise, after this day. A record with no timestamp at all is a reject unless
+        both are given and equal (then it belongs to that day).
     """
     source = Path(path).name
     with open(path, encoding="utf-8", newline="") as handle:
@@ -218,6 +225,8 @@ def read_responses(path: Path, rejects: Rejects, conversation_id: str | None = N
         pick = itemgetter(*(positions.get(field, width) for field in fields))
         json_checked = _JsonChecked()
         make = ResponseRecord._make
+        single_day = bool(first_day) and first_day == last_day
+        check_days = bool(first_day or last_day)
         while True:
             try:
                 line, values = next(records)
@@ -246,10 +255,39 @@ def read_responses(path: Path, rejects: Rejects, conversation_id: str | None = N
                 event_timestamp = _timestamp("event_timestamp", raw[16])
                 at_timestamp = (event_timestamp if raw[17] is not None and raw[17] == raw[16]
                                 else _timestamp("at_timestamp", raw[17]))
+                day = sync_day(at_timestamp, event_timestamp)
+                if day is None:
+                    if not single_day:
+                        raise _Reject("at_timestamp: no @timestamp or Timestamp to place the record in a sync day, "
+                                      "and the load is not for one day")
+                elif check_days and ((first_day and day < first_day) or (last_day and day > last_day)):
+                    raise _Reject(f"at_timestamp: synced on {day} (IST), outside the range "
+                                  f"{first_day or '...'}..{last_day or '...'}")
                 yield make((raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], duration, score,
                             max_score, options, response, raw[14], eof, event_timestamp, at_timestamp))
             except _Reject as reason:
                 rejects.add(source, line, str(reason), values)
+
+
+def sync_day(at_timestamp: str | datetime | None, event_timestamp: str | datetime | None = None) -> str | None:
+    """The IST day an answer was synced on, ``YYYY-MM-DD``: the day of the telemetry file it came from.
+
+    The pipeline files each event under the IST date of its ``syncts`` and copies ``syncts`` into
+    ``@timestamp`` (contract 3.2), which the exhaust writes as ``@timestamp`` and ``Timestamp``; the
+    first of the two that is there decides. ``None`` when neither is (the oldest vintages).
+    """
+    value = at_timestamp or event_timestamp
+    if not value:
+        return None
+    if value.__class__ is str and len(value) >= 17 and value[-1] == "Z" and value[10] == "T":
+        day = value[:10]  # UTC: the IST day turns at 18:30
+        if value[11:16] < "18:30":
+            return date.fromisoformat(day).isoformat()
+        return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(IST).date().isoformat()
 
 
 def phone_value(decrypted: str | None, device_uuid: str, mode: str) -> str | None:
@@ -281,6 +319,7 @@ def read_users(path: Path, rejects: Rejects, phone_numbers: str = "plain",
         if missing:
             raise ExhaustFormatError(f"{source}: not a private exhaust: no {', '.join(missing)} column")
         at = [header.index(name) for name in PRIVATE_HEADERS]
+        shared: dict[str, str] = {}
         for line, values in records:
             if len(values) != len(header):
                 rejects.add(source, line, f"expected {len(header)} values as in the header, got {len(values)}",
@@ -295,6 +334,9 @@ def read_users(path: Path, rejects: Rejects, phone_numbers: str = "plain",
                                           f"{conversation_id!r}", values)
                 continue
             consented = bool(decrypted) and decrypted != device
+            # a bot's id and name repeat on every row: keep one copy of each (a user is held per device)
+            conversation = shared.setdefault(conversation, conversation)
+            name = shared.setdefault(name, name) if name is not None and len(shared) < 10_000 else name
             yield UserRecord(conversation, device, name, phone_value(decrypted, device, phone_numbers), encrypted,
                              consented)
 

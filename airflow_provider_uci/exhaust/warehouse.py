@@ -1,9 +1,14 @@
-"""Load joined responses and users into a warehouse table: SQLite file or PostgreSQL (COPY fast path).
+"""Load joined responses and users into a warehouse table: SQLite file or PostgreSQL (COPY).
 
-A load is one transaction per bot and range: the tables are created if missing, every user and response
-is upserted on its key (a key seen again takes the new values, the last of a batch wins), an audit row
-is added to ``<table>_loads``, and only then is it committed. Any error rolls all of it back, so a
-rerun of the same files gives the same table.
+A load is one bot and one range of sync days, in one transaction. Responses are replaced by day:
+every row of the bot synced on a day of the range that an earlier load wrote is deleted, and the
+rows of this load take their place, so a rerun, or a backfill whose range overlaps earlier ones,
+leaves each answer exactly once (the service's rows for a day are all in every exhaust over that day,
+contract 3.2). Rows are kept as the exhaust holds them; their key (conversation, Message ID,
+device, question) is unique in what the service writes, because the pipeline de-duplicates events
+by ``mid`` before the job reads them. Users (one row per device) are upserted on
+``(conversation_id, device_uuid)``. An audit row in ``<table>_loads`` says what each load did. Any
+error rolls all of it back, so a failed load leaves every table as it was.
 """
 
 from __future__ import annotations
@@ -11,15 +16,14 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timezone
 from itertools import islice
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 from urllib.parse import quote
 
-from airflow_provider_uci.exhaust.records import KEY_FIELDS, RESPONSE_TABLE_COLUMNS, USER_TABLE_COLUMNS
+from airflow_provider_uci.exhaust.records import KEY_FIELDS, RESPONSE_TABLE_COLUMNS, USER_TABLE_COLUMNS, sync_day
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +35,34 @@ USER_KEY = ("conversation_id", "device_uuid")
 INTEGER_COLUMNS = frozenset({"question_duration", "question_score", "question_max_score"})
 BOOLEAN_COLUMNS = frozenset({"eof", "consented"})
 TIMESTAMP_COLUMNS = frozenset({"event_timestamp", "at_timestamp"})
+DATE_COLUMNS = frozenset({"sync_date"})
+#: The responses table: the joined columns, then the IST sync day of the row and the load that wrote it.
+STORED_RESPONSE_COLUMNS = (*RESPONSE_TABLE_COLUMNS, "sync_date", "load_id")
 CHUNK_ROWS = 5000
 
 
 class LoadResult(NamedTuple):
-    """What one load wrote: distinct response keys and distinct users."""
+    """What one load did: response rows written, distinct users written, rows of earlier loads replaced."""
 
     responses: int
     users: int
+    replaced: int = 0
+
+
+@runtime_checkable
+class PreparedResponses(Protocol):
+    """Response rows already checked, joined and encoded for PostgreSQL (see ``exhaust.arrow``).
+
+    :meth:`copy_chunks` gives ``COPY ... FROM STDIN (FORMAT binary)`` data of the rows in
+    :data:`STORED_RESPONSE_COLUMNS` order, with ``load_id`` in the last column; once it is all read,
+    ``rows``, ``first_day`` and ``last_day`` say what it held.
+    """
+
+    rows: int
+    first_day: str | None
+    last_day: str | None
+
+    def copy_chunks(self, load_id: int) -> Iterator[bytes | memoryview]: ...
 
 
 class _Table(NamedTuple):
@@ -57,8 +81,12 @@ def check_table(table: str) -> str:
 
 def _tables(table: str) -> tuple[_Table, _Table]:
     check_table(table)
-    return (_Table(table, RESPONSE_TABLE_COLUMNS, KEY_FIELDS),
+    return (_Table(table, STORED_RESPONSE_COLUMNS, KEY_FIELDS),
             _Table(f"{table}_users", USER_TABLE_COLUMNS, USER_KEY))
+
+
+def _day_index(table: str) -> str:
+    return _q(f"{table}_bot_day")
 
 
 def _q(name: str) -> str:
@@ -109,6 +137,53 @@ def _rows(rows: Iterable[tuple[Any, ...]], width: int, what: str) -> Iterator[tu
         yield row
 
 
+class _Days:
+    """Gives each response row its sync day and load id, checking that the load may write it.
+
+    A row must be of the load's bot and synced on a day of its range (a row with no timestamp at all
+    belongs to the range's day when it is one day). The first and last day seen are kept.
+    """
+
+    def __init__(self, conversation_id: str, first: str | None, last: str | None) -> None:
+        self.conversation_id = conversation_id
+        self.first, self.last = first, last
+        self.single = first if first is not None and first == last else None
+        self.low: str | None = None
+        self.high: str | None = None
+
+    def rows(self, rows: Iterable[tuple[Any, ...]], load_id: int) -> Iterator[tuple[Any, ...]]:
+        at, event = RESPONSE_TABLE_COLUMNS.index("at_timestamp"), RESPONSE_TABLE_COLUMNS.index("event_timestamp")
+        low = high = None
+        try:
+            for number, row in enumerate(_rows(rows, len(RESPONSE_TABLE_COLUMNS), "responses"), start=1):
+                if row[0] != self.conversation_id:
+                    raise ValueError(f"responses: row {number} is of conversation {row[0]!r}, "
+                                     f"not of the load's {self.conversation_id!r}")
+                try:
+                    day = sync_day(row[at], row[event]) or self.single
+                except (TypeError, ValueError):
+                    raise ValueError(f"responses: row {number} has a timestamp that is not ISO 8601") from None
+                if day is None:
+                    raise ValueError(f"responses: row {number} has no @timestamp or Timestamp to place it in a sync "
+                                     "day, and the load is not for one day")
+                if low is None or day < low:
+                    low = day
+                    self.check(low)
+                if high is None or day > high:
+                    high = day
+                    self.check(high)
+                yield (*row, day, load_id)
+        finally:
+            self.low, self.high = low, high
+
+    def check(self, day: str | None) -> None:
+        """Raise unless ``day`` lies in the load's range (either end may be open)."""
+        if day is not None and ((self.first is not None and day < self.first)
+                                or (self.last is not None and day > self.last)):
+            raise ValueError(f"responses: a row synced on {day} is outside the load's range "
+                             f"{self.first or '...'}..{self.last or '...'}")
+
+
 def redact_url(url: str) -> str:
     """``url`` with any password (``user:password@`` or a ``password=`` parameter) replaced by ``***``."""
     url = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@?#]*:)[^?#]*@", r"\1***@", url)
@@ -149,6 +224,8 @@ def open_warehouse(url: str) -> Warehouse:
     if isinstance(url, str) and url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
         return SqliteWarehouse(url[len("sqlite:///"):], url)
     if isinstance(url, str) and url.startswith(("postgresql://", "postgres://")):
+        from airflow_provider_uci.exhaust.postgres import PostgresWarehouse
+
         return PostgresWarehouse(url)
     shown = redact_url(url) if isinstance(url, str) else repr(url)
     raise ValueError(f"warehouse: expected {URL_FORMS}, got {shown!r}")
@@ -173,20 +250,22 @@ class Warehouse:
         self.close()
 
     def load(self, *, table: str, conversation_id: str, from_date: date | str | None, to_date: date | str | None,
-             responses: Iterable[tuple[Any, ...]], users: Iterable[tuple[Any, ...]], audit: dict[str, Any],
-             before_commit: Callable[[], None] | None = None) -> LoadResult:
-        """Upsert one bot's users and responses for one range, all or nothing.
+             responses: Iterable[tuple[Any, ...]] | PreparedResponses, users: Iterable[tuple[Any, ...]],
+             audit: dict[str, Any], before_commit: Callable[[], None] | None = None) -> LoadResult:
+        """Write one bot's users and responses for one range of sync days, all or nothing.
 
         :param table: the responses table; ``<table>_users`` and ``<table>_loads`` go with it.
-        :param conversation_id: the bot, for the audit row.
-        :param from_date: first day of the range (date or ``YYYY-MM-DD``; ``None`` if unknown), for the audit row.
-        :param to_date: last day of the range, for the audit row.
-        :param responses: tuples in ``RESPONSE_TABLE_COLUMNS`` order, streamed (any number of rows).
+        :param conversation_id: the bot; every response row must be of it.
+        :param from_date: first sync day of the range (date or ``YYYY-MM-DD``; ``None`` if unknown).
+        :param to_date: last sync day of the range. An end that is not given is taken from the rows:
+            the days replaced are those from the first to the last day of the range, or of the rows.
+        :param responses: tuples in ``RESPONSE_TABLE_COLUMNS`` order, streamed (any number of rows), or
+            (PostgreSQL only) :class:`PreparedResponses`.
         :param users: ``UserRecord`` tuples.
         :param audit: ``response_request_id``, ``private_request_id``, ``rejected`` (count of rejects, or a
             callable giving it, called after ``before_commit`` once every row has been read).
-        :param before_commit: called after every user and response is written, before the audit row and the
-            commit; raising rolls everything back.
+        :param before_commit: called after every user and response is written, before the audit row is
+            completed and the load committed; raising rolls everything back.
         """
         responses_table, users_table = _tables(table)
         if not conversation_id or not isinstance(conversation_id, str):
@@ -194,22 +273,40 @@ class Warehouse:
         first, last = _day("from_date", from_date), _day("to_date", to_date)
         if first is not None and last is not None and first > last:
             raise ValueError(f"from_date: {first} is after to_date {last}")
-        _audit(audit, resolve=False)
+        response_request_id, private_request_id, _ = _audit(audit, resolve=False)
+        prepared = isinstance(responses, PreparedResponses)
+        if prepared and self.backend != "postgres":
+            raise TypeError(f"responses: rows prepared for PostgreSQL cannot be loaded into {self.backend}")
         self._begin()
         self._loading = True
         try:
             self._create(table)
+            self._lock(table, conversation_id)
+            load_id = self._insert_returning_id(
+                f"INSERT INTO {_q(table + '_loads')} (conversation_id, from_date, to_date, response_request_id, "
+                "private_request_id, responses, users, replaced, rejected, loaded_at) "
+                "VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, ?)",
+                (conversation_id, first, last, response_request_id, private_request_id, self._now()))
             user_count = self._upsert(users_table, _rows(users, len(USER_TABLE_COLUMNS), "users"))
-            response_count = self._upsert(
-                responses_table, _rows(responses, len(RESPONSE_TABLE_COLUMNS), "responses"))
+            days = _Days(conversation_id, first, last)
+            if prepared:
+                response_count = self._copy_prepared(responses_table, responses, load_id)
+                low, high = responses.first_day, responses.last_day
+                days.check(low)
+                days.check(high)
+            else:
+                response_count = self._insert(responses_table, days.rows(responses, load_id))
+                low, high = days.low, days.high
+            low, high = first or low, last or high
+            replaced = 0
+            if low is not None and high is not None:
+                replaced = self._replace(table, conversation_id, low, high, load_id)
             if before_commit is not None:
                 before_commit()
-            response_request_id, private_request_id, rejected = _audit(audit, resolve=True)
-            self._execute(
-                f"INSERT INTO {_q(table + '_loads')} (conversation_id, from_date, to_date, response_request_id, "
-                "private_request_id, responses, users, rejected, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, first, last, response_request_id, private_request_id, response_count,
-                 user_count, rejected, self._now()))
+            rejected = _audit(audit, resolve=True)[2]
+            self._execute(f"UPDATE {_q(table + '_loads')} SET responses = ?, users = ?, replaced = ?, rejected = ?, "
+                          "loaded_at = ? WHERE id = ?",
+                          (response_count, user_count, replaced, rejected, self._now(), load_id))
             self._commit()
         except BaseException:
             try:
@@ -219,7 +316,7 @@ class Warehouse:
             raise
         finally:
             self._loading = False
-        return LoadResult(response_count, user_count)
+        return LoadResult(response_count, user_count, replaced)
 
     def fetch(self, table: str) -> list[tuple[Any, ...]]:
         """All response rows ordered by key, as the backend gives them (``[]`` if the table does not exist)."""
@@ -255,7 +352,7 @@ class Warehouse:
         """The audit rows of ``<table>_loads`` in load order; dates as ``YYYY-MM-DD``, ``loaded_at`` in UTC."""
         check_table(table)
         names = ("id", "conversation_id", "from_date", "to_date", "response_request_id", "private_request_id",
-                 "responses", "users", "rejected", "loaded_at")
+                 "responses", "users", "replaced", "rejected", "loaded_at")
         rows = self._read(f"{table}_loads", f"SELECT {', '.join(names)} FROM {_q(table + '_loads')} ORDER BY id")
         result = []
         for row in rows:
@@ -272,9 +369,17 @@ class Warehouse:
         """Close the connection."""
         raise NotImplementedError
 
+    def _replace(self, table: str, conversation_id: str, low: str, high: str, load_id: int) -> int:
+        """Delete the bot's rows of days ``low``..``high`` that earlier loads wrote; return how many."""
+        return self._delete(f"DELETE FROM {_q(table)} WHERE conversation_id = ? AND sync_date BETWEEN ? AND ? "
+                            "AND load_id <> ?", (conversation_id, low, high, load_id))
+
     def _select(self, spec: _Table) -> list[tuple[Any, ...]]:
         order = ", ".join(f"{column}{self._binary_order}" for column in spec.key)
-        return self._read(spec.name, f"SELECT {', '.join(spec.columns)} FROM {_q(spec.name)} ORDER BY {order}")
+        columns = RESPONSE_TABLE_COLUMNS if spec.columns == STORED_RESPONSE_COLUMNS else spec.columns
+        if spec.columns == STORED_RESPONSE_COLUMNS:
+            order += ", sync_date, load_id"
+        return self._read(spec.name, f"SELECT {', '.join(columns)} FROM {_q(spec.name)} ORDER BY {order}")
 
     def _read(self, name: str, sql: str) -> list[tuple[Any, ...]]:
         """Run a query on table ``name``; no rows if it does not exist. Inside a load it sees the load's writes."""
@@ -285,29 +390,36 @@ class Warehouse:
                 self._rollback()  # a read outside a load leaves no transaction open
 
     def _ddl(self, table: str) -> list[str]:
-        statements = [self._table_ddl(spec) for spec in _tables(table)]
-        statements.append(self._loads_ddl(table))
-        return statements
+        responses, users = _tables(table)
+        return [self._table_ddl(responses), self._index_ddl(table), self._table_ddl(users), self._loads_ddl(table)]
 
     def _table_ddl(self, spec: _Table, with_key: bool = True) -> str:
-        columns = [f"{column} {self._type(column)}{' NOT NULL' if column in spec.key else ''}"
+        """Responses have no primary key (a load replaces days, see the module); users have theirs."""
+        required = set(spec.key) | {"sync_date", "load_id"}
+        columns = [f"{column} {self._type(column)}{' NOT NULL' if column in required else ''}"
                    for column in spec.columns]
-        key = f", PRIMARY KEY ({', '.join(spec.key)})" if with_key else ""
+        key = f", PRIMARY KEY ({', '.join(spec.key)})" if with_key and spec.key == USER_KEY else ""
         return f"CREATE TABLE IF NOT EXISTS {_q(spec.name)} ({', '.join(columns)}{key})"
+
+    def _index_ddl(self, table: str) -> str:
+        """The index a load finds the days it replaces by."""
+        return f"CREATE INDEX IF NOT EXISTS {_day_index(table)} ON {_q(table)} (conversation_id, sync_date)"
 
     def _loads_ddl(self, table: str) -> str:
         return (f"CREATE TABLE IF NOT EXISTS {_q(table + '_loads')} ({self._serial}, "
                 f"conversation_id {self._text} NOT NULL, from_date {self._date}, "
                 f"to_date {self._date}, response_request_id {self._text}, private_request_id {self._text}, "
-                f"responses {self._int} NOT NULL, users {self._int} NOT NULL, rejected {self._int} NOT NULL, "
-                f"loaded_at {self._timestamp} NOT NULL)")
+                f"responses {self._int} NOT NULL, users {self._int} NOT NULL, replaced {self._int} NOT NULL, "
+                f"rejected {self._int} NOT NULL, loaded_at {self._timestamp} NOT NULL)")
 
     def _update_clause(self, spec: _Table) -> str:
         return ", ".join(f"{column} = excluded.{column}" for column in spec.columns if column not in spec.key)
 
     def _type(self, column: str) -> str:
-        if column in INTEGER_COLUMNS:
+        if column in INTEGER_COLUMNS or column == "load_id":
             return self._int
+        if column in DATE_COLUMNS:
+            return self._date
         if column in BOOLEAN_COLUMNS:
             return self._bool
         return self._timestamp if column in TIMESTAMP_COLUMNS else self._text
@@ -319,7 +431,12 @@ class Warehouse:
     _commit: Callable[[], None]
     _rollback: Callable[[], None]
     _create: Callable[[str], None]
+    _lock: Callable[[str, str], None]
     _upsert: Callable[[_Table, Iterator[tuple[Any, ...]]], int]
+    _insert: Callable[[_Table, Iterator[tuple[Any, ...]]], int]
+    _copy_prepared: Callable[[_Table, PreparedResponses, int], int]
+    _insert_returning_id: Callable[[str, tuple[Any, ...]], int]
+    _delete: Callable[[str, tuple[Any, ...]], int]
     _execute: Callable[..., None]
     _query: Callable[..., list[tuple[Any, ...]]]
     _exists: Callable[[str], bool]
@@ -327,7 +444,7 @@ class Warehouse:
 
 
 class SqliteWarehouse(Warehouse):
-    """A SQLite file: ``INSERT ... ON CONFLICT DO UPDATE`` in chunks inside ``BEGIN IMMEDIATE``."""
+    """A SQLite file: responses inserted and users upserted in chunks, inside ``BEGIN IMMEDIATE``."""
 
     backend = "sqlite"
     _serial = "id INTEGER PRIMARY KEY AUTOINCREMENT"
@@ -356,6 +473,23 @@ class SqliteWarehouse(Warehouse):
     def _create(self, table: str) -> None:
         for statement in self._ddl(table):
             self._conn.execute(statement)
+
+    def _lock(self, table: str, conversation_id: str) -> None:
+        """``BEGIN IMMEDIATE`` already lets one writer at a time into the file."""
+
+    def _insert(self, spec: _Table, rows: Iterator[tuple[Any, ...]]) -> int:
+        insert = f"INSERT INTO {_q(spec.name)} ({', '.join(spec.columns)}) VALUES ({', '.join('?' for _ in spec.columns)})"
+        written = 0
+        while chunk := list(islice(rows, CHUNK_ROWS)):
+            self._conn.executemany(insert, chunk)
+            written += len(chunk)
+        return written
+
+    def _insert_returning_id(self, sql: str, params: tuple[Any, ...]) -> int:
+        return self._conn.execute(sql, params).lastrowid
+
+    def _delete(self, sql: str, params: tuple[Any, ...]) -> int:
+        return self._conn.execute(sql, params).rowcount
 
     def _upsert(self, spec: _Table, rows: Iterator[tuple[Any, ...]]) -> int:
         marks = ", ".join("?" for _ in spec.columns)
@@ -387,208 +521,3 @@ class SqliteWarehouse(Warehouse):
         return datetime.now(timezone.utc).isoformat()
 
 
-class _CsvStream:
-    """A file-like object for ``COPY ... FROM STDIN (FORMAT csv)`` that formats rows as they are read.
-
-    Strings are always quoted, so ``""`` is the empty string and an unquoted empty field is null. With
-    ``ordinal``, each line ends with the row's ordinal. An error raised while reading is kept, because
-    psycopg2 replaces it.
-    """
-
-    def __init__(self, rows: Iterator[tuple[Any, ...]], columns: tuple[str, ...], ordinal: bool = True) -> None:
-        self._rows = rows
-        self._columns = columns
-        self._with_ordinal = ordinal
-        self.ordinal = 0
-        self.error: BaseException | None = None
-
-    def _value(self, index: int, value: Any) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, str):
-            if "\x00" in value:
-                raise ValueError(f"{self._columns[index]}: row {self.ordinal} contains a NUL character, "
-                                 "which PostgreSQL text cannot hold")
-            return '"' + value.replace('"', '""') + '"'
-        if value is True or value is False:
-            return "t" if value else "f"
-        if isinstance(value, (int, date)):
-            return value.isoformat() if isinstance(value, date) else str(value)
-        raise TypeError(f"{self._columns[index]}: row {self.ordinal} has a {type(value).__name__}, "
-                        "expected a string, number, boolean or null")
-
-    def _line(self, row: tuple[Any, ...]) -> str:
-        """The row as CSV; strings, null and integers inline, anything else (and any NUL) by :meth:`_value`."""
-        line = ",".join([('"' + value.replace('"', '""') + '"') if value.__class__ is str
-                         else "" if value is None else _SIMPLE.get(value.__class__, _other)(value) for value in row])
-        if "\x00" in line:
-            line = ",".join([self._value(index, value) for index, value in enumerate(row)])
-        return line
-
-    def read(self, size: int = -1) -> str:
-        size = size if size and size > 0 else 1 << 16
-        lines: list[str] = []
-        length = 0
-        line_of = self._line
-        try:
-            for row in self._rows:
-                self.ordinal += 1
-                line = line_of(row)
-                line = f"{line},{self.ordinal}\n" if self._with_ordinal else line + "\n"
-                lines.append(line)
-                length += len(line)
-                if length >= size:
-                    break
-        except BaseException as exc:
-            self.error = exc
-            raise
-        return "".join(lines)
-
-
-def _other(value: Any) -> str:
-    """A NUL, which no text may hold: :meth:`_CsvStream._line` then formats the row value by value."""
-    return "\x00"
-
-
-_SIMPLE: dict[type, Callable[[Any], str]] = {int: str, bool: lambda value: "t" if value else "f"}
-
-
-class PostgresWarehouse(Warehouse):
-    """PostgreSQL: COPY into a temporary staging table, then one ``INSERT ... SELECT DISTINCT ON ... ON CONFLICT``.
-
-    A table this load creates is filled by COPY directly and given its primary key afterwards (one
-    sorted index build instead of an index entry per row): it is empty and nobody else sees it until
-    the commit, so there is nothing to conflict with but the load's own repeated keys, of which the
-    last is kept as the upsert would keep it.
-    """
-
-    backend = "postgres"
-    _binary_order = ' COLLATE "C"'
-    _serial = "id bigserial PRIMARY KEY"
-    _text = "text"
-    _date = "date"
-    _int = "bigint"
-    _bool = "boolean"
-    _timestamp = "timestamptz"
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        import psycopg2
-
-        self._psycopg2 = psycopg2
-        self._conn = psycopg2.connect(url)
-        self._conn.set_client_encoding("UTF8")
-        with self._conn.cursor() as cur:
-            cur.execute("SET TIME ZONE 'UTC'")
-        self._conn.commit()
-        self._fresh: dict[str, _Table] = {}  # tables created by this load, still without their primary key
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def _begin(self) -> None:
-        self._conn.rollback()  # psycopg2 opens the transaction with the first statement
-        self._fresh = {}
-
-    def _commit(self) -> None:
-        for spec in list(self._fresh.values()):
-            self._add_key(spec)  # a created table that got no rows still gets its key
-        self._conn.commit()
-
-    def _rollback(self) -> None:
-        self._fresh = {}
-        self._conn.rollback()
-
-    def _exist(self, names: list[str]) -> list[bool]:
-        found = self._query("SELECT " + ", ".join("to_regclass(%s)" for _ in names), tuple(map(_q, names)))[0]
-        return [value is not None for value in found]
-
-    def _create(self, table: str) -> None:
-        specs = _tables(table)
-        names = [spec.name for spec in specs] + [f"{table}_loads"]
-        if all(self._exist(names)):
-            return
-        # Two first loads into one table at once must not both create it: the second waits, then sees it.
-        self._query("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(f"uci-warehouse:{table}".encode()),))
-        # Read the catalog itself: to_regclass may still answer from this session's cache, from before
-        # the lock was granted. A table is made where CREATE TABLE would make it (the current schema).
-        here = {row[0] for row in self._query(
-            "SELECT relname FROM pg_catalog.pg_class WHERE relname = ANY(%s) AND relnamespace = "
-            "(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())", (names,))}
-        for spec in specs:
-            if spec.name not in here:
-                self._execute(self._table_ddl(spec, with_key=False))
-                self._fresh[spec.name] = spec
-        self._execute(self._loads_ddl(table))
-
-    def _add_key(self, spec: _Table) -> int:
-        """Give a table this load created its primary key; a repeated key keeps its last row. Return rows removed."""
-        key = ", ".join(spec.key)
-        removed = 0
-        with self._conn.cursor() as cur:
-            cur.execute("SAVEPOINT uci_key")
-            try:
-                cur.execute(f"ALTER TABLE {_q(spec.name)} ADD PRIMARY KEY ({key})")
-            except self._psycopg2.errors.UniqueViolation:
-                cur.execute("ROLLBACK TO SAVEPOINT uci_key")
-                # rows went in by one COPY into a new table, so their physical order is the order they came in
-                same = " AND ".join(f"older.{column} = newer.{column}" for column in spec.key)
-                cur.execute(f"DELETE FROM {_q(spec.name)} AS older USING {_q(spec.name)} AS newer "
-                            f"WHERE {same} AND older.ctid < newer.ctid")
-                removed = cur.rowcount
-                cur.execute(f"ALTER TABLE {_q(spec.name)} ADD PRIMARY KEY ({key})")
-            cur.execute("RELEASE SAVEPOINT uci_key")
-        del self._fresh[spec.name]
-        return removed
-
-    def _upsert(self, spec: _Table, rows: Iterator[tuple[Any, ...]]) -> int:
-        columns = ", ".join(spec.columns)
-        fresh = spec.name in self._fresh
-        stream = _CsvStream(rows, spec.columns, ordinal=not fresh)
-        with self._conn.cursor() as cur:
-            if fresh:
-                target = _q(spec.name)
-            else:
-                target = f"pg_temp._uci_stage_{'users' if spec.key == USER_KEY else 'responses'}"
-                definitions = ", ".join(f"{column} {self._type(column)}" for column in spec.columns)
-                cur.execute(f"CREATE TEMPORARY TABLE {target.removeprefix('pg_temp.')} ({definitions}, "
-                            "_ordinal bigint NOT NULL) ON COMMIT DROP")
-            try:
-                cur.copy_expert(f"COPY {target} ({columns}{'' if fresh else ', _ordinal'}) FROM STDIN "
-                                "WITH (FORMAT csv)", stream, size=1 << 16)
-            except self._psycopg2.Error as exc:
-                if stream.error is not None:
-                    raise stream.error from exc
-                raise
-            if fresh:
-                return stream.ordinal - self._add_key(spec)
-            key = ", ".join(spec.key)
-            values = [column for column in spec.columns if column not in spec.key]
-            # a row that would not change is left alone (a rerun writes nothing), so the rows written
-            # are the keys only when every row was new or changed; otherwise the keys are counted
-            cur.execute(f"INSERT INTO {_q(spec.name)} AS target ({columns}) SELECT DISTINCT ON ({key}) {columns} "
-                        f"FROM {target} ORDER BY {key}, _ordinal DESC "
-                        f"ON CONFLICT ({key}) DO UPDATE SET {self._update_clause(spec)} "
-                        f"WHERE ({', '.join(f'target.{column}' for column in values)}) IS DISTINCT FROM "
-                        f"({', '.join(f'excluded.{column}' for column in values)})")
-            written = cur.rowcount
-            if written != stream.ordinal:
-                cur.execute(f"SELECT count(*) FROM (SELECT DISTINCT {key} FROM {target}) AS keys")
-                written = cur.fetchone()[0]
-            cur.execute(f"DROP TABLE {target}")
-        return written
-
-    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
-        with self._conn.cursor() as cur:
-            cur.execute(sql.replace("?", "%s"), params or None)
-
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._conn.cursor() as cur:
-            cur.execute(sql.replace("?", "%s"), params or None)
-            return cur.fetchall()
-
-    def _exists(self, name: str) -> bool:
-        return self._query("SELECT to_regclass(%s) IS NOT NULL", (_q(name),))[0][0]
-
-    def _now(self) -> datetime:
-        return datetime.now(timezone.utc)

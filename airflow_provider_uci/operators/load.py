@@ -125,9 +125,11 @@ class LoadExhaustOperator(BaseOperator):
                 audit={"response_request_id": response_meta.get("request_id"),
                        "private_request_id": private_meta.get("request_id")},
             )
-        self.log.info("Loaded %d responses (%d without a user row) and %d users of %s (%s..%s) into %s; "
-                      "%d rejected", summary.responses_loaded, summary.responses_without_user, summary.users_loaded,
-                      summary.conversation_id, from_date, to_date, summary.table, summary.rejected)
+        self.log.info("Loaded %d responses (%d without a user row, %d earlier rows replaced) and %d users of %s "
+                      "(%s..%s) into %s, read %s; %d rejected", summary.responses_loaded,
+                      summary.responses_without_user, summary.responses_replaced, summary.users_loaded,
+                      summary.conversation_id, from_date, to_date, summary.table,
+                      "with pyarrow" if summary.reader == "arrow" else "record by record", summary.rejected)
         outlet_events = context.get("outlet_events")
         if outlet_events is not None:
             outlet_events[warehouse_asset(self.table)].extra = {

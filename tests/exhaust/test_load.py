@@ -11,6 +11,7 @@ and leave the tables exactly as they were.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -284,8 +285,9 @@ def test_the_same_pair_loaded_twice_leaves_the_tables_as_they_were(warehouse_url
     second = load_exhaust(response_csv=SUNBIRD / TARA.response, private=SUNBIRD / TARA.private,
                           warehouse_url=warehouse_url)
 
-    assert first == second
-    assert (first.responses_loaded, first.users_loaded) == (TARA.rows, TARA.users)
+    assert first == dataclasses.replace(second, responses_replaced=0)
+    assert (first.responses_loaded, first.users_loaded, second.responses_replaced) == (TARA.rows, TARA.users,
+                                                                                      TARA.rows)
     again, users_again, loads = state(warehouse_url)
     assert (again, users_again) == (responses, users)
     assert len(again) == TARA.rows
@@ -426,10 +428,11 @@ def test_phone_numbers_are_stored_as_asked(mode: str, warehouse_url: str) -> Non
                                                                            mode).items())]
 
 
-# -- repeated keys and first loads ----------------------------------------------------------------------
+# -- repeated records, ranges and first loads ---------------------------------------------------------
 
 @pytest.mark.parametrize("table_exists", [False, True], ids=["into a new table", "into an existing table"])
-def test_a_key_twice_in_a_file_keeps_its_last_row(table_exists: bool, warehouse_url: str, tmp_path: Path) -> None:
+def test_a_record_twice_in_a_file_lands_twice_and_a_rerun_leaves_it_so(table_exists: bool, warehouse_url: str,
+                                                                       tmp_path: Path) -> None:
     _, records = read_fixture(SUNBIRD / TARA.response)
     record = records[2]
     again = record.raw.replace(',ftp,"","",0,1,1,', ',ftp,"","",42,1,1,')
@@ -442,19 +445,111 @@ def test_a_key_twice_in_a_file_keeps_its_last_row(table_exists: bool, warehouse_
 
     summary = loaded(uci_load(response, SUNBIRD / TARA.private, warehouse_url))
 
-    assert (summary["responses_read"], summary["responses_loaded"]) == (TARA.rows + 1, TARA.rows)
-    expected = expected_rows(TARA)
+    assert (summary["responses_read"], summary["responses_loaded"]) == (TARA.rows + 1, TARA.rows + 1)
     key = (TARA_BOT, record.values["Message ID"], record.values["Device ID"], record.values["Question Id"])
-    expected[key]["question_duration"] = 42
-    tara = {key: row for key, row in table_rows(warehouse_url).items() if key[0] == TARA_BOT}
-    assert tara == expected
+    with open_warehouse(warehouse_url) as warehouse:
+        rows = [dict(zip(RESPONSE_TABLE_COLUMNS, row, strict=True)) for row in warehouse.fetch(TABLE)]
+    assert sorted(row["question_duration"] for row in rows if tuple(row[c] for c in KEY_COLUMNS) == key) == [0, 42]
     before = state(warehouse_url)
-    assert loaded(uci_load(response, SUNBIRD / TARA.private, warehouse_url))["responses_loaded"] == TARA.rows
+    rerun = loaded(uci_load(response, SUNBIRD / TARA.private, warehouse_url))
+    assert (rerun["responses_loaded"], rerun["responses_replaced"]) == (TARA.rows + 1, TARA.rows + 1)
     assert state(warehouse_url)[:2] == before[:2]
 
 
+def test_a_record_synced_outside_the_range_is_rejected(warehouse_url: str, tmp_path: Path) -> None:
+    # every record of the 2022-06 sample was synced on 2022-06-21 (IST)
+    done = uci_load(SUNBIRD / TARA.response, SUNBIRD / TARA.private, warehouse_url, "--from-date", "2022-06-22",
+                    "--to-date", "2022-06-30", rejects=tmp_path / "rejects.jsonl")
+
+    assert done.returncode != 0
+    assert "synced on 2022-06-21 (IST), outside the range 2022-06-22..2022-06-30" in done.stderr
+    assert len((tmp_path / "rejects.jsonl").read_text().splitlines()) == TARA.rows
+    assert state(warehouse_url) == ([], [], [])
+    summary = loaded(uci_load(SUNBIRD / TARA.response, SUNBIRD / TARA.private, warehouse_url, "--from-date",
+                              "2022-06-21", "--to-date", "2022-06-21"))
+    assert summary["responses_loaded"] == TARA.rows
+    with open_warehouse(warehouse_url) as warehouse:
+        (audit,) = warehouse.loads(TABLE)
+    assert (audit["from_date"], audit["to_date"]) == ("2022-06-21", "2022-06-21")
+
+
+# -- the PostgreSQL reader in C -------------------------------------------------------------------------
+
+def generated_pair(folder: Path, rows: int) -> tuple[Path, Path]:
+    """A response/private pair in the real dialect with every hard case (the join-load benchmark's files)."""
+    from tests.benchmarks.join_load import generate
+
+    generate(folder, rows, max(1, rows // 5))
+    return folder / "response.csv", folder / "private.csv"
+
+
 @pytest.mark.postgres
-def test_two_first_loads_at_once_both_land_and_the_tables_get_their_keys(tmp_path: Path) -> None:
+def test_postgres_reads_clean_files_in_c_into_the_table_the_record_reader_makes(tmp_path: Path) -> None:
+    pairs = [(SUNBIRD / pair.response, SUNBIRD / pair.private) for pair in PAIRS]
+    pairs.append(generated_pair(tmp_path, 3000))
+    with postgres_database() as fast_url, postgres_database() as slow_url:
+        for response, private in pairs:
+            for phones in ("plain", "hashed"):
+                fast = load_exhaust(response_csv=response, private=private, warehouse_url=fast_url,
+                                    phone_numbers=phones, table=f"t_{phones}")
+                slow = load_exhaust(response_csv=response, private=private, warehouse_url=slow_url,
+                                    phone_numbers=phones, table=f"t_{phones}", fast=False)
+                assert (fast.reader, slow.reader) == ("arrow", "records")
+                assert dataclasses.replace(fast, reader="records") == slow
+        for table in ("t_plain", "t_hashed"):
+            with open_warehouse(fast_url) as fast_warehouse, open_warehouse(slow_url) as slow_warehouse:
+                assert fast_warehouse.fetch(table) == slow_warehouse.fetch(table)
+                assert fast_warehouse.fetch_users(table) == slow_warehouse.fetch_users(table)
+                assert fast_warehouse.count(table) == sum(1 for _ in open_rows(pairs))
+        import psycopg2
+
+        days = []
+        for url in (fast_url, slow_url):
+            with psycopg2.connect(url) as conn, conn.cursor() as cur:
+                cur.execute("SELECT sync_date, count(*) FROM t_plain GROUP BY 1 ORDER BY 1")
+                days.append(cur.fetchall())
+            conn.close()
+        assert days[0] == days[1] and len(days[0]) > 3
+
+
+def open_rows(pairs: list[tuple[Path, Path]]) -> Iterator[list[str | None]]:
+    from airflow_provider_uci.exhaust.spark_csv import read_records
+
+    for response, _ in pairs:
+        with response.open(encoding="utf-8", newline="") as handle:
+            records = read_records(handle)
+            next(records)
+            yield from (values for _, values in records)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("old", "new", "reader"), [
+    # a form only the record reader takes: the C reader declines the file
+    (',ftp,"","",0,1,1,', ',ftp,"","",0.0,1,1,', "records"),
+    (',ftp,"","",0,1,1,', ',ftp,"","", 0,1,1,', "records"),
+    ("2022-06-21T14:48:17.046Z,2022-06-21T14:48:17.046Z", "2022-06-21 14:48:17.046Z,2022-06-21T14:48:17.046Z",
+     "records"),
+    # forms both take, to the same values
+    (",false,2022-06-21T14:48:17.046Z", ",FALSE,2022-06-21T14:48:17.046Z", "arrow"),
+    ("2022-06-21T14:48:17.046Z,2022-06-21T14:48:17.046Z", "2022-06-21T20:18:17.046+05:30,2022-06-21T14:48:17.046Z",
+     "arrow"),
+], ids=["0.0", "a space", "a space for T", "FALSE", "an offset"])
+def test_a_value_in_an_unusual_form_loads_as_the_record_reader_reads_it(old: str, new: str, reader: str,
+                                                                        tmp_path: Path) -> None:
+    response = tmp_path / "response.csv"
+    record = rewrite_record(TARA, 2, old, new, response)
+    with postgres_database() as url:
+        summary = load_exhaust(response_csv=response, private=SUNBIRD / TARA.private, warehouse_url=url)
+        rows = table_rows(url)
+    key = (TARA_BOT, record.values["Message ID"], record.values["Device ID"], record.values["Question Id"])
+    assert summary.reader == reader
+    assert summary.responses_loaded == TARA.rows and summary.rejected == 0
+    assert rows == expected_rows(TARA)
+    assert rows[key]["question_duration"] == 0
+
+
+@pytest.mark.postgres
+def test_two_first_loads_at_once_both_land_and_the_tables_get_their_indexes(tmp_path: Path) -> None:
     import threading
 
     with postgres_database() as url:
@@ -485,5 +580,23 @@ def test_two_first_loads_at_once_both_land_and_the_tables_get_their_keys(tmp_pat
         with psycopg2.connect(url) as conn, conn.cursor() as cur:
             cur.execute("SELECT table_name FROM information_schema.table_constraints "
                         "WHERE constraint_type = 'PRIMARY KEY' AND table_name LIKE %s ORDER BY 1", (f"{TABLE}%",))
-            assert [row[0] for row in cur.fetchall()] == [TABLE, f"{TABLE}_loads", f"{TABLE}_users"]
+            assert [row[0] for row in cur.fetchall()] == [f"{TABLE}_loads", f"{TABLE}_users"]
+            cur.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", (TABLE,))
+            assert [row[0] for row in cur.fetchall()] == [
+                f"CREATE INDEX {TABLE}_bot_day ON public.{TABLE} USING brin (conversation_id, sync_date) "
+                "WITH (autosummarize='on')"]
         conn.close()
+
+
+@pytest.mark.postgres
+def test_a_value_postgresql_refuses_in_binary_is_named_by_the_record_reader(tmp_path: Path) -> None:
+    response = tmp_path / "response.csv"
+    rewrite_record(TARA, 2, "comic_books[1]/eof", "comic\x00books[1]/eof", response)
+    with postgres_database() as url:
+        loaded(uci_load(SUNBIRD / PAIRS[2].response, SUNBIRD / PAIRS[2].private, url))
+        before = state(url)
+
+        with pytest.raises(ValueError, match="x_path: row 3 contains a NUL character"):
+            load_exhaust(response_csv=response, private=SUNBIRD / TARA.private, warehouse_url=url)
+
+        assert state(url) == before

@@ -1,8 +1,9 @@
 """The warehouse loader against a real SQLite file and a real PostgreSQL database.
 
 Every behaviour is checked on both backends: values come back as they went in (null apart from the
-empty string, any text byte for byte), a rerun gives the same table, and a load that fails anywhere
-leaves every table exactly as it was.
+empty string, any text byte for byte), a load replaces the bot's rows of the sync days it covers (so
+a rerun gives the same table and overlapping ranges leave each row once), and a load that fails
+anywhere leaves every table exactly as it was.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ TRICKY_TEXT = [
     "C:\\Users\\x\\",
     "\\.",
     "\\.\nafter the end-of-data marker",
+    "before\n\\.\nafter, the marker alone on a line",
     "\\N",
     "NULL",
     " leading and trailing spaces ",
@@ -43,8 +45,13 @@ TRICKY_TEXT = [
 ]
 
 
+def synced(day: int) -> str:
+    """A sync timestamp on 2022-06-<day> IST (the evening of that day, UTC)."""
+    return f"2022-06-{day:02d}T14:46:01.003Z"
+
+
 def response(number: int, **changes: Any) -> tuple[Any, ...]:
-    """A response row in RESPONSE_TABLE_COLUMNS order, keyed by ``number``."""
+    """A response row in RESPONSE_TABLE_COLUMNS order, keyed by ``number``, synced on 2022-06-21."""
     values = {
         "conversation_id": BOT, "message_id": f"msg-{number:07d}", "device_id": f"device-{number % 7}",
         "question_id": f"q{number % 3}", "conversation_name": "Global Tara Bot", "session_id": None,
@@ -65,8 +72,9 @@ def user(number: int, **changes: Any) -> UserRecord:
     return record._replace(**changes)
 
 
-def load(warehouse: Warehouse, rows: Any, users: Any = (), table: str = "answers", **extra: Any) -> LoadResult:
-    return warehouse.load(table=table, conversation_id=BOT, from_date="2022-06-01", to_date="2022-06-30",
+def load(warehouse: Warehouse, rows: Any, users: Any = (), table: str = "answers", days: tuple[str, str] = (
+        "2022-06-01", "2022-06-30"), **extra: Any) -> LoadResult:
+    return warehouse.load(table=table, conversation_id=BOT, from_date=days[0], to_date=days[1],
                           responses=iter(rows), users=iter(users), audit=extra.pop("audit", AUDIT), **extra)
 
 
@@ -93,7 +101,7 @@ def test_null_and_empty_string_stay_apart(warehouse: Warehouse) -> None:
     rows = [response(1, question_response="", question_title=""),
             response(2, question_response=None, question_title=None, question_duration=None, eof=None,
                      event_timestamp=None, at_timestamp=None)]
-    load(warehouse, rows)
+    load(warehouse, rows, days=("2022-06-21", "2022-06-21"))  # a row with no timestamp is of the load's one day
 
     fetched = warehouse.fetch_normalised("answers")
     assert column(fetched, "question_response") == ["", None]
@@ -129,26 +137,54 @@ def test_values_are_typed_and_timestamps_normalise_alike(warehouse: Warehouse) -
 def test_loading_the_same_rows_twice_gives_the_same_table(warehouse: Warehouse) -> None:
     rows = [response(number) for number in range(1, 101)]
     users = [user(number) for number in range(5)]
-    assert load(warehouse, rows, users) == LoadResult(responses=100, users=5)
+    assert load(warehouse, rows, users) == LoadResult(responses=100, users=5, replaced=0)
     first = warehouse.fetch_normalised("answers"), warehouse.fetch_users("answers")
 
-    assert load(warehouse, rows, users) == LoadResult(responses=100, users=5)
+    assert load(warehouse, rows, users) == LoadResult(responses=100, users=5, replaced=100)
 
     assert (warehouse.fetch_normalised("answers"), warehouse.fetch_users("answers")) == first
 
 
-def test_overlapping_batches_give_their_union(warehouse: Warehouse) -> None:
-    assert load(warehouse, [response(number) for number in range(1, 101)]).responses == 100
-    assert load(warehouse, [response(number) for number in range(50, 151)]).responses == 101
+def by_day(first: int, last: int) -> list[tuple[Any, ...]]:
+    """Ten answers a day, synced on 2022-06-<first> to 2022-06-<last>."""
+    return [response(day * 100 + number, at_timestamp=synced(day)) for day in range(first, last + 1)
+            for number in range(10)]
+
+
+def test_overlapping_ranges_leave_each_row_once(warehouse: Warehouse) -> None:
+    assert load(warehouse, by_day(1, 10), days=("2022-06-01", "2022-06-10")) == LoadResult(100, 0, 0)
+    # a backfill of days 6..15: days 6..10 are replaced, 11..15 are new, 1..5 stay
+    assert load(warehouse, by_day(6, 15), days=("2022-06-06", "2022-06-15")) == LoadResult(100, 0, 50)
 
     fetched = warehouse.fetch_normalised("answers")
     assert len(fetched) == warehouse.count("answers") == 150
-    assert column(fetched, "message_id") == [f"msg-{number:07d}" for number in range(1, 151)]
+    assert column(fetched, "message_id") == [f"msg-{day * 100 + n:07d}" for day in range(1, 16) for n in range(10)]
 
 
-def test_a_key_seen_again_takes_the_new_values(warehouse: Warehouse) -> None:
+def test_a_day_of_the_range_with_no_rows_is_emptied(warehouse: Warehouse) -> None:
+    load(warehouse, by_day(1, 3), days=("2022-06-01", "2022-06-03"))
+    # the service found nothing for day 2 this time (say the user was deleted): the table says so too
+    result = load(warehouse, by_day(1, 1) + by_day(3, 3), days=("2022-06-01", "2022-06-03"))
+
+    assert result == LoadResult(20, 0, 30)
+    assert column(warehouse.fetch("answers"), "message_id") == [
+        f"msg-{day * 100 + n:07d}" for day in (1, 3) for n in range(10)]
+
+
+def test_another_bot_and_days_outside_the_range_are_left_alone(warehouse: Warehouse) -> None:
+    load(warehouse, by_day(1, 5), days=("2022-06-01", "2022-06-05"))
+    warehouse.load(table="answers", conversation_id="other-bot", from_date="2022-06-03", to_date="2022-06-03",
+                   responses=iter([response(7, conversation_id="other-bot", at_timestamp=synced(3))]), users=[],
+                   audit={})
+
+    assert load(warehouse, by_day(3, 3), days=("2022-06-03", "2022-06-03")).replaced == 10
+    assert warehouse.count("answers") == 51
+
+
+def test_a_rerun_takes_the_new_values(warehouse: Warehouse) -> None:
     load(warehouse, [response(1), response(2)])
-    load(warehouse, [response(2, question_response='[{"2":{"text":"2 No"}}]', eof=None, question_score=None)])
+    load(warehouse, [response(1), response(2, question_response='[{"2":{"text":"2 No"}}]', eof=None,
+                                            question_score=None)])
 
     fetched = warehouse.fetch_normalised("answers")
     assert column(fetched, "question_response") == ['[{"1":{"text":"1 Yes"}}]', '[{"2":{"text":"2 No"}}]']
@@ -156,15 +192,37 @@ def test_a_key_seen_again_takes_the_new_values(warehouse: Warehouse) -> None:
     assert column(fetched, "question_score") == [1, None]
 
 
-def test_duplicate_keys_in_one_batch_the_last_wins(warehouse: Warehouse) -> None:
-    rows = [response(1, question_response="first"), response(2), response(1, question_response="second"),
-            response(1, question_response="last")]
+def test_rows_are_kept_as_given_and_users_upserted_the_last_winning(warehouse: Warehouse) -> None:
+    rows = [response(1, question_response="first"), response(2), response(1, question_response="again")]
     users = [user(1, phone="old"), user(1, phone="new")]
 
-    assert load(warehouse, rows, users) == LoadResult(responses=2, users=1)
+    assert load(warehouse, rows, users) == LoadResult(responses=3, users=1)
 
-    assert column(warehouse.fetch("answers"), "question_response") == ["last", '[{"1":{"text":"1 Yes"}}]']
+    assert sorted(column(warehouse.fetch("answers"), "question_response")) == [
+        '[{"1":{"text":"1 Yes"}}]', "again", "first"]
     assert [row[3] for row in warehouse.fetch_users("answers")] == ["new"]
+    assert load(warehouse, rows, users) == LoadResult(responses=3, users=1, replaced=3)
+    assert warehouse.count("answers") == 3
+
+
+@pytest.mark.parametrize(("row", "days", "message"), [
+    (response(1, at_timestamp=synced(21)), ("2022-06-01", "2022-06-20"), "synced on 2022-06-21 is outside"),
+    (response(1, at_timestamp="2022-06-20T18:30:00Z"), ("2022-06-20", "2022-06-20"),
+     "synced on 2022-06-21 is outside"),  # 00:00 IST is the next day
+    (response(1, at_timestamp=None, event_timestamp=None), ("2022-06-01", "2022-06-02"),
+     "row 2 has no @timestamp or Timestamp"),
+    (response(1, conversation_id="other-bot"), ("2022-06-01", "2022-06-30"), "row 2 is of conversation 'other-bot'"),
+    (response(1, at_timestamp="yesterday"), ("2022-06-01", "2022-06-30"), "row 2 has a timestamp that is not"),
+])
+def test_a_row_the_load_may_not_write_fails_it(warehouse: Warehouse, row: tuple[Any, ...], days: tuple[str, str],
+                                               message: str) -> None:
+    load(warehouse, by_day(20, 20), days=("2022-06-20", "2022-06-20"))
+    before = state(warehouse)
+
+    with pytest.raises(ValueError, match=message):
+        load(warehouse, [response(2, at_timestamp=synced(int(days[0][-2:]))), row], days=days)
+
+    assert state(warehouse) == before
 
 
 def test_an_iterator_failing_midway_leaves_every_table_as_it_was(warehouse: Warehouse) -> None:
@@ -205,7 +263,7 @@ def test_before_commit_returning_commits_the_load(warehouse: Warehouse) -> None:
     result = load(warehouse, [response(1), response(2)], [user(1)],
                   before_commit=lambda: seen.append((warehouse.count("answers"), len(warehouse.loads("answers")))))
 
-    assert seen == [(2, 0)]  # it reads the load's own writes (the audit row comes after it)
+    assert seen == [(2, 1)]  # it reads the load's own writes, the audit row too (completed after it)
     assert result == LoadResult(2, 1)
     assert warehouse.count("answers") == 2 and len(warehouse.loads("answers")) == 1
 
@@ -266,7 +324,8 @@ def test_each_load_writes_an_audit_row(warehouse: Warehouse) -> None:
     first, second = warehouse.loads("answers")
     assert {key: value for key, value in first.items() if key != "loaded_at"} == {
         "id": first["id"], "conversation_id": BOT, "from_date": "2022-06-01", "to_date": "2022-06-30",
-        "response_request_id": "RESP-1", "private_request_id": "PRIV-1", "responses": 2, "users": 1, "rejected": 4,
+        "response_request_id": "RESP-1", "private_request_id": "PRIV-1", "responses": 3, "users": 1, "replaced": 0,
+        "rejected": 4,
     }
     assert (second["conversation_id"], second["from_date"], second["to_date"]) == ("other-bot", "2022-07-01",
                                                                                      "2022-07-01")

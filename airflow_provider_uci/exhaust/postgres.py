@@ -1,0 +1,341 @@
+"""The PostgreSQL warehouse: every row goes in through ``COPY ... FROM STDIN``.
+
+Responses are copied straight into the responses table (a load replaces whole days, so there is no
+conflict to resolve): as CSV from rows formatted here, or in the binary format from
+:class:`PreparedResponses` that a reader encoded in C (``exhaust.arrow``), produced on a thread of
+their own, so that reading and checking the next rows overlaps with the server's work on the last. The responses table's index
+is a BRIN index (see :meth:`PostgresWarehouse._index_ddl`). Users go to a temporary staging table and
+one ``INSERT ... SELECT DISTINCT ON ... ON CONFLICT`` upserts them; a users table a load creates is
+filled first and given its primary key at the commit (one sorted build instead of an entry per row).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timezone
+from typing import Any
+
+from airflow_provider_uci.exhaust.warehouse import (
+    USER_KEY,
+    PreparedResponses,
+    Warehouse,
+    _day_index,
+    _q,
+    _Table,
+    _tables,
+)
+
+
+class FastPathDeclined(Exception):
+    """Prepared rows were refused (by their reader or by PostgreSQL); the load was rolled back.
+
+    The loader then reads the file again record by record, which says which record breaks which rule.
+    """
+
+
+class _CsvStream:
+    """A file-like object for ``COPY ... FROM STDIN (FORMAT csv)`` that formats rows as they are read.
+
+    Strings are always quoted, so ``""`` is the empty string and an unquoted empty field is null. With
+    ``ordinal``, each line ends with the row's ordinal. An error raised while reading is kept, because
+    psycopg2 replaces it.
+    """
+
+    def __init__(self, rows: Iterator[tuple[Any, ...]], columns: tuple[str, ...], ordinal: bool = True) -> None:
+        self._rows = rows
+        self._columns = columns
+        self._with_ordinal = ordinal
+        self.ordinal = 0
+        self.error: BaseException | None = None
+
+    def _value(self, index: int, value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise ValueError(f"{self._columns[index]}: row {self.ordinal} contains a NUL character, "
+                                 "which PostgreSQL text cannot hold")
+            return '"' + value.replace('"', '""') + '"'
+        if value is True or value is False:
+            return "t" if value else "f"
+        if isinstance(value, (int, date)):
+            return value.isoformat() if isinstance(value, date) else str(value)
+        raise TypeError(f"{self._columns[index]}: row {self.ordinal} has a {type(value).__name__}, "
+                        "expected a string, number, boolean or null")
+
+    def _line(self, row: tuple[Any, ...]) -> str:
+        """The row as CSV; strings, null and integers inline, anything else (and any NUL) by :meth:`_value`."""
+        line = ",".join([('"' + value.replace('"', '""') + '"') if value.__class__ is str
+                         else "" if value is None else _SIMPLE.get(value.__class__, _other)(value) for value in row])
+        if "\x00" in line:
+            line = ",".join([self._value(index, value) for index, value in enumerate(row)])
+        return line
+
+    def read(self, size: int = -1) -> str:
+        size = size if size and size > 0 else 1 << 16
+        lines: list[str] = []
+        length = 0
+        line_of = self._line
+        try:
+            for row in self._rows:
+                self.ordinal += 1
+                line = line_of(row)
+                line = f"{line},{self.ordinal}\n" if self._with_ordinal else line + "\n"
+                lines.append(line)
+                length += len(line)
+                if length >= size:
+                    break
+        except BaseException as exc:
+            self.error = exc
+            raise
+        return "".join(lines)
+
+
+def _other(value: Any) -> str:
+    """A NUL, which no text may hold: :meth:`_CsvStream._line` then formats the row value by value."""
+    return "\x00"
+
+
+_SIMPLE: dict[type, Callable[[Any], str]] = {int: str, bool: lambda value: "t" if value else "f"}
+
+
+class _Prefetched:
+    """A file-like object over byte chunks that a thread produces ahead of the reader (a few at most).
+
+    An error in the producer is raised by :meth:`read`, and kept in ``error`` (psycopg2 replaces it).
+    """
+
+    def __init__(self, chunks: Iterator[bytes | memoryview], depth: int = 4) -> None:
+        self._queue: queue.Queue[tuple[bytes | memoryview | None, BaseException | None]] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._buffer = memoryview(b"")
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._produce, args=(chunks,), name="uci-copy-reader", daemon=True)
+        self._thread.start()
+
+    def _produce(self, chunks: Iterator[bytes | memoryview]) -> None:
+        try:
+            for chunk in chunks:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put((chunk, None), timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._queue.put((None, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader
+            self._queue.put((None, exc))
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._buffer:
+            chunk, error = self._queue.get()
+            if error is not None:
+                self.error = error
+                raise error
+            if chunk is None:
+                self._queue.put((None, None))  # a later read finds the end again
+                return b""
+            self._buffer = memoryview(chunk)
+        size = len(self._buffer) if size is None or size < 0 else size
+        piece, self._buffer = self._buffer[:size], self._buffer[size:]
+        return bytes(piece)
+
+    def close(self) -> None:
+        """Stop the producer (if the copy ended early) and wait for it."""
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        self._thread.join()
+
+
+class PostgresWarehouse(Warehouse):
+    """PostgreSQL through psycopg2; ``COPY`` for every row (see the module)."""
+
+    backend = "postgres"
+    _binary_order = ' COLLATE "C"'
+    _serial = "id bigserial PRIMARY KEY"
+    _text = "text"
+    _date = "date"
+    _int = "bigint"
+    _bool = "boolean"
+    _timestamp = "timestamptz"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        import psycopg2
+
+        self._psycopg2 = psycopg2
+        self._conn = psycopg2.connect(url)
+        self._conn.set_client_encoding("UTF8")
+        with self._conn.cursor() as cur:
+            cur.execute("SET TIME ZONE 'UTC'")
+        self._conn.commit()
+        self._fresh: dict[str, _Table] = {}  # tables created by this load, still without their key or index
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _begin(self) -> None:
+        self._conn.rollback()  # psycopg2 opens the transaction with the first statement
+        self._fresh = {}
+
+    def _commit(self) -> None:
+        for spec in list(self._fresh.values()):
+            if spec.key == USER_KEY:
+                self._index(spec)  # a created users table that got no rows still gets its key
+        self._conn.commit()
+
+    def _rollback(self) -> None:
+        self._fresh = {}
+        self._conn.rollback()
+
+    def _exist(self, names: list[str]) -> list[bool]:
+        found = self._query("SELECT " + ", ".join("to_regclass(%s)" for _ in names), tuple(map(_q, names)))[0]
+        return [value is not None for value in found]
+
+    def _create(self, table: str) -> None:
+        specs = _tables(table)
+        names = [spec.name for spec in specs] + [f"{table}_loads"]
+        if all(self._exist(names)):
+            return
+        # Two first loads into one table at once must not both create it: the second waits, then sees it.
+        self._query("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(f"uci-warehouse:{table}".encode()),))
+        # Read the catalog itself: to_regclass may still answer from this session's cache, from before
+        # the lock was granted. A table is made where CREATE TABLE would make it (the current schema).
+        here = {row[0] for row in self._query(
+            "SELECT relname FROM pg_catalog.pg_class WHERE relname = ANY(%s) AND relnamespace = "
+            "(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())", (names,))}
+        for spec in specs:
+            if spec.name not in here:
+                self._execute(self._table_ddl(spec, with_key=False))
+                self._fresh[spec.name] = spec
+        self._execute(self._index_ddl(table))
+        self._execute(self._loads_ddl(table))
+
+    def _type(self, column: str) -> str:
+        kind = super()._type(column)
+        # identifiers compare byte by byte, as SQLite compares them: faster to sort, index and join on
+        return f'{kind} COLLATE "C"' if column in ("conversation_id", "message_id", "device_id", "question_id",
+                                                   "device_uuid") else kind
+
+    def _index(self, spec: _Table) -> int:
+        """Give a users table this load created its primary key; a repeated key keeps its last row.
+        Return the rows removed."""
+        key = ", ".join(spec.key)
+        removed = 0
+        with self._conn.cursor() as cur:
+            cur.execute("SAVEPOINT uci_key")
+            try:
+                cur.execute(f"ALTER TABLE {_q(spec.name)} ADD PRIMARY KEY ({key})")
+            except self._psycopg2.errors.UniqueViolation:
+                cur.execute("ROLLBACK TO SAVEPOINT uci_key")
+                # rows went in by one COPY into a new table, so their physical order is the order they came in
+                same = " AND ".join(f"older.{column} = newer.{column}" for column in spec.key)
+                cur.execute(f"DELETE FROM {_q(spec.name)} AS older USING {_q(spec.name)} AS newer "
+                            f"WHERE {same} AND older.ctid < newer.ctid")
+                removed = cur.rowcount
+                cur.execute(f"ALTER TABLE {_q(spec.name)} ADD PRIMARY KEY ({key})")
+            cur.execute("RELEASE SAVEPOINT uci_key")
+        del self._fresh[spec.name]
+        return removed
+
+    def _index_ddl(self, table: str) -> str:
+        """A BRIN index: a load appends a bot's days together, so block ranges find them; it costs next to
+        nothing to build or keep up, where a B-tree entry per row would cost the load a tenth of its time."""
+        return (f"CREATE INDEX IF NOT EXISTS {_day_index(table)} ON {_q(table)} USING brin (conversation_id, sync_date)"
+                " WITH (autosummarize = on)")
+
+    def _lock(self, table: str, conversation_id: str) -> None:
+        """One load of a bot into a table at a time: each replaces what the other would see."""
+        self._query("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(f"uci-load:{table}:{conversation_id}".encode()),))
+
+    def _copy(self, spec: _Table, stream: Any, columns: tuple[str, ...], target: str | None = None,
+              binary: bool = False) -> None:
+        with self._conn.cursor() as cur:
+            try:
+                cur.copy_expert(f"COPY {target or _q(spec.name)} ({', '.join(columns)}) FROM STDIN "
+                                f"WITH (FORMAT {'binary' if binary else 'csv'})", stream, size=1 << 16)
+            except self._psycopg2.Error as exc:
+                if stream.error is not None:
+                    raise stream.error from exc
+                raise
+
+    def _insert(self, spec: _Table, rows: Iterator[tuple[Any, ...]]) -> int:
+        stream = _CsvStream(rows, spec.columns, ordinal=False)
+        self._copy(spec, stream, spec.columns)
+        return stream.ordinal
+
+    def _copy_prepared(self, spec: _Table, source: PreparedResponses, load_id: int) -> int:
+        stream = _Prefetched(source.copy_chunks(load_id))
+        try:
+            self._copy(spec, stream, spec.columns, binary=True)
+        except self._psycopg2.DataError as exc:  # the load rolls back; the values are not repeated here
+            raise FastPathDeclined(f"PostgreSQL refused a value (SQLSTATE {exc.pgcode})") from None
+        finally:
+            stream.close()
+        return source.rows
+
+    def _replace(self, table: str, conversation_id: str, low: str, high: str, load_id: int) -> int:
+        if table in self._fresh:
+            return 0  # created by this load: nothing of an earlier one to replace
+        return super()._replace(table, conversation_id, low, high, load_id)
+
+    def _upsert(self, spec: _Table, rows: Iterator[tuple[Any, ...]]) -> int:
+        columns = ", ".join(spec.columns)
+        fresh = spec.name in self._fresh
+        stream = _CsvStream(rows, spec.columns, ordinal=not fresh)
+        if fresh:
+            self._copy(spec, stream, spec.columns)
+            return stream.ordinal - self._index(spec)
+        with self._conn.cursor() as cur:
+            target = "_uci_stage_users"
+            definitions = ", ".join(f"{column} {self._type(column)}" for column in spec.columns)
+            cur.execute(f"CREATE TEMPORARY TABLE {target} ({definitions}, _ordinal bigint NOT NULL) ON COMMIT DROP")
+        self._copy(spec, stream, (*spec.columns, "_ordinal"), target=target)
+        with self._conn.cursor() as cur:
+            key = ", ".join(spec.key)
+            values = [column for column in spec.columns if column not in spec.key]
+            # a row that would not change is left alone (a rerun writes nothing), so the rows written
+            # are the keys only when every row was new or changed; otherwise the keys are counted
+            cur.execute(f"INSERT INTO {_q(spec.name)} AS target ({columns}) SELECT DISTINCT ON ({key}) {columns} "
+                        f"FROM {target} ORDER BY {key}, _ordinal DESC "
+                        f"ON CONFLICT ({key}) DO UPDATE SET {self._update_clause(spec)} "
+                        f"WHERE ({', '.join(f'target.{column}' for column in values)}) IS DISTINCT FROM "
+                        f"({', '.join(f'excluded.{column}' for column in values)})")
+            written = cur.rowcount
+            if written != stream.ordinal:
+                cur.execute(f"SELECT count(*) FROM (SELECT DISTINCT {key} FROM {target}) AS keys")
+                written = cur.fetchone()[0]
+            cur.execute(f"DROP TABLE {target}")
+        return written
+
+    def _insert_returning_id(self, sql: str, params: tuple[Any, ...]) -> int:
+        return self._query(sql + " RETURNING id", params)[0][0]
+
+    def _delete(self, sql: str, params: tuple[Any, ...]) -> int:
+        with self._conn.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), params)
+            return cur.rowcount
+
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        with self._conn.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), params or None)
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._conn.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), params or None)
+            return cur.fetchall()
+
+    def _exists(self, name: str) -> bool:
+        return self._query("SELECT to_regclass(%s) IS NOT NULL", (_q(name),))[0][0]
+
+    def _now(self) -> datetime:
+        return datetime.now(timezone.utc)
