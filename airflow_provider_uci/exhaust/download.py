@@ -9,6 +9,7 @@ against ``Content-Length`` (and the ``Content-Range`` total) before the file is 
 
 from __future__ import annotations
 
+import http.client
 import logging
 import re
 import shutil
@@ -32,7 +33,9 @@ MAX_BACKOFF = 30.0
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-              requests.exceptions.ContentDecodingError, urllib3.exceptions.HTTPError)
+              requests.exceptions.ContentDecodingError, urllib3.exceptions.HTTPError,
+              # what the standard library's response raises when read from directly (see _body)
+              http.client.HTTPException, ConnectionError, TimeoutError)
 
 
 class DownloadError(RuntimeError):
@@ -192,6 +195,7 @@ def _attempt(http: requests.Session, url: str, handle: BinaryIO, total: int | No
                     received += len(chunk)
                     if progress is not None:
                         progress(written + received, total)
+                    del chunk  # a view of the buffer the next read fills
         except _TRANSIENT as exc:
             raise _Retry(f"{type(exc).__name__} after {written + received} bytes", total=total) from None
     if length is not None and received != length:
@@ -201,15 +205,22 @@ def _attempt(http: requests.Session, url: str, handle: BinaryIO, total: int | No
     return total
 
 
-def _body(response: requests.Response, chunk_size: int) -> Iterator[bytes]:
-    """The body as it came: read straight from urllib3 (requests' decoding layer copies every chunk once
-    more), unless the server encoded it after all, when requests decodes it as before."""
+def _body(response: requests.Response, chunk_size: int) -> Iterator[bytes | memoryview]:
+    """The body as it came, read into one reused buffer straight from the standard library's HTTP
+    response under urllib3 (its read and requests' decoding layer each copy every chunk once more);
+    through urllib3 when that is not at hand, and through requests when the server encoded the body."""
     if response.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
         yield from response.iter_content(chunk_size=chunk_size)
         return
-    read = response.raw.read
-    while chunk := read(chunk_size, decode_content=False):
-        yield chunk
+    plain = getattr(response.raw, "_fp", None)
+    if not isinstance(plain, http.client.HTTPResponse):
+        read = response.raw.read
+        while chunk := read(chunk_size, decode_content=False):
+            yield chunk
+        return
+    buffer = memoryview(bytearray(chunk_size))
+    while count := plain.readinto(buffer):
+        yield buffer[:count]
 
 
 def open_private_zip(zip_path: Path, password: str | None, target_dir: Path, *, name: str | None = None,
