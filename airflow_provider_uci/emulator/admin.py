@@ -7,12 +7,15 @@ ranged GETs. Admin routes (``/admin/...``) are the emulator's own; the real serv
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from airflow_provider_uci.emulator import protocol
 from airflow_provider_uci.emulator.gateway import drop_connection, inject_faults, json_response
@@ -132,7 +135,12 @@ def register_admin(app: FastAPI, service: Service) -> None:
         name = request.query_params.get("name") or default_file_name(row.job_id, row.request_data, service.clock.now())
         key = f"{row.job_id}/{request_id}/{name}"
         container = service.settings.reports_container
-        service.storage.upload_bytes(container, key, await request.body())
+        # the body goes to a temporary file a chunk at a time, so a file of any size costs no memory
+        with tempfile.NamedTemporaryFile(prefix="uci-place-", suffix=".part") as spool:
+            async for chunk in request.stream():
+                spool.write(chunk)
+            spool.flush()
+            await run_in_threadpool(service.storage.upload_file, container, key, Path(spool.name))
         account = service.storage.account
         stored = https_url(account, container, key) if name.endswith(".zip") else wasb_url(account, container, key)
         execution = int(request.query_params.get("executionTime", "0"))
@@ -157,7 +165,6 @@ def register_admin(app: FastAPI, service: Service) -> None:
 
     async def run_jobs(request: Request) -> Response:
         """Run the nightly jobs now, as the real service's on-demand replay does."""
-        from starlette.concurrency import run_in_threadpool
 
         from airflow_provider_uci.emulator.jobs import DATASETS
 

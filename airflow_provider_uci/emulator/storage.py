@@ -65,8 +65,6 @@ class BlobStorage(Protocol):
 
     def upload_file(self, container: str, key: str, path: Path) -> None: ...
 
-    def upload_bytes(self, container: str, key: str, data: bytes) -> None: ...
-
     def open(self, container: str, key: str) -> BinaryIO: ...
 
     def exists(self, container: str, key: str) -> bool: ...
@@ -97,13 +95,6 @@ class LocalStorage:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")
         shutil.copyfile(path, partial)
-        partial.replace(target)
-
-    def upload_bytes(self, container: str, key: str, data: bytes) -> None:
-        target = self.path(container, key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        partial.write_bytes(data)
         partial.replace(target)
 
     def open(self, container: str, key: str) -> BinaryIO:
@@ -184,9 +175,6 @@ class AzureStorage:
     def upload_file(self, container: str, key: str, path: Path) -> None:
         with Path(path).open("rb") as handle:
             self._container(container).upload_blob(_check_key(key), handle, overwrite=True)
-
-    def upload_bytes(self, container: str, key: str, data: bytes) -> None:
-        self._container(container).upload_blob(_check_key(key), data, overwrite=True)
 
     def open(self, container: str, key: str) -> BinaryIO:
         import io
