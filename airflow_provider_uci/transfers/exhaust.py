@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import tempfile
@@ -37,8 +36,11 @@ from airflow_provider_uci.xcom import pull_from
 DEFAULT_WASB_CONN_ID = "wasb_default"
 #: The folder under ``AIRFLOW_HOME`` that holds the files when no destination is given.
 DEFAULT_FOLDER = "uci-exhaust/files"
-#: Size of the blocks staged when uploading to Azure Blob (the upload never holds more in memory).
+#: Uploads to Azure Blob: a file up to SINGLE_PUT_SIZE goes in one request; a larger one in blocks of
+#: BLOCK_SIZE, UPLOAD_THREADS at a time (so at most that many blocks are in memory).
+SINGLE_PUT_SIZE = 8 * MIB
 BLOCK_SIZE = 4 * MIB
+UPLOAD_THREADS = 4
 
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -127,7 +129,8 @@ class CopyExhaustFilesOperator(BaseOperator):
     ``<destination>/<conversation_id>/<start_date>_<end_date>/uci-response-exhaust.csv``, or for the
     private exhaust ``.../uci-private-exhaust.zip`` and the CSV extracted from it,
     ``.../uci-private-exhaust.csv``. Local files appear only once complete; for Azure the file is
-    downloaded to a temporary folder, uploaded in blocks, and the temporary copy deleted.
+    downloaded to a temporary folder, uploaded (in one request, or in blocks four at a time for a file over
+    8 MiB), and the temporary copy deleted.
 
     Returns ``{"dataset": ..., "files": [paths or wasb:// URIs], "csv": <the CSV to load>}``: storage
     locations only, never signed URLs or keys.
@@ -280,18 +283,18 @@ class _BlobUploader:
         self._created = False
 
     def upload(self, path: Path, key: str) -> None:
-        """Stage ``path`` in blocks of at most :data:`BLOCK_SIZE` and commit them, replacing the blob."""
-        from azure.storage.blob import BlobBlock, ContentSettings
+        """Upload ``path`` as the blob ``key``, replacing it: in one request up to :data:`SINGLE_PUT_SIZE`,
+        else in blocks of :data:`BLOCK_SIZE` staged by :data:`UPLOAD_THREADS` threads, then committed."""
+        from azure.storage.blob import ContentSettings
 
         if not self._created:
             self.hook.create_container(self.container)
             self._created = True
         blob = self.hook.blob_service_client.get_blob_client(container=self.container, blob=key)
-        blocks = []
-        with path.open("rb") as handle:
-            while chunk := handle.read(BLOCK_SIZE):
-                block_id = base64.b64encode(f"{len(blocks):08d}".encode()).decode()
-                blob.stage_block(block_id, chunk, length=len(chunk))
-                blocks.append(BlobBlock(block_id=block_id))
+        # the SDK takes these as client options and reads them from the client's config at each upload
+        blob._config.max_single_put_size = SINGLE_PUT_SIZE  # noqa: SLF001
+        blob._config.max_block_size = BLOCK_SIZE  # noqa: SLF001
         content_type = "application/zip" if path.suffix == ".zip" else "text/csv"
-        blob.commit_block_list(blocks, content_settings=ContentSettings(content_type=content_type))
+        with path.open("rb") as handle:
+            blob.upload_blob(handle, length=path.stat().st_size, overwrite=True, max_concurrency=UPLOAD_THREADS,
+                             content_settings=ContentSettings(content_type=content_type))

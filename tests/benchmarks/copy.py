@@ -4,8 +4,9 @@ Starts the emulator (``uci-exhaust emulator serve``, local storage) and Azurite,
 file of ``--mb`` MB (default 1024) as a finished job's output through the admin route (the upload is
 streamed from a temporary file), then times, one after the other:
 
-- ``curl -s -o FILE URL`` on a freshly signed download URL of the job (the reference);
-- :func:`airflow_provider_uci.exhaust.download.download` to a local file;
+- ``curl -s -o FILE URL`` on a freshly signed download URL of the job (the reference), and
+  :func:`airflow_provider_uci.exhaust.download.download` to a local file, taking turns ``--repeat``
+  times (default 3), the fastest run of each counting;
 - :class:`~airflow_provider_uci.transfers.exhaust.CopyExhaustFilesOperator` to Azurite (download to a
   temporary file, then a block upload), whose MB/s counts both legs; beside it, curl doing the same
   copy (the download above, then ``curl -T FILE`` to a SAS URL of a blob: one Put Blob), and the
@@ -81,6 +82,7 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 result = {}
 if mode == "local":
     hook = UciExhaustHook()
+    hook.read_request(tag, request_id)  # the hook's first call sets up its session; curl's URL is in hand too
     began = time.perf_counter()
     result["size"] = download(lambda: list(hook.read_request(tag, request_id).download_urls), 0, Path(target))
     seconds = time.perf_counter() - began
@@ -99,7 +101,9 @@ else:  # "upload": the Azure SDK's own upload of a local file, for reference
         blob.upload_blob(source, overwrite=True, max_concurrency=4)
     seconds = time.perf_counter() - began
     result["csv"] = "wasb://bench-copies/reference/upload.csv"
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+usage = resource.getrusage(resource.RUSAGE_SELF)
+peak = usage.ru_maxrss
+result["cpu"] = {"user": usage.ru_utime, "system": usage.ru_stime}
 if mode != "local":  # read the blob back, after the measurement, and compare
     key = result["csv"].removeprefix("wasb://bench-copies/")
     blob = WasbHook(wasb_conn_id="uci_blob").blob_service_client.get_blob_client("bench-copies", key)
@@ -204,7 +208,8 @@ def curl_put(connection_string: str, source: Path) -> float:
     return seconds
 
 
-def measure(emulator: Emulator, azure: str | None, work: Path, megabytes: int, env: dict[str, str]) -> dict:
+def measure(emulator: Emulator, azure: str | None, work: Path, megabytes: int, env: dict[str, str],
+            repeat: int = 3) -> dict:
     source = work / f"source-{megabytes}.csv"
     digest = make_file(source, megabytes)
     size = source.stat().st_size
@@ -216,18 +221,25 @@ def measure(emulator: Emulator, azure: str | None, work: Path, megabytes: int, e
     read.raise_for_status()
     (url,) = read.json()["result"]["downloadUrls"]  # freshly signed, as the hook gets it
     target = work / "curl.csv"
-    result["curl"] = {"seconds": curl(url, target)}
-    if target.stat().st_size != size or sha256(target) != digest:
-        raise SystemExit("curl got other bytes")
+    mine = work / "download.csv"
+    # curl and download() take turns, before anything is written to Azurite (which keeps working
+    # afterwards); each keeps its fastest run, as the machine's own noise is larger than the difference
+    for _ in range(repeat):
+        seconds = curl(url, target)
+        if target.stat().st_size != size or sha256(target) != digest:
+            raise SystemExit("curl got other bytes")
+        if "curl" not in result or seconds < result["curl"]["seconds"]:
+            result["curl"] = {"seconds": seconds}
+        run = child("local", tag, request_id, str(mine), digest, env)
+        if run["result"]["size"] != size or sha256(mine) != digest:
+            raise SystemExit("download() got other bytes")
+        mine.unlink()
+        if "local" not in result or run["seconds"] < result["local"]["seconds"]:
+            result["local"] = run
+
     if azure:
         result["curl_put"] = {"seconds": curl_put(azure, target)}
         result["upload"] = child("upload", tag, request_id, str(target), digest, env)
-    target.unlink()
-
-    target = work / "download.csv"
-    result["local"] = child("local", tag, request_id, str(target), digest, env)
-    if result["local"]["result"]["size"] != size or sha256(target) != digest:
-        raise SystemExit("download() got other bytes")
     target.unlink()
 
     if azure:
@@ -239,9 +251,9 @@ def report(result: dict) -> dict[str, bool]:
     megabytes = result["mb"]
     reference = megabytes / result["curl"]["seconds"]
     print(f"{megabytes:,.0f} MB file")
-    print(f"  curl -s -o FILE URL:                  {result['curl']['seconds']:7.2f} s  {reference:8.1f} MB/s")
+    print(f"  curl -s -o FILE URL (fastest run):    {result['curl']['seconds']:7.2f} s  {reference:8.1f} MB/s")
     verdicts = {}
-    for name, label in (("local", "download() to a local file:"), ("azure", "CopyExhaustFilesOperator to Azurite:")):
+    for name, label in (("local", "download(), fastest run:"), ("azure", "CopyExhaustFilesOperator to Azurite:")):
         if name not in result:
             continue
         run = result[name]
@@ -249,7 +261,8 @@ def report(result: dict) -> dict[str, bool]:
         verdicts[name] = rate >= RATE_TARGET * reference
         print(f"  {label:<37} {run['seconds']:7.2f} s  {rate:8.1f} MB/s = {rate / reference:6.1%} of curl "
               f"({'PASS' if verdicts[name] else 'MISS'}), peak RSS {run['peak_rss_mb']:.0f} MB "
-              f"(after the imports {run['rss_before_mb']:.0f} MB)")
+              f"(after the imports {run['rss_before_mb']:.0f} MB), CPU {run['result']['cpu']['user']:.1f} s user "
+              f"{run['result']['cpu']['system']:.1f} s system (imports included)")
     if "upload" in result:
         copied = result["curl"]["seconds"] + result["curl_put"]["seconds"]
         print(f"  for reference, curl's own copy into Azurite (the download, then curl -T to a SAS URL): "
@@ -267,6 +280,8 @@ def main() -> int:
     parser.add_argument("--small-mb", type=int, default=64,
                         help="size of the reference file for the memory check, in MiB (default 64; 0 skips it)")
     parser.add_argument("--no-azure", action="store_true", help="skip the copy to Azurite")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of curl and of download() each, taking turns; the fastest of each counts")
     args = parser.parse_args()
     if shutil.which("curl") is None:
         raise SystemExit("curl is not on PATH")
@@ -287,8 +302,8 @@ def main() -> int:
             results = []
             target = azurite.connection_string if azurite is not None else None
             if args.small_mb:
-                results.append(measure(emulator, target, work, args.small_mb, env))
-            results.append(measure(emulator, target, work, args.mb, env))
+                results.append(measure(emulator, target, work, args.small_mb, env, args.repeat))
+            results.append(measure(emulator, target, work, args.mb, env, args.repeat))
 
     verdicts = {}
     for result in results:  # the rate targets are for the large file (curl's start-up weighs on a small one)

@@ -377,7 +377,13 @@ def test_private_exhaust_lands_in_azure_blob_at_its_fixed_keys(seeded: Seeded, a
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    monkeypatch.setattr(transfers, "BLOCK_SIZE", 1000)  # several staged blocks per file
+    expected = {"uci-private-exhaust.zip": stored(seeded.data_dir, PRIVATE, seeded.private.request_id, ".zip"),
+                "uci-private-exhaust.csv": stored(seeded.data_dir, PRIVATE, seeded.private.request_id, ".csv")}
+    sizes = {name: path.stat().st_size for name, path in expected.items()}
+    assert sizes["uci-private-exhaust.zip"] < sizes["uci-private-exhaust.csv"]
+    # the zip in one request, the CSV in blocks of 100 bytes
+    monkeypatch.setattr(transfers, "SINGLE_PUT_SIZE", sizes["uci-private-exhaust.zip"])
+    monkeypatch.setattr(transfers, "BLOCK_SIZE", 100)
     task = CopyExhaustFilesOperator(task_id="copy", tag=seeded.private.tag, request_id=seeded.private.request_id,
                                     destination="wasb://exhaust-copies/uci/daily", wasb_conn_id="uci_blob",
                                     encryption_key=KEY, chunk_size=4096)
@@ -392,10 +398,13 @@ def test_private_exhaust_lands_in_azure_blob_at_its_fixed_keys(seeded: Seeded, a
     no_secrets(result, KEY)
     container = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(
         "exhaust-copies")
-    expected = {"uci-private-exhaust.zip": stored(seeded.data_dir, PRIVATE, seeded.private.request_id, ".zip"),
-                "uci-private-exhaust.csv": stored(seeded.data_dir, PRIVATE, seeded.private.request_id, ".csv")}
+    blocks = {}
     for name, path in expected.items():
         assert container.download_blob(f"{prefix}/{name}").readall() == path.read_bytes()
+        committed, _ = container.get_blob_client(f"{prefix}/{name}").get_block_list("committed")
+        blocks[name] = len(committed)
+    assert blocks == {"uci-private-exhaust.zip": 0,  # one Put Blob
+                      "uci-private-exhaust.csv": -(-sizes["uci-private-exhaust.csv"] // 100)}
     assert list(scratch.iterdir()) == [], "the temporary copies are gone"
 
     assert task.execute(context()) == result
