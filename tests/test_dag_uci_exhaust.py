@@ -6,11 +6,9 @@ check it against hand-written bytes and the published files), joined to the priv
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
-import zipfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -18,11 +16,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from airflow_provider_uci.exhaust.records import RESPONSE_TABLE_COLUMNS
-from airflow_provider_uci.exhaust.spark_csv import read_records
-from airflow_provider_uci.exhaust.warehouse import open_warehouse
 from tests.support.airflow import load_dag, task_states, xcoms
 from tests.support.connections import set_uci_connection
+from tests.support.expected import assert_table_matches as expected_table
+from tests.support.expected import table_rows
 from tests.support.services import Emulator, postgres_database, run_emulator
 
 SCRIPT = Path(sys.executable).with_name("uci-exhaust")
@@ -72,59 +69,11 @@ def conf(summary: dict, start: str, end: str) -> dict:
             "poll_continuously": True, "poll_interval": 1}
 
 
-def expected_rows(emulator: Emulator, bots: list[str]) -> dict[tuple, dict]:
-    """Every response row the emulator wrote for ``bots``, joined to its private exhaust, by key."""
-    reports = emulator.data_dir / "blobs" / "reports"
-    users: dict[tuple[str, str], str | None] = {}
-    for archive in (reports / "uci-private-exhaust").rglob("*.zip"):
-        with zipfile.ZipFile(archive) as opened:
-            name = opened.namelist()[0]
-            text = opened.read(name, pwd=ZIP_KEY.encode()).decode("utf-8")
-        records = [values for _, values in read_records(io.StringIO(text, newline=""))]
-        for conversation, _, decrypted, _, device in records[1:]:
-            users[(conversation, device)] = None if decrypted == device else decrypted
-    rows: dict[tuple, dict] = {}
-    for path in (reports / "uci-response-exhaust").rglob("*.csv"):
-        with open(path, encoding="utf-8", newline="") as handle:
-            records = [values for _, values in read_records(handle)]
-        header = records[0]
-        for values in records[1:]:
-            row = dict(zip(header, values))
-            if row["Conversation ID"] not in bots:
-                continue
-            row["phone"] = users.get((row["Conversation ID"], row["Device ID"]))
-            rows[(row["Conversation ID"], row["Message ID"], row["Device ID"], row["Question Id"])] = row
-    return rows
-
-
-def table_rows(warehouse_url: str) -> dict[tuple, dict]:
-    warehouse = open_warehouse(warehouse_url)
-    try:
-        rows = warehouse.fetch_normalised("uci_responses")
-    finally:
-        warehouse.close()
-    return {tuple(row[:4]): dict(zip(RESPONSE_TABLE_COLUMNS, row)) for row in rows}
-
-
 def assert_table_matches(warehouse_url: str, emulator: Emulator, summary: dict, days: list[str]) -> dict:
-    got = table_rows(warehouse_url)
-    bots = [bot["id"] for bot in summary["bots"]]
-    want = expected_rows(emulator, bots)
-    in_range = {key: row for key, row in want.items()
-                if datetime.fromisoformat(row["@timestamp"].replace("Z", "+00:00")).astimezone(
-                    ZoneInfo("Asia/Kolkata")).date().isoformat() in days}
-    assert set(got) == set(in_range)
-    expected_total = sum(n for bot in summary["bots"] for day, n in bot["events_by_day"].items() if day in days)
-    assert len(got) == expected_total
-    for key, row in got.items():
-        source = in_range[key]
-        assert row["question_title"] == source["Question Title"]
-        assert row["question_response"] == source["Question Response"]
-        assert row["question_options"] == source["Question Options"]
-        assert row["session_id"] == source["Session ID"]
-        assert row["user_phone"] == source["phone"], "each answer carries its user's phone (or none)"
-    assert any(row["user_phone"] for row in got.values())
-    return got
+    """Exactly the rows the emulator's files hold for the seeded bots' ``days``, as many as it seeded."""
+    expected = sum(n for bot in summary["bots"] for day, n in bot["events_by_day"].items() if day in days)
+    return expected_table(warehouse_url, emulator.data_dir, [bot["id"] for bot in summary["bots"]], days, ZIP_KEY,
+                          expected)
 
 
 def test_daily_runs_reruns_and_backfills_load_exactly_once(seeded, airflow_db: Path, tmp_path: Path,

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from tests.e2e.deployment import DAG_ID, DAYS, JOBS_EVERY, ZIP_KEY, Deployment
-from tests.e2e.expected import assert_table_matches
+from tests.support.expected import assert_table_matches
 from tests.e2e.system import RunWatch, is_sensor, ti_key
 
 pytestmark = pytest.mark.e2e
@@ -68,8 +68,9 @@ def finish(deployment: Deployment, watch: RunWatch, bot: str, expected: int, tim
     states = {ti_key(ti): ti.get("state") for ti in watch.last}
     assert all(state == "success" for state in states.values()), watch.report()
     assert {"bot.load[0]", "bot.wait_response[0]", "bot.wait_private[0]"} <= set(states), states
-    loaded = assert_table_matches(deployment.warehouse_url, deployment.emulator.data_dir, bot, DAYS, ZIP_KEY, expected)
-    print(f"\n[e2e] {watch.run_id}: {loaded} rows; after the trigger: "
+    loaded = assert_table_matches(deployment.warehouse_url, deployment.emulator.data_dir, [bot], DAYS, ZIP_KEY,
+                                  expected)
+    print(f"\n[e2e] {watch.run_id}: {len(loaded)} rows; after the trigger: "
           + ", ".join(f"{name} {at:.1f} s" for name, at in sorted(timings.items(), key=lambda item: item[1])))
     print(watch.report().split("\n-----", 1)[0])
 

@@ -37,9 +37,12 @@ def test_airflow_lists_the_provider_and_its_connection_type(airflow_db: Path) ->
     providers = json.loads(airflow_cli("providers", "list", "--output", "json"))
     assert "airflow-provider-uci" in {p["package_name"] for p in providers}
     from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
+    # hooks are listed by the task runtime's manager; connection forms by the core one
+    hook = ProvidersManagerTaskRuntime().hooks["uci_exhaust"]
+    assert hook.hook_class_name == "airflow_provider_uci.hooks.exhaust.UciExhaustHook"
     manager = ProvidersManager()
-    assert manager.hooks["uci_exhaust"].hook_class_name == "airflow_provider_uci.hooks.exhaust.UciExhaustHook"
     ours = {name: widget for name, widget in manager.connection_form_widgets.items()
             if widget.package_name == "airflow-provider-uci"}
     assert set(ours) == {"extra__uci_exhaust__channel_id", "extra__uci_exhaust__requested_by",
