@@ -186,6 +186,24 @@ class _JsonChecked:
         return value
 
 
+def _header(records: Iterator[tuple[int, list[str | None]]], source: str) -> list[str | None]:
+    """The first record of a file: its header."""
+    try:
+        return next(records)[1]
+    except StopIteration:
+        raise ExhaustFormatError(f"{source}: the file is empty") from None
+    except SparkCsvError as exc:
+        raise ExhaustFormatError(f"{source}: {exc}") from None
+
+
+def _checked(records: Iterator[tuple[int, list[str | None]]], source: str) -> Iterator[tuple[int, list[str | None]]]:
+    """The records, with a break in the dialect (say, a file cut short) reported as the file's error."""
+    try:
+        yield from records
+    except SparkCsvError as exc:
+        raise ExhaustFormatError(f"{source}: {exc}") from None
+
+
 def _header_positions(header: list[str | None], source: str) -> dict[str, int]:
     positions = {}
     for index, name in enumerate(header):
@@ -212,12 +230,7 @@ def read_responses(path: Path, rejects: Rejects, conversation_id: str | None = N
     source = Path(path).name
     with open(path, encoding="utf-8", newline="") as handle:
         records = read_records(handle)
-        try:
-            _, header = next(records)
-        except StopIteration:
-            raise ExhaustFormatError(f"{source}: the file is empty") from None
-        except SparkCsvError as exc:
-            raise ExhaustFormatError(f"{source}: {exc}") from None
+        header = _header(records, source)
         positions = _header_positions(header, source)
         width = len(header)
         fields = ResponseRecord._fields
@@ -227,13 +240,7 @@ def read_responses(path: Path, rejects: Rejects, conversation_id: str | None = N
         make = ResponseRecord._make
         single_day = bool(first_day) and first_day == last_day
         check_days = bool(first_day or last_day)
-        while True:
-            try:
-                line, values = next(records)
-            except StopIteration:
-                return
-            except SparkCsvError as exc:
-                raise ExhaustFormatError(f"{source}: {exc}") from None
+        for line, values in _checked(records, source):
             try:
                 if len(values) != width:
                     raise _Reject(f"expected {width} values as in the header, got {len(values)}")
@@ -311,16 +318,13 @@ def read_users(path: Path, rejects: Rejects, phone_numbers: str = "plain",
     phone_value(None, "", phone_numbers)  # check the mode before reading
     with open(path, encoding="utf-8", newline="") as handle:
         records = read_records(handle)
-        try:
-            _, header = next(records)
-        except StopIteration:
-            raise ExhaustFormatError(f"{source}: the file is empty") from None
+        header = _header(records, source)
         missing = [name for name in PRIVATE_HEADERS if name not in header]
         if missing:
             raise ExhaustFormatError(f"{source}: not a private exhaust: no {', '.join(missing)} column")
         at = [header.index(name) for name in PRIVATE_HEADERS]
         shared: dict[str, str] = {}
-        for line, values in records:
+        for line, values in _checked(records, source):
             if len(values) != len(header):
                 rejects.add(source, line, f"expected {len(header)} values as in the header, got {len(values)}",
                             values)

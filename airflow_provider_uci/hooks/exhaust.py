@@ -36,7 +36,22 @@ from airflow_provider_uci.models import ExhaustJob, ExhaustRequest, ExhaustTrans
 DEFAULT_TIMEOUT = (10.0, 45.0)
 
 
-class UciExhaustHook(HttpHook):
+class _ExhaustHookSettings:
+    """What both hooks are: their connection type, and how they are made."""
+
+    conn_name_attr = "uci_exhaust_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+
+    def __init__(self, uci_exhaust_conn_id: str = DEFAULT_CONN_ID, *, retry: RetryPolicy | None = None,
+                 timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
+        super().__init__(method="GET", http_conn_id=uci_exhaust_conn_id)  # type: ignore[call-arg]
+        self.uci_exhaust_conn_id = uci_exhaust_conn_id
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+
+
+class UciExhaustHook(_ExhaustHookSettings, HttpHook):
     """Talk to the Data Exhaust API from a worker.
 
     The connection (type ``uci_exhaust``): host = the API base URL (``https://<host>/api``),
@@ -48,17 +63,11 @@ class UciExhaustHook(HttpHook):
     :param timeout: (connect, read) timeouts in seconds.
     """
 
-    conn_name_attr = "uci_exhaust_conn_id"
-    default_conn_name = DEFAULT_CONN_ID
-    conn_type = CONN_TYPE
     hook_name = "Sunbird UCI Data Exhaust"
 
     def __init__(self, uci_exhaust_conn_id: str = DEFAULT_CONN_ID, *, retry: RetryPolicy | None = None,
                  timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
-        super().__init__(method="GET", http_conn_id=uci_exhaust_conn_id)
-        self.uci_exhaust_conn_id = uci_exhaust_conn_id
-        self.retry = retry or RetryPolicy()
-        self.timeout = timeout
+        super().__init__(uci_exhaust_conn_id, retry=retry, timeout=timeout)
         self._session: requests.Session | None = None
         self.sleep = time.sleep
 
@@ -151,23 +160,17 @@ class UciExhaustHook(HttpHook):
         return True, f"Connected to {self.settings.base_url} as channel {self.settings.channel}"
 
 
-class UciExhaustAsyncHook(HttpAsyncHook):
+class UciExhaustAsyncHook(_ExhaustHookSettings, HttpAsyncHook):
     """Read jobs from the triggerer's event loop, with the same retry rules as :class:`UciExhaustHook`.
 
     The connection is looked up asynchronously: a synchronous lookup would block the event loop.
     """
 
-    conn_name_attr = "uci_exhaust_conn_id"
-    default_conn_name = DEFAULT_CONN_ID
-    conn_type = CONN_TYPE
     hook_name = "Sunbird UCI Data Exhaust (async)"
 
     def __init__(self, uci_exhaust_conn_id: str = DEFAULT_CONN_ID, *, retry: RetryPolicy | None = None,
                  timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
-        super().__init__(method="GET", http_conn_id=uci_exhaust_conn_id)
-        self.uci_exhaust_conn_id = uci_exhaust_conn_id
-        self.retry = retry or RetryPolicy()
-        self.timeout = timeout
+        super().__init__(uci_exhaust_conn_id, retry=retry, timeout=timeout)
         self._settings: ConnectionSettings | None = None
         self.sleep = asyncio.sleep
 
