@@ -32,8 +32,9 @@ class LoadExhaustOperator(BaseOperator):
 
     The files come from the copy tasks' XCom (``response_copy_task_id``, ``private_copy_task_id``:
     within a mapped task group the same map index is read) or are given as paths. Everything lands
-    in one transaction per bot and range; rows are keyed on (conversation, Message ID, Device ID,
-    Question Id), so reruns and overlapping ranges neither duplicate nor lose a row.
+    in one transaction per bot and range, which replaces the bot's rows of each IST sync day of the
+    range (the day the service files an answer under), so reruns and overlapping ranges neither
+    duplicate nor lose a row; users are upserted on (conversation, Device UUID).
 
     :param warehouse_conn_id: an Airflow connection of type ``postgres`` or ``sqlite``; without one,
         a SQLite file under ``$AIRFLOW_HOME/uci-exhaust/warehouse.db``.
