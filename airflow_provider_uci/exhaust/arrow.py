@@ -107,15 +107,6 @@ def pg_binary_rows(columns: list[Any]) -> memoryview | bytes:
     return memoryview(rows.buffers()[2])[offsets[0]:offsets[-1]]
 
 
-def available() -> bool:
-    """Whether pyarrow can be imported here."""
-    try:
-        import pyarrow.csv  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _blocks(path: Path, size: int) -> Iterator[bytes]:
     """The file rewritten as RFC 4180, in blocks of whole records (of about ``size`` bytes or more).
 

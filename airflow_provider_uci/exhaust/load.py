@@ -131,7 +131,7 @@ def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table
                            to_date=to_date or "", users=list(users.values()),
                            audit={**(audit or {}), "rejected": lambda: rejects.count}, before_commit=check_rejects)
             result, reader = None, "records"
-            if warehouse.backend == "postgres" and fast and arrow.available():
+            if warehouse.backend == "postgres" and fast:
                 prepared = arrow.ArrowResponses(response_csv, conversation, users, from_date or None, to_date or None)
                 try:
                     result = load(responses=prepared)
