@@ -15,11 +15,13 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.log import mask_secret
 
 from airflow_provider_uci.exhaust.download import (
-    MIB,
+    CHUNK_SIZE,
     DownloadError,
     PrivateZipError,
+    Sink,
     ZipPasswordError,
     download,
+    download_to,
     open_private_zip,
 )
 from airflow_provider_uci.hooks.exhaust import UciExhaustHook
@@ -31,16 +33,12 @@ from airflow_provider_uci.models import (
     ExhaustValidationError,
     JobStatus,
 )
+from airflow_provider_uci.transfers.blob import BlobStore
 from airflow_provider_uci.xcom import pull_from
 
 DEFAULT_WASB_CONN_ID = "wasb_default"
 #: The folder under ``AIRFLOW_HOME`` that holds the files when no destination is given.
 DEFAULT_FOLDER = "uci-exhaust/files"
-#: Uploads to Azure Blob: a file up to SINGLE_PUT_SIZE goes in one request; a larger one in blocks of
-#: BLOCK_SIZE, UPLOAD_THREADS at a time (so at most that many blocks are in memory).
-SINGLE_PUT_SIZE = 8 * MIB
-BLOCK_SIZE = 4 * MIB
-UPLOAD_THREADS = 4
 
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -128,9 +126,10 @@ class CopyExhaustFilesOperator(BaseOperator):
     cut short or its URL has expired. Files land at fixed paths, so a rerun overwrites them:
     ``<destination>/<conversation_id>/<start_date>_<end_date>/uci-response-exhaust.csv``, or for the
     private exhaust ``.../uci-private-exhaust.zip`` and the CSV extracted from it,
-    ``.../uci-private-exhaust.csv``. Local files appear only once complete; for Azure the file is
-    downloaded to a temporary folder, uploaded (in one request, or in blocks four at a time for a file over
-    8 MiB), and the temporary copy deleted.
+    ``.../uci-private-exhaust.csv``. Every file appears only once complete. To Azure, a CSV streams
+    from the download straight into a block blob (blocks of 8 MiB, each sent with its MD5, four at a
+    time, committed at the end: :mod:`airflow_provider_uci.transfers.blob`); the private zip goes
+    through a temporary folder, to be opened, and both it and its CSV are uploaded.
 
     Returns ``{"dataset": ..., "files": [paths or wasb:// URIs], "csv": <the CSV to load>}``: storage
     locations only, never signed URLs or keys.
@@ -156,7 +155,7 @@ class CopyExhaustFilesOperator(BaseOperator):
     def __init__(self, *, tag: str | None = None, request_id: str | None = None, job_task_id: str | None = None,
                  destination: str | None = None, uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
                  wasb_conn_id: str = DEFAULT_WASB_CONN_ID, encryption_key: str | None = None,
-                 download_attempts: int = 5, download_backoff: float = 1.0, chunk_size: int = MIB,
+                 download_attempts: int = 5, download_backoff: float = 1.0, chunk_size: int = CHUNK_SIZE,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not job_task_id and not (tag and request_id):
@@ -217,16 +216,7 @@ class CopyExhaustFilesOperator(BaseOperator):
             result_files = [str(path) for path in files]
             result_csv = str(csv) if csv is not None else None
         else:
-            with tempfile.TemporaryDirectory(prefix="uci-exhaust-") as scratch:
-                files, csv = self._fetch(url_source, names, Path(scratch), key)
-                uploader = _BlobUploader(self.wasb_conn_id, str(destination.container))
-                result_files = []
-                for path in files:
-                    blob_key = destination.key(f"{folder}/{path.name}")
-                    uploader.upload(path, blob_key)
-                    result_files.append(destination.uri(f"{folder}/{path.name}"))
-                    self.log.info("Uploaded %s (%d bytes) to %s", path.name, path.stat().st_size, result_files[-1])
-                result_csv = destination.uri(f"{folder}/{csv.name}") if csv is not None else None
+            result_files, result_csv = self._copy_to_blob(url_source, names, destination, folder, key)
         return {"dataset": dataset, "files": result_files, "csv": result_csv,
                 **{name: ids.get(name) for name in ("request_id", "conversation_id", "start_date", "end_date")}}
 
@@ -246,12 +236,7 @@ class CopyExhaustFilesOperator(BaseOperator):
         csv: Path | None = None
         for index, name in enumerate(names):
             target = folder / name
-            try:
-                size = download(url_source, index, target, attempts=self.download_attempts,
-                                chunk_size=self.chunk_size, backoff=self.download_backoff)
-            except DownloadError as exc:
-                raise ExhaustDownloadError(str(exc)) from None
-            self.log.info("Downloaded %s (%d bytes)", name, size)
+            self._download(url_source, index, target)
             files.append(target)
             if target.suffix == ".zip":
                 extracted = self._open_zip(target, key, folder)
@@ -260,6 +245,52 @@ class CopyExhaustFilesOperator(BaseOperator):
             elif target.suffix == ".csv":
                 csv = csv or target
         return files, csv
+
+    def _copy_to_blob(self, url_source: Callable[[], list[str]], names: list[str], destination: Destination,
+                      folder: str, key: str | None) -> tuple[list[str], str | None]:
+        """Stream every file into its blob; a zip goes through a temporary folder, to be opened and its CSV
+        stored beside it. Return (the blobs' URIs, the CSV to load)."""
+        store = BlobStore(self.wasb_conn_id, str(destination.container))
+        files: list[str] = []
+        csv: str | None = None
+        for index, name in enumerate(names):
+            relative = f"{folder}/{name}"
+            if name.endswith(".zip"):
+                with tempfile.TemporaryDirectory(prefix="uci-exhaust-") as scratch:
+                    archive = Path(scratch) / name
+                    self._download(url_source, index, archive)
+                    extracted = self._open_zip(archive, key, Path(scratch))
+                    for path in (archive, extracted):
+                        size = store.upload(path, destination.key(f"{folder}/{path.name}"),
+                                            chunk_size=self.chunk_size)
+                        files.append(destination.uri(f"{folder}/{path.name}"))
+                        self.log.info("Uploaded %s (%d bytes) to %s", path.name, size, files[-1])
+                    csv = csv or destination.uri(f"{folder}/{extracted.name}")
+                continue
+            with store.writer(destination.key(relative)) as writer:
+                size = self._download(url_source, index, writer, name=name)
+                writer.commit()
+            files.append(destination.uri(relative))
+            self.log.info("Copied %s (%d bytes) to %s", name, size, files[-1])
+            if name.endswith(".csv"):
+                csv = csv or files[-1]
+        return files, csv
+
+    def _download(self, url_source: Callable[[], list[str]], index: int, target: Path | Sink, *,
+                  name: str | None = None) -> int:
+        """Fetch file ``index`` into a local path or a sink, with this task's retry settings."""
+        options = {"attempts": self.download_attempts, "chunk_size": self.chunk_size,
+                   "backoff": self.download_backoff}
+        try:
+            if isinstance(target, Path):
+                size = download(url_source, index, target, **options)
+                name = target.name
+            else:
+                size = download_to(url_source, index, target, name=str(name), **options)
+        except DownloadError as exc:
+            raise ExhaustDownloadError(str(exc)) from None
+        self.log.info("Downloaded %s (%d bytes)", name, size)
+        return size
 
     def _open_zip(self, target: Path, key: str | None, folder: Path) -> Path:
         """Extract the zip's CSV beside it, under the zip's own name with ``.csv``."""
@@ -270,31 +301,3 @@ class CopyExhaustFilesOperator(BaseOperator):
             raise ExhaustKeyError(str(exc)) from None
         except PrivateZipError as exc:
             raise ExhaustZipError(str(exc)) from None
-
-
-class _BlobUploader:
-    """Upload local files to one container through the Azure provider's WasbHook, block by block."""
-
-    def __init__(self, wasb_conn_id: str, container: str) -> None:
-        from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
-
-        self.hook = WasbHook(wasb_conn_id=wasb_conn_id)
-        self.container = container
-        self._created = False
-
-    def upload(self, path: Path, key: str) -> None:
-        """Upload ``path`` as the blob ``key``, replacing it: in one request up to :data:`SINGLE_PUT_SIZE`,
-        else in blocks of :data:`BLOCK_SIZE` staged by :data:`UPLOAD_THREADS` threads, then committed."""
-        from azure.storage.blob import ContentSettings
-
-        if not self._created:
-            self.hook.create_container(self.container)
-            self._created = True
-        blob = self.hook.blob_service_client.get_blob_client(container=self.container, blob=key)
-        # the SDK takes these as client options and reads them from the client's config at each upload
-        blob._config.max_single_put_size = SINGLE_PUT_SIZE  # noqa: SLF001
-        blob._config.max_block_size = BLOCK_SIZE  # noqa: SLF001
-        content_type = "application/zip" if path.suffix == ".zip" else "text/csv"
-        with path.open("rb") as handle:
-            blob.upload_blob(handle, length=path.stat().st_size, overwrite=True, max_concurrency=UPLOAD_THREADS,
-                             content_settings=ContentSettings(content_type=content_type))

@@ -26,7 +26,7 @@ import requests
 from airflow_provider_uci.exhaust.download import DownloadError, ZipPasswordError, download, open_private_zip
 from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 from airflow_provider_uci.models import ExhaustError
-from airflow_provider_uci.transfers import exhaust as transfers
+from airflow_provider_uci.transfers import blob as blob_module
 from airflow_provider_uci.transfers.exhaust import CopyExhaustFilesOperator, Destination
 from tests.support.api import PRIVATE, RESPONSE, ExhaustApi, new_tag, submit_body
 from tests.support.connections import set_uci_connection
@@ -381,9 +381,7 @@ def test_private_exhaust_lands_in_azure_blob_at_its_fixed_keys(seeded: Seeded, a
                 "uci-private-exhaust.csv": stored(seeded.data_dir, PRIVATE, seeded.private.request_id, ".csv")}
     sizes = {name: path.stat().st_size for name, path in expected.items()}
     assert sizes["uci-private-exhaust.zip"] < sizes["uci-private-exhaust.csv"]
-    # the zip in one request, the CSV in blocks of 100 bytes
-    monkeypatch.setattr(transfers, "SINGLE_PUT_SIZE", sizes["uci-private-exhaust.zip"])
-    monkeypatch.setattr(transfers, "BLOCK_SIZE", 100)
+    monkeypatch.setattr(blob_module, "BLOCK_SIZE", 100)  # blocks of 100 bytes, four staged at a time
     task = CopyExhaustFilesOperator(task_id="copy", tag=seeded.private.tag, request_id=seeded.private.request_id,
                                     destination="wasb://exhaust-copies/uci/daily", wasb_conn_id="uci_blob",
                                     encryption_key=KEY, chunk_size=4096)
@@ -403,10 +401,75 @@ def test_private_exhaust_lands_in_azure_blob_at_its_fixed_keys(seeded: Seeded, a
         assert container.download_blob(f"{prefix}/{name}").readall() == path.read_bytes()
         committed, _ = container.get_blob_client(f"{prefix}/{name}").get_block_list("committed")
         blocks[name] = len(committed)
-    assert blocks == {"uci-private-exhaust.zip": 0,  # one Put Blob
-                      "uci-private-exhaust.csv": -(-sizes["uci-private-exhaust.csv"] // 100)}
+    assert blocks == {name: -(-size // 100) for name, size in sizes.items()}
     assert list(scratch.iterdir()) == [], "the temporary copies are gone"
 
     assert task.execute(context()) == result
     assert sorted(blob.name for blob in container.list_blobs(name_starts_with="uci/")) == [
         f"{prefix}/uci-private-exhaust.csv", f"{prefix}/uci-private-exhaust.zip"]
+
+
+@pytest.mark.azure
+def test_a_response_csv_streams_into_its_blob_through_cut_off_downloads(
+        start_emulator: Callable[..., Emulator], azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    emulator = start_emulator("--fault-truncate", "0.5", "--fault-seed", "3")
+    set_uci_connection(monkeypatch, emulator.api)
+    monkeypatch.setenv("AIRFLOW_CONN_UCI_BLOB", json.dumps(
+        {"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}}))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    block = 256 * 1024
+    monkeypatch.setattr(blob_module, "BLOCK_SIZE", block)
+    container = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(
+        "streamed-copies")
+    for number in range(4):
+        data = os.urandom(3 * 1024 * 1024 + 1000 * number)
+        job = place_file(emulator, data)
+        task = CopyExhaustFilesOperator(task_id="copy", tag=job.tag, request_id=job.request_id,
+                                        destination=f"wasb://streamed-copies/run-{number}", wasb_conn_id="uci_blob",
+                                        download_attempts=10, download_backoff=0, chunk_size=64 * 1024)
+        result = task.execute(context())
+        (uri,) = result["files"]
+        assert result["csv"] == uri and uri.startswith(f"wasb://streamed-copies/run-{number}/")
+        key = uri.removeprefix("wasb://streamed-copies/")
+        assert container.download_blob(key).readall() == data
+        committed, uncommitted = container.get_blob_client(key).get_block_list("all")
+        assert len(committed) == -(-len(data) // block) and uncommitted == []
+        assert container.get_blob_client(key).get_blob_properties().content_settings.content_type == "text/csv"
+        no_secrets(result)
+    retried = [record.getMessage() for record in caplog.records if "retrying" in record.getMessage()]
+    assert retried, "some downloads were cut off and resumed into the same blob"
+    assert all("sig=" not in message for message in retried)
+    assert list(scratch.iterdir()) == [], "a CSV goes to its blob without a temporary copy"
+
+
+@pytest.mark.azure
+def test_a_download_that_gives_up_leaves_the_blob_as_it_was(start_emulator: Callable[..., Emulator],
+                                                            azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    emulator = start_emulator("--fault-truncate", "1.0")  # every body is cut off half way
+    set_uci_connection(monkeypatch, emulator.api)
+    monkeypatch.setenv("AIRFLOW_CONN_UCI_BLOB", json.dumps(
+        {"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}}))
+    monkeypatch.setattr(blob_module, "BLOCK_SIZE", 64 * 1024)
+    job = place_file(emulator, os.urandom(1024 * 1024))
+    ids = UciExhaustHook().read_request(job.tag, job.request_id).identifiers()
+    key = f"kept/{ids['conversation_id']}/{ids['start_date']}_{ids['end_date']}/{RESPONSE}.csv"
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    service.get_container_client("kept-copies").create_container()
+    blob = service.get_blob_client("kept-copies", key)
+    blob.upload_blob(b"the copy of an earlier run\n")
+
+    task = CopyExhaustFilesOperator(task_id="copy", tag=job.tag, request_id=job.request_id,
+                                    destination="wasb://kept-copies/kept", wasb_conn_id="uci_blob",
+                                    download_attempts=2, download_backoff=0)
+    with pytest.raises(ExhaustError, match=r"gave up after 2 attempts") as caught:
+        task.execute(context())
+    assert "sig=" not in str(caught.value) and "http" not in str(caught.value)
+    assert blob.download_blob().readall() == b"the copy of an earlier run\n"
+    assert blob.get_block_list("committed")[0] == []
