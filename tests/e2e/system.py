@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import requests
 
-from tests.support.services import free_port, wait_for_port
+from tests.support.services import EmulatorAddress, free_port, wait_for_port
 
 BIN = Path(sys.executable).parent
 AIRFLOW = BIN / "airflow"
@@ -93,7 +93,7 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
-class EmulatorService:
+class EmulatorService(EmulatorAddress):
     """``uci-exhaust emulator serve`` in fast-schedule mode on a fixed port, restartable with or without faults.
 
     The job store, blobs and signing key live in the data dir, so a restart (to switch the fault knobs,
@@ -109,14 +109,6 @@ class EmulatorService:
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.fault_seed: int | None = None
-
-    @property
-    def root(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def api(self) -> str:
-        return f"{self.root}/api"
 
     def restart(self, fault_seed: int | None) -> float:
         """(Re)start without faults (``None``) or with the fault knobs drawn from ``fault_seed``.

@@ -63,14 +63,10 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-@dataclass
-class Emulator:
-    """A running ``uci-exhaust emulator serve`` process."""
+class EmulatorAddress:
+    """The URLs of an emulator listening on 127.0.0.1 at ``port``."""
 
     port: int
-    data_dir: Path
-    process: subprocess.Popen
-    log: Path
 
     @property
     def root(self) -> str:
@@ -80,6 +76,16 @@ class Emulator:
     def api(self) -> str:
         """The connection host a client uses, like ``https://<host>/api``."""
         return f"{self.root}/api"
+
+
+@dataclass
+class Emulator(EmulatorAddress):
+    """A running ``uci-exhaust emulator serve`` process."""
+
+    port: int
+    data_dir: Path
+    process: subprocess.Popen
+    log: Path
 
     def set_clock(self, instant: str) -> None:
         requests.post(f"{self.root}/admin/clock", json={"now": instant}, timeout=10).raise_for_status()
