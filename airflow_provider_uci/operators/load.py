@@ -95,8 +95,8 @@ class LoadExhaustOperator(BaseOperator):
             container, _, key = location[len("wasb://"):].partition("/")
             target = scratch / Path(key).name
             client = WasbHook(wasb_conn_id=self.wasb_conn_id).get_conn().get_blob_client(container, key)
-            with target.open("wb") as handle:
-                client.download_blob().readinto(handle)
+            with target.open("wb") as handle:  # ranges of 4 MiB, four at a time
+                client.download_blob(max_concurrency=4).readinto(handle)
             return target
         return Path(location.removeprefix("file://"))
 
