@@ -137,17 +137,134 @@ def _blocks(path: Path, size: int) -> Iterator[bytes]:
         yield data
 
 
+def plain_header(blocks: Iterator[bytes]) -> tuple[list[str | None], memoryview]:
+    """The header of a file read by :func:`_blocks`, and the rest of its first block.
+
+    Only a header of plain names (no quotes) is taken; anything else declines the file.
+    """
+    first = next(blocks, b"")
+    end = first.find(b"\n")
+    if end < 0 or b'"' in first[:end]:
+        raise FastPathDeclined("no plain header line")
+    try:
+        header: list[str | None] = first[:end].rstrip(b"\r").decode("utf-8").split(",")
+    except UnicodeDecodeError as exc:
+        raise FastPathDeclined(f"the header: {exc}") from None
+    return header, memoryview(first)[end + 1:]
+
+
+def record_batches(first: memoryview | bytes, blocks: Iterator[bytes], width: int, block_bytes: int,
+                   columns: list[int] | None = None) -> Iterator[Any]:
+    """The records of ``first`` and the blocks after it, parsed by pyarrow a block at a time, as record
+    batches of text columns ``c0``, ``c1``... (only those of ``columns`` when given).
+
+    Null (nothing) is null and ``""`` is ``""``. A record with more or fewer values than ``width``, or
+    anything else pyarrow cannot parse, declines the file.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = [f"c{index}" for index in range(width)]
+    wanted = names if columns is None else [names[index] for index in columns]
+    options = {
+        "read_options": pacsv.ReadOptions(use_threads=False, block_size=2 * block_bytes, column_names=names),
+        "parse_options": pacsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, escape_char=False,
+                                            newlines_in_values=True, ignore_empty_lines=False),
+        "convert_options": pacsv.ConvertOptions(column_types=dict.fromkeys(wanted, pa.string()),
+                                                include_columns=wanted, strings_can_be_null=True,
+                                                null_values=[""], quoted_strings_can_be_null=False),
+    }
+    block: memoryview | bytes | None = first
+    while block is not None:
+        if block:
+            try:  # a block of whole records, parsed alone: no reader holds blocks ahead
+                table = pacsv.read_csv(pa.py_buffer(block), **options)
+            except pa.ArrowInvalid as exc:
+                raise FastPathDeclined(f"pyarrow: {str(exc)[:200]}") from None
+            yield from table.to_batches()
+            del table
+        block = next(blocks, None)
+
+
+class UserJoin:
+    """A bot's users as arrow arrays for the join: one row per device, with its phone and encrypted id.
+
+    :meth:`find` gives, for each device id of a column, the row of its user (null for none). When every
+    device id has one length (UUIDs), it is a binary search over the sorted ids in numpy; otherwise a
+    look-up in a dict.
+    """
+
+    def __init__(self, devices: Any, phones: Any, encrypted: Any) -> None:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        self.devices = devices.cast(pa.string())
+        self.phones = phones.cast(pa.string())
+        self.encrypted = encrypted.cast(pa.string())
+        self._by_device: dict[str, int] | None = None
+        self._width = 0
+        lengths = pc.min_max(pc.binary_length(self.devices)).as_py() if len(self.devices) else {}
+        if lengths and lengths["min"] == lengths["max"] and self.devices.null_count == 0:
+            self._width = lengths["min"]
+            keys = self._fixed(self.devices)
+            self._order = np.argsort(keys, kind="stable").astype(np.int32)
+            self._sorted = keys[self._order]
+
+    @classmethod
+    def of_records(cls, users: Mapping[str, UserRecord]) -> UserJoin:
+        import pyarrow as pa
+
+        return cls(pa.array(list(users), pa.string()), pa.array([user.phone for user in users.values()], pa.string()),
+                   pa.array([user.encrypted_device_id for user in users.values()], pa.string()))
+
+    def _fixed(self, values: Any) -> Any:
+        """The ids as a numpy array of fixed-width byte strings (a view of the arrow data, no copy)."""
+        import numpy as np
+
+        offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=len(values) + 1, offset=values.offset * 4)
+        return np.frombuffer(values.buffers()[2], dtype=f"S{self._width}", count=len(values),
+                             offset=int(offsets[0]))
+
+    def find(self, device_ids: Any) -> Any:
+        """The row of each device id's user, as an int32 array; null where the device has no user."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        count = len(device_ids)
+        if count == 0 or len(self.devices) == 0:
+            return pa.nulls(count, pa.int32())
+        if self._width and device_ids.null_count == 0:
+            lengths = pc.min_max(pc.binary_length(device_ids)).as_py()
+            if lengths["min"] == lengths["max"] == self._width:
+                keys = self._fixed(device_ids)
+                by_key = np.argsort(keys)  # sorted needles: each search starts where the last ended
+                keys = keys[by_key]
+                at = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
+                found = self._sorted[at] == keys
+                rows = np.empty(count, dtype=np.int32)
+                rows[by_key] = self._order[at]
+                missing = np.empty(count, dtype=bool)
+                missing[by_key] = ~found
+                return pa.array(rows, mask=missing)
+        if self._by_device is None:
+            self._by_device = {device: row for row, device in enumerate(self.devices.to_pylist())}
+        get = self._by_device.get
+        return pa.array([get(device) for device in device_ids.to_pylist()], pa.int32())
+
+
 class ArrowResponses:
     """One bot's response exhaust, joined to its users, as binary ``COPY`` data (a ``PreparedResponses``).
 
     :param path: the response exhaust CSV.
     :param conversation_id: the bot; a row of another declines the file.
-    :param users: the bot's users by Device UUID.
+    :param users: the bot's users (one per device).
     :param first_day: first sync day of the load's range (``YYYY-MM-DD``) or ``None``.
     :param last_day: last sync day, or ``None``.
     """
 
-    def __init__(self, path: Path, conversation_id: str, users: Mapping[str, UserRecord], first_day: str | None,
+    def __init__(self, path: Path, conversation_id: str, users: UserJoin, first_day: str | None,
                  last_day: str | None, block_bytes: int = BLOCK_BYTES) -> None:
         self.path = Path(path)
         self.conversation_id = conversation_id
@@ -161,51 +278,20 @@ class ArrowResponses:
 
     def copy_chunks(self, load_id: int) -> Iterator[memoryview | bytes]:
         """``COPY ... (FORMAT binary)`` data of ``STORED_RESPONSE_COLUMNS``, a chunk per block of the file."""
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-
         blocks = _blocks(self.path, self.block_bytes)
-        first = next(blocks, b"")
-        end = first.find(b"\n")
-        if end < 0 or b'"' in first[:end]:
-            raise FastPathDeclined("no plain header line")
+        header, first = plain_header(blocks)
         try:
-            header: list[str | None] = first[:end].rstrip(b"\r").decode("utf-8").split(",")
             positions = _header_positions(header, self.path.name)
-        except (UnicodeDecodeError, ExhaustFormatError) as exc:
+        except ExhaustFormatError as exc:
             raise FastPathDeclined(f"the header: {exc}") from None
-        names = [f"c{index}" for index in range(len(header))]
-        options = {
-            "read_options": pacsv.ReadOptions(use_threads=False, block_size=2 * self.block_bytes, column_names=names),
-            "parse_options": pacsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, escape_char=False,
-                                                newlines_in_values=True, ignore_empty_lines=False),
-            "convert_options": pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
-                                                    strings_can_be_null=True, null_values=[""],
-                                                    quoted_strings_can_be_null=False),
-        }
         yield PG_BINARY_HEADER
-        devices = {device: at for at, device in enumerate(self.users)}
-        phones = pa.array([user.phone for user in self.users.values()], pa.string())
-        encrypted = pa.array([user.encrypted_device_id for user in self.users.values()], pa.string())
         checked: set[str] = set()
         by_field = {field: positions.get(field) for field in RESPONSE_HEADERS.values()}
-        block = memoryview(first)[end + 1:]
-        while True:
-            if block:
-                try:  # a block of whole records, parsed alone: no reader holds blocks ahead
-                    table = pacsv.read_csv(pa.py_buffer(block), **options)
-                except pa.ArrowInvalid as exc:
-                    raise FastPathDeclined(f"pyarrow: {str(exc)[:200]}") from None
-                for batch in table.to_batches():
-                    yield self._chunk(batch, by_field, load_id, devices, phones, encrypted, checked)
-                del table
-            block = next(blocks, None)
-            if block is None:
-                break
+        for batch in record_batches(first, blocks, len(header), self.block_bytes):
+            yield self._chunk(batch, by_field, load_id, checked)
         yield PG_BINARY_TRAILER
 
-    def _chunk(self, batch: Any, by_field: dict[str, int | None], load_id: int, devices: dict[str, int],
-               phones: Any, encrypted: Any, checked: set[str]) -> memoryview | bytes:
+    def _chunk(self, batch: Any, by_field: dict[str, int | None], load_id: int, checked: set[str]) -> memoryview | bytes:
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -261,11 +347,11 @@ class ArrowResponses:
                 checked.add(text)
         days = self._days(pc.coalesce(typed["at_timestamp"], typed["event_timestamp"]), rows)
 
-        at = pa.array([devices.get(device) for device in column("device_id").to_pylist()], pa.int32())
+        at = self.users.find(column("device_id"))
         self.without_user += at.null_count
         values = {field: typed.get(field, column(field)) for field in RESPONSE_HEADERS.values()}
-        values["user_phone"] = phones.take(at)
-        values["user_encrypted_device_id"] = encrypted.take(at)
+        values["user_phone"] = self.users.phones.take(at)
+        values["user_encrypted_device_id"] = self.users.encrypted.take(at)
         values["sync_date"] = days
         values["load_id"] = pa.repeat(pa.scalar(load_id, pa.int64()), rows)
         self.rows += rows

@@ -16,13 +16,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_uci.exhaust import arrow
+from airflow_provider_uci.exhaust.arrow_users import ArrowUsers
 from airflow_provider_uci.exhaust.records import (
     ExhaustFormatError,
     Rejects,
+    UserRecord,
     read_responses,
     read_users,
 )
-from airflow_provider_uci.exhaust import arrow
 from airflow_provider_uci.exhaust.postgres import FastPathDeclined
 from airflow_provider_uci.exhaust.warehouse import open_warehouse
 
@@ -64,6 +66,49 @@ def _first_conversation(path: Path) -> str:
     raise ExhaustFormatError(f"{path.name}: no readable response record to take the conversation id from")
 
 
+class _Users:
+    """A bot's users from its private exhaust: read in C when ``fast`` (see ``exhaust.arrow_users``),
+    else, or when that reader declines the file, record by record."""
+
+    def __init__(self, path: Path, conversation_id: str, phone_numbers: str, rejects: Rejects, fast: bool) -> None:
+        self.path, self.conversation_id, self.phone_numbers, self.rejects = path, conversation_id, phone_numbers, rejects
+        self._arrow: ArrowUsers | None = None
+        self._records: dict[str, UserRecord] | None = None
+        self.skipped = 0
+        if fast:
+            try:
+                self._arrow = ArrowUsers(path, conversation_id, phone_numbers)
+                self.skipped = self._arrow.skipped
+                return
+            except FastPathDeclined as declined:
+                log.info("Reading %s record by record: %s", path.name, declined)
+        self.read_records()
+
+    def read_records(self) -> None:
+        """Read the file record by record (rejects go to ``rejects``), once."""
+        if self._records is not None:
+            return
+        self._arrow, records, self.skipped = None, {}, 0
+        for user in read_users(self.path, self.rejects, self.phone_numbers):
+            if user.conversation_id == self.conversation_id:
+                records[user.device_uuid] = user
+            else:
+                self.skipped += 1  # another bot's users cannot join this bot's answers
+        self._records = records
+
+    def rows(self) -> ArrowUsers | list[UserRecord]:
+        """What the warehouse loads: the users prepared in C, or their records."""
+        return self._arrow if self._arrow is not None else list((self._records or {}).values())
+
+    def join(self) -> arrow.UserJoin:
+        return self._arrow.join() if self._arrow is not None else arrow.UserJoin.of_records(self._records or {})
+
+    def by_device(self) -> dict[str, tuple[str | None, str | None]]:
+        if self._arrow is not None:
+            return self._arrow.by_device()
+        return {device: (user.phone, user.encrypted_device_id) for device, user in (self._records or {}).items()}
+
+
 def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table: str = DEFAULT_TABLE,
                  encryption_key: str | None = None, conversation_id: str | None = None, from_date: str | None = None,
                  to_date: str | None = None, phone_numbers: str = "plain", max_rejects: int = 0,
@@ -78,8 +123,9 @@ def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table
     :param phone_numbers: ``plain``, ``hashed`` (SHA-256) or ``none``.
     :param max_rejects: how many rejected records to bear (default none).
     :param reject_path: JSON-lines file for rejected records, with file name, line number and reason.
-    :param fast: into PostgreSQL, read the response file with pyarrow first (see ``exhaust.arrow``);
-        a file that path declines is read again record by record, as it always is into SQLite.
+    :param fast: into PostgreSQL, read both files with pyarrow first (see ``exhaust.arrow`` and
+        ``exhaust.arrow_users``); a file that path declines is read again record by record, as both
+        always are into SQLite.
     """
     if max_rejects < 0:
         raise ValueError(f"max_rejects: must be zero or more, got {max_rejects}")
@@ -95,54 +141,55 @@ def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table
             from airflow_provider_uci.exhaust.download import open_private_zip
 
             private_csv = open_private_zip(private, encryption_key, Path(scratch))
-        users, skipped = {}, 0
-        for user in read_users(private_csv, rejects, phone_numbers):
-            if user.conversation_id == conversation:
-                users[user.device_uuid] = user
-            else:
-                skipped += 1  # another bot's users cannot join this bot's answers
-        counts = {"read": 0, "without_user": 0}
-
-        def responses() -> Iterator[tuple[Any, ...]]:
-            # join_users, counting as it goes
-            read = without = 0
-            try:
-                for record in read_responses(response_csv, rejects, conversation, from_date, to_date):
-                    read += 1
-                    user = users.get(record.device_id)
-                    if user is None:
-                        without += 1
-                        yield (*record, None, None)
-                    else:
-                        yield (*record, user.phone, user.encrypted_device_id)
-            finally:
-                counts["read"], counts["without_user"] = read, without
-
-        def check_rejects() -> None:
-            rejects.close()
-            if rejects.count > max_rejects:
-                where = f"; all of them are in {reject_path}" if reject_path else ""
-                raise RejectLimitExceeded(f"{rejects.count} record(s) rejected, more than max_rejects={max_rejects}: "
-                                          f"{rejects.summary()}{where}; nothing was loaded")
-
         warehouse = open_warehouse(warehouse_url)
         try:
-            load = partial(warehouse.load, table=table, conversation_id=conversation, from_date=from_date or "",
-                           to_date=to_date or "", users=list(users.values()),
-                           audit={**(audit or {}), "rejected": lambda: rejects.count}, before_commit=check_rejects)
-            result, reader = None, "records"
-            if warehouse.backend == "postgres" and fast:
-                prepared = arrow.ArrowResponses(response_csv, conversation, users, from_date or None, to_date or None)
+            fast = fast and warehouse.backend == "postgres"
+            users = _Users(private_csv, conversation, phone_numbers, rejects, fast)
+            counts = {"read": 0, "without_user": 0}
+
+            def responses() -> Iterator[tuple[Any, ...]]:
+                # join_users, counting as it goes
+                read = without = 0
+                by_device = users.by_device()
                 try:
-                    result = load(responses=prepared)
+                    for record in read_responses(response_csv, rejects, conversation, from_date, to_date):
+                        read += 1
+                        user = by_device.get(record.device_id)
+                        if user is None:
+                            without += 1
+                            yield (*record, None, None)
+                        else:
+                            yield (*record, *user)
+                finally:
+                    counts["read"], counts["without_user"] = read, without
+
+            def check_rejects() -> None:
+                rejects.close()
+                if rejects.count > max_rejects:
+                    where = f"; all of them are in {reject_path}" if reject_path else ""
+                    raise RejectLimitExceeded(f"{rejects.count} record(s) rejected, more than "
+                                              f"max_rejects={max_rejects}: {rejects.summary()}{where}; "
+                                              "nothing was loaded")
+
+            load = partial(warehouse.load, table=table, conversation_id=conversation, from_date=from_date or "",
+                           to_date=to_date or "", audit={**(audit or {}), "rejected": lambda: rejects.count},
+                           before_commit=check_rejects)
+            result, reader = None, "records"
+            if fast:
+                prepared = arrow.ArrowResponses(response_csv, conversation, users.join(), from_date or None,
+                                                to_date or None)
+                try:
+                    result = load(responses=prepared, users=users.rows())
                     counts["read"], counts["without_user"], reader = prepared.rows, prepared.without_user, "arrow"
                 except FastPathDeclined as declined:
                     log.info("Reading %s record by record: %s", response_csv.name, declined)
+                    users.read_records()  # the users too: PostgreSQL may have refused one of theirs
             if result is None:
-                result = load(responses=responses())
+                result = load(responses=responses(), users=users.rows())
         finally:
             rejects.close()
             warehouse.close()
+        skipped = users.skipped
     return LoadSummary(
         conversation_id=conversation, from_date=from_date, to_date=to_date, table=table,
         responses_read=counts["read"], responses_loaded=result.responses, responses_replaced=result.replaced,

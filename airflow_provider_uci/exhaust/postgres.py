@@ -3,10 +3,11 @@
 Responses are copied straight into the responses table (a load replaces whole days, so there is no
 conflict to resolve): as CSV from rows formatted here, or in the binary format from
 :class:`PreparedResponses` that a reader encoded in C (``exhaust.arrow``), produced on a thread of
-their own, so that reading and checking the next rows overlaps with the server's work on the last. The responses table's index
-is a BRIN index (see :meth:`PostgresWarehouse._index_ddl`). Users go to a temporary staging table and
-one ``INSERT ... SELECT DISTINCT ON ... ON CONFLICT`` upserts them; a users table a load creates is
-filled first and given its primary key at the commit (one sorted build instead of an entry per row).
+their own, so that reading and checking the next rows overlaps with the server's work on the last.
+The responses table's index is a BRIN index (see :meth:`PostgresWarehouse._index_ddl`). Users (as CSV,
+or in binary from :class:`PreparedUsers`) go to a temporary staging table and one
+``INSERT ... SELECT DISTINCT ON ... ON CONFLICT`` upserts them; a users table a load creates is
+filled first and then given its primary key (one sorted build instead of an entry per row).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from airflow_provider_uci.exhaust.warehouse import (
     USER_KEY,
     PreparedResponses,
+    PreparedUsers,
     Warehouse,
     _day_index,
     _q,
@@ -289,17 +291,30 @@ class PostgresWarehouse(Warehouse):
         return super()._replace(table, conversation_id, low, high, load_id)
 
     def _upsert(self, spec: _Table, rows: Iterator[tuple[Any, ...]]) -> int:
+        stream = _CsvStream(rows, spec.columns, ordinal=spec.name not in self._fresh)
+        return self._upsert_from(spec, stream, lambda: stream.ordinal)
+
+    def _upsert_prepared(self, spec: _Table, users: PreparedUsers) -> int:
+        stream = _Prefetched(users.copy_chunks(ordinal=spec.name not in self._fresh))
+        try:
+            return self._upsert_from(spec, stream, lambda: users.rows, binary=True)
+        except self._psycopg2.DataError as exc:  # the load rolls back; the values are not repeated here
+            raise FastPathDeclined(f"PostgreSQL refused a user's value (SQLSTATE {exc.pgcode})") from None
+        finally:
+            stream.close()
+
+    def _upsert_from(self, spec: _Table, stream: Any, copied: Callable[[], int], binary: bool = False) -> int:
+        """Copy users from ``stream`` into a users table this load created, then give it its key; or into a
+        staging table (with each row's ordinal last), then upsert them. ``copied()`` is how many rows came."""
         columns = ", ".join(spec.columns)
-        fresh = spec.name in self._fresh
-        stream = _CsvStream(rows, spec.columns, ordinal=not fresh)
-        if fresh:
-            self._copy(spec, stream, spec.columns)
-            return stream.ordinal - self._index(spec)
+        if spec.name in self._fresh:
+            self._copy(spec, stream, spec.columns, binary=binary)
+            return copied() - self._index(spec)
         with self._conn.cursor() as cur:
             target = "_uci_stage_users"
             definitions = ", ".join(f"{column} {self._type(column)}" for column in spec.columns)
             cur.execute(f"CREATE TEMPORARY TABLE {target} ({definitions}, _ordinal bigint NOT NULL) ON COMMIT DROP")
-        self._copy(spec, stream, (*spec.columns, "_ordinal"), target=target)
+        self._copy(spec, stream, (*spec.columns, "_ordinal"), target=target, binary=binary)
         with self._conn.cursor() as cur:
             key = ", ".join(spec.key)
             values = [column for column in spec.columns if column not in spec.key]
@@ -311,7 +326,7 @@ class PostgresWarehouse(Warehouse):
                         f"WHERE ({', '.join(f'target.{column}' for column in values)}) IS DISTINCT FROM "
                         f"({', '.join(f'excluded.{column}' for column in values)})")
             written = cur.rowcount
-            if written != stream.ordinal:
+            if written != copied():
                 cur.execute(f"SELECT count(*) FROM (SELECT DISTINCT {key} FROM {target}) AS keys")
                 written = cur.fetchone()[0]
             cur.execute(f"DROP TABLE {target}")

@@ -65,6 +65,20 @@ class PreparedResponses(Protocol):
     def copy_chunks(self, load_id: int) -> Iterator[bytes | memoryview]: ...
 
 
+@runtime_checkable
+class PreparedUsers(Protocol):
+    """User rows already checked and encoded for PostgreSQL (see ``exhaust.arrow_users``): one per device.
+
+    :meth:`copy_chunks` gives ``COPY ... FROM STDIN (FORMAT binary)`` data of the rows in
+    :data:`USER_TABLE_COLUMNS` order, then (with ``ordinal``) each row's ordinal from 1; ``rows`` says
+    how many there are.
+    """
+
+    rows: int
+
+    def copy_chunks(self, ordinal: bool = False) -> Iterator[bytes | memoryview]: ...
+
+
 class _Table(NamedTuple):
     name: str
     columns: tuple[str, ...]
@@ -250,7 +264,8 @@ class Warehouse:
         self.close()
 
     def load(self, *, table: str, conversation_id: str, from_date: date | str | None, to_date: date | str | None,
-             responses: Iterable[tuple[Any, ...]] | PreparedResponses, users: Iterable[tuple[Any, ...]],
+             responses: Iterable[tuple[Any, ...]] | PreparedResponses,
+             users: Iterable[tuple[Any, ...]] | PreparedUsers,
              audit: dict[str, Any], before_commit: Callable[[], None] | None = None) -> LoadResult:
         """Write one bot's users and responses for one range of sync days, all or nothing.
 
@@ -261,7 +276,7 @@ class Warehouse:
             the days replaced are those from the first to the last day of the range, or of the rows.
         :param responses: tuples in ``RESPONSE_TABLE_COLUMNS`` order, streamed (any number of rows), or
             (PostgreSQL only) :class:`PreparedResponses`.
-        :param users: ``UserRecord`` tuples.
+        :param users: ``UserRecord`` tuples, or (PostgreSQL only) :class:`PreparedUsers`.
         :param audit: ``response_request_id``, ``private_request_id``, ``rejected`` (count of rejects, or a
             callable giving it, called after ``before_commit`` once every row has been read).
         :param before_commit: called after every user and response is written, before the audit row is
@@ -275,8 +290,9 @@ class Warehouse:
             raise ValueError(f"from_date: {first} is after to_date {last}")
         response_request_id, private_request_id, _ = _audit(audit, resolve=False)
         prepared = isinstance(responses, PreparedResponses)
-        if prepared and self.backend != "postgres":
-            raise TypeError(f"responses: rows prepared for PostgreSQL cannot be loaded into {self.backend}")
+        for name, value in (("responses", responses), ("users", users)):
+            if isinstance(value, (PreparedResponses, PreparedUsers)) and self.backend != "postgres":
+                raise TypeError(f"{name}: rows prepared for PostgreSQL cannot be loaded into {self.backend}")
         self._begin()
         self._loading = True
         try:
@@ -287,7 +303,10 @@ class Warehouse:
                 "private_request_id, responses, users, replaced, rejected, loaded_at) "
                 "VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, ?)",
                 (conversation_id, first, last, response_request_id, private_request_id, self._now()))
-            user_count = self._upsert(users_table, _rows(users, len(USER_TABLE_COLUMNS), "users"))
+            if isinstance(users, PreparedUsers):
+                user_count = self._upsert_prepared(users_table, users)
+            else:
+                user_count = self._upsert(users_table, _rows(users, len(USER_TABLE_COLUMNS), "users"))
             days = _Days(conversation_id, first, last)
             if prepared:
                 response_count = self._copy_prepared(responses_table, responses, load_id)
@@ -435,6 +454,7 @@ class Warehouse:
     _upsert: Callable[[_Table, Iterator[tuple[Any, ...]]], int]
     _insert: Callable[[_Table, Iterator[tuple[Any, ...]]], int]
     _copy_prepared: Callable[[_Table, PreparedResponses, int], int]
+    _upsert_prepared: Callable[[_Table, PreparedUsers], int]
     _insert_returning_id: Callable[[str, tuple[Any, ...]], int]
     _delete: Callable[[str, tuple[Any, ...]], int]
     _execute: Callable[..., None]

@@ -1,0 +1,122 @@
+"""Read a private exhaust in C: pyarrow parses it, and the users go to PostgreSQL in binary ``COPY``.
+
+The PostgreSQL loader's fast path for users, beside ``exhaust.arrow`` for responses. It holds what
+``records.read_users`` holds (one user per device, the last row the file has for it), as arrow
+columns a few times smaller than the records: the users table's rows, and a :class:`UserJoin` for
+the responses. A file with anything the record reader would reject (a record of the wrong width, an
+empty Conversation ID or Device UUID, a header without the private exhaust's columns) is declined as
+a whole with :class:`FastPathDeclined`, and the loader reads it record by record, which names the
+record and its line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_uci.exhaust.arrow import (
+    BLOCK_BYTES,
+    PG_BINARY_HEADER,
+    PG_BINARY_TRAILER,
+    UserJoin,
+    _blocks,
+    pg_binary_rows,
+    plain_header,
+    record_batches,
+)
+from airflow_provider_uci.exhaust.postgres import FastPathDeclined
+from airflow_provider_uci.exhaust.records import PRIVATE_HEADERS, USER_TABLE_COLUMNS, phone_value
+
+#: Users per chunk of ``COPY`` data.
+COPY_ROWS = 20_000
+
+
+class ArrowUsers:
+    """One bot's users from a private exhaust CSV (a ``PreparedUsers``).
+
+    :param path: the private exhaust CSV (already unzipped).
+    :param conversation_id: the bot; users of other bots are counted in ``skipped``, not kept.
+    :param phone_numbers: ``plain``, ``hashed`` (SHA-256) or ``none``, as ``records.phone_value``.
+    :raises FastPathDeclined: the file holds something only the record reader can name.
+    """
+
+    def __init__(self, path: Path, conversation_id: str, phone_numbers: str = "plain",
+                 block_bytes: int = BLOCK_BYTES) -> None:
+        phone_value(None, "", phone_numbers)  # check the mode before reading
+        self.path = Path(path)
+        self.conversation_id = conversation_id
+        self.skipped = 0
+        self.columns = self._read(phone_numbers, block_bytes)
+        self.rows = len(self.columns["device_uuid"])
+
+    def _read(self, phone_numbers: str, block_bytes: int) -> dict[str, Any]:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        blocks = _blocks(self.path, block_bytes)
+        header, first = plain_header(blocks)
+        if any(name not in header for name in PRIVATE_HEADERS):
+            raise FastPathDeclined("the header: not a private exhaust's")
+        at = [header.index(name) for name in PRIVATE_HEADERS]
+        parts = []
+        for batch in record_batches(first, blocks, len(header), block_bytes, columns=sorted(set(at))):
+            conversation, device = batch.column(f"c{at[0]}"), batch.column(f"c{at[4]}")
+            for values in (conversation, device):
+                if values.null_count or (len(values) and pc.min(pc.binary_length(values)).as_py() == 0):
+                    raise FastPathDeclined("Conversation ID or Device UUID: an empty value")
+            own = pc.equal(conversation, self.conversation_id)
+            kept = pc.sum(own).as_py() or 0
+            self.skipped += len(own) - kept
+            if kept:
+                parts.append(batch.filter(own).select([f"c{index}" for index in at]))
+        names = ("conversation_id", "conversation_name", "decrypted", "encrypted_device_id", "device_uuid")
+        if parts:
+            table = pa.Table.from_batches(parts).rename_columns(names).combine_chunks()
+        else:
+            table = pa.table({name: pa.array([], pa.string()) for name in names})
+        del parts
+        count = table.num_rows
+        if count and pc.count_distinct(table["device_uuid"]).as_py() < count:
+            # a device twice: its last row stands, as a dict of the records keeps it
+            last = (pa.table({"device": table["device_uuid"], "row": pa.array(np.arange(count))})
+                    .group_by("device", use_threads=False).aggregate([("row", "max")])["row_max"])
+            table = table.take(pc.sort_indices(last))
+        column = {name: pa.concat_arrays(table[name].chunks) if table[name].num_chunks else pa.array([], pa.string())
+                  for name in names}
+        device, decrypted = column["device_uuid"], column["decrypted"]
+        # without consent the service writes the Device UUID as the decrypted id (contract 3.4)
+        consented = pc.fill_null(pc.and_(pc.not_equal(decrypted, ""), pc.not_equal(decrypted, device)), False)
+        if phone_numbers == "none":
+            phones = pa.nulls(count, pa.string())
+        elif phone_numbers == "hashed":
+            phones = pa.array([None if phone is None else hashlib.sha256(phone.encode("utf-8")).hexdigest()
+                               for phone in pc.if_else(consented, decrypted, pa.scalar(None, pa.string())).to_pylist()], pa.string())
+        else:
+            phones = pc.if_else(consented, decrypted, pa.scalar(None, pa.string()))
+        column.update(phone=phones, consented=consented)
+        return {name: column[name] for name in USER_TABLE_COLUMNS}
+
+    def join(self) -> UserJoin:
+        """The users for the join with the responses."""
+        return UserJoin(self.columns["device_uuid"], self.columns["phone"], self.columns["encrypted_device_id"])
+
+    def by_device(self) -> dict[str, tuple[str | None, str | None]]:
+        """Phone and encrypted id by device, for the record-by-record join."""
+        return dict(zip(self.columns["device_uuid"].to_pylist(),
+                        zip(self.columns["phone"].to_pylist(), self.columns["encrypted_device_id"].to_pylist(),
+                            strict=True), strict=True))
+
+    def copy_chunks(self, ordinal: bool = False) -> Iterator[memoryview | bytes]:
+        """``COPY ... (FORMAT binary)`` data of ``USER_TABLE_COLUMNS``, then the row's ordinal when asked."""
+        import pyarrow as pa
+
+        yield PG_BINARY_HEADER
+        for start in range(0, self.rows, COPY_ROWS):
+            columns = [self.columns[name].slice(start, COPY_ROWS) for name in USER_TABLE_COLUMNS]
+            if ordinal:
+                columns.append(pa.array(range(start + 1, start + len(columns[0]) + 1), pa.int64()))
+            yield pg_binary_rows(columns)
+        yield PG_BINARY_TRAILER
