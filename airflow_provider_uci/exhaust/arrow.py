@@ -10,12 +10,13 @@ which names each broken record and its line. Integers, booleans and timestamps a
 text in the one form both readers read alike (``_INTEGER``, ``_BOOLEAN``, ``_TIMESTAMP``); binary
 ``COPY`` then spares the server parsing text, which halves its share of the load.
 
-Spark's escapes are first rewritten as RFC 4180 (``spark_csv.rfc4180_block``), which pyarrow reads
-exactly when told that there is no escape character; null stays apart from ``""``.
+The file is read in blocks of whole records (``exhaust.arrow_csv``), which threads parse, check and
+encode at once, in order.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from airflow_provider_uci.exhaust.arrow_csv import csv_options, in_order, parse_block, plain_header, spark_blocks
 from airflow_provider_uci.exhaust.postgres import FastPathDeclined
 from airflow_provider_uci.exhaust.records import (
     KEY_FIELDS,
@@ -32,11 +34,14 @@ from airflow_provider_uci.exhaust.records import (
     UserRecord,
     _header_positions,
 )
-from airflow_provider_uci.exhaust.spark_csv import rfc4180_block
 from airflow_provider_uci.exhaust.warehouse import STORED_RESPONSE_COLUMNS
 
 #: Bytes of the file parsed at a time: larger blocks cost less per row, and hold more memory.
-BLOCK_BYTES = 1 << 22
+BLOCK_BYTES = 1 << 21
+#: Threads that parse, check and encode blocks at once.
+WORKERS = 2
+#: Blocks between two returns of the memory pyarrow's allocator holds free.
+RELEASE_EVERY = 8
 _INTEGER = r"^-?[0-9]{1,18}$"
 _BOOLEAN = r"^(?i:true|false)$"
 _TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
@@ -46,6 +51,7 @@ PG_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 PG_BINARY_TRAILER = b"\xff\xff"
 _PG_EPOCH_MICROSECONDS = 946_684_800 * 1_000_000  # 2000-01-01, PostgreSQL's epoch
 _PG_EPOCH_DAYS = 10_957
+_MULTIPLIER = 0x9E3779B97F4A7C15  # 2**64 / the golden ratio: spreads the bits of each word
 
 
 def _fixed_width(values: Any, width: int, validity: Any = None) -> Any:
@@ -64,7 +70,9 @@ def pg_binary_rows(columns: list[Any]) -> memoryview | bytes:
 
     Text and binary arrays go as they are; int64 as ``bigint``, booleans, timestamps (microseconds,
     any zone) as ``timestamptz``, date32 as ``date``. Each row is built with one
-    ``binary_join_element_wise`` over the field headers and values: no Python object per value.
+    ``binary_join_element_wise`` over the rows' pieces: no Python object per value. The pieces of
+    one width in every row (the field count, the fields' lengths, values that are never null) that
+    stand side by side are first laid out together in numpy, as one piece.
     """
     import numpy as np
     import pyarrow as pa
@@ -73,7 +81,19 @@ def pg_binary_rows(columns: list[Any]) -> memoryview | bytes:
     count = len(columns[0])
     if count == 0:
         return b""
-    parts = [_fixed_width(np.full(count, len(columns), dtype=">i2"), 2)]
+    parts: list[Any] = []
+    side_by_side: list[Any] = []  # fixed-width pieces not yet in ``parts``, as (count, width) bytes
+
+    def fixed(values: Any) -> None:
+        side_by_side.append(values.view(np.uint8).reshape(count, -1))
+
+    def flush() -> None:
+        if side_by_side:
+            laid = side_by_side[0] if len(side_by_side) == 1 else np.hstack(side_by_side)
+            parts.append(_fixed_width(laid, laid.shape[1]))
+            side_by_side.clear()
+
+    fixed(np.full(count, len(columns), dtype=">i2"))
     for values in columns:
         if values.offset:
             values = pa.concat_arrays([values])  # buffers that start at the first row
@@ -86,7 +106,9 @@ def pg_binary_rows(columns: list[Any]) -> memoryview | bytes:
             lengths = np.diff(offsets).astype(">i4")
             if missing:
                 lengths[~np.asarray(values.is_valid())] = -1
-            parts += [_fixed_width(lengths, 4), values.view(pa.binary())]
+            fixed(lengths)
+            flush()
+            parts.append(values.view(pa.binary()))
             continue
         if pa.types.is_int64(kind):
             data, width = values.fill_null(0).to_numpy().astype(">i8"), 8
@@ -99,99 +121,27 @@ def pg_binary_rows(columns: list[Any]) -> memoryview | bytes:
         else:
             raise TypeError(f"no PostgreSQL binary form for {kind}")
         header = np.full(count, width, dtype=">i4")
-        if missing:
+        if missing:  # a null has no value at all: its piece stands alone, empty in those rows
             header[~np.asarray(values.is_valid())] = -1
-        parts += [_fixed_width(header, 4), _fixed_width(data, width, values.buffers()[0] if missing else None)]
+            fixed(header)
+            flush()
+            parts.append(_fixed_width(data, width, values.buffers()[0]))
+        else:
+            fixed(header)
+            fixed(data)
+    flush()
     rows = pc.binary_join_element_wise(*parts, b"", null_handling="replace", null_replacement=b"")
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32, count=count + 1, offset=rows.offset * 4)
     return memoryview(rows.buffers()[2])[offsets[0]:offsets[-1]]
-
-
-def _blocks(path: Path, size: int) -> Iterator[bytes]:
-    """The file rewritten as RFC 4180, in blocks of whole records (of about ``size`` bytes or more).
-
-    Spark's escapes never span lines, so raw blocks are cut at a line end and rewritten alone; a
-    record ends at a line end with an even number of quotes before it (RFC 4180 quotes come in pairs).
-    """
-    raw_rest = b""
-    rest = b""
-    with open(path, "rb") as handle:
-        while data := handle.read(size):
-            data = raw_rest + data
-            cut = data.rfind(b"\n") + 1
-            data, raw_rest = data[:cut], data[cut:]
-            if not data:
-                continue
-            data = rest + rfc4180_block(data)
-            cut = len(data)  # the block ends at a line end
-            quotes = data.count(b'"')
-            while quotes % 2 and cut > 0:  # inside a value: go back a line
-                end = data.rfind(b"\n", 0, cut - 1) + 1
-                quotes -= data.count(b'"', end, cut)
-                cut = end
-            data, rest = data[:cut], data[cut:]
-            if data:
-                yield data
-    data = rest + rfc4180_block(raw_rest)
-    if data:
-        yield data
-
-
-def plain_header(blocks: Iterator[bytes]) -> tuple[list[str | None], memoryview]:
-    """The header of a file read by :func:`_blocks`, and the rest of its first block.
-
-    Only a header of plain names (no quotes) is taken; anything else declines the file.
-    """
-    first = next(blocks, b"")
-    end = first.find(b"\n")
-    if end < 0 or b'"' in first[:end]:
-        raise FastPathDeclined("no plain header line")
-    try:
-        header: list[str | None] = first[:end].rstrip(b"\r").decode("utf-8").split(",")
-    except UnicodeDecodeError as exc:
-        raise FastPathDeclined(f"the header: {exc}") from None
-    return header, memoryview(first)[end + 1:]
-
-
-def record_batches(first: memoryview | bytes, blocks: Iterator[bytes], width: int, block_bytes: int,
-                   columns: list[int] | None = None) -> Iterator[Any]:
-    """The records of ``first`` and the blocks after it, parsed by pyarrow a block at a time, as record
-    batches of text columns ``c0``, ``c1``... (only those of ``columns`` when given).
-
-    Null (nothing) is null and ``""`` is ``""``. A record with more or fewer values than ``width``, or
-    anything else pyarrow cannot parse, declines the file.
-    """
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    names = [f"c{index}" for index in range(width)]
-    wanted = names if columns is None else [names[index] for index in columns]
-    options = {
-        "read_options": pacsv.ReadOptions(use_threads=False, block_size=2 * block_bytes, column_names=names),
-        "parse_options": pacsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, escape_char=False,
-                                            newlines_in_values=True, ignore_empty_lines=False),
-        "convert_options": pacsv.ConvertOptions(column_types=dict.fromkeys(wanted, pa.string()),
-                                                include_columns=wanted, strings_can_be_null=True,
-                                                null_values=[""], quoted_strings_can_be_null=False),
-    }
-    block: memoryview | bytes | None = first
-    while block is not None:
-        if block:
-            try:  # a block of whole records, parsed alone: no reader holds blocks ahead
-                table = pacsv.read_csv(pa.py_buffer(block), **options)
-            except pa.ArrowInvalid as exc:
-                raise FastPathDeclined(f"pyarrow: {str(exc)[:200]}") from None
-            yield from table.to_batches()
-            del table
-        block = next(blocks, None)
 
 
 class UserJoin:
     """A bot's users as arrow arrays for the join: one row per device, with its phone and encrypted id.
 
     :meth:`find` gives, for each device id of a column, the row of its user (null for none). When every
-    device id has one length (UUIDs), it is a binary search over the sorted ids in numpy; otherwise a
-    look-up in a dict.
+    device id has one length (UUIDs do), ids are found in numpy, by a binary search over the sorted
+    64-bit hashes of the users' ids, and the ids themselves compared; otherwise (or should two users'
+    hashes meet) by a look-up in a dict.
     """
 
     def __init__(self, devices: Any, phones: Any, encrypted: Any) -> None:
@@ -205,11 +155,14 @@ class UserJoin:
         self._by_device: dict[str, int] | None = None
         self._width = 0
         lengths = pc.min_max(pc.binary_length(self.devices)).as_py() if len(self.devices) else {}
-        if lengths and lengths["min"] == lengths["max"] and self.devices.null_count == 0:
+        if lengths and lengths["min"] == lengths["max"] > 0 and self.devices.null_count == 0:
             self._width = lengths["min"]
-            keys = self._fixed(self.devices)
-            self._order = np.argsort(keys, kind="stable").astype(np.int32)
-            self._sorted = keys[self._order]
+            self._keys = self._fixed(self.devices)
+            hashes = self._hash(self._keys)
+            self._order = np.argsort(hashes).astype(np.int32)
+            self._hashes = hashes[self._order]
+            if np.any(self._hashes[1:] == self._hashes[:-1]):
+                self._width = 0  # two ids, one hash: the dict it is
 
     @classmethod
     def of_records(cls, users: Mapping[str, UserRecord]) -> UserJoin:
@@ -226,6 +179,21 @@ class UserJoin:
         return np.frombuffer(values.buffers()[2], dtype=f"S{self._width}", count=len(values),
                              offset=int(offsets[0]))
 
+    def _hash(self, keys: Any) -> Any:
+        """A 64-bit hash of each fixed-width id: its bytes as 64-bit words, multiplied and mixed in."""
+        import numpy as np
+
+        words = -(-self._width // 8)
+        padded = np.zeros((len(keys), words * 8), dtype=np.uint8)
+        padded[:, :self._width] = keys.view(np.uint8).reshape(len(keys), self._width)
+        hashes = np.zeros(len(keys), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for word in padded.view(np.uint64).T:
+                hashes ^= word
+                hashes *= _MULTIPLIER
+                hashes ^= hashes >> np.uint64(29)
+        return hashes
+
     def find(self, device_ids: Any) -> Any:
         """The row of each device id's user, as an int32 array; null where the device has no user."""
         import numpy as np
@@ -239,15 +207,11 @@ class UserJoin:
             lengths = pc.min_max(pc.binary_length(device_ids)).as_py()
             if lengths["min"] == lengths["max"] == self._width:
                 keys = self._fixed(device_ids)
-                by_key = np.argsort(keys)  # sorted needles: each search starts where the last ended
-                keys = keys[by_key]
-                at = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
-                found = self._sorted[at] == keys
-                rows = np.empty(count, dtype=np.int32)
-                rows[by_key] = self._order[at]
-                missing = np.empty(count, dtype=bool)
-                missing[by_key] = ~found
-                return pa.array(rows, mask=missing)
+                hashes = self._hash(keys)
+                at = np.minimum(np.searchsorted(self._hashes, hashes), len(self._hashes) - 1)
+                rows = self._order[at]
+                found = (self._hashes[at] == hashes) & (self._keys[rows] == keys)
+                return pa.array(rows, mask=~found)
         if self._by_device is None:
             self._by_device = {device: row for row, device in enumerate(self.devices.to_pylist())}
         get = self._by_device.get
@@ -262,15 +226,18 @@ class ArrowResponses:
     :param users: the bot's users (one per device).
     :param first_day: first sync day of the load's range (``YYYY-MM-DD``) or ``None``.
     :param last_day: last sync day, or ``None``.
+    :param block_bytes: bytes of the file parsed at a time (default :data:`BLOCK_BYTES`).
+    :param workers: threads that parse, check and encode blocks at once (default :data:`WORKERS`).
     """
 
     def __init__(self, path: Path, conversation_id: str, users: UserJoin, first_day: str | None,
-                 last_day: str | None, block_bytes: int = BLOCK_BYTES) -> None:
+                 last_day: str | None, block_bytes: int | None = None, workers: int | None = None) -> None:
         self.path = Path(path)
         self.conversation_id = conversation_id
         self.users = users
         self.range = (first_day, last_day)
-        self.block_bytes = block_bytes
+        self.block_bytes = block_bytes or BLOCK_BYTES
+        self.workers = workers or WORKERS
         self.rows = 0
         self.without_user = 0
         self.first_day: str | None = None
@@ -278,20 +245,47 @@ class ArrowResponses:
 
     def copy_chunks(self, load_id: int) -> Iterator[memoryview | bytes]:
         """``COPY ... (FORMAT binary)`` data of ``STORED_RESPONSE_COLUMNS``, a chunk per block of the file."""
-        blocks = _blocks(self.path, self.block_bytes)
+        import pyarrow as pa
+
+        blocks = spark_blocks(self.path, self.block_bytes)
         header, first = plain_header(blocks)
         try:
             positions = _header_positions(header, self.path.name)
         except ExhaustFormatError as exc:
             raise FastPathDeclined(f"the header: {exc}") from None
-        yield PG_BINARY_HEADER
-        checked: set[str] = set()
+        options = csv_options(len(header), self.block_bytes)
         by_field = {field: positions.get(field) for field in RESPONSE_HEADERS.values()}
-        for batch in record_batches(first, blocks, len(header), self.block_bytes):
-            yield self._chunk(batch, by_field, load_id, checked)
+        checked: set[str] = set()
+
+        def encode(block: memoryview) -> tuple[list[memoryview | bytes], int, int, str | None, str | None]:
+            pieces, rows, without, low, high = [], 0, 0, None, None
+            if block:
+                for batch in parse_block(block, options).to_batches():
+                    data, without_user, days = self._chunk(batch, by_field, load_id, checked)
+                    pieces.append(data)
+                    rows, without = rows + batch.num_rows, without + without_user
+                    if days is not None:
+                        low = days[0] if low is None or days[0] < low else low
+                        high = days[1] if high is None or days[1] > high else high
+            return pieces, rows, without, low, high
+
+        yield PG_BINARY_HEADER
+        pool = pa.default_memory_pool()
+        for number, (pieces, rows, without, low, high) in enumerate(
+                in_order(encode, itertools.chain([first], blocks), self.workers)):
+            if number % RELEASE_EVERY == RELEASE_EVERY - 1:
+                pool.release_unused()  # the threads' allocators keep what they freed; return it to the system
+            self.rows += rows
+            self.without_user += without
+            if low is not None:
+                self.first_day = low if self.first_day is None or low < self.first_day else self.first_day
+                self.last_day = high if self.last_day is None or high > self.last_day else self.last_day
+            yield from pieces
         yield PG_BINARY_TRAILER
 
-    def _chunk(self, batch: Any, by_field: dict[str, int | None], load_id: int, checked: set[str]) -> memoryview | bytes:
+    def _chunk(self, batch: Any, by_field: dict[str, int | None], load_id: int,
+               checked: set[str]) -> tuple[memoryview | bytes, int, tuple[str, str] | None]:
+        """A batch as binary ``COPY`` rows, how many of them have no user, and their first and last day."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -345,27 +339,25 @@ class ArrowResponses:
                 if len(checked) > 100_000:
                     checked.clear()
                 checked.add(text)
-        days = self._days(pc.coalesce(typed["at_timestamp"], typed["event_timestamp"]), rows)
+        days, bounds = self._days(pc.coalesce(typed["at_timestamp"], typed["event_timestamp"]), rows)
 
         at = self.users.find(column("device_id"))
-        self.without_user += at.null_count
         values = {field: typed.get(field, column(field)) for field in RESPONSE_HEADERS.values()}
         values["user_phone"] = self.users.phones.take(at)
         values["user_encrypted_device_id"] = self.users.encrypted.take(at)
         values["sync_date"] = days
         values["load_id"] = pa.repeat(pa.scalar(load_id, pa.int64()), rows)
-        self.rows += rows
-        return pg_binary_rows([values[field] for field in STORED_RESPONSE_COLUMNS])
+        return pg_binary_rows([values[field] for field in STORED_RESPONSE_COLUMNS]), at.null_count, bounds
 
-    def _days(self, moments: Any, rows: int) -> Any:
-        """The IST day of each row's sync timestamp, checked against the range."""
+    def _days(self, moments: Any, rows: int) -> tuple[Any, tuple[str, str] | None]:
+        """The IST day of each row's sync timestamp, checked against the range; the first and last."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         local = pc.add(pc.cast(moments, pa.int64()), _IST_MICROSECONDS)
         days = pc.cast(pc.cast(local, pa.timestamp("us")), pa.date32())
         if rows == 0:
-            return days
+            return days, None
         first, last = self.range
         if days.null_count:
             if first is None or first != last:
@@ -375,7 +367,5 @@ class ArrowResponses:
         low, high = bounds["min"].isoformat(), bounds["max"].isoformat()
         if (first is not None and low < first) or (last is not None and high > last):
             raise FastPathDeclined("a row synced on a day outside the load's range")
-        self.first_day = low if self.first_day is None or low < self.first_day else self.first_day
-        self.last_day = high if self.last_day is None or high > self.last_day else self.last_day
-        return days
+        return days, (low, high)
 

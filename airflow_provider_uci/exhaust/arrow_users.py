@@ -12,20 +12,13 @@ record and its line.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_uci.exhaust.arrow import (
-    BLOCK_BYTES,
-    PG_BINARY_HEADER,
-    PG_BINARY_TRAILER,
-    UserJoin,
-    _blocks,
-    pg_binary_rows,
-    plain_header,
-    record_batches,
-)
+from airflow_provider_uci.exhaust.arrow import BLOCK_BYTES, PG_BINARY_HEADER, PG_BINARY_TRAILER, UserJoin, pg_binary_rows
+from airflow_provider_uci.exhaust.arrow_csv import csv_options, parse_block, plain_header, spark_blocks
 from airflow_provider_uci.exhaust.postgres import FastPathDeclined
 from airflow_provider_uci.exhaust.records import PRIVATE_HEADERS, USER_TABLE_COLUMNS, phone_value
 
@@ -56,27 +49,28 @@ class ArrowUsers:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        blocks = _blocks(self.path, block_bytes)
+        blocks = spark_blocks(self.path, block_bytes)
         header, first = plain_header(blocks)
         if any(name not in header for name in PRIVATE_HEADERS):
             raise FastPathDeclined("the header: not a private exhaust's")
         at = [header.index(name) for name in PRIVATE_HEADERS]
+        options = csv_options(len(header), block_bytes, columns=sorted(set(at)))
+        wanted = [f"c{index}" for index in at[1:]]  # the bot's id is the same on every row kept
         parts = []
-        for batch in record_batches(first, blocks, len(header), block_bytes, columns=sorted(set(at))):
-            conversation, device = batch.column(f"c{at[0]}"), batch.column(f"c{at[4]}")
-            for values in (conversation, device):
-                if values.null_count or (len(values) and pc.min(pc.binary_length(values)).as_py() == 0):
-                    raise FastPathDeclined("Conversation ID or Device UUID: an empty value")
-            own = pc.equal(conversation, self.conversation_id)
-            kept = pc.sum(own).as_py() or 0
-            self.skipped += len(own) - kept
-            if kept:
-                parts.append(batch.filter(own).select([f"c{index}" for index in at]))
-        names = ("conversation_id", "conversation_name", "decrypted", "encrypted_device_id", "device_uuid")
-        if parts:
-            table = pa.Table.from_batches(parts).rename_columns(names).combine_chunks()
-        else:
-            table = pa.table({name: pa.array([], pa.string()) for name in names})
+        for block in itertools.chain([first], blocks):
+            for batch in parse_block(block, options).to_batches() if block else ():
+                conversation, device = batch.column(f"c{at[0]}"), batch.column(f"c{at[4]}")
+                for values in (conversation, device):
+                    if values.null_count or (len(values) and pc.min(pc.binary_length(values)).as_py() == 0):
+                        raise FastPathDeclined("Conversation ID or Device UUID: an empty value")
+                own = pc.equal(conversation, self.conversation_id)
+                kept = pc.sum(own).as_py() or 0
+                self.skipped += len(own) - kept
+                if kept:
+                    parts.append((batch if kept == len(own) else batch.filter(own)).select(wanted))
+        names = ("conversation_name", "decrypted", "encrypted_device_id", "device_uuid")
+        schema = pa.schema([(name, pa.string()) for name in names])
+        table = pa.Table.from_batches([part.rename_columns(names) for part in parts], schema=schema)
         del parts
         count = table.num_rows
         if count and pc.count_distinct(table["device_uuid"]).as_py() < count:
@@ -84,20 +78,25 @@ class ArrowUsers:
             last = (pa.table({"device": table["device_uuid"], "row": pa.array(np.arange(count))})
                     .group_by("device", use_threads=False).aggregate([("row", "max")])["row_max"])
             table = table.take(pc.sort_indices(last))
-        column = {name: pa.concat_arrays(table[name].chunks) if table[name].num_chunks else pa.array([], pa.string())
-                  for name in names}
-        device, decrypted = column["device_uuid"], column["decrypted"]
+        column = {}
+        for name in names:  # one array each, and the table's chunks let go of as each is made
+            column[name] = pa.concat_arrays(table[name].chunks) if count else pa.array([], pa.string())
+            table = table.drop_columns([name])
+        device, decrypted = column["device_uuid"], column.pop("decrypted")
         # without consent the service writes the Device UUID as the decrypted id (contract 3.4)
         consented = pc.fill_null(pc.and_(pc.not_equal(decrypted, ""), pc.not_equal(decrypted, device)), False)
         if phone_numbers == "none":
             phones = pa.nulls(count, pa.string())
         elif phone_numbers == "hashed":
             phones = pa.array([None if phone is None else hashlib.sha256(phone.encode("utf-8")).hexdigest()
-                               for phone in pc.if_else(consented, decrypted, pa.scalar(None, pa.string())).to_pylist()], pa.string())
+                               for phone in pc.if_else(consented, decrypted, pa.scalar(None, pa.string())).to_pylist()],
+                              pa.string())
         else:
             phones = pc.if_else(consented, decrypted, pa.scalar(None, pa.string()))
         column.update(phone=phones, consented=consented)
-        return {name: column[name] for name in USER_TABLE_COLUMNS}
+        del table, decrypted
+        pa.default_memory_pool().release_unused()  # what reading took and let go of, back to the system
+        return column
 
     def join(self) -> UserJoin:
         """The users for the join with the responses."""
@@ -115,7 +114,9 @@ class ArrowUsers:
 
         yield PG_BINARY_HEADER
         for start in range(0, self.rows, COPY_ROWS):
-            columns = [self.columns[name].slice(start, COPY_ROWS) for name in USER_TABLE_COLUMNS]
+            bot = pa.repeat(pa.scalar(self.conversation_id, pa.string()), min(COPY_ROWS, self.rows - start))
+            columns = [bot if name == "conversation_id" else self.columns[name].slice(start, COPY_ROWS)
+                       for name in USER_TABLE_COLUMNS]
             if ordinal:
                 columns.append(pa.array(range(start + 1, start + len(columns[0]) + 1), pa.int64()))
             yield pg_binary_rows(columns)

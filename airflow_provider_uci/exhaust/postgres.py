@@ -104,14 +104,21 @@ def _other(value: Any) -> str:
 _SIMPLE: dict[type, Callable[[Any], str]] = {int: str, bool: lambda value: "t" if value else "f"}
 
 
+#: Chunks of ``COPY`` data made ahead of the server.
+PREFETCH_DEPTH = 4
+#: Bytes psycopg2 reads from a ``COPY`` stream at a time: fewer, larger reads cost less.
+COPY_READ = 1 << 20
+
+
 class _Prefetched:
     """A file-like object over byte chunks that a thread produces ahead of the reader (a few at most).
 
     An error in the producer is raised by :meth:`read`, and kept in ``error`` (psycopg2 replaces it).
     """
 
-    def __init__(self, chunks: Iterator[bytes | memoryview], depth: int = 4) -> None:
-        self._queue: queue.Queue[tuple[bytes | memoryview | None, BaseException | None]] = queue.Queue(depth)
+    def __init__(self, chunks: Iterator[bytes | memoryview], depth: int | None = None) -> None:
+        self._queue: queue.Queue[tuple[bytes | memoryview | None, BaseException | None]] = queue.Queue(
+            depth or PREFETCH_DEPTH)
         self._stop = threading.Event()
         self._buffer = memoryview(b"")
         self.error: BaseException | None = None
@@ -264,7 +271,7 @@ class PostgresWarehouse(Warehouse):
         with self._conn.cursor() as cur:
             try:
                 cur.copy_expert(f"COPY {target or _q(spec.name)} ({', '.join(columns)}) FROM STDIN "
-                                f"WITH (FORMAT {'binary' if binary else 'csv'})", stream, size=1 << 16)
+                                f"WITH (FORMAT {'binary' if binary else 'csv'})", stream, size=COPY_READ)
             except self._psycopg2.Error as exc:
                 if stream.error is not None:
                     raise stream.error from exc

@@ -115,30 +115,6 @@ def _rfc4180(lines: Iterable[str], marked: list[bool] | None = None) -> Iterator
 _BACKSLASHES_BEFORE_QUOTE_RUN = re.compile(r'(\\+)"')
 
 
-def rfc4180_block(data: bytes) -> bytes:
-    """Rewrite whole lines of Spark's CSV (UTF-8 bytes) as RFC 4180 CSV, the rule of :func:`_rfc4180`.
-
-    ``data`` must end at a line end (Spark's escapes never span lines). ``""`` stays ``""``: in
-    RFC 4180 a quoted empty value and nothing at all differ, as in Spark's dialect. Used by readers
-    that parse RFC 4180 in C (PostgreSQL's COPY, pyarrow), it costs a few passes of ``bytes.replace``:
-    every ``\\"`` becomes ``""``, then the rare run of backslashes before a quote is mended.
-    """
-    if b'\\"' not in data:
-        return data
-    data = data.replace(b'\\"', b'""')
-    if b'\\""' not in data:
-        return data
-    # a run of n >= 2 backslashes before a quote is now n - 1 backslashes before "": two meant a
-    # value ending in a backslash (then its closing quote), more an escaped quote after n - 2 of them
-    parts = data.split(b'\\""')
-    mended = []
-    for part in parts[:-1]:
-        left = len(part) - len(part.rstrip(b"\\"))  # n - 2 backslashes stay before the separator
-        mended.append(part + b'\\"' if left == 0 else part[:-1] + b'\\""')
-    mended.append(parts[-1])
-    return b"".join(mended)
-
-
 def _value(text: str) -> str | None:
     if not text:
         return None

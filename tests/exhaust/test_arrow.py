@@ -17,8 +17,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from airflow_provider_uci.exhaust.arrow import PG_BINARY_HEADER, PG_BINARY_TRAILER, _blocks, pg_binary_rows
-from airflow_provider_uci.exhaust.spark_csv import format_row, read_records, rfc4180_block
+from airflow_provider_uci.exhaust.arrow import PG_BINARY_HEADER, PG_BINARY_TRAILER, pg_binary_rows
+from airflow_provider_uci.exhaust.arrow_csv import rfc4180, spark_blocks
+from airflow_provider_uci.exhaust.spark_csv import format_row, read_records
 from tests.support.services import postgres_database
 
 SUNBIRD = Path(__file__).resolve().parent.parent / "fixtures" / "sunbird"
@@ -37,8 +38,15 @@ def random_rows(seed: int, count: int) -> list[list[str | None]]:
     return rows
 
 
-def rfc4180_values(data: bytes) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline=""), strict=True))
+def rfc4180_values(data: bytes | bytearray | memoryview) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(bytes(data).decode("utf-8"), newline=""), strict=True))
+
+
+def rewritten(text: str) -> bytes:
+    """``text`` rewritten by :func:`rfc4180`, whose count of the result's quotes must hold."""
+    data, quotes = rfc4180(bytearray(text.encode("utf-8")))
+    assert quotes == bytes(data).count(b'"')
+    return bytes(data)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -46,11 +54,11 @@ def test_the_rewrite_reads_as_the_record_reader_reads_spark(seed: int) -> None:
     text = "".join(format_row(row) for row in random_rows(seed, 300))
     expected = [values for _, values in read_records(io.StringIO(text, newline=""))]
 
-    got = rfc4180_values(rfc4180_block(text.encode("utf-8")))
+    got = rfc4180_values(rewritten(text))
 
     # RFC 4180 readers see null and "" alike; the rewrite keeps "" as "" and null as nothing
     assert got == [["" if value is None else value for value in values] for values in expected]
-    assert rfc4180_block(text.encode("utf-8")).count(b'""') >= text.count('""')
+    assert rewritten(text).count(b'""') >= text.count('""')
 
 
 @pytest.mark.parametrize("size", [1, 7, 64, 1000, 1 << 20])
@@ -59,16 +67,16 @@ def test_blocks_hold_whole_records_whatever_their_size(size: int, tmp_path: Path
     path = tmp_path / "spark.csv"
     path.write_text("".join(format_row(row) for row in rows), encoding="utf-8", newline="")
 
-    blocks = list(_blocks(path, size))
+    blocks = [bytes(block) for block in spark_blocks(path, size)]
 
     whole = b"".join(blocks)
-    assert whole == rfc4180_block(path.read_bytes())
+    assert whole == rewritten(path.read_bytes().decode("utf-8"))
     assert sum(len(rfc4180_values(block)) for block in blocks) == len(rows)  # no record split between blocks
 
 
 def test_a_real_file_in_blocks() -> None:
     path = SUNBIRD / "response-exhaust-2022-06-24-mentor-feedback.csv"
-    blocks = list(_blocks(path, 200))
+    blocks = list(spark_blocks(path, 200))
     assert len(blocks) > 5
     with path.open(encoding="utf-8", newline="") as handle:
         expected = [["" if value is None else value for value in values] for _, values in read_records(handle)]

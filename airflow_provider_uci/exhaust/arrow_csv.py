@@ -1,0 +1,171 @@
+"""Spark's CSV read by pyarrow: the file in blocks of whole records, rewritten as RFC 4180, parsed in C.
+
+pyarrow (like every general-purpose reader) drops a backslash before any character when told of an
+escape character, which corrupts JSON answers (see ``spark_csv``); told of none, it reads RFC 4180
+exactly. So each block is first rewritten as RFC 4180 by :func:`rfc4180`, the rule the record reader
+follows (``spark_csv._rfc4180``), in numpy: every ``\\"`` becomes ``""`` in place, and the rare run of
+backslashes before a quote is mended. numpy lets go of the GIL while it works, so other threads go on
+parsing and encoding the blocks before. Null (nothing between commas) stays apart from ``""``.
+
+Anything this path cannot read as the record reader would declines the file with
+:class:`FastPathDeclined`; the loader then reads it record by record.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_uci.exhaust.postgres import FastPathDeclined
+
+_QUOTE, _BACKSLASH, _NEWLINE = 0x22, 0x5C, 0x0A
+
+
+def rfc4180(data: bytearray) -> tuple[bytearray | bytes, int]:
+    """Whole lines of Spark's CSV rewritten as RFC 4180, and how many quotes the result holds.
+
+    ``data`` (UTF-8; Spark's escapes never span lines) is changed in place and returned, unless a
+    run of backslashes before a quote must be mended: then a new, shorter ``bytes`` is. A quote after
+    one backslash was escaped (``\\"`` becomes ``""``); after two, the value's last character is a
+    backslash (``\\\\"`` becomes ``\\"``); after n >= 3, it was escaped after n - 2 backslashes.
+    """
+    import numpy as np
+
+    text = np.frombuffer(data, dtype=np.uint8)  # of a bytearray: writes go to its bytes
+    quotes = int(np.count_nonzero(text == _QUOTE))
+    backslashes = np.flatnonzero(text[:-1] == _BACKSLASH)
+    escaped = backslashes[text[backslashes + 1] == _QUOTE]  # the last backslash before a quote
+    if not len(escaped):
+        return data, quotes
+    runs = escaped[(escaped > 0) & (text[escaped - 1] == _BACKSLASH)]
+    value_ends = (runs < 2) | (text[runs - 2] != _BACKSLASH)  # exactly two backslashes
+    drop = np.where(value_ends, runs + 1, runs - 1).tolist()  # a quote, or a backslash
+    text[escaped] = _QUOTE
+    quotes += len(escaped) - int(np.count_nonzero(value_ends))
+    del text
+    if not drop:
+        return data, quotes
+    view = memoryview(data)
+    pieces, kept = [], 0
+    for at in drop:  # ascending: runs lie at least three bytes apart
+        pieces.append(view[kept:at])
+        kept = at + 1
+    pieces.append(view[kept:])
+    mended = b"".join(pieces)
+    del pieces, view
+    return mended, quotes
+
+
+def spark_blocks(path: Path, size: int) -> Iterator[memoryview]:
+    """The file rewritten as RFC 4180, in blocks of whole records (of about ``size`` bytes or more).
+
+    Each read ends at a line end and is rewritten alone (:func:`rfc4180`). A record ends at a line end
+    with an even number of quotes before it (RFC 4180 quotes come in pairs): when a block ends inside
+    a value, its last lines are left to the next read, which starts at the record they begin. A record
+    longer than ``size`` gets a read as long as it needs. What is given back is only read from
+    (blocks are views of data nothing else holds).
+    """
+    with open(path, "rb") as handle:
+        want = size
+        while True:
+            start = handle.tell()
+            data = bytearray(want)
+            got = handle.readinto(data)
+            if not got:
+                return
+            at_end = got < want  # a file's read comes short only at its end
+            del data[got:]
+            end = got if at_end else data.rfind(b"\n") + 1
+            if end == 0:  # a line longer than the read
+                want *= 2
+                handle.seek(start)
+                continue
+            del data[end:]
+            block, quotes = rfc4180(data)
+            cut, dropped = len(block), 0
+            while quotes % 2 and cut > 0:  # inside a value: leave out the last line
+                line = block.rfind(b"\n", 0, cut - 1) + 1
+                quotes -= block.count(b'"', line, cut)
+                cut, dropped = line, dropped + 1
+            if cut == 0 and not at_end:  # no whole record yet: read more at once
+                want *= 2
+                handle.seek(start)
+                continue
+            if at_end:  # what is left goes as it is (pyarrow then says what is wrong with it)
+                yield memoryview(block)
+                return
+            for _ in range(dropped):  # the next read starts at the first line left out, or after the last
+                end = data.rfind(b"\n", 0, end - 1) + 1
+            handle.seek(start + end)
+            want = size
+            yield memoryview(block)[:cut]
+
+
+def plain_header(blocks: Iterator[memoryview]) -> tuple[list[str | None], memoryview]:
+    """The header of a file read by :func:`spark_blocks`, and the rest of its first block.
+
+    Only a header of plain names (no quotes) is taken; anything else declines the file.
+    """
+    first = next(blocks, memoryview(b""))
+    head = first[:1 << 16].tobytes()
+    end = head.find(b"\n")
+    if end < 0 or b'"' in head[:end]:
+        raise FastPathDeclined("no plain header line")
+    try:
+        header: list[str | None] = head[:end].rstrip(b"\r").decode("utf-8").split(",")
+    except UnicodeDecodeError as exc:
+        raise FastPathDeclined(f"the header: {exc}") from None
+    return header, first[end + 1:]
+
+
+def csv_options(width: int, block_bytes: int, columns: list[int] | None = None) -> dict[str, Any]:
+    """pyarrow's options to parse a block of :func:`spark_blocks` into text columns ``c0``, ``c1``...
+    (only those of ``columns`` when given): null (nothing) is null and ``""`` is ``""``."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = [f"c{index}" for index in range(width)]
+    wanted = names if columns is None else [names[index] for index in columns]
+    return {
+        "read_options": pacsv.ReadOptions(use_threads=False, block_size=2 * block_bytes, column_names=names),
+        "parse_options": pacsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, escape_char=False,
+                                            newlines_in_values=True, ignore_empty_lines=False),
+        "convert_options": pacsv.ConvertOptions(column_types=dict.fromkeys(wanted, pa.string()),
+                                                include_columns=wanted, strings_can_be_null=True,
+                                                null_values=[""], quoted_strings_can_be_null=False),
+    }
+
+
+def parse_block(block: memoryview, options: dict[str, Any]) -> Any:
+    """A block of whole records as a pyarrow table; a record with more or fewer values than the
+    header, or anything else pyarrow cannot parse, declines the file."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        return pacsv.read_csv(pa.py_buffer(block), **options)
+    except pa.ArrowInvalid as exc:
+        raise FastPathDeclined(f"pyarrow: {str(exc)[:200]}") from None
+
+
+def in_order(function: Callable[[Any], Any], items: Iterator[Any], workers: int) -> Iterator[Any]:
+    """``function`` of each item, in the items' order, computed by ``workers`` threads at once (pyarrow
+    and numpy let go of the GIL while they work); one item more than there are workers is taken ahead."""
+    if workers <= 1:
+        yield from map(function, items)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="uci-arrow") as pool:
+        pending: deque[Future[Any]] = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(function, item))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
