@@ -77,7 +77,8 @@ class ArrowUsers:
             # a device twice: its last row stands, as a dict of the records keeps it
             last = (pa.table({"device": table["device_uuid"], "row": pa.array(np.arange(count))})
                     .group_by("device", use_threads=False).aggregate([("row", "max")])["row_max"])
-            table = table.take(pc.sort_indices(last))
+            table = table.take(np.sort(last.to_numpy()))  # in the order of the file
+            count = table.num_rows
         column = {}
         for name in names:  # one array each, and the table's chunks let go of as each is made
             column[name] = pa.concat_arrays(table[name].chunks) if count else pa.array([], pa.string())

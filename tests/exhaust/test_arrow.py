@@ -74,6 +74,30 @@ def test_blocks_hold_whole_records_whatever_their_size(size: int, tmp_path: Path
     assert sum(len(rfc4180_values(block)) for block in blocks) == len(rows)  # no record split between blocks
 
 
+@pytest.mark.parametrize(("spark", "rfc"), [
+    ('"a\\"b"\n', '"a""b"\n'),  # an escaped quote
+    ('"a\\\\"\n', '"a\\"\n'),  # a value ending in a backslash
+    ('"a\\\\\\"b"\n', '"a\\""b"\n'),  # a backslash, then an escaped quote
+    ('"a\\\\\\\\"b"\n', '"a\\\\""b"\n'),  # two backslashes, then an escaped quote
+    ('\\"a",b\n', '""a",b\n'),  # the line (inside a value) starts with an escaped quote
+    ('\\\\"\n', '\\"\n'),  # ... with a value's last backslash
+    ('\\\\\\"a"\n', '\\""a"\n'),  # ... with a backslash and an escaped quote
+    ('a\\b,"c\\nd"\n', 'a\\b,"c\\nd"\n'),  # backslashes before anything else stay
+], ids=["n=1", "n=2", "n=3", "n=4", "n=1 first", "n=2 first", "n=3 first", "no quote"])
+def test_each_run_of_backslashes_before_a_quote(spark: str, rfc: str) -> None:
+    assert rewritten(spark) == rfc.encode()
+
+
+def test_a_last_line_without_its_line_end_and_a_value_left_open(tmp_path: Path) -> None:
+    path = tmp_path / "spark.csv"
+    path.write_bytes(b'a,b\n1,"x\\"y"\n2,z')
+    blocks = [bytes(block) for block in spark_blocks(path, 4)]
+    assert b"".join(blocks) == b'a,b\n1,"x""y"\n2,z'
+    assert [values for block in blocks for values in rfc4180_values(block)] == [["a", "b"], ["1", 'x"y'], ["2", "z"]]
+    path.write_bytes(b'a,b\n1,"x\ny\n2,z\n')  # a quote never closed: the rest goes as it is
+    assert b"".join(bytes(block) for block in spark_blocks(path, 4)) == path.read_bytes()
+
+
 def test_a_real_file_in_blocks() -> None:
     path = SUNBIRD / "response-exhaust-2022-06-24-mentor-feedback.csv"
     blocks = list(spark_blocks(path, 200))
@@ -116,3 +140,28 @@ def test_binary_rows_read_back_as_their_values() -> None:
             conn.close()
 
     assert got == [tuple(column[at].as_py() for column in columns) for at in range(count)]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_in_order_keeps_the_order_and_raises_the_first_error(workers: int) -> None:
+    import threading
+    import time
+
+    from airflow_provider_uci.exhaust.arrow_csv import in_order
+
+    names = set()
+
+    def slow_square(number: int) -> int:
+        names.add(threading.current_thread().name)
+        time.sleep(0.001 * (number % 3))  # later items may finish first
+        if number == 40:
+            raise ValueError("forty")
+        return number * number
+
+    assert list(in_order(slow_square, iter(range(30)), workers)) == [number * number for number in range(30)]
+    assert (len(names) > 1) == (workers > 1)
+    taken = []
+    results = in_order(slow_square, (taken.append(number) or number for number in range(100)), workers)
+    with pytest.raises(ValueError, match="forty"):
+        list(results)
+    assert len(taken) <= 41 + workers  # no more items were taken than there were workers ahead

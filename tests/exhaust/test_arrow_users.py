@@ -1,0 +1,184 @@
+"""The users read in C (``exhaust.arrow_users``) and joined in numpy (``arrow.UserJoin``), checked against
+the record reader: the same users, the same phones, the same join; what the record reader would
+reject declines the file, and the load then names the record.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from airflow_provider_uci.exhaust import arrow
+from airflow_provider_uci.exhaust.arrow import UserJoin
+from airflow_provider_uci.exhaust.arrow_users import ArrowUsers
+from airflow_provider_uci.exhaust.load import load_exhaust
+from airflow_provider_uci.exhaust.postgres import FastPathDeclined
+from airflow_provider_uci.exhaust.records import PRIVATE_HEADERS, Rejects, read_users
+from airflow_provider_uci.exhaust.spark_csv import format_row
+from airflow_provider_uci.exhaust.warehouse import open_warehouse
+from tests.support.services import postgres_database
+
+SUNBIRD = Path(__file__).resolve().parent.parent / "fixtures" / "sunbird"
+BOT = "c387e983-f87b-4471-aef5-c31634fd1433"
+OTHER = "d655cf03-1f6f-4510-acf6-d3f51b488a5e"
+
+
+def private_file(path: Path, rows: list[tuple[str | None, ...]], header: tuple[str, ...] = PRIVATE_HEADERS) -> Path:
+    path.write_text(format_row(header) + "".join(format_row(row) for row in rows), encoding="utf-8", newline="")
+    return path
+
+
+def hard_users(seed: int = 3) -> list[tuple[str | None, ...]]:
+    """Users of two bots with every case: consent or not (the Device UUID, empty, null), names null or
+    empty or with commas and quotes and new lines, a device listed twice with other values."""
+    rng = random.Random(seed)
+    devices = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(60)]
+    rows: list[tuple[str | None, ...]] = []
+    for number, device in enumerate(devices):
+        bot = OTHER if number % 7 == 0 else BOT
+        name = [None, "", "Tara, \"the\" bot", "टारा\nबॉट", "Global Tara Bot"][number % 5]
+        decrypted = [f"phone:{9_000_000_000 + number}", device, "", None][number % 4]
+        encrypted = None if number % 11 == 0 else f"enc{number}=="
+        rows.append((bot, name, decrypted, encrypted, device))
+    for device in devices[3:9]:  # listed again, with a phone: the last row stands
+        rows.append((BOT, "again", f"phone:{device[:4]}", "enc-again", device))
+    rng.shuffle(rows)
+    return rows
+
+
+def by_records(path: Path, phones: str) -> tuple[dict[str, tuple], int]:
+    """What the record reader makes of the file: the bot's users by device (the last row), and the
+    rows of other bots."""
+    users, skipped = {}, 0
+    for user in read_users(path, Rejects(), phones):
+        if user.conversation_id == BOT:
+            users[user.device_uuid] = tuple(user)
+        else:
+            skipped += 1
+    return users, skipped
+
+
+def as_rows(users: ArrowUsers) -> dict[str, tuple]:
+    columns = users.columns
+    rows = zip(columns["device_uuid"].to_pylist(), columns["conversation_name"].to_pylist(),
+               columns["phone"].to_pylist(), columns["encrypted_device_id"].to_pylist(),
+               columns["consented"].to_pylist(), strict=True)
+    return {device: (BOT, device, name, phone, encrypted, consented)
+            for device, name, phone, encrypted, consented in rows}
+
+
+@pytest.mark.parametrize("phones", ["plain", "hashed", "none"])
+@pytest.mark.parametrize("block", [64, 1 << 21])
+def test_the_users_are_those_the_record_reader_reads(phones: str, block: int, tmp_path: Path) -> None:
+    path = private_file(tmp_path / "private.csv", hard_users())
+    expected, skipped = by_records(path, phones)
+
+    users = ArrowUsers(path, BOT, phones, block_bytes=block)
+
+    assert as_rows(users) == expected
+    assert (users.rows, users.skipped) == (len(expected), skipped)
+    assert users.by_device() == {device: (user[3], user[4]) for device, user in expected.items()}
+    assert {user[5] for user in expected.values()} == {True, False}  # both cases were there
+
+
+@pytest.mark.parametrize("fixture", ["private-exhaust-2022-04-sample.csv", "private-exhaust-2022-06-sample.csv"])
+def test_the_real_private_files_read_alike(fixture: str) -> None:
+    path = SUNBIRD / fixture
+    bot = path.read_text(encoding="utf-8").splitlines()[1].split(",")[0]
+    expected = {user.device_uuid: tuple(user) for user in read_users(path, Rejects())}
+
+    users = ArrowUsers(path, bot)
+
+    assert {device: (bot, *row[1:]) for device, row in as_rows(users).items()} == expected
+    assert users.rows == len(expected) > 0
+
+
+@pytest.mark.parametrize(("rows", "header", "reason"), [
+    ([(BOT, "n", "phone:1", "e", "")], PRIVATE_HEADERS, "an empty value"),
+    ([(BOT, "n", "phone:1", "e", None)], PRIVATE_HEADERS, "an empty value"),
+    ([(None, "n", "phone:1", "e", "d-1")], PRIVATE_HEADERS, "an empty value"),
+    ([(BOT, "n", "phone:1", "e", "d-1", "extra")], PRIVATE_HEADERS, "pyarrow"),
+    ([(BOT, "n", "phone:1", "e")], PRIVATE_HEADERS, "pyarrow"),
+    ([(BOT, "n", "phone:1", "e", "d-1")], PRIVATE_HEADERS[:4] + ("Device",), "not a private exhaust"),
+], ids=["empty device", "null device", "null bot", "a value too many", "a value too few", "no Device UUID"])
+def test_what_the_record_reader_rejects_declines_the_file(rows: list[tuple], header: tuple[str, ...], reason: str,
+                                                          tmp_path: Path) -> None:
+    path = private_file(tmp_path / "private.csv", [(BOT, "n", "phone:2", "e", "d-0"), *rows], header)
+    with pytest.raises(FastPathDeclined, match=reason):
+        ArrowUsers(path, BOT)
+
+
+def test_a_bad_phone_mode_is_named_before_reading(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="phone_numbers: must be one of plain, hashed, none"):
+        ArrowUsers(tmp_path / "absent.csv", BOT, "masked")
+
+
+@pytest.mark.parametrize("width", ["uuid", "mixed"])
+def test_the_join_finds_each_device_as_a_dict_would(width: str) -> None:
+    rng = random.Random(5)
+    devices = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(3000)]
+    if width == "mixed":
+        devices = [device[:rng.randrange(1, 37)] + str(number) for number, device in enumerate(devices)]
+    users = devices[:2000]
+    join = UserJoin(pa.array(users), pa.array([f"p{n}" for n in range(2000)]), pa.array([None] * 2000, pa.string()))
+    wanted = [rng.choice(devices) for _ in range(5000)]
+
+    found = join.find(pa.array(wanted)).to_pylist()
+
+    index = {device: row for row, device in enumerate(users)}
+    assert found == [index.get(device) for device in wanted]
+    assert None in found and len({row for row in found if row is not None}) > 1000
+    assert (join._width != 0) == (width == "uuid")  # the numpy search was the one used for UUIDs
+
+
+def test_ids_of_another_width_or_two_users_of_one_hash_are_found_by_the_dict(monkeypatch: pytest.MonkeyPatch) -> None:
+    users = pa.array(["aaaa", "bbbb", "cccc"])
+    join = UserJoin(users, pa.array(["1", "2", "3"]), pa.array(["x", "y", "z"]))
+    assert join.find(pa.array(["bbbb", "bb", "cccccc", "dddd", "aaaa"])).to_pylist() == [1, None, None, None, 0]
+
+    monkeypatch.setattr(UserJoin, "_hash", lambda self, keys: pa.array([7] * len(keys), pa.uint64()).to_numpy())
+    collided = UserJoin(users, pa.array(["1", "2", "3"]), pa.array(["x", "y", "z"]))
+    assert collided._width == 0
+    assert collided.find(pa.array(["cccc", "dddd"])).to_pylist() == [2, None]
+
+
+@pytest.mark.postgres
+def test_a_user_value_postgresql_refuses_is_named_by_the_record_reader(tmp_path: Path) -> None:
+    """A NUL in a phone passes pyarrow, PostgreSQL refuses it in the binary copy: the load is rolled back
+    and read again record by record, which names the column and row."""
+    rows = [(BOT, "Tara", "phone:\x001", "e", "2f981090-d874-40e3-b2ee-52f98509453a")]
+    private = private_file(tmp_path / "private.csv", rows)
+    with postgres_database() as url:
+        with pytest.raises(ValueError, match="phone: row 1 contains a NUL character"):
+            load_exhaust(response_csv=SUNBIRD / "response-exhaust-2022-06-sample.csv", private=private,
+                         warehouse_url=url)
+        with open_warehouse(url) as warehouse:
+            assert warehouse.count("uci_responses") == 0 and warehouse.fetch_users("uci_responses") == []
+
+
+@pytest.mark.postgres
+def test_users_read_in_c_land_as_the_records_do_in_a_new_table_and_an_old_one(tmp_path: Path) -> None:
+    private = private_file(tmp_path / "private.csv", hard_users())
+    response = SUNBIRD / "response-exhaust-2022-06-sample.csv"
+    with postgres_database() as fast_url, postgres_database() as slow_url:
+        for round_ in range(2):  # a new users table, then upserts into it
+            fast = load_exhaust(response_csv=response, private=private, warehouse_url=fast_url)
+            slow = load_exhaust(response_csv=response, private=private, warehouse_url=slow_url, fast=False)
+            assert (fast.reader, slow.reader) == ("arrow", "records")
+            assert (fast.users_loaded, fast.users_of_other_conversations) == (
+                slow.users_loaded, slow.users_of_other_conversations), round_
+        with open_warehouse(fast_url) as fast_warehouse, open_warehouse(slow_url) as slow_warehouse:
+            assert fast_warehouse.fetch_users("uci_responses") == slow_warehouse.fetch_users("uci_responses")
+            assert len(fast_warehouse.fetch_users("uci_responses")) == len(by_records(private, "plain")[0])
+
+
+def test_the_fast_path_keeps_its_module_defaults_at_call_time(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(arrow, "WORKERS", 3)
+    monkeypatch.setattr(arrow, "BLOCK_BYTES", 1234)
+    responses = arrow.ArrowResponses(tmp_path / "r.csv", BOT, UserJoin(pa.array([], pa.string()),
+                                     pa.array([], pa.string()), pa.array([], pa.string())), None, None)
+    assert (responses.workers, responses.block_bytes) == (3, 1234)
