@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_uci.exhaust.arrow import BLOCK_BYTES, PG_BINARY_HEADER, PG_BINARY_TRAILER, UserJoin, pg_binary_rows
+from airflow_provider_uci.exhaust import arrow
+from airflow_provider_uci.exhaust.arrow import PG_BINARY_HEADER, PG_BINARY_TRAILER, UserJoin, pg_binary_rows
 from airflow_provider_uci.exhaust.arrow_csv import csv_options, parse_block, plain_header, spark_blocks
 from airflow_provider_uci.exhaust.postgres import FastPathDeclined
 from airflow_provider_uci.exhaust.records import PRIVATE_HEADERS, USER_TABLE_COLUMNS, phone_value
@@ -32,16 +33,20 @@ class ArrowUsers:
     :param path: the private exhaust CSV (already unzipped).
     :param conversation_id: the bot; users of other bots are counted in ``skipped``, not kept.
     :param phone_numbers: ``plain``, ``hashed`` (SHA-256) or ``none``, as ``records.phone_value``.
+    :param block_bytes: bytes of the file parsed at a time (default ``arrow.BLOCK_BYTES``).
     :raises FastPathDeclined: the file holds something only the record reader can name.
+
+    ``columns`` holds the users table's columns but ``conversation_id`` (the bot's, on every row), one
+    array each; ``rows`` says how many users there are.
     """
 
     def __init__(self, path: Path, conversation_id: str, phone_numbers: str = "plain",
-                 block_bytes: int = BLOCK_BYTES) -> None:
+                 block_bytes: int | None = None) -> None:
         phone_value(None, "", phone_numbers)  # check the mode before reading
         self.path = Path(path)
         self.conversation_id = conversation_id
         self.skipped = 0
-        self.columns = self._read(phone_numbers, block_bytes)
+        self.columns = self._read(phone_numbers, block_bytes or arrow.BLOCK_BYTES)
         self.rows = len(self.columns["device_uuid"])
 
     def _read(self, phone_numbers: str, block_bytes: int) -> dict[str, Any]:
