@@ -1,9 +1,10 @@
 """Join a response exhaust to its private exhaust and load both into a warehouse, all or nothing.
 
 Used by the DAG's load task and by ``uci-exhaust load`` for files downloaded by hand. Responses are
-streamed (constant memory); users (one row per device, a few per answer at most) are held in a dict
-for the join. Records that break a rule go to a reject file with their line numbers; when there are
-more than ``max_rejects``, the load fails and the warehouse is left as it was.
+streamed (constant memory); users (one row per device, a few per answer at most) are held for the
+join: as arrow arrays when read in C (into PostgreSQL), else as records in a dict. Records that break
+a rule go to a reject file with their line numbers; when there are more than ``max_rejects``, the
+load fails and the warehouse is left as it was.
 """
 
 from __future__ import annotations
