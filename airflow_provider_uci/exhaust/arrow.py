@@ -43,8 +43,10 @@ WORKERS = 2
 #: Blocks between two returns of the memory pyarrow's allocator holds free.
 RELEASE_EVERY = 8
 _INTEGER = r"^-?[0-9]{1,18}$"
-_BOOLEAN = r"^(?i:true|false)$"
-_TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+_BOOLEAN = r"^([tT][rR][uU][eE]|[fF][aA][lL][sS][eE])$"  # ASCII letters only, as str.lower() sees them
+#: Years 1000 to 2999, real days and times, zone offsets up to 15:59 (PostgreSQL's limit).
+_TIMESTAMP = (r"^[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+              r"(\.[0-9]{1,6})?(Z|[+-](0[0-9]|1[0-5]):[0-5][0-9])$")
 _IST_MICROSECONDS = (5 * 60 + 30) * 60 * 1_000_000
 #: ``COPY ... (FORMAT binary)``: the signature, flags and header extension; the trailer (-1 as int16).
 PG_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
@@ -290,6 +292,8 @@ class ArrowResponses:
         import pyarrow.compute as pc
 
         rows = batch.num_rows
+        if rows == 0:
+            return b"", 0, None
         empty = pa.nulls(rows, pa.string())
 
         def column(field: str) -> Any:

@@ -13,6 +13,7 @@ Anything this path cannot read as the record reader would declines the file with
 
 from __future__ import annotations
 
+import csv
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,7 +22,10 @@ from typing import Any
 
 from airflow_provider_uci.exhaust.postgres import FastPathDeclined
 
-_QUOTE, _BACKSLASH, _NEWLINE = 0x22, 0x5C, 0x0A
+_QUOTE, _BACKSLASH = 0x22, 0x5C
+#: A record longer than this is declined (the record reader takes values of 128 Ki characters at most:
+#: 22 of them, at up to four bytes a character, come to less).
+LONGEST_RECORD = 1 << 24
 
 
 def rfc4180(data: bytearray) -> tuple[bytearray | bytes, int]:
@@ -65,8 +69,9 @@ def spark_blocks(path: Path, size: int) -> Iterator[memoryview]:
     Each read ends at a line end and is rewritten alone (:func:`rfc4180`). A record ends at a line end
     with an even number of quotes before it (RFC 4180 quotes come in pairs): when a block ends inside
     a value, its last lines are left to the next read, which starts at the record they begin. A record
-    longer than ``size`` gets a read as long as it needs. What is given back is only read from
-    (blocks are views of data nothing else holds).
+    longer than ``size`` gets a read as long as it needs, up to :data:`LONGEST_RECORD`. A file that
+    ends inside a quoted value is declined. What is given back is only read from (blocks are views of
+    data nothing else holds).
     """
     with open(path, "rb") as handle:
         want = size
@@ -80,23 +85,31 @@ def spark_blocks(path: Path, size: int) -> Iterator[memoryview]:
             del data[got:]
             end = got if at_end else data.rfind(b"\n") + 1
             if end == 0:  # a line longer than the read
+                if want >= LONGEST_RECORD:
+                    raise FastPathDeclined(f"a record longer than {LONGEST_RECORD >> 20} MiB")
                 want *= 2
                 handle.seek(start)
                 continue
             del data[end:]
             block, quotes = rfc4180(data)
+            if at_end:
+                if quotes % 2:
+                    raise FastPathDeclined("the file ends inside a quoted value")
+                if not block.endswith(b"\n"):  # so that an empty last value is null, as at any line end
+                    block = bytes(block) + b"\n"
+                yield memoryview(block)
+                return
             cut, dropped = len(block), 0
             while quotes % 2 and cut > 0:  # inside a value: leave out the last line
                 line = block.rfind(b"\n", 0, cut - 1) + 1
                 quotes -= block.count(b'"', line, cut)
                 cut, dropped = line, dropped + 1
-            if cut == 0 and not at_end:  # no whole record yet: read more at once
+            if cut == 0:  # no whole record yet: read more at once
+                if want >= LONGEST_RECORD:
+                    raise FastPathDeclined(f"a record longer than {LONGEST_RECORD >> 20} MiB")
                 want *= 2
                 handle.seek(start)
                 continue
-            if at_end:  # what is left goes as it is (pyarrow then says what is wrong with it)
-                yield memoryview(block)
-                return
             for _ in range(dropped):  # the next read starts at the first line left out, or after the last
                 end = data.rfind(b"\n", 0, end - 1) + 1
             handle.seek(start + end)
@@ -121,34 +134,57 @@ def plain_header(blocks: Iterator[memoryview]) -> tuple[list[str | None], memory
     return header, first[end + 1:]
 
 
-def csv_options(width: int, block_bytes: int, columns: list[int] | None = None) -> dict[str, Any]:
-    """pyarrow's options to parse a block of :func:`spark_blocks` into text columns ``c0``, ``c1``...
-    (only those of ``columns`` when given): null (nothing) is null and ``""`` is ``""``."""
+def csv_options(width: int, block_bytes: int) -> dict[str, Any]:
+    """pyarrow's options to parse a block of :func:`spark_blocks` into text columns ``c0``, ``c1``...:
+    null (nothing) is null and ``""`` is ``""``; text that is not UTF-8 declines the file."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     names = [f"c{index}" for index in range(width)]
-    wanted = names if columns is None else [names[index] for index in columns]
     return {
         "read_options": pacsv.ReadOptions(use_threads=False, block_size=2 * block_bytes, column_names=names),
         "parse_options": pacsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, escape_char=False,
                                             newlines_in_values=True, ignore_empty_lines=False),
-        "convert_options": pacsv.ConvertOptions(column_types=dict.fromkeys(wanted, pa.string()),
-                                                include_columns=wanted, strings_can_be_null=True,
-                                                null_values=[""], quoted_strings_can_be_null=False),
+        "convert_options": pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
+                                                strings_can_be_null=True, null_values=[""],
+                                                quoted_strings_can_be_null=False),
     }
 
 
 def parse_block(block: memoryview, options: dict[str, Any]) -> Any:
     """A block of whole records as a pyarrow table; a record with more or fewer values than the
-    header, or anything else pyarrow cannot parse, declines the file."""
+    header, a value longer than the record reader takes, or anything else pyarrow cannot parse,
+    declines the file."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    if len(block) >= options["read_options"].block_size:  # pyarrow must see the block whole
+        read = options["read_options"]
+        options = {**options, "read_options": pacsv.ReadOptions(use_threads=read.use_threads,
+                                                                block_size=len(block) + 1,
+                                                                column_names=read.column_names)}
     try:
-        return pacsv.read_csv(pa.py_buffer(block), **options)
+        table = pacsv.read_csv(pa.py_buffer(block), **options)
     except pa.ArrowInvalid as exc:
         raise FastPathDeclined(f"pyarrow: {str(exc)[:200]}") from None
+    longest = csv.field_size_limit()  # in characters; a UTF-8 character is one to four bytes
+    for name, values in zip(table.column_names, table.columns, strict=True):
+        for chunk in values.chunks:
+            if len(chunk) == 0:
+                continue
+            offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32, count=len(chunk) + 1,
+                                    offset=chunk.offset * 4)
+            if int(np.max(np.diff(offsets))) > longest and _longest_text(chunk) > longest:
+                raise FastPathDeclined(f"{name}: a value longer than {longest} characters")
+    return table
+
+
+def _longest_text(values: Any) -> int:
+    """The length in characters of the longest text of ``values``."""
+    import pyarrow.compute as pc
+
+    return pc.max(pc.utf8_length(values)).as_py() or 0
 
 
 def in_order(function: Callable[[Any], Any], items: Iterator[Any], workers: int) -> Iterator[Any]:

@@ -59,7 +59,7 @@ class ArrowUsers:
         if any(name not in header for name in PRIVATE_HEADERS):
             raise FastPathDeclined("the header: not a private exhaust's")
         at = [header.index(name) for name in PRIVATE_HEADERS]
-        options = csv_options(len(header), block_bytes, columns=sorted(set(at)))
+        options = csv_options(len(header), block_bytes)  # every column: each must be UTF-8, as records read it
         wanted = [f"c{index}" for index in at[1:]]  # the bot's id is the same on every row kept
         parts = []
         for block in itertools.chain([first], blocks):

@@ -141,6 +141,8 @@ class _Prefetched:
             self._queue.put((None, exc))
 
     def read(self, size: int = -1) -> bytes:
+        if self.error is not None:  # read again after an error: the producer is gone
+            raise self.error
         while not self._buffer:
             chunk, error = self._queue.get()
             if error is not None:

@@ -74,6 +74,8 @@ PRIVATE_HEADERS = ("Conversation ID", "Conversation Name", "Decrypted Device ID"
 PHONE_MODES = ("plain", "hashed", "none")
 #: India Standard Time, the zone of the service's sync days (contract 3.2); no daylight saving since 1945.
 IST = timezone(timedelta(hours=5, minutes=30))
+#: The largest zone offset PostgreSQL takes in a timestamp.
+MAX_ZONE_OFFSET = timedelta(hours=15, minutes=59, seconds=59)
 
 
 class Rejects:
@@ -143,9 +145,13 @@ def _timestamp(name: str, value: str | None) -> str | None:
     if value is None or value == "":
         return None
     try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(IST)  # a day can be told
+    except (ValueError, OverflowError):
         raise _Reject(f"{name}: expected an ISO 8601 timestamp, got {value!r}") from None
+    offset = moment.utcoffset()
+    if offset is not None and abs(offset) > MAX_ZONE_OFFSET:
+        raise _Reject(f"{name}: a zone offset beyond ±15:59, which PostgreSQL cannot store, in {value!r}")
     return value
 
 

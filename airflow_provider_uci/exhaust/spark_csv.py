@@ -145,3 +145,5 @@ def read_records(handle: IO[str]) -> Iterator[tuple[int, list[str | None]]]:
             first_line = reader.line_num + 1
     except csv.Error as exc:
         raise SparkCsvError(f"line {first_line}: {exc}") from None
+    except UnicodeDecodeError as exc:  # the text is decoded ahead of the records: the bad byte may be a little further
+        raise SparkCsvError(f"line {first_line} or a little after it: not UTF-8 text ({exc.reason})") from None

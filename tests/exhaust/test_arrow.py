@@ -19,6 +19,7 @@ import pytest
 
 from airflow_provider_uci.exhaust.arrow import PG_BINARY_HEADER, PG_BINARY_TRAILER, pg_binary_rows
 from airflow_provider_uci.exhaust.arrow_csv import rfc4180, spark_blocks
+from airflow_provider_uci.exhaust.postgres import FastPathDeclined
 from airflow_provider_uci.exhaust.spark_csv import format_row, read_records
 from tests.support.services import postgres_database
 
@@ -90,12 +91,26 @@ def test_each_run_of_backslashes_before_a_quote(spark: str, rfc: str) -> None:
 
 def test_a_last_line_without_its_line_end_and_a_value_left_open(tmp_path: Path) -> None:
     path = tmp_path / "spark.csv"
-    path.write_bytes(b'a,b\n1,"x\\"y"\n2,z')
+    path.write_bytes(b'a,b\n1,"x\\"y"\n2,')
     blocks = [bytes(block) for block in spark_blocks(path, 4)]
-    assert b"".join(blocks) == b'a,b\n1,"x""y"\n2,z'
-    assert [values for block in blocks for values in rfc4180_values(block)] == [["a", "b"], ["1", 'x"y'], ["2", "z"]]
-    path.write_bytes(b'a,b\n1,"x\ny\n2,z\n')  # a quote never closed: the rest goes as it is
-    assert b"".join(bytes(block) for block in spark_blocks(path, 4)) == path.read_bytes()
+    assert b"".join(blocks) == b'a,b\n1,"x""y"\n2,\n'  # a line end added: the empty last value is null
+    assert [values for block in blocks for values in rfc4180_values(block)] == [["a", "b"], ["1", 'x"y'], ["2", ""]]
+    path.write_bytes(b'a,b\n1,"x\ny\n2,z\n')  # a quote never closed: the file is cut short
+    with pytest.raises(FastPathDeclined, match="the file ends inside a quoted value"):
+        list(spark_blocks(path, 4))
+
+
+def test_a_record_longer_than_the_longest_is_declined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_uci.exhaust import arrow_csv
+
+    monkeypatch.setattr(arrow_csv, "LONGEST_RECORD", 64)
+    path = tmp_path / "spark.csv"
+    path.write_bytes(b'a,b\n1,"' + b"x\n" * 40 + b'"\n2,z\n')
+    with pytest.raises(FastPathDeclined, match="a record longer than"):
+        list(spark_blocks(path, 4))
+    path.write_bytes(b"a,b\n" + b"x" * 100 + b",y\n")
+    with pytest.raises(FastPathDeclined, match="a record longer than"):
+        list(spark_blocks(path, 4))
 
 
 def test_a_real_file_in_blocks() -> None:
@@ -165,3 +180,18 @@ def test_in_order_keeps_the_order_and_raises_the_first_error(workers: int) -> No
     with pytest.raises(ValueError, match="forty"):
         list(results)
     assert len(taken) <= 41 + workers  # no more items were taken than there were workers ahead
+
+
+def test_a_block_longer_than_pyarrows_is_parsed_whole() -> None:
+    """A record longer than the read makes a block longer than pyarrow's own block size; pyarrow must
+    still see it whole (cut inside, it drops the \\n of a \\r\\n at its block's end)."""
+    from airflow_provider_uci.exhaust.arrow_csv import csv_options, parse_block
+
+    options = csv_options(2, 16)  # pyarrow's block: 32 bytes
+    value = "x" * 28 + "\r\n" + "y" * 40
+    block = memoryview(format_row(["1", value]).encode() + format_row(["2", "z"]).encode())
+    assert len(block) > 32 and bytes(block).index(b"\r") == 31
+
+    table = parse_block(block, options)
+
+    assert table.to_pylist() == [{"c0": "1", "c1": value}, {"c0": "2", "c1": "z"}]

@@ -600,3 +600,51 @@ def test_a_value_postgresql_refuses_in_binary_is_named_by_the_record_reader(tmp_
             load_exhaust(response_csv=response, private=SUNBIRD / TARA.private, warehouse_url=url)
 
         assert state(url) == before
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("old", "new", "reason"), [
+    ("2022-06-21T14:48:17.046Z,2022-06-21T14:48:17.046Z", "2022-06-21T14:48:17.046Z,0000-06-21T14:48:17.046Z",
+     "at_timestamp: expected an ISO 8601 timestamp"),
+    ("2022-06-21T14:48:17.046Z,2022-06-21T14:48:17.046Z", "2022-06-21T14:48:17.046Z,2022-06-21T14:48:17.046+16:00",
+     "at_timestamp: a zone offset beyond ±15:59"),
+    (",false,2022-06-21T14:48:17.046Z", ",fal\u017fe,2022-06-21T14:48:17.046Z", "eof: expected true or false"),
+], ids=["year 0", "offset +16:00", "a long s"])
+def test_a_value_only_the_record_reader_judges_is_rejected_as_it_rejects_it(old: str, new: str, reason: str,
+                                                                            tmp_path: Path) -> None:
+    response = tmp_path / "response.csv"
+    rewrite_record(TARA, 2, old, new, response)
+    with postgres_database() as url:
+        loaded(uci_load(SUNBIRD / PAIRS[2].response, SUNBIRD / PAIRS[2].private, url))
+        before = state(url)
+        with pytest.raises(RejectLimitExceeded, match=rf"line \d+ of response.csv: {re.escape(reason)}"):
+            load_exhaust(response_csv=response, private=SUNBIRD / TARA.private, warehouse_url=url)
+        summary = load_exhaust(response_csv=response, private=SUNBIRD / TARA.private, warehouse_url=url,
+                               max_rejects=1, table="other")
+        assert state(url) == before
+    assert (summary.reader, summary.rejected, summary.responses_loaded) == ("records", 1, TARA.rows - 1)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("where", ["response", "private"])
+def test_text_that_is_not_utf8_fails_with_the_file_and_line(where: str, tmp_path: Path) -> None:
+    response, private = tmp_path / "response.csv", tmp_path / "private.csv"
+    response.write_bytes((SUNBIRD / TARA.response).read_bytes())
+    private.write_bytes((SUNBIRD / TARA.private).read_bytes())
+    target = response if where == "response" else private
+    target.write_bytes(target.read_bytes().replace(b"Tara Bot", b"Tara \xff Bot", 1))
+    with postgres_database() as url:
+        with pytest.raises(ValueError, match=rf"{target.name}: line \d+ or a little after it: not UTF-8 text"):
+            load_exhaust(response_csv=response, private=private, warehouse_url=url, conversation_id=TARA_BOT)
+        with open_warehouse(url) as warehouse:
+            assert warehouse.count(TABLE) == 0
+
+
+@pytest.mark.postgres
+def test_a_value_longer_than_the_record_reader_takes_fails_the_file_whichever_reads_it(tmp_path: Path) -> None:
+    response = tmp_path / "response.csv"
+    record = rewrite_record(TARA, 2, "comic_books[1]/eof", "c" * 140_000, response)
+    assert record.values["Conversation ID"] == TARA_BOT
+    with postgres_database() as url:
+        with pytest.raises(ValueError, match=r"response.csv: line \d+: field larger than field limit"):
+            load_exhaust(response_csv=response, private=SUNBIRD / TARA.private, warehouse_url=url)
