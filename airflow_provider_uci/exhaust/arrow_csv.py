@@ -8,7 +8,10 @@ backslashes before a quote is mended. numpy lets go of the GIL while it works, s
 parsing and encoding the blocks before. Null (nothing between commas) stays apart from ``""``.
 
 Anything this path cannot read as the record reader would declines the file with
-:class:`FastPathDeclined`; the loader then reads it record by record.
+:class:`FastPathDeclined`; the loader then reads it record by record. pyarrow is more lenient than
+Python's csv module, so what it would take and the record reader would not is looked for first: a
+quote out of place (:func:`check_quotes`), a file that ends inside a value, a value longer than the
+csv module's limit.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 from airflow_provider_uci.exhaust.postgres import FastPathDeclined
 
-_QUOTE, _BACKSLASH = 0x22, 0x5C
+_QUOTE, _BACKSLASH, _COMMA, _NEWLINE, _CARRIAGE_RETURN = 0x22, 0x5C, 0x2C, 0x0A, 0x0D
 #: A record longer than this is declined (the record reader takes values of 128 Ki characters at most:
 #: 22 of them, at up to four bytes a character, come to less).
 LONGEST_RECORD = 1 << 24
@@ -151,6 +154,31 @@ def csv_options(width: int, block_bytes: int) -> dict[str, Any]:
     }
 
 
+def check_quotes(block: memoryview) -> None:
+    """Decline a block of RFC 4180 records (starting at a record) with a quote out of place.
+
+    pyarrow takes a quote inside an unquoted value, or text after a closing quote, where Python's csv
+    module (the record reader) fails or reads otherwise; a stray quote would also shift where blocks
+    are cut. Counting quotes from the block's start, an odd one opens a value or is the second of a
+    doubled pair (so stands after a delimiter, a line end or a quote) and an even one closes a value
+    or is the first of a pair (so stands before a delimiter, a line end or a quote).
+    """
+    import numpy as np
+
+    text = np.frombuffer(block, dtype=np.uint8)
+    quotes = np.flatnonzero(text == _QUOTE)
+    if not len(quotes):
+        return
+    opening, closing = quotes[0::2], quotes[1::2]
+    before = text[np.maximum(opening - 1, 0)]
+    bad_open = (opening > 0) & (before != _COMMA) & (before != _NEWLINE) & (before != _QUOTE)
+    after = text[np.minimum(closing + 1, len(text) - 1)]
+    bad_close = ((closing < len(text) - 1) & (after != _COMMA) & (after != _NEWLINE) & (after != _QUOTE)
+                 & (after != _CARRIAGE_RETURN))
+    if bad_open.any() or bad_close.any():
+        raise FastPathDeclined("a quote inside an unquoted value, or text after a closing quote")
+
+
 def parse_block(block: memoryview, options: dict[str, Any]) -> Any:
     """A block of whole records as a pyarrow table; a record with more or fewer values than the
     header, a value longer than the record reader takes, or anything else pyarrow cannot parse,
@@ -164,6 +192,7 @@ def parse_block(block: memoryview, options: dict[str, Any]) -> Any:
         options = {**options, "read_options": pacsv.ReadOptions(use_threads=read.use_threads,
                                                                 block_size=len(block) + 1,
                                                                 column_names=read.column_names)}
+    check_quotes(block)
     try:
         table = pacsv.read_csv(pa.py_buffer(block), **options)
     except pa.ArrowInvalid as exc:

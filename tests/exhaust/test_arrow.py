@@ -195,3 +195,24 @@ def test_a_block_longer_than_pyarrows_is_parsed_whole() -> None:
     table = parse_block(block, options)
 
     assert table.to_pylist() == [{"c0": "1", "c1": value}, {"c0": "2", "c1": "z"}]
+
+
+@pytest.mark.parametrize("text", [
+    b'1,Ta"ra,x\n',  # a quote inside an unquoted value
+    b'1,"Title" 3,x\n',  # text after a closing quote
+    b'1,ab",x\n2,"y",z\n',  # a stray quote that looks like a closing one
+], ids=["inside", "after", "stray"])
+def test_a_quote_out_of_place_declines_the_block(text: bytes) -> None:
+    from airflow_provider_uci.exhaust.arrow_csv import check_quotes
+
+    with pytest.raises(FastPathDeclined, match="a quote inside an unquoted value, or text after a closing quote"):
+        check_quotes(memoryview(text))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_spark_output_has_no_quote_out_of_place(seed: int) -> None:
+    from airflow_provider_uci.exhaust.arrow_csv import check_quotes
+
+    text = "".join(format_row(row) for row in random_rows(seed, 300))
+    for line_end in ("\n", "\r\n"):
+        check_quotes(memoryview(rewritten(text.replace("\n", line_end))))
