@@ -17,7 +17,7 @@ encode at once, in order.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -249,6 +249,31 @@ class ArrowResponses:
         """``COPY ... (FORMAT binary)`` data of ``STORED_RESPONSE_COLUMNS``, a chunk per block of the file."""
         import pyarrow as pa
 
+        def encode(values: dict[str, Any], days: Any, rows: int) -> memoryview | bytes:
+            values = {**values, "sync_date": days, "load_id": pa.repeat(pa.scalar(load_id, pa.int64()), rows)}
+            return pg_binary_rows([values[field] for field in STORED_RESPONSE_COLUMNS])
+
+        yield PG_BINARY_HEADER
+        for pieces in self._read(encode):
+            yield from pieces
+        yield PG_BINARY_TRAILER
+
+    def records(self) -> Iterator[tuple[Any, ...]]:
+        """The joined rows as the record reader and the join make them (``RESPONSE_TABLE_COLUMNS``: text,
+        ``int``, ``bool``, timestamps as their text, or ``None``), for a warehouse that takes rows."""
+
+        def encode(values: dict[str, Any], days: Any, rows: int) -> list[tuple[Any, ...]]:
+            return list(zip(*(values[field].to_pylist() for field in RESPONSE_TABLE_COLUMNS), strict=True))
+
+        for pieces in self._read(encode, timestamps_as_text=True):
+            for rows in pieces:
+                yield from rows
+
+    def _read(self, encode: Callable[[dict[str, Any], Any, int], Any],
+              timestamps_as_text: bool = False) -> Iterator[list[Any]]:
+        """Each block's batches checked, joined and encoded (``encode(values, sync days, rows)``), in order."""
+        import pyarrow as pa
+
         blocks = spark_blocks(self.path, self.block_bytes)
         header, first = plain_header(blocks)
         try:
@@ -259,22 +284,23 @@ class ArrowResponses:
         by_field = {field: positions.get(field) for field in RESPONSE_HEADERS.values()}
         checked: set[str] = set()
 
-        def encode(block: memoryview) -> tuple[list[memoryview | bytes], int, int, str | None, str | None]:
+        def block_of(block: memoryview) -> tuple[list[Any], int, int, str | None, str | None]:
             pieces, rows, without, low, high = [], 0, 0, None, None
             if block:
                 for batch in parse_block(block, options).to_batches():
-                    data, without_user, days = self._chunk(batch, by_field, load_id, checked)
-                    pieces.append(data)
+                    if batch.num_rows == 0:
+                        continue
+                    values, days, bounds, without_user = self._checked(batch, by_field, checked, timestamps_as_text)
+                    pieces.append(encode(values, days, batch.num_rows))
                     rows, without = rows + batch.num_rows, without + without_user
-                    if days is not None:
-                        low = days[0] if low is None or days[0] < low else low
-                        high = days[1] if high is None or days[1] > high else high
+                    if bounds is not None:
+                        low = bounds[0] if low is None or bounds[0] < low else low
+                        high = bounds[1] if high is None or bounds[1] > high else high
             return pieces, rows, without, low, high
 
-        yield PG_BINARY_HEADER
         pool = pa.default_memory_pool()
         for number, (pieces, rows, without, low, high) in enumerate(
-                in_order(encode, itertools.chain([first], blocks), self.workers)):
+                in_order(block_of, itertools.chain([first], blocks), self.workers)):
             if number % RELEASE_EVERY == RELEASE_EVERY - 1:
                 pool.release_unused()  # the threads' allocators keep what they freed; return it to the system
             self.rows += rows
@@ -282,18 +308,16 @@ class ArrowResponses:
             if low is not None:
                 self.first_day = low if self.first_day is None or low < self.first_day else self.first_day
                 self.last_day = high if self.last_day is None or high > self.last_day else self.last_day
-            yield from pieces
-        yield PG_BINARY_TRAILER
+            yield pieces
 
-    def _chunk(self, batch: Any, by_field: dict[str, int | None], load_id: int,
-               checked: set[str]) -> tuple[memoryview | bytes, int, tuple[str, str] | None]:
-        """A batch as binary ``COPY`` rows, how many of them have no user, and their first and last day."""
+    def _checked(self, batch: Any, by_field: dict[str, int | None], checked: set[str],
+                 timestamps_as_text: bool) -> tuple[dict[str, Any], Any, tuple[str, str] | None, int]:
+        """A batch's columns checked, typed (timestamps kept as text when asked) and joined to the users;
+        the rows' sync days; the first and last of them; how many rows have no user."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         rows = batch.num_rows
-        if rows == 0:
-            return b"", 0, None
         empty = pa.nulls(rows, pa.string())
 
         def column(field: str) -> Any:
@@ -314,7 +338,7 @@ class ArrowResponses:
                 raise FastPathDeclined(f"{field}: an empty value")
         if not pc.all(pc.equal(column("conversation_id"), self.conversation_id)).as_py():
             raise FastPathDeclined("conversation_id: a row of another conversation")
-        typed = {}
+        typed, texts = {}, {}
         for field in ("question_duration", "question_score", "question_max_score"):
             text = blank_as_null(column(field))
             if not all_match(text, _INTEGER):
@@ -332,6 +356,7 @@ class ArrowResponses:
                 typed[field] = pc.cast(text, pa.timestamp("us", "UTC"))
             except pa.ArrowInvalid:
                 raise FastPathDeclined(f"{field}: a timestamp that is not a real moment") from None
+            texts[field] = text
         for field, empty_allowed in (("question_options", False), ("question_response", True)):
             for text in pc.unique(column(field)).to_pylist():
                 if text is None or text in checked or (empty_allowed and text == ""):
@@ -346,12 +371,12 @@ class ArrowResponses:
         days, bounds = self._days(pc.coalesce(typed["at_timestamp"], typed["event_timestamp"]), rows)
 
         at = self.users.find(column("device_id"))
+        if timestamps_as_text:
+            typed.update(texts)
         values = {field: typed.get(field, column(field)) for field in RESPONSE_HEADERS.values()}
         values["user_phone"] = self.users.phones.take(at)
         values["user_encrypted_device_id"] = self.users.encrypted.take(at)
-        values["sync_date"] = days
-        values["load_id"] = pa.repeat(pa.scalar(load_id, pa.int64()), rows)
-        return pg_binary_rows([values[field] for field in STORED_RESPONSE_COLUMNS]), at.null_count, bounds
+        return values, days, bounds, at.null_count
 
     def _days(self, moments: Any, rows: int) -> tuple[Any, tuple[str, str] | None]:
         """The IST day of each row's sync timestamp, checked against the range; the first and last."""

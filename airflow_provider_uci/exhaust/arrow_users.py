@@ -114,6 +114,12 @@ class ArrowUsers:
                         zip(self.columns["phone"].to_pylist(), self.columns["encrypted_device_id"].to_pylist(),
                             strict=True), strict=True))
 
+    def records(self) -> list[tuple[Any, ...]]:
+        """The users as ``UserRecord`` tuples, for a warehouse that takes rows."""
+        columns = [self.columns[name].to_pylist() if name != "conversation_id" else [self.conversation_id] * self.rows
+                   for name in USER_TABLE_COLUMNS]
+        return list(zip(*columns, strict=True))
+
     def copy_chunks(self, ordinal: bool = False) -> Iterator[memoryview | bytes]:
         """``COPY ... (FORMAT binary)`` data of ``USER_TABLE_COLUMNS``, then the row's ordinal when asked."""
         import pyarrow as pa

@@ -2,7 +2,7 @@
 
 Used by the DAG's load task and by ``uci-exhaust load`` for files downloaded by hand. Responses are
 streamed (constant memory); users (one row per device, a few per answer at most) are held for the
-join: as arrow arrays when read in C (into PostgreSQL), else as records in a dict. Records that break
+join: as arrow arrays when read in C, else as records in a dict. Records that break
 a rule go to a reject file with their line numbers; when there are more than ``max_rejects``, the
 load fails and the warehouse is left as it was.
 """
@@ -54,7 +54,7 @@ class LoadSummary:
     users_of_other_conversations: int
     rejected: int
     reject_file: str | None
-    #: how the response file was read: ``arrow`` (in C, PostgreSQL only) or ``records`` (record by record)
+    #: how the response file was read: ``arrow`` (in C) or ``records`` (record by record)
     reader: str = "records"
 
     def as_dict(self) -> dict[str, Any]:
@@ -97,9 +97,12 @@ class _Users:
                 self.skipped += 1  # another bot's users cannot join this bot's answers
         self._records = records
 
-    def rows(self) -> ArrowUsers | list[UserRecord]:
-        """What the warehouse loads: the users prepared in C, or their records."""
-        return self._arrow if self._arrow is not None else list((self._records or {}).values())
+    def rows(self, prepared: bool) -> ArrowUsers | list[tuple[Any, ...]]:
+        """What the warehouse loads: the users read in C, prepared for PostgreSQL when ``prepared``, or
+        their records."""
+        if self._arrow is not None:
+            return self._arrow if prepared else self._arrow.records()
+        return list((self._records or {}).values())
 
     def join(self) -> arrow.UserJoin:
         return self._arrow.join() if self._arrow is not None else arrow.UserJoin.of_records(self._records or {})
@@ -124,9 +127,9 @@ def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table
     :param phone_numbers: ``plain``, ``hashed`` (SHA-256) or ``none``.
     :param max_rejects: how many rejected records to bear (default none).
     :param reject_path: JSON-lines file for rejected records, with file name, line number and reason.
-    :param fast: into PostgreSQL, read both files with pyarrow first (see ``exhaust.arrow`` and
-        ``exhaust.arrow_users``); a file that path declines is read again record by record, as both
-        always are into SQLite.
+    :param fast: read both files with pyarrow first (see ``exhaust.arrow`` and ``exhaust.arrow_users``;
+        into PostgreSQL the rows then go in binary ``COPY``); a file that path declines is read again
+        record by record.
     """
     if max_rejects < 0:
         raise ValueError(f"max_rejects: must be zero or more, got {max_rejects}")
@@ -144,7 +147,7 @@ def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table
             private_csv = open_private_zip(private, encryption_key, Path(scratch))
         warehouse = open_warehouse(warehouse_url)
         try:
-            fast = fast and warehouse.backend == "postgres"
+            postgres = warehouse.backend == "postgres"
             users = _Users(private_csv, conversation, phone_numbers, rejects, fast)
             counts = {"read": 0, "without_user": 0}
 
@@ -180,13 +183,14 @@ def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table
                 prepared = arrow.ArrowResponses(response_csv, conversation, users.join(), from_date or None,
                                                 to_date or None)
                 try:
-                    result = load(responses=prepared, users=users.rows())
+                    result = (load(responses=prepared, users=users.rows(prepared=True)) if postgres
+                              else load(responses=prepared.records(), users=users.rows(prepared=False)))
                     counts["read"], counts["without_user"], reader = prepared.rows, prepared.without_user, "arrow"
                 except FastPathDeclined as declined:
                     log.info("Reading %s record by record: %s", response_csv.name, declined)
-                    users.read_records()  # the users too: PostgreSQL may have refused one of theirs
+                    users.read_records()  # the users too: the warehouse may have refused one of theirs
             if result is None:
-                result = load(responses=responses(), users=users.rows())
+                result = load(responses=responses(), users=users.rows(prepared=False))
         finally:
             rejects.close()
             warehouse.close()

@@ -182,3 +182,20 @@ def test_the_fast_path_keeps_its_module_defaults_at_call_time(monkeypatch: pytes
     responses = arrow.ArrowResponses(tmp_path / "r.csv", BOT, UserJoin(pa.array([], pa.string()),
                                      pa.array([], pa.string()), pa.array([], pa.string())), None, None)
     assert (responses.workers, responses.block_bytes) == (3, 1234)
+
+
+def test_users_read_in_c_land_in_sqlite_as_the_records_do(tmp_path: Path) -> None:
+    private = private_file(tmp_path / "private.csv", hard_users())
+    response = SUNBIRD / "response-exhaust-2022-06-sample.csv"
+    fast_url, slow_url = f"sqlite:///{tmp_path}/fast.db", f"sqlite:///{tmp_path}/slow.db"
+    for phones in ("plain", "hashed", "none"):
+        fast = load_exhaust(response_csv=response, private=private, warehouse_url=fast_url, phone_numbers=phones,
+                            table=f"t_{phones}")
+        slow = load_exhaust(response_csv=response, private=private, warehouse_url=slow_url, phone_numbers=phones,
+                            table=f"t_{phones}", fast=False)
+        assert (fast.reader, slow.reader) == ("arrow", "records")
+        assert (fast.users_loaded, fast.users_of_other_conversations) == (
+            slow.users_loaded, slow.users_of_other_conversations)
+        with open_warehouse(fast_url) as fast_warehouse, open_warehouse(slow_url) as slow_warehouse:
+            assert fast_warehouse.fetch_users(f"t_{phones}") == slow_warehouse.fetch_users(f"t_{phones}")
+            assert fast_warehouse.fetch(f"t_{phones}") == slow_warehouse.fetch(f"t_{phones}")

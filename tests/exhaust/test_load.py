@@ -512,6 +512,34 @@ def test_postgres_reads_clean_files_in_c_into_the_table_the_record_reader_makes(
         assert days[0] == days[1] and len(days[0]) > 3
 
 
+def test_sqlite_reads_clean_files_in_c_into_the_table_the_record_reader_makes(tmp_path: Path) -> None:
+    pairs = [(SUNBIRD / pair.response, SUNBIRD / pair.private) for pair in PAIRS]
+    pairs.append(generated_pair(tmp_path, 3000))
+    fast_url, slow_url = f"sqlite:///{tmp_path}/fast.db", f"sqlite:///{tmp_path}/slow.db"
+    for response, private in pairs:
+        for phones in ("plain", "hashed"):
+            fast = load_exhaust(response_csv=response, private=private, warehouse_url=fast_url,
+                                phone_numbers=phones, table=f"t_{phones}")
+            slow = load_exhaust(response_csv=response, private=private, warehouse_url=slow_url,
+                                phone_numbers=phones, table=f"t_{phones}", fast=False)
+            assert (fast.reader, slow.reader) == ("arrow", "records")
+            assert dataclasses.replace(fast, reader="records") == slow
+    for table in ("t_plain", "t_hashed"):
+        with open_warehouse(fast_url) as fast_warehouse, open_warehouse(slow_url) as slow_warehouse:
+            assert fast_warehouse.fetch(table) == slow_warehouse.fetch(table)
+            assert fast_warehouse.fetch_users(table) == slow_warehouse.fetch_users(table)
+            assert fast_warehouse.count(table) == sum(1 for _ in open_rows(pairs))
+    import sqlite3
+
+    days = []
+    for name in ("fast.db", "slow.db"):
+        with sqlite3.connect(tmp_path / name) as conn:
+            days.append(conn.execute("SELECT sync_date, typeof(sync_date), typeof(event_timestamp), typeof(eof), "
+                                     "count(*) FROM t_plain GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4").fetchall())
+        conn.close()
+    assert days[0] == days[1] and len(days[0]) > 3
+
+
 def open_rows(pairs: list[tuple[Path, Path]]) -> Iterator[list[str | None]]:
     from airflow_provider_uci.exhaust.spark_csv import read_records
 
