@@ -1,7 +1,8 @@
 """Read a response exhaust in C: pyarrow parses it, checks it a column at a time, joins the users
-and encodes PostgreSQL's binary ``COPY`` format, with no Python object per value.
+and encodes PostgreSQL's binary ``COPY`` format, with no Python object per value (or, for SQLite,
+hands the rows over as Python values).
 
-The PostgreSQL loader's fast path. It takes a file only when the record-by-record reader
+The loader's fast path. It takes a file only when the record-by-record reader
 (``records.read_responses``) would take every record of it with the same values, and is stricter
 where that is cheaper: a file with anything it is not sure of (a value that breaks a rule or has an
 unusual form, a row of another bot or of a day outside the range, a row that does not parse) is

@@ -1,6 +1,7 @@
-"""Read a private exhaust in C: pyarrow parses it, and the users go to PostgreSQL in binary ``COPY``.
+"""Read a private exhaust in C: pyarrow parses it, and the users go to PostgreSQL in binary ``COPY``
+(or to SQLite as rows).
 
-The PostgreSQL loader's fast path for users, beside ``exhaust.arrow`` for responses. It holds what
+The loader's fast path for users, beside ``exhaust.arrow`` for responses. It holds what
 ``records.read_users`` holds (one user per device, the last row the file has for it), as arrow
 columns a few times smaller than the records: the users table's rows, and a :class:`UserJoin` for
 the responses. A file with anything the record reader would reject (a record of the wrong width, an
