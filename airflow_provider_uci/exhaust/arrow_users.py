@@ -24,7 +24,7 @@ from airflow_provider_uci.exhaust.arrow_csv import csv_options, parse_block, pla
 from airflow_provider_uci.exhaust.postgres import FastPathDeclined
 from airflow_provider_uci.exhaust.records import PRIVATE_HEADERS, USER_TABLE_COLUMNS, phone_value
 
-#: Users per chunk of ``COPY`` data.
+#: Users per chunk of ``COPY`` data, or of rows.
 COPY_ROWS = 20_000
 
 
@@ -115,11 +115,13 @@ class ArrowUsers:
                         zip(self.columns["phone"].to_pylist(), self.columns["encrypted_device_id"].to_pylist(),
                             strict=True), strict=True))
 
-    def records(self) -> list[tuple[Any, ...]]:
-        """The users as ``UserRecord`` tuples, for a warehouse that takes rows."""
-        columns = [self.columns[name].to_pylist() if name != "conversation_id" else [self.conversation_id] * self.rows
-                   for name in USER_TABLE_COLUMNS]
-        return list(zip(*columns, strict=True))
+    def records(self) -> Iterator[tuple[Any, ...]]:
+        """The users as ``UserRecord`` tuples, for a warehouse that takes rows (made a slice at a time)."""
+        for start in range(0, self.rows, COPY_ROWS):
+            count = min(COPY_ROWS, self.rows - start)
+            columns = [self.columns[name].slice(start, count).to_pylist() if name != "conversation_id"
+                       else [self.conversation_id] * count for name in USER_TABLE_COLUMNS]
+            yield from zip(*columns, strict=True)
 
     def copy_chunks(self, ordinal: bool = False) -> Iterator[memoryview | bytes]:
         """``COPY ... (FORMAT binary)`` data of ``USER_TABLE_COLUMNS``, then the row's ordinal when asked."""

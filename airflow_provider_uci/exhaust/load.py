@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -97,7 +97,7 @@ class _Users:
                 self.skipped += 1  # another bot's users cannot join this bot's answers
         self._records = records
 
-    def rows(self, prepared: bool) -> ArrowUsers | list[tuple[Any, ...]]:
+    def rows(self, prepared: bool) -> ArrowUsers | Iterable[tuple[Any, ...]]:
         """What the warehouse loads: the users read in C, prepared for PostgreSQL when ``prepared``, or
         their records."""
         if self._arrow is not None:
