@@ -483,39 +483,11 @@ def generated_pair(folder: Path, rows: int) -> tuple[Path, Path]:
     return folder / "response.csv", folder / "private.csv"
 
 
-@pytest.mark.postgres
-def test_postgres_reads_clean_files_in_c_into_the_table_the_record_reader_makes(tmp_path: Path) -> None:
+def loads_alike(fast_url: str, slow_url: str, folder: Path) -> None:
+    """Every real pair and a generated one, loaded read in C and record by record: the same summaries,
+    the same rows and users."""
     pairs = [(SUNBIRD / pair.response, SUNBIRD / pair.private) for pair in PAIRS]
-    pairs.append(generated_pair(tmp_path, 3000))
-    with postgres_database() as fast_url, postgres_database() as slow_url:
-        for response, private in pairs:
-            for phones in ("plain", "hashed"):
-                fast = load_exhaust(response_csv=response, private=private, warehouse_url=fast_url,
-                                    phone_numbers=phones, table=f"t_{phones}")
-                slow = load_exhaust(response_csv=response, private=private, warehouse_url=slow_url,
-                                    phone_numbers=phones, table=f"t_{phones}", fast=False)
-                assert (fast.reader, slow.reader) == ("arrow", "records")
-                assert dataclasses.replace(fast, reader="records") == slow
-        for table in ("t_plain", "t_hashed"):
-            with open_warehouse(fast_url) as fast_warehouse, open_warehouse(slow_url) as slow_warehouse:
-                assert fast_warehouse.fetch(table) == slow_warehouse.fetch(table)
-                assert fast_warehouse.fetch_users(table) == slow_warehouse.fetch_users(table)
-                assert fast_warehouse.count(table) == sum(1 for _ in open_rows(pairs))
-        import psycopg2
-
-        days = []
-        for url in (fast_url, slow_url):
-            with psycopg2.connect(url) as conn, conn.cursor() as cur:
-                cur.execute("SELECT sync_date, count(*) FROM t_plain GROUP BY 1 ORDER BY 1")
-                days.append(cur.fetchall())
-            conn.close()
-        assert days[0] == days[1] and len(days[0]) > 3
-
-
-def test_sqlite_reads_clean_files_in_c_into_the_table_the_record_reader_makes(tmp_path: Path) -> None:
-    pairs = [(SUNBIRD / pair.response, SUNBIRD / pair.private) for pair in PAIRS]
-    pairs.append(generated_pair(tmp_path, 3000))
-    fast_url, slow_url = f"sqlite:///{tmp_path}/fast.db", f"sqlite:///{tmp_path}/slow.db"
+    pairs.append(generated_pair(folder, 3000))
     for response, private in pairs:
         for phones in ("plain", "hashed"):
             fast = load_exhaust(response_csv=response, private=private, warehouse_url=fast_url,
@@ -529,10 +501,29 @@ def test_sqlite_reads_clean_files_in_c_into_the_table_the_record_reader_makes(tm
             assert fast_warehouse.fetch(table) == slow_warehouse.fetch(table)
             assert fast_warehouse.fetch_users(table) == slow_warehouse.fetch_users(table)
             assert fast_warehouse.count(table) == sum(1 for _ in open_rows(pairs))
+
+
+@pytest.mark.postgres
+def test_postgres_reads_clean_files_in_c_into_the_table_the_record_reader_makes(tmp_path: Path) -> None:
+    with postgres_database() as fast_url, postgres_database() as slow_url:
+        loads_alike(fast_url, slow_url, tmp_path)
+        import psycopg2
+
+        days = []
+        for url in (fast_url, slow_url):
+            with psycopg2.connect(url) as conn, conn.cursor() as cur:
+                cur.execute("SELECT sync_date, count(*) FROM t_plain GROUP BY 1 ORDER BY 1")
+                days.append(cur.fetchall())
+            conn.close()
+        assert days[0] == days[1] and len(days[0]) > 3
+
+
+def test_sqlite_reads_clean_files_in_c_into_the_table_the_record_reader_makes(tmp_path: Path) -> None:
+    loads_alike(f"sqlite:///{tmp_path}/fast.db", f"sqlite:///{tmp_path}/slow.db", tmp_path)
     import sqlite3
 
     days = []
-    for name in ("fast.db", "slow.db"):
+    for name in ("fast.db", "slow.db"):  # the values are stored as the same SQLite types too
         with sqlite3.connect(tmp_path / name) as conn:
             days.append(conn.execute("SELECT sync_date, typeof(sync_date), typeof(event_timestamp), typeof(eof), "
                                      "count(*) FROM t_plain GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4").fetchall())
