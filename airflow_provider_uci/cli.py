@@ -60,10 +60,15 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         description="Serve the Data Exhaust API at /dataset/v1/request/... and /api/dataset/v1/request/..., "
         "the internal POST /request/search, signed downloads and /admin routes, and run the nightly "
         "exhaust jobs on their schedule.",
-        epilog=EMULATOR_ENV_HELP,
+        epilog=EMULATOR_ENV_HELP + "\nServe also reads:\n"
+        "  --admin-token             UCI_EMULATOR_ADMIN_TOKEN (prefer the variable: flags show in ps)\n"
+        "  --play-errors             UCI_EMULATOR_PLAY_ERRORS=true\n"
+        "\nThe /admin routes and POST /request/search take the admin token as header X-Admin-Token; without a\n"
+        "token they answer loopback clients only, and serve refuses a --host beyond loopback.\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="interface to listen on (default 127.0.0.1); beyond loopback needs --admin-token")
     serve.add_argument("--port", type=int, default=9000, help="port to listen on (default 9000)")
     _add_common(serve)
     serve.add_argument("--api-key", action="append", metavar="KEY=CONSUMER",
@@ -88,6 +93,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--fault-drop", metavar="RATE", help="rate of connections dropped without an answer")
     serve.add_argument("--fault-truncate", metavar="RATE", help="rate of downloads cut short")
     serve.add_argument("--fault-seed", metavar="N", help="seed of the fault draws, for repeatable runs")
+    serve.add_argument("--admin-token", metavar="TOKEN",
+                       help="token the /admin routes and POST /request/search require as header X-Admin-Token "
+                       "(at least 16 printable ASCII characters); unset, they answer loopback clients only")
+    serve.add_argument("--play-errors", action="store_true",
+                       help="answer malformed input as the real (Play) service does: its HTML pages and HTTP 500s "
+                       "instead of a 4xx error envelope")
     serve.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
 
 
@@ -129,7 +140,13 @@ def _add_seed(sub: argparse._SubParsersAction) -> None:
 
 
 def _emulator_settings(args: argparse.Namespace):  # noqa: ANN202
-    from airflow_provider_uci.emulator.config import EmulatorSettings, parse_instant, parse_pairs, parse_zone
+    from airflow_provider_uci.emulator.config import (
+        EmulatorSettings,
+        check_admin_token,
+        parse_instant,
+        parse_pairs,
+        parse_zone,
+    )
     from airflow_provider_uci.emulator.faults import FaultSettings
 
     def flag(name: str) -> object:
@@ -141,6 +158,10 @@ def _emulator_settings(args: argparse.Namespace):  # noqa: ANN202
     overrides["bot_pdata_id"] = flag("pdata_id")
     if flag("no_schedule"):
         overrides["schedule"] = False
+    if flag("play_errors"):
+        overrides["play_errors"] = True
+    if flag("admin_token") is not None:
+        overrides["admin_token"] = check_admin_token(args.admin_token, "--admin-token")
     if flag("jobs_timezone"):
         overrides["jobs_timezone"] = parse_zone(args.jobs_timezone, "--jobs-timezone")
     if flag("api_key"):
@@ -160,6 +181,10 @@ def _emulator_settings(args: argparse.Namespace):  # noqa: ANN202
         truncate=flag("fault_truncate"), seed=flag("fault_seed"),
     )
     settings = EmulatorSettings.from_env(**overrides)
+    if flag("host") is not None:  # serve: refuse to open the admin routes to the network without a token
+        from airflow_provider_uci.emulator.access import check_exposure
+
+        check_exposure(args.host, settings)
     return settings
 
 
@@ -236,8 +261,13 @@ def _add_load(commands: argparse._SubParsersAction) -> None:
         "load", help="join and load exhaust files downloaded by hand into a warehouse",
         description="Join a response exhaust CSV to its private exhaust (CSV or zip) on Device ID = Device UUID and "
         "load both into a warehouse in one transaction; rerunning gives the same table.")
-    load.add_argument("--response", type=Path, required=True, help="the response exhaust CSV")
-    load.add_argument("--private", type=Path, required=True, help="the private exhaust CSV or zip")
+    load.add_argument("--response", type=Path,
+                      help="the response exhaust CSV; leave it out when the service answered 'No data found' for "
+                           "it: the bot's rows of every day from --from-date to --to-date are then removed (needs "
+                           "--conversation-id, --from-date and --to-date)")
+    load.add_argument("--private", type=Path,
+                      help="the private exhaust CSV or zip; leave it out when the service answered 'No data found' "
+                           "for it: the responses load with no user joined")
     load.add_argument("--encryption-key", help="the private zip's password (or UCI_EXHAUST_ENCRYPTION_KEY)")
     load.add_argument("--warehouse", required=True, help="sqlite:///path.db or postgresql://user@host/db")
     load.add_argument("--table", default="uci_responses", help="responses table (default uci_responses)")
@@ -259,7 +289,8 @@ def _load(args: argparse.Namespace) -> int:
     from airflow_provider_uci.exhaust.load import load_exhaust
 
     key = args.encryption_key or os.environ.get("UCI_EXHAUST_ENCRYPTION_KEY") or None
-    rejects = args.rejects or args.response.with_name(args.response.stem + ".rejects.jsonl")
+    beside = args.response or args.private
+    rejects = args.rejects or (beside.with_name(beside.stem + ".rejects.jsonl") if beside else None)
     summary = load_exhaust(
         response_csv=args.response, private=args.private, warehouse_url=args.warehouse, table=args.table,
         encryption_key=key, conversation_id=args.conversation_id, from_date=args.from_date, to_date=args.to_date,

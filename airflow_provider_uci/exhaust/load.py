@@ -71,11 +71,15 @@ class _Users:
     """A bot's users from its private exhaust: read in C when ``fast`` (see ``exhaust.arrow_users``),
     else, or when that reader declines the file, record by record."""
 
-    def __init__(self, path: Path, conversation_id: str, phone_numbers: str, rejects: Rejects, fast: bool) -> None:
+    def __init__(self, path: Path | None, conversation_id: str, phone_numbers: str, rejects: Rejects,
+                 fast: bool) -> None:
         self.path, self.conversation_id, self.phone_numbers, self.rejects = path, conversation_id, phone_numbers, rejects
         self._arrow: ArrowUsers | None = None
         self._records: dict[str, UserRecord] | None = None
         self.skipped = 0
+        if path is None:  # no private exhaust (the service found no data): no users
+            self._records = {}
+            return
         if fast:
             try:
                 self._arrow = ArrowUsers(path, conversation_id, phone_numbers)
@@ -87,7 +91,7 @@ class _Users:
 
     def read_records(self) -> None:
         """Read the file record by record (rejects go to ``rejects``), once."""
-        if self._records is not None:
+        if self._records is not None or self.path is None:
             return
         self._arrow, records, self.skipped = None, {}, 0
         for user in read_users(self.path, self.rejects, self.phone_numbers):
@@ -113,14 +117,18 @@ class _Users:
         return {device: (user.phone, user.encrypted_device_id) for device, user in (self._records or {}).items()}
 
 
-def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table: str = DEFAULT_TABLE,
-                 encryption_key: str | None = None, conversation_id: str | None = None, from_date: str | None = None,
-                 to_date: str | None = None, phone_numbers: str = "plain", max_rejects: int = 0,
-                 reject_path: Path | None = None, audit: dict[str, Any] | None = None, fast: bool = True) -> LoadSummary:
+def load_exhaust(*, response_csv: Path | None, private: Path | None, warehouse_url: str,
+                 table: str = DEFAULT_TABLE, encryption_key: str | None = None, conversation_id: str | None = None,
+                 from_date: str | None = None, to_date: str | None = None, phone_numbers: str = "plain",
+                 max_rejects: int = 0, reject_path: Path | None = None, audit: dict[str, Any] | None = None,
+                 fast: bool = True) -> LoadSummary:
     """Load one bot's exhausts for one range in one transaction.
 
-    :param response_csv: the response exhaust CSV.
-    :param private: the private exhaust CSV, or its zip (opened with ``encryption_key``).
+    :param response_csv: the response exhaust CSV; ``None`` when the service answered ``No data found``
+        for it (no file exists): the bot's rows of every day of the range are then replaced by none,
+        which needs ``conversation_id``, ``from_date`` and ``to_date``.
+    :param private: the private exhaust CSV, or its zip (opened with ``encryption_key``); ``None`` when
+        the service answered ``No data found`` for it: the responses load with no user joined.
     :param warehouse_url: ``sqlite:///path`` or ``postgresql://...``.
     :param conversation_id: the bot; taken from the response file when not given. Records of another
         bot are rejects.
@@ -133,15 +141,21 @@ def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table
     """
     if max_rejects < 0:
         raise ValueError(f"max_rejects: must be zero or more, got {max_rejects}")
-    response_csv, private = Path(response_csv), Path(private)
+    response_csv = None if response_csv is None else Path(response_csv)
+    private = None if private is None else Path(private)
     for name, path in (("response", response_csv), ("private", private)):
-        if not path.is_file():
+        if path is not None and not path.is_file():
             raise FileNotFoundError(f"{name}: no such file {path.name!r}")
-    conversation = conversation_id or _first_conversation(response_csv)
+    if response_csv is None:
+        for name, value in (("conversation_id", conversation_id), ("from_date", from_date), ("to_date", to_date)):
+            if not value:
+                raise ValueError(f"{name}: required without a response exhaust (response_csv=None, the service "
+                                 "found no data), to know which bot's days the load empties")
+    conversation = conversation_id or _first_conversation(response_csv)  # type: ignore[arg-type]
     rejects = Rejects(reject_path)
     with tempfile.TemporaryDirectory(prefix="uci-load-") as scratch:
         private_csv = private
-        if private.suffix.lower() == ".zip":
+        if private is not None and private.suffix.lower() == ".zip":
             from airflow_provider_uci.exhaust.download import open_private_zip
 
             private_csv = open_private_zip(private, encryption_key, Path(scratch))
@@ -179,7 +193,13 @@ def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table
                            to_date=to_date or "", audit={**(audit or {}), "rejected": lambda: rejects.count},
                            before_commit=check_rejects)
             result, reader = None, "records"
-            if fast:
+            if response_csv is None:  # the days are emptied, the users (if any) upserted
+                try:
+                    result = load(responses=(), users=users.rows(prepared=postgres))
+                except FastPathDeclined as declined:
+                    log.info("Reading %s record by record: %s", private_csv.name if private_csv else "", declined)
+                    users.read_records()
+            elif fast:
                 prepared = arrow.ArrowResponses(response_csv, conversation, users.join(), from_date or None,
                                                 to_date or None)
                 try:
@@ -190,7 +210,8 @@ def load_exhaust(*, response_csv: Path, private: Path, warehouse_url: str, table
                     log.info("Reading %s record by record: %s", response_csv.name, declined)
                     users.read_records()  # the users too: the warehouse may have refused one of theirs
             if result is None:
-                result = load(responses=responses(), users=users.rows(prepared=False))
+                result = load(responses=responses() if response_csv is not None else (),
+                              users=users.rows(prepared=False))
         finally:
             rejects.close()
             warehouse.close()
