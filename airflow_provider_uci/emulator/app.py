@@ -21,6 +21,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from airflow_provider_uci.emulator import protocol
 from airflow_provider_uci.emulator.access import admin_refusal
@@ -32,6 +33,7 @@ from airflow_provider_uci.emulator.gateway import (
     gateway_consumer,
     inject_faults,
     json_response,
+    route_miss,
 )
 from airflow_provider_uci.emulator.fields import SEARCH_FILTERS, check_day, check_submission
 from airflow_provider_uci.emulator.inputs import (
@@ -368,6 +370,7 @@ def create_app(settings: EmulatorSettings | None = None, *, service: Service | N
     app.state.clock = service.clock
     app.state.scheduler = scheduler
     app.state.find_transport = None
+    app.add_exception_handler(StarletteHTTPException, route_miss)
     register_api(app, service)
     register_admin(app, service)
     openapi.install(app)

@@ -20,6 +20,7 @@ from airflow_provider_uci.emulator.inputs import MAX_LIMIT
 
 STRING: dict[str, Any] = {"type": "string"}
 INTEGER: dict[str, Any] = {"type": "integer"}
+SEGMENT: dict[str, Any] = {"type": "string", "pattern": "^[^/]+$"}
 
 
 def ref(name: str) -> dict[str, str]:
@@ -123,7 +124,8 @@ def query(name: str, schema: dict[str, Any], description: str, required: bool = 
 
 
 def path(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": STRING, "description": description}
+    """A path parameter: one segment, so neither empty nor holding '/' (such a path is no route's: 404)."""
+    return {"name": name, "in": "path", "required": True, "schema": SEGMENT, "description": description}
 
 
 def json_body(schema: str, required: bool = True) -> dict[str, Any]:
@@ -136,6 +138,7 @@ GATEWAY_ANSWERS = {
     "429": gateway("rate limited (a fault knob), with Retry-After"),
     "500": error("a database error, or an injected fault"),
 }
+NO_ROUTE = gateway("no route: a tag that is empty or holds '/'")
 ADMIN_ANSWERS = {
     "401": error("X-Admin-Token missing while an admin token is configured"),
     "403": error("a wrong X-Admin-Token, or a client beyond loopback while no admin token is configured"),
@@ -174,14 +177,15 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                        query("requestId", STRING, "the job's requestId")],
         "responses": {"200": json_answer("the job, or (still HTTP 200) the failed envelope of no such job",
                                          {"anyOf": [ref("JobEnvelope"), ref("ErrorEnvelope")]}),
-                      **GATEWAY_ANSWERS},
+                      **GATEWAY_ANSWERS, "404": NO_ROUTE},
     },
     ("get", "/dataset/v1/request/list/{tag}"): {
         "security": [{"apiKey": []}],
         "parameters": [path("tag", "the bare tag, without :channel"), CHANNEL,
                        query("limit", LIMIT, "how many jobs at most (default 100)")],
         "responses": {"200": json_answer("the tag's jobs, newest first", ref("ListEnvelope")),
-                      "400": error("a limit that is not a whole number from 0 to 2147483647"), **GATEWAY_ANSWERS},
+                      "400": error("a limit that is not a whole number from 0 to 2147483647"), **GATEWAY_ANSWERS,
+                      "404": NO_ROUTE},
     },
     ("post", "/request/search"): {
         "security": ADMIN, "requestBody": json_body("SearchBody"),
@@ -231,13 +235,15 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             "schema": {"type": "string", "format": "binary"}}}},
         "responses": {"200": json_answer("the job, SUCCESS, with its stored URL", ref("ListedJob")),
                       "400": error("no tag, a malformed executionTime, or a name that is not one file name"),
-                      "404": error("no such job"), **ADMIN_ANSWERS},
+                      "404": error("no such job (or no route: a requestId that is empty or holds '/')"),
+                      **ADMIN_ANSWERS},
     },
     ("post", "/admin/jobs/{request_id}/fail"): {
         "security": ADMIN, "parameters": JOB_PARAMS, "requestBody": json_body("FailBody", required=False),
         "responses": {"200": json_answer("the job, FAILED", ref("ListedJob")),
                       "400": error("no tag, or a body that is not a JSON object with a string message"),
-                      "404": error("no such job"), **ADMIN_ANSWERS, "413": error("a body over 64 KiB")},
+                      "404": error("no such job (or no route: a requestId that is empty or holds '/')"),
+                      **ADMIN_ANSWERS, "413": error("a body over 64 KiB")},
     },
 }
 
