@@ -281,3 +281,19 @@ def test_a_request_over_every_representable_day_is_one_listing(tmp_path: Path) -
         data = requests.get(url, timeout=30).content
     records = list(read_records(io.StringIO(data.decode("utf-8"), newline="")))
     assert len(records) - 1 == sum(bot["events_by_day"].values()) > 0  # every seeded day, after the header
+
+
+# -- paths no route takes --------------------------------------------------------------------------------
+
+def test_a_path_no_route_takes_gets_the_answer_of_the_part_in_front(emulator: Emulator) -> None:
+    """Kong's 404 for the API (a tag holding '/', an empty one), Azure's for downloads, the envelope for admin."""
+    headers = gateway_headers()
+    for url in (f"{emulator.api}/dataset/v1/request/read/a%2Fb?requestId=X", f"{emulator.api}/dataset/v1/request/read/",
+                f"{emulator.root}/dataset/v1/request/list/a/b", f"{emulator.root}/no/such/path"):
+        answer = requests.get(url, headers=headers, timeout=10)
+        assert answer.status_code == 404 and answer.json() == {"message": "no Route matched with those values"}, url
+    assert requests.get(f"{emulator.root}/blob/uciemulator", timeout=10).headers["x-ms-error-code"] == "ResourceNotFound"
+    assert_envelope(requests.get(f"{emulator.root}/admin/nothing-here", timeout=10), 404, "no route for GET /admin/",
+                    "uci.emulator.admin")
+    wrong_method = requests.delete(f"{emulator.api}/dataset/v1/request/submit", headers=headers, timeout=10)
+    assert wrong_method.status_code == 405 and wrong_method.json() == {"message": "Method Not Allowed"}
