@@ -31,7 +31,7 @@ TABLE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
 #: Prefixes of the databases' own tables: SQLite's ``sqlite_master``..., PostgreSQL's ``pg_catalog``...
 RESERVED_PREFIXES = ("sqlite_", "pg_")
 #: What a responses table's side tables and index are named with, or reserved for: ``<table>_users``...
-SIDE_SUFFIXES = ("_users", "_loads", "_bot_day", "_daily", "_question_stats", "_sessions")
+SIDE_SUFFIXES = ("_users", "_loads", "_bot_day", "_daily", "_question_stats", "_sessions", "_completion")
 URL_FORMS = ("sqlite:///relative/path.db, sqlite:////absolute/path.db or "
              "postgresql://user:password@host:port/database (or postgres://...)")
 AUDIT_FIELDS = ("response_request_id", "private_request_id", "rejected")
@@ -344,6 +344,9 @@ class Warehouse:
         self._loading = True
         try:
             self._create(table)
+            from airflow_provider_uci.analytics.views import create_views
+
+            create_views(self, table)  # the analytics views, made with the tables
             self._lock(table, conversation_id)
             load_id = self._insert_returning_id(
                 f"INSERT INTO {_q(table + '_loads')} (conversation_id, from_date, to_date, response_request_id, "
