@@ -69,7 +69,7 @@ def daily_chart(series: dict[str, list[tuple[date, int]]], title: str) -> str:
     if days and (days[-1] - days[0]).days < 6:  # a short range: a week around it, not years
         middle = days[0] + (days[-1] - days[0]) / 2
         axes.set_xlim(middle - timedelta(days=3.5), middle + timedelta(days=3.5))
-    locator = mdates.AutoDateLocator(maxticks=7)
+    locator = mdates.AutoDateLocator()
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     axes.grid(axis="y", alpha=0.3)

@@ -96,6 +96,10 @@ def collect(warehouse: Any, table: str, scope: Scope) -> list[Bot]:
         finally:
             warehouse._rollback()
 
+    if backend == "postgres":  # for this session: no JIT (it costs more than it saves here), sorts in memory
+        warehouse._execute("SET jit = off")
+        warehouse._execute("SET work_mem = '64MB'")
+        warehouse._commit()
     if not warehouse._exists(table):
         raise ValueError(f"table: the warehouse holds no table {table!r}; load an exhaust into it first")
     sql = _Sql(backend)

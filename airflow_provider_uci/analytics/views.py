@@ -17,6 +17,9 @@ sync days (:class:`Scope`), so a number reads the same in a view and on the page
   day), the questions answered, the answers, whether it reached the end (an answer with ``Eof`` true),
   and when it started and ended (UTC; SQLite gives ISO text ending in ``Z``).
 - ``_completion``: per bot, sessions, those that reached the end, and their ratio.
+
+With them comes the index ``<table>_funnel`` (bot, question, X Path, device), from which a bot's
+funnel (:func:`funnel_sql`) is read without the table's rows.
 """
 
 from __future__ import annotations
@@ -134,8 +137,8 @@ def question_stats_sql(table: str, backend: str, scope: Scope | None = None) -> 
         f"median_duration FROM ranked WHERE place IN ((n + 1) / 2, (n + 2) / 2) GROUP BY conversation_id, question_id) "
         f"SELECT q.conversation_id, q.question_id, q.question_title, q.question_type, q.x_path, "
         f"row_number() OVER (PARTITION BY q.conversation_id ORDER BY CASE WHEN q.x_path IS NULL THEN 1 ELSE 0 END, "
-        f"q.x_path{sql.binary}, q.first_seen, q.question_id{sql.binary}) AS position, "
-        f"d.devices, q.answers, q.withheld, m.median_duration "
+        f"q.x_path{sql.binary}, CASE WHEN q.x_path IS NULL THEN q.first_seen END, "
+        f"q.question_id{sql.binary}) AS position, d.devices, q.answers, q.withheld, m.median_duration "
         f"FROM questions AS q JOIN devices AS d ON d.conversation_id = q.conversation_id AND "
         f"d.question_id = q.question_id LEFT JOIN medians AS m ON m.conversation_id = q.conversation_id AND "
         f"m.question_id = q.question_id")
@@ -167,19 +170,20 @@ def completion_sql(table: str, backend: str, scope: Scope | None = None) -> tupl
 
 def funnel_sql(table: str, backend: str, scope: Scope) -> tuple[str, list[Any]]:
     """One bot's questions in conversation order with the devices that answered each: the lighter
-    query behind the report's funnel (the positions are those of ``_question_stats``)."""
+    query behind the report's funnel, positions as in ``_question_stats``. Over the bot's whole history
+    it reads only the index ``<table>_funnel`` (an index-only scan on PostgreSQL once the table is
+    vacuumed); the first-seen time, which needs the rows themselves, only for questions without X Path."""
     sql, t = _Sql(backend), _table(table)
     where = sql.where(scope)
-    text = (f"WITH questions AS (SELECT conversation_id, question_id, min(x_path{sql.binary}) AS x_path, "
-            f"min({sql.moment('coalesce(event_timestamp, at_timestamp)')}) AS first_seen, max(question_title) AS "
-            f"question_title FROM {t}{where} GROUP BY conversation_id, question_id), "
-            f"devices AS (SELECT conversation_id, question_id, count(*) AS devices FROM (SELECT DISTINCT "
-            f"conversation_id, question_id, device_id FROM {t}{sql.where(scope)}) AS seen GROUP BY conversation_id, "
-            f"question_id) "
-            f"SELECT q.conversation_id, q.question_id, q.question_title, row_number() OVER (PARTITION BY "
-            f"q.conversation_id ORDER BY CASE WHEN q.x_path IS NULL THEN 1 ELSE 0 END, q.x_path{sql.binary}, "
-            f"q.first_seen, q.question_id{sql.binary}) AS position, d.devices FROM questions AS q JOIN devices AS d "
-            f"ON d.conversation_id = q.conversation_id AND d.question_id = q.question_id ORDER BY 1, 4")
+    first_seen = (f"(SELECT min({sql.moment('coalesce(f.event_timestamp, f.at_timestamp)')}) FROM {t} AS f "
+                  f"WHERE f.conversation_id = q.conversation_id AND f.question_id = q.question_id"
+                  f"{sql.where(scope).replace(' WHERE ', ' AND ').replace('conversation_id = ?', 'f.conversation_id = ?')})")
+    text = (f"SELECT conversation_id, question_id, row_number() OVER (PARTITION BY conversation_id ORDER BY "
+            f"CASE WHEN x_path IS NULL THEN 1 ELSE 0 END, x_path{sql.binary}, first_seen, "
+            f"question_id{sql.binary}) AS position, devices FROM (SELECT q.conversation_id, q.question_id, q.x_path, "
+            f"q.devices, CASE WHEN q.x_path IS NULL THEN {first_seen} END AS first_seen FROM (SELECT conversation_id, "
+            f"question_id, min(x_path{sql.binary}) AS x_path, count(DISTINCT device_id) AS devices FROM {t}{where} "
+            f"GROUP BY conversation_id, question_id) AS q) AS ordered ORDER BY 1, 3")
     return text, sql.params
 
 
@@ -203,6 +207,13 @@ def view_ddl(table: str, backend: str) -> list[str]:
     return statements
 
 
+def funnel_index_ddl(table: str, backend: str) -> str:
+    """The index a bot's funnel is read from: questions, their X Path and devices, per bot."""
+    binary = ' COLLATE "C"' if backend == "postgres" else ""
+    return (f'CREATE INDEX IF NOT EXISTS "{table}_funnel" ON {_table(table)} '
+            f"(conversation_id, question_id, x_path{binary}, device_id)")
+
+
 def create_views(warehouse: Any, table: str) -> None:
     """Create ``table``'s views where missing, in the warehouse's open transaction (the load's).
 
@@ -212,10 +223,11 @@ def create_views(warehouse: Any, table: str) -> None:
     backend = warehouse.backend
     statements = view_ddl(table, backend)
     if backend == "sqlite":
-        for statement in statements:
+        for statement in [*statements, funnel_index_ddl(table, backend)]:
             warehouse._execute(statement)
         return
-    names = view_names(table)
+    names = [*view_names(table), f"{table}_funnel"]
+    statements.append(funnel_index_ddl(table, backend))
     found = warehouse._query("SELECT " + ", ".join("to_regclass(?)" for _ in names), tuple(f'"{n}"' for n in names))
     if all(value is not None for value in found[0]):
         return

@@ -1,0 +1,1 @@
+../airflow_provider_uci/dags/uci_exhaust_report.py
