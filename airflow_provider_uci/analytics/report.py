@@ -105,9 +105,13 @@ def collect(warehouse: Any, table: str, scope: Scope) -> list[Bot]:
     sql = _Sql(backend)
     where = sql.where(scope)
     bots: dict[str, Bot] = {}
+    devices_where = sql.where(scope)
     for conversation, name, answers, devices in query(
-            f"SELECT conversation_id, max(conversation_name), count(*), count(DISTINCT device_id) FROM {_table(table)}"
-            f"{where} GROUP BY conversation_id", sql.params):
+            f"SELECT b.conversation_id, b.name, b.answers, d.devices FROM (SELECT conversation_id, "
+            f"max(conversation_name{sql.binary}) AS name, count(*) AS answers FROM {_table(table)}{where} "
+            f"GROUP BY conversation_id) AS b JOIN (SELECT conversation_id, count(*) AS devices FROM (SELECT DISTINCT "
+            f"conversation_id, device_id FROM {_table(table)}{devices_where}) AS seen GROUP BY conversation_id) AS d "
+            f"ON d.conversation_id = b.conversation_id", sql.params):
         bots[conversation] = Bot(conversation, name or conversation, answers, devices)
     for conversation, day, devices, answers, new in query(*daily_sql(table, backend, scope)):
         bots[conversation].daily.append((_day(day), devices, answers, new))

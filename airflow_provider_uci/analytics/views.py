@@ -11,8 +11,8 @@ sync days (:class:`Scope`), so a number reads the same in a view and on the page
 - ``_question_stats``: per bot and question, its ``position`` in the conversation (by ``X Path`` as
   text, byte order, where the question has one; then by the first time it was answered), devices,
   answers, answers withheld without consent (``""``), and the median ``question_duration``.
-  SQLite has no median: both compute it with window functions (the middle row, or the mean of the
-  two middle rows, of each question's durations in order).
+  SQLite has no median: there it is computed with window functions (the middle row, or the mean of
+  the two middle rows, of each question's durations in order), on PostgreSQL by ``percentile_cont``.
 - ``_sessions``: per bot and session (``Session ID``; for vintages without one, the device and sync
   day), the questions answered, the answers, whether it reached the end (an answer with ``Eof`` true),
   and when it started and ended (UTC; SQLite gives ISO text ending in ``Z``).
@@ -104,11 +104,13 @@ def _table(table: str) -> str:
 def daily_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str, list[Any]]:
     """Per bot and sync day: devices, answers, new devices (first answer to the bot ever)."""
     sql, t = _Sql(backend), _table(table)
-    days = f"SELECT conversation_id, sync_date, count(DISTINCT device_id) AS devices, count(*) AS answers " \
-           f"FROM {t}{sql.where(scope)} GROUP BY conversation_id, sync_date"
-    firsts = f"SELECT conversation_id, first_date, count(*) AS new_devices FROM (SELECT conversation_id, " \
-             f"min(sync_date) AS first_date FROM {t}{sql.where(scope, days=False)} GROUP BY conversation_id, " \
-             f"device_id) AS f GROUP BY conversation_id, first_date"
+    # distinct devices by grouping (hashed), not count(DISTINCT ...) (a sort of every row)
+    days = (f"SELECT conversation_id, sync_date, count(*) AS devices, sum(n) AS answers FROM (SELECT conversation_id, "
+            f"sync_date, device_id, count(*) AS n FROM {t}{sql.where(scope)} GROUP BY conversation_id, sync_date, "
+            f"device_id) AS per_device GROUP BY conversation_id, sync_date")
+    firsts = (f"SELECT conversation_id, first_date, count(*) AS new_devices FROM (SELECT conversation_id, "
+              f"min(sync_date) AS first_date FROM {t}{sql.where(scope, days=False)} GROUP BY conversation_id, "
+              f"device_id) AS f GROUP BY conversation_id, first_date")
     text = (f"SELECT d.conversation_id, d.sync_date, d.devices, d.answers, coalesce(n.new_devices, 0) AS new_devices "
             f"FROM ({days}) AS d LEFT JOIN ({firsts}) AS n ON n.conversation_id = d.conversation_id "
             f"AND n.first_date = d.sync_date")
@@ -116,32 +118,43 @@ def daily_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str
 
 
 def question_stats_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str, list[Any]]:
-    """Per bot and question: title, type, position, devices, answers, withheld, median duration."""
+    """Per bot and question: title, type, position, devices, answers, withheld, median duration.
+
+    The median: PostgreSQL's ``percentile_cont(0.5)``; on SQLite, window functions (the middle row, or
+    the mean of the two middle rows, of each question's durations in order). Both give the same value.
+    """
     sql, t = _Sql(backend), _table(table)
-    base = (f"SELECT conversation_id, question_id, device_id, question_title, question_type, x_path, "
-            f"question_duration, question_response, {sql.moment('coalesce(event_timestamp, at_timestamp)')} AS moment "
-            f"FROM {t}{sql.where(scope)}")
+    moment = sql.moment("coalesce(event_timestamp, at_timestamp)")
+    questions = (f"SELECT conversation_id, question_id, max(question_title{sql.binary}) AS question_title, "
+                 f"max(question_type{sql.binary}) AS question_type, min(x_path{sql.binary}) AS x_path, "
+                 f"min({moment}) AS first_seen, count(*) AS answers, "
+                 f"sum(CASE WHEN question_response = '' THEN 1 ELSE 0 END) AS withheld "
+                 f"FROM {t}{sql.where(scope)} GROUP BY conversation_id, question_id")
+    devices = (f"SELECT conversation_id, question_id, count(*) AS devices FROM (SELECT DISTINCT conversation_id, "
+               f"question_id, device_id FROM {t}{sql.where(scope)}) AS seen GROUP BY conversation_id, question_id")
+    where = sql.where(scope)
+    if backend == "postgres":
+        # an ordered-set aggregate cannot be hashed: fed by an index scan it would visit the rows in index
+        # order; OFFSET 0 keeps the narrow rows apart, to be sorted once
+        medians = (f"SELECT conversation_id, question_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY "
+                   f"question_duration) AS median_duration FROM (SELECT conversation_id, question_id, "
+                   f"question_duration FROM {t}{where} OFFSET 0) AS durations GROUP BY conversation_id, question_id")
+    else:
+        medians = (f"SELECT conversation_id, question_id, avg(CAST(question_duration AS REAL)) AS median_duration "
+                   f"FROM (SELECT conversation_id, question_id, question_duration, row_number() OVER (PARTITION BY "
+                   f"conversation_id, question_id ORDER BY question_duration) AS place, count(*) OVER (PARTITION BY "
+                   f"conversation_id, question_id) AS n FROM {t}{where}{' AND' if where else ' WHERE'} "
+                   f"question_duration IS NOT NULL) AS ranked WHERE place IN ((n + 1) / 2, (n + 2) / 2) "
+                   f"GROUP BY conversation_id, question_id")
+    join_medians = (f" LEFT JOIN ({medians}) AS m ON m.conversation_id = q.conversation_id AND "
+                    f"m.question_id = q.question_id")
     text = (
-        f"WITH base AS ({base}), "
-        f"devices AS (SELECT conversation_id, question_id, count(*) AS devices FROM "
-        f"(SELECT DISTINCT conversation_id, question_id, device_id FROM base) AS seen GROUP BY conversation_id, "
-        f"question_id), "
-        f"questions AS (SELECT conversation_id, question_id, max(question_title) AS question_title, "
-        f"max(question_type) AS question_type, min(x_path{sql.binary}) AS x_path, min(moment) AS first_seen, "
-        f"count(*) AS answers, sum(CASE WHEN question_response = '' THEN 1 ELSE 0 END) AS withheld "
-        f"FROM base GROUP BY conversation_id, question_id), "
-        f"ranked AS (SELECT conversation_id, question_id, question_duration, row_number() OVER (PARTITION BY "
-        f"conversation_id, question_id ORDER BY question_duration) AS place, count(*) OVER (PARTITION BY "
-        f"conversation_id, question_id) AS n FROM base WHERE question_duration IS NOT NULL), "
-        f"medians AS (SELECT conversation_id, question_id, avg(CAST(question_duration AS {sql.real})) AS "
-        f"median_duration FROM ranked WHERE place IN ((n + 1) / 2, (n + 2) / 2) GROUP BY conversation_id, question_id) "
         f"SELECT q.conversation_id, q.question_id, q.question_title, q.question_type, q.x_path, "
         f"row_number() OVER (PARTITION BY q.conversation_id ORDER BY CASE WHEN q.x_path IS NULL THEN 1 ELSE 0 END, "
         f"q.x_path{sql.binary}, CASE WHEN q.x_path IS NULL THEN q.first_seen END, "
         f"q.question_id{sql.binary}) AS position, d.devices, q.answers, q.withheld, m.median_duration "
-        f"FROM questions AS q JOIN devices AS d ON d.conversation_id = q.conversation_id AND "
-        f"d.question_id = q.question_id LEFT JOIN medians AS m ON m.conversation_id = q.conversation_id AND "
-        f"m.question_id = q.question_id")
+        f"FROM ({questions}) AS q JOIN ({devices}) AS d ON d.conversation_id = q.conversation_id AND "
+        f"d.question_id = q.question_id{join_medians}")
     return text, sql.params
 
 
