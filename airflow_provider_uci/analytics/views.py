@@ -18,7 +18,7 @@ sync days (:class:`Scope`), so a number reads the same in a view and on the page
   and when it started and ended (UTC; SQLite gives ISO text ending in ``Z``).
 - ``_completion``: per bot, sessions, those that reached the end, and their ratio.
 
-With them comes the index ``<table>_funnel`` (bot, question, X Path, device), from which a bot's
+With them comes the index ``<table>_funnel`` (bot, question, device, X Path), from which a bot's
 funnel (:func:`funnel_sql`) is read without the table's rows.
 """
 
@@ -195,8 +195,9 @@ def funnel_sql(table: str, backend: str, scope: Scope) -> tuple[str, list[Any]]:
             f"CASE WHEN x_path IS NULL THEN 1 ELSE 0 END, x_path{sql.binary}, first_seen, "
             f"question_id{sql.binary}) AS position, devices FROM (SELECT q.conversation_id, q.question_id, q.x_path, "
             f"q.devices, CASE WHEN q.x_path IS NULL THEN {first_seen} END AS first_seen FROM (SELECT conversation_id, "
-            f"question_id, min(x_path{sql.binary}) AS x_path, count(DISTINCT device_id) AS devices FROM {t}{where} "
-            f"GROUP BY conversation_id, question_id) AS q) AS ordered ORDER BY 1, 3")
+            f"question_id, min(x_path) AS x_path, count(*) AS devices FROM (SELECT conversation_id, question_id, device_id, "
+            f"min(x_path{sql.binary}) AS x_path FROM {t}{where} GROUP BY conversation_id, question_id, device_id) AS "
+            f"per_device GROUP BY conversation_id, question_id) AS q) AS ordered ORDER BY 1, 3")
     return text, sql.params
 
 
@@ -221,10 +222,11 @@ def view_ddl(table: str, backend: str) -> list[str]:
 
 
 def funnel_index_ddl(table: str, backend: str) -> str:
-    """The index a bot's funnel is read from: questions, their X Path and devices, per bot."""
+    """The index a bot's funnel is read from: per bot and question, its devices (in order: counted as the
+    index is read, with no sort) and their X Path."""
     binary = ' COLLATE "C"' if backend == "postgres" else ""
     return (f'CREATE INDEX IF NOT EXISTS "{table}_funnel" ON {_table(table)} '
-            f"(conversation_id, question_id, x_path{binary}, device_id)")
+            f"(conversation_id, question_id, device_id, x_path{binary})")
 
 
 def create_views(warehouse: Any, table: str) -> None:
