@@ -193,5 +193,9 @@ def _summary(workdir: Path, seeded: dict[str, Any], out: IO[str], started: float
                   f"{sum(1 for user in users if user[0] == bot['id']):>6}\n")
     out.write(f"\nwarehouse: {workdir / 'warehouse.db'} (tables {TABLE}, {TABLE}_users, {TABLE}_loads)\n")
     out.write(f"files:     {workdir / 'files'}\n")
+    from airflow_provider_uci.analytics.report import write_report
+
+    page = write_report(f"sqlite:///{workdir / 'warehouse.db'}", workdir / "report.html", table=TABLE)
+    out.write(f"report:    {page} (open it in a browser; it needs no network)\n")
     out.write(f"try:       sqlite3 {workdir / 'warehouse.db'} 'select conversation_name, question_title, "
               f"question_response, user_phone from {TABLE} limit 5'\n")

@@ -28,6 +28,8 @@ def test_demo_runs_end_to_end_and_again(tmp_path: Path) -> None:
     assert total == sum(int(line.split()[-3]) for line in rows) > 0
     assert users == sum(int(line.split()[-1]) for line in rows) > 0
     assert (workdir / "files").is_dir() and any((workdir / "files").rglob("uci-response-exhaust.csv"))
+    page = workdir / "report.html"  # the fleet's page: its charts, then each bot's
+    assert f"report:    {page} " in result.stdout and page.read_text(encoding="utf-8").count("<svg") >= 2 + 3 * 2
 
 
 def test_demo_refuses_a_workdir_it_did_not_make_and_leaves_it_alone(tmp_path: Path) -> None:
