@@ -197,6 +197,7 @@ class ExhaustJobSensor(BaseSensorOperator):
             raise AirflowSensorTimeout(event.get("message", "the exhaust jobs did not finish in time"))
         if status == "failed":
             job = dict(event.get("job") or {})
+            job["status_message"] = job.get("status_message") or event.get("message")
             if not job.get("channel"):
                 job["channel"] = UciExhaustHook(self.uci_exhaust_conn_id).settings.channel
             raise job_failure(job)

@@ -347,7 +347,7 @@ def ti_key(ti: dict[str, Any]) -> str:
 
 
 def is_sensor(ti: dict[str, Any]) -> bool:
-    return ti["task_id"].rsplit(".", 1)[-1].startswith("wait_")
+    return ti["task_id"].rsplit(".", 1)[-1].startswith("wait")
 
 
 class RunWatch:
