@@ -11,15 +11,16 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseHook, BaseOperator, Context
 
-from airflow_provider_uci.exhaust.load import DEFAULT_TABLE, load_exhaust
 from airflow_provider_uci.exhaust.spark_csv import read_records
-from airflow_provider_uci.exhaust.warehouse import warehouse_url_from_parts
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
 from airflow_provider_uci.models import Dataset, ExhaustError, ExhaustFatalError
 from airflow_provider_uci.xcom import pull_from
 
 
 RESPONSE, PRIVATE = Dataset.RESPONSE.value, Dataset.PRIVATE.value
+#: The default responses table (the loader's own default, restated here so that parsing a DAG that uses
+#: this operator does not import the loader, pyarrow and numpy: every task process of the DAG parses it).
+DEFAULT_TABLE = "uci_responses"
 
 
 def default_data_root() -> Path:
@@ -124,6 +125,8 @@ class LoadExhaustOperator(BaseOperator):
             root = default_data_root()
             root.mkdir(parents=True, exist_ok=True)
             return f"sqlite:///{root / 'warehouse.db'}"
+        from airflow_provider_uci.exhaust.warehouse import warehouse_url_from_parts
+
         conn = BaseHook.get_connection(self.warehouse_conn_id)
         return warehouse_url_from_parts(conn.conn_type, conn.host, conn.login, conn.password, conn.schema, conn.port)
 
@@ -151,6 +154,8 @@ class LoadExhaustOperator(BaseOperator):
         return path
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_uci.exhaust.load import load_exhaust
+
         response_location, response_meta = self._copied(context, RESPONSE, self.response_copy_task_id,
                                                         self.response_path)
         private_location, private_meta = self._copied(context, PRIVATE, self.private_copy_task_id,
