@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
-from airflow_provider_uci.jobrefs import by_dataset, is_job, job_list
+from airflow_provider_uci.jobrefs import is_job, job_list
 from airflow_provider_uci.models import (
     MAX_ATTEMPTS,
     ExhaustError,
@@ -27,7 +27,7 @@ from airflow_provider_uci.schedule import (
     NIGHTLY_RUN,
     SCHEDULE_TIMEZONE,
 )
-from airflow_provider_uci.triggers.exhaust import ExhaustJobTrigger, describe_job
+from airflow_provider_uci.triggers.exhaust import ExhaustJobTrigger, describe_job, wait_result
 from airflow_provider_uci.xcom import pull_from
 
 DEFAULT_TIMEOUT = 48 * 3600.0
@@ -61,6 +61,8 @@ class ExhaustJobSensor(BaseSensorOperator):
     :param poll_interval: seconds between looks while a run may be working. Templated.
     :param timeout: seconds before the sensor fails without retry (default 48 h); ``soft_fail`` skips instead.
     :param max_transient_failures: consecutive failed reads the trigger bears before it gives up.
+    :param end_from_trigger: when the jobs have answered, end the task in the triggerer (default), so no
+        worker process runs again for it; a failure still resumes it on a worker to raise its error.
     """
 
     template_fields: Sequence[str] = ("jobs", "tag", "request_id", "dataset", "conversation_id",
@@ -74,7 +76,7 @@ class ExhaustJobSensor(BaseSensorOperator):
                  window_seconds: float = DEFAULT_WINDOW_SECONDS,
                  poll_interval: float | str = DEFAULT_POLL_INTERVAL, fail_on_first_failure: bool = False,
                  max_transient_failures: int = 5, deferrable: bool = True, timeout: float = DEFAULT_TIMEOUT,
-                 **kwargs: Any) -> None:
+                 end_from_trigger: bool = True, **kwargs: Any) -> None:
         kwargs.setdefault("mode", "reschedule" if not deferrable else "poke")
         if isinstance(poll_interval, (int, float)):
             kwargs.setdefault("poke_interval", poll_interval)  # a templated value is rendered at run time
@@ -96,6 +98,7 @@ class ExhaustJobSensor(BaseSensorOperator):
         self.fail_on_first_failure = fail_on_first_failure
         self.max_transient_failures = max_transient_failures
         self.deferrable = deferrable
+        self.end_from_trigger = end_from_trigger
 
     def _given(self, context: Context) -> Any:
         """The jobs as given: ``jobs``, the submit task's XCom, or ``tag``/``request_id``."""
@@ -125,15 +128,13 @@ class ExhaustJobSensor(BaseSensorOperator):
             return None
         return run_at
 
+    def _by_dataset(self, context: Context) -> bool:
+        given = self._given(context)
+        return isinstance(given, dict) and not is_job(given)
+
     def _result(self, context: Context, answered: list[dict[str, Any]]) -> dict[str, Any]:
         """``{dataset: job}`` when the jobs were given as a mapping, else the one job."""
-        keep = ("request_id", "tag", "dataset", "conversation_id", "start_date", "end_date", "status", "attempts",
-                "file_count", "outcome")
-        described = [{key: job[key] for key in keep if key in job} for job in answered]
-        given = self._given(context)
-        if isinstance(given, dict) and not is_job(given):
-            return by_dataset(described)
-        return described[0] if len(described) == 1 else {"jobs": described}
+        return wait_result(answered, self._by_dataset(context))
 
     def _log_answers(self, bot: str, answered: list[dict[str, Any]]) -> None:
         for job in answered:
@@ -179,15 +180,23 @@ class ExhaustJobSensor(BaseSensorOperator):
                 conversation_id=self._bot(jobs), timezone=self.schedule_timezone,
                 grace_seconds=self.grace_seconds, window_seconds=self.window_seconds,
                 poll_interval=float(self.poll_interval), fail_on_first_failure=self.fail_on_first_failure,
-                max_transient_failures=self.max_transient_failures,
+                max_transient_failures=self.max_transient_failures, end_from_trigger=self.end_from_trigger,
+                result_by_dataset=self._by_dataset(context),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout + 300),
         )
         return None
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any] | str) -> dict[str, Any]:
         """Turn the trigger's one event into the task's outcome."""
+        if event == "success":  # a TaskSuccessEvent resumed on a worker (``dag.test()`` does so): read again
+            done = self.poke(context)
+            if not done.is_done:
+                raise ExhaustError("the trigger ended the wait, but the jobs have not all answered")
+            return done.xcom_value
+        if not isinstance(event, dict):
+            raise ExhaustError(f"unexpected trigger event {event!r}")
         status = event.get("status")
         if status == "success":
             answered = list(event.get("jobs") or [event["job"]])

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
 from airflow_provider_uci.models import (
@@ -38,6 +38,19 @@ from airflow_provider_uci.schedule import (
 def describe_job(job: ExhaustJob, outcome: Outcome) -> dict[str, Any]:
     """What an event says of a job: identifiers, state and outcome (never URLs)."""
     return {**job.describe(), "outcome": outcome.value}
+
+
+#: What a wait hands on of each job (identifiers, state, outcome): never URLs.
+RESULT_KEYS = ("request_id", "tag", "dataset", "conversation_id", "start_date", "end_date", "status", "attempts",
+               "file_count", "outcome")
+
+
+def wait_result(answered: Sequence[dict[str, Any]], by_dataset: bool) -> dict[str, Any]:
+    """The wait's return value: ``{dataset: job}`` when ``by_dataset``, else the one job (or ``{"jobs": [...]}``)."""
+    described = [{key: job[key] for key in RESULT_KEYS if key in job} for job in answered]
+    if by_dataset:
+        return {str(job.get("dataset") or job["request_id"]): job for job in described}
+    return described[0] if len(described) == 1 else {"jobs": described}
 
 
 def job_event(status: str, job: ExhaustJob | None, message: str, outcome: Outcome | None = None,
@@ -71,6 +84,10 @@ class ExhaustJobTrigger(BaseTrigger):
     :param poll_interval: seconds between looks while a run may be working.
     :param fail_on_first_failure: end at the first FAILED instead of waiting for the nightly retries.
     :param max_transient_failures: consecutive failed reads (each already retried by the hook) to bear.
+    :param end_from_trigger: on success, end the task from the triggerer (a ``TaskSuccessEvent`` carrying
+        the wait's return value as XCom, shaped by ``result_by_dataset``), so no worker runs it again;
+        any other end still resumes the task on a worker, which raises the right error.
+    :param result_by_dataset: the return value's shape (see :func:`wait_result`).
     """
 
     def __init__(self, *, deadline: float, jobs: Sequence[dict[str, Any]] | None = None, tag: str | None = None,
@@ -79,8 +96,11 @@ class ExhaustJobTrigger(BaseTrigger):
                  timezone: str = SCHEDULE_TIMEZONE, grace_seconds: float = DEFAULT_GRACE_SECONDS,
                  window_seconds: float = DEFAULT_WINDOW_SECONDS, poll_interval: float = DEFAULT_POLL_INTERVAL,
                  fail_on_first_failure: bool = False, max_transient_failures: int = 5,
-                 max_attempts: int = MAX_ATTEMPTS) -> None:
+                 max_attempts: int = MAX_ATTEMPTS, end_from_trigger: bool = False,
+                 result_by_dataset: bool = False) -> None:
         super().__init__()
+        self.end_from_trigger = bool(end_from_trigger)
+        self.result_by_dataset = bool(result_by_dataset)
         if jobs is None:
             if not (tag and request_id):
                 raise ValueError("ExhaustJobTrigger: give jobs, or tag and request_id")
@@ -116,6 +136,7 @@ class ExhaustJobTrigger(BaseTrigger):
                 "window_seconds": self.window_seconds, "poll_interval": self.poll_interval,
                 "fail_on_first_failure": self.fail_on_first_failure,
                 "max_transient_failures": self.max_transient_failures, "max_attempts": self.max_attempts,
+                "end_from_trigger": self.end_from_trigger, "result_by_dataset": self.result_by_dataset,
             },
         )
 
@@ -192,6 +213,11 @@ class ExhaustJobTrigger(BaseTrigger):
             failures = 0
             if not waiting:
                 ordered = [answered[index] for index in sorted(answered)]
+                if self.end_from_trigger:
+                    self.log.info("Bot %s: every job answered; the task ends here, in the triggerer",
+                                  self.conversation_id or "(unknown)")
+                    yield TaskSuccessEvent(xcoms={"return_value": wait_result(ordered, self.result_by_dataset)})
+                    return
                 yield TriggerEvent({"status": "success", "message": "every job answered", "jobs": ordered,
                                     "job": ordered[0] if len(ordered) == 1 else None})
                 return

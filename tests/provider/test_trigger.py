@@ -381,3 +381,22 @@ async def test_restarted_trigger_wakes_at_the_same_time(jobs: Jobs, restarted_at
     assert payload["status"] == "success"
     assert second_clock.wakes == [FIRST_LOOK], "the restart neither lengthens nor shortens the wait"
     assert second.reads == 2, "it looks once on starting, then sleeps to the same wake-up"
+
+
+@pytest.mark.asyncio
+async def test_end_from_trigger_ends_the_task_with_the_waits_return_value(jobs: Jobs, quiet: Emulator) -> None:
+    from airflow.triggers.base import TaskSuccessEvent
+
+    job = jobs.submit()
+    jobs.succeed(job)
+    trigger = ExhaustJobTrigger(jobs=[{"tag": job["tag"], "request_id": job["requestId"],
+                                       "dataset": "uci-response-exhaust", "run_at": None}],
+                                deadline=SUBMITTED + DAY, poll_interval=1, end_from_trigger=True,
+                                result_by_dataset=True)
+    trigger.clock = lambda: SUBMITTED
+    events = [event async for event in trigger.run()]
+    assert len(events) == 1 and isinstance(events[0], TaskSuccessEvent)
+    value = events[0].xcoms["return_value"]
+    assert set(value) == {"uci-response-exhaust"}
+    assert value["uci-response-exhaust"]["outcome"] == "files" and value["uci-response-exhaust"]["file_count"] == 1
+    assert "://" not in json.dumps(value), "no URL travels in XCom"
