@@ -63,8 +63,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         epilog=EMULATOR_ENV_HELP + "\nServe also reads:\n"
         "  --admin-token             UCI_EMULATOR_ADMIN_TOKEN (prefer the variable: flags show in ps)\n"
         "  --play-errors             UCI_EMULATOR_PLAY_ERRORS=true\n"
-        "\nThe /admin routes and POST /request/search take the admin token as header X-Admin-Token; without a\n"
-        "token they answer loopback clients only, and serve refuses a --host beyond loopback.\n",
+        "\nThe /admin routes and POST /request/search take the admin token as header X-Admin-Token (or as\n"
+        "Authorization: Bearer); without a token they answer loopback clients only, and serve refuses a\n"
+        "--host beyond loopback.\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--host", default="127.0.0.1",

@@ -21,8 +21,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from airflow_provider_uci.emulator import protocol
+from airflow_provider_uci.emulator.access import admin_refusal
 from airflow_provider_uci.emulator.clock import Clock
 from airflow_provider_uci.emulator.config import EmulatorSettings
 from airflow_provider_uci.emulator.gateway import (
@@ -31,6 +33,19 @@ from airflow_provider_uci.emulator.gateway import (
     gateway_consumer,
     inject_faults,
     json_response,
+    route_miss,
+)
+from airflow_provider_uci.emulator.fields import SEARCH_FILTERS, check_day, check_submission
+from airflow_provider_uci.emulator.inputs import (
+    MAX_LIMIT,
+    BodyTooLarge,
+    ClientInputError,
+    check_text,
+    error_response,
+    parse_json,
+    parse_limit,
+    read_body,
+    require_json_type,
 )
 from airflow_provider_uci.emulator.storage import AzureStorage, BlobStorage, LocalStorage, key_from_stored_url
 from airflow_provider_uci.emulator.jobs import Outcome, run_jobs
@@ -152,6 +167,7 @@ async def server_error(service: Service, api_id: str, message: str, started: flo
 def register_api(app: FastAPI, service: Service) -> None:
     """Add the gateway routes (at both prefixes) and the internal search route."""
     loop_time = lambda: asyncio.get_running_loop().time()  # noqa: E731
+    play = service.settings.play_errors
 
     async def submit(request: Request) -> Response:
         started = loop_time()
@@ -160,19 +176,28 @@ def register_api(app: FastAPI, service: Service) -> None:
         consumer = gateway_consumer(request, service.settings)
         if isinstance(consumer, Response):
             return consumer
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            return json_response({"message": "Request size limit exceeded"}, 413)
-        if "json" not in request.headers.get("content-type", "").lower():
-            return Response(PLAY_ERROR_PAGE, status_code=500, media_type="text/html")
         try:
-            body = json.loads(raw)
-        except ValueError:
-            return Response(PLAY_BAD_JSON_PAGE, status_code=400, media_type="text/html")
+            raw = await read_body(request, MAX_BODY_BYTES)
+        except BodyTooLarge:
+            return json_response({"message": "Request size limit exceeded"}, 413)
+        try:
+            require_json_type(request)
+        except ClientInputError as exc:
+            if play:
+                return Response(PLAY_ERROR_PAGE, status_code=500, media_type="text/html")
+            return error_response(protocol.SUBMIT_ID, service.clock.now(), exc)
         now = service.clock.now()
+        try:
+            body = parse_json(raw)
+        except ClientInputError as exc:
+            if play:
+                return Response(PLAY_BAD_JSON_PAGE, status_code=400, media_type="text/html")
+            return error_response(protocol.SUBMIT_ID, now, exc)
         req = body.get("request") if isinstance(body, dict) else None
         if not isinstance(req, dict):
-            return await server_error(service, protocol.SUBMIT_ID, "java.lang.NullPointerException", started)
+            if play:
+                return await server_error(service, protocol.SUBMIT_ID, "java.lang.NullPointerException", started)
+            return error_response(protocol.SUBMIT_ID, now, ClientInputError(400, "request: must be a JSON object"))
         for key in ("tag", "dataset", "datasetConfig"):
             if req.get(key) is None:
                 return envelope_response(
@@ -182,18 +207,23 @@ def register_api(app: FastAPI, service: Service) -> None:
             return envelope_response(protocol.failure(protocol.SUBMIT_ID, now, "FORBIDDEN", denied), started)
         tag, dataset, config = _text(req["tag"]), _text(req["dataset"]), req["datasetConfig"]
         requested_by = _text(req.get("requestedBy") or "")
+        key = req.get("encryptionKey")
+        encryption_key = None if key is None else _text(key)
+        try:
+            check_submission(tag=tag, dataset=dataset, requested_by=requested_by, channel=channel,
+                              encryption_key=encryption_key, lengths=not play)
+        except ClientInputError as exc:
+            return error_response(protocol.SUBMIT_ID, now, exc)
         dataset_type = config.get("type") if isinstance(config, dict) else None
         rid = protocol.request_id(
             dataset=dataset, tag=tag, requested_by=requested_by, channel=channel,
             submission_date=now.astimezone(service.settings.timezone).strftime("%Y-%m-%d"),
             dataset_type=None if dataset_type is None else _text(dataset_type),
         )
-        key = req.get("encryptionKey")
         try:
             row = await service.db(
                 service.store.submit, tag=f"{tag}:{channel}", request_id=rid, job_id=dataset, request_data=config,
-                requested_by=requested_by, requested_channel=channel,
-                encryption_key=None if key is None else _text(key), now=now,
+                requested_by=requested_by, requested_channel=channel, encryption_key=encryption_key, now=now,
             )
         except StoreError as exc:
             return await server_error(service, protocol.SUBMIT_ID, str(exc), started)
@@ -210,7 +240,8 @@ def register_api(app: FastAPI, service: Service) -> None:
         channel = request.headers.get("x-channel-id", "")
         rid = request.query_params.get("requestId", "")
         try:
-            row = await service.db(service.store.get, f"{tag}:{channel}", rid)
+            # a NUL can be in no stored tag or id (submit refuses it), and PostgreSQL refuses to compare it
+            row = None if "\x00" in tag + rid else await service.db(service.store.get, f"{tag}:{channel}", rid)
         except StoreError as exc:
             return await server_error(service, protocol.READ_ID, str(exc), started)
         now = service.clock.now()
@@ -231,12 +262,22 @@ def register_api(app: FastAPI, service: Service) -> None:
             return consumer
         channel = request.headers.get("x-channel-id", "")
         raw_limit = request.query_params.get("limit")
+        if raw_limit is None:
+            limit = service.settings.list_default_limit
+        elif play:
+            try:  # the real controller's toInt: anything but a Java int is its HTML 500 page
+                limit = int(raw_limit)
+                if not -MAX_LIMIT - 1 <= limit <= MAX_LIMIT:
+                    raise ValueError(raw_limit)
+            except ValueError:
+                return Response(PLAY_ERROR_PAGE, status_code=500, media_type="text/html")
+        else:
+            try:
+                limit = parse_limit(raw_limit)
+            except ClientInputError as exc:
+                return error_response(protocol.LIST_ID, service.clock.now(), exc)
         try:
-            limit = service.settings.list_default_limit if raw_limit is None else int(raw_limit)
-        except ValueError:
-            return Response(PLAY_ERROR_PAGE, status_code=500, media_type="text/html")
-        try:
-            rows = await service.db(service.store.list, f"{tag}:{channel}", limit)
+            rows = [] if "\x00" in tag else await service.db(service.store.list, f"{tag}:{channel}", limit)
         except StoreError as exc:
             return await server_error(service, protocol.LIST_ID, str(exc), started)
         now = service.clock.now()
@@ -247,31 +288,48 @@ def register_api(app: FastAPI, service: Service) -> None:
 
     async def search(request: Request) -> Response:
         started = loop_time()
+        if (refused := admin_refusal(request, service.settings)) is not None:
+            return error_response(protocol.SEARCH_ID, service.clock.now(), refused)
         if (fault := await inject_faults(request, "search", protocol.SEARCH_ID)) is not None:
             return fault
         try:
-            body = json.loads(await request.body())
-        except ValueError:
-            return Response(PLAY_BAD_JSON_PAGE, status_code=400, media_type="text/html")
+            raw = await read_body(request, MAX_BODY_BYTES)
+            require_json_type(request)
+            body = parse_json(raw)
+        except ClientInputError as exc:
+            if play and exc.status == 415:
+                return Response(PLAY_ERROR_PAGE, status_code=500, media_type="text/html")
+            if play and exc.status == 400:
+                return Response(PLAY_BAD_JSON_PAGE, status_code=400, media_type="text/html")
+            return error_response(protocol.SEARCH_ID, service.clock.now(), exc)
         now = service.clock.now()
         req = body.get("request") if isinstance(body, dict) else None
         filters = req.get("filters") if isinstance(req, dict) else None
         if not filters or not isinstance(filters, dict):
             return envelope_response(protocol.failure(protocol.SEARCH_ID, now, "CLIENT_ERROR", "Filters are empty"), started)
-        supported = {k: _text(v) for k, v in filters.items() if k in ("dataset", "status", "channel", "requestedDate")}
+        supported = {k: _text(v) for k, v in filters.items() if k in SEARCH_FILTERS}
         if not supported:
             return envelope_response(protocol.failure(protocol.SEARCH_ID, now, "CLIENT_ERROR", "Unsupported filters"), started)
-        limit = req.get("limit", service.settings.search_default_limit)
+        limit_value = req.get("limit", service.settings.search_default_limit)
         try:
-            total, rows = await service.db(service.store.search, supported, int(limit))
-        except (StoreError, TypeError, ValueError) as exc:
+            for name, value in supported.items():
+                check_text(value, f"filters.{name}")
+            if not play:
+                check_day(supported.get("requestedDate"))
+                limit_value = parse_limit(limit_value, "limit")
+        except ClientInputError as exc:
+            return error_response(protocol.SEARCH_ID, now, exc)
+        try:
+            total, rows = await service.db(service.store.search, supported, int(limit_value))
+        except (StoreError, TypeError, ValueError, OverflowError) as exc:
             return await server_error(service, protocol.SEARCH_ID, str(exc), started)
         jobs = [protocol.job_as_case_class(service.job_fields(row, lambda: base_url(request))) for row in rows]
         return envelope_response(protocol.success(protocol.SEARCH_ID, now, {"count": total, "jobs": jobs}), started)
 
     for prefix in ("", "/api"):
         app.add_api_route(f"{prefix}/dataset/v1/request/submit", submit, methods=["POST"], include_in_schema=not prefix)
-        app.add_api_route(f"{prefix}/dataset/v1/request/read/{{tag}}", read, methods=["GET"], include_in_schema=not prefix)
+        app.add_api_route(f"{prefix}/dataset/v1/request/read/{{tag}}", read, methods=["GET"],
+                          include_in_schema=not prefix)
         app.add_api_route(f"{prefix}/dataset/v1/request/list/{{tag}}", list_jobs, methods=["GET"],
                           include_in_schema=not prefix)
     app.add_api_route("/request/search", search, methods=["POST"])
@@ -288,6 +346,7 @@ def create_app(settings: EmulatorSettings | None = None, *, service: Service | N
     While the application runs (under uvicorn), the nightly jobs run on their schedule unless
     ``settings.schedule`` is off.
     """
+    from airflow_provider_uci.emulator import openapi
     from airflow_provider_uci.emulator.admin import register_admin
     from airflow_provider_uci.emulator.scheduler import JobScheduler
 
@@ -311,6 +370,8 @@ def create_app(settings: EmulatorSettings | None = None, *, service: Service | N
     app.state.clock = service.clock
     app.state.scheduler = scheduler
     app.state.find_transport = None
+    app.add_exception_handler(StarletteHTTPException, route_miss)
     register_api(app, service)
     register_admin(app, service)
+    openapi.install(app)
     return app

@@ -1,10 +1,14 @@
-"""Settings of the local Data Exhaust service, read from flags and ``UCI_EMULATOR_*`` variables."""
+"""Settings of the local Data Exhaust service, read from flags and ``UCI_EMULATOR_*`` variables.
+
+Secrets (API keys, the admin token, signing and encryption keys) are kept out of the settings' ``repr``,
+so that printing or logging the settings never shows them.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,6 +21,12 @@ DEFAULT_CONSUMER = "dev-consumer"
 DEFAULT_CHANNEL = "dev-channel"
 
 ENV_PREFIX = "UCI_EMULATOR_"
+
+#: The shortest admin token accepted: one that guards a service on the network must not be guessable.
+ADMIN_TOKEN_MIN_LENGTH = 16
+#: The instants the emulator's clock may stand at: every date computed from them stays representable.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(3000, 1, 1, tzinfo=timezone.utc)
 
 
 class SettingsError(ValueError):
@@ -42,7 +52,23 @@ def parse_instant(value: str, setting: str, tz: ZoneInfo) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise SettingsError(f"{setting}: expected an ISO 8601 date-time such as 2026-01-05T10:00:00+05:30, got {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+    return check_instant(parsed if parsed.tzinfo else parsed.replace(tzinfo=tz), setting)
+
+
+def check_instant(instant: datetime, setting: str) -> datetime:
+    """Return ``instant`` if the clock may stand there (from 1970 to the end of 2999, UTC)."""
+    if not EARLIEST <= instant < LATEST:
+        raise SettingsError(f"{setting}: must be from 1970-01-01 to 2999-12-31 (UTC), got {instant.isoformat()}")
+    return instant
+
+
+def check_admin_token(token: str, setting: str) -> str:
+    """Return ``token`` if it can be sent in a header and is long enough; the error never shows it."""
+    if len(token) < ADMIN_TOKEN_MIN_LENGTH:
+        raise SettingsError(f"{setting}: must be at least {ADMIN_TOKEN_MIN_LENGTH} characters, got {len(token)}")
+    if not all("!" <= char <= "~" for char in token):
+        raise SettingsError(f"{setting}: must be printable ASCII without spaces (it is sent as a header)")
+    return token
 
 
 def parse_zone(value: str, setting: str) -> ZoneInfo:
@@ -72,11 +98,15 @@ class EmulatorSettings:
     :param private_cron: when the private job runs (03:00 Asia/Kolkata).
     :param jobs_every: fast mode: run both jobs every this many seconds instead of on the crons.
     :param schedule: whether ``serve`` runs the jobs on their schedule at all.
+    :param admin_token: the token ``/admin/*`` and ``POST /request/search`` require (header ``X-Admin-Token``);
+        unset, those routes answer loopback clients only.
+    :param play_errors: answer malformed input as the real (Play) service does, with its HTML pages and
+        500s, instead of a 4xx error envelope; off by default.
     """
 
     data_dir: Path = field(default_factory=lambda: Path(".uci-emulator"))
     database_url: str | None = None
-    api_keys: dict[str, str] = field(default_factory=lambda: {DEFAULT_API_KEY: DEFAULT_CONSUMER})
+    api_keys: dict[str, str] = field(default_factory=lambda: {DEFAULT_API_KEY: DEFAULT_CONSUMER}, repr=False)
     authorized: set[tuple[str, str]] = field(default_factory=lambda: {(DEFAULT_CONSUMER, DEFAULT_CHANNEL)})
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     now: datetime | None = None
@@ -87,18 +117,20 @@ class EmulatorSettings:
     reports_container: str = "reports"
     storage: str = "local"
     storage_account: str = "uciemulator"
-    azure_connection_string: str | None = None
-    signing_key: str | None = None
+    azure_connection_string: str | None = field(default=None, repr=False)
+    signing_key: str | None = field(default=None, repr=False)
     server_error_delay: float = 0.0
     faults: FaultSettings = field(default_factory=FaultSettings)
     bot_pdata_id: str = "prod.uci.diksha"
-    encryption_secret: str = DEFAULT_ENCRYPTION_SECRET
+    encryption_secret: str = field(default=DEFAULT_ENCRYPTION_SECRET, repr=False)
     telemetry_container: str = "telemetry-data-store"
     response_cron: str = "0 2 * * *"
     private_cron: str = "0 3 * * *"
     jobs_timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Kolkata"))
     jobs_every: float | None = None
     schedule: bool = True
+    admin_token: str | None = field(default=None, repr=False)
+    play_errors: bool = False
 
     @property
     def uci_database(self) -> Path:
@@ -117,6 +149,12 @@ class EmulatorSettings:
             raise SettingsError(f"jobs_every: must be a positive number of seconds, got {self.jobs_every}")
         for name in ("response_cron", "private_cron"):
             check_cron(getattr(self, name), name)
+        if self.admin_token is not None:
+            check_admin_token(self.admin_token, "admin_token")
+        if self.now is not None:
+            if self.now.tzinfo is None:
+                raise SettingsError("now: must carry a UTC offset or time zone")
+            check_instant(self.now, "now")
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None, **overrides: object) -> EmulatorSettings:
@@ -154,7 +192,11 @@ class EmulatorSettings:
         if (raw := get("JOBS_EVERY")) is not None:
             values["jobs_every"] = _float(raw, ENV_PREFIX + "JOBS_EVERY")
         if (raw := get("SCHEDULE")) is not None:
-            values["schedule"] = raw.strip().lower() not in ("0", "false", "no", "off")
+            values["schedule"] = _bool(raw)
+        if (raw := get("ADMIN_TOKEN")) is not None:
+            values["admin_token"] = check_admin_token(raw, ENV_PREFIX + "ADMIN_TOKEN")
+        if (raw := get("PLAY_ERRORS")) is not None:
+            values["play_errors"] = _bool(raw)
         values["faults"] = FaultSettings.from_env(env)
         values.update({key: value for key, value in overrides.items() if value is not None})
         tz = values.get("timezone", ZoneInfo("UTC"))
@@ -170,6 +212,11 @@ def check_cron(expression: str, setting: str) -> str:
     if len(expression.split()) != 5 or not croniter.is_valid(expression):
         raise SettingsError(f"{setting}: expected a five-field cron expression such as '0 2 * * *', got {expression!r}")
     return expression
+
+
+def _bool(value: str) -> bool:
+    """A switch's value: anything but 0, false, no or off turns it on."""
+    return value.strip().lower() not in ("0", "false", "no", "off")
 
 
 def _int(value: str, setting: str) -> int:

@@ -38,6 +38,31 @@ def envelope_response(envelope: dict[str, Any], started: float) -> Response:
     return json_response(envelope, protocol.http_status(envelope), {"Request-Time": str(elapsed)})
 
 
+async def route_miss(request: Request, exc: Exception) -> Response:
+    """Answer a path no route takes (a tag holding '/', an unknown path) as the part in front would.
+
+    Kong answers ``{"message": "no Route matched with those values"}``; a download path is Azure's
+    ``ResourceNotFound``; an admin path the emulator's own envelope. A wrong method gets a 405 the same way.
+    """
+    from airflow_provider_uci.emulator.access import ADMIN_ID
+
+    status = getattr(exc, "status_code", 404)
+    path = request.url.path
+    if path.startswith("/blob/"):
+        body = (b'<?xml version="1.0" encoding="utf-8"?><Error><Code>ResourceNotFound</Code>'
+                b"<Message>The specified resource does not exist.</Message></Error>")
+        return Response(body, status_code=404, media_type="application/xml",
+                        headers={"x-ms-error-code": "ResourceNotFound"})
+    if path.startswith("/admin/"):
+        clock = request.app.state.clock
+        code = "RESOURCE_NOT_FOUND" if status == 404 else "CLIENT_ERROR"
+        return json_response(protocol.failure(ADMIN_ID, clock.now(), code, f"no route for {request.method} {path[:100]}"),
+                             status)
+    if status == 405:
+        return json_response({"message": "Method Not Allowed"}, 405)
+    return json_response({"message": "no Route matched with those values"}, 404)
+
+
 def gateway_consumer(request: Request, settings: EmulatorSettings) -> str | Response:
     """Resolve ``Authorization: Bearer <key>`` to a consumer id, or answer 401 as Kong does."""
     header = request.headers.get("authorization", "")

@@ -9,6 +9,7 @@ from typing import Any
 
 import uvicorn
 
+from airflow_provider_uci.emulator.access import check_exposure
 from airflow_provider_uci.emulator.app import create_app
 from airflow_provider_uci.emulator.config import EmulatorSettings
 
@@ -27,10 +28,18 @@ def _transport_finder(server: uvicorn.Server) -> Any:
 
 
 def build_server(settings: EmulatorSettings, host: str, port: int, log_level: str = "info") -> uvicorn.Server:
-    """A uvicorn server for the emulator's application."""
+    """A uvicorn server for the emulator's application.
+
+    It refuses a non-loopback ``host`` without an admin token. The access log stays off, and the
+    client address of a request forwarded by a proxy on this host is the forwarded one, which is the
+    address the admin routes' loopback rule must judge.
+
+    :raises SettingsError: for a non-loopback ``host`` without ``settings.admin_token``.
+    """
+    check_exposure(host, settings)
     app = create_app(settings)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                            timeout_graceful_shutdown=3)
+                            timeout_graceful_shutdown=3, proxy_headers=True, forwarded_allow_ips="127.0.0.1,::1")
     server = uvicorn.Server(config)
     app.state.find_transport = _transport_finder(server)
     return server

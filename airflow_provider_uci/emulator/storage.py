@@ -69,6 +69,8 @@ class BlobStorage(Protocol):
 
     def exists(self, container: str, key: str) -> bool: ...
 
+    def delete(self, container: str, key: str) -> None: ...
+
     def list_keys(self, container: str, prefix: str) -> Iterator[str]: ...
 
     def signed_url(self, container: str, key: str, *, now: datetime, ttl: timedelta, base_url: str) -> str: ...
@@ -94,8 +96,14 @@ class LocalStorage:
         target = self.path(container, key)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")
-        shutil.copyfile(path, partial)
-        partial.replace(target)
+        try:
+            shutil.copyfile(path, partial)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def delete(self, container: str, key: str) -> None:
+        self.path(container, key).unlink(missing_ok=True)
 
     def open(self, container: str, key: str) -> BinaryIO:
         try:
@@ -130,8 +138,11 @@ class LocalStorage:
         return f"{base_url.rstrip('/')}{self.url_path(container, key)}?{query}"
 
     def verify(self, container: str, key: str, *, se: str, sig: str, now: datetime) -> str | None:
-        """Return why a signed URL is refused, or ``None`` when it is good at ``now``."""
-        if not hmac.compare_digest(self.signature(container, key, se), sig):
+        """Return why a signed URL is refused, or ``None`` when it is good at ``now``.
+
+        The signatures are compared as bytes: ``compare_digest`` refuses non-ASCII text outright.
+        """
+        if not hmac.compare_digest(self.signature(container, key, se).encode(), sig.encode("utf-8", "replace")):
             return "Signature did not match"
         try:
             expiry = datetime.strptime(se, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
@@ -189,6 +200,14 @@ class AzureStorage:
 
     def exists(self, container: str, key: str) -> bool:
         return self._container(container).get_blob_client(_check_key(key)).exists()
+
+    def delete(self, container: str, key: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            self._container(container).delete_blob(_check_key(key))
+        except ResourceNotFoundError:
+            pass
 
     def list_keys(self, container: str, prefix: str) -> Iterator[str]:
         for blob in self._container(container).list_blobs(name_starts_with=prefix):

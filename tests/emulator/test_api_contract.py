@@ -136,18 +136,59 @@ def test_validation_runs_before_authorization(emulator: Emulator) -> None:
     assert wrong_channel.submit(submit_body(new_tag())).status_code == 403
 
 
-def test_non_json_body_is_a_play_500_not_the_envelope(api: ExhaustApi) -> None:
+def test_non_json_body_is_a_415_error_envelope(api: ExhaustApi) -> None:
     answer = api.session.post(f"{api.base}/dataset/v1/request/submit", data="tag=x",
                               headers=api.headers(**{"Content-Type": "text/plain"}), timeout=10)
+    assert answer.status_code == 415
+    body = answer.json()
+    assert body["responseCode"] == "CLIENT_ERROR" and body["result"] is None
+    assert body["params"]["errmsg"] == "Content-Type: must be application/json, got 'text/plain'"
+
+
+def test_missing_request_object_is_a_400_error_envelope(api: ExhaustApi) -> None:
+    answer = api.submit({"id": "x", "params": {}})
+    assert answer.status_code == 400
+    body = answer.json()
+    assert body["responseCode"] == "CLIENT_ERROR" and body["params"]["err"] == "CLIENT_ERROR" and body["result"] is None
+    assert body["params"]["errmsg"] == "request: must be a JSON object"
+
+
+@pytest.fixture(scope="module")
+def play(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExhaustApi]:
+    """An emulator that answers malformed input as the real (Play) service does (--play-errors)."""
+    with run_emulator(tmp_path_factory.mktemp("play-errors"), "--play-errors") as running:
+        yield ExhaustApi(running.api)
+
+
+def test_play_errors_non_json_body_is_plays_html_500(play: ExhaustApi) -> None:
+    answer = play.session.post(f"{play.base}/dataset/v1/request/submit", data="tag=x",
+                               headers=play.headers(**{"Content-Type": "text/plain"}), timeout=10)
     assert answer.status_code == 500
     assert not answer.headers["content-type"].startswith("application/json")
 
 
-def test_missing_request_object_is_a_500_error_envelope(api: ExhaustApi) -> None:
-    answer = api.submit({"id": "x", "params": {}})
+def test_play_errors_invalid_json_is_plays_html_400(play: ExhaustApi) -> None:
+    answer = play.session.post(f"{play.base}/dataset/v1/request/submit", data="{not json",
+                               headers=play.headers(), timeout=10)
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("text/html") and b"Invalid Json" in answer.content
+
+
+def test_play_errors_missing_request_object_is_a_500_error_envelope(play: ExhaustApi) -> None:
+    answer = play.submit({"id": "x", "params": {}})
     assert answer.status_code == 500
     body = answer.json()
     assert body["responseCode"] == "ERROR" and body["params"]["err"] == "ERROR" and body["result"] is None
+
+
+def test_play_errors_bad_list_limits_are_server_errors(play: ExhaustApi) -> None:
+    not_a_number = play.list(new_tag(), limit="ten")
+    assert not_a_number.status_code == 500
+    assert not not_a_number.headers["content-type"].startswith("application/json")
+    negative = play.list(new_tag(), limit=-1)
+    assert negative.status_code == 500 and negative.json()["responseCode"] == "ERROR"
+    beyond_int = play.list(new_tag(), limit=2**31)
+    assert beyond_int.status_code == 500
 
 
 # -- authorization -----------------------------------------------------------------------------
@@ -368,12 +409,13 @@ def test_list_default_limit_is_100(api: ExhaustApi) -> None:
     assert api.list(tag, limit=500).json()["result"]["count"] == 101
 
 
-def test_list_bad_limits_are_server_errors(api: ExhaustApi) -> None:
-    not_a_number = api.list(new_tag(), limit="ten")
-    assert not_a_number.status_code == 500
-    assert not not_a_number.headers["content-type"].startswith("application/json")
-    negative = api.list(new_tag(), limit=-1)
-    assert negative.status_code == 500 and negative.json()["responseCode"] == "ERROR"
+@pytest.mark.parametrize("limit", ["ten", "-1", "", "1.5", str(2**31), str(2**64), "9" * 5000])
+def test_list_bad_limits_are_400_naming_the_rule(api: ExhaustApi, limit: str) -> None:
+    answer = api.list(new_tag(), limit=limit)
+    assert answer.status_code == 400, answer.text
+    body = answer.json()
+    assert body["id"] == "ekstep.analytics.dataset.request.list" and body["responseCode"] == "CLIENT_ERROR"
+    assert body["params"]["errmsg"].startswith("limit: must be a whole number from 0 to 2147483647")
 
 
 def test_list_of_unknown_tag_is_empty(api: ExhaustApi) -> None:

@@ -98,11 +98,13 @@ class Store:
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     data_dir = tmp_path_factory.mktemp(f"emulator-{request.param}")
+    # no schedule: a test that moves the clock back and then resets it would make the nightly jobs due
+    # at once, and they would change the rows other tests compare
     if request.param == "sqlite":
-        with run_emulator(data_dir) as running:
+        with run_emulator(data_dir, "--no-schedule") as running:
             yield Store("sqlite", running, str(data_dir / "job_request.sqlite3"))
     else:
-        with postgres_database() as url, run_emulator(data_dir, "--database-url", url) as running:
+        with postgres_database() as url, run_emulator(data_dir, "--no-schedule", "--database-url", url) as running:
             yield Store("postgres", running, url)
 
 
@@ -288,33 +290,50 @@ def test_failed_job_resubmitted_same_day_goes_back_to_submitted(clocked: Store) 
 # -- length limits --------------------------------------------------------------------------------
 
 LIMIT_CASES = {
-    # name: (submit_body overrides, too long?)
-    "tag+channel 101": (lambda tag: {"tag": tag + "x" * (101 - len(f"{tag}:{CHANNEL}"))}, True),
-    "tag+channel 100": (lambda tag: {"tag": tag + "x" * (100 - len(f"{tag}:{CHANNEL}"))}, False),
-    "requestedBy 51": (lambda tag: {"requested_by": "u" * 51}, True),
-    "requestedBy 50": (lambda tag: {"requested_by": "u" * 50}, False),
-    "encryptionKey 51": (lambda tag: {"encryption_key": "k" * 51}, True),
-    "encryptionKey 50": (lambda tag: {"encryption_key": "k" * 50}, False),
+    # name: (submit_body overrides, the field named when too long, or None)
+    "tag+channel 101": (lambda tag: {"tag": tag + "x" * (101 - len(f"{tag}:{CHANNEL}"))}, "tag"),
+    "tag+channel 100": (lambda tag: {"tag": tag + "x" * (100 - len(f"{tag}:{CHANNEL}"))}, None),
+    "requestedBy 51": (lambda tag: {"requested_by": "u" * 51}, "requestedBy"),
+    "requestedBy 50": (lambda tag: {"requested_by": "u" * 50}, None),
+    "encryptionKey 51": (lambda tag: {"encryption_key": "k" * 51}, "encryptionKey"),
+    "encryptionKey 50": (lambda tag: {"encryption_key": "k" * 50}, None),
 }
 
 
 @pytest.mark.parametrize("case", LIMIT_CASES)
 def test_length_limits(store: Store, case: str) -> None:
-    make, too_long = LIMIT_CASES[case]
+    """A value its column cannot hold is a 400 naming the field and the limit; nothing is written."""
+    make, field = LIMIT_CASES[case]
     base = new_tag()
     values = make(base)
     tag = values.pop("tag", base)
     answer = store.api.submit(submit_body(tag, **values))
-    if not too_long:
+    if field is None:
         assert answer.status_code == 200, answer.text
         assert store.count(f"{tag}:{CHANNEL}") == 1
         return
-    assert answer.status_code == 500, answer.text
+    assert answer.status_code == 400, answer.text
     body = answer.json()
-    assert body["responseCode"] == "ERROR"
-    assert body["params"]["err"] == "ERROR" and body["params"]["status"] == "failed"
+    assert body["responseCode"] == "CLIENT_ERROR"
+    assert body["params"]["err"] == "CLIENT_ERROR" and body["params"]["status"] == "failed"
+    assert body["params"]["errmsg"].startswith(f"{field}: ") and "at most" in body["params"]["errmsg"]
     assert body["result"] is None
     assert store.query("SELECT count(*) FROM job_request WHERE tag LIKE ?", (f"{base}%",))[0][0] == 0
+
+
+def test_length_limits_under_play_errors_are_the_databases_500(start_emulator) -> None:
+    """With --play-errors the database refuses the value, as the real service's does: a 500 ERROR envelope."""
+    api = ExhaustApi(start_emulator("--play-errors").api)
+    for case, (make, field) in LIMIT_CASES.items():
+        base = new_tag()
+        values = make(base)
+        answer = api.submit(submit_body(values.pop("tag", base), **values))
+        if field is None:
+            assert answer.status_code == 200, (case, answer.text)
+            continue
+        assert answer.status_code == 500, (case, answer.text)
+        body = answer.json()
+        assert body["responseCode"] == "ERROR" and body["params"]["err"] == "ERROR" and body["result"] is None
 
 
 def test_too_long_resubmit_leaves_a_failed_row_as_it_was(store: Store) -> None:
@@ -323,7 +342,7 @@ def test_too_long_resubmit_leaves_a_failed_row_as_it_was(store: Store) -> None:
     admin(store.emulator, rid, "fail", tag, json={"message": "Invalid request"})
     before = store.row(f"{tag}:{CHANNEL}", rid)
     answer = api.submit(submit_body(tag, encryption_key="k" * 51))
-    assert answer.status_code == 500 and answer.json()["responseCode"] == "ERROR"
+    assert answer.status_code == 400 and answer.json()["responseCode"] == "CLIENT_ERROR"
     assert store.row(f"{tag}:{CHANNEL}", rid) == before
     assert before["status"] == "FAILED" and before["encryption_key"] == "short"
 

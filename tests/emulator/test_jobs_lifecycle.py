@@ -490,7 +490,9 @@ def test_a_bad_dataset_is_refused_by_the_route_and_the_command(seeded: Seeded) -
     rid = submit(api, tag, conversation_id=ALPHA, start=START, end=END)["requestId"]
     answer = requests.post(f"{seeded.emulator.root}/admin/run-jobs", params={"dataset": "uci-nothing"}, timeout=10)
     assert answer.status_code == 400
-    assert "uci-nothing" in answer.json()["error"]
+    body = answer.json()
+    assert body["responseCode"] == "CLIENT_ERROR" and body["params"]["errmsg"].startswith("dataset: must be one of")
+    assert "uci-nothing" in body["params"]["errmsg"]
     done = cli("emulator", "run-jobs", "--data-dir", str(seeded.data_dir), "--dataset", "uci-nothing")
     assert done.returncode == 2
     assert "--dataset" in done.stderr

@@ -137,11 +137,6 @@ def write_report(context: JobContext, path: Path, columns: Sequence[str],
     return timer.ms
 
 
-def dates_between(start: date, end: date) -> list[date]:
-    """Every date from start to end inclusive; empty when start is after end."""
-    return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
-
-
 def output_key(dataset: str, request_id: str, name: str) -> str:
     """``<report dir>/<requestId>/<file name>`` in the reports container."""
     return f"{dataset}/{request_id}/{name}"

@@ -20,7 +20,6 @@ from airflow_provider_uci.emulator.jobs.common import (
     JobFailure,
     ProcessingError,
     conversation_of,
-    dates_between,
     output_key,
     request_dates,
     to_json,
@@ -41,9 +40,20 @@ COLUMNS = (
 )
 
 
-def telemetry_keys(context: JobContext, day: date) -> Iterator[str]:
-    """The blobs of one sync day: ``unique/raw/<yyyy-MM-dd>...``."""
-    yield from context.storage.list_keys(context.settings.telemetry_container, f"unique/raw/{day.isoformat()}")
+TELEMETRY_PREFIX = "unique/raw/"
+
+
+def telemetry_keys(context: JobContext, start: date, end: date) -> Iterator[str]:
+    """The blobs of the sync days from ``start`` to ``end``: ``unique/raw/<yyyy-MM-dd>...``, by day.
+
+    The container is listed once and the days picked from the names, so a request for years of days
+    costs one listing, not one per day.
+    """
+    first, last = start.isoformat(), end.isoformat()
+    cut = len(TELEMETRY_PREFIX)
+    for key in context.storage.list_keys(context.settings.telemetry_container, TELEMETRY_PREFIX):
+        if first <= key[cut:cut + 10] <= last:
+            yield key
 
 
 def _blocks(raw: IO[bytes]) -> Iterator[bytes]:
@@ -164,7 +174,7 @@ def run(context: JobContext, request: JobRow, workdir: Path) -> tuple[list[str],
     if bot is None:
         raise JobFailure("No data found for conversation in DB")
     start, end = request_dates(request, bot, context)
-    keys = [key for day in dates_between(start, end) for key in telemetry_keys(context, day)]
+    keys = sorted(telemetry_keys(context, start, end))
     scan = Scan(storage=context.storage, container=context.settings.telemetry_container, keys=tuple(keys),
                 conversation_id=conversation_id, channel=request.requested_channel,
                 pdata_id=context.settings.bot_pdata_id, bot_name=bot.name, users=dict(context.uci.user_data()))
