@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseHook, BaseOperator, Context
 
+from airflow_provider_uci.botlog import naming_bot
 from airflow_provider_uci.exhaust.spark_csv import read_records
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
 from airflow_provider_uci.models import Dataset, ExhaustError, ExhaustFatalError
@@ -179,16 +180,17 @@ class LoadExhaustOperator(BaseOperator):
             private = self._local(private_location, private_meta, Path(scratch))
             name = bot_name(response) or bot_name(private)
             bot = f"{name} ({conversation})" if name else f"bot {conversation}"
-            try:
-                summary = load_exhaust(
-                    response_csv=response, private=private, warehouse_url=self._warehouse_url(), table=self.table,
-                    encryption_key=key, conversation_id=conversation, from_date=from_date, to_date=to_date,
-                    phone_numbers=self.phone_numbers, max_rejects=self.max_rejects, reject_path=reject_path,
-                    audit={"response_request_id": response_meta.get("request_id"),
-                           "private_request_id": private_meta.get("request_id")},
-                )
-            except ValueError as exc:  # the files break the format or a rule: a retry reads the same files
-                raise ExhaustFatalError(f"{bot}, {from_date}..{to_date}: {exc}") from None
+            with naming_bot(conversation):
+                try:
+                    summary = load_exhaust(
+                        response_csv=response, private=private, warehouse_url=self._warehouse_url(),
+                        table=self.table, encryption_key=key, conversation_id=conversation, from_date=from_date, to_date=to_date,
+                        phone_numbers=self.phone_numbers, max_rejects=self.max_rejects, reject_path=reject_path,
+                        audit={"response_request_id": response_meta.get("request_id"),
+                               "private_request_id": private_meta.get("request_id")},
+                    )
+                except ValueError as exc:  # the files break the format or a rule: a retry reads the same files
+                    raise ExhaustFatalError(f"{bot}, {from_date}..{to_date}: {exc}") from None
         if response is None:
             self.log.info("No answers for %s on %s..%s: %d earlier row(s) of those days removed, recorded as "
                           "loaded empty in %s_loads", bot, from_date, to_date, summary.responses_replaced,

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.log import mask_secret
 
+from airflow_provider_uci.botlog import naming_bot
 from airflow_provider_uci.exhaust.download import (
     CHUNK_SIZE,
     DownloadError,
@@ -185,6 +186,7 @@ class CopyExhaustFilesOperator(BaseOperator):
         self.download_attempts = download_attempts
         self.download_backoff = download_backoff
         self.chunk_size = chunk_size
+        self._bot_prefix = ""
 
     def _given(self, context: Context) -> Any:
         """The jobs as given: ``jobs``, the XCom of ``job_task_id``, or ``tag``/``request_id``."""
@@ -210,7 +212,8 @@ class CopyExhaustFilesOperator(BaseOperator):
                                    "to XCom") from None
             raise
         hook = UciExhaustHook(self.uci_exhaust_conn_id)
-        copied = [self._copy(hook, destination, job) for job in jobs]
+        with naming_bot(self.conversation_id or jobs[0].get("conversation_id")):
+            copied = [self._copy(hook, destination, job) for job in jobs]
         if isinstance(given, dict) and not is_job(given):
             return by_dataset(copied)
         return copied[0] if len(copied) == 1 else {"jobs": copied}
@@ -219,6 +222,7 @@ class CopyExhaustFilesOperator(BaseOperator):
         """Copy one job's files (none for an empty outcome); return where they are."""
         tag, request_id = str(pushed["tag"]), str(pushed["request_id"])
         bot = self.conversation_id or pushed.get("conversation_id") or "(unknown bot)"
+        self._bot_prefix = f"Bot {bot}: "
         if pushed.get("outcome") == Outcome.EMPTY.value:
             self.log.info("Bot %s: %s job %s found no data in %s..%s; nothing to copy", bot, pushed.get("dataset"),
                           request_id, pushed.get("start_date"), pushed.get("end_date"))
@@ -300,14 +304,15 @@ class CopyExhaustFilesOperator(BaseOperator):
                         size = store.upload(path, destination.key(f"{folder}/{path.name}"),
                                             chunk_size=self.chunk_size)
                         files.append(destination.uri(f"{folder}/{path.name}"))
-                        self.log.info("Uploaded %s (%d bytes) to %s", path.name, size, files[-1])
+                        self.log.info("%sUploaded %s (%d bytes) to %s", self._bot_prefix, path.name, size,
+                                      files[-1])
                     csv = csv or destination.uri(f"{folder}/{extracted.name}")
                 continue
             with store.writer(destination.key(relative)) as writer:
                 size = self._download(url_source, index, writer, name=name)
                 writer.commit()
             files.append(destination.uri(relative))
-            self.log.info("Copied %s (%d bytes) to %s", name, size, files[-1])
+            self.log.info("%sCopied %s (%d bytes) to %s", self._bot_prefix, name, size, files[-1])
             if name.endswith(".csv"):
                 csv = csv or files[-1]
         return files, csv
@@ -325,7 +330,7 @@ class CopyExhaustFilesOperator(BaseOperator):
                 size = download_to(url_source, index, target, name=str(name), **options)
         except DownloadError as exc:
             raise ExhaustDownloadError(str(exc)) from None
-        self.log.info("Downloaded %s (%d bytes)", name, size)
+        self.log.info("%sDownloaded %s (%d bytes)", self._bot_prefix, name, size)
         return size
 
     def _open_zip(self, target: Path, key: str | None, folder: Path) -> Path:

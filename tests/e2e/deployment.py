@@ -82,7 +82,9 @@ def deploy(root: Path, azurite: Azurite) -> Iterator[Deployment]:
             "AIRFLOW_VAR_UCI_EXHAUST_DESTINATION": "wasb://uci-e2e/exhaust",
             "AIRFLOW_VAR_UCI_EXHAUST_POLL_CONTINUOUSLY": "true",
         })
+        airflow.env["AIRFLOW_VAR_UCI_TEST_ZIP_PASSWORD"] = ZIP_KEY
         shutil.copy(ROOT / "dags" / "uci_exhaust.py", airflow.dags_folder / "uci_exhaust.py")
+        shutil.copy(ROOT / "tests" / "dags" / "uci_test_submit_wait.py", airflow.dags_folder)
         try:
             airflow.migrate()
             migrated = time.monotonic()

@@ -10,8 +10,10 @@ while the sensors are deferred and started again.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -145,3 +147,33 @@ def test_fleet_with_a_quiet_bot_ends_green_without_waiting_for_nightly_retries(d
                             for row in recorded), recorded
     assert "No answers for bot " + deployment.quiet in deployment.airflow.task_log_tails(
         DAG_ID, run_id, ["bot.load[1]"], lines=80)
+
+
+def test_secrets_show_as_stars_over_rest(deployment: Deployment) -> None:
+    """The zip password of a connection and of a rendered field reads ``***`` through the api-server."""
+    airflow = deployment.airflow
+    extra = {"channel_id": "dev-channel", "requested_by": "e2e", "zip_password": ZIP_KEY}
+    made = airflow.call("POST", "/api/v2/connections", json={
+        "connection_id": "uci_exhaust_from_ui", "conn_type": "uci_exhaust", "host": deployment.emulator.api,
+        "password": "dev-key", "extra": json.dumps(extra)})
+    assert made.status_code in (200, 201), made.text
+    shown = airflow.call("GET", "/api/v2/connections/uci_exhaust_from_ui")
+    assert shown.status_code == 200, shown.text
+    assert ZIP_KEY not in shown.text and "dev-key" not in shown.text, shown.text
+    assert json.loads(shown.json()["extra"])["zip_password"] == "***"
+
+    dag_id = "uci_test_submit_wait"
+    airflow.wait_for_dag(dag_id, 120)
+    airflow.unpause(dag_id)
+    bot, _ = deployment.bot(0)
+    run_id = airflow.trigger(dag_id, {"conversation_id": bot, "start_date": DAYS[0], "end_date": DAYS[-1]})
+    watch = RunWatch(airflow, dag_id, run_id)
+    watch.until(lambda _, tis: any(ti["task_id"] == "submit_private" and ti.get("state") == "success" for ti in tis),
+                120, "submit_private done")
+    answer = airflow.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/"
+                                 "submit_private")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rendered_fields"]["zip_password"] == "***", answer.json()["rendered_fields"]
+    assert ZIP_KEY not in answer.text
+    logs = airflow.task_log_tails(dag_id, run_id, ["submit_private", "submit_response"], lines=400)
+    assert "submit_private" in logs and ZIP_KEY not in logs
