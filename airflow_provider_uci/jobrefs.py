@@ -3,11 +3,14 @@
 A task that handles one bot's jobs gets them as an XCom (an ``XComArg`` such as ``submit.output``):
 either one job's identifiers (``{"request_id", "tag", "dataset", ...}``), or a mapping of dataset to
 identifiers (what :class:`~airflow_provider_uci.operators.exhaust.SubmitExhaustOperator` returns for
-several datasets), or a list of identifiers.
+several datasets), or a list of identifiers. A wait that ended in the triggerer hands its value on as
+JSON text (Airflow 3.3 stores a ``TaskSuccessEvent``'s XCom serialized once more than a worker's), so
+text is decoded first.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,8 +22,19 @@ def is_job(value: Any) -> bool:
     return isinstance(value, Mapping) and "request_id" in value
 
 
+def decoded(value: Any) -> Any:
+    """``value``, or what it holds when it is JSON text of a mapping or a list."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def job_list(value: Any, field: str = "jobs") -> list[dict[str, Any]]:
     """The jobs in ``value``, in order, each a plain dict; raise naming ``field`` if there are none."""
+    value = decoded(value)
     if is_job(value):
         jobs = [dict(value)]
     elif isinstance(value, Mapping):

@@ -28,7 +28,7 @@ from airflow_provider_uci.exhaust.download import (
 )
 from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
-from airflow_provider_uci.jobrefs import by_dataset, is_job, job_list
+from airflow_provider_uci.jobrefs import by_dataset, decoded, is_job, job_list
 from airflow_provider_uci.models import (
     ExhaustError,
     ExhaustJob,
@@ -191,9 +191,9 @@ class CopyExhaustFilesOperator(BaseOperator):
     def _given(self, context: Context) -> Any:
         """The jobs as given: ``jobs``, the XCom of ``job_task_id``, or ``tag``/``request_id``."""
         if self.jobs is not None:
-            return self.jobs
+            return decoded(self.jobs)
         if self.job_task_id:
-            pushed = pull_from(context, self.job_task_id)
+            pushed = decoded(pull_from(context, self.job_task_id))
             if not isinstance(pushed, dict):
                 raise ExhaustError(f"task {self.job_task_id!r} pushed no exhaust job (tag and request_id) to XCom")
             return pushed
