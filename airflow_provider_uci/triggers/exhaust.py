@@ -147,7 +147,7 @@ class ExhaustJobTrigger(BaseTrigger):
         return UciExhaustAsyncHook(self.uci_exhaust_conn_id)
 
     def _who(self, job: dict[str, Any]) -> str:
-        bot = f"bot {self.conversation_id}, " if self.conversation_id else ""
+        bot = f"Bot {self.conversation_id}: " if self.conversation_id else ""
         dataset = f"{job['dataset']} " if job.get("dataset") else ""
         return f"{bot}{dataset}job {job['request_id']}"
 
