@@ -1,4 +1,9 @@
-"""``uci-exhaust``: the command line of airflow-provider-uci."""
+"""``uci-exhaust``: the command line of airflow-provider-uci.
+
+Every failure is told on one line of stderr, with no traceback and no secret, and an exit code:
+1 the service, the network or the warehouse failed; 2 bad input (a flag, a file, a value); 3 no such
+job (``cli_client.exit_code``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from airflow_provider_uci.cli_client import (
+    OneLineParser,
+    add_unzip_limit,
+    exit_code,
+    failure_line,
+    secrets_of,
+    unzip_limit_of,
+)
 
 EMULATOR_ENV_HELP = """\
 Every flag has an environment variable; a flag wins over its variable.
@@ -261,6 +275,7 @@ def _add_load(commands: argparse._SubParsersAction) -> None:
                       help="the private exhaust CSV or zip; leave it out when the service answered 'No data found' "
                            "for it: the responses load with no user joined")
     load.add_argument("--encryption-key", help="the private zip's password (or UCI_EXHAUST_ENCRYPTION_KEY)")
+    add_unzip_limit(load)
     load.add_argument("--warehouse", required=True, help="sqlite:///path.db or postgresql://user@host/db")
     load.add_argument("--table", default="uci_responses", help="responses table (default uci_responses)")
     load.add_argument("--conversation-id", help="the bot (default: read from the response file)")
@@ -287,6 +302,7 @@ def _load(args: argparse.Namespace) -> int:
         response_csv=args.response, private=args.private, warehouse_url=args.warehouse, table=args.table,
         encryption_key=key, conversation_id=args.conversation_id, from_date=args.from_date, to_date=args.to_date,
         phone_numbers=args.phone_numbers, max_rejects=args.max_rejects, reject_path=rejects,
+        max_unzipped_bytes=unzip_limit_of(args),
     )
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
@@ -300,7 +316,7 @@ def _load(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``uci-exhaust`` argument parser."""
-    parser = argparse.ArgumentParser(prog="uci-exhaust", description="Sunbird UCI Data Exhaust tools.")
+    parser = OneLineParser(prog="uci-exhaust", description="Sunbird UCI Data Exhaust tools.")
     commands = parser.add_subparsers(dest="command", required=True)
     emulator = commands.add_parser("emulator", help="the local Data Exhaust service",
                                    description="The local Data Exhaust service.")
@@ -315,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="run the whole path on this machine: emulator, seed data, the DAG, a warehouse",
         description="Start the emulator in this process, seed a few bots, run the uci_exhaust DAG with "
-        "dag.test() and print a summary per bot. Everything lives under --workdir, made anew each run.")
+        "dag.test() and print a summary per bot. Everything lives under --workdir, made anew each run: a "
+        "folder the demo made before (it holds its marker file), or an empty or new one; any other is refused.")
     demo.add_argument("--workdir", type=Path, default=Path(".uci-demo"), help="where it all goes (default .uci-demo)")
     demo.add_argument("--bots", type=int, default=3, help="bots to seed (default 3)")
     demo.add_argument("--events", type=int, default=3000, help="telemetry events to seed (default 3000)")
@@ -326,41 +343,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``uci-exhaust``; return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from airflow_provider_uci.emulator.config import SettingsError
-    from airflow_provider_uci.emulator.faults import FaultSpecError
-
     try:
-        if args.command == "emulator" and args.emulator_command == "serve":
-            settings = _emulator_settings(args)  # before the server's heavy imports: bad settings fail fast
-            from airflow_provider_uci.emulator.server import serve
+        return _run(parser, args)
+    except KeyboardInterrupt:
+        print("uci-exhaust: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback (which may hold secrets)
+        print(f"uci-exhaust: error: {failure_line(exc, secrets_of(args))}", file=sys.stderr)
+        return exit_code(exc)
 
-            print(f"uci-exhaust emulator: http://{args.host}:{args.port}/api  (data: {settings.data_dir}, "
-                  f"storage: {settings.storage}, store: {'postgresql' if settings.database_url else 'sqlite'})",
-                  flush=True)
-            serve(settings, host=args.host, port=args.port, log_level=args.log_level)
-            return 0
-        if args.command == "emulator" and args.emulator_command == "run-jobs":
-            return _run_jobs(args, _emulator_settings(args))
-        if args.command == "emulator" and args.emulator_command == "seed":
-            return _seed(args, _emulator_settings(args))
-        if args.command == "load":
-            return _load(args)
-        if args.command in ("submit", "status", "list", "download"):
-            from airflow_provider_uci.cli_client import run_client_command
 
-            return run_client_command(args)
-        if args.command == "demo":
-            from airflow_provider_uci.demo import run_demo
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.command == "emulator" and args.emulator_command == "serve":
+        settings = _emulator_settings(args)  # before the server's heavy imports: bad settings fail fast
+        from airflow_provider_uci.emulator.server import serve
 
-            return run_demo(args.workdir, bots=args.bots, events=args.events)
-    except (SettingsError, FaultSpecError, ValueError) as exc:
-        print(f"uci-exhaust: error: {exc}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, RuntimeError) as exc:
-        print(f"uci-exhaust: error: {exc}", file=sys.stderr)
-        return 1
+        print(f"uci-exhaust emulator: http://{args.host}:{args.port}/api  (data: {settings.data_dir}, "
+              f"storage: {settings.storage}, store: {'postgresql' if settings.database_url else 'sqlite'})",
+              flush=True)
+        serve(settings, host=args.host, port=args.port, log_level=args.log_level)
+        return 0
+    if args.command == "emulator" and args.emulator_command == "run-jobs":
+        return _run_jobs(args, _emulator_settings(args))
+    if args.command == "emulator" and args.emulator_command == "seed":
+        return _seed(args, _emulator_settings(args))
+    if args.command == "load":
+        return _load(args)
+    if args.command in ("submit", "status", "list", "download"):
+        from airflow_provider_uci.cli_client import run_client_command
+
+        return run_client_command(args)
+    if args.command == "demo":
+        from airflow_provider_uci.demo import run_demo
+
+        return run_demo(args.workdir, bots=args.bots, events=args.events)
     parser.error("unknown command")
-    return 2
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 The service is given as an Airflow connection (``--conn-id``) or by flags (``--url``, ``--channel``
 and the API key from ``--api-key`` or, better, the ``UCI_EXHAUST_API_KEY`` variable). Signed URLs
 and keys are never printed. Exit codes: 0 done, 1 the service or the network failed, 2 bad input,
-3 no such job.
+3 no such job. Also what every ``uci-exhaust`` command shares: one-line failures (:func:`failure_line`,
+:func:`exit_code`) and usage errors (:class:`OneLineParser`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,76 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 CLI_CONN_ID = "uci_exhaust_cli"
+#: ``list --limit``: the service has no maximum and answers a limit below 1 with HTTP 500 (contract 1.5).
+LIST_LIMITS = (1, 10_000)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser that tells a usage error on one line (and where to read more), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_unzip_limit(parser: argparse.ArgumentParser) -> None:
+    """The ``--max-unzipped-mb`` flag of the commands that open a private zip."""
+    parser.add_argument("--max-unzipped-mb", type=int, metavar="MB",
+                        help="refuse a private zip whose CSV unzips to more than this many MB (default: 100 times "
+                             "the zip's size, at least 64 and at most 4096)")
+
+
+def unzip_limit_of(args: argparse.Namespace) -> int | None:
+    """``--max-unzipped-mb`` in bytes (``None``: the default limit)."""
+    if args.max_unzipped_mb is None:
+        return None
+    if args.max_unzipped_mb < 1:
+        raise ValueError(f"--max-unzipped-mb: must be at least 1, got {args.max_unzipped_mb}")
+    return args.max_unzipped_mb * 1024 * 1024
+
+
+def secrets_of(args: argparse.Namespace) -> list[str]:
+    """What must never be printed: keys given by flag or variable, the warehouse URL's password."""
+    found = [getattr(args, "encryption_key", None), getattr(args, "api_key", None)]
+    found += [os.environ.get(name) for name in ("UCI_EXHAUST_API_KEY", "UCI_EXHAUST_ENCRYPTION_KEY")]
+    match = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:/@?#]*:([^@/?#]+)@", getattr(args, "warehouse", None) or "")
+    if match:
+        found.append(match.group(1))
+    return [secret for secret in found if secret and len(secret) >= 3]
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code of a failure: 2 bad input, 3 no such job, 1 anything else (the service, the network,
+    the warehouse)."""
+    from airflow_provider_uci.emulator.config import SettingsError
+    from airflow_provider_uci.emulator.faults import FaultSpecError
+    from airflow_provider_uci.models import ExhaustJobNotFound
+
+    if isinstance(exc, ExhaustJobNotFound):
+        return 3
+    if isinstance(exc, (SettingsError, FaultSpecError, ValueError, FileNotFoundError, NotADirectoryError)):
+        return 2
+    return 1
+
+
+def failure_line(exc: BaseException, secrets: Iterable[str] = ()) -> str:
+    """The one line that tells a failure: its message (after its type, when it is not one of ours), on one
+    line, every secret replaced by ``***`` and no signed URL's signature."""
+    text = "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    ours = type(exc).__module__.startswith("airflow_provider_uci") or type(exc) in (
+        ValueError, FileNotFoundError, NotADirectoryError, RuntimeError)
+    if not ours or not text:
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return re.sub(r"(?i)([?&](?:sig|signature|se|sv|sp|sr|st|skoid|sktid)=)[^&#\s]*", r"\1***", text)
 
 
 def add_client_commands(commands: argparse._SubParsersAction) -> None:
@@ -47,7 +112,8 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
 
     listing = commands.add_parser("list", parents=[common], help="list a tag's requests, newest first")
     listing.add_argument("--tag", required=True)
-    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--limit", type=int, default=100,
+                         help=f"at most this many ({LIST_LIMITS[0]} to {LIST_LIMITS[1]}; default 100)")
 
     download = commands.add_parser("download", parents=[common],
                                    help="download a finished request's files (fresh signed URLs on every retry)")
@@ -55,6 +121,7 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     download.add_argument("--request-id", required=True)
     download.add_argument("--out", type=Path, default=Path("."), help="folder for the files (default .)")
     download.add_argument("--extract", action="store_true", help="also unzip a private exhaust with the key")
+    add_unzip_limit(download)
 
 
 def _hook(args: argparse.Namespace) -> Any:
@@ -125,7 +192,19 @@ def _stdout_to_stderr() -> Any:
         os.close(saved)
 
 
+def _check(args: argparse.Namespace) -> None:
+    """Refuse numbers the service would answer with an error, before anything is sent."""
+    from airflow_provider_uci.models import ExhaustValidationError
+
+    if args.command == "list" and not LIST_LIMITS[0] <= args.limit <= LIST_LIMITS[1]:
+        raise ExhaustValidationError("--limit", f"must be {LIST_LIMITS[0]} to {LIST_LIMITS[1]} (the service answers "
+                                     "a limit below 1 with HTTP 500)", args.limit)
+    if args.command == "download":
+        unzip_limit_of(args)
+
+
 def _run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    _check(args)
     hook = _hook(args)
     if args.command == "submit":
         import uuid
@@ -143,28 +222,12 @@ def _run(args: argparse.Namespace) -> list[dict[str, Any]]:
 def run_client_command(args: argparse.Namespace) -> int:
     """Run one of the four commands; return the exit code."""
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
-    from airflow_provider_uci.models import (
-        ExhaustApiError,
-        ExhaustJobNotFound,
-        ExhaustTransientError,
-        ExhaustValidationError,
-    )
-
     try:
         with _stdout_to_stderr():  # Airflow's log lines must not mix with the output
             views = _run(args)
-    except ExhaustValidationError as exc:
-        print(f"uci-exhaust: error: {exc}", file=sys.stderr)
-        return 2
-    except ExhaustJobNotFound as exc:
-        print(f"uci-exhaust: {exc}", file=sys.stderr)
-        return 3
-    except (ExhaustApiError, ExhaustTransientError) as exc:
-        print(f"uci-exhaust: error: {exc}", file=sys.stderr)
-        return 1
     except Exception as exc:  # noqa: BLE001 - a clear line, never a traceback with secrets in it
-        print(f"uci-exhaust: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        print(f"uci-exhaust: error: {failure_line(exc, secrets_of(args))}", file=sys.stderr)
+        return exit_code(exc)
     if args.json:
         print(json.dumps(views if args.command == "list" else views[0], indent=2))
     else:
@@ -196,6 +259,7 @@ def _download(hook: Any, args: argparse.Namespace) -> dict[str, Any]:
         sys.stderr.write("\n")
         paths.append(str(target))
         if args.extract and name.endswith(".zip"):
-            paths.append(str(open_private_zip(target, hook.settings.encryption_key, args.out)))
+            paths.append(str(open_private_zip(target, hook.settings.encryption_key, args.out,
+                                              max_bytes=unzip_limit_of(args))))
         hook.log.debug("downloaded %s (%d bytes)", name, size)
     return {**_job_view(job), "paths": paths}

@@ -4,6 +4,9 @@ Starts the emulator in this process on a free port (jobs every few seconds inste
 seeds a few bots with a few thousand ASSESS events, runs the ``uci_exhaust`` DAG with ``dag.test()``
 (sensors defer and their triggers run inline), and prints a summary per bot. Airflow's own output
 goes to ``<workdir>/demo.log``. Everything lives under ``--workdir`` and is made anew on each run.
+
+The demo deletes only a folder it made itself: it leaves a marker file (:data:`MARKER`) in the folder
+it makes, and refuses a folder that is not empty and has no marker (:func:`fresh_workdir`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,33 @@ from typing import IO, Any
 
 TABLE = "uci_responses"
 CONN_ID = "uci_exhaust_default"
+#: The file that says a folder is the demo's own, to delete and make anew.
+MARKER = ".uci-exhaust-demo"
+
+
+class WorkdirRefused(ValueError):
+    """``--workdir`` is a folder the demo did not make and that is not empty (or not a folder at all)."""
+
+
+def fresh_workdir(workdir: Path) -> Path:
+    """Make ``workdir`` an empty folder with the demo's marker in it, and return it (resolved).
+
+    A folder the demo made before (it holds :data:`MARKER`) is deleted and made anew; a missing or empty
+    one is used; anything else is refused, and left as it is.
+    """
+    workdir = workdir.resolve()
+    if workdir.exists() or workdir.is_symlink():
+        if not workdir.is_dir():
+            raise WorkdirRefused(f"--workdir: {workdir} is not a folder; give a new or empty folder")
+        if (workdir / MARKER).is_file():
+            shutil.rmtree(workdir)
+        elif any(workdir.iterdir()):
+            raise WorkdirRefused(f"--workdir: {workdir} is not empty and was not made by the demo (it has no "
+                                 f"{MARKER} file), so it is not deleted; give a new or empty folder")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / MARKER).write_text("Made by uci-exhaust demo, which deletes this folder and makes it anew on each "
+                                  "run.\n", encoding="utf-8")
+    return workdir
 
 
 def _environment(workdir: Path, api_url: str) -> dict[str, str]:
@@ -83,10 +113,7 @@ def run_demo(workdir: Path, *, bots: int = 3, events: int = 3000, users: int = 6
              out: IO[str] = sys.stdout) -> int:
     """Run the demo; return the exit code."""
     started = time.monotonic()
-    workdir = workdir.resolve()
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    workdir = fresh_workdir(workdir)
 
     from airflow_provider_uci.emulator.config import EmulatorSettings
     from airflow_provider_uci.emulator.jobs.common import IST

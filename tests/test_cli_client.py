@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -53,14 +54,21 @@ def test_submit_status_list_download(fast, tmp_path: Path) -> None:
     assert status["status"] == "SUCCESS" and status["files"] == 1
     listed = json.loads(cli(emulator, "list", "--tag", "cli-test", "--json", home=tmp_path).stdout)
     assert [item["request_id"] for item in listed] == [job["request_id"]]
-    out = tmp_path / "downloads"
-    fetched = cli(emulator, "download", "--tag", "cli-test", "--request-id", job["request_id"], "--out", str(out),
-                  "--extract", home=tmp_path)
+    out = tmp_path / "downloads" / "users"
+    previous = os.umask(0o022)  # the usual umask, under which files are world-readable unless made otherwise
+    try:
+        fetched = cli(emulator, "download", "--tag", "cli-test", "--request-id", job["request_id"], "--out", str(out),
+                      "--extract", home=tmp_path)
+    finally:
+        os.umask(previous)
     assert fetched.returncode == 0, fetched.stderr
     (archive,) = out.glob("*.zip")
     (extracted,) = out.glob("*.csv")
     with zipfile.ZipFile(archive) as opened:
         assert opened.read(opened.namelist()[0], pwd=ZIP_KEY.encode()) == extracted.read_bytes()
+    # personal data at rest: the files only their owner may read, in folders only their owner may enter
+    assert [stat.S_IMODE(path.stat().st_mode) for path in (archive, extracted, out, out.parent)] == [
+        0o600, 0o600, 0o700, 0o700]
     assert "MB" in fetched.stderr, "a progress bar was shown"
     for result in (submitted, fetched):
         for text in (result.stdout, result.stderr):

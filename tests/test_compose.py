@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.services import unavailable
+from tests.support.services import free_port, stop, unavailable, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yaml"
@@ -249,3 +249,40 @@ def test_airflow_reads_the_secrets_as_written(tmp_path: Path) -> None:
                             check=True)
     read = json.loads(result.stdout.strip().splitlines()[-1])
     assert read == [(folder / name).read_text() for name in ("jwt_secret", "secret_key", "fernet_key")]
+
+
+def as_run_here(text: str, tmp_path: Path, port: int) -> str:
+    """The emulator service's shell text, pointed at folders under ``tmp_path`` and a free loopback port."""
+    return (interpolate(text).replace("/opt/airflow/secrets", str(tmp_path / "secrets"))
+            .replace("/data", str(tmp_path / "data")).replace("--host 0.0.0.0", "--host 127.0.0.1")
+            .replace(":9000", f":{port}").replace("--port 9000", f"--port {port}"))
+
+
+def test_the_emulator_starts_as_its_service_runs_it_and_passes_its_healthcheck(tmp_path: Path) -> None:
+    """Its command (seed once, then serve with the admin token init wrote) and its healthcheck, outside a container."""
+    if shutil.which("curl") is None:
+        unavailable("curl is not installed (the image's healthchecks use it)")
+    assert write_secrets(tmp_path / "secrets").returncode == 0
+    (tmp_path / "data").mkdir()
+    port = free_port()
+    service = services()[EMULATOR]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("UCI_EMULATOR_")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    log = tmp_path / "emulator.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(["bash", "-c", as_run_here(" ".join(service["command"]), tmp_path, port)],
+                                   stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                   start_new_session=True)
+    try:
+        wait_for_port(port, process, 120, "the emulator as the compose runs it", log)
+        kind, check = service["healthcheck"]["test"]
+        assert kind == "CMD-SHELL"
+        healthy = subprocess.run(["bash", "-c", as_run_here(check, tmp_path, port)], capture_output=True, text=True,
+                                 timeout=60, env=env)
+        assert healthy.returncode == 0, healthy.stderr
+        without_token = subprocess.run(["curl", "--fail", "--silent", f"http://127.0.0.1:{port}/admin/health"],
+                                       capture_output=True, timeout=60)
+        assert without_token.returncode != 0, "the admin routes ask for the token"
+        assert (tmp_path / "data" / ".seeded").exists()
+    finally:
+        stop(process)

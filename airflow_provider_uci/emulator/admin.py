@@ -203,7 +203,10 @@ def register_admin(app: FastAPI, service: Service) -> None:
         key = f"{row.job_id}/{request_id}/{name}"
         container = service.settings.reports_container
         storage = service.storage
-        existed = await run_in_threadpool(storage.exists, container, key)
+        try:
+            existed = await run_in_threadpool(storage.exists, container, key)
+        except StorageError:  # the job's dataset (any text at submit) makes no folder name, such as '..'
+            return bad(400, f"dataset: the job's dataset {row.job_id[:60]!r} makes no blob key")
         # the body goes to a temporary file a chunk at a time, so a file of any size costs no memory
         with tempfile.NamedTemporaryFile(prefix="uci-place-", suffix=".part") as spool:
             async for chunk in request.stream():

@@ -234,7 +234,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "requestBody": {"required": True, "content": {"application/octet-stream": {
             "schema": {"type": "string", "format": "binary"}}}},
         "responses": {"200": json_answer("the job, SUCCESS, with its stored URL", ref("ListedJob")),
-                      "400": error("no tag, a malformed executionTime, or a name that is not one file name"),
+                      "400": error("no tag, a malformed executionTime, a name that is not one file name, or a "
+                                   "job whose dataset names no folder"),
                       "404": error("no such job (or no route: a requestId that is empty or holds '/')"),
                       **ADMIN_ANSWERS},
     },

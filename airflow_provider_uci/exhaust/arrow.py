@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from airflow_provider_uci.exhaust.arrow_csv import csv_options, in_order, parse_block, plain_header, spark_blocks
+from airflow_provider_uci.exhaust.keys import KeyHashes, fixed_width_hashes, key_hashes
 from airflow_provider_uci.exhaust.postgres import FastPathDeclined
 from airflow_provider_uci.exhaust.records import (
     KEY_FIELDS,
@@ -54,7 +55,6 @@ PG_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 PG_BINARY_TRAILER = b"\xff\xff"
 _PG_EPOCH_MICROSECONDS = 946_684_800 * 1_000_000  # 2000-01-01, PostgreSQL's epoch
 _PG_EPOCH_DAYS = 10_957
-_MULTIPLIER = 0x9E3779B97F4A7C15  # 2**64 / the golden ratio: spreads the bits of each word
 
 
 def _fixed_width(values: Any, width: int, validity: Any = None) -> Any:
@@ -183,19 +183,8 @@ class UserJoin:
                              offset=int(offsets[0]))
 
     def _hash(self, keys: Any) -> Any:
-        """A 64-bit hash of each fixed-width id: its bytes as 64-bit words, multiplied and mixed in."""
-        import numpy as np
-
-        words = -(-self._width // 8)
-        padded = np.zeros((len(keys), words * 8), dtype=np.uint8)
-        padded[:, :self._width] = keys.view(np.uint8).reshape(len(keys), self._width)
-        hashes = np.zeros(len(keys), dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for word in padded.view(np.uint64).T:
-                hashes ^= word
-                hashes *= _MULTIPLIER
-                hashes ^= hashes >> np.uint64(29)
-        return hashes
+        """A 64-bit hash of each fixed-width id (``keys.fixed_width_hashes``)."""
+        return fixed_width_hashes(keys)
 
     def find(self, device_ids: Any) -> Any:
         """The row of each device id's user, as an int32 array; null where the device has no user."""
@@ -245,6 +234,8 @@ class ArrowResponses:
         self.without_user = 0
         self.first_day: str | None = None
         self.last_day: str | None = None
+        #: every row's key hash, for the check that no answer is in the file twice (``exhaust.keys``)
+        self.key_hashes = KeyHashes()
 
     def copy_chunks(self, load_id: int) -> Iterator[memoryview | bytes]:
         """``COPY ... (FORMAT binary)`` data of ``STORED_RESPONSE_COLUMNS``, a chunk per block of the file."""
@@ -285,23 +276,26 @@ class ArrowResponses:
         by_field = {field: positions.get(field) for field in RESPONSE_HEADERS.values()}
         checked: set[str] = set()
 
-        def block_of(block: memoryview) -> tuple[list[Any], int, int, str | None, str | None]:
-            pieces, rows, without, low, high = [], 0, 0, None, None
+        def block_of(block: memoryview) -> tuple[list[Any], int, int, str | None, str | None, list[Any]]:
+            pieces, rows, without, low, high, hashes = [], 0, 0, None, None, []
             if block:
                 for batch in parse_block(block, options).to_batches():
                     if batch.num_rows == 0:
                         continue
                     values, days, bounds, without_user = self._checked(batch, by_field, checked, timestamps_as_text)
+                    hashes.append(key_hashes(values["message_id"], values["device_id"], values["question_id"]))
                     pieces.append(encode(values, days, batch.num_rows))
                     rows, without = rows + batch.num_rows, without + without_user
                     if bounds is not None:
                         low = bounds[0] if low is None or bounds[0] < low else low
                         high = bounds[1] if high is None or bounds[1] > high else high
-            return pieces, rows, without, low, high
+            return pieces, rows, without, low, high, hashes
 
         pool = pa.default_memory_pool()
-        for number, (pieces, rows, without, low, high) in enumerate(
+        for number, (pieces, rows, without, low, high, hashes) in enumerate(
                 in_order(block_of, itertools.chain([first], blocks), self.workers)):
+            for batch_hashes in hashes:
+                self.key_hashes.add(batch_hashes)
             if number % RELEASE_EVERY == RELEASE_EVERY - 1:
                 pool.release_unused()  # the threads' allocators keep what they freed; return it to the system
             self.rows += rows

@@ -26,6 +26,8 @@ from airflow_provider_uci.exhaust.records import PRIVATE_HEADERS, USER_TABLE_COL
 
 #: Users per chunk of ``COPY`` data, or of rows.
 COPY_ROWS = 20_000
+#: Other bots a private exhaust is found to hold users of, named at most.
+OTHERS_NAMED = 5
 
 
 class ArrowUsers:
@@ -38,7 +40,8 @@ class ArrowUsers:
     :raises FastPathDeclined: the file holds something only the record reader can name.
 
     ``columns`` holds the users table's columns but ``conversation_id`` (the bot's, on every row), one
-    array each; ``rows`` says how many users there are.
+    array each; ``rows`` says how many users there are; ``others`` names the first few other bots the
+    file holds users of.
     """
 
     def __init__(self, path: Path, conversation_id: str, phone_numbers: str = "plain",
@@ -47,6 +50,7 @@ class ArrowUsers:
         self.path = Path(path)
         self.conversation_id = conversation_id
         self.skipped = 0
+        self.others: list[str] = []
         self.columns = self._read(phone_numbers, block_bytes or arrow.BLOCK_BYTES)
         self.rows = len(self.columns["device_uuid"])
 
@@ -72,6 +76,10 @@ class ArrowUsers:
                 own = pc.equal(conversation, self.conversation_id)
                 kept = pc.sum(own).as_py() or 0
                 self.skipped += len(own) - kept
+                if kept < len(own) and len(self.others) < OTHERS_NAMED:
+                    for other in pc.unique(conversation.filter(pc.invert(own))).to_pylist():
+                        if other not in self.others and len(self.others) < OTHERS_NAMED:
+                            self.others.append(other)
                 if kept:
                     parts.append((batch if kept == len(own) else batch.filter(own)).select(wanted))
         names = ("conversation_name", "decrypted", "encrypted_device_id", "device_uuid")

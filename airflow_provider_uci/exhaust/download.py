@@ -6,6 +6,10 @@ URL in an error or a log line: it names the file. Bodies stream into a :class:`S
 cut-off body is resumed with a ranged GET where the server allows it, and the byte count is checked
 against ``Content-Length`` (and the ``Content-Range`` total). :func:`download` is the sink for a local
 file: ``<target>.partial``, renamed into place once complete.
+
+Exhaust files are personal data: every file written here is created with mode 0600, in folders made
+0700 (``exhaust.at_rest``). The private zip's CSV is unzipped within a limit (:func:`unzip_limit`), so a
+zip bomb costs a few seconds and no disk beyond the limit.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from __future__ import annotations
 import http.client
 import logging
 import re
-import shutil
 import time
 import zipfile
 import zlib
@@ -23,6 +26,8 @@ from typing import Any, BinaryIO, Protocol
 
 import requests
 import urllib3
+
+from airflow_provider_uci.exhaust.at_rest import open_private, private_folder
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,11 @@ CHUNK_SIZE = 256 * 1024
 DEFAULT_TIMEOUT = (10.0, 60.0)
 #: The longest wait between two attempts.
 MAX_BACKOFF = 30.0
+#: The private zip's CSV may unzip to this many times the zip's size (real ones are 3 to 10 times it),
+#: but to no less than :data:`UNZIP_FLOOR` and no more than :data:`UNZIP_CEILING`.
+UNZIP_RATIO = 100
+UNZIP_FLOOR = 64 * MIB
+UNZIP_CEILING = 4096 * MIB
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
@@ -52,6 +62,16 @@ class PrivateZipError(ValueError):
 
 class ZipPasswordError(PrivateZipError):
     """The private exhaust zip needs ``encryption_key``, or the key given does not open it."""
+
+
+class ZipTooLarge(PrivateZipError):
+    """The private exhaust zip's entry unzips to more than the limit; nothing of it was kept."""
+
+
+def unzip_limit(zip_size: int) -> int:
+    """The default limit on what a zip of ``zip_size`` bytes may unzip to: :data:`UNZIP_RATIO` times its
+    size, within :data:`UNZIP_FLOOR` .. :data:`UNZIP_CEILING`."""
+    return max(UNZIP_FLOOR, min(UNZIP_RATIO * zip_size, UNZIP_CEILING))
 
 
 class _Retry(Exception):
@@ -101,14 +121,14 @@ class _FileSink:
 def download(url_source: Callable[[], list[str]], index: int, target: Path, **options: Any) -> int:
     """Stream file number ``index`` of a job to ``target`` in constant memory; return its size in bytes.
 
-    The file appears at ``target`` only once it is complete: it is written to ``target.partial`` (its
-    folder is created) and renamed. ``options`` are those of :func:`download_to`.
+    The file appears at ``target`` only once it is complete: it is written to ``target.partial`` (mode
+    0600; its folder is made 0700 if missing) and renamed. ``options`` are those of :func:`download_to`.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(target.parent)
     partial = target.with_name(target.name + ".partial")
     try:
-        with partial.open("wb") as handle:
+        with open_private(partial) as handle:
             written = download_to(url_source, index, _FileSink(handle), name=target.name, **options)
         partial.replace(target)
     except BaseException:
@@ -265,21 +285,28 @@ def _body(response: requests.Response, chunk_size: int) -> Iterator[bytes | memo
 
 
 def open_private_zip(zip_path: Path, password: str | None, target_dir: Path, *, name: str | None = None,
-                     chunk_size: int = CHUNK_SIZE) -> Path:
+                     chunk_size: int = CHUNK_SIZE, max_bytes: int | None = None) -> Path:
     """Extract the private exhaust zip's one CSV entry into ``target_dir``, streaming; return its path.
 
     The service protects the zip with ZipCrypto when the request carried an ``encryptionKey``
     (contract 3.5), and leaves it unencrypted otherwise; an unencrypted zip opens with or without a key.
+    The CSV is created with mode 0600 (``target_dir``, if made, 0700).
 
     :param zip_path: the downloaded zip.
     :param password: the request's encryption key, or ``None``.
     :param target_dir: where the CSV goes (created if needed).
     :param name: the CSV's file name (default: the entry's own name).
     :param chunk_size: bytes decompressed at a time.
+    :param max_bytes: the most bytes the CSV may have (default :func:`unzip_limit` of the zip's size): an
+        entry that says it is larger is refused before anything is unzipped, and unzipping stops (the
+        partial file removed) as soon as more arrive.
     :raises ZipPasswordError: the zip is encrypted and no key was given, or the key is wrong.
+    :raises ZipTooLarge: the entry unzips to more than ``max_bytes``.
     :raises PrivateZipError: the file is not a zip, or does not hold exactly one CSV entry.
     """
     zip_path, target_dir = Path(zip_path), Path(target_dir)
+    if max_bytes is not None and max_bytes < 1:
+        raise ValueError(f"max_unzipped_bytes: must be at least 1, got {max_bytes}")
     try:
         archive = zipfile.ZipFile(zip_path)
     except zipfile.BadZipFile:
@@ -295,14 +322,24 @@ def open_private_zip(zip_path: Path, password: str | None, target_dir: Path, *, 
             raise ZipPasswordError(
                 f"encryption_key: missing; {zip_path.name} is encrypted (the request was submitted with an "
                 "encryptionKey), so give the same key as encryption_key (on the task or the connection)")
-        target_dir.mkdir(parents=True, exist_ok=True)
+        limit = unzip_limit(zip_path.stat().st_size) if max_bytes is None else max_bytes
+        if entry.file_size > limit:
+            raise ZipTooLarge(f"{zip_path.name}: its entry says it unzips to {entry.file_size} bytes, more than "
+                              f"the limit of {limit} ({_limit_rule(max_bytes)}); refused before unzipping it")
+        private_folder(target_dir)
         out_name = name or PurePosixPath(entry.filename).name
         target = target_dir / out_name
         partial = target.with_name(target.name + ".partial")
         try:
             with archive.open(entry, pwd=password.encode("utf-8") if password else None) as source, \
-                    partial.open("wb") as sink:
-                shutil.copyfileobj(source, sink, chunk_size)
+                    open_private(partial) as sink:
+                written = 0
+                while chunk := source.read(chunk_size):
+                    written += len(chunk)
+                    if written > limit:
+                        raise ZipTooLarge(f"{zip_path.name}: its entry unzips to more than the limit of {limit} "
+                                          f"bytes ({_limit_rule(max_bytes)}); stopped there, nothing kept")
+                    sink.write(chunk)
         except (RuntimeError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
             partial.unlink(missing_ok=True)
             if encrypted:
@@ -315,3 +352,10 @@ def open_private_zip(zip_path: Path, password: str | None, target_dir: Path, *, 
             raise
         partial.replace(target)
     return target
+
+
+def _limit_rule(max_bytes: int | None) -> str:
+    if max_bytes is not None:
+        return "max_unzipped_bytes"
+    return (f"by default {UNZIP_RATIO} times the zip's size, at least {UNZIP_FLOOR // MIB} MiB and at most "
+            f"{UNZIP_CEILING // MIB} MiB; set max_unzipped_bytes for more")

@@ -184,7 +184,8 @@ class PostgresWarehouse(Warehouse):
         import psycopg2
 
         self._psycopg2 = psycopg2
-        self._conn = psycopg2.connect(url)
+        # a server that does not answer fails the load in seconds, not at the system's TCP timeout
+        self._conn = psycopg2.connect(url, **({} if "connect_timeout" in url else {"connect_timeout": 15}))
         self._conn.set_client_encoding("UTF8")
         with self._conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")

@@ -18,6 +18,7 @@ from typing import IO, Any, NamedTuple
 
 import orjson
 
+from airflow_provider_uci.exhaust.at_rest import open_private, private_folder
 from airflow_provider_uci.exhaust.spark_csv import SparkCsvError, read_records
 
 
@@ -81,6 +82,10 @@ MAX_ZONE_OFFSET = timedelta(hours=15, minutes=59, seconds=59)
 class Rejects:
     """Records that could not be read: kept in a JSON-lines file with their line numbers.
 
+    The file holds the records' values, so it is personal data: created with mode 0600 (its folder, if
+    made, 0700), and a private exhaust's phone numbers are in it only as the load stores them
+    (:func:`read_users`).
+
     :param path: where to write them; ``None`` keeps only the count and the first few in memory.
     """
 
@@ -91,15 +96,19 @@ class Rejects:
         self._keep = keep
         self._handle: IO[str] | None = None
 
-    def add(self, source: str, line: int, reason: str, values: list[str | None]) -> None:
-        entry = {"file": source, "line": line, "reason": reason, "values": values}
+    def add(self, source: str, line: int, reason: str, values: list[str | None] | None,
+            withheld: str | None = None) -> None:
+        """Keep one rejected record; ``values`` is ``None`` when they are ``withheld`` (the reason why)."""
+        entry: dict[str, Any] = {"file": source, "line": line, "reason": reason, "values": values}
+        if withheld:
+            entry["values_withheld"] = withheld
         self.count += 1
         if len(self.first) < self._keep:
             self.first.append(entry)
         if self.path is not None:
             if self._handle is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._handle = self.path.open("w", encoding="utf-8")
+                private_folder(self.path.parent)
+                self._handle = open_private(self.path, "w", encoding="utf-8")
             self._handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
@@ -223,7 +232,15 @@ def _header_positions(header: list[str | None], source: str) -> dict[str, int]:
 
 def read_responses(path: Path, rejects: Rejects, conversation_id: str | None = None, first_day: str | None = None,
                    last_day: str | None = None) -> Iterator[ResponseRecord]:
-    """Stream the typed records of a response exhaust CSV.
+    """Stream the typed records of a response exhaust CSV (see :func:`read_response_lines`)."""
+    for _, record in read_response_lines(path, rejects, conversation_id, first_day, last_day):
+        yield record
+
+
+def read_response_lines(path: Path, rejects: Rejects, conversation_id: str | None = None,
+                        first_day: str | None = None,
+                        last_day: str | None = None) -> Iterator[tuple[int, ResponseRecord]]:
+    """Stream the typed records of a response exhaust CSV, each with the line it starts on.
 
     :param path: the file (UTF-8, Spark's dialect).
     :param rejects: where records that break a rule go.
@@ -276,8 +293,8 @@ def read_responses(path: Path, rejects: Rejects, conversation_id: str | None = N
                 elif check_days and ((first_day and day < first_day) or (last_day and day > last_day)):
                     raise _Reject(f"at_timestamp: synced on {day} (IST), outside the range "
                                   f"{first_day or '...'}..{last_day or '...'}")
-                yield make((raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], duration, score,
-                            max_score, options, response, raw[14], eof, event_timestamp, at_timestamp))
+                yield line, make((raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], duration,
+                                  score, max_score, options, response, raw[14], eof, event_timestamp, at_timestamp))
             except _Reject as reason:
                 rejects.add(source, line, str(reason), values)
 
@@ -314,11 +331,27 @@ def phone_value(decrypted: str | None, device_uuid: str, mode: str) -> str | Non
     return decrypted
 
 
+def _as_stored(values: list[str | None], width: int, decrypted: int, device: int,
+               phone_numbers: str) -> tuple[list[str | None] | None, str | None]:
+    """A private exhaust record's values as a reject file may hold them: the phone (Decrypted Device ID)
+    as the load stores it (``plain``, ``hashed``, ``none``); all of them withheld when the record's
+    columns cannot be told apart and it is not ``plain``. Return the values and why any were withheld."""
+    if phone_numbers == "plain":
+        return values, None
+    if len(values) != width:
+        return None, (f"phone_numbers={phone_numbers}: the record's values cannot be told apart, and one of "
+                      "them may be a phone number")
+    shown = list(values)
+    shown[decrypted] = phone_value(values[decrypted], values[device] or "", phone_numbers)
+    return shown, None
+
+
 def read_users(path: Path, rejects: Rejects, phone_numbers: str = "plain",
                conversation_id: str | None = None) -> Iterator[UserRecord]:
     """Stream the users of a private exhaust CSV (already unzipped).
 
-    A user without consent has the Device UUID as "Decrypted Device ID" (contract 3.4): no phone.
+    A user without consent has the Device UUID as "Decrypted Device ID" (contract 3.4): no phone. A
+    rejected record's phone goes to ``rejects`` only as ``phone_numbers`` stores it.
     """
     source = Path(path).name
     phone_value(None, "", phone_numbers)  # check the mode before reading
@@ -330,18 +363,20 @@ def read_users(path: Path, rejects: Rejects, phone_numbers: str = "plain",
             raise ExhaustFormatError(f"{source}: not a private exhaust: no {', '.join(missing)} column")
         at = [header.index(name) for name in PRIVATE_HEADERS]
         shared: dict[str, str] = {}
+
+        def reject(line: int, reason: str, values: list[str | None]) -> None:
+            rejects.add(source, line, reason, *_as_stored(values, len(header), at[2], at[4], phone_numbers))
+
         for line, values in _checked(records, source):
             if len(values) != len(header):
-                rejects.add(source, line, f"expected {len(header)} values as in the header, got {len(values)}",
-                            values)
+                reject(line, f"expected {len(header)} values as in the header, got {len(values)}", values)
                 continue
             conversation, name, decrypted, encrypted, device = (values[i] for i in at)
             if not conversation or not device:
-                rejects.add(source, line, "Conversation ID and Device UUID must not be empty", values)
+                reject(line, "Conversation ID and Device UUID must not be empty", values)
                 continue
             if conversation_id is not None and conversation != conversation_id:
-                rejects.add(source, line, f"conversation_id: {conversation!r} is not the requested "
-                                          f"{conversation_id!r}", values)
+                reject(line, f"conversation_id: {conversation!r} is not the requested {conversation_id!r}", values)
                 continue
             consented = bool(decrypted) and decrypted != device
             # a bot's id and name repeat on every row: keep one copy of each (a user is held per device)

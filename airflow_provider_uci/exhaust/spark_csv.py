@@ -27,6 +27,11 @@ DELIMITER = ","
 QUOTE = '"'
 ESCAPE = "\\"
 
+#: The most characters one record may take in the file, its line breaks included: far more than 20 values
+#: of the csv module's field limit (128 Ki characters) need. A longer record can only hold a value over
+#: that limit, or far more values than an exhaust has; it fails the file before more of it is read.
+RECORD_LIMIT = 1 << 24
+
 _NEEDS_QUOTES = re.compile(r'[,"\r\n]')
 _BACKSLASHES_BEFORE_QUOTE = re.compile(r'(\\+)(?=")')
 _WHITESPACE = "".join(chr(code) for code in range(0, 33))
@@ -125,19 +130,47 @@ def _value(text: str) -> str | None:
     return text
 
 
+class _Budget:
+    """What is left of :data:`RECORD_LIMIT` for the record being read, and the lines read so far."""
+
+    __slots__ = ("left", "lines")
+
+    def __init__(self) -> None:
+        self.left = RECORD_LIMIT
+        self.lines = 0
+
+
+def _lines(handle: IO[str], budget: _Budget) -> Iterator[str]:
+    """The handle's lines, each read no further than the record's budget allows (so a line of gigabytes
+    is never held whole)."""
+    readline = handle.readline
+    while line := readline(budget.left + 1):
+        budget.lines += 1
+        budget.left -= len(line)
+        if budget.left < 0:
+            raise SparkCsvError(f"line {budget.lines}: a record longer than {RECORD_LIMIT} characters, which can "
+                                f"only hold a value over the field limit of {csv.field_size_limit()} characters "
+                                "or far more values than an exhaust has; refused without reading the rest")
+        yield line
+
+
 def read_records(handle: IO[str]) -> Iterator[tuple[int, list[str | None]]]:
     """Yield ``(line number, values)`` per record; null (nothing) is ``None``, ``""`` is ``""``.
 
     The line number is that of the record's first line, counting the header as line 1. Open files
-    with ``newline=""`` so that line breaks inside values are kept as they are.
+    with ``newline=""`` so that line breaks inside values are kept as they are. A value longer than the
+    csv module's field limit, or a record longer than :data:`RECORD_LIMIT` characters, fails the file
+    (:class:`SparkCsvError`) as soon as it is seen, with memory bounded by those limits.
     """
     marked = [False]  # whether the text itself holds the marker character
-    reader = csv.reader(_rfc4180(handle, marked), delimiter=DELIMITER, quotechar=QUOTE, doublequote=True,
-                        escapechar=None, strict=True)
+    budget = _Budget()
+    reader = csv.reader(_rfc4180(_lines(handle, budget), marked), delimiter=DELIMITER, quotechar=QUOTE,
+                        doublequote=True, escapechar=None, strict=True)
     mark = _EMPTY_MARK
     first_line = 1
     try:
         for values in reader:
+            budget.left = RECORD_LIMIT
             if marked[0]:
                 yield first_line, [_value(text) for text in values]
             else:  # then a marker is one that stands for a whole "" value

@@ -27,7 +27,11 @@ from airflow_provider_uci.exhaust.records import KEY_FIELDS, RESPONSE_TABLE_COLU
 
 log = logging.getLogger(__name__)
 
-TABLE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,50}$")
+TABLE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
+#: Prefixes of the databases' own tables: SQLite's ``sqlite_master``..., PostgreSQL's ``pg_catalog``...
+RESERVED_PREFIXES = ("sqlite_", "pg_")
+#: What a responses table's side tables and index are named with, or reserved for: ``<table>_users``...
+SIDE_SUFFIXES = ("_users", "_loads", "_bot_day", "_daily", "_question_stats", "_sessions", "_completion")
 URL_FORMS = ("sqlite:///relative/path.db, sqlite:////absolute/path.db or "
              "postgresql://user:password@host:port/database (or postgres://...)")
 AUDIT_FIELDS = ("response_request_id", "private_request_id", "rejected")
@@ -86,10 +90,24 @@ class _Table(NamedTuple):
 
 
 def check_table(table: str) -> str:
-    """Return ``table`` if it is a plain identifier a warehouse table may be named after, else raise."""
+    """Return ``table`` if a load may write to it and its side tables, else raise naming the rule.
+
+    The rule: a plain identifier (a letter or ``_``, then letters, digits or ``_``) of at most 48
+    characters, so that ``<table>_question_stats`` fits PostgreSQL's 63; not named like the databases'
+    own tables (``sqlite_...``, ``pg_...``); and not ending like the project's side tables and index
+    (:data:`SIDE_SUFFIXES`), which would make it one of another table's.
+    """
     if not isinstance(table, str) or not TABLE_PATTERN.match(table):
-        raise ValueError(f"table: must match {TABLE_PATTERN.pattern} (a letter or _, then up to 50 letters, "
-                         f"digits or _), got {table!r}")
+        raise ValueError(f"table: must be a plain identifier (a letter or _, then up to 47 letters, digits or _), "
+                         f"got {table!r}")
+    lowered = table.lower()
+    if lowered.startswith(RESERVED_PREFIXES):
+        raise ValueError(f"table: must not start with {' or '.join(RESERVED_PREFIXES)}, which name the databases' "
+                         f"own tables, got {table!r}")
+    if lowered.endswith(SIDE_SUFFIXES):
+        suffix = next(end for end in SIDE_SUFFIXES if lowered.endswith(end))
+        raise ValueError(f"table: must not end in {', '.join(SIDE_SUFFIXES)}, the names of another table's side "
+                         f"tables (here {table[:-len(suffix)]!r}'s {suffix}), got {table!r}")
     return table
 
 
@@ -233,16 +251,45 @@ def warehouse_url_from_parts(conn_type: str | None, host: str | None, login: str
                      f"got {conn_type!r}")
 
 
+class WarehouseUnavailable(RuntimeError):
+    """The warehouse could not be reached or opened; the message names it without its password."""
+
+
 def open_warehouse(url: str) -> Warehouse:
-    """Connect to the warehouse at ``url`` (see :data:`URL_FORMS`); a SQLite file is created if missing."""
+    """Connect to the warehouse at ``url`` (see :data:`URL_FORMS`); a SQLite file is created if missing.
+
+    :raises WarehouseUnavailable: the server refused or did not answer, or the file cannot be opened.
+    """
     if isinstance(url, str) and url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
-        return SqliteWarehouse(url[len("sqlite:///"):], url)
+        try:
+            return SqliteWarehouse(url[len("sqlite:///"):], url)
+        except (sqlite3.Error, OSError) as exc:
+            raise WarehouseUnavailable(f"warehouse: cannot open {redact_url(url)}: {_one_line(exc, url)}") from None
     if isinstance(url, str) and url.startswith(("postgresql://", "postgres://")):
         from airflow_provider_uci.exhaust.postgres import PostgresWarehouse
 
-        return PostgresWarehouse(url)
+        import psycopg2
+
+        try:
+            return PostgresWarehouse(url)
+        except psycopg2.OperationalError as exc:  # told in one line, without the password
+            raise WarehouseUnavailable(f"warehouse: cannot connect to {redact_url(url)}: "
+                                       f"{_one_line(exc, url)}") from None
+        except psycopg2.ProgrammingError as exc:  # an invalid connection string
+            raise ValueError(f"warehouse: {redact_url(url)} is not a valid PostgreSQL URL: "
+                             f"{_one_line(exc, url)}") from None
     shown = redact_url(url) if isinstance(url, str) else repr(url)
     raise ValueError(f"warehouse: expected {URL_FORMS}, got {shown!r}")
+
+
+def _one_line(exc: BaseException, url: str) -> str:
+    """An error's text on one line, with the URL and its password (if any) left out."""
+    text = "; ".join(part.strip() for part in str(exc).splitlines() if part.strip()) or type(exc).__name__
+    text = text.replace(url, redact_url(url))
+    password = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:/@?#]*:([^@/?#]+)@", url)
+    if password:
+        text = text.replace(password.group(1), "***")
+    return text
 
 
 class Warehouse:
@@ -297,6 +344,9 @@ class Warehouse:
         self._loading = True
         try:
             self._create(table)
+            from airflow_provider_uci.analytics.views import create_views
+
+            create_views(self, table)  # the analytics views, made with the tables
             self._lock(table, conversation_id)
             load_id = self._insert_returning_id(
                 f"INSERT INTO {_q(table + '_loads')} (conversation_id, from_date, to_date, response_request_id, "
@@ -464,7 +514,12 @@ class Warehouse:
 
 
 class SqliteWarehouse(Warehouse):
-    """A SQLite file: responses inserted and users upserted in chunks, inside ``BEGIN IMMEDIATE``."""
+    """A SQLite file: responses inserted and users upserted in chunks, inside ``BEGIN IMMEDIATE``.
+
+    The file is put in write-ahead-log mode (``journal_mode=WAL``, which stays with the file), so that
+    readers go on reading the last committed state while a load writes, instead of finding the
+    database locked once the load's changes outgrow the page cache, or while it commits.
+    """
 
     backend = "sqlite"
     _serial = "id INTEGER PRIMARY KEY AUTOINCREMENT"
@@ -476,6 +531,12 @@ class SqliteWarehouse(Warehouse):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+        if path != ":memory:":
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            except BaseException:
+                self._conn.close()
+                raise
 
     def close(self) -> None:
         self._conn.close()

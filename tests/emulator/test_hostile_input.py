@@ -297,3 +297,12 @@ def test_a_path_no_route_takes_gets_the_answer_of_the_part_in_front(emulator: Em
                     "uci.emulator.admin")
     wrong_method = requests.delete(f"{emulator.api}/dataset/v1/request/submit", headers=headers, timeout=10)
     assert wrong_method.status_code == 405 and wrong_method.json() == {"message": "Method Not Allowed"}
+
+
+def test_a_dataset_that_makes_no_folder_is_refused_by_place_file_without_a_blob(emulator: Emulator) -> None:
+    """Any dataset text is accepted at submit (as the real service does), but '..' names no folder."""
+    submitted = job(emulator, dataset="..")
+    answer = requests.post(f"{emulator.root}/admin/jobs/{submitted['requestId']}/file",
+                           params={"tag": submitted["tag"], "name": "x.csv"}, data=b"a\n", timeout=10)
+    assert_envelope(answer, 400, "dataset: the job's dataset '..' makes no blob key", "uci.emulator.admin")
+    assert blobs_of(emulator, submitted["requestId"]) == []

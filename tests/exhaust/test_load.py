@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_uci.emulator.crypto import zip_single_file
+from airflow_provider_uci.exhaust.keys import DuplicateAnswer
 from airflow_provider_uci.exhaust.load import RejectLimitExceeded, load_exhaust
 from airflow_provider_uci.exhaust.records import RESPONSE_TABLE_COLUMNS, USER_TABLE_COLUMNS
 from airflow_provider_uci.exhaust.warehouse import open_warehouse
@@ -58,20 +59,23 @@ KEY_COLUMNS = ("conversation_id", "message_id", "device_id", "question_id")
 class Pair:
     name: str
     response: str
-    private: str
+    private: str | None  # None: the service found no users (no private exhaust)
     rows: int  # records in the response file
     users: int  # users of the response file's bot in the private file
     joined: int  # responses that find their user
 
+    @property
+    def private_path(self) -> Path | None:
+        return None if self.private is None else SUNBIRD / self.private
+
 
 PAIRS = [
-    # different bots: the private file's users belong to another conversation, so none join
-    Pair("2022-04", "response-exhaust-2022-04-sample.csv", "private-exhaust-2022-04-sample.csv", 13, 0, 0),
+    # the samples' private files are of other bots (a load refuses those): loaded without users
+    Pair("2022-04", "response-exhaust-2022-04-sample.csv", None, 13, 0, 0),
     # the same bot: every answer comes from one of its two users
     Pair("2022-06", "response-exhaust-2022-06-sample.csv", "private-exhaust-2022-06-sample.csv", 55, 2, 55),
-    # Hindi, multi-line titles; the 2022-06 private file is of another bot
-    Pair("mentor-feedback", "response-exhaust-2022-06-24-mentor-feedback.csv", "private-exhaust-2022-06-sample.csv",
-         17, 0, 0),
+    # Hindi, multi-line titles
+    Pair("mentor-feedback", "response-exhaust-2022-06-24-mentor-feedback.csv", None, 17, 0, 0),
 ]
 TARA = PAIRS[1]
 
@@ -117,8 +121,10 @@ def instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def private_users(path: Path, bot: str, phone: str = "plain") -> dict[str, tuple[Any, ...]]:
+def private_users(path: Path | None, bot: str, phone: str = "plain") -> dict[str, tuple[Any, ...]]:
     """The users table rows the private file gives for ``bot``, by device, in USER_TABLE_COLUMNS order."""
+    if path is None:
+        return {}
     _, records = read_fixture(path)
     users = {}
     for record in records:
@@ -140,7 +146,7 @@ def expected_rows(pair: Pair, phone: str = "plain") -> dict[tuple[str, ...], dic
     """Every response row the pair must load, by key: what the files say, typed and joined."""
     _, records = read_fixture(SUNBIRD / pair.response)
     bot = records[0].values["Conversation ID"]
-    users = private_users(SUNBIRD / pair.private, bot, phone)
+    users = private_users(pair.private_path, bot, phone)
     rows = {}
     for record in records:
         values = record.values
@@ -198,12 +204,13 @@ def scratch(tmp_path: Path) -> Iterator[Path]:
     _scratch.remove(tmp_path)
 
 
-def uci_load(response: Path, private: Path, url: str, *extra: str, rejects: Path | None = None,
+def uci_load(response: Path, private: Path | None, url: str, *extra: str, rejects: Path | None = None,
              table: str = TABLE) -> subprocess.CompletedProcess[str]:
     command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "airflow_provider_uci.cli"]
     env = {name: value for name, value in os.environ.items() if name != "UCI_EXHAUST_ENCRYPTION_KEY"}
     rejects = rejects or _scratch[-1] / f"{response.stem}.rejects.jsonl"
-    args = ["load", "--response", str(response), "--private", str(private), "--warehouse", url, "--table", table,
+    given = [] if private is None else ["--private", str(private)]
+    args = ["load", "--response", str(response), *given, "--warehouse", url, "--table", table,
             "--json", "--rejects", str(rejects), *extra]
     return subprocess.run([*command, *args], check=False, capture_output=True, text=True, timeout=120, env=env,
                           stdin=subprocess.DEVNULL)
@@ -229,7 +236,7 @@ def rewrite_record(pair: Pair, number: int, old: str, new: str, target: Path) ->
 
 @pytest.mark.parametrize("pair", PAIRS, ids=[pair.name for pair in PAIRS])
 def test_each_real_pair_loads_every_value_of_its_files(pair: Pair, warehouse_url: str, tmp_path: Path) -> None:
-    summary = loaded(uci_load(SUNBIRD / pair.response, SUNBIRD / pair.private, warehouse_url,
+    summary = loaded(uci_load(SUNBIRD / pair.response, pair.private_path, warehouse_url,
                               rejects=tmp_path / "rejects.jsonl"))
 
     assert summary["responses_read"] == summary["responses_loaded"] == pair.rows
@@ -246,7 +253,7 @@ def test_each_real_pair_loads_every_value_of_its_files(pair: Pair, warehouse_url
     assert sum(row["user_phone"] is not None for row in table.values()) == pair.joined
 
     bot = next(iter(expected.values()))["conversation_id"]
-    users = private_users(SUNBIRD / pair.private, bot)
+    users = private_users(pair.private_path, bot)
     with open_warehouse(warehouse_url) as warehouse:
         assert warehouse.fetch_users(TABLE) == [users[device] for device in sorted(users)]
         assert warehouse.count(TABLE) == pair.rows
@@ -311,7 +318,7 @@ def test_a_broken_row_is_rejected_with_its_line_and_the_load_fails(broken: str, 
     response = tmp_path / "response.csv"
     record = rewrite_record(TARA, number, old, new, response)
     assert record.line == 10
-    loaded(uci_load(SUNBIRD / PAIRS[2].response, SUNBIRD / PAIRS[2].private, warehouse_url))
+    loaded(uci_load(SUNBIRD / PAIRS[2].response, PAIRS[2].private_path, warehouse_url))
     loaded(uci_load(SUNBIRD / TARA.response, SUNBIRD / TARA.private, warehouse_url, "--phone-numbers", "hashed"))
     before = state(warehouse_url)
 
@@ -389,7 +396,7 @@ def test_a_file_cut_short_fails_with_its_line_and_changes_nothing(cut: str, ware
 def test_a_private_zip_needs_its_key(warehouse_url: str, tmp_path: Path) -> None:
     archive = tmp_path / "private.zip"
     zip_single_file(SUNBIRD / TARA.private, archive, "c387e983_userinfo_20220624.csv", ZIP_KEY)
-    loaded(uci_load(SUNBIRD / PAIRS[0].response, SUNBIRD / PAIRS[0].private, warehouse_url))
+    loaded(uci_load(SUNBIRD / PAIRS[0].response, PAIRS[0].private_path, warehouse_url))
     before = state(warehouse_url)
 
     missing = uci_load(SUNBIRD / TARA.response, archive, warehouse_url)
@@ -431,8 +438,10 @@ def test_phone_numbers_are_stored_as_asked(mode: str, warehouse_url: str) -> Non
 # -- repeated records, ranges and first loads ---------------------------------------------------------
 
 @pytest.mark.parametrize("table_exists", [False, True], ids=["into a new table", "into an existing table"])
-def test_a_record_twice_in_a_file_lands_twice_and_a_rerun_leaves_it_so(table_exists: bool, warehouse_url: str,
-                                                                       tmp_path: Path) -> None:
+def test_an_answer_twice_in_a_file_is_refused_naming_both_lines(table_exists: bool, warehouse_url: str,
+                                                                tmp_path: Path) -> None:
+    """The service writes each answer once: a file with one key twice (here with another duration) is not
+    as it wrote it. Both readers refuse it, naming both lines, and leave the tables as they were."""
     _, records = read_fixture(SUNBIRD / TARA.response)
     record = records[2]
     again = record.raw.replace(',ftp,"","",0,1,1,', ',ftp,"","",42,1,1,')
@@ -441,19 +450,21 @@ def test_a_record_twice_in_a_file_lands_twice_and_a_rerun_leaves_it_so(table_exi
     response = tmp_path / "twice.csv"
     response.write_text(text + again, encoding="utf-8", newline="")
     if table_exists:
-        loaded(uci_load(SUNBIRD / PAIRS[2].response, SUNBIRD / PAIRS[2].private, warehouse_url))
-
-    summary = loaded(uci_load(response, SUNBIRD / TARA.private, warehouse_url))
-
-    assert (summary["responses_read"], summary["responses_loaded"]) == (TARA.rows + 1, TARA.rows + 1)
-    key = (TARA_BOT, record.values["Message ID"], record.values["Device ID"], record.values["Question Id"])
-    with open_warehouse(warehouse_url) as warehouse:
-        rows = [dict(zip(RESPONSE_TABLE_COLUMNS, row, strict=True)) for row in warehouse.fetch(TABLE)]
-    assert sorted(row["question_duration"] for row in rows if tuple(row[c] for c in KEY_COLUMNS) == key) == [0, 42]
+        loaded(uci_load(SUNBIRD / PAIRS[2].response, PAIRS[2].private_path, warehouse_url))
     before = state(warehouse_url)
-    rerun = loaded(uci_load(response, SUNBIRD / TARA.private, warehouse_url))
-    assert (rerun["responses_loaded"], rerun["responses_replaced"]) == (TARA.rows + 1, TARA.rows + 1)
-    assert state(warehouse_url)[:2] == before[:2]
+    lines = f"twice.csv: lines {record.line} and {text.count(chr(10)) + 1} hold the same answer"
+
+    done = uci_load(response, SUNBIRD / TARA.private, warehouse_url)
+
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"uci-exhaust: error: {lines} (Conversation ID {TARA_BOT}, Message ID "
+                                  f"{record.values['Message ID']}, Device ID {record.values['Device ID']}, "
+                                  f"Question Id {record.values['Question Id']})")
+    assert done.stderr.count("\n") == 1 and "nothing was loaded" in done.stderr
+    assert state(warehouse_url) == before
+    with pytest.raises(DuplicateAnswer, match=f"^{re.escape(lines)}"):
+        load_exhaust(response_csv=response, private=SUNBIRD / TARA.private, warehouse_url=warehouse_url, fast=False)
+    assert state(warehouse_url) == before
 
 
 def test_a_record_synced_outside_the_range_is_rejected(warehouse_url: str, tmp_path: Path) -> None:
@@ -486,7 +497,7 @@ def generated_pair(folder: Path, rows: int) -> tuple[Path, Path]:
 def loads_alike(fast_url: str, slow_url: str, folder: Path) -> None:
     """Every real pair and a generated one, loaded read in C and record by record: the same summaries,
     the same rows and users."""
-    pairs = [(SUNBIRD / pair.response, SUNBIRD / pair.private) for pair in PAIRS]
+    pairs = [(SUNBIRD / pair.response, pair.private_path) for pair in PAIRS]
     pairs.append(generated_pair(folder, 3000))
     for response, private in pairs:
         for phones in ("plain", "hashed"):
@@ -576,7 +587,7 @@ def test_two_first_loads_at_once_both_land_and_the_tables_get_their_indexes(tmp_
 
         def run(name: str, pair: Pair) -> None:
             try:
-                results[name] = load_exhaust(response_csv=SUNBIRD / pair.response, private=SUNBIRD / pair.private,
+                results[name] = load_exhaust(response_csv=SUNBIRD / pair.response, private=pair.private_path,
                                              warehouse_url=url)
             except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
                 results[name] = exc
@@ -612,7 +623,7 @@ def test_a_value_postgresql_refuses_in_binary_is_named_by_the_record_reader(tmp_
     response = tmp_path / "response.csv"
     rewrite_record(TARA, 2, "comic_books[1]/eof", "comic\x00books[1]/eof", response)
     with postgres_database() as url:
-        loaded(uci_load(SUNBIRD / PAIRS[2].response, SUNBIRD / PAIRS[2].private, url))
+        loaded(uci_load(SUNBIRD / PAIRS[2].response, PAIRS[2].private_path, url))
         before = state(url)
 
         with pytest.raises(ValueError, match="x_path: row 3 contains a NUL character"):
@@ -634,7 +645,7 @@ def test_a_value_only_the_record_reader_judges_is_rejected_as_it_rejects_it(old:
     response = tmp_path / "response.csv"
     rewrite_record(TARA, 2, old, new, response)
     with postgres_database() as url:
-        loaded(uci_load(SUNBIRD / PAIRS[2].response, SUNBIRD / PAIRS[2].private, url))
+        loaded(uci_load(SUNBIRD / PAIRS[2].response, PAIRS[2].private_path, url))
         before = state(url)
         with pytest.raises(RejectLimitExceeded, match=rf"line \d+ of response.csv: {re.escape(reason)}"):
             load_exhaust(response_csv=response, private=SUNBIRD / TARA.private, warehouse_url=url)

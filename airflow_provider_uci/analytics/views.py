@@ -1,0 +1,228 @@
+"""Analytics over a responses table, as SQL both warehouses run: views, and the same queries filtered.
+
+Each query is built by one function here, for SQLite or PostgreSQL, over the table's own columns
+(``exhaust.warehouse.STORED_RESPONSE_COLUMNS``). :func:`create_views` makes them the views
+``<table>_daily``, ``<table>_question_stats``, ``<table>_sessions`` and ``<table>_completion`` (the
+load calls it with the tables); the report runs the same text narrowed to one bot and a range of
+sync days (:class:`Scope`), so a number reads the same in a view and on the page.
+
+- ``_daily``: per bot and sync day, the distinct devices that answered, the answers, and the devices
+  whose first answer to the bot ever was that day (``new_devices``).
+- ``_question_stats``: per bot and question, its ``position`` in the conversation (by ``X Path`` as
+  text, byte order, where the question has one; then by the first time it was answered), devices,
+  answers, answers withheld without consent (``""``), and the median ``question_duration``.
+  SQLite has no median: both compute it with window functions (the middle row, or the mean of the
+  two middle rows, of each question's durations in order).
+- ``_sessions``: per bot and session (``Session ID``; for vintages without one, the device and sync
+  day), the questions answered, the answers, whether it reached the end (an answer with ``Eof`` true),
+  and when it started and ended (UTC; SQLite gives ISO text ending in ``Z``).
+- ``_completion``: per bot, sessions, those that reached the end, and their ratio.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+#: The views made for a responses table, by suffix.
+VIEW_SUFFIXES = ("_daily", "_question_stats", "_sessions", "_completion")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which rows a query reads: a bot (or all), and a range of sync days (either end may be open)."""
+
+    conversation_id: str | None = None
+    from_date: str | None = None
+    to_date: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("from_date", "to_date"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    date.fromisoformat(value)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{name}: expected a date as YYYY-MM-DD, got {value!r}") from None
+        if self.from_date and self.to_date and self.from_date > self.to_date:
+            raise ValueError(f"from_date: {self.from_date} is after to_date {self.to_date}")
+
+
+class _Sql:
+    """SQL text with its ``?`` parameters, in order, built piece by piece."""
+
+    def __init__(self, backend: str) -> None:
+        if backend not in ("sqlite", "postgres"):
+            raise ValueError(f"backend: must be sqlite or postgres, got {backend!r}")
+        self.backend = backend
+        self.params: list[Any] = []
+
+    def where(self, scope: Scope | None, days: bool = True) -> str:
+        """A ``WHERE`` clause for ``scope`` (the bot only, unless ``days``), its parameters kept."""
+        if scope is None:
+            return ""
+        terms = []
+        if scope.conversation_id is not None:
+            terms.append("conversation_id = ?")
+            self.params.append(scope.conversation_id)
+        if days and scope.from_date:
+            terms.append("sync_date >= ?")
+            self.params.append(scope.from_date)
+        if days and scope.to_date:
+            terms.append("sync_date <= ?")
+            self.params.append(scope.to_date)
+        return f" WHERE {' AND '.join(terms)}" if terms else ""
+
+    @property
+    def binary(self) -> str:
+        """Byte order for text, as SQLite compares it."""
+        return ' COLLATE "C"' if self.backend == "postgres" else ""
+
+    @property
+    def real(self) -> str:
+        return "double precision" if self.backend == "postgres" else "REAL"
+
+    def moment(self, column: str) -> str:
+        """A timestamp column in a form that orders as time: UTC ISO text on SQLite (stored as written)."""
+        return column if self.backend == "postgres" else f"strftime('%Y-%m-%dT%H:%M:%fZ', {column})"
+
+    def any_true(self, column: str) -> str:
+        return f"coalesce(bool_or({column}), false)" if self.backend == "postgres" else f"coalesce(max({column}), 0)"
+
+
+def _table(table: str) -> str:
+    from airflow_provider_uci.exhaust.warehouse import check_table
+
+    return f'"{check_table(table)}"'
+
+
+def daily_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str, list[Any]]:
+    """Per bot and sync day: devices, answers, new devices (first answer to the bot ever)."""
+    sql, t = _Sql(backend), _table(table)
+    days = f"SELECT conversation_id, sync_date, count(DISTINCT device_id) AS devices, count(*) AS answers " \
+           f"FROM {t}{sql.where(scope)} GROUP BY conversation_id, sync_date"
+    firsts = f"SELECT conversation_id, first_date, count(*) AS new_devices FROM (SELECT conversation_id, " \
+             f"min(sync_date) AS first_date FROM {t}{sql.where(scope, days=False)} GROUP BY conversation_id, " \
+             f"device_id) AS f GROUP BY conversation_id, first_date"
+    text = (f"SELECT d.conversation_id, d.sync_date, d.devices, d.answers, coalesce(n.new_devices, 0) AS new_devices "
+            f"FROM ({days}) AS d LEFT JOIN ({firsts}) AS n ON n.conversation_id = d.conversation_id "
+            f"AND n.first_date = d.sync_date")
+    return text, sql.params
+
+
+def question_stats_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str, list[Any]]:
+    """Per bot and question: title, type, position, devices, answers, withheld, median duration."""
+    sql, t = _Sql(backend), _table(table)
+    base = (f"SELECT conversation_id, question_id, device_id, question_title, question_type, x_path, "
+            f"question_duration, question_response, {sql.moment('coalesce(event_timestamp, at_timestamp)')} AS moment "
+            f"FROM {t}{sql.where(scope)}")
+    text = (
+        f"WITH base AS ({base}), "
+        f"devices AS (SELECT conversation_id, question_id, count(*) AS devices FROM "
+        f"(SELECT DISTINCT conversation_id, question_id, device_id FROM base) AS seen GROUP BY conversation_id, "
+        f"question_id), "
+        f"questions AS (SELECT conversation_id, question_id, max(question_title) AS question_title, "
+        f"max(question_type) AS question_type, min(x_path{sql.binary}) AS x_path, min(moment) AS first_seen, "
+        f"count(*) AS answers, sum(CASE WHEN question_response = '' THEN 1 ELSE 0 END) AS withheld "
+        f"FROM base GROUP BY conversation_id, question_id), "
+        f"ranked AS (SELECT conversation_id, question_id, question_duration, row_number() OVER (PARTITION BY "
+        f"conversation_id, question_id ORDER BY question_duration) AS place, count(*) OVER (PARTITION BY "
+        f"conversation_id, question_id) AS n FROM base WHERE question_duration IS NOT NULL), "
+        f"medians AS (SELECT conversation_id, question_id, avg(CAST(question_duration AS {sql.real})) AS "
+        f"median_duration FROM ranked WHERE place IN ((n + 1) / 2, (n + 2) / 2) GROUP BY conversation_id, question_id) "
+        f"SELECT q.conversation_id, q.question_id, q.question_title, q.question_type, q.x_path, "
+        f"row_number() OVER (PARTITION BY q.conversation_id ORDER BY CASE WHEN q.x_path IS NULL THEN 1 ELSE 0 END, "
+        f"q.x_path{sql.binary}, q.first_seen, q.question_id{sql.binary}) AS position, "
+        f"d.devices, q.answers, q.withheld, m.median_duration "
+        f"FROM questions AS q JOIN devices AS d ON d.conversation_id = q.conversation_id AND "
+        f"d.question_id = q.question_id LEFT JOIN medians AS m ON m.conversation_id = q.conversation_id AND "
+        f"m.question_id = q.question_id")
+    return text, sql.params
+
+
+def sessions_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str, list[Any]]:
+    """Per bot and session: device, questions answered, answers, reached the end, started and ended."""
+    sql, t = _Sql(backend), _table(table)
+    base = (f"SELECT conversation_id, coalesce(nullif(session_id, ''), device_id || '/' || CAST(sync_date AS TEXT)) "
+            f"AS session_id, device_id, question_id, eof, sync_date, "
+            f"{sql.moment('coalesce(event_timestamp, at_timestamp)')} AS moment FROM {t}{sql.where(scope)}")
+    text = (f"SELECT conversation_id, session_id, min(device_id) AS device_id, min(sync_date) AS sync_date, "
+            f"count(DISTINCT question_id) AS questions_answered, count(*) AS answers, "
+            f"{sql.any_true('eof')} AS reached_end, min(moment) AS started_at, max(moment) AS ended_at "
+            f"FROM ({base}) AS s GROUP BY conversation_id, session_id")
+    return text, sql.params
+
+
+def completion_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str, list[Any]]:
+    """Per bot: sessions, sessions that reached the end, and the completion rate (their ratio)."""
+    sessions, params = sessions_sql(table, backend, scope)
+    real = _Sql(backend).real
+    reached = "CASE WHEN reached_end THEN 1 ELSE 0 END"
+    return (f"SELECT conversation_id, count(*) AS sessions, sum({reached}) AS completed, "
+            f"CAST(sum({reached}) AS {real}) / count(*) AS completion_rate FROM ({sessions}) AS s "
+            f"GROUP BY conversation_id"), params
+
+
+def funnel_sql(table: str, backend: str, scope: Scope) -> tuple[str, list[Any]]:
+    """One bot's questions in conversation order with the devices that answered each: the lighter
+    query behind the report's funnel (the positions are those of ``_question_stats``)."""
+    sql, t = _Sql(backend), _table(table)
+    where = sql.where(scope)
+    text = (f"WITH questions AS (SELECT conversation_id, question_id, min(x_path{sql.binary}) AS x_path, "
+            f"min({sql.moment('coalesce(event_timestamp, at_timestamp)')}) AS first_seen, max(question_title) AS "
+            f"question_title FROM {t}{where} GROUP BY conversation_id, question_id), "
+            f"devices AS (SELECT conversation_id, question_id, count(*) AS devices FROM (SELECT DISTINCT "
+            f"conversation_id, question_id, device_id FROM {t}{sql.where(scope)}) AS seen GROUP BY conversation_id, "
+            f"question_id) "
+            f"SELECT q.conversation_id, q.question_id, q.question_title, row_number() OVER (PARTITION BY "
+            f"q.conversation_id ORDER BY CASE WHEN q.x_path IS NULL THEN 1 ELSE 0 END, q.x_path{sql.binary}, "
+            f"q.first_seen, q.question_id{sql.binary}) AS position, d.devices FROM questions AS q JOIN devices AS d "
+            f"ON d.conversation_id = q.conversation_id AND d.question_id = q.question_id ORDER BY 1, 4")
+    return text, sql.params
+
+
+_BUILDERS = {"_daily": daily_sql, "_question_stats": question_stats_sql, "_sessions": sessions_sql,
+             "_completion": completion_sql}
+
+
+def view_names(table: str) -> list[str]:
+    """The names of ``table``'s views."""
+    return [f"{table}{suffix}" for suffix in VIEW_SUFFIXES]
+
+
+def view_ddl(table: str, backend: str) -> list[str]:
+    """``CREATE VIEW`` statements of ``table``'s views (SQLite: ``IF NOT EXISTS``)."""
+    statements = []
+    for suffix in VIEW_SUFFIXES:
+        text, params = _BUILDERS[suffix](table, backend)
+        assert not params
+        exists = " IF NOT EXISTS" if backend == "sqlite" else ""
+        statements.append(f'CREATE VIEW{exists} "{table}{suffix}" AS {text}')
+    return statements
+
+
+def create_views(warehouse: Any, table: str) -> None:
+    """Create ``table``'s views where missing, in the warehouse's open transaction (the load's).
+
+    On PostgreSQL, a view that exists is left alone (replacing it would lock out its readers until the
+    load commits); two first loads at once are serialised by an advisory lock.
+    """
+    backend = warehouse.backend
+    statements = view_ddl(table, backend)
+    if backend == "sqlite":
+        for statement in statements:
+            warehouse._execute(statement)
+        return
+    names = view_names(table)
+    found = warehouse._query("SELECT " + ", ".join("to_regclass(?)" for _ in names), tuple(f'"{n}"' for n in names))
+    if all(value is not None for value in found[0]):
+        return
+    warehouse._query("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(f"uci-views:{table}".encode()),))
+    here = {row[0] for row in warehouse._query(
+        "SELECT relname FROM pg_catalog.pg_class WHERE relname = ANY(?) AND relnamespace = "
+        "(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())", (names,))}
+    for name, statement in zip(names, statements, strict=True):
+        if name not in here:
+            warehouse._execute(statement)
