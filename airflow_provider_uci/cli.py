@@ -328,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     from airflow_provider_uci.cli_client import add_client_commands
 
     add_client_commands(commands)
+    from airflow_provider_uci.analytics.report import add_report_command
+
+    add_report_command(commands)
     demo = commands.add_parser(
         "demo", help="run the whole path on this machine: emulator, seed data, the DAG, a warehouse",
         description="Start the emulator in this process, seed a few bots, run the uci_exhaust DAG with "
@@ -373,6 +376,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from airflow_provider_uci.cli_client import run_client_command
 
         return run_client_command(args)
+    if args.command == "report":
+        from airflow_provider_uci.analytics.report import run_report_command
+
+        return run_report_command(args)
     if args.command == "demo":
         from airflow_provider_uci.demo import run_demo
 

@@ -61,15 +61,17 @@ def secrets_of(args: argparse.Namespace) -> list[str]:
 def exit_code(exc: BaseException) -> int:
     """The exit code of a failure: 2 bad input, 3 no such job, 1 anything else (the service, the network,
     the warehouse)."""
-    from airflow_provider_uci.emulator.config import SettingsError
-    from airflow_provider_uci.emulator.faults import FaultSpecError
-    from airflow_provider_uci.models import ExhaustJobNotFound
+    def kind(module: str, name: str) -> type | None:
+        # only a module already imported can have raised it (and importing Airflow's takes seconds)
+        return getattr(sys.modules.get(module), name, None)
 
-    if isinstance(exc, ExhaustJobNotFound):
+    not_found = kind("airflow_provider_uci.models", "ExhaustJobNotFound")
+    if not_found is not None and isinstance(exc, not_found):
         return 3
-    if isinstance(exc, (SettingsError, FaultSpecError, ValueError, FileNotFoundError, NotADirectoryError)):
-        return 2
-    return 1
+    bad_input = [ValueError, FileNotFoundError, NotADirectoryError]
+    bad_input += [found for found in (kind("airflow_provider_uci.emulator.config", "SettingsError"),
+                                      kind("airflow_provider_uci.emulator.faults", "FaultSpecError")) if found]
+    return 2 if isinstance(exc, tuple(bad_input)) else 1
 
 
 def failure_line(exc: BaseException, secrets: Iterable[str] = ()) -> str:

@@ -35,7 +35,8 @@ def test_demo_refuses_a_workdir_it_did_not_make_and_leaves_it_alone(tmp_path: Pa
     theirs.mkdir()
     (theirs / "notes.txt").write_text("keep me")
     (tmp_path / "a-file").write_text("keep me too")
-    for workdir, why in ((theirs, "is not empty and was not made by the demo"), (tmp_path / "a-file", "is not a folder")):
+    for workdir, why in ((theirs, "is not empty and was not made by the demo"),
+                         (tmp_path / "a-file", "is not a folder")):
         result = subprocess.run([str(SCRIPT), "demo", "--workdir", str(workdir)], capture_output=True, text=True,
                                 timeout=120, cwd=tmp_path)
         assert result.returncode == 2, result.stderr

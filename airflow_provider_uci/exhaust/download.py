@@ -358,4 +358,4 @@ def _limit_rule(max_bytes: int | None) -> str:
     if max_bytes is not None:
         return "max_unzipped_bytes"
     return (f"by default {UNZIP_RATIO} times the zip's size, at least {UNZIP_FLOOR // MIB} MiB and at most "
-            f"{UNZIP_CEILING // MIB} MiB; set max_unzipped_bytes for more")
+            f"{UNZIP_CEILING // MIB} MiB; for more, set max_unzipped_bytes, or --max-unzipped-mb of uci-exhaust")

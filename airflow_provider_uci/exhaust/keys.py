@@ -3,20 +3,25 @@
 The service writes each answer, keyed on (conversation, Message ID, Device ID, Question Id), once (the
 pipeline de-duplicates events by ``mid`` before the job reads them), and a load keeps rows as the
 file holds them. A file that holds one key twice is not as the service wrote it, and is refused with
-:class:`DuplicateAnswer`. While a file is read, each row's key becomes a 64-bit hash, computed in
-numpy a batch at a time (:func:`key_hashes`, the same for both readers; a load is of one bot, so the
-conversation is left out). Once it is read, the hashes are sorted; only when two are equal is the file
-read again, to find those records and compare their keys (two keys may share a hash).
+:class:`DuplicateAnswer`. While a file is read, each row's key becomes a 64-bit hash: in numpy a batch
+at a time when the file is read in C (:func:`key_hashes`), with Python's own ``hash`` when it is read
+record by record (a load is of one bot, so the conversation is left out). Once it is read, the hashes
+are sorted; only when two are equal is the file read again, to find those records and compare their
+keys (two keys may share a hash).
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-#: Keys hashed at a time when rows come one by one.
+#: Records read again at a time, to find those whose keys share a hash.
 BATCH = 4096
+#: Hashes of rows that come one by one, kept in a buffer of this many before they join the rest.
+PENDING = 1 << 16
+_MASK = (1 << 64) - 1
 _MULTIPLIER = 0x9E3779B97F4A7C15  # 2**64 / the golden ratio: spreads the bits of each word
 _BYTE_BASE = 0x100000001B3  # FNV's prime: the base of the polynomial over a value's bytes
 
@@ -107,11 +112,13 @@ def key_hashes(message_ids: Any, device_ids: Any, question_ids: Any) -> Any:
 
 
 class KeyHashes:
-    """The key hashes of the rows read so far (8 bytes a row), by batches or one row at a time."""
+    """The key hashes of the rows read so far (8 bytes a row): batches from :func:`key_hashes`, or rows
+    one at a time (hashed by Python); one or the other, as :meth:`of` hashes keys again."""
 
     def __init__(self) -> None:
         self._chunks: list[Any] = []
-        self._pending: list[tuple[str, str, str]] = []
+        self._pending = array("Q")
+        self._by_python = False
 
     def add(self, hashes: Any) -> None:
         """Keep a batch's hashes (from :func:`key_hashes`)."""
@@ -119,15 +126,26 @@ class KeyHashes:
             self._chunks.append(hashes)
 
     def add_key(self, message_id: str, device_id: str, question_id: str) -> None:
-        """Keep one row's key, hashed with the next batch."""
-        self._pending.append((message_id, device_id, question_id))
-        if len(self._pending) >= BATCH:
+        """Keep one row's key hash."""
+        self._by_python = True
+        self._pending.append(hash((message_id, device_id, question_id)) & _MASK)
+        if len(self._pending) >= PENDING:
             self._flush()
 
+    def of(self, keys: list[tuple[str, str, str]]) -> Any:
+        """The hashes of ``keys`` (Message ID, Device ID, Question Id), as they were kept."""
+        import numpy as np
+
+        if self._by_python:
+            return np.array([hash(key) & _MASK for key in keys], dtype=np.uint64)
+        return _hash_keys(keys)
+
     def _flush(self) -> None:
+        import numpy as np
+
         if self._pending:
-            self.add(_hash_keys(self._pending))
-            self._pending = []
+            self.add(np.array(self._pending, dtype=np.uint64))
+            self._pending = array("Q")
 
     def repeated(self) -> set[int]:
         """The hashes seen more than once (usually none); the hashes kept are let go of."""
@@ -154,11 +172,11 @@ def _hash_keys(keys: list[tuple[str, str, str]]) -> Any:
                       pa.array(questions, pa.string()))
 
 
-def find_duplicate(path: Path, records: Iterator[tuple[int, Any]],
+def find_duplicate(path: Path, records: Iterator[tuple[int, Any]], hashes: KeyHashes,
                    repeated: set[int]) -> DuplicateAnswer | None:
     """Read the file's records again (``(line, ResponseRecord)``, as the load read them) and return the
-    error naming the first key found twice among those whose hash is in ``repeated``; ``None`` when the
-    equal hashes were of different keys."""
+    error naming the first key found twice among those whose hash (as ``hashes`` made them) is in
+    ``repeated``; ``None`` when the equal hashes were of different keys."""
     import numpy as np
 
     if not repeated:
@@ -168,7 +186,7 @@ def find_duplicate(path: Path, records: Iterator[tuple[int, Any]],
     batch: list[tuple[int, Any]] = []
 
     def look(rows: list[tuple[int, Any]]) -> DuplicateAnswer | None:
-        hits = np.isin(_hash_keys([(record[1], record[2], record[3]) for _, record in rows]), wanted)
+        hits = np.isin(hashes.of([(record[1], record[2], record[3]) for _, record in rows]), wanted)
         for hit in np.flatnonzero(hits).tolist():
             line, record = rows[hit]
             key = tuple(record[:4])

@@ -251,7 +251,7 @@ def _load(*, response_csv: Path | None, private: Path | None, warehouse_url: str
                     repeated = hashes[0].repeated()
                     if repeated and response_csv is not None:
                         duplicate = find_duplicate(response_csv, read_response_lines(
-                            response_csv, Rejects(), conversation, from_date, to_date), repeated)
+                            response_csv, Rejects(), conversation, from_date, to_date), hashes[0], repeated)
                         if duplicate is not None:
                             raise duplicate
 

@@ -271,6 +271,10 @@ def deploy_celery(root: Path, azurite: Azurite) -> Iterator[CeleryDeployment]:
             emulator.stop()
             for key in redis_client.scan_iter(f"*{run_tag}*"):
                 redis_client.delete(key)
+            for tag, message in redis_client.hscan_iter("unacked"):  # in flight when the workers stopped
+                if run_tag.encode() in message:
+                    redis_client.hdel("unacked", tag)
+                    redis_client.zrem("unacked_index", tag)
             print(f"\n[celery] stopped in {time.monotonic() - stopping:.1f} s; "
                   f"whole module {time.monotonic() - began:.1f} s")
         assert not strays, f"processes outlived their process groups (killed now): {strays}"
