@@ -225,6 +225,7 @@ def main() -> int:
             airflow.migrate()
             airflow.start_all()
             airflow.wait_healthy(180)
+            airflow.warm_up_execution_api()
             airflow.login()
             airflow.wait_for_dag(DAG_ID, 180)
             airflow.unpause(DAG_ID)

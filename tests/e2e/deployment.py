@@ -90,6 +90,7 @@ def deploy(root: Path, azurite: Azurite) -> Iterator[Deployment]:
             migrated = time.monotonic()
             airflow.start_all()
             airflow.wait_healthy(120)
+            airflow.warm_up_execution_api()
             airflow.login()
             airflow.wait_for_dag(DAG_ID, 120)
             airflow.unpause(DAG_ID)
