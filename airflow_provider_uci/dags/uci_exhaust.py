@@ -14,8 +14,8 @@ load the warehouse idempotently.
 - Per bot, four tasks (labelled with the conversation id): ``submit`` (both requests), ``wait`` (one
   deferred wait for both jobs), ``copy`` (both jobs' files), ``load``. A bot with no answers in the
   range (the service's ``No data found``) ends green, recorded as loaded empty.
-- Bots come in batches of at most ``[core] max_map_length`` (1,024 by default) per mapped group;
-  ``BATCHES`` groups take up to four times that.
+- Bots come in batches of at most ``[core] max_map_length`` (1,024 by default) per mapped group:
+  ``plan`` hands the first batch to the ``bot`` group at once, ``batch_2`` to ``batch_4`` the rest.
 - Connections: ``uci_exhaust_default`` (the API); the warehouse connection named by the Variable
   ``uci_exhaust_warehouse_conn_id`` (PostgreSQL or SQLite; without it, a SQLite file under
   ``$AIRFLOW_HOME/uci-exhaust``); files go to ``$AIRFLOW_HOME/uci-exhaust/files`` or to the
@@ -109,9 +109,18 @@ with DAG(
     },
 ) as dag:
 
+    def batch_size() -> int:
+        from airflow.configuration import conf
+
+        return conf.getint("core", "max_map_length", fallback=1024)
+
     @task(task_id="plan")
     def plan() -> list[dict[str, Any]]:
-        """Which bots, and which range: params first, then the data interval, then yesterday (IST)."""
+        """Which bots, and which range: params first, then the data interval, then yesterday (IST).
+
+        Returns the first batch (the ``bot`` group maps over it at once); every bot goes to the XCom
+        ``bots``, from which ``batch_2`` to ``batch_4`` take the rest.
+        """
         context = get_current_context()
         params = context["params"]
         bots = list(params.get("conversation_ids") or [])
@@ -133,18 +142,19 @@ with DAG(
             end = end or start
         if start > end:
             raise AirflowFailException(f"start_date: {start} is after end_date {end}")
-        return [{"conversation_id": bot, "from_date": start, "to_date": end} for bot in dict.fromkeys(bots)]
-
-    @task(task_id="batch", multiple_outputs=False)
-    def batch(planned: list[dict[str, Any]], number: int) -> list[dict[str, Any]]:
-        """Bots of batch ``number`` (1-based): at most ``[core] max_map_length`` of them."""
-        from airflow.configuration import conf
-
-        size = conf.getint("core", "max_map_length", fallback=1024)
+        planned = [{"conversation_id": bot, "from_date": start, "to_date": end} for bot in dict.fromkeys(bots)]
+        size = batch_size()
         if len(planned) > BATCHES * size:
             raise AirflowFailException(
                 f"conversation_ids: {len(planned)} bots, more than {BATCHES} batches of [core] max_map_length "
                 f"({size}) can hold; raise max_map_length, or split the bots across runs")
+        context["ti"].xcom_push(key="bots", value=planned)
+        return planned[:size]
+
+    @task(task_id="batch")
+    def batch(planned: list[dict[str, Any]], number: int) -> list[dict[str, Any]]:
+        """Bots of batch ``number`` (2 to ``BATCHES``): at most ``[core] max_map_length`` of them."""
+        size = batch_size()
         return planned[(number - 1) * size: number * size]
 
     def per_bot(conversation_id: str, from_date: str, to_date: str) -> None:
@@ -170,7 +180,8 @@ with DAG(
             map_index_template=LABEL,
         )
 
-    planned = plan()
-    for number in range(1, BATCHES + 1):
-        group = task_group(group_id="bot" if number == 1 else f"bot_{number}")(per_bot)
-        group.expand_kwargs(batch.override(task_id=f"batch_{number}")(planned, number))
+    first = plan()
+    task_group(group_id="bot")(per_bot).expand_kwargs(first)
+    for number in range(2, BATCHES + 1):  # larger fleets: the groups run beside the first
+        group = task_group(group_id=f"bot_{number}")(per_bot)
+        group.expand_kwargs(batch.override(task_id=f"batch_{number}")(first["bots"], number))

@@ -22,7 +22,7 @@ DAYS = ["2026-03-01", "2026-03-02"]
 #: Fast-schedule period of the emulator's jobs. Each test (re)starts the emulator and triggers its run
 #: at once, so the jobs first run this long after the trigger: long enough for the run to plan,
 #: submit, and have its sensors poke once and defer (5-20 s on a busy two-core machine).
-JOBS_EVERY = 35.0
+JOBS_EVERY = 45.0
 
 
 #: A bot of the channel that nobody used: its exhausts are "No data found".
