@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_uci.exhaust.records import ExhaustRefused
+
 #: Records read again at a time, to find those whose keys share a hash.
 BATCH = 4096
 #: Hashes of rows that come one by one, kept in a buffer of this many before they join the rest.
@@ -26,7 +28,7 @@ _MULTIPLIER = 0x9E3779B97F4A7C15  # 2**64 / the golden ratio: spreads the bits o
 _BYTE_BASE = 0x100000001B3  # FNV's prime: the base of the polynomial over a value's bytes
 
 
-class DuplicateAnswer(ValueError):
+class DuplicateAnswer(ExhaustRefused):
     """A response exhaust holds one answer's key twice; the message names both lines. Nothing was loaded."""
 
 

@@ -30,6 +30,7 @@ from airflow_provider_uci.exhaust.at_rest import sigterm_unwinds
 from airflow_provider_uci.exhaust.keys import KeyHashes, find_duplicate
 from airflow_provider_uci.exhaust.records import (
     ExhaustFormatError,
+    ExhaustRefused,
     Rejects,
     UserRecord,
     read_response_lines,
@@ -42,14 +43,11 @@ from airflow_provider_uci.exhaust.warehouse import check_table, open_warehouse
 log = logging.getLogger(__name__)
 
 DEFAULT_TABLE = "uci_responses"
+__all__ = ["DEFAULT_TABLE", "ExhaustRefused", "LoadSummary", "RejectLimitExceeded", "load_exhaust"]
 
 
 class RejectLimitExceeded(ValueError):
     """More records were rejected than allowed; nothing was loaded."""
-
-
-class ExhaustRefused(ValueError):
-    """A file is readable but not as the service writes it (the message says how); nothing was loaded."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,10 @@ class ExhaustFormatError(ValueError):
     """A file is not an exhaust this reader understands (the message names the file and the rule)."""
 
 
+class ExhaustRefused(ValueError):
+    """A file is readable but not as the service writes it (the message says how); nothing was loaded."""
+
+
 class ResponseRecord(NamedTuple):
     """One answer: a row of the response exhaust, typed. The first four fields are its key."""
 
