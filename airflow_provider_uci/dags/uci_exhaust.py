@@ -84,7 +84,8 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
     catchup=False,
     max_active_runs=4,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    # "upstream": a bot's later steps go before other bots' earlier ones, so bots finish one by one
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "weight_rule": "upstream"},
     tags=["uci", "sunbird", "exhaust"],
     params={
         "conversation_ids": Param(

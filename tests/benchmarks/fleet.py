@@ -24,6 +24,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -190,6 +191,7 @@ def run_fleet(airflow: AirflowSystem, proxy: CountingProxy, bots: list[str], day
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop every process on a kill, too
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bots", type=int, default=100)
     parser.add_argument("--compare", type=int, default=0, help="a second run over this many bots (e.g. 300)")
