@@ -40,9 +40,10 @@ def get_provider_info() -> dict:
                         "description": "Stored with each request as requestedBy.",
                         "schema": {"type": ["string", "null"], "maxLength": 50},
                     },
-                    "encryption_key": {
-                        "label": "Encryption key",
-                        "description": "Password of the private exhaust zip (ZipCrypto); leave empty for none.",
+                    "zip_password": {
+                        "label": "Zip password (encryption key)",
+                        "description": "Password of the private exhaust zip (the request's encryptionKey, "
+                                       "ZipCrypto); leave empty for none. Airflow shows it as ***.",
                         "schema": {"type": ["string", "null"], "format": "password", "maxLength": 50},
                     },
                 },

@@ -65,7 +65,7 @@ def _environment(workdir: Path, api_url: str) -> dict[str, str]:
         f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps({
             "conn_type": "uci_exhaust", "host": api_url, "password": "dev-key",
             "extra": {"channel_id": "dev-channel", "requested_by": "uci-exhaust demo",
-                      "encryption_key": "demo-zip-key"}}),
+                      "zip_password": "demo-zip-key"}}),
         "AIRFLOW_CONN_UCI_WAREHOUSE": f"sqlite:///{workdir / 'warehouse.db'}",
         "AIRFLOW_VAR_UCI_EXHAUST_WAREHOUSE_CONN_ID": "uci_warehouse",
         "AIRFLOW_VAR_UCI_EXHAUST_DESTINATION": str(workdir / "files"),

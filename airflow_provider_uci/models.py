@@ -12,10 +12,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 #: Attempts after which a FAILED job is final (the service's ``maxIterations``).
 MAX_ATTEMPTS = 3
+#: The ``statusMessage`` of a job whose report had no rows (contract 2.4): no file, and a retry the
+#: next night reads the same sync days, so it is an answer ("nothing"), not a failure.
+NO_DATA = "No data found"
+#: The ``statusMessage`` of a job whose bot is not in the UCI bot table under the request's channel
+#: (contract 2.4): the connection's channel does not own the bot; no retry can change that.
+NO_SUCH_BOT = "No data found for conversation in DB"
 #: Column limits of the service's job table: longer values make it answer HTTP 500.
 TAG_WITH_CHANNEL_LIMIT = 100
 FIELD_LIMIT = 50
@@ -25,7 +31,11 @@ class ExhaustError(AirflowException):
     """Base of every error this provider raises."""
 
 
-class ExhaustValidationError(ExhaustError, ValueError):
+class ExhaustFatalError(ExhaustError, AirflowFailException):
+    """An error that no retry can mend: the task fails at once, without Airflow's retries."""
+
+
+class ExhaustValidationError(ExhaustFatalError, ValueError):
     """A request breaks a rule; nothing was sent.
 
     :param field: the request field at fault.
@@ -39,8 +49,8 @@ class ExhaustValidationError(ExhaustError, ValueError):
         self.rule = rule
 
 
-class ExhaustApiError(ExhaustError):
-    """The service refused the call (HTTP 400 or 403, or a non-retryable answer).
+class ExhaustApiError(ExhaustFatalError):
+    """The service refused the call (HTTP 400, 401, 403, 404, or a non-retryable answer).
 
     :param status: the HTTP status.
     :param err: the envelope's ``params.err`` (e.g. ``CLIENT_ERROR``, ``FORBIDDEN``).
@@ -63,13 +73,53 @@ class ExhaustJobNotFound(ExhaustError):
     """The service knows no job with this tag and request id (it answers HTTP 200 with ``result: null``)."""
 
 
-class ExhaustJobFailed(ExhaustError):
-    """The job failed for good; the message is the service's ``statusMessage``."""
+class ExhaustJobFailed(ExhaustFatalError):
+    """The job failed for good; the message is the service's ``statusMessage``.
 
-    def __init__(self, job: ExhaustJob) -> None:
-        super().__init__(f"exhaust job {job.request_id} ({job.dataset}) failed after {job.attempts} attempt(s): "
-                         f"{job.status_message or '(no message)'}")
+    :param job: the job, or an event's description of it (``request_id``, ``dataset``,
+        ``conversation_id``, ``attempts``, ``status_message``).
+    """
+
+    def __init__(self, job: ExhaustJob | dict[str, Any]) -> None:
         self.job = job
+        about = job.describe() if isinstance(job, ExhaustJob) else dict(job)
+        super().__init__(self.explain(about))
+
+    @staticmethod
+    def explain(about: dict[str, Any]) -> str:
+        bot = f" of bot {about['conversation_id']}" if about.get("conversation_id") else ""
+        return (f"exhaust job {about.get('request_id')} ({about.get('dataset')}){bot} failed after "
+                f"{about.get('attempts')} attempt(s): {about.get('status_message') or '(no message)'}")
+
+
+class ExhaustBotNotFound(ExhaustJobFailed):
+    """The service has no bot with this id under the request's channel (``No data found for conversation in DB``)."""
+
+    @staticmethod
+    def explain(about: dict[str, Any]) -> str:
+        return (f"bot {about.get('conversation_id') or '(unknown)'}: the service found no such conversation owned "
+                f"by channel {about.get('channel') or '(unknown)'} ({about.get('dataset')} job "
+                f"{about.get('request_id')}: {NO_SUCH_BOT!r}); check the conversation id, and that the "
+                "connection's channel_id is the bot's owner org")
+
+
+class Outcome(str, enum.Enum):
+    """What a job's state means for a client waiting on it."""
+
+    WAITING = "waiting"  # not run yet, running, or FAILED with a nightly retry to come
+    FILES = "files"  # SUCCESS: the files are ready
+    EMPTY = "empty"  # FAILED with exactly "No data found": nothing in the range, and a retry finds the same
+    FAILED = "failed"  # FAILED for good
+    NO_SUCH_BOT = "no_such_bot"  # the channel owns no such bot
+
+    @property
+    def is_final(self) -> bool:
+        return self is not Outcome.WAITING
+
+    @property
+    def is_answer(self) -> bool:
+        """The job answered (files, or nothing to give): a waiting client may go on."""
+        return self in (Outcome.FILES, Outcome.EMPTY)
 
 
 class Dataset(str, enum.Enum):
@@ -179,7 +229,42 @@ class ExhaustJob:
     @property
     def is_final_failure(self) -> bool:
         """FAILED with no nightly retry left."""
-        return self.status is JobStatus.FAILED and self.attempts >= MAX_ATTEMPTS
+        return self.outcome() in (Outcome.FAILED, Outcome.NO_SUCH_BOT)
+
+    @property
+    def conversation_id(self) -> str | None:
+        value = self.dataset_config.get("conversationId")
+        return str(value) if value else None
+
+    def outcome(self, fail_on_first_failure: bool = False, max_attempts: int = MAX_ATTEMPTS) -> Outcome:
+        """The one rule of what this job's state means to a waiting client.
+
+        ``No data found`` is an answer (nothing to copy) and an unknown bot is final at once, whatever the
+        attempts; any other FAILED waits for the service's nightly retry until ``max_attempts``, unless
+        ``fail_on_first_failure``.
+        """
+        if self.status is JobStatus.SUCCESS:
+            return Outcome.FILES
+        if self.status is not JobStatus.FAILED:
+            return Outcome.WAITING
+        message = (self.status_message or "").strip()
+        if message == NO_DATA:
+            return Outcome.EMPTY
+        if message == NO_SUCH_BOT:
+            return Outcome.NO_SUCH_BOT
+        if fail_on_first_failure or self.attempts >= max_attempts:
+            return Outcome.FAILED
+        return Outcome.WAITING
+
+    def describe(self) -> dict[str, Any]:
+        """Identifiers and state, for logs, events and errors (never URLs)."""
+        return {**self.identifiers(), "status": self.status_text, "attempts": self.attempts,
+                "status_message": self.status_message, "channel": self.requested_channel,
+                "file_count": len(self.download_urls)}
+
+    def failure(self) -> ExhaustJobFailed:
+        """The error to raise for a job whose outcome is FAILED or NO_SUCH_BOT."""
+        return job_failure(self.describe())
 
     def identifiers(self) -> dict[str, Any]:
         """What may travel in XCom: identifiers only, never URLs or keys."""
@@ -187,6 +272,13 @@ class ExhaustJob:
         return {"request_id": self.request_id, "tag": self.bare_tag, "dataset": self.dataset,
                 "conversation_id": config.get("conversationId"), "start_date": config.get("startDate"),
                 "end_date": config.get("endDate")}
+
+
+def job_failure(about: dict[str, Any]) -> ExhaustJobFailed:
+    """The error for a job (described as :meth:`ExhaustJob.describe` does) that failed for good."""
+    if (about.get("status_message") or "").strip() == NO_SUCH_BOT:
+        return ExhaustBotNotFound(about)
+    return ExhaustJobFailed(about)
 
 
 def strip_channel(tag: str, channel: str | None) -> str:

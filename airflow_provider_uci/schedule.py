@@ -17,6 +17,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 #: The real schedule per dataset (contract 2.1).
 NIGHTLY_RUN = {"uci-response-exhaust": "02:00", "uci-private-exhaust": "03:00"}
 SCHEDULE_TIMEZONE = "Asia/Kolkata"
+#: First look this long after a nightly run starts.
+DEFAULT_GRACE_SECONDS = 600.0
+#: How long a nightly run may take.
+DEFAULT_WINDOW_SECONDS = 4 * 3600.0
+#: Seconds between looks while a run may be working.
+DEFAULT_POLL_INTERVAL = 600.0
 
 
 @dataclass(frozen=True)
@@ -33,9 +39,9 @@ class NightlySchedule:
 
     run_at: str | None = "02:00"
     timezone: str = SCHEDULE_TIMEZONE
-    grace_seconds: float = 600.0
-    window_seconds: float = 4 * 3600.0
-    poll_interval: float = 600.0
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    window_seconds: float = DEFAULT_WINDOW_SECONDS
+    poll_interval: float = DEFAULT_POLL_INTERVAL
 
     def __post_init__(self) -> None:
         if self.run_at is not None:
@@ -95,3 +101,10 @@ class NightlySchedule:
             first_look = current + self.grace_seconds
             return first_look if now < first_look else now + self.poll_interval
         return self.run_start_after(now) + self.grace_seconds
+
+
+def describe_instant(instant: float, timezone: str = SCHEDULE_TIMEZONE) -> str:
+    """``2026-03-01 20:40:00 UTC (2026-03-02 02:10:00 IST)``: an instant in UTC and in the schedule's zone."""
+    utc = datetime.fromtimestamp(instant, ZoneInfo("UTC"))
+    local = utc.astimezone(ZoneInfo(timezone))
+    return f"{utc:%Y-%m-%d %H:%M:%S} UTC ({local:%Y-%m-%d %H:%M:%S} {local.tzname() or timezone})"

@@ -60,7 +60,7 @@ def test_connection_example_is_a_uci_connection() -> None:
     (line,) = [c for c in commands() if c.startswith("export AIRFLOW_CONN_UCI_EXHAUST_DEFAULT=")]
     connection = json.loads(shlex.split(line)[1].split("=", 1)[1])
     assert connection["conn_type"] == "uci_exhaust"
-    assert set(connection["extra"]) == {"channel_id", "requested_by", "encryption_key"}
+    assert set(connection["extra"]) == {"channel_id", "requested_by", "zip_password"}
 
 
 def test_every_command_is_checked() -> None:

@@ -11,6 +11,11 @@ load the warehouse idempotently.
   and need no logical date.
 - Bots: ``params.conversation_ids``, else the Airflow Variable ``uci_exhaust_conversation_ids`` (a JSON
   list of conversation ids).
+- Per bot, four tasks (labelled with the conversation id): ``submit`` (both requests), ``wait`` (one
+  deferred wait for both jobs), ``copy`` (both jobs' files), ``load``. A bot with no answers in the
+  range (the service's ``No data found``) ends green, recorded as loaded empty.
+- Bots come in batches of at most ``[core] max_map_length`` (1,024 by default) per mapped group:
+  ``plan`` hands the first batch to the ``bot`` group at once, ``batch_2`` to ``batch_4`` the rest.
 - Connections: ``uci_exhaust_default`` (the API); the warehouse connection named by the Variable
   ``uci_exhaust_warehouse_conn_id`` (PostgreSQL or SQLite; without it, a SQLite file under
   ``$AIRFLOW_HOME/uci-exhaust``); files go to ``$AIRFLOW_HOME/uci-exhaust/files`` or to the
@@ -28,54 +33,105 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Param, Variable, get_current_context, task, task_group
+from airflow.sdk.exceptions import AirflowFailException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_uci.operators.exhaust import SubmitExhaustOperator
 from airflow_provider_uci.operators.load import LoadExhaustOperator
+from airflow_provider_uci.schedule import DEFAULT_POLL_INTERVAL, SCHEDULE_TIMEZONE
 from airflow_provider_uci.sensors.exhaust import ExhaustJobSensor
 from airflow_provider_uci.transfers.exhaust import CopyExhaustFilesOperator
 
-TIMEZONE = "Asia/Kolkata"
-GROUP = "bot"
+TIMEZONE = SCHEDULE_TIMEZONE
 TABLE = "uci_responses"
 RESPONSE, PRIVATE = "uci-response-exhaust", "uci-private-exhaust"
+#: Mapped groups of bots; each holds at most ``[core] max_map_length`` bots.
+BATCHES = 4
+#: Every task of a bot's group is labelled with its conversation id in the UI (its map index).
+LABEL = "{{ task.conversation_id }}"
+
+DOC_MD = f"""
+### Sunbird UCI Data Exhaust, per bot, into the warehouse
+
+Each run covers **Asia/Kolkata days** (the service's sync days): a scheduled run for day D asks for
+D..D; a manual run may give `start_date`/`end_date` and `conversation_ids`.
+
+Per bot, four tasks, each labelled with the bot's conversation id:
+
+| task | what it does |
+|---|---|
+| `submit` | submits the response and the private exhaust request (a rerun the same day reaches the same jobs) |
+| `wait` | one deferred wait for both jobs, in the triggerer: it sleeps to the nightly runs (02:00 response, 03:00 private, IST) |
+| `copy` | copies both jobs' files while their signed URLs are fresh |
+| `load` | joins answers to users on the device id and replaces the bot's rows of those days in `{TABLE}` |
+
+A bot nobody used in the range ends **green**: the service answers `No data found`, and the load
+records the range as loaded empty. Errors that no retry can mend (a bot the channel does not own,
+a job failed for good, bad input, HTTP 400/401/403) fail the task **at once**; network faults are retried.
+
+Bots: the `conversation_ids` param, else the Variable `uci_exhaust_conversation_ids`. Warehouse,
+destination and phone-number handling: the Variables `uci_exhaust_warehouse_conn_id`,
+`uci_exhaust_destination` and `uci_exhaust_phone_numbers`.
+"""
 
 
 with DAG(
     dag_id="uci_exhaust",
-    description="Sunbird UCI Data Exhaust: submit, wait for the nightly run, copy, join and load, per bot",
+    description="Sunbird UCI Data Exhaust: submit, wait for the nightly run, copy, join and load, per bot "
+                "(Asia/Kolkata days)",
+    doc_md=DOC_MD,
     schedule=CronDataIntervalTimetable("@daily", timezone=TIMEZONE),  # one IST day per run
     start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
     catchup=False,
     max_active_runs=4,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    # "upstream": a bot's later steps go before other bots' earlier ones, so bots finish one by one
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "weight_rule": "upstream"},
     tags=["uci", "sunbird", "exhaust"],
     params={
         "conversation_ids": Param(
-            [], type="array", items={"type": "string", "format": "uuid"},
-            description="Bots (conversation ids); empty: the Variable uci_exhaust_conversation_ids."),
-        "start_date": Param(None, type=["null", "string"], format="date",
-                            description="First sync day (YYYY-MM-DD); empty: the run's data interval."),
-        "end_date": Param(None, type=["null", "string"], format="date",
-                          description="Last sync day, inclusive; empty: the run's data interval."),
-        "poll_continuously": Param(False, type="boolean",
-                                   description="Poll all day instead of sleeping to the nightly runs."),
-        "poll_interval": Param(600, type="integer", minimum=1, description="Seconds between polls."),
+            None, type=["null", "array"], items={"type": "string", "format": "uuid"}, title="Bots (conversation ids)",
+            description="The bots to load, one conversation id (UUID) per line. Leave empty for the bots in "
+                        "the Variable uci_exhaust_conversation_ids."),
+        "start_date": Param(None, type=["null", "string"], format="date", title="First day (Asia/Kolkata)",
+                            description="First sync day, YYYY-MM-DD. Empty: the run's data interval, or "
+                                        "yesterday for a manual run."),
+        "end_date": Param(None, type=["null", "string"], format="date", title="Last day (Asia/Kolkata)",
+                          description="Last sync day, inclusive. Empty: as the first day."),
+        "poll_continuously": Param(False, type="boolean", title="Poll all day",
+                                   description="Look at the jobs every poll interval all day, instead of "
+                                               "sleeping until the service's nightly runs (02:00 and 03:00 "
+                                               "IST). For a service that runs its jobs continuously, such as "
+                                               "the emulator's fast mode."),
+        "poll_interval": Param(int(DEFAULT_POLL_INTERVAL), type="integer", minimum=1,
+                               title="Poll interval (seconds)",
+                               description=f"Seconds between looks at the jobs while a nightly run may be "
+                                           f"working, or all day when polling continuously. Default "
+                                           f"{int(DEFAULT_POLL_INTERVAL)}."),
     },
 ) as dag:
 
+    def batch_size() -> int:
+        from airflow.configuration import conf
+
+        return conf.getint("core", "max_map_length", fallback=1024)
+
     @task(task_id="plan")
     def plan() -> list[dict[str, Any]]:
-        """Which bots, and which range: params first, then the data interval, then yesterday (IST)."""
+        """Which bots, and which range: params first, then the data interval, then yesterday (IST).
+
+        Returns the first batch (the ``bot`` group maps over it at once); every bot goes to the XCom
+        ``bots``, from which ``batch_2`` to ``batch_4`` take the rest.
+        """
         context = get_current_context()
         params = context["params"]
         bots = list(params.get("conversation_ids") or [])
         if not bots:
             configured = Variable.get("uci_exhaust_conversation_ids", default="[]")
-            bots = json.loads(configured) if isinstance(configured, str) else list(configured)
+            bots = json.loads(configured) if isinstance(configured, str) else list(configured or [])
         if not bots:
-            raise ValueError("conversation_ids: none given in params and the Variable "
-                             "uci_exhaust_conversation_ids is empty")
+            raise AirflowFailException("conversation_ids: no bots given in the run's params, and the Variable "
+                                       "uci_exhaust_conversation_ids is empty or unset; set it to a JSON list "
+                                       "of conversation ids")
         start, end = params.get("start_date"), params.get("end_date")
         if not start or not end:
             interval_start = context.get("data_interval_start")
@@ -83,39 +139,50 @@ with DAG(
                 day = pendulum.instance(interval_start).in_timezone(TIMEZONE).date()
             else:  # a manual run without a logical date
                 day = pendulum.now(TIMEZONE).subtract(days=1).date()
-            start = start or day.isoformat()
-            end = end or day.isoformat()
+            start = start or end or day.isoformat()
+            end = end or start
         if start > end:
-            raise ValueError(f"start_date: {start} is after end_date {end}")
-        return [{"conversation_id": bot, "from_date": start, "to_date": end} for bot in dict.fromkeys(bots)]
+            raise AirflowFailException(f"start_date: {start} is after end_date {end}")
+        planned = [{"conversation_id": bot, "from_date": start, "to_date": end} for bot in dict.fromkeys(bots)]
+        size = batch_size()
+        if len(planned) > BATCHES * size:
+            raise AirflowFailException(
+                f"conversation_ids: {len(planned)} bots, more than {BATCHES} batches of [core] max_map_length "
+                f"({size}) can hold; raise max_map_length, or split the bots across runs")
+        context["ti"].xcom_push(key="bots", value=planned)
+        return planned[:size]
 
-    @task_group(group_id=GROUP)
+    @task(task_id="batch")
+    def batch(planned: list[dict[str, Any]], number: int) -> list[dict[str, Any]]:
+        """Bots of batch ``number`` (2 to ``BATCHES``): at most ``[core] max_map_length`` of them."""
+        size = batch_size()
+        return planned[(number - 1) * size: number * size]
+
     def per_bot(conversation_id: str, from_date: str, to_date: str) -> None:
         """Submit both exhausts, wait for both nightly runs, copy, then join and load."""
         run_at = ("{{ 'continuous' if params.poll_continuously or "
                   "var.value.get('uci_exhaust_poll_continuously', 'false') | lower == 'true' else 'nightly' }}")
-        copies = {}
-        for dataset, short in ((RESPONSE, "response"), (PRIVATE, "private")):
-            submit = SubmitExhaustOperator(
-                task_id=f"submit_{short}", conversation_id=conversation_id, dataset=dataset, from_date=from_date,
-                to_date=to_date, max_active_tis_per_dagrun=4, map_index_template="{{ task.conversation_id }}",
-            )
-            wait = ExhaustJobSensor(
-                task_id=f"wait_{short}", submit_task_id=f"{GROUP}.submit_{short}", dataset=dataset,
-                run_at=run_at, poll_interval="{{ params.poll_interval }}", max_active_tis_per_dagrun=8,
-            )
-            copy = CopyExhaustFilesOperator(
-                task_id=f"copy_{short}", job_task_id=f"{GROUP}.wait_{short}",
-                destination="{{ var.value.get('uci_exhaust_destination', '') }}", max_active_tis_per_dagrun=4,
-            )
-            submit >> wait >> copy
-            copies[short] = copy
-        load = LoadExhaustOperator(
-            task_id="load", response_copy_task_id=f"{GROUP}.copy_response",
-            private_copy_task_id=f"{GROUP}.copy_private",
-            warehouse_conn_id="{{ var.value.get('uci_exhaust_warehouse_conn_id', '') }}", table=TABLE,
-            phone_numbers="{{ var.value.get('uci_exhaust_phone_numbers', 'plain') }}",
+        submit = SubmitExhaustOperator(
+            task_id="submit", conversation_id=conversation_id, datasets=[RESPONSE, PRIVATE], from_date=from_date,
+            to_date=to_date, map_index_template=LABEL,
         )
-        [copies["response"], copies["private"]] >> load
+        wait = ExhaustJobSensor(
+            task_id="wait", jobs=submit.output, conversation_id=conversation_id, run_at=run_at,
+            poll_interval="{{ params.poll_interval }}", map_index_template=LABEL,
+        )
+        copy = CopyExhaustFilesOperator(
+            task_id="copy", jobs=wait.output, conversation_id=conversation_id,
+            destination="{{ var.value.get('uci_exhaust_destination', '') }}", map_index_template=LABEL,
+        )
+        LoadExhaustOperator(
+            task_id="load", copies=copy.output, conversation_id=conversation_id, from_date=from_date,
+            to_date=to_date, warehouse_conn_id="{{ var.value.get('uci_exhaust_warehouse_conn_id', '') }}",
+            table=TABLE, phone_numbers="{{ var.value.get('uci_exhaust_phone_numbers', 'plain') }}",
+            map_index_template=LABEL,
+        )
 
-    per_bot.expand_kwargs(plan())
+    first = plan()
+    task_group(group_id="bot")(per_bot).expand_kwargs(first)
+    for number in range(2, BATCHES + 1):  # larger fleets: the groups run beside the first
+        group = task_group(group_id=f"bot_{number}")(per_bot)
+        group.expand_kwargs(batch.override(task_id=f"batch_{number}")(first["bots"], number))

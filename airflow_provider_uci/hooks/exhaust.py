@@ -51,6 +51,10 @@ class _ExhaustHookSettings:
         self.timeout = timeout
 
 
+#: (connect, read) timeouts of ``test_connection``: one try, answered within about 5 s.
+TEST_TIMEOUT = (2.0, 3.0)
+
+
 class UciExhaustHook(_ExhaustHookSettings, HttpHook):
     """Talk to the Data Exhaust API from a worker.
 
@@ -152,12 +156,22 @@ class UciExhaustHook(_ExhaustHookSettings, HttpHook):
         return job_list(result)
 
     def test_connection(self) -> tuple[bool, str]:
-        """List an unused tag: proves the URL, the API key and the channel (the service authorizes it)."""
+        """List an unused tag: proves the URL, the API key and the channel (the service authorizes it).
+
+        One try with short timeouts, so the answer comes within about 5 s even for an unreachable host;
+        the message names the URL (never the key).
+        """
         try:
-            self.list_requests("airflow-connection-test", limit=1)
-        except Exception as exc:  # noqa: BLE001 - any failure is the answer
+            settings = self.settings
+        except Exception as exc:  # noqa: BLE001 - a connection missing a field
             return False, str(exc)
-        return True, f"Connected to {self.settings.base_url} as channel {self.settings.channel}"
+        probe = type(self)(self.uci_exhaust_conn_id, retry=RetryPolicy(attempts=1), timeout=TEST_TIMEOUT)
+        probe.settings = settings  # type: ignore[misc]  # the cached property, already read
+        try:
+            probe.list_requests("airflow-connection-test", limit=1)
+        except Exception as exc:  # noqa: BLE001 - any failure is the answer
+            return False, f"{settings.base_url}: {exc}"
+        return True, f"Connected to {settings.base_url} as channel {settings.channel}"
 
 
 class UciExhaustAsyncHook(_ExhaustHookSettings, HttpAsyncHook):

@@ -54,7 +54,9 @@ class ConnectionSettings:
         channel = str(extra.get("channel_id") or extra.get("channel") or "")
         if not channel:
             raise ExhaustValidationError("channel_id", "the connection needs the channel id (sent as X-Channel-ID)")
-        encryption_key = extra.get("encryption_key") or None
+        # ``zip_password``: a name Airflow's masker hides in the UI and API; ``encryption_key`` is read
+        # too, for connections made before it was renamed (Airflow shows that one in clear).
+        encryption_key = extra.get("zip_password") or extra.get("encryption_key") or None
         mask_secret(api_key)
         if encryption_key:
             mask_secret(encryption_key)

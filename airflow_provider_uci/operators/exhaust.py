@@ -11,7 +11,7 @@ from airflow.sdk.log import mask_secret
 
 from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
-from airflow_provider_uci.models import Dataset, ExhaustJob, ExhaustRequest, JobStatus
+from airflow_provider_uci.models import Dataset, ExhaustJob, ExhaustRequest, ExhaustValidationError, JobStatus
 
 
 #: The namespace of derived tags (a fixed, random UUID).
@@ -27,62 +27,84 @@ def derive_tag(dag_id: str, task_id: str, conversation_id: str, dataset: str, st
 
 
 class SubmitExhaustOperator(BaseOperator):
-    """Submit a response or private exhaust request for one conversation (bot) and date range.
+    """Submit response and/or private exhaust requests for one conversation (bot) and date range.
 
     Without ``tag``, a deterministic one is derived from the DAG, task, conversation, dataset and range
     (:func:`derive_tag`); with the service's per-day request id, a retry or a rerun the same day then
     lands on the same job. On a retry the operator first looks the job up and resubmits only when the
-    service no longer knows it. XCom gets identifiers only: request id, bare tag, dataset,
-    conversation id and range; never URLs or keys.
+    service no longer knows it (or it failed). XCom gets identifiers only: request id, bare tag,
+    dataset, conversation id and range; never URLs or keys. With ``dataset``, the one job's
+    identifiers; with ``datasets``, ``{dataset: identifiers}`` (one task submits both of a bot's
+    requests, and hands them on to one :class:`~airflow_provider_uci.sensors.exhaust.ExhaustJobSensor`).
 
-    :param conversation_id: the bot id (UUID). Templated.
+    Bad input (a conversation id that is not a UUID, a bad date) and the service's 4xx answers fail the
+    task at once, without Airflow's retries; 5xx, 429 and network faults are retried by the hook.
+
+    :param conversation_id: the bot id (UUID). Templated; also the task's label in a mapped group.
     :param dataset: ``uci-response-exhaust`` / ``uci-private-exhaust`` (or ``response`` / ``private``). Templated.
+    :param datasets: several datasets instead of ``dataset``. Templated.
     :param from_date: first sync day, ``YYYY-MM-DD`` (the request's ``startDate``). Templated.
     :param to_date: last sync day, inclusive (``endDate``). Templated. (``start_date`` and ``end_date``
         are taken by Airflow's own operator fields.)
     :param tag: the request's tag; derived when not given. Templated.
     :param requested_by: defaults to the connection's ``requested_by``. Templated.
-    :param encryption_key: the private zip's password; defaults to the connection's. Templated.
+    :param zip_password: the private zip's password (the request's ``encryptionKey``); defaults to the
+        connection's. Templated, and shown as ``***`` in the UI (``encryption_key`` is taken as an alias).
     :param uci_exhaust_conn_id: the Airflow connection. Templated.
     """
 
-    template_fields: Sequence[str] = ("conversation_id", "dataset", "from_date", "to_date", "tag", "requested_by",
-                                      "encryption_key", "uci_exhaust_conn_id")
+    template_fields: Sequence[str] = ("conversation_id", "dataset", "datasets", "from_date", "to_date", "tag",
+                                      "requested_by", "zip_password", "uci_exhaust_conn_id")
     ui_color = "#d6ecf3"
 
-    def __init__(self, *, conversation_id: str, dataset: str, from_date: str, to_date: str, tag: str | None = None,
-                 requested_by: str | None = None, encryption_key: str | None = None,
-                 uci_exhaust_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
+    def __init__(self, *, conversation_id: str, from_date: str, to_date: str, dataset: str | None = None,
+                 datasets: Sequence[str] | None = None, tag: str | None = None, requested_by: str | None = None,
+                 zip_password: str | None = None, uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
+                 encryption_key: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if (dataset is None) == (datasets is None):
+            raise ValueError("SubmitExhaustOperator: give dataset or datasets, not both")
         self.conversation_id = conversation_id
         self.dataset = dataset
+        self.datasets = datasets
         self.from_date = from_date
         self.to_date = to_date
         self.tag = tag
         self.requested_by = requested_by
-        self.encryption_key = encryption_key
+        self.zip_password = zip_password or encryption_key
         self.uci_exhaust_conn_id = uci_exhaust_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        if self.encryption_key:
-            mask_secret(self.encryption_key)
+        if self.zip_password:
+            mask_secret(self.zip_password)
         hook = UciExhaustHook(self.uci_exhaust_conn_id)
-        dataset = Dataset.parse(self.dataset).value
-        tag = self.tag or derive_tag(self.dag_id, self.task_id, str(self.conversation_id), dataset,
+        ti = context.get("ti")
+        retry = ti is not None and ti.try_number > 1
+        if self.datasets is None:
+            return self._submit(hook, str(self.dataset), retry)
+        names = [Dataset.parse(name, "datasets").value for name in self.datasets]
+        if not names:
+            raise ExhaustValidationError("datasets", "must name at least one dataset")
+        return {name: self._submit(hook, name, retry) for name in dict.fromkeys(names)}
+
+    def _submit(self, hook: UciExhaustHook, dataset_name: str, retry: bool) -> dict[str, Any]:
+        dataset = Dataset.parse(dataset_name).value
+        # one tag per dataset, as when each had its own task: a rerun reaches the jobs submitted before
+        task_id = self.task_id if self.datasets is None else f"{self.task_id}_{dataset.split('-')[1]}"
+        tag = self.tag or derive_tag(self.dag_id, task_id, str(self.conversation_id), dataset,
                                      str(self.from_date), str(self.to_date))
         request = hook.request_for(str(self.conversation_id), dataset, str(self.from_date), str(self.to_date), tag,
-                                   requested_by=self.requested_by, encryption_key=self.encryption_key or None)
-        ti = context.get("ti")
-        job = self._known_job(hook, request) if ti is not None and ti.try_number > 1 else None
+                                   requested_by=self.requested_by, encryption_key=self.zip_password or None)
+        job = self._known_job(hook, request) if retry else None
         if job is None:
             job = hook.submit_request(request)
         elif job.status is JobStatus.FAILED:
-            self.log.info("Job %s failed before (%s); resubmitting puts it back in the queue", job.request_id,
-                          job.status_message)
+            self.log.info("Bot %s: %s job %s failed before (%s); resubmitting puts it back in the queue",
+                          request.conversation_id, dataset, job.request_id, job.status_message)
             job = hook.submit_request(request)
         else:
-            self.log.info("Retry: job %s is known to the service (%s); not resubmitting", job.request_id,
-                          job.status_text)
+            self.log.info("Bot %s: retry; %s job %s is known to the service (%s); not resubmitting",
+                          request.conversation_id, dataset, job.request_id, job.status_text)
         return job.identifiers()
 
     def _known_job(self, hook: UciExhaustHook, request: ExhaustRequest) -> ExhaustJob | None:

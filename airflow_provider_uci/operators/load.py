@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,10 +11,17 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseHook, BaseOperator, Context
 
-from airflow_provider_uci.exhaust.load import DEFAULT_TABLE, load_exhaust
-from airflow_provider_uci.exhaust.warehouse import warehouse_url_from_parts
+from airflow_provider_uci.botlog import naming_bot
+from airflow_provider_uci.exhaust.spark_csv import read_records
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
+from airflow_provider_uci.models import Dataset, ExhaustError, ExhaustFatalError
 from airflow_provider_uci.xcom import pull_from
+
+
+RESPONSE, PRIVATE = Dataset.RESPONSE.value, Dataset.PRIVATE.value
+#: The default responses table (the loader's own default, restated here so that parsing a DAG that uses
+#: this operator does not import the loader, pyarrow and numpy: every task process of the DAG parses it).
+DEFAULT_TABLE = "uci_responses"
 
 
 def default_data_root() -> Path:
@@ -27,15 +35,37 @@ def warehouse_asset(table: str = DEFAULT_TABLE) -> Asset:
     return Asset(name=f"uci_exhaust_{table}", uri=f"uci-warehouse://{table}")
 
 
+def bot_name(path: Path | None) -> str | None:
+    """The ``Conversation Name`` of the first record of an exhaust CSV, if it has one."""
+    if path is None or not path.is_file() or path.suffix.lower() != ".csv":
+        return None
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            records = read_records(handle)
+            _, header = next(records)
+            _, first = next(records)
+    except (StopIteration, ValueError, OSError):
+        return None
+    column = {name: index for index, name in enumerate(header)}.get("Conversation Name")
+    return first[column] if column is not None and column < len(first) and first[column] else None
+
+
 class LoadExhaustOperator(BaseOperator):
     """Load one bot's response exhaust, joined to its private exhaust, into the warehouse.
 
-    The files come from the copy tasks' XCom (``response_copy_task_id``, ``private_copy_task_id``:
-    within a mapped task group the same map index is read) or are given as paths. Everything lands
-    in one transaction per bot and range, which replaces the bot's rows of each IST sync day of the
-    range (the day the service files an answer under), so reruns and overlapping ranges neither
-    duplicate nor lose a row; users are upserted on (conversation, Device UUID).
+    The files come from a copy task's output (``copies``, templated: e.g. ``copy.output``, a mapping of
+    dataset to what was copied), from the copy tasks' XCom (``response_copy_task_id``,
+    ``private_copy_task_id``: within a mapped task group the same map index is read), or are given as
+    paths. Everything lands in one transaction per bot and range, which replaces the bot's rows of each
+    IST sync day of the range (the day the service files an answer under), so reruns and overlapping
+    ranges neither duplicate nor lose a row; users are upserted on (conversation, Device UUID).
 
+    A dataset the service found empty (``No data found``: the copy's ``"empty": True``) loads as
+    nothing: with no answers, the bot's rows of those days are replaced by none and the load is
+    recorded with 0 responses; with no users, the answers load without a user joined. Files that
+    break the exhaust format fail the task at once, without Airflow's retries.
+
+    :param conversation_id: the bot, for log lines and the task's label (map index). Templated.
     :param warehouse_conn_id: an Airflow connection of type ``postgres`` or ``sqlite``; without one,
         a SQLite file under ``$AIRFLOW_HOME/uci-exhaust/warehouse.db``.
     :param table: the responses table (``<table>_users`` and ``<table>_loads`` sit beside it).
@@ -43,20 +73,22 @@ class LoadExhaustOperator(BaseOperator):
     :param max_rejects: unreadable records to bear before the load fails (default 0).
     """
 
-    template_fields: Sequence[str] = ("response_path", "private_path", "conversation_id", "from_date", "to_date",
-                                      "warehouse_conn_id", "phone_numbers")
+    template_fields: Sequence[str] = ("copies", "response_path", "private_path", "conversation_id", "from_date",
+                                      "to_date", "warehouse_conn_id", "phone_numbers")
 
-    def __init__(self, *, response_copy_task_id: str | None = None, private_copy_task_id: str | None = None,
-                 response_path: str | None = None, private_path: str | None = None,
-                 conversation_id: str | None = None, from_date: str | None = None, to_date: str | None = None,
-                 warehouse_conn_id: str | None = None, table: str = DEFAULT_TABLE, phone_numbers: str = "plain",
-                 max_rejects: int = 0, uci_exhaust_conn_id: str = DEFAULT_CONN_ID, wasb_conn_id: str = "wasb_default",
-                 **kwargs: Any) -> None:
+    def __init__(self, *, copies: Any = None, response_copy_task_id: str | None = None,
+                 private_copy_task_id: str | None = None, response_path: str | None = None,
+                 private_path: str | None = None, conversation_id: str | None = None, from_date: str | None = None,
+                 to_date: str | None = None, warehouse_conn_id: str | None = None, table: str = DEFAULT_TABLE,
+                 phone_numbers: str = "plain", max_rejects: int = 0, uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
+                 wasb_conn_id: str = "wasb_default", **kwargs: Any) -> None:
         kwargs.setdefault("outlets", [warehouse_asset(table)])
         super().__init__(**kwargs)
-        if not (response_copy_task_id or response_path) or not (private_copy_task_id or private_path):
-            raise ValueError("LoadExhaustOperator: give response_copy_task_id or response_path, and "
+        if copies is None and (not (response_copy_task_id or response_path)
+                               or not (private_copy_task_id or private_path)):
+            raise ValueError("LoadExhaustOperator: give copies, or response_copy_task_id or response_path and "
                              "private_copy_task_id or private_path")
+        self.copies = copies
         self.response_copy_task_id = response_copy_task_id
         self.private_copy_task_id = private_copy_task_id
         self.response_path = response_path
@@ -71,12 +103,22 @@ class LoadExhaustOperator(BaseOperator):
         self.uci_exhaust_conn_id = uci_exhaust_conn_id
         self.wasb_conn_id = wasb_conn_id
 
-    def _copied(self, context: Context, task_id: str | None, given: str | None) -> tuple[str, dict[str, Any]]:
+    def _copied(self, context: Context, dataset: str, task_id: str | None,
+                given: str | None) -> tuple[str | None, dict[str, Any]]:
+        """(where the CSV is, or None when the service found no data; what the copy said of it)."""
         if given:
             return given, {}
-        pushed = pull_from(context, str(task_id))
-        if not isinstance(pushed, dict) or not pushed.get("csv"):
-            raise ValueError(f"task {task_id!r} pushed no copied exhaust file to XCom")
+        if self.copies is not None:
+            pushed = self.copies.get(dataset) if isinstance(self.copies, dict) else None
+            where = f"copies[{dataset!r}]"
+        else:
+            pushed, where = pull_from(context, str(task_id)), f"task {task_id!r}"
+        if not isinstance(pushed, dict):
+            raise ExhaustError(f"{where}: no copied exhaust file in XCom")
+        if pushed.get("empty"):
+            return None, pushed
+        if not pushed.get("csv"):
+            raise ExhaustError(f"{where}: no copied exhaust file in XCom")
         return pushed["csv"], pushed
 
     def _warehouse_url(self) -> str:
@@ -84,11 +126,15 @@ class LoadExhaustOperator(BaseOperator):
             root = default_data_root()
             root.mkdir(parents=True, exist_ok=True)
             return f"sqlite:///{root / 'warehouse.db'}"
+        from airflow_provider_uci.exhaust.warehouse import warehouse_url_from_parts
+
         conn = BaseHook.get_connection(self.warehouse_conn_id)
         return warehouse_url_from_parts(conn.conn_type, conn.host, conn.login, conn.password, conn.schema, conn.port)
 
-    def _local(self, location: str, scratch: Path) -> Path:
+    def _local(self, location: str | None, meta: dict[str, Any], scratch: Path) -> Path | None:
         """A local path for ``location``; Azure blobs (``wasb://container/key``) are streamed down first."""
+        if location is None:
+            return None
         if location.startswith("wasb://"):
             from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
@@ -98,14 +144,27 @@ class LoadExhaustOperator(BaseOperator):
             with target.open("wb") as handle:  # ranges of 4 MiB, four at a time
                 client.download_blob(max_concurrency=4).readinto(handle)
             return target
-        return Path(location.removeprefix("file://"))
+        path = Path(location.removeprefix("file://"))
+        if not path.is_file():
+            where = f" on {meta['host']}" if meta.get("host") else ""
+            raise ExhaustFatalError(
+                f"bot {self.conversation_id or meta.get('conversation_id')}: {path.name} is not on this worker "
+                f"({socket.gethostname()}); the copy wrote it to a local folder{where}. With workers on several "
+                "machines (CeleryExecutor, KubernetesExecutor), the destination must be storage every worker "
+                "can reach: set uci_exhaust_destination to wasb://<container>/<prefix>")
+        return path
 
     def execute(self, context: Context) -> dict[str, Any]:
-        response_location, response_meta = self._copied(context, self.response_copy_task_id, self.response_path)
-        private_location, private_meta = self._copied(context, self.private_copy_task_id, self.private_path)
-        conversation = self.conversation_id or response_meta.get("conversation_id")
-        from_date = self.from_date or response_meta.get("start_date")
-        to_date = self.to_date or response_meta.get("end_date")
+        from airflow_provider_uci.exhaust.load import load_exhaust
+
+        response_location, response_meta = self._copied(context, RESPONSE, self.response_copy_task_id,
+                                                        self.response_path)
+        private_location, private_meta = self._copied(context, PRIVATE, self.private_copy_task_id,
+                                                      self.private_path)
+        conversation = (self.conversation_id or response_meta.get("conversation_id")
+                        or private_meta.get("conversation_id"))
+        from_date = self.from_date or response_meta.get("start_date") or private_meta.get("start_date")
+        to_date = self.to_date or response_meta.get("end_date") or private_meta.get("end_date")
         key = None
         if self.uci_exhaust_conn_id:
             from airflow_provider_uci.hooks.exhaust import UciExhaustHook
@@ -117,20 +176,32 @@ class LoadExhaustOperator(BaseOperator):
         reject_dir = default_data_root() / "rejects"
         reject_path = reject_dir / f"{self.dag_id}.{context['run_id']}.{conversation}.jsonl".replace(":", "_")
         with tempfile.TemporaryDirectory(prefix="uci-load-") as scratch:
-            summary = load_exhaust(
-                response_csv=self._local(response_location, Path(scratch)),
-                private=self._local(private_location, Path(scratch)), warehouse_url=self._warehouse_url(),
-                table=self.table, encryption_key=key, conversation_id=conversation, from_date=from_date,
-                to_date=to_date, phone_numbers=self.phone_numbers, max_rejects=self.max_rejects,
-                reject_path=reject_path,
-                audit={"response_request_id": response_meta.get("request_id"),
-                       "private_request_id": private_meta.get("request_id")},
-            )
-        self.log.info("Loaded %d responses (%d without a user row, %d earlier rows replaced) and %d users of %s "
-                      "(%s..%s) into %s, read %s; %d rejected", summary.responses_loaded,
-                      summary.responses_without_user, summary.responses_replaced, summary.users_loaded,
-                      summary.conversation_id, from_date, to_date, summary.table,
-                      "with pyarrow" if summary.reader == "arrow" else "record by record", summary.rejected)
+            response = self._local(response_location, response_meta, Path(scratch))
+            private = self._local(private_location, private_meta, Path(scratch))
+            name = bot_name(response) or bot_name(private)
+            bot = f"{name} ({conversation})" if name else f"bot {conversation}"
+            with naming_bot(conversation):
+                try:
+                    summary = load_exhaust(
+                        response_csv=response, private=private, warehouse_url=self._warehouse_url(),
+                        table=self.table, encryption_key=key, conversation_id=conversation, from_date=from_date, to_date=to_date,
+                        phone_numbers=self.phone_numbers, max_rejects=self.max_rejects, reject_path=reject_path,
+                        audit={"response_request_id": response_meta.get("request_id"),
+                               "private_request_id": private_meta.get("request_id")},
+                    )
+                except ValueError as exc:  # the files break the format or a rule: a retry reads the same files
+                    raise ExhaustFatalError(f"{bot}, {from_date}..{to_date}: {exc}") from None
+        if response is None:
+            self.log.info("No answers for %s on %s..%s: %d earlier row(s) of those days removed, recorded as "
+                          "loaded empty in %s_loads", bot, from_date, to_date, summary.responses_replaced,
+                          summary.table)
+        else:
+            self.log.info("Loaded %d responses of %s on %s..%s (%d without a user row%s, %d earlier rows replaced) "
+                          "and %d users into %s, read %s; %d rejected", summary.responses_loaded, bot, from_date,
+                          to_date, summary.responses_without_user,
+                          ": the service found no users" if private is None else "", summary.responses_replaced,
+                          summary.users_loaded, summary.table,
+                          "with pyarrow" if summary.reader == "arrow" else "record by record", summary.rejected)
         outlet_events = context.get("outlet_events")
         if outlet_events is not None:
             outlet_events[warehouse_asset(self.table)].extra = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.log import mask_secret
 
+from airflow_provider_uci.botlog import naming_bot
 from airflow_provider_uci.exhaust.download import (
     CHUNK_SIZE,
     DownloadError,
@@ -26,12 +28,13 @@ from airflow_provider_uci.exhaust.download import (
 )
 from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
+from airflow_provider_uci.jobrefs import by_dataset, decoded, is_job, job_list
 from airflow_provider_uci.models import (
     ExhaustError,
     ExhaustJob,
-    ExhaustJobFailed,
     ExhaustValidationError,
     JobStatus,
+    Outcome,
 )
 from airflow_provider_uci.transfers.blob import BlobStore
 from airflow_provider_uci.xcom import pull_from
@@ -131,63 +134,100 @@ class CopyExhaustFilesOperator(BaseOperator):
     time, committed at the end: :mod:`airflow_provider_uci.transfers.blob`); the private zip goes
     through a temporary folder, to be opened, and both it and its CSV are uploaded.
 
-    Returns ``{"dataset": ..., "files": [paths or wasb:// URIs], "csv": <the CSV to load>}``: storage
-    locations only, never signed URLs or keys.
+    Returns ``{"dataset": ..., "files": [paths or wasb:// URIs], "csv": <the CSV to load>, "host": ...}``:
+    storage locations only, never signed URLs or keys. A job whose outcome is ``empty`` (the service
+    found no data in the range) has no files: it is returned with ``"empty": True`` and nothing copied.
 
-    Give the job as ``tag`` and ``request_id`` (templated), or as ``job_task_id``: a task whose XCom
-    is the job's identifiers (an :class:`~airflow_provider_uci.sensors.exhaust.ExhaustJobSensor` or
+    Give the jobs as ``jobs`` (templated; e.g. an ``ExhaustJobSensor``'s output: one job, or a mapping
+    of dataset to job, which is then returned as ``{dataset: copied}``), as ``tag`` and ``request_id``
+    (templated), or as ``job_task_id``: a task whose XCom is the job's identifiers (an
+    :class:`~airflow_provider_uci.sensors.exhaust.ExhaustJobSensor` or
     :class:`~airflow_provider_uci.operators.exhaust.SubmitExhaustOperator`).
 
+    A local-folder destination suits one machine (LocalExecutor): with workers on several machines
+    (CeleryExecutor, KubernetesExecutor) the load may run where the folder is not; give a
+    ``wasb://`` destination there.
+
+    :param conversation_id: the bot, for log lines and the task's label (map index). Templated.
     :param destination: a local folder (a path or ``file:///<path>``), or ``wasb://<container>/<prefix>``;
         by default ``<AIRFLOW_HOME>/uci-exhaust``. Templated.
     :param uci_exhaust_conn_id: the Data Exhaust connection. Templated.
     :param wasb_conn_id: the Azure Blob connection, for ``wasb://`` destinations. Templated.
-    :param encryption_key: the private exhaust zip's password; defaults to the connection's. Templated.
+    :param zip_password: the private exhaust zip's password; defaults to the connection's. Templated, and
+        shown as ``***`` in the UI (``encryption_key`` is taken as an alias).
     :param download_attempts: attempts per file, the first included.
     :param download_backoff: seconds before a file's second attempt, doubled each time.
     :param chunk_size: bytes streamed at a time.
     """
 
-    template_fields: Sequence[str] = ("tag", "request_id", "job_task_id", "destination", "uci_exhaust_conn_id",
-                                      "wasb_conn_id", "encryption_key")
+    template_fields: Sequence[str] = ("jobs", "tag", "request_id", "job_task_id", "conversation_id", "destination",
+                                      "uci_exhaust_conn_id", "wasb_conn_id", "zip_password")
     ui_color = "#f0e4d7"
 
-    def __init__(self, *, tag: str | None = None, request_id: str | None = None, job_task_id: str | None = None,
-                 destination: str | None = None, uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
-                 wasb_conn_id: str = DEFAULT_WASB_CONN_ID, encryption_key: str | None = None,
-                 download_attempts: int = 5, download_backoff: float = 1.0, chunk_size: int = CHUNK_SIZE,
-                 **kwargs: Any) -> None:
+    def __init__(self, *, jobs: Any = None, tag: str | None = None, request_id: str | None = None,
+                 job_task_id: str | None = None, conversation_id: str | None = None, destination: str | None = None,
+                 uci_exhaust_conn_id: str = DEFAULT_CONN_ID, wasb_conn_id: str = DEFAULT_WASB_CONN_ID,
+                 zip_password: str | None = None, download_attempts: int = 5, download_backoff: float = 1.0,
+                 chunk_size: int = CHUNK_SIZE, encryption_key: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not job_task_id and not (tag and request_id):
-            raise ValueError("CopyExhaustFilesOperator: give tag and request_id, or job_task_id")
+        if jobs is None and not job_task_id and not (tag and request_id):
+            raise ValueError("CopyExhaustFilesOperator: give jobs, tag and request_id, or job_task_id")
         if download_attempts < 1:
             raise ValueError(f"download_attempts: must be at least 1, got {download_attempts}")
+        self.jobs = jobs
         self.tag = tag
         self.request_id = request_id
         self.job_task_id = job_task_id
+        self.conversation_id = conversation_id
         self.destination = destination
         self.uci_exhaust_conn_id = uci_exhaust_conn_id
         self.wasb_conn_id = wasb_conn_id
-        self.encryption_key = encryption_key
+        self.zip_password = zip_password or encryption_key
         self.download_attempts = download_attempts
         self.download_backoff = download_backoff
         self.chunk_size = chunk_size
+        self._bot_prefix = ""
 
-    def _job_ref(self, context: Context) -> tuple[str, str, dict[str, Any]]:
+    def _given(self, context: Context) -> Any:
+        """The jobs as given: ``jobs``, the XCom of ``job_task_id``, or ``tag``/``request_id``."""
+        if self.jobs is not None:
+            return decoded(self.jobs)
         if self.job_task_id:
-            pushed = pull_from(context, self.job_task_id)
-            if not isinstance(pushed, dict) or not pushed.get("request_id") or not pushed.get("tag"):
+            pushed = decoded(pull_from(context, self.job_task_id))
+            if not isinstance(pushed, dict):
                 raise ExhaustError(f"task {self.job_task_id!r} pushed no exhaust job (tag and request_id) to XCom")
-            return str(pushed["tag"]), str(pushed["request_id"]), pushed
-        assert self.tag and self.request_id
-        return str(self.tag), str(self.request_id), {}
+            return pushed
+        return {"tag": self.tag, "request_id": self.request_id}
 
     def execute(self, context: Context) -> dict[str, Any]:
-        if self.encryption_key:
-            mask_secret(self.encryption_key)
+        if self.zip_password:
+            mask_secret(self.zip_password)
         destination = Destination.parse(self.destination)
-        tag, request_id, pushed = self._job_ref(context)
+        given = self._given(context)
+        try:
+            jobs = job_list(given, "jobs")
+        except ExhaustValidationError:
+            if self.job_task_id:
+                raise ExhaustError(f"task {self.job_task_id!r} pushed no exhaust job (tag and request_id) "
+                                   "to XCom") from None
+            raise
         hook = UciExhaustHook(self.uci_exhaust_conn_id)
+        with naming_bot(self.conversation_id or jobs[0].get("conversation_id")):
+            copied = [self._copy(hook, destination, job) for job in jobs]
+        if isinstance(given, dict) and not is_job(given):
+            return by_dataset(copied)
+        return copied[0] if len(copied) == 1 else {"jobs": copied}
+
+    def _copy(self, hook: UciExhaustHook, destination: Destination, pushed: dict[str, Any]) -> dict[str, Any]:
+        """Copy one job's files (none for an empty outcome); return where they are."""
+        tag, request_id = str(pushed["tag"]), str(pushed["request_id"])
+        bot = self.conversation_id or pushed.get("conversation_id") or "(unknown bot)"
+        self._bot_prefix = f"Bot {bot}: "
+        if pushed.get("outcome") == Outcome.EMPTY.value:
+            self.log.info("Bot %s: %s job %s found no data in %s..%s; nothing to copy", bot, pushed.get("dataset"),
+                          request_id, pushed.get("start_date"), pushed.get("end_date"))
+            return {**{name: pushed.get(name) for name in ("dataset", "request_id", "conversation_id", "start_date",
+                                                          "end_date")}, "files": [], "csv": None, "empty": True}
         job = hook.read_request(tag, request_id)
         self._require_success(job)
         ids = {**{k: v for k, v in pushed.items() if v is not None},
@@ -202,14 +242,14 @@ class CopyExhaustFilesOperator(BaseOperator):
         if not suffixes:
             raise ExhaustError(f"exhaust job {request_id} ({dataset}) succeeded but lists no files")
         names = file_names(dataset, suffixes)
-        key = self.encryption_key or hook.settings.encryption_key
+        key = self.zip_password or hook.settings.encryption_key
 
         def url_source() -> list[str]:
             fresh = hook.read_request(tag, request_id)
             self._require_success(fresh)
             return list(fresh.download_urls)
 
-        self.log.info("Copying %d file(s) of exhaust job %s (%s) to %s", len(names), request_id, dataset,
+        self.log.info("Bot %s: copying %d file(s) of %s job %s to %s", bot, len(names), dataset, request_id,
                       destination.uri(folder))
         if destination.local is not None:
             files, csv = self._fetch(url_source, names, destination.local / folder, key)
@@ -217,7 +257,7 @@ class CopyExhaustFilesOperator(BaseOperator):
             result_csv = str(csv) if csv is not None else None
         else:
             result_files, result_csv = self._copy_to_blob(url_source, names, destination, folder, key)
-        return {"dataset": dataset, "files": result_files, "csv": result_csv,
+        return {"dataset": dataset, "files": result_files, "csv": result_csv, "host": socket.gethostname(),
                 **{name: ids.get(name) for name in ("request_id", "conversation_id", "start_date", "end_date")}}
 
     @staticmethod
@@ -225,7 +265,7 @@ class CopyExhaustFilesOperator(BaseOperator):
         if job.status is JobStatus.SUCCESS:
             return
         if job.status is JobStatus.FAILED:
-            raise ExhaustJobFailed(job)
+            raise job.failure()
         raise ExhaustError(f"exhaust job {job.request_id} ({job.dataset}) is {job.status_text or 'unknown'}, "
                            "not SUCCESS: wait for it (ExhaustJobSensor) before copying its files")
 
@@ -264,14 +304,15 @@ class CopyExhaustFilesOperator(BaseOperator):
                         size = store.upload(path, destination.key(f"{folder}/{path.name}"),
                                             chunk_size=self.chunk_size)
                         files.append(destination.uri(f"{folder}/{path.name}"))
-                        self.log.info("Uploaded %s (%d bytes) to %s", path.name, size, files[-1])
+                        self.log.info("%sUploaded %s (%d bytes) to %s", self._bot_prefix, path.name, size,
+                                      files[-1])
                     csv = csv or destination.uri(f"{folder}/{extracted.name}")
                 continue
             with store.writer(destination.key(relative)) as writer:
                 size = self._download(url_source, index, writer, name=name)
                 writer.commit()
             files.append(destination.uri(relative))
-            self.log.info("Copied %s (%d bytes) to %s", name, size, files[-1])
+            self.log.info("%sCopied %s (%d bytes) to %s", self._bot_prefix, name, size, files[-1])
             if name.endswith(".csv"):
                 csv = csv or files[-1]
         return files, csv
@@ -289,7 +330,7 @@ class CopyExhaustFilesOperator(BaseOperator):
                 size = download_to(url_source, index, target, name=str(name), **options)
         except DownloadError as exc:
             raise ExhaustDownloadError(str(exc)) from None
-        self.log.info("Downloaded %s (%d bytes)", name, size)
+        self.log.info("%sDownloaded %s (%d bytes)", self._bot_prefix, name, size)
         return size
 
     def _open_zip(self, target: Path, key: str | None, folder: Path) -> Path:

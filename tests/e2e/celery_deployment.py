@@ -182,19 +182,6 @@ def _redis(url: str) -> Any:
     return client
 
 
-def warm_up_execution_api(airflow: AirflowSystem, timeout: float = 240.0) -> float:
-    """Make the api-server build its execution API before any task calls it; return how long that took.
-
-    The execution API (Cadwyn) builds its versioned routes on its first request, in the event loop:
-    every other request of the api-server waits meanwhile. On a busy two-core machine that took
-    35-40 s, longer than a worker's task start waits, so the first task failed to start.
-    """
-    started = time.monotonic()
-    answer = requests.get(f"{airflow.base_url}/execution/health", timeout=timeout)
-    assert answer.status_code == 200, answer.text
-    return time.monotonic() - started
-
-
 @contextmanager
 def deploy_celery(root: Path, azurite: Azurite) -> Iterator[CeleryDeployment]:
     """Seed the emulator, create fresh databases, start Airflow on Celery with two workers; stop it all after."""
@@ -251,7 +238,7 @@ def deploy_celery(root: Path, azurite: Azurite) -> Iterator[CeleryDeployment]:
                                                             *command]),
                     airflow.log_path(f"worker-{worker.name}"), {**airflow.env, **worker.env}, root)
             airflow.wait_healthy(120)
-            warmed = warm_up_execution_api(airflow)
+            warmed = airflow.warm_up_execution_api()
             airflow.login()
             airflow.wait_for_dag(DAG_ID, 120)
             airflow.unpause(DAG_ID)

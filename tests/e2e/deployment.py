@@ -22,7 +22,11 @@ DAYS = ["2026-03-01", "2026-03-02"]
 #: Fast-schedule period of the emulator's jobs. Each test (re)starts the emulator and triggers its run
 #: at once, so the jobs first run this long after the trigger: long enough for the run to plan,
 #: submit, and have its sensors poke once and defer (5-20 s on a busy two-core machine).
-JOBS_EVERY = 35.0
+JOBS_EVERY = 45.0
+
+
+#: A bot of the channel that nobody used: its exhausts are "No data found".
+QUIET = "0b6a3c1e-7d51-4c0a-9e55-2f8a7c9d4e11"
 
 
 @dataclass
@@ -31,6 +35,17 @@ class Deployment:
     emulator: EmulatorService
     summary: dict
     warehouse_url: str
+    quiet: str = QUIET
+
+    def loads(self) -> list[dict]:
+        """The warehouse's audit rows (``uci_responses_loads``)."""
+        from airflow_provider_uci.exhaust.warehouse import open_warehouse
+
+        warehouse = open_warehouse(self.warehouse_url)
+        try:
+            return warehouse.loads("uci_responses")
+        finally:
+            warehouse.close()
 
     def bot(self, index: int) -> tuple[str, int]:
         """The id of seeded bot ``index`` and how many answers it has on the test days."""
@@ -51,6 +66,9 @@ def deploy(root: Path, azurite: Azurite) -> Iterator[Deployment]:
         [str(UCI_EXHAUST), "emulator", "seed", "--data-dir", str(data), "--bots", "3", "--users", "20",
          "--events", "300", "--start", DAYS[0], "--days", str(len(DAYS)), "--seed", "31", "--json"],
         check=True, capture_output=True, text=True, timeout=120).stdout)
+    subprocess.run([str(UCI_EXHAUST), "emulator", "seed", "--data-dir", str(data), "--bots", "0", "--users", "0",
+                    "--events", "0", "--start", DAYS[0], "--days", str(len(DAYS)), "--bot", f"{QUIET}=Quiet bot"],
+                   check=True, capture_output=True, timeout=120)
     with postgres_database() as metadata, postgres_database() as warehouse:
         airflow = AirflowSystem.configure(root, metadata)
         emulator = EmulatorService(data, airflow.log_path("emulator"), JOBS_EVERY,
@@ -64,12 +82,15 @@ def deploy(root: Path, azurite: Azurite) -> Iterator[Deployment]:
             "AIRFLOW_VAR_UCI_EXHAUST_DESTINATION": "wasb://uci-e2e/exhaust",
             "AIRFLOW_VAR_UCI_EXHAUST_POLL_CONTINUOUSLY": "true",
         })
+        airflow.env["AIRFLOW_VAR_UCI_TEST_ZIP_PASSWORD"] = ZIP_KEY
         shutil.copy(ROOT / "dags" / "uci_exhaust.py", airflow.dags_folder / "uci_exhaust.py")
+        shutil.copy(ROOT / "tests" / "dags" / "uci_test_submit_wait.py", airflow.dags_folder)
         try:
             airflow.migrate()
             migrated = time.monotonic()
             airflow.start_all()
             airflow.wait_healthy(120)
+            airflow.warm_up_execution_api()
             airflow.login()
             airflow.wait_for_dag(DAG_ID, 120)
             airflow.unpause(DAG_ID)

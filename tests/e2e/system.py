@@ -259,6 +259,18 @@ class AirflowSystem:
             time.sleep(0.5)
         raise RuntimeError(f"Airflow not healthy after {timeout} s: {last}\n{self.log_tails()}")
 
+    def warm_up_execution_api(self, timeout: float = 240.0) -> float:
+        """Make the api-server build its execution API before any task calls it; return how long that took.
+
+        The execution API (Cadwyn) builds its versioned routes on its first request, in the event loop:
+        every other request of the api-server waits meanwhile. On a busy two-core machine that took
+        35-40 s, longer than a worker's task start waits, so the first task failed to start.
+        """
+        started = time.monotonic()
+        answer = requests.get(f"{self.base_url}/execution/health", timeout=timeout)
+        assert answer.status_code == 200, answer.text
+        return time.monotonic() - started
+
     def login(self) -> None:
         answer = requests.post(f"{self.base_url}/auth/token", json={"username": "admin", "password": self.password},
                                timeout=30)
@@ -347,7 +359,7 @@ def ti_key(ti: dict[str, Any]) -> str:
 
 
 def is_sensor(ti: dict[str, Any]) -> bool:
-    return ti["task_id"].rsplit(".", 1)[-1].startswith("wait_")
+    return ti["task_id"].rsplit(".", 1)[-1].startswith("wait")
 
 
 class RunWatch:
@@ -384,7 +396,12 @@ class RunWatch:
         """
         deadline = time.monotonic() + timeout
         while True:
-            tis = self.poll()
+            try:
+                tis = self.poll()
+            except requests.RequestException:  # a busy api-server: ask again, until the deadline
+                if time.monotonic() > deadline:
+                    raise
+                continue
             if condition(self.state, tis):
                 return tis
             bad = [ti_key(ti) for ti in tis if ti.get("state") in BAD_TASK_STATES]

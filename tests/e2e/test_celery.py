@@ -98,9 +98,6 @@ def test_three_bots_over_azure_blob_load_exactly(celery: CeleryDeployment) -> No
           + ", ".join(f"{operator} on {sorted(workers)}" for operator, workers in sorted(by_class.items())))
 
 
-@pytest.mark.xfail(raises=LocalFolderNotRefused, strict=True,
-                   reason="CopyExhaustFilesOperator copies to a local folder under a distributed executor; the "
-                          "load on another worker then cannot find the files and is retried minutes later")
 def test_a_local_folder_destination_works_or_fails_at_once(celery: CeleryDeployment) -> None:
     bots, expected = celery.bots()
     celery.set_variable("uci_exhaust_destination", None)  # the default: a folder under each worker's AIRFLOW_HOME

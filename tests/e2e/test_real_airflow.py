@@ -10,8 +10,10 @@ while the sensors are deferred and started again.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -62,13 +64,21 @@ def wait_deferred(watch: RunWatch, timings: dict[str, float]) -> None:
     timings["deferred"] = watch.elapsed()
 
 
-def finish(deployment: Deployment, watch: RunWatch, bot: str, expected: int, timings: dict[str, float]) -> None:
+def finish(deployment: Deployment, watch: RunWatch, bot: str | list[str], expected: int,
+           timings: dict[str, float]) -> None:
+    bots = [bot] if isinstance(bot, str) else bot
     watch.until(run_succeeded, RUN_TIMEOUT, "run success")
     timings["success"] = watch.elapsed()
     states = {ti_key(ti): ti.get("state") for ti in watch.last}
-    assert all(state == "success" for state in states.values()), watch.report()
-    assert {"bot.load[0]", "bot.wait_response[0]", "bot.wait_private[0]"} <= set(states), states
-    loaded = assert_table_matches(deployment.warehouse_url, deployment.emulator.data_dir, [bot], DAYS, ZIP_KEY,
+    assert all(state in ("success", "skipped") for state in states.values()), watch.report()
+    assert all(ti.get("try_number") == 1 for ti in watch.last if ti.get("state") == "success"), (
+        f"no task was retried\n{watch.report()}")
+    assert {"bot.submit[0]", "bot.wait[0]", "bot.copy[0]", "bot.load[0]"} <= set(states), states
+    labels = {ti_key(ti): ti.get("rendered_map_index") for ti in watch.last if ti["task_id"].startswith("bot.")}
+    assert labels == {f"bot.{step}[{index}]": name for index, name in enumerate(bots)
+                      for step in ("submit", "wait", "copy", "load")}, "every task is labelled with its bot"
+    active = [name for name in bots if name != deployment.quiet]
+    loaded = assert_table_matches(deployment.warehouse_url, deployment.emulator.data_dir, active, DAYS, ZIP_KEY,
                                   expected)
     print(f"\n[e2e] {watch.run_id}: {len(loaded)} rows; after the trigger: "
           + ", ".join(f"{name} {at:.1f} s" for name, at in sorted(timings.items(), key=lambda item: item[1])))
@@ -117,3 +127,53 @@ def test_triggerer_killed_while_deferred_under_faults(deployment: Deployment) ->
     assert fired and all(fired.values()), fired
     assert not any(set(by) & killed for by in fired.values()), (
         f"every trigger fired in the restarted triggerer, not the killed one ({killed}): {fired}")
+
+
+def test_fleet_with_a_quiet_bot_ends_green_without_waiting_for_nightly_retries(deployment: Deployment) -> None:
+    """Three bots, one with no answers: the run succeeds within a minute of the emulator's jobs run."""
+    (first, first_rows), (second, second_rows) = deployment.bot(0), deployment.bot(1)
+    bots = [first, deployment.quiet, second]
+    listening = deployment.emulator.restart(None)
+    run_id = deployment.airflow.trigger(DAG_ID, {"conversation_ids": bots, "start_date": DAYS[0],
+                                                 "end_date": DAYS[-1], "poll_continuously": True,
+                                                 "poll_interval": 2})
+    watch = RunWatch(deployment.airflow, DAG_ID, run_id)
+    timings = {"jobs run": listening + JOBS_EVERY - watch.started}
+    wait_deferred(watch, timings)
+    finish(deployment, watch, bots, first_rows + second_rows, timings)
+    assert timings["success"] - timings["jobs run"] < 60, timings
+    recorded = [row for row in deployment.loads() if row["conversation_id"] == deployment.quiet]
+    assert recorded and all((row["from_date"], row["to_date"], row["responses"]) == (DAYS[0], DAYS[-1], 0)
+                            for row in recorded), recorded
+    assert "No answers for bot " + deployment.quiet in deployment.airflow.task_log_tails(
+        DAG_ID, run_id, ["bot.load[1]"], lines=80)
+
+
+def test_secrets_show_as_stars_over_rest(deployment: Deployment) -> None:
+    """The zip password of a connection and of a rendered field reads ``***`` through the api-server."""
+    airflow = deployment.airflow
+    extra = {"channel_id": "dev-channel", "requested_by": "e2e", "zip_password": ZIP_KEY}
+    made = airflow.call("POST", "/api/v2/connections", json={
+        "connection_id": "uci_exhaust_from_ui", "conn_type": "uci_exhaust", "host": deployment.emulator.api,
+        "password": "dev-key", "extra": json.dumps(extra)})
+    assert made.status_code in (200, 201), made.text
+    shown = airflow.call("GET", "/api/v2/connections/uci_exhaust_from_ui")
+    assert shown.status_code == 200, shown.text
+    assert ZIP_KEY not in shown.text and "dev-key" not in shown.text, shown.text
+    assert json.loads(shown.json()["extra"])["zip_password"] == "***"
+
+    dag_id = "uci_test_submit_wait"
+    airflow.wait_for_dag(dag_id, 120)
+    airflow.unpause(dag_id)
+    bot, _ = deployment.bot(0)
+    run_id = airflow.trigger(dag_id, {"conversation_id": bot, "start_date": DAYS[0], "end_date": DAYS[-1]})
+    watch = RunWatch(airflow, dag_id, run_id)
+    watch.until(lambda _, tis: any(ti["task_id"] == "submit_private" and ti.get("state") == "success" for ti in tis),
+                120, "submit_private done")
+    answer = airflow.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/"
+                                 "submit_private")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rendered_fields"]["zip_password"] == "***", answer.json()["rendered_fields"]
+    assert ZIP_KEY not in answer.text
+    logs = airflow.task_log_tails(dag_id, run_id, ["submit_private", "submit_response"], lines=400)
+    assert "submit_private" in logs and ZIP_KEY not in logs

@@ -180,3 +180,24 @@ async def test_async_hook_retries_like_the_sync_one(start_emulator, monkeypatch:
     with pytest.raises(ExhaustTransientError, match="429"):
         await hook.list_requests(new_tag())
     assert waits == [2, 4, 3.0, 3.0]
+
+
+@pytest.mark.parametrize("server", ["nothing listening", "listening, never answering"])
+def test_connection_test_answers_within_five_seconds_naming_the_url(server: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import time
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        if server != "nothing listening":
+            silent.listen(8)  # accepts connections, answers nothing
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/api"
+        if server == "nothing listening":
+            silent.close()
+        set_uci_connection(monkeypatch, url, api_key="secret-key-4471")
+        began = time.monotonic()
+        ok, message = UciExhaustHook().test_connection()
+        elapsed = time.monotonic() - began
+    assert not ok and url in message and "secret-key-4471" not in message, message
+    assert elapsed < 5.0, f"{elapsed:.1f} s"

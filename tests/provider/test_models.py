@@ -105,3 +105,14 @@ def test_unknown_statuses_are_tolerated_and_pending() -> None:
 def test_failed_is_final_only_at_three_attempts() -> None:
     assert not ExhaustJob.from_api({**SAMPLE_RESULT, "status": "FAILED", "attempts": 2}).is_final_failure
     assert ExhaustJob.from_api({**SAMPLE_RESULT, "status": "FAILED", "attempts": 3}).is_final_failure
+
+
+def test_jobs_handed_on_as_json_text_read_the_same() -> None:
+    """A wait ended in the triggerer reaches the next task as JSON text; it reads as the mapping it holds."""
+    import json
+
+    from airflow_provider_uci.jobrefs import job_list
+
+    jobs = {"uci-response-exhaust": {"request_id": "R1", "tag": "t1", "outcome": "empty"},
+            "uci-private-exhaust": {"request_id": "R2", "tag": "t2", "outcome": "files"}}
+    assert job_list(json.dumps(jobs)) == job_list(jobs) == list(jobs.values())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from types import SimpleNamespace
 
 import pytest
 import requests
-from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
 from airflow_provider_uci.models import ExhaustError, ExhaustJobFailed
 from airflow_provider_uci.operators.exhaust import SubmitExhaustOperator, derive_tag
@@ -31,9 +32,9 @@ def operator(task_id: str, dataset: str = "response") -> SubmitExhaustOperator:
                                  to_date="2022-03-02")
 
 
-def fail(emulator: Emulator, job: dict) -> None:
+def fail(emulator: Emulator, job: dict, message: str = "Report generation failed") -> None:
     requests.post(f"{emulator.root}/admin/jobs/{job['request_id']}/fail", params={"tag": job["tag"] + ":dev-channel"},
-                  json={"message": "No data found"}, timeout=10).raise_for_status()
+                  json={"message": message}, timeout=10).raise_for_status()
 
 
 @pytest.fixture(autouse=True)
@@ -89,8 +90,9 @@ def test_sensor_defers_with_primitive_kwargs(emulator: Emulator, request: pytest
     trigger = deferred.value.trigger
     assert isinstance(trigger, ExhaustJobTrigger)
     classpath, kwargs = trigger.serialize()
-    assert kwargs["run_at"] == "03:00" and kwargs["timezone"] == "Asia/Kolkata"
-    assert all(isinstance(value, (str, int, float, bool, type(None))) for value in kwargs.values())
+    assert [job["run_at"] for job in kwargs["jobs"]] == ["03:00"] and kwargs["timezone"] == "Asia/Kolkata"
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    assert all(isinstance(value, (str, int, float, bool, type(None))) for key, value in kwargs.items() if key != "jobs")
     assert deferred.value.method_name == "execute_complete"
 
 
@@ -102,8 +104,47 @@ def test_sensor_fails_fast_only_when_asked(emulator: Emulator, request: pytest.F
         patient.execute(context())
     hasty = ExhaustJobSensor(task_id="wait", tag=pushed["tag"], request_id=pushed["request_id"],
                              fail_on_first_failure=True)
-    with pytest.raises(ExhaustJobFailed, match="No data found"):
+    with pytest.raises(ExhaustJobFailed, match="Report generation failed") as failed:
         hasty.execute(context())
+    assert isinstance(failed.value, AirflowFailException), "a job failed for good is not retried by Airflow"
+    assert BOT in str(failed.value)
+
+
+def test_both_jobs_in_one_sensor_and_no_data_found_is_an_empty_answer(emulator: Emulator,
+                                                                       request: pytest.FixtureRequest) -> None:
+    submit = SubmitExhaustOperator(task_id=f"both-{request.node.name}", conversation_id=BOT,
+                                   datasets=["response", "private"], from_date="2022-03-01", to_date="2022-03-02")
+    jobs = submit.execute(context())
+    assert set(jobs) == {"uci-response-exhaust", "uci-private-exhaust"}
+    response, private = jobs["uci-response-exhaust"], jobs["uci-private-exhaust"]
+    assert response["tag"] != private["tag"], "one tag per dataset, as when each had its own task"
+    sensor = ExhaustJobSensor(task_id="wait", jobs=jobs, conversation_id=BOT)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context())
+    kwargs = deferred.value.trigger.serialize()[1]
+    assert [(job["request_id"], job["run_at"]) for job in kwargs["jobs"]] == [
+        (response["request_id"], "02:00"), (private["request_id"], "03:00")], "one trigger for both, each its night"
+    assert kwargs["conversation_id"] == BOT
+    requests.post(f"{emulator.root}/admin/jobs/{private['request_id']}/file",
+                  params={"tag": private["tag"] + ":dev-channel"}, data=b"a\n1\n", timeout=10).raise_for_status()
+    fail(emulator, response, "No data found")
+    result = sensor.execute(context())
+    assert result["uci-response-exhaust"]["outcome"] == "empty" and result["uci-response-exhaust"]["file_count"] == 0
+    assert result["uci-private-exhaust"]["outcome"] == "files" and result["uci-private-exhaust"]["file_count"] == 1
+
+
+def test_a_bot_the_channel_does_not_own_fails_at_once_naming_bot_and_channel(emulator: Emulator,
+                                                                              request: pytest.FixtureRequest) -> None:
+    pushed = operator(f"stranger-{request.node.name}").execute(context())
+    fail(emulator, pushed, "No data found for conversation in DB")
+    sensor = ExhaustJobSensor(task_id="wait", tag=pushed["tag"], request_id=pushed["request_id"])
+    with pytest.raises(AirflowFailException, match=f"bot {BOT}: .*channel dev-channel"):
+        sensor.execute(context())
+    event = {"status": "failed", "message": "No data found for conversation in DB",
+             "job": {"request_id": "R", "dataset": "uci-response-exhaust", "conversation_id": BOT, "attempts": 1,
+                     "status_message": "No data found for conversation in DB", "outcome": "no_such_bot"}}
+    with pytest.raises(AirflowFailException, match=f"bot {BOT}: .*channel dev-channel"):
+        sensor.execute_complete({}, event)
 
 
 def test_trigger_events_become_task_outcomes() -> None:
@@ -134,3 +175,19 @@ def test_imports_raise_no_deprecation_warnings() -> None:
     result = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c", code], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_parsing_the_dag_does_not_import_the_loader() -> None:
+    """Every task process parses the DAG file: the loader (pyarrow, numpy) is imported by the load task only."""
+    code = ("import sys, airflow_provider_uci.dags.uci_exhaust; "
+            "print(sorted(m for m in ('pyarrow', 'numpy', 'airflow_provider_uci.exhaust.load') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_load_operator_default_table_is_the_loaders() -> None:
+    from airflow_provider_uci.exhaust.load import DEFAULT_TABLE
+    from airflow_provider_uci.operators import load
+
+    assert load.DEFAULT_TABLE == DEFAULT_TABLE

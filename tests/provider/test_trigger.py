@@ -177,9 +177,12 @@ def test_serialize_round_trip(options: dict[str, Any]) -> None:
     classpath, kwargs = trigger.serialize()
     module, _, name = classpath.rpartition(".")
     assert getattr(importlib.import_module(module), name) is ExhaustJobTrigger
-    assert all(value is None or type(value) in (str, float, int, bool) for value in kwargs.values()), kwargs
+    assert all(value is None or type(value) in (str, float, int, bool) for key, value in kwargs.items()
+               if key != "jobs"), kwargs
     assert json.loads(json.dumps(kwargs)) == kwargs
-    assert kwargs["deadline"] == 1718150400.0 and kwargs["run_at"] == options.get("run_at", "02:00")
+    assert kwargs["deadline"] == 1718150400.0
+    assert kwargs["jobs"] == [{"tag": "t-1", "request_id": "ABC", "dataset": None,
+                               "run_at": options.get("run_at", "02:00")}]
     assert ExhaustJobTrigger(**kwargs).serialize() == (classpath, kwargs)
 
 
@@ -200,7 +203,8 @@ async def test_pending_job_sleeps_to_the_nightly_run_then_succeeds(jobs: Jobs, q
     assert described == {
         "request_id": job["requestId"], "tag": bare(job), "dataset": "uci-response-exhaust",
         "conversation_id": "c63b6faa-11a9-4259-b941-11cd2f8446c6", "start_date": "2022-03-01",
-        "end_date": "2022-04-01", "status": "SUCCESS", "attempts": 0, "file_count": 1,
+        "end_date": "2022-04-01", "status": "SUCCESS", "attempts": 0, "file_count": 1, "outcome": "files",
+        "channel": "dev-channel",
     }
     text = json.dumps(payload)
     assert "sig=" not in text and "://" not in text and "blob" not in text, "no URL travels in the event"
@@ -377,3 +381,22 @@ async def test_restarted_trigger_wakes_at_the_same_time(jobs: Jobs, restarted_at
     assert payload["status"] == "success"
     assert second_clock.wakes == [FIRST_LOOK], "the restart neither lengthens nor shortens the wait"
     assert second.reads == 2, "it looks once on starting, then sleeps to the same wake-up"
+
+
+@pytest.mark.asyncio
+async def test_end_from_trigger_ends_the_task_with_the_waits_return_value(jobs: Jobs, quiet: Emulator) -> None:
+    from airflow.triggers.base import TaskSuccessEvent
+
+    job = jobs.submit()
+    jobs.succeed(job)
+    trigger = ExhaustJobTrigger(jobs=[{"tag": job["tag"], "request_id": job["requestId"],
+                                       "dataset": "uci-response-exhaust", "run_at": None}],
+                                deadline=SUBMITTED + DAY, poll_interval=1, end_from_trigger=True,
+                                result_by_dataset=True)
+    trigger.clock = lambda: SUBMITTED
+    events = [event async for event in trigger.run()]
+    assert len(events) == 1 and isinstance(events[0], TaskSuccessEvent)
+    value = events[0].xcoms["return_value"]
+    assert set(value) == {"uci-response-exhaust"}
+    assert value["uci-response-exhaust"]["outcome"] == "files" and value["uci-response-exhaust"]["file_count"] == 1
+    assert "://" not in json.dumps(value), "no URL travels in XCom"

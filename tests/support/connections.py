@@ -11,7 +11,7 @@ def uci_connection(host: str, *, api_key: str = "dev-key", channel: str = "dev-c
                    encryption_key: str | None = None) -> str:
     extra = {"channel_id": channel, "requested_by": requested_by}
     if encryption_key is not None:
-        extra["encryption_key"] = encryption_key
+        extra["zip_password"] = encryption_key
     return json.dumps({"conn_type": "uci_exhaust", "host": host, "password": api_key, "extra": extra})
 
 

@@ -1,0 +1,158 @@
+"""The main DAG over a fleet, with ``dag.test()``: quiet bots end green, hopeless errors end at once, labels.
+
+Retries stay on (2, one second apart): an error that no retry can mend must fail its task on the first
+try, and a quiet bot must not be retried at all.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.support.airflow import load_dag, task_states, xcoms
+from tests.support.connections import set_uci_connection
+from tests.support.expected import assert_table_matches
+from tests.support.services import Emulator, run_emulator
+
+SCRIPT = Path(sys.executable).with_name("uci-exhaust")
+ZIP_KEY = "fleet-zip-key-3301"
+DAYS = ["2026-04-01", "2026-04-02"]
+QUIET = "0b6a3c1e-7d51-4c0a-9e55-2f8a7c9d4e11"  # a bot of the channel that nobody used
+STRANGER = "5d1c9e7a-3b2f-4a60-8c41-9e0d7b6a5f22"  # a bot the channel does not own
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator, dict]]:
+    data = tmp_path_factory.mktemp("fleet-emulator")
+    summary = json.loads(subprocess.run(
+        [str(SCRIPT), "emulator", "seed", "--data-dir", str(data), "--bots", "2", "--users", "15", "--events", "200",
+         "--start", DAYS[0], "--days", "2", "--seed", "41", "--json"], check=True, capture_output=True,
+        text=True).stdout)
+    # then a bot of the same channel with no users and no answers
+    subprocess.run([str(SCRIPT), "emulator", "seed", "--data-dir", str(data), "--bots", "0", "--users", "0",
+                    "--events", "0", "--start", DAYS[0], "--days", "2", "--bot", f"{QUIET}=Quiet bot"],
+                   check=True, capture_output=True)
+    with run_emulator(data, "--jobs-every", "1") as emulator:
+        yield emulator, summary
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, emulator: Emulator, tmp_path: Path, **connection: str) -> str:
+    set_uci_connection(monkeypatch, emulator.api, encryption_key=ZIP_KEY, **connection)
+    warehouse = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    monkeypatch.setenv("AIRFLOW_CONN_UCI_WAREHOUSE", warehouse)
+    monkeypatch.setenv("AIRFLOW_VAR_UCI_EXHAUST_WAREHOUSE_CONN_ID", "uci_warehouse")
+    monkeypatch.setenv("AIRFLOW_VAR_UCI_EXHAUST_DESTINATION", str(tmp_path / "files"))
+    monkeypatch.delenv("AIRFLOW_VAR_UCI_EXHAUST_CONVERSATION_IDS", raising=False)
+    return warehouse
+
+
+def dag_with_quick_retries(folder: Path):
+    """The DAG as parsed, its retries kept (2) but one second apart, so a wrongly retried task shows fast."""
+    dag = load_dag(folder, "uci_exhaust")
+    for task in dag.tasks:
+        assert task.retries == 2, task.task_id
+        task.retry_delay = timedelta(seconds=1)
+    return dag
+
+
+def conf(bots: list[str]) -> dict:
+    return {"conversation_ids": bots, "start_date": DAYS[0], "end_date": DAYS[1], "poll_continuously": True,
+            "poll_interval": 1}
+
+
+def instances(run) -> dict[str, object]:
+    return {ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): ti for ti in run.get_task_instances()}
+
+
+def test_a_quiet_bot_ends_green_recorded_empty_and_batches_pass_max_map_length(
+        fleet, airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    emulator, summary = fleet
+    active = [bot["id"] for bot in summary["bots"]]
+    assert len(active) == 2
+    warehouse = configure(monkeypatch, emulator, tmp_path)
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "2")  # three bots: two batches
+    dag = dag_with_quick_retries(airflow_db)
+
+    run = dag.test(run_conf=conf([active[0], QUIET, active[1]]))
+    states = task_states(run)
+    assert str(run.state) == "success", states
+    tis = instances(run)
+    ran = {key: ti for key, ti in tis.items() if str(ti.state) != "skipped"}
+    assert all(ti.try_number == 1 for ti in ran.values()), {key: ti.try_number for key, ti in ran.items()}
+    loads = {key: value for key, value in xcoms(dag.dag_id, run.run_id).items() if ".load[" in key}
+    assert set(loads) == {"bot.load[0]", "bot.load[1]", "bot_2.load[0]"}, "two batches of at most 2 bots"
+    assert {key.split("[")[0] for key, state in states.items() if state == "skipped"} >= {"bot_3.load", "bot_4.load"}
+
+    # every task of a bot's group is labelled with its conversation id
+    labels = {key: ti.rendered_map_index for key, ti in tis.items() if key.startswith("bot")}
+    expected = {f"bot.{step}[{index}]": bot for index, bot in enumerate([active[0], QUIET])
+                for step in ("submit", "wait", "copy", "load")}
+    expected.update({f"bot_2.{step}[0]": active[1] for step in ("submit", "wait", "copy", "load")})
+    assert {key: label for key, label in labels.items() if key in expected} == expected
+    assert set(expected) <= set(labels)
+
+    # the quiet bot: both jobs answered "No data found", nothing copied, loaded empty
+    quiet = xcoms(dag.dag_id, run.run_id)
+    assert {dataset: job["outcome"] for dataset, job in quiet["bot.wait[1]"].items()} == {
+        "uci-response-exhaust": "empty", "uci-private-exhaust": "empty"}
+    assert all(copied["empty"] and copied["files"] == [] for copied in quiet["bot.copy[1]"].values())
+    assert loads["bot.load[1]"]["responses_loaded"] == 0 and loads["bot.load[1]"]["conversation_id"] == QUIET
+    assert_table_matches(warehouse, emulator.data_dir, active, DAYS, ZIP_KEY,
+                         sum(n for bot in summary["bots"] if bot["id"] in active for n in bot["events_by_day"].values()))
+    from airflow_provider_uci.exhaust.warehouse import open_warehouse
+
+    warehouse_db = open_warehouse(warehouse)
+    try:
+        recorded = [row for row in warehouse_db.loads("uci_responses") if row["conversation_id"] == QUIET]
+    finally:
+        warehouse_db.close()
+    assert [(row["from_date"], row["to_date"], row["responses"]) for row in recorded] == [(DAYS[0], DAYS[1], 0)]
+    out = capfd.readouterr().out
+    assert f"No answers for bot {QUIET} on {DAYS[0]}..{DAYS[1]}" in out
+
+
+@pytest.mark.parametrize("case", ["bot the channel does not own", "no bots", "validation", "refused key",
+                                  "range reversed"])
+def test_hopeless_errors_fail_once_naming_the_bot(case: str, fleet, airflow_db: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    emulator, summary = fleet
+    bot = summary["bots"][0]["id"]
+    connection: dict[str, str] = {}
+    run_conf = conf([bot])
+    if case == "bot the channel does not own":
+        run_conf = conf([STRANGER])
+        failing, words = "bot.wait[0]", [STRANGER, "dev-channel", "No data found for conversation in DB"]
+    elif case == "no bots":
+        run_conf = {**conf([]), "conversation_ids": None}
+        failing, words = "plan", ["conversation_ids", "uci_exhaust_conversation_ids"]
+    elif case == "validation":
+        connection = {"requested_by": "r" * 60}
+        failing, words = "bot.submit[0]", ["requested_by", "at most 50 characters"]
+    elif case == "refused key":
+        connection = {"api_key": "not-a-key-of-this-service"}
+        failing, words = "bot.submit[0]", ["HTTP 401"]
+    else:
+        run_conf = {**conf([bot]), "start_date": DAYS[1], "end_date": DAYS[0]}
+        failing, words = "plan", ["start_date", "after end_date"]
+    configure(monkeypatch, emulator, tmp_path, **connection)
+    dag = dag_with_quick_retries(airflow_db)
+
+    run = dag.test(run_conf=run_conf)
+    assert str(run.state) == "failed"
+    tis = instances(run)
+    assert str(tis[failing].state) == "failed", task_states(run)
+    assert tis[failing].try_number == 1, "failed at once, not retried"
+    assert not any(str(ti.state) == "up_for_retry" or ti.try_number > 1 for ti in tis.values()), task_states(run)
+    assert sum(1 for ti in tis.values() if str(ti.state) == "failed") == 1, task_states(run)
+    out = capfd.readouterr().out
+    assert all(word in out for word in words), [word for word in words if word not in out]
+    if case not in ("no bots", "range reversed"):
+        assert bot in out or STRANGER in out, "the message names the bot"
