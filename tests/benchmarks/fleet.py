@@ -168,6 +168,7 @@ def run_fleet(airflow: AirflowSystem, proxy: CountingProxy, bots: list[str], day
         offset += len(page)
         if len(page) < 100:
             break
+    tis = list({(ti["task_id"], ti.get("map_index")): ti for ti in tis}.values())  # pages may overlap
     ran = [ti for ti in tis if ti.get("state") != "skipped"]
     per_bot = [ti for ti in ran if (ti.get("map_index") or -1) >= 0]
     loads = [ti for ti in per_bot if ti["task_id"].endswith(".load")]
@@ -182,8 +183,8 @@ def run_fleet(airflow: AirflowSystem, proxy: CountingProxy, bots: list[str], day
         "bots": len(bots), "state": state, "loaded": sum(1 for ti in loads if ti.get("state") == "success"),
         "seconds": seconds, "bots_per_minute": len(loads) / seconds * 60 if seconds > 0 else 0.0,
         "task_instances_per_bot": len(per_bot) / len(bots),
-        "task_processes_per_bot": (len(per_bot) + sum(1 for ti in per_bot if ti["task_id"].endswith(".wait")))
-        / len(bots),
+        # a wait is one worker process: it defers, and its trigger ends it in the triggerer
+        "task_processes_per_bot": len(per_bot) / len(bots),
         "run_tasks": len(ran) - len(per_bot), "retried": sum(1 for ti in ran if (ti.get("try_number") or 1) > 1),
         "triggerer_peak_rss_mb": peak / 1e6, "api_calls_per_job": api_calls / jobs,
         "calls": dict(proxy.counts),
