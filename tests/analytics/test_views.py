@@ -194,18 +194,22 @@ def test_median_duration_of_odd_and_even_counts_and_without_durations(backend: s
             check(url)
 
 
-def test_the_funnel_query_agrees_with_question_stats_and_has_its_index(seeded, warehouse_url: str) -> None:
-    from airflow_provider_uci.analytics.views import Scope, funnel_sql
+def test_the_funnel_query_agrees_with_question_stats_with_and_without_its_index(seeded, warehouse_url: str) -> None:
+    from airflow_provider_uci.analytics.views import Scope, create_funnel_index, funnel_sql
 
     _, files = seeded
     stats = view(warehouse_url, "_question_stats")
     with open_warehouse(warehouse_url) as warehouse:
-        for conversation, _ in files:
-            got = warehouse._query(*funnel_sql(TABLE, warehouse.backend, Scope(conversation)))
-            want = sorted((row["question_id"], row["position"], row["devices"]) for row in stats
-                          if row["conversation_id"] == conversation)
-            assert sorted((question, position, devices) for _, question, position, devices in got) == want
-            assert [position for _, _, position, _ in got] == list(range(1, len(want) + 1))
         index = ("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?" if warehouse.backend == "sqlite"
                  else "SELECT count(*) FROM pg_indexes WHERE indexname = ?")
-        assert warehouse._query(index, (f"{TABLE}_funnel",)) == [(1,)]
+        for made in (False, True):
+            if made:
+                create_funnel_index(warehouse, TABLE)
+            assert warehouse._query(index, (f"{TABLE}_funnel",)) == [(int(made),)], "loads do not make it"
+            for conversation, _ in files:
+                got = warehouse._query(*funnel_sql(TABLE, warehouse.backend, Scope(conversation)))
+                want = sorted((row["question_id"], row["position"], row["devices"]) for row in stats
+                              if row["conversation_id"] == conversation)
+                assert sorted((question, position, devices) for _, question, position, devices in got) == want
+                assert [position for _, _, position, _ in got] == list(range(1, len(want) + 1))
+            warehouse._rollback()
