@@ -157,6 +157,7 @@ def _add_seed(sub: argparse._SubParsersAction) -> None:
 def _emulator_settings(args: argparse.Namespace):  # noqa: ANN202
     from airflow_provider_uci.emulator.config import (
         EmulatorSettings,
+        check_admin_token,
         parse_instant,
         parse_pairs,
         parse_zone,
@@ -172,6 +173,10 @@ def _emulator_settings(args: argparse.Namespace):  # noqa: ANN202
     overrides["bot_pdata_id"] = flag("pdata_id")
     if flag("no_schedule"):
         overrides["schedule"] = False
+    if flag("play_errors"):
+        overrides["play_errors"] = True
+    if flag("admin_token") is not None:
+        overrides["admin_token"] = check_admin_token(args.admin_token, "--admin-token")
     if flag("jobs_timezone"):
         overrides["jobs_timezone"] = parse_zone(args.jobs_timezone, "--jobs-timezone")
     if flag("api_key"):
@@ -191,6 +196,10 @@ def _emulator_settings(args: argparse.Namespace):  # noqa: ANN202
         truncate=flag("fault_truncate"), seed=flag("fault_seed"),
     )
     settings = EmulatorSettings.from_env(**overrides)
+    if flag("host") is not None:  # serve: refuse to open the admin routes to the network without a token
+        from airflow_provider_uci.emulator.access import check_exposure
+
+        check_exposure(args.host, settings)
     return settings
 
 
