@@ -6,6 +6,8 @@ Expected bytes are the emulator's own stored blobs under ``<data dir>/blobs/repo
 
 from __future__ import annotations
 
+import socket
+
 import hashlib
 import json
 import os
@@ -161,7 +163,9 @@ def test_response_csv_lands_at_its_fixed_path_and_a_rerun_overwrites(seeded: See
     relative = f"{BOT}/{START}_{END}/uci-response-exhaust.csv"
     assert {k: first[k] for k in ("dataset", "files", "csv")} == {"dataset": RESPONSE, "files": [str(out / relative)],
                                                               "csv": str(out / relative)}
-    assert set(first) == {"dataset", "files", "csv", "request_id", "conversation_id", "start_date", "end_date"}
+    assert set(first) == {"dataset", "files", "csv", "request_id", "conversation_id", "start_date", "end_date",
+                          "host"}
+    assert first["host"] == socket.gethostname(), "the load names the worker that wrote a local file"
     expected = stored(seeded.data_dir, RESPONSE, seeded.response.request_id, ".csv").read_bytes()
     assert (out / relative).read_bytes() == expected
     no_secrets(first)
