@@ -6,11 +6,10 @@ Expected bytes are the emulator's own stored blobs under ``<data dir>/blobs/repo
 
 from __future__ import annotations
 
-import socket
-
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
