@@ -32,9 +32,8 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Param, Variable, get_current_context, task, task_group
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, Variable, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowFailException
-from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_uci.operators.exhaust import SubmitExhaustOperator
 from airflow_provider_uci.operators.load import LoadExhaustOperator

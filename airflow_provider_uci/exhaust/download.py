@@ -22,12 +22,14 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Protocol
-
-import requests
-import urllib3
+from functools import cache
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from airflow_provider_uci.exhaust.at_rest import open_private, private_folder
+from airflow_provider_uci.retry import RetryPolicy, Verdict
+
+if TYPE_CHECKING:  # imported on first download: a task that copies nothing does not pay for them
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,18 @@ UNZIP_FLOOR = 64 * MIB
 UNZIP_CEILING = 4096 * MIB
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
-_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-              requests.exceptions.ContentDecodingError, urllib3.exceptions.HTTPError,
-              # what the standard library's response raises when read from directly (see _body)
-              http.client.HTTPException, ConnectionError, TimeoutError)
+
+
+@cache
+def _transient() -> tuple[type[BaseException], ...]:
+    """What a download attempt may meet that a later attempt can mend."""
+    import requests
+    import urllib3
+
+    return (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError, urllib3.exceptions.HTTPError,
+            # what the standard library's response raises when read from directly (see _body)
+            http.client.HTTPException, ConnectionError, TimeoutError)
 
 
 class DownloadError(RuntimeError):
@@ -170,35 +180,36 @@ def download_to(url_source: Callable[[], list[str]], index: int, sink: Sink, *, 
         raise ValueError(f"chunk_size: must be at least 1, got {chunk_size}")
     what = f"exhaust file {index} ({name})"
     own_session = session is None
-    http = session if session is not None else requests.Session()
-    total: int | None = None
-    last = ""
+    if session is None:
+        import requests
+
+        session = requests.Session()
+    http = session
+    expected: list[int | None] = [None]  # the file's size, once an answer told it
+
+    def attempt() -> Verdict:
+        try:
+            url = _url(url_source, index, what)
+            expected[0] = _attempt(http, url, sink, expected[0], chunk_size, timeout, what, progress)
+            return Verdict(result=expected[0])
+        except _Retry as failure:
+            reason = failure.reason
+            if failure.restart:
+                sink.restart()
+                expected[0] = None
+            elif failure.total is not None:
+                expected[0] = failure.total
+        except _transient() as exc:
+            # The exception's own text names the URL (and its signature): keep its type only.
+            reason = f"{type(exc).__name__} after {sink.tell()} bytes"
+        if expected[0] is not None and sink.tell() == expected[0]:
+            return Verdict(result=expected[0])  # every byte arrived before the connection failed
+        # a refused signature is re-signed at once: the next attempt reads the job again
+        return Verdict.transient(reason, retry_after=0.0 if reason.startswith("HTTP 403") else None)
+
+    policy = RetryPolicy(attempts=attempts, backoff=backoff, max_backoff=MAX_BACKOFF)
     try:
-        for attempt in range(1, attempts + 1):
-            try:
-                url = _url(url_source, index, what)
-                total = _attempt(http, url, sink, total, chunk_size, timeout, what, progress)
-            except _Retry as failure:
-                last = failure.reason
-                if failure.restart:
-                    sink.restart()
-                    total = None
-                elif failure.total is not None:
-                    total = failure.total
-            except _TRANSIENT as exc:
-                # The exception's own text names the URL (and its signature): keep its type only.
-                last = f"{type(exc).__name__} after {sink.tell()} bytes"
-            else:
-                break
-            if total is not None and sink.tell() == total:
-                break  # every byte arrived before the connection failed: nothing left to fetch
-            if attempt == attempts:
-                raise DownloadError(f"{what}: gave up after {attempts} attempts; last: {last}")
-            delay = 0.0 if last.startswith("HTTP 403") else min(backoff * 2 ** (attempt - 1), MAX_BACKOFF)
-            log.warning("%s: %s; retrying with a freshly signed URL in %.1f s (attempt %d of %d)", what, last,
-                        delay, attempt, attempts)
-            if delay > 0:
-                sleep(delay)
+        policy.call(attempt, what=what, log=log, sleep=sleep, give_up=DownloadError)
         written = sink.tell()
     finally:
         if own_session:
@@ -257,7 +268,7 @@ def _attempt(http: requests.Session, url: str, sink: Sink, total: int | None, ch
                     if progress is not None:
                         progress(written + received, total)
                     del chunk  # a view of the buffer the next read fills
-        except _TRANSIENT as exc:
+        except _transient() as exc:
             raise _Retry(f"{type(exc).__name__} after {written + received} bytes", total=total) from None
     if length is not None and received != length:
         raise _Retry(f"body cut short: {received} of {length} bytes", total=total)

@@ -4,8 +4,11 @@ Both send exactly ``Authorization: Bearer <API key>``, ``X-Channel-ID`` and ``Co
 user-token headers switch the real service to a path that refuses UCI datasets, contract 4.11), and
 both read every answer the same way (:mod:`airflow_provider_uci.hooks.wire`): HTTP 200 with
 ``result: null`` is :class:`ExhaustJobNotFound`, 400/401/403 are :class:`ExhaustApiError`, and 5xx,
-429, timeouts and dropped connections are retried with exponential backoff (429 waits its
+429, timeouts and dropped connections are retried by one :class:`RetryPolicy` (429 waits its
 ``Retry-After``). Read timeouts sit above the service's own 20-second ask timeout.
+
+Both speak HTTP through httpx, which Airflow's task runner has loaded already: a task that imports
+this module pays for no HTTP library of its own.
 """
 
 from __future__ import annotations
@@ -14,30 +17,47 @@ import asyncio
 import time
 from functools import cached_property
 from typing import Any
+from urllib.parse import quote
 
-import requests
-from airflow.providers.http.hooks.http import HttpAsyncHook, HttpHook
+import httpx
+from airflow.sdk import BaseHook
 
 from airflow_provider_uci.hooks.wire import (
     CONN_TYPE,
     DEFAULT_CONN_ID,
     LIST_LIMIT,
     ConnectionSettings,
-    RetryPolicy,
-    Verdict,
     judge,
     job_list,
     read_route,
     submit_route,
 )
 from airflow_provider_uci.models import ExhaustJob, ExhaustRequest, ExhaustTransientError, strip_channel
+from airflow_provider_uci.retry import RetryPolicy, Verdict
 
 #: (connect, read) seconds; the service itself gives up on a call after 20 s.
 DEFAULT_TIMEOUT = (10.0, 45.0)
+#: (connect, read) timeouts of ``test_connection``: one try, answered within about 5 s.
+TEST_TIMEOUT = (2.0, 3.0)
 
 
-class _ExhaustHookSettings:
-    """What both hooks are: their connection type, and how they are made."""
+def _timeout(timeout: tuple[float, float]) -> httpx.Timeout:
+    connect, read = timeout
+    return httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
+
+
+def _transport_failure(exc: httpx.TransportError) -> Verdict:
+    """A network fault as a reason to retry; its text may hold the URL, so only its kind is kept."""
+    kind = "Timeout" if isinstance(exc, httpx.TimeoutException) else "ConnectionError"
+    return Verdict.transient(f"{kind} talking to the service ({type(exc).__name__})")
+
+
+def _path(route: str, tag: str) -> str:
+    return f"/dataset/v1/request/{route}/{quote(tag, safe='')}"
+
+
+class _ExhaustHookBase(BaseHook):
+    """What both hooks are: their connection type, how they are made, and their retry rule."""
 
     conn_name_attr = "uci_exhaust_conn_id"
     default_conn_name = DEFAULT_CONN_ID
@@ -45,22 +65,18 @@ class _ExhaustHookSettings:
 
     def __init__(self, uci_exhaust_conn_id: str = DEFAULT_CONN_ID, *, retry: RetryPolicy | None = None,
                  timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
-        super().__init__(method="GET", http_conn_id=uci_exhaust_conn_id)  # type: ignore[call-arg]
+        super().__init__()
         self.uci_exhaust_conn_id = uci_exhaust_conn_id
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
 
 
-#: (connect, read) timeouts of ``test_connection``: one try, answered within about 5 s.
-TEST_TIMEOUT = (2.0, 3.0)
-
-
-class UciExhaustHook(_ExhaustHookSettings, HttpHook):
+class UciExhaustHook(_ExhaustHookBase):
     """Talk to the Data Exhaust API from a worker.
 
     The connection (type ``uci_exhaust``): host = the API base URL (``https://<host>/api``),
     password = the API key, extras ``channel_id`` (sent as ``X-Channel-ID``), ``requested_by`` and
-    ``encryption_key`` (the private exhaust zip's password).
+    ``zip_password`` (the private exhaust zip's password).
 
     :param uci_exhaust_conn_id: the Airflow connection id.
     :param retry: how often and how long to retry transient failures.
@@ -72,7 +88,7 @@ class UciExhaustHook(_ExhaustHookSettings, HttpHook):
     def __init__(self, uci_exhaust_conn_id: str = DEFAULT_CONN_ID, *, retry: RetryPolicy | None = None,
                  timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
         super().__init__(uci_exhaust_conn_id, retry=retry, timeout=timeout)
-        self._session: requests.Session | None = None
+        self._client: httpx.Client | None = None
         self.sleep = time.sleep
 
     @cached_property
@@ -80,42 +96,30 @@ class UciExhaustHook(_ExhaustHookSettings, HttpHook):
         """The connection's settings, read on first use (never at construction)."""
         return ConnectionSettings.from_connection(self.get_connection(self.uci_exhaust_conn_id))
 
-    # HttpHook would turn every connection extra into a header (leaking the encryption key) and a
-    # login into basic auth; this hook sends its own three headers only.
-    def _configure_session_from_extra(self, session: requests.Session, connection: Any,
-                                      extra_options: dict[str, Any]) -> requests.Session:
-        return session
+    def get_conn(self) -> httpx.Client:
+        """The HTTP client, sending the connection's three headers and nothing else of it."""
+        if self._client is None:
+            self._client = httpx.Client(headers=self.settings.headers(), timeout=_timeout(self.timeout))
+        return self._client
 
-    def _extract_auth(self, connection: Any) -> None:
-        return None
-
-    def _get_session(self) -> requests.Session:
-        if self._session is None:
-            self._session = self.get_conn(headers=self.settings.headers())
-        return self._session
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def _request(self, method: str, path: str, route: str, *, json_body: dict[str, Any] | None = None,
                  params: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """Send one call, retrying what is transient; return the envelope's ``result``."""
         url = self.settings.url(path)
-        last = ""
-        for attempt in range(1, self.retry.attempts + 1):
+
+        def attempt() -> Verdict:
             try:
-                response = self._get_session().request(method, url, json=json_body, params=params,
-                                                       timeout=self.timeout)
-                verdict = judge(route, response.status_code, response.headers, response.content)
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                verdict = Verdict.transient(f"{type(exc).__name__} talking to the service")
-            if verdict.retry is None:
-                return verdict.result
-            last = verdict.retry
-            if attempt == self.retry.attempts:
-                break
-            delay = self.retry.delay(attempt, verdict.retry_after)
-            self.log.warning("%s: %s; retrying in %.1f s (attempt %d of %d)", route, last, delay, attempt,
-                             self.retry.attempts)
-            self.sleep(delay)
-        raise ExhaustTransientError(f"{route}: gave up after {self.retry.attempts} attempts; last: {last}")
+                response = self.get_conn().request(method, url, json=json_body, params=params)
+            except httpx.TransportError as exc:
+                return _transport_failure(exc)
+            return judge(route, response.status_code, response.headers, response.content)
+
+        return self.retry.call(attempt, what=route, log=self.log, sleep=self.sleep, give_up=ExhaustTransientError)
 
     def request_for(self, conversation_id: str, dataset: str, start_date: str, end_date: str, tag: str, *,
                     requested_by: str | None = None, encryption_key: str | None = None) -> ExhaustRequest:
@@ -144,15 +148,13 @@ class UciExhaustHook(_ExhaustHookSettings, HttpHook):
         :raises ExhaustJobNotFound: when the service knows no such job.
         """
         bare = strip_channel(tag, self.settings.channel)
-        result = self._request("GET", f"/dataset/v1/request/read/{requests.utils.quote(bare, safe='')}", read_route,
-                               params={"requestId": request_id})
+        result = self._request("GET", _path(read_route, bare), read_route, params={"requestId": request_id})
         return ExhaustJob.from_api(result or {})
 
     def list_requests(self, tag: str, limit: int = LIST_LIMIT) -> list[ExhaustJob]:
         """The tag's jobs (every dataset), newest submission first."""
         bare = strip_channel(tag, self.settings.channel)
-        result = self._request("GET", f"/dataset/v1/request/list/{requests.utils.quote(bare, safe='')}", "list",
-                               params={"limit": limit})
+        result = self._request("GET", _path("list", bare), "list", params={"limit": limit})
         return job_list(result)
 
     def test_connection(self) -> tuple[bool, str]:
@@ -171,11 +173,13 @@ class UciExhaustHook(_ExhaustHookSettings, HttpHook):
             probe.list_requests("airflow-connection-test", limit=1)
         except Exception as exc:  # noqa: BLE001 - any failure is the answer
             return False, f"{settings.base_url}: {exc}"
+        finally:
+            probe.close()
         return True, f"Connected to {settings.base_url} as channel {settings.channel}"
 
 
-class UciExhaustAsyncHook(_ExhaustHookSettings, HttpAsyncHook):
-    """Read jobs from the triggerer's event loop, with the same retry rules as :class:`UciExhaustHook`.
+class UciExhaustAsyncHook(_ExhaustHookBase):
+    """Read jobs from the triggerer's event loop, with the same retry rule as :class:`UciExhaustHook`.
 
     The connection is looked up asynchronously: a synchronous lookup would block the event loop.
     """
@@ -195,43 +199,30 @@ class UciExhaustAsyncHook(_ExhaustHookSettings, HttpAsyncHook):
         return self._settings
 
     async def _request(self, path: str, route: str, params: dict[str, Any]) -> dict[str, Any] | None:
-        import aiohttp
-
         settings = await self.get_settings()
         url = settings.url(path)
-        timeout = aiohttp.ClientTimeout(sock_connect=self.timeout[0], sock_read=self.timeout[1])
-        last = ""
-        async with aiohttp.ClientSession(headers=settings.headers(), timeout=timeout) as session:
-            for attempt in range(1, self.retry.attempts + 1):
+        async with httpx.AsyncClient(headers=settings.headers(), timeout=_timeout(self.timeout)) as client:
+
+            async def attempt() -> Verdict:
                 try:
-                    async with session.get(url, params=params) as response:
-                        content = await response.read()
-                        verdict = judge(route, response.status, response.headers, content)
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                    verdict = Verdict.transient(f"{type(exc).__name__} talking to the service")
-                if verdict.retry is None:
-                    return verdict.result
-                last = verdict.retry
-                if attempt == self.retry.attempts:
-                    break
-                delay = self.retry.delay(attempt, verdict.retry_after)
-                self.log.warning("%s: %s; retrying in %.1f s (attempt %d of %d)", route, last, delay, attempt,
-                                 self.retry.attempts)
-                await self.sleep(delay)
-        raise ExhaustTransientError(f"{route}: gave up after {self.retry.attempts} attempts; last: {last}")
+                    response = await client.get(url, params=params)
+                except httpx.TransportError as exc:
+                    return _transport_failure(exc)
+                return judge(route, response.status_code, response.headers, response.content)
+
+            return await self.retry.acall(attempt, what=route, log=self.log, sleep=self.sleep,
+                                          give_up=ExhaustTransientError)
 
     async def read_request(self, tag: str, request_id: str) -> ExhaustJob:
         """Read one job (see :meth:`UciExhaustHook.read_request`)."""
         settings = await self.get_settings()
-        bare = strip_channel(tag, settings.channel)
-        result = await self._request(f"/dataset/v1/request/read/{requests.utils.quote(bare, safe='')}", read_route,
+        result = await self._request(_path(read_route, strip_channel(tag, settings.channel)), read_route,
                                      {"requestId": request_id})
         return ExhaustJob.from_api(result or {})
 
     async def list_requests(self, tag: str, limit: int = LIST_LIMIT) -> list[ExhaustJob]:
         """The tag's jobs, newest submission first."""
         settings = await self.get_settings()
-        bare = strip_channel(tag, settings.channel)
-        result = await self._request(f"/dataset/v1/request/list/{requests.utils.quote(bare, safe='')}", "list",
+        result = await self._request(_path("list", strip_channel(tag, settings.channel)), "list",
                                      {"limit": str(limit)})
         return job_list(result)

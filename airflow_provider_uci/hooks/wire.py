@@ -20,6 +20,7 @@ from airflow_provider_uci.models import (
     ExhaustJobNotFound,
     ExhaustValidationError,
 )
+from airflow_provider_uci.retry import Verdict
 
 CONN_TYPE = "uci_exhaust"
 DEFAULT_CONN_ID = "uci_exhaust_default"
@@ -70,43 +71,6 @@ class ConnectionSettings:
 
     def url(self, path: str) -> str:
         return self.base_url + path
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff for transient failures; a 429's ``Retry-After`` is honoured instead.
-
-    :param attempts: calls in all, the first included.
-    :param backoff: seconds before the first retry, doubled each time.
-    :param max_backoff: the longest wait between two calls.
-    """
-
-    attempts: int = 6
-    backoff: float = 1.0
-    max_backoff: float = 60.0
-    max_retry_after: float = 600.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ExhaustValidationError("attempts", "must be at least 1", self.attempts)
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_retry_after)
-        return min(self.backoff * (2 ** (attempt - 1)), self.max_backoff)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What to do with an answer: keep its ``result``, or retry for the given reason."""
-
-    result: Any = None
-    retry: str | None = None
-    retry_after: float | None = None
-
-    @classmethod
-    def transient(cls, reason: str, retry_after: float | None = None) -> Verdict:
-        return cls(retry=reason, retry_after=retry_after)
 
 
 def _retry_after(value: str | None) -> float | None:

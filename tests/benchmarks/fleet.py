@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,63 @@ class PeakRss:
         return self.peak
 
 
+class TaskCpu:
+    """CPU seconds of each task process (titled ``airflow worker -- <task instance id>``), sampled in a thread.
+
+    A process is read every ``every`` seconds until it ends, so its figure misses at most its last interval.
+    """
+
+    def __init__(self, every: float = 0.2) -> None:
+        self.every, self.seconds = every, {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while not self.done.wait(self.every):
+            for process in psutil.process_iter(["cmdline"]):
+                words = " ".join(process.info["cmdline"] or []).split()
+                if len(words) == 4 and words[:3] == ["airflow", "worker", "--"] and len(words[3]) == 36:
+                    try:
+                        times = process.cpu_times()
+                    except psutil.Error:
+                        continue
+                    self.seconds[words[3]] = times.user + times.system
+
+    def stop(self) -> dict[str, float]:
+        self.done.set()
+        self.thread.join()
+        return self.seconds
+
+
+def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each named process tree (reaped children included), and PostgreSQL's."""
+    def tree(pid: int) -> float:
+        try:
+            root = psutil.Process(pid)
+            total = 0.0
+            for process in [root, *root.children(recursive=True)]:
+                times = process.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+            return total
+        except psutil.Error:
+            return 0.0
+
+    used = {name: tree(pid) for name, pid in roots.items() if pid != os.getpid()}
+    try:  # the scheduler apart from its executor's workers (each a task's supervisor) and their tasks
+        scheduler = psutil.Process(roots["scheduler"])
+        own = scheduler.cpu_times()
+        used["scheduler itself"] = own.user + own.system
+    except (KeyError, psutil.Error):
+        pass
+    own = psutil.Process().cpu_times()  # this process alone: the services are its children
+    used["benchmark + proxy"] = own.user + own.system
+    postmasters = [p for p in psutil.process_iter(["name", "ppid"])
+                   if p.info["name"] == "postgres" and p.info["ppid"] == 1]
+    used["postgresql"] = sum(tree(p.pid) for p in postmasters)
+    return used
+
+
 def seed(data: Path, bots: int, day: str, seed_number: int) -> list[str]:
     """Seed bots on ``day`` (some more than ``bots``: the seed leaves a few without answers); return the ids
     of ``bots`` of them that have answers."""
@@ -141,9 +199,12 @@ def seed(data: Path, bots: int, day: str, seed_number: int) -> list[str]:
     return ids[:bots]
 
 
-def run_fleet(airflow: AirflowSystem, proxy: CountingProxy, bots: list[str], day: str) -> dict[str, Any]:
+def run_fleet(airflow: AirflowSystem, proxy: CountingProxy, bots: list[str], day: str,
+              roots: dict[str, int]) -> dict[str, Any]:
     """Trigger one run over ``bots`` for ``day`` and measure it."""
     proxy.counts.clear()
+    cpu_before = cpu_seconds(roots)
+    task_cpu = TaskCpu()
     rss = PeakRss(airflow.processes["triggerer"].pid)
     began = time.time()
     run_id = airflow.trigger(DAG_ID, {"conversation_ids": bots, "start_date": day, "end_date": day,
@@ -159,25 +220,36 @@ def run_fleet(airflow: AirflowSystem, proxy: CountingProxy, bots: list[str], day
             break
         time.sleep(2)
     peak = rss.stop()
+    cpu_after = cpu_seconds(roots)
+    cpu_by_ti = task_cpu.stop()
     tis: list[dict[str, Any]] = []
     offset = 0
     while True:
         page = airflow.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances",
-                            params={"limit": 100, "offset": offset}).json()["task_instances"]
+                            params={"limit": 2000, "offset": offset, "order_by": "id"}).json()["task_instances"]
         tis += page
         offset += len(page)
-        if len(page) < 100:
+        if len(page) < 2000:
             break
     tis = list({(ti["task_id"], ti.get("map_index")): ti for ti in tis}.values())  # pages may overlap
     ran = [ti for ti in tis if ti.get("state") != "skipped"]
     per_bot = [ti for ti in ran if (ti.get("map_index") or -1) >= 0]
     loads = [ti for ti in per_bot if ti["task_id"].endswith(".load")]
     last_load = max(ti["end_date"] for ti in loads) if loads else None
-    from datetime import datetime
-
-    ended = datetime.fromisoformat(last_load.replace("Z", "+00:00")).timestamp() if last_load else time.time()
+    ended = stamp(last_load) if last_load else time.time()
     seconds = ended - began
     jobs = 2 * len(bots)
+    steps: dict[str, dict[str, float]] = {}
+    for task_id in sorted({ti["task_id"] for ti in per_bot}, key=lambda t: min(
+            stamp(ti["start_date"]) for ti in per_bot if ti["task_id"] == t and ti.get("start_date"))):
+        done = [ti for ti in per_bot if ti["task_id"] == task_id and ti.get("start_date") and ti.get("end_date")]
+        if done:
+            steps[task_id] = {
+                "mean_s": sum(stamp(ti["end_date"]) - stamp(ti["start_date"]) for ti in done) / len(done),
+                "cpu_s": sum(cpu_by_ti.get(ti["id"], 0.0) for ti in done) / len(done),
+                "first_end": min(stamp(ti["end_date"]) for ti in done) - began,
+                "last_end": max(stamp(ti["end_date"]) for ti in done) - began,
+            }
     api_calls = proxy.counts["submit"] + proxy.counts["read"] + proxy.counts["list"]
     return {
         "bots": len(bots), "state": state, "loaded": sum(1 for ti in loads if ti.get("state") == "success"),
@@ -187,8 +259,14 @@ def run_fleet(airflow: AirflowSystem, proxy: CountingProxy, bots: list[str], day
         "task_processes_per_bot": len(per_bot) / len(bots),
         "run_tasks": len(ran) - len(per_bot), "retried": sum(1 for ti in ran if (ti.get("try_number") or 1) > 1),
         "triggerer_peak_rss_mb": peak / 1e6, "api_calls_per_job": api_calls / jobs,
-        "calls": dict(proxy.counts),
+        "calls": dict(proxy.counts), "steps": steps,
+        "cpu": {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after},
     }
+
+
+def stamp(text: str) -> float:
+    """A REST timestamp as seconds since the epoch."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def main() -> int:
@@ -212,6 +290,7 @@ def main() -> int:
     with postgres_database() as metadata, postgres_database() as warehouse:
         airflow = AirflowSystem.configure(root, metadata)
         airflow.env["AIRFLOW__CORE__PARALLELISM"] = str(args.parallelism)
+        airflow.env["AIRFLOW__API__MAXIMUM_PAGE_LIMIT"] = "2000"  # the run's task instances in few pages
         emulator = EmulatorService(data, airflow.log_path("emulator"), args.jobs_every,
                                    {k: v for k, v in airflow.env.items() if not k.startswith("AIRFLOW")})
         emulator.restart(None)
@@ -234,7 +313,9 @@ def main() -> int:
             airflow.unpause(DAG_ID)
             for fleet, day in zip(fleets, DAYS):
                 load_before = os.getloadavg()
-                result = run_fleet(airflow, proxy, fleet, day)
+                roots = {name: process.pid for name, process in airflow.processes.items()}
+                roots["emulator"] = emulator.process.pid if emulator.process else 0
+                result = run_fleet(airflow, proxy, fleet, day, roots)
                 result["load_before"], result["load_after"] = load_before, os.getloadavg()
                 results.append(result)
                 print(f"{result['bots']} bots: {result['state']}, {result['loaded']} loaded in "
@@ -244,6 +325,11 @@ def main() -> int:
                       f"{result['retried']} retried; triggerer peak RSS {result['triggerer_peak_rss_mb']:.0f} MB; "
                       f"{result['api_calls_per_job']:.2f} API calls per job {result['calls']}; load average "
                       f"{result['load_before'][0]:.1f} before, {result['load_after'][0]:.1f} after", flush=True)
+                print("  CPU seconds: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in
+                                                    sorted(result["cpu"].items(), key=lambda kv: -kv[1])), flush=True)
+                for task_id, step in result["steps"].items():
+                    print(f"  {task_id:<14} {step['mean_s']:5.1f} s a task, {step['cpu_s']:4.2f} CPU-s in its process; ended {step['first_end']:6.1f} s to "
+                          f"{step['last_end']:6.1f} s after the trigger", flush=True)
         finally:
             airflow.stop_all()
             proxy.stop()

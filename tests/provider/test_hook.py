@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 
+import httpx
 import pytest
-import requests
 
 from airflow_provider_uci.hooks.exhaust import UciExhaustAsyncHook, UciExhaustHook
-from airflow_provider_uci.hooks.wire import RetryPolicy
+from airflow_provider_uci.retry import RetryPolicy
 from airflow_provider_uci.models import (
     ExhaustApiError,
     ExhaustJobNotFound,
@@ -57,9 +57,9 @@ def test_submit_read_list_round_trip(hook: UciExhaustHook) -> None:
 
 
 def test_exactly_three_headers_and_no_user_token(hook: UciExhaustHook) -> None:
-    seen: list[requests.PreparedRequest] = []
-    session = hook._get_session()
-    session.hooks["response"].append(lambda response, *args, **kwargs: seen.append(response.request))
+    seen: list[httpx.Request] = []
+    client = hook.get_conn()
+    client.event_hooks["request"].append(seen.append)
     hook.list_requests(new_tag())
     headers = {name.lower(): value for name, value in seen[0].headers.items()}
     assert headers["authorization"] == "Bearer dev-key"
@@ -68,7 +68,7 @@ def test_exactly_three_headers_and_no_user_token(hook: UciExhaustHook) -> None:
     assert not {"x-authenticated-user-token", "x-authenticated-userid", "channel_id", "requested_by",
                 "encryption_key"} & set(headers)
     assert set(headers) <= {"authorization", "x-channel-id", "content-type", "user-agent", "accept-encoding",
-                            "accept", "connection"}
+                            "accept", "connection", "host"}
 
 
 def test_unknown_job_is_not_found(hook: UciExhaustHook) -> None:

@@ -20,7 +20,7 @@ import requests
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_uci.hooks.exhaust import UciExhaustAsyncHook
-from airflow_provider_uci.hooks.wire import RetryPolicy
+from airflow_provider_uci.retry import RetryPolicy
 from airflow_provider_uci.triggers.exhaust import ExhaustJobTrigger
 from tests.support.api import ExhaustApi, new_tag, submit_body
 from tests.support.connections import set_uci_connection
