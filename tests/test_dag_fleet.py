@@ -93,14 +93,14 @@ def test_a_quiet_bot_ends_green_recorded_empty_and_batches_pass_max_map_length(
     # every task of a bot's group is labelled with its conversation id
     labels = {key: ti.rendered_map_index for key, ti in tis.items() if key.startswith("bot")}
     expected = {f"bot.{step}[{index}]": bot for index, bot in enumerate([active[0], QUIET])
-                for step in ("submit", "wait", "copy", "load")}
-    expected.update({f"bot_2.{step}[0]": active[1] for step in ("submit", "wait", "copy", "load")})
+                for step in ("request", "copy", "load")}
+    expected.update({f"bot_2.{step}[0]": active[1] for step in ("request", "copy", "load")})
     assert {key: label for key, label in labels.items() if key in expected} == expected
     assert set(expected) <= set(labels)
 
     # the quiet bot: both jobs answered "No data found", nothing copied, loaded empty
     quiet = xcoms(dag.dag_id, run.run_id)
-    assert {dataset: job["outcome"] for dataset, job in quiet["bot.wait[1]"].items()} == {
+    assert {dataset: job["outcome"] for dataset, job in quiet["bot.request[1]"].items()} == {
         "uci-response-exhaust": "empty", "uci-private-exhaust": "empty"}
     assert all(copied["empty"] and copied["files"] == [] for copied in quiet["bot.copy[1]"].values())
     assert loads["bot.load[1]"]["responses_loaded"] == 0 and loads["bot.load[1]"]["conversation_id"] == QUIET
@@ -129,16 +129,16 @@ def test_hopeless_errors_fail_once_naming_the_bot(case: str, fleet, airflow_db: 
     run_conf = conf([bot])
     if case == "bot the channel does not own":
         run_conf = conf([STRANGER])
-        failing, words = "bot.wait[0]", [STRANGER, "dev-channel", "No data found for conversation in DB"]
+        failing, words = "bot.request[0]", [STRANGER, "dev-channel", "No data found for conversation in DB"]
     elif case == "no bots":
         run_conf = {**conf([]), "conversation_ids": None}
         failing, words = "plan", ["conversation_ids", "uci_exhaust_conversation_ids"]
     elif case == "validation":
         connection = {"requested_by": "r" * 60}
-        failing, words = "bot.submit[0]", ["requested_by", "at most 50 characters"]
+        failing, words = "bot.request[0]", ["requested_by", "at most 50 characters"]
     elif case == "refused key":
         connection = {"api_key": "not-a-key-of-this-service"}
-        failing, words = "bot.submit[0]", ["HTTP 401"]
+        failing, words = "bot.request[0]", ["HTTP 401"]
     else:
         run_conf = {**conf([bot]), "start_date": DAYS[1], "end_date": DAYS[0]}
         failing, words = "plan", ["start_date", "after end_date"]

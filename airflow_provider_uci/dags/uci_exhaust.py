@@ -11,8 +11,8 @@ load the warehouse idempotently.
   and need no logical date.
 - Bots: ``params.conversation_ids``, else the Airflow Variable ``uci_exhaust_conversation_ids`` (a JSON
   list of conversation ids).
-- Per bot, four tasks (labelled with the conversation id): ``submit`` (both requests), ``wait`` (one
-  deferred wait for both jobs), ``copy`` (both jobs' files), ``load``. A bot with no answers in the
+- Per bot, three tasks (labelled with the conversation id): ``request`` (submits both requests, then
+  waits for both jobs in the triggerer), ``copy`` (both jobs' files), ``load``. A bot with no answers in the
   range (the service's ``No data found``) ends green, recorded as loaded empty.
 - Bots come in batches of at most ``[core] max_map_length`` (1,024 by default) per mapped group:
   ``plan`` hands the first batch to the ``bot`` group at once, ``batch_2`` to ``batch_4`` the rest.
@@ -35,10 +35,9 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, Variable, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_uci.operators.exhaust import SubmitExhaustOperator
+from airflow_provider_uci.operators.exhaust import RequestExhaustOperator
 from airflow_provider_uci.operators.load import LoadExhaustOperator
 from airflow_provider_uci.schedule import DEFAULT_POLL_INTERVAL, SCHEDULE_TIMEZONE
-from airflow_provider_uci.sensors.exhaust import ExhaustJobSensor
 from airflow_provider_uci.transfers.exhaust import CopyExhaustFilesOperator
 
 TIMEZONE = SCHEDULE_TIMEZONE
@@ -55,12 +54,11 @@ DOC_MD = f"""
 Each run covers **Asia/Kolkata days** (the service's sync days): a scheduled run for day D asks for
 D..D; a manual run may give `start_date`/`end_date` and `conversation_ids`.
 
-Per bot, four tasks, each labelled with the bot's conversation id:
+Per bot, three tasks, each labelled with the bot's conversation id:
 
 | task | what it does |
 |---|---|
-| `submit` | submits the response and the private exhaust request (a rerun the same day reaches the same jobs) |
-| `wait` | one deferred wait for both jobs, in the triggerer: it sleeps to the nightly runs (02:00 response, 03:00 private, IST) |
+| `request` | submits the response and the private exhaust request (a rerun the same day reaches the same jobs), then waits for both jobs in the triggerer, not a worker: it sleeps to the nightly runs (02:00 response, 03:00 private, IST). Its log says whether the submission or the wait failed |
 | `copy` | copies both jobs' files while their signed URLs are fresh |
 | `load` | joins answers to users on the device id and replaces the bot's rows of those days in `{TABLE}` |
 
@@ -158,19 +156,15 @@ with DAG(
         return planned[(number - 1) * size: number * size]
 
     def per_bot(conversation_id: str, from_date: str, to_date: str) -> None:
-        """Submit both exhausts, wait for both nightly runs, copy, then join and load."""
+        """Submit both exhausts and wait for both nightly runs, copy, then join and load."""
         run_at = ("{{ 'continuous' if params.poll_continuously or "
                   "var.value.get('uci_exhaust_poll_continuously', 'false') | lower == 'true' else 'nightly' }}")
-        submit = SubmitExhaustOperator(
-            task_id="submit", conversation_id=conversation_id, datasets=[RESPONSE, PRIVATE], from_date=from_date,
-            to_date=to_date, map_index_template=LABEL,
-        )
-        wait = ExhaustJobSensor(
-            task_id="wait", jobs=submit.output, conversation_id=conversation_id, run_at=run_at,
-            poll_interval="{{ params.poll_interval }}", map_index_template=LABEL,
+        request = RequestExhaustOperator(
+            task_id="request", conversation_id=conversation_id, datasets=[RESPONSE, PRIVATE], from_date=from_date,
+            to_date=to_date, run_at=run_at, poll_interval="{{ params.poll_interval }}", map_index_template=LABEL,
         )
         copy = CopyExhaustFilesOperator(
-            task_id="copy", jobs=wait.output, conversation_id=conversation_id,
+            task_id="copy", jobs=request.output, conversation_id=conversation_id,
             destination="{{ var.value.get('uci_exhaust_destination', '') }}", map_index_template=LABEL,
         )
         LoadExhaustOperator(

@@ -1,4 +1,5 @@
-"""SubmitExhaustOperator: submit one exhaust request, idempotently, and hand its identifiers on."""
+"""SubmitExhaustOperator: submit exhaust requests, idempotently, and hand their identifiers on;
+RequestExhaustOperator: submit them and wait for their jobs in the triggerer, in one task."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ from airflow.sdk.log import mask_secret
 
 from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
-from airflow_provider_uci.models import Dataset, ExhaustJob, ExhaustRequest, ExhaustValidationError, JobStatus
+from airflow_provider_uci.jobrefs import job_list
+from airflow_provider_uci.models import (
+    Dataset,
+    ExhaustError,
+    ExhaustJob,
+    ExhaustRequest,
+    ExhaustValidationError,
+    JobStatus,
+)
+from airflow_provider_uci.waiting import DEFAULT_WAIT_TIMEOUT, WaitsForJobs
 
 
 #: The namespace of derived tags (a fixed, random UUID).
@@ -75,26 +85,32 @@ class SubmitExhaustOperator(BaseOperator):
         self.uci_exhaust_conn_id = uci_exhaust_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        ti = context.get("ti")
+        return self._each_dataset(lambda hook, name: self._submit(hook, name, ti is not None and ti.try_number > 1))
+
+    def _each_dataset(self, submit: Any) -> dict[str, Any]:
+        """``submit(hook, dataset)`` for ``dataset``, or ``{dataset: ...}`` for each of ``datasets``."""
         if self.zip_password:
             mask_secret(self.zip_password)
         hook = UciExhaustHook(self.uci_exhaust_conn_id)
-        ti = context.get("ti")
-        retry = ti is not None and ti.try_number > 1
         if self.datasets is None:
-            return self._submit(hook, str(self.dataset), retry)
+            return submit(hook, str(self.dataset))
         names = [Dataset.parse(name, "datasets").value for name in self.datasets]
         if not names:
             raise ExhaustValidationError("datasets", "must name at least one dataset")
-        return {name: self._submit(hook, name, retry) for name in dict.fromkeys(names)}
+        return {name: submit(hook, name) for name in dict.fromkeys(names)}
 
-    def _submit(self, hook: UciExhaustHook, dataset_name: str, retry: bool) -> dict[str, Any]:
-        dataset = Dataset.parse(dataset_name).value
+    def _request(self, hook: UciExhaustHook, dataset: str) -> ExhaustRequest:
         # one tag per dataset, as when each had its own task: a rerun reaches the jobs submitted before
         task_id = self.task_id if self.datasets is None else f"{self.task_id}_{dataset.split('-')[1]}"
         tag = self.tag or derive_tag(self.dag_id, task_id, str(self.conversation_id), dataset,
                                      str(self.from_date), str(self.to_date))
-        request = hook.request_for(str(self.conversation_id), dataset, str(self.from_date), str(self.to_date), tag,
-                                   requested_by=self.requested_by, encryption_key=self.zip_password or None)
+        return hook.request_for(str(self.conversation_id), dataset, str(self.from_date), str(self.to_date), tag,
+                                requested_by=self.requested_by, encryption_key=self.zip_password or None)
+
+    def _submit(self, hook: UciExhaustHook, dataset_name: str, retry: bool) -> dict[str, Any]:
+        request = self._request(hook, Dataset.parse(dataset_name).value)
+        dataset = request.dataset
         job = self._known_job(hook, request) if retry else None
         if job is None:
             job = hook.submit_request(request)
@@ -116,3 +132,48 @@ class SubmitExhaustOperator(BaseOperator):
                     and config.get("startDate") == request.start_date and config.get("endDate") == request.end_date):
                 return job
         return None
+
+
+class RequestExhaustOperator(WaitsForJobs, SubmitExhaustOperator):
+    """Submit a bot's exhaust requests, then wait for their jobs in the triggerer: both steps in one task.
+
+    The shape of Airflow's deferrable operators: it submits as :class:`SubmitExhaustOperator` does
+    (idempotently; a retry does not resubmit a job the service knows), defers at once to
+    :class:`~airflow_provider_uci.triggers.exhaust.ExhaustJobTrigger`, and by default the trigger ends
+    the task when the jobs have answered, so a bot's request and wait take one worker process. Its
+    log says which step failed: a refused submission fails before the wait begins. Returns what
+    :class:`~airflow_provider_uci.sensors.exhaust.ExhaustJobSensor` returns: ``{dataset: job}`` with
+    ``datasets``, the one job with ``dataset``, each with its ``outcome`` (``files`` or ``empty``).
+
+    Takes :class:`SubmitExhaustOperator`'s parameters and
+    :class:`~airflow_provider_uci.waiting.WaitsForJobs`' (``run_at``, ``poll_interval``, ...).
+
+    :param wait_timeout: seconds the wait lasts at most before the task fails (default 48 h).
+    """
+
+    template_fields: Sequence[str] = (*SubmitExhaustOperator.template_fields, "run_at", "poll_interval")
+    ui_color = "#dcefe9"
+
+    def __init__(self, *, wait_timeout: float = DEFAULT_WAIT_TIMEOUT, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.wait_timeout = wait_timeout
+
+    def execute(self, context: Context) -> None:
+        jobs = job_list(super().execute(context), "jobs")
+        self._defer_wait(jobs, by_dataset=self.datasets is not None, timeout=self.wait_timeout,
+                         resume={"jobs": jobs})
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | str,
+                         jobs: list[dict[str, Any]] | None = None) -> Any:
+        """Turn the trigger's one event into the task's outcome."""
+        if event == "success" and not jobs:  # resumed without its kwargs (``dag.test()``): look the jobs up
+            jobs = job_list(self._each_dataset(self._submitted), "jobs")
+        return self._finish(event, jobs or [], self.datasets is not None)
+
+    def _submitted(self, hook: UciExhaustHook, dataset_name: str) -> dict[str, Any]:
+        request = self._request(hook, Dataset.parse(dataset_name).value)
+        job = self._known_job(hook, request)
+        if job is None:
+            raise ExhaustError(f"bot {request.conversation_id}: the service knows no {request.dataset} job "
+                               f"under tag {request.tag}, though this task submitted one")
+        return job.identifiers()

@@ -233,7 +233,7 @@ def run_fleet(airflow: AirflowSystem, proxy: CountingProxy, bots: list[str], day
             break
     tis = list({(ti["task_id"], ti.get("map_index")): ti for ti in tis}.values())  # pages may overlap
     ran = [ti for ti in tis if ti.get("state") != "skipped"]
-    per_bot = [ti for ti in ran if (ti.get("map_index") or -1) >= 0]
+    per_bot = [ti for ti in ran if (ti.get("map_index") if ti.get("map_index") is not None else -1) >= 0]
     loads = [ti for ti in per_bot if ti["task_id"].endswith(".load")]
     last_load = max(ti["end_date"] for ti in loads) if loads else None
     ended = stamp(last_load) if last_load else time.time()

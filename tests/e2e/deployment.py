@@ -21,7 +21,7 @@ ZIP_KEY = "e2e-zip-key-7730"
 DAYS = ["2026-03-01", "2026-03-02"]
 #: Fast-schedule period of the emulator's jobs. Each test (re)starts the emulator and triggers its run
 #: at once, so the jobs first run this long after the trigger: long enough for the run to plan,
-#: submit, and have its sensors poke once and defer (5-20 s on a busy two-core machine).
+#: submit, and have its waits defer (5-20 s on a busy two-core machine).
 JOBS_EVERY = 45.0
 
 

@@ -359,7 +359,9 @@ def ti_key(ti: dict[str, Any]) -> str:
 
 
 def is_sensor(ti: dict[str, Any]) -> bool:
-    return ti["task_id"].rsplit(".", 1)[-1].startswith("wait")
+    """A task that waits for the jobs in the triggerer: the DAG's ``request`` (submit and wait), or a sensor."""
+    step = ti["task_id"].rsplit(".", 1)[-1]
+    return step == "request" or step.startswith("wait")
 
 
 class RunWatch:

@@ -49,14 +49,14 @@ def start_run(deployment: Deployment, bot: str, fault_seed: int | None) -> tuple
 
 
 def wait_deferred(watch: RunWatch, timings: dict[str, float]) -> None:
-    """Wait until a sensor is seen ``deferred``; fail at once if both finished at their first poke."""
+    """Wait until a wait is seen ``deferred``; fail at once if the waits all ended without deferring."""
 
     def deferred(state: str, tis: list[dict]) -> bool:
         if sensor_deferred(state, tis):
             return True
         sensors = [ti for ti in tis if is_sensor(ti)]
         if sensors and all(ti.get("state") == "success" for ti in sensors):
-            raise AssertionError(f"the sensors finished at their first poke, never deferred: the emulator's jobs ran "
+            raise AssertionError(f"the waits ended before they were seen deferred: the emulator's jobs ran "
                                  f"before they started (JOBS_EVERY={JOBS_EVERY} s is too short here)\n{watch.report()}")
         return False
 
@@ -73,10 +73,10 @@ def finish(deployment: Deployment, watch: RunWatch, bot: str | list[str], expect
     assert all(state in ("success", "skipped") for state in states.values()), watch.report()
     assert all(ti.get("try_number") == 1 for ti in watch.last if ti.get("state") == "success"), (
         f"no task was retried\n{watch.report()}")
-    assert {"bot.submit[0]", "bot.wait[0]", "bot.copy[0]", "bot.load[0]"} <= set(states), states
+    assert {"bot.request[0]", "bot.copy[0]", "bot.load[0]"} <= set(states), states
     labels = {ti_key(ti): ti.get("rendered_map_index") for ti in watch.last if ti["task_id"].startswith("bot.")}
     assert labels == {f"bot.{step}[{index}]": name for index, name in enumerate(bots)
-                      for step in ("submit", "wait", "copy", "load")}, "every task is labelled with its bot"
+                      for step in ("request", "copy", "load")}, "every task is labelled with its bot"
     active = [name for name in bots if name != deployment.quiet]
     loaded = assert_table_matches(deployment.warehouse_url, deployment.emulator.data_dir, active, DAYS, ZIP_KEY,
                                   expected)
