@@ -11,7 +11,7 @@ import io
 import re
 import warnings
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 #: Colours of the series, in order (colour-blind safe).
@@ -52,31 +52,62 @@ def _svg(figure: Any) -> str:
     return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1 role="img"', text, count=1)
 
 
-def daily_chart(series: dict[str, list[tuple[date, int]]], title: str) -> str:
-    """Lines of a value per day, one per named series."""
-    plt = _pyplot()
-    import matplotlib.dates as mdates
+#: Up to this many days a daily chart is grouped bars (every day and every series seen); beyond, lines.
+BAR_DAYS = 14
+#: Line styles of the series, so lines that coincide still show each series.
+LINE_STYLES = ("-", "--", ":", "-.")
 
+
+def daily_chart(series: dict[str, list[tuple[date, int]]], title: str) -> str:
+    """A value per day, one series per name: grouped bars over a few days, lines over more."""
+    plt = _pyplot()
     figure, axes = plt.subplots(figsize=(5.2, 3))
     days = sorted({day for points in series.values() for day, _ in points})
-    for name, points in series.items():
-        points = sorted(points)
-        axes.plot([day for day, _ in points], [value for _, value in points], marker="o" if len(points) < 40 else None,
-                  markersize=3, linewidth=1.6, label=short(name, 32))
+    if len(days) <= BAR_DAYS:
+        _daily_bars(axes, series, days)
+    else:
+        _daily_lines(axes, series, days)
     axes.set_title(title, loc="left")
     axes.set_ylim(bottom=0)
     axes.yaxis.get_major_locator().set_params(integer=True)
-    if days and (days[-1] - days[0]).days < 6:  # a short range: a week around it, not years
-        middle = days[0] + (days[-1] - days[0]) / 2
-        axes.set_xlim(middle - timedelta(days=3.5), middle + timedelta(days=3.5))
-    locator = mdates.AutoDateLocator()
-    axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     axes.grid(axis="y", alpha=0.3)
     if len(series) > 1:
         axes.legend(fontsize=8, frameon=False, ncols=min(3, len(series)), loc="upper left",
-                    bbox_to_anchor=(0, -0.18))
+                    bbox_to_anchor=(0, -0.14))
     return _svg(figure)
+
+
+def _day_label(day: date) -> str:
+    return f"{day.day} {day:%b}"
+
+
+def _daily_bars(axes: Any, series: dict[str, list[tuple[date, int]]], days: list[date]) -> None:
+    """Bars side by side per day, each series in its colour, each bar with its value."""
+    width = 0.8 / max(len(series), 1)
+    for number, (name, points) in enumerate(series.items()):
+        values = dict(points)
+        offsets = [row - 0.4 + width * (number + 0.5) for row in range(len(days))]
+        bars = axes.bar(offsets, [values.get(day, 0) for day in days], width=width * 0.92, label=short(name, 32))
+        if len(series) * len(days) <= 24:
+            axes.bar_label(bars, fontsize=7, padding=1)
+    axes.set_xticks(range(len(days)), [_day_label(day) for day in days])
+    axes.set_xlim(-0.6, len(days) - 0.4)
+
+
+def _daily_lines(axes: Any, series: dict[str, list[tuple[date, int]]], days: list[date]) -> None:
+    """Lines over the days, the first series widest, so one drawn over another still shows both."""
+    import matplotlib.dates as mdates
+
+    count = len(series)
+    for number, (name, points) in enumerate(series.items()):
+        points = sorted(points)
+        axes.plot([day for day, _ in points], [value for _, value in points], label=short(name, 32),
+                  linestyle=LINE_STYLES[number % len(LINE_STYLES)], linewidth=1.2 + 1.6 * (count - number) / count,
+                  marker="o" if len(points) < 40 else None, markersize=3)
+    axes.set_xlim(days[0], days[-1])
+    locator = mdates.AutoDateLocator(maxticks=7)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%Y" if days[0].year != days[-1].year else "%d %b"))
 
 
 def _labelled_bars(axes: Any, labels: Sequence[str], values: Sequence[float], notes: Sequence[str], colour: str,

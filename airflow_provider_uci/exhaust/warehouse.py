@@ -42,6 +42,21 @@ TIMESTAMP_COLUMNS = frozenset({"event_timestamp", "at_timestamp"})
 DATE_COLUMNS = frozenset({"sync_date"})
 #: The responses table: the joined columns, then the IST sync day of the row and the load that wrote it.
 STORED_RESPONSE_COLUMNS = (*RESPONSE_TABLE_COLUMNS, "sync_date", "load_id")
+
+
+def logical_type(column: str) -> str:
+    """A column's type, as each backend then spells it: integer, date, boolean, timestamp or text."""
+    if column in INTEGER_COLUMNS or column == "load_id":
+        return "integer"
+    if column in DATE_COLUMNS:
+        return "date"
+    if column in BOOLEAN_COLUMNS:
+        return "boolean"
+    return "timestamp" if column in TIMESTAMP_COLUMNS else "text"
+
+
+#: The response table's columns and their types (lineage shows them as the table's schema).
+RESPONSE_SCHEMA = tuple((column, logical_type(column)) for column in STORED_RESPONSE_COLUMNS)
 CHUNK_ROWS = 5000
 
 
@@ -485,13 +500,8 @@ class Warehouse:
         return ", ".join(f"{column} = excluded.{column}" for column in spec.columns if column not in spec.key)
 
     def _type(self, column: str) -> str:
-        if column in INTEGER_COLUMNS or column == "load_id":
-            return self._int
-        if column in DATE_COLUMNS:
-            return self._date
-        if column in BOOLEAN_COLUMNS:
-            return self._bool
-        return self._timestamp if column in TIMESTAMP_COLUMNS else self._text
+        return {"integer": self._int, "date": self._date, "boolean": self._bool, "timestamp": self._timestamp,
+                "text": self._text}[logical_type(column)]
 
     # What each backend provides: SQL spellings, then the transaction and statement primitives.
     _binary_order = ""

@@ -190,6 +190,7 @@ class UciExhaustAsyncHook(_ExhaustHookBase):
                  timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
         super().__init__(uci_exhaust_conn_id, retry=retry, timeout=timeout)
         self._settings: ConnectionSettings | None = None
+        self._client: httpx.AsyncClient | None = None
         self.sleep = asyncio.sleep
 
     async def get_settings(self) -> ConnectionSettings:
@@ -198,20 +199,31 @@ class UciExhaustAsyncHook(_ExhaustHookBase):
             self._settings = ConnectionSettings.from_connection(connection)
         return self._settings
 
+    async def get_async_conn(self) -> httpx.AsyncClient:
+        """The HTTP client, kept for every call until :meth:`aclose` (a trigger polls through one)."""
+        if self._client is None:
+            settings = await self.get_settings()
+            self._client = httpx.AsyncClient(headers=settings.headers(), timeout=_timeout(self.timeout))
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
     async def _request(self, path: str, route: str, params: dict[str, Any]) -> dict[str, Any] | None:
-        settings = await self.get_settings()
-        url = settings.url(path)
-        async with httpx.AsyncClient(headers=settings.headers(), timeout=_timeout(self.timeout)) as client:
+        url = (await self.get_settings()).url(path)
+        client = await self.get_async_conn()
 
-            async def attempt() -> Verdict:
-                try:
-                    response = await client.get(url, params=params)
-                except httpx.TransportError as exc:
-                    return _transport_failure(exc)
-                return judge(route, response.status_code, response.headers, response.content)
+        async def attempt() -> Verdict:
+            try:
+                response = await client.get(url, params=params)
+            except httpx.TransportError as exc:
+                return _transport_failure(exc)
+            return judge(route, response.status_code, response.headers, response.content)
 
-            return await self.retry.acall(attempt, what=route, log=self.log, sleep=self.sleep,
-                                          give_up=ExhaustTransientError)
+        return await self.retry.acall(attempt, what=route, log=self.log, sleep=self.sleep,
+                                      give_up=ExhaustTransientError)
 
     async def read_request(self, tag: str, request_id: str) -> ExhaustJob:
         """Read one job (see :meth:`UciExhaustHook.read_request`)."""

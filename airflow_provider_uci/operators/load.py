@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseHook, BaseOperator, Context
 
+from airflow_provider_uci import lineage
 from airflow_provider_uci.botlog import naming_bot
 from airflow_provider_uci.exhaust.spark_csv import read_records
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
@@ -192,6 +193,8 @@ class LoadExhaustOperator(BaseOperator):
                     )
                 except ValueError as exc:  # the files break the format or a rule: a retry reads the same files
                     raise ExhaustFatalError(f"{bot}, {from_date}..{to_date}: {exc}") from None
+        if not conversation:  # read from the response file
+            bot = f"{name} ({summary.conversation_id})" if name else f"bot {summary.conversation_id}"
         if response is None:
             self.log.info("No answers for %s on %s..%s: %d earlier row(s) of those days removed, recorded as "
                           "loaded empty in %s_loads", bot, from_date, to_date, summary.responses_replaced,
@@ -203,6 +206,9 @@ class LoadExhaustOperator(BaseOperator):
                           ": the service found no users" if private is None else "", summary.responses_replaced,
                           summary.users_loaded, summary.table,
                           "with pyarrow" if summary.reader == "arrow" else "record by record", summary.rejected)
+        self._lineage_read = [lineage.stored_file(str(location)) for location in (response_location, private_location)
+                              if location]
+        self._lineage_table = lineage.warehouse_table(self._warehouse_url(), self.table)
         outlet_events = context.get("outlet_events")
         if outlet_events is not None:
             outlet_events[warehouse_asset(self.table)].extra = {
@@ -210,3 +216,11 @@ class LoadExhaustOperator(BaseOperator):
                 "rows": summary.responses_loaded, "users": summary.users_loaded,
             }
         return summary.as_dict()
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the copied files in, the warehouse table (with its columns) out."""
+        from airflow_provider_uci.exhaust.warehouse import RESPONSE_SCHEMA
+
+        table = getattr(self, "_lineage_table", None)
+        return lineage.operator_lineage(getattr(self, "_lineage_read", []), [table] if table else [],
+                                        {table: RESPONSE_SCHEMA} if table else None)

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.log import mask_secret
 
+from airflow_provider_uci import lineage
 from airflow_provider_uci.botlog import naming_bot
 from airflow_provider_uci.exhaust.download import (
     CHUNK_SIZE,
@@ -187,6 +188,8 @@ class CopyExhaustFilesOperator(BaseOperator):
         self.download_backoff = download_backoff
         self.chunk_size = chunk_size
         self._bot_prefix = ""
+        self._read: list[tuple[str, str]] = []  # lineage: the service's files copied, and where they went
+        self._wrote: list[tuple[str, str]] = []
 
     def _given(self, context: Context) -> Any:
         """The jobs as given: ``jobs``, the XCom of ``job_task_id``, or ``tag``/``request_id``."""
@@ -251,14 +254,20 @@ class CopyExhaustFilesOperator(BaseOperator):
 
         self.log.info("Bot %s: copying %d file(s) of %s job %s to %s", bot, len(names), dataset, request_id,
                       destination.uri(folder))
+        self._read += [lineage.service_file(url) for url in job.download_urls]
         if destination.local is not None:
             files, csv = self._fetch(url_source, names, destination.local / folder, key)
             result_files = [str(path) for path in files]
             result_csv = str(csv) if csv is not None else None
         else:
             result_files, result_csv = self._copy_to_blob(url_source, names, destination, folder, key)
+        self._wrote += [lineage.stored_file(location) for location in result_files]
         return {"dataset": dataset, "files": result_files, "csv": result_csv, "host": socket.gethostname(),
                 **{name: ids.get(name) for name in ("request_id", "conversation_id", "start_date", "end_date")}}
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the service's files (named without their signature) in, the copies out."""
+        return lineage.operator_lineage(self._read, self._wrote)
 
     @staticmethod
     def _require_success(job: ExhaustJob) -> None:

@@ -153,6 +153,15 @@ class ExhaustJobTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self.hook()
+        try:
+            async for event in self._wait(hook):
+                yield event
+        finally:
+            if hasattr(hook, "aclose"):
+                await hook.aclose()
+
+    async def _wait(self, hook: Any) -> AsyncIterator[TriggerEvent]:
+        """The one event of the wait, read through ``hook``."""
         waiting = list(range(len(self.jobs)))
         answered: dict[int, dict[str, Any]] = {}
         failures = 0

@@ -476,3 +476,50 @@ def test_a_download_that_gives_up_leaves_the_blob_as_it_was(start_emulator: Call
     assert "sig=" not in str(caught.value) and "http" not in str(caught.value)
     assert blob.download_blob().readall() == b"the copy of an earlier run\n"
     assert blob.get_block_list("committed")[0] == []
+
+
+# -- lineage --------------------------------------------------------------------------------------
+
+def test_openlineage_names_the_service_files_without_signature_the_copies_and_the_table(
+        seeded: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the OpenLineage provider's listener would emit, read through the provider's own extractor."""
+    from airflow.providers.openlineage.extractors.manager import ExtractorManager
+    from airflow.sdk import DAG
+    from airflow.utils.state import TaskInstanceState
+
+    from airflow_provider_uci.operators.load import LoadExhaustOperator
+
+    set_uci_connection(monkeypatch, seeded.emulator.api)
+    warehouse = tmp_path / "warehouse.db"
+    monkeypatch.setenv("AIRFLOW_CONN_LINEAGE_WAREHOUSE", f"sqlite:///{warehouse}")
+    out = tmp_path / "out"
+    with DAG("lineage", schedule=None):
+        copy_response = CopyExhaustFilesOperator(task_id="copy_response", tag=seeded.response.tag,
+                                                 request_id=seeded.response.request_id, destination=str(out))
+        copy_private = CopyExhaustFilesOperator(task_id="copy_private", tag=seeded.private.tag,
+                                                request_id=seeded.private.request_id, destination=str(out),
+                                                zip_password=KEY)
+        response, private = copy_response.execute(context()), copy_private.execute(context())
+        load = LoadExhaustOperator(task_id="load", response_path=response["csv"], private_path=private["csv"],
+                                   warehouse_conn_id="lineage_warehouse", table="uci_lineage")
+    load.execute({"run_id": "manual__lineage", "ti": SimpleNamespace(try_number=1)})
+
+    def extracted(task: Any) -> Any:
+        return ExtractorManager().extract_metadata(dagrun=SimpleNamespace(run_id="manual__lineage"), task=task,
+                                                   task_instance_state=TaskInstanceState.SUCCESS,
+                                                   task_instance=SimpleNamespace(task=task))
+
+    copied = extracted(copy_private)
+    ((namespace, name),) = [(d.namespace, d.name) for d in copied.inputs]
+    assert namespace == seeded.emulator.root.rstrip("/") and name.endswith(".zip") and "?" not in name
+    job_urls = UciExhaustHook().read_request(seeded.private.tag, seeded.private.request_id).download_urls
+    assert all(url.split("?", 1)[1] not in repr(copied) for url in job_urls), "no signature in the lineage"
+    assert [(d.namespace, d.name) for d in copied.outputs] == [("file", path) for path in private["files"]]
+
+    loaded = extracted(load)
+    assert [(d.namespace, d.name) for d in loaded.inputs] == [("file", response["csv"]), ("file", private["csv"])]
+    (table,) = loaded.outputs
+    assert (table.namespace, table.name) == (f"sqlite://{warehouse}", "uci_lineage")
+    fields = {field.name: field.type for field in table.facets["schema"].fields}
+    assert fields["conversation_id"] == "text" and fields["sync_date"] == "date" and fields["eof"] == "boolean"
+    assert fields["question_duration"] == "integer" and fields["event_timestamp"] == "timestamp"
