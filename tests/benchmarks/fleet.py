@@ -277,6 +277,8 @@ def main() -> int:
     parser.add_argument("--parallelism", type=int, default=8)
     parser.add_argument("--jobs-every", type=float, default=10.0, help="the emulator's fast schedule, seconds")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs) afterwards")
+    parser.add_argument("--max-map-length", type=int, default=0,
+                        help="[core] max_map_length (default: Airflow's, 1,024): bots per mapped group")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="uci-fleet-bench-"))
@@ -291,6 +293,8 @@ def main() -> int:
         airflow = AirflowSystem.configure(root, metadata)
         airflow.env["AIRFLOW__CORE__PARALLELISM"] = str(args.parallelism)
         airflow.env["AIRFLOW__API__MAXIMUM_PAGE_LIMIT"] = "2000"  # the run's task instances in few pages
+        if args.max_map_length:
+            airflow.env["AIRFLOW__CORE__MAX_MAP_LENGTH"] = str(args.max_map_length)
         emulator = EmulatorService(data, airflow.log_path("emulator"), args.jobs_every,
                                    {k: v for k, v in airflow.env.items() if not k.startswith("AIRFLOW")})
         emulator.restart(None)
