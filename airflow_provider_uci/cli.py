@@ -206,7 +206,7 @@ def _emulator_settings(args: argparse.Namespace):  # noqa: ANN202
 def _run_jobs(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
     import json
 
-    from airflow_provider_uci.emulator.app import Service
+    from airflow_provider_uci.emulator.service import Service
 
     service = Service(settings)
     outcomes = service.run_jobs((args.dataset,) if args.dataset else None)
@@ -224,7 +224,7 @@ def _seed(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
     import json
     from datetime import date
 
-    from airflow_provider_uci.emulator.app import Service
+    from airflow_provider_uci.emulator.service import Service
     from airflow_provider_uci.emulator.config import parse_pairs
     from airflow_provider_uci.emulator.jobs.common import IST
     from airflow_provider_uci.emulator.seed import SeedOptions

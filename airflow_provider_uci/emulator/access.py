@@ -19,7 +19,7 @@ import ipaddress
 from fastapi import Request
 
 from airflow_provider_uci.emulator.config import EmulatorSettings, SettingsError
-from airflow_provider_uci.emulator.inputs import ClientInputError
+from airflow_provider_uci.emulator.protocol import ClientInputError
 
 #: The header that carries the admin token.
 ADMIN_TOKEN_HEADER = "X-Admin-Token"

@@ -35,7 +35,7 @@ from airflow_provider_uci.emulator.storage import LocalStorage, StorageError, ht
 from airflow_provider_uci.emulator.store import JobRow
 
 if TYPE_CHECKING:
-    from airflow_provider_uci.emulator.app import Service
+    from airflow_provider_uci.emulator.service import Service
 
 CHUNK = 256 * 1024
 

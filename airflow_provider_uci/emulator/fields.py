@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from airflow_provider_uci.emulator.inputs import ClientInputError, check_text
+from airflow_provider_uci.emulator.inputs import check_text
+from airflow_provider_uci.emulator.protocol import ClientInputError
 from airflow_provider_uci.emulator.store import LENGTH_LIMITS
 
 #: The filters the internal search supports (contract 1.9).

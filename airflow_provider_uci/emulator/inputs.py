@@ -18,6 +18,7 @@ from fastapi import Request, Response
 
 from airflow_provider_uci.emulator import protocol
 from airflow_provider_uci.emulator.gateway import json_response
+from airflow_provider_uci.emulator.protocol import ClientInputError
 
 #: How deep a JSON body may nest; a submit body needs four levels.
 MAX_JSON_DEPTH = 64
@@ -27,15 +28,6 @@ MAX_LIMIT = 2**31 - 1
 #: The envelope's ``responseCode`` (and ``params.err``) for each status a client error gets.
 CODES = {400: "CLIENT_ERROR", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "RESOURCE_NOT_FOUND",
          413: "CLIENT_ERROR", 415: "CLIENT_ERROR"}
-
-
-class ClientInputError(Exception):
-    """What the client sent breaks a rule; answered with ``status`` and the error envelope."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class BodyTooLarge(ClientInputError):

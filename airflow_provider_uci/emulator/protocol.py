@@ -15,6 +15,16 @@ from typing import Any
 
 from airflow_provider_uci.emulator.store import JobRow
 
+
+class ClientInputError(Exception):
+    """What the client sent breaks a rule; answered with ``status`` and the error envelope."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 SUBMIT_ID = "ekstep.analytics.dataset.request.submit"
 READ_ID = "ekstep.analytics.dataset.request.info"
 LIST_ID = "ekstep.analytics.dataset.request.list"

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from airflow_provider_uci.emulator.jobs import private, response
 
 if TYPE_CHECKING:
-    from airflow_provider_uci.emulator.app import Service
+    from airflow_provider_uci.emulator.service import Service
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 CHILD = r"""
 import json, resource, sys, time
 from datetime import datetime, timezone
-from airflow_provider_uci.emulator.app import Service
+from airflow_provider_uci.emulator.service import Service
 from airflow_provider_uci.emulator.config import EmulatorSettings
 
 data_dir, bot, start, end = sys.argv[1:5]
