@@ -105,7 +105,7 @@ def _daily_lines(axes: Any, series: dict[str, list[tuple[date, int]]], days: lis
                   linestyle=LINE_STYLES[number % len(LINE_STYLES)], linewidth=1.2 + 1.6 * (count - number) / count,
                   marker="o" if len(points) < 40 else None, markersize=3)
     axes.set_xlim(days[0], days[-1])
-    locator = mdates.AutoDateLocator(maxticks=7)
+    locator = mdates.AutoDateLocator()
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%Y" if days[0].year != days[-1].year else "%d %b"))
 
