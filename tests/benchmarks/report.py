@@ -41,31 +41,26 @@ SEED_FILE = ROOT / "tests" / "fixtures" / "sunbird" / "response-exhaust-2022-04-
 BOT = "bench-bot-0001"
 TABLE = "uci_responses"
 
-_POSTGRES_ROWS = """
-INSERT INTO uci_responses ({columns})
+#: One generated answer per ``g``, in the table's column order; ``{day}`` is the dialect's IST sync day of ``ts``.
+_ROW_SELECT = """
 SELECT '{bot}', 'ASSESS:' || g, 'device-' || ((g / 6) % (20000 - 3000 * (g % 6))), 'question-' || (g % 6),
   'Bench bot', 'session-' || ((g / 6) % (20000 - 3000 * (g % 6))) || '-' || (g / 34483),
   CASE WHEN g % 6 < 4 THEN 'mcq' ELSE 'ftp' END, 'प्रश्न ' || (g % 6 + 1) || ': आपका अनुभव कैसा रहा?', '',
   (g * 7) % 90, 1, 1, '[{{"1":{{"text":"1 हाँ"}}}},{{"2":{{"text":"2 नहीं"}}}}]',
   CASE WHEN g % 10 = 0 THEN '' ELSE '[{{"' || (g % 4 + 1) || '":{{"text":"' || (g % 4 + 1) || ' विकल्प"}}}}]' END,
   'question./data/group_1[1]/question_' || (g % 6 + 1) || '[1]', g % 6 = 5, ts, ts, NULL, NULL,
-  (ts AT TIME ZONE 'Asia/Kolkata')::date, 1
-FROM (SELECT g, timestamptz '2026-01-01 00:00:00+00' + g * interval '2.5 seconds' AS ts
+  {day}, 1
+"""
+
+_POSTGRES_ROWS = "INSERT INTO uci_responses ({columns})" + _ROW_SELECT.replace(
+    "{day}", "(ts AT TIME ZONE 'Asia/Kolkata')::date") + """FROM (SELECT g, timestamptz '2026-01-01 00:00:00+00' + g * interval '2.5 seconds' AS ts
       FROM generate_series(1, {rows}) AS g) AS s
 """
 
 _SQLITE_ROWS = """
 WITH RECURSIVE c(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM c WHERE g < {rows}),
 s AS (SELECT g, strftime('%Y-%m-%dT%H:%M:%fZ', 1767225600 + g * 2.5, 'unixepoch') AS ts FROM c)
-INSERT INTO uci_responses ({columns})
-SELECT '{bot}', 'ASSESS:' || g, 'device-' || ((g / 6) % (20000 - 3000 * (g % 6))), 'question-' || (g % 6),
-  'Bench bot', 'session-' || ((g / 6) % (20000 - 3000 * (g % 6))) || '-' || (g / 34483),
-  CASE WHEN g % 6 < 4 THEN 'mcq' ELSE 'ftp' END, 'प्रश्न ' || (g % 6 + 1) || ': आपका अनुभव कैसा रहा?', '',
-  (g * 7) % 90, 1, 1, '[{{"1":{{"text":"1 हाँ"}}}},{{"2":{{"text":"2 नहीं"}}}}]',
-  CASE WHEN g % 10 = 0 THEN '' ELSE '[{{"' || (g % 4 + 1) || '":{{"text":"' || (g % 4 + 1) || ' विकल्प"}}}}]' END,
-  'question./data/group_1[1]/question_' || (g % 6 + 1) || '[1]', g % 6 = 5, ts, ts, NULL, NULL,
-  date(ts, '+5 hours', '+30 minutes'), 1
-FROM s
+INSERT INTO uci_responses ({columns})""" + _ROW_SELECT.replace("{day}", "date(ts, '+5 hours', '+30 minutes')") + """FROM s
 """
 
 
