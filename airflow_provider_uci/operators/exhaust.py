@@ -4,7 +4,7 @@ RequestExhaustOperator: submit them and wait for their jobs in the triggerer, in
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
@@ -88,7 +88,7 @@ class SubmitExhaustOperator(BaseOperator):
         ti = context.get("ti")
         return self._each_dataset(lambda hook, name: self._submit(hook, name, ti is not None and ti.try_number > 1))
 
-    def _each_dataset(self, submit: Any) -> dict[str, Any]:
+    def _each_dataset(self, submit: Callable[[UciExhaustHook, str], dict[str, Any]]) -> dict[str, Any]:
         """``submit(hook, dataset)`` for ``dataset``, or ``{dataset: ...}`` for each of ``datasets``."""
         if self.zip_password:
             mask_secret(self.zip_password)
