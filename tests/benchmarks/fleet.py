@@ -51,6 +51,14 @@ from tests.support.services import free_port, postgres_database  # noqa: E402
 DAG_ID = "uci_exhaust"
 DAYS = ["2026-05-01", "2026-05-02"]
 ZIP_KEY = "fleet-bench-zip-key"
+#: Intervals the e2e tests shorten for latency; a fleet runs on Airflow's defaults (idle sleep 1 s, a task's
+#: heartbeat every 5 s, the DAG file parsed every 30 s).
+DEPLOYMENT_RESTORES = (
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME",
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL",
+    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL",
+    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL",
+)
 
 
 class CountingProxy:
@@ -276,6 +284,8 @@ def main() -> int:
     parser.add_argument("--compare", type=int, default=0, help="a second run over this many bots (e.g. 300)")
     parser.add_argument("--parallelism", type=int, default=8)
     parser.add_argument("--jobs-every", type=float, default=10.0, help="the emulator's fast schedule, seconds")
+    parser.add_argument("--test-intervals", action="store_true",
+                        help="keep the e2e tests' short scheduler, heartbeat and parsing intervals (more CPU a bot)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs) afterwards")
     parser.add_argument("--max-map-length", type=int, default=0,
                         help="[core] max_map_length (default: Airflow's, 1,024): bots per mapped group")
@@ -292,6 +302,9 @@ def main() -> int:
     with postgres_database() as metadata, postgres_database() as warehouse:
         airflow = AirflowSystem.configure(root, metadata)
         airflow.env["AIRFLOW__CORE__PARALLELISM"] = str(args.parallelism)
+        if not args.test_intervals:  # a deployment's intervals: the e2e tests shorten them, buying latency with CPU
+            for key in DEPLOYMENT_RESTORES:
+                airflow.env.pop(key, None)
         airflow.env["AIRFLOW__API__MAXIMUM_PAGE_LIMIT"] = "2000"  # the run's task instances in few pages
         if args.max_map_length:
             airflow.env["AIRFLOW__CORE__MAX_MAP_LENGTH"] = str(args.max_map_length)
