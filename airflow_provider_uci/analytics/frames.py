@@ -89,7 +89,7 @@ def _arrow_table(path: Path) -> pa.Table | None:
         return pa.table([*(values[field] for field in RESPONSE_FIELDS), days], schema=schema)
 
     try:
-        pieces = [piece for block in reader._read(encode) for piece in block]
+        pieces = [piece for block in reader.encoded_blocks(encode) for piece in block]
     except FastPathDeclined:
         return None
     if reader.key_hashes.repeated():

@@ -8,9 +8,12 @@ sync days (:class:`Scope`), so a number reads the same in a view and on the page
 
 - ``_daily``: per bot and sync day, the distinct devices that answered, the answers, and the devices
   whose first answer to the bot ever was that day (``new_devices``).
-- ``_question_stats``: per bot and question, its ``position`` in the conversation (by ``X Path`` as
-  text, byte order, where the question has one; then by the first time it was answered), devices,
-  answers, answers withheld without consent (``""``), and the median ``question_duration``.
+- ``_question_stats``: per bot and question, its ``position`` in the conversation, devices, answers,
+  answers withheld without consent (``""``), and the median ``question_duration``. Questions are
+  placed in the order they were first answered (``Timestamp``, else ``@timestamp``), the question id
+  (byte order) breaking ties. ``X Path`` is shown beside, but as text it is not the conversation's
+  order: a form's groups sort by name (``/data/end_note[1]/submit[1]`` before
+  ``/data/enter_details[1]/...``).
   SQLite has no median: there it is computed with window functions (the middle row, or the mean of
   the two middle rows, of each question's durations in order), on PostgreSQL by ``percentile_cont``.
 - ``_sessions``: per bot and session (``Session ID``; for vintages without one, the device and sync
@@ -18,16 +21,24 @@ sync days (:class:`Scope`), so a number reads the same in a view and on the page
   and when it started and ended (UTC; SQLite gives ISO text ending in ``Z``).
 - ``_completion``: per bot, sessions, those that reached the end, and their ratio.
 
-The index ``<table>_funnel`` (bot, question, device, X Path), from which a bot's funnel
-(:func:`funnel_sql`) is read without the table's rows, is made on request (:func:`create_funnel_index`).
+The index ``<table>_funnel`` (bot, question, device and both timestamps), from which a bot's
+funnel (:func:`funnel_sql`) is read without the table's rows, is made on request
+(:func:`create_funnel_index`).
+
+Each view carries its definition's fingerprint (PostgreSQL: the view's comment; SQLite: its stored
+text), so a load after an upgrade replaces a view whose definition changed, and leaves the rest alone.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import zlib
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 #: The views made for a responses table, by suffix.
 VIEW_SUFFIXES = ("_daily", "_question_stats", "_sessions", "_completion")
@@ -150,9 +161,8 @@ def question_stats_sql(table: str, backend: str, scope: Scope | None = None) -> 
                     f"m.question_id = q.question_id")
     text = (
         f"SELECT q.conversation_id, q.question_id, q.question_title, q.question_type, q.x_path, "
-        f"row_number() OVER (PARTITION BY q.conversation_id ORDER BY CASE WHEN q.x_path IS NULL THEN 1 ELSE 0 END, "
-        f"q.x_path{sql.binary}, CASE WHEN q.x_path IS NULL THEN q.first_seen END, "
-        f"q.question_id{sql.binary}) AS position, d.devices, q.answers, q.withheld, m.median_duration "
+        f"row_number() OVER (PARTITION BY q.conversation_id ORDER BY {_conversation_order('q.', sql.binary)}) "
+        f"AS position, d.devices, q.answers, q.withheld, m.median_duration "
         f"FROM ({questions}) AS q JOIN ({devices}) AS d ON d.conversation_id = q.conversation_id AND "
         f"d.question_id = q.question_id{join_medians}")
     return text, sql.params
@@ -181,23 +191,24 @@ def completion_sql(table: str, backend: str, scope: Scope | None = None) -> tupl
             f"GROUP BY conversation_id"), params
 
 
+def _conversation_order(prefix: str, binary: str) -> str:
+    """The ``ORDER BY`` terms that place a bot's questions: first answered, then by id (a question never
+    answered with a timestamp last, on both databases)."""
+    return f"CASE WHEN {prefix}first_seen IS NULL THEN 1 ELSE 0 END, {prefix}first_seen, {prefix}question_id{binary}"
+
+
 def funnel_sql(table: str, backend: str, scope: Scope) -> tuple[str, list[Any]]:
     """One bot's questions in conversation order with the devices that answered each: the lighter
-    query behind the report's funnel, positions as in ``_question_stats``. Over the bot's whole history
-    it reads only the index ``<table>_funnel`` (an index-only scan on PostgreSQL once the table is
-    vacuumed); the first-seen time, which needs the rows themselves, only for questions without X Path."""
+    query behind the report's funnel, positions as in ``_question_stats``. It reads only the columns
+    of the index ``<table>_funnel`` (an index-only scan on PostgreSQL once the table is vacuumed)."""
     sql, t = _Sql(backend), _table(table)
-    where = sql.where(scope)
-    first_seen = (f"(SELECT min({sql.moment('coalesce(f.event_timestamp, f.at_timestamp)')}) FROM {t} AS f "
-                  f"WHERE f.conversation_id = q.conversation_id AND f.question_id = q.question_id"
-                  f"{sql.where(scope).replace(' WHERE ', ' AND ').replace('conversation_id = ?', 'f.conversation_id = ?')})")
+    moment = sql.moment("coalesce(event_timestamp, at_timestamp)")
+    per_device = (f"SELECT conversation_id, question_id, device_id, min({moment}) AS first_seen FROM "
+                  f"{t}{sql.where(scope)} GROUP BY conversation_id, question_id, device_id")
+    questions = (f"SELECT conversation_id, question_id, min(first_seen) AS first_seen, count(*) AS devices FROM "
+                 f"({per_device}) AS per_device GROUP BY conversation_id, question_id")
     text = (f"SELECT conversation_id, question_id, row_number() OVER (PARTITION BY conversation_id ORDER BY "
-            f"CASE WHEN x_path IS NULL THEN 1 ELSE 0 END, x_path{sql.binary}, first_seen, "
-            f"question_id{sql.binary}) AS position, devices FROM (SELECT q.conversation_id, q.question_id, q.x_path, "
-            f"q.devices, CASE WHEN q.x_path IS NULL THEN {first_seen} END AS first_seen FROM (SELECT conversation_id, "
-            f"question_id, min(x_path) AS x_path, count(*) AS devices FROM (SELECT conversation_id, question_id, device_id, "
-            f"min(x_path{sql.binary}) AS x_path FROM {t}{where} GROUP BY conversation_id, question_id, device_id) AS "
-            f"per_device GROUP BY conversation_id, question_id) AS q) AS ordered ORDER BY 1, 3")
+            f"{_conversation_order('', sql.binary)}) AS position, devices FROM ({questions}) AS q ORDER BY 1, 3")
     return text, sql.params
 
 
@@ -211,22 +222,28 @@ def view_names(table: str) -> list[str]:
 
 
 def view_ddl(table: str, backend: str) -> list[str]:
-    """``CREATE VIEW`` statements of ``table``'s views (SQLite: ``IF NOT EXISTS``)."""
+    """``CREATE VIEW`` statements of ``table``'s views, in the order of :data:`VIEW_SUFFIXES`."""
     statements = []
     for suffix in VIEW_SUFFIXES:
         text, params = _BUILDERS[suffix](table, backend)
         assert not params
-        exists = " IF NOT EXISTS" if backend == "sqlite" else ""
-        statements.append(f'CREATE VIEW{exists} "{table}{suffix}" AS {text}')
+        statements.append(f'CREATE VIEW "{table}{suffix}" AS {text}')
     return statements
 
 
-def funnel_index_ddl(table: str, backend: str) -> str:
+def fingerprint(statement: str) -> str:
+    """What a view's PostgreSQL comment says: which definition made it."""
+    return f"airflow-provider-uci view {hashlib.sha256(statement.encode()).hexdigest()[:16]}"
+
+
+#: The columns of ``<table>_funnel``: what :func:`funnel_sql` reads.
+FUNNEL_INDEX_COLUMNS = ("conversation_id", "question_id", "device_id", "event_timestamp", "at_timestamp")
+
+
+def funnel_index_ddl(table: str) -> str:
     """The index a bot's funnel is read from: per bot and question, its devices (in order: counted as the
-    index is read, with no sort) and their X Path."""
-    binary = ' COLLATE "C"' if backend == "postgres" else ""
-    return (f'CREATE INDEX IF NOT EXISTS "{table}_funnel" ON {_table(table)} '
-            f"(conversation_id, question_id, device_id, x_path{binary})")
+    index is read, with no sort) and when they answered."""
+    return f'CREATE INDEX IF NOT EXISTS "{table}_funnel" ON {_table(table)} ({", ".join(FUNNEL_INDEX_COLUMNS)})'
 
 
 def create_funnel_index(warehouse: Any, table: str) -> None:
@@ -236,31 +253,70 @@ def create_funnel_index(warehouse: Any, table: str) -> None:
     inserted in 9-10 s instead of 4-5 on PostgreSQL), so it is for warehouses that are read more than
     loaded.
     """
-    warehouse._execute(funnel_index_ddl(table, warehouse.backend))
+    name = f"{table}_funnel"
+    found = warehouse._query("SELECT pg_get_indexdef(to_regclass(?))" if warehouse.backend == "postgres" else
+                             "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (f'"{name}"'
+                             if warehouse.backend == "postgres" else name,))
+    made = found[0][0] if found else None
+    if made is not None and not all(column in made for column in FUNNEL_INDEX_COLUMNS):
+        warehouse._execute(f'DROP INDEX "{name}"')  # an earlier version's, without the timestamps
+    warehouse._execute(funnel_index_ddl(table))
     if warehouse.backend == "postgres":  # SQLite's statement committed itself (no transaction was open)
         warehouse._commit()
 
 
 def create_views(warehouse: Any, table: str) -> None:
-    """Create ``table``'s views where missing, in the warehouse's open transaction (the load's).
+    """Create ``table``'s views where missing or made by another definition, in the warehouse's open
+    transaction (the load's).
 
-    On PostgreSQL, a view that exists is left alone (replacing it would lock out its readers until the
-    load commits); two first loads at once are serialised by an advisory lock.
+    On PostgreSQL, a view whose comment holds its definition's :func:`fingerprint` is left alone
+    (replacing it would lock out its readers until the load commits); two loads that find one to make
+    are serialised by an advisory lock. On SQLite a view's stored text is its definition.
     """
-    backend = warehouse.backend
-    statements = view_ddl(table, backend)
-    if backend == "sqlite":
-        for statement in statements:
-            warehouse._execute(statement)
+    names, statements = view_names(table), view_ddl(table, warehouse.backend)
+    if warehouse.backend == "sqlite":
+        made = dict(warehouse._query(
+            f"SELECT name, sql FROM sqlite_master WHERE type = 'view' AND name IN ({', '.join('?' for _ in names)})",
+            tuple(names)))
+        for name, statement in zip(names, statements, strict=True):
+            if made.get(name) != statement:
+                if name in made:
+                    warehouse._execute(f'DROP VIEW "{name}"')
+                warehouse._execute(statement)
         return
-    names = view_names(table)
-    found = warehouse._query("SELECT " + ", ".join("to_regclass(?)" for _ in names), tuple(f'"{n}"' for n in names))
-    if all(value is not None for value in found[0]):
+
+    def comments() -> list[Any]:
+        return list(warehouse._query("SELECT " + ", ".join("obj_description(to_regclass(?), 'pg_class')" for _ in names),
+                                     tuple(f'"{name}"' for name in names))[0])
+
+    wanted = [fingerprint(statement) for statement in statements]
+    if comments() == wanted:
         return
     warehouse._query("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(f"uci-views:{table}".encode()),))
-    here = {row[0] for row in warehouse._query(
-        "SELECT relname FROM pg_catalog.pg_class WHERE relname = ANY(?) AND relnamespace = "
-        "(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())", (names,))}
-    for name, statement in zip(names, statements, strict=True):
-        if name not in here:
-            warehouse._execute(statement)
+    for name, statement, comment, mark in zip(names, statements, comments(), wanted, strict=True):
+        if comment != mark:
+            _replace_view(warehouse, name, statement, mark)
+
+
+def _replace_view(warehouse: Any, name: str, statement: str, mark: str) -> None:
+    """Make or replace one PostgreSQL view: in place where its columns allow, else dropped and made again.
+    A view that cannot be dropped (another view of the user's reads it) is kept as it is, with a warning:
+    the load goes on."""
+    exists = warehouse._query("SELECT to_regclass(?) IS NOT NULL", (f'"{name}"',))[0][0]
+    attempts = [[statement]] if not exists else [
+        [statement.replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1)], [f'DROP VIEW "{name}"', statement]]
+    for number, attempt in enumerate(attempts, start=1):
+        warehouse._execute("SAVEPOINT uci_view")
+        try:
+            for text in attempt:
+                warehouse._execute(text)
+        except Exception as exc:  # noqa: BLE001 - told below, or by the next attempt
+            warehouse._execute("ROLLBACK TO SAVEPOINT uci_view")
+            if number == len(attempts):
+                log.warning("Kept the view %s of an earlier version: it could not be replaced (%s)", name,
+                            str(exc).splitlines()[0])
+                return
+            continue
+        warehouse._execute("RELEASE SAVEPOINT uci_view")
+        warehouse._execute(f'COMMENT ON VIEW "{name}" IS \'{mark}\'')
+        return

@@ -246,7 +246,7 @@ class ArrowResponses:
             return pg_binary_rows([values[field] for field in STORED_RESPONSE_COLUMNS])
 
         yield PG_BINARY_HEADER
-        for pieces in self._read(encode):
+        for pieces in self.encoded_blocks(encode):
             yield from pieces
         yield PG_BINARY_TRAILER
 
@@ -257,12 +257,12 @@ class ArrowResponses:
         def encode(values: dict[str, Any], days: Any, rows: int) -> list[tuple[Any, ...]]:
             return list(zip(*(values[field].to_pylist() for field in RESPONSE_TABLE_COLUMNS), strict=True))
 
-        for pieces in self._read(encode, timestamps_as_text=True):
+        for pieces in self.encoded_blocks(encode, timestamps_as_text=True):
             for rows in pieces:
                 yield from rows
 
-    def _read(self, encode: Callable[[dict[str, Any], Any, int], Any],
-              timestamps_as_text: bool = False) -> Iterator[list[Any]]:
+    def encoded_blocks(self, encode: Callable[[dict[str, Any], Any, int], Any],
+                       timestamps_as_text: bool = False) -> Iterator[list[Any]]:
         """Each block's batches checked, joined and encoded (``encode(values, sync days, rows)``), in order."""
         import pyarrow as pa
 

@@ -94,6 +94,11 @@ def view(url: str, suffix: str) -> list[dict[str, Any]]:
             cursor.close()
 
 
+def moment(value: Any) -> datetime:
+    """A timestamp as the record or a warehouse gives it (PostgreSQL: ``datetime``; SQLite: ISO text)."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 def ist_day(stamp: str) -> str:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(IST).date().isoformat()
 
@@ -123,15 +128,16 @@ def test_question_stats_in_conversation_order(seeded, warehouse_url: str) -> Non
     for row in record:
         item = stats.setdefault((row["conversation_id"], row["question_id"]), {
             "title": row["title"].strip(), "type": row["question_type"], "x_path": row["x_path"], "devices": set(),
-            "answers": 0, "withheld": 0})
+            "answers": 0, "withheld": 0, "first": moment(row["timestamp"])})
+        item["first"] = min(item["first"], moment(row["timestamp"]))
         item["devices"].add(row["device_id"])
         item["answers"] += 1
         item["withheld"] += 0 if row["consent"] else 1
     order = defaultdict(list)
     for (conversation, question), item in stats.items():
-        order[conversation].append((item["x_path"], question))
+        order[conversation].append((item["first"], question, item["x_path"]))
     position = {(conversation, question): number for conversation, items in order.items()
-                for number, (_, question) in enumerate(sorted(items), start=1)}
+                for number, (_, question, _) in enumerate(sorted(items), start=1)}
     expected = {key: (item["title"], item["type"], position[key], len(item["devices"]), item["answers"],
                       item["withheld"], 0.0) for key, item in stats.items()}
     got = {(row["conversation_id"], row["question_id"]): (
@@ -139,6 +145,10 @@ def test_question_stats_in_conversation_order(seeded, warehouse_url: str) -> Non
         row["median_duration"]) for row in view(warehouse_url, "_question_stats")}
     assert got == expected
     assert any(item["withheld"] for item in stats.values()), "the seed has answers without consent"
+    by_text = {conversation: [question for _, question, _ in sorted(items, key=lambda item: item[2])]
+               for conversation, items in order.items()}
+    by_time = {conversation: [question for _, question, _ in sorted(items)] for conversation, items in order.items()}
+    assert by_text != by_time, "the seed's questions are first answered in an order their X Paths do not sort in"
 
 
 def test_sessions_and_completion(seeded, warehouse_url: str) -> None:
@@ -153,9 +163,6 @@ def test_sessions_and_completion(seeded, warehouse_url: str) -> None:
         item["stamps"].append(datetime.fromisoformat(row["timestamp"].replace("Z", "+00:00")))
     expected = {key: (item["device"], len(item["questions"]), item["answers"], item["end"], min(item["stamps"]),
                       max(item["stamps"])) for key, item in sessions.items()}
-
-    def moment(value: Any) -> datetime:
-        return value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
 
     got = {(row["conversation_id"], row["session_id"]): (
         row["device_id"], row["questions_answered"], row["answers"], bool(row["reached_end"]), moment(row["started_at"]),
@@ -213,3 +220,91 @@ def test_the_funnel_query_agrees_with_question_stats_with_and_without_its_index(
                 assert sorted((question, position, devices) for _, question, position, devices in got) == want
                 assert [position for _, _, position, _ in got] == list(range(1, len(want) + 1))
             warehouse._rollback()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_real_bot_s_questions_in_the_order_its_people_answered_them(backend: str, tmp_path: Path) -> None:
+    """The mentor-feedback bot asks ``enter_details``, then ``feedback``, then ``end_note``: its X Paths
+    as text would put ``end_note`` first. Expected here: each question's first answer, by the file's
+    ``Timestamp``, read with the Spark reader of ``test_frames``."""
+    from tests.analytics.test_frames import FIXTURES, spark_records
+
+    path = FIXTURES / "response-exhaust-2022-06-24-mentor-feedback.csv"
+    header, *records = spark_records(path.read_text(encoding="utf-8"))
+    first: dict[str, tuple[str, str]] = {}
+    for values in records:
+        row = dict(zip(header, values, strict=True))
+        seen = first.get(row["Question Id"])
+        if seen is None or row["Timestamp"] < seen[0]:
+            first[row["Question Id"]] = (row["Timestamp"], row["X Path"])
+    expected = [first[question][1] for question in sorted(first, key=lambda question: first[question])]
+    assert expected[0].startswith("question./data/enter_details[1]/") and expected[-1].endswith("/end_note[1]/submit[1]")
+    assert sorted(expected) != expected, "X Path as text is not the conversation's order"
+
+    def check(url: str) -> None:
+        load_exhaust(response_csv=path, private=None, warehouse_url=url)
+        stats = sorted(view(url, "_question_stats"), key=lambda row: row["position"])
+        assert [row["x_path"] for row in stats] == expected
+        assert [row["position"] for row in stats] == list(range(1, len(expected) + 1))
+        from airflow_provider_uci.analytics.views import Scope, funnel_sql
+
+        with open_warehouse(url) as warehouse:
+            funnel = warehouse._query(*funnel_sql(TABLE, backend, Scope(stats[0]["conversation_id"])))
+        assert [(question, position) for _, question, position, _ in funnel] == [
+            (row["question_id"], row["position"]) for row in stats]
+
+    if backend == "sqlite":
+        check(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    else:
+        with postgres_database() as url:
+            check(url)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_load_replaces_a_view_an_earlier_version_made_and_keeps_the_current_ones(backend: str, tmp_path: Path) -> None:
+    from airflow_provider_uci.analytics.views import create_views, fingerprint, view_ddl, view_names
+
+    path = Path(__file__).resolve().parent.parent / "fixtures" / "sunbird" / "response-exhaust-2022-06-sample.csv"
+
+    def definitions(url: str) -> dict[str, str]:
+        with open_warehouse(url) as warehouse:
+            if backend == "sqlite":
+                return dict(warehouse._query("SELECT name, sql FROM sqlite_master WHERE type = 'view'"))
+            return dict(warehouse._query("SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class AS c "
+                                         "WHERE c.relkind = 'v' AND c.relnamespace = current_schema()::regnamespace"))
+
+    def check(url: str) -> None:
+        load_exhaust(response_csv=path, private=None, warehouse_url=url)
+        names = view_names(TABLE)
+        current = definitions(url)
+        wanted = view_ddl(TABLE, backend)
+        assert current == dict(zip(names, wanted if backend == "sqlite" else map(fingerprint, wanted), strict=True))
+        stale = f'"{TABLE}_question_stats"'
+        with open_warehouse(url) as warehouse:  # as an earlier version left it: other text, no fingerprint
+            warehouse._begin()
+            warehouse._execute(f"DROP VIEW {stale}")
+            warehouse._execute(f"CREATE VIEW {stale} AS SELECT conversation_id, 0 AS position FROM \"{TABLE}\"")
+            warehouse._commit()
+            warehouse._begin()
+            create_views(warehouse, TABLE)
+            warehouse._commit()
+        assert definitions(url) == current
+        positions = sorted(row["position"] for row in view(url, "_question_stats"))
+        assert positions == list(range(1, len(positions) + 1)) and len(positions) > 5
+        if backend == "postgres":  # an old view that a view of the user's reads is kept, and the load goes on
+            with open_warehouse(url) as warehouse:
+                warehouse._begin()
+                warehouse._execute(f"DROP VIEW {stale}")
+                warehouse._execute(f"CREATE VIEW {stale} AS SELECT conversation_id, 0 AS position FROM \"{TABLE}\"")
+                warehouse._execute(f'CREATE VIEW "mine" AS SELECT position FROM {stale}')
+                warehouse._commit()
+            assert load_exhaust(response_csv=path, private=None, warehouse_url=url).responses_loaded > 0
+            assert definitions(url)[f"{TABLE}_question_stats"] is None
+            assert {row["position"] for row in view(url, "_question_stats")} == {0}
+            assert definitions(url)[f"{TABLE}_daily"] == current[f"{TABLE}_daily"]
+
+    if backend == "sqlite":
+        check(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    else:
+        with postgres_database() as url:
+            check(url)
