@@ -71,8 +71,16 @@ def test_every_command_is_checked() -> None:
 
 
 def test_the_map_of_the_code_names_real_paths() -> None:
-    code_map = README.split("## Map of the code", 1)[1]
-    for path in re.findall(r"^\s*([\w./-]+\.py|[\w-]+/)\s", code_map, flags=re.M):
-        candidates = [ROOT / path, ROOT / "airflow_provider_uci" / path, ROOT / "airflow_provider_uci" / "emulator" / path,
-                      ROOT / "airflow_provider_uci" / "exhaust" / path, ROOT / "tests" / path]
-        assert any(candidate.exists() for candidate in candidates), path
+    """Each path in the map exists, read under the folder entry it is indented beneath."""
+    code_map = README.split("## Map of the code", 1)[1].split("```")[1]
+    folders: list[tuple[int, Path]] = []
+    seen = 0
+    for indent, path in re.findall(r"^( *)([\w./-]+\.py|[\w./-]+/)(?=\s|$)", code_map, flags=re.M):
+        while folders and folders[-1][0] >= len(indent):
+            folders.pop()
+        where = (folders[-1][1] if folders else ROOT) / path
+        assert where.exists(), f"{path} (read as {where.relative_to(ROOT)})"
+        if path.endswith("/"):
+            folders.append((len(indent), where))
+        seen += 1
+    assert seen > 40 and (ROOT / "airflow_provider_uci" / "exhaust" / "warehouse" / "schema.py").exists()

@@ -76,7 +76,7 @@ def _arrow_table(path: Path) -> pa.Table | None:
     import pyarrow as pa
 
     from airflow_provider_uci.exhaust.arrow import ArrowResponses, UserJoin
-    from airflow_provider_uci.exhaust.postgres import FastPathDeclined
+    from airflow_provider_uci.exhaust.arrow_csv import FastPathDeclined
 
     first = next(read_responses(path, Rejects()), None)
     if first is None:

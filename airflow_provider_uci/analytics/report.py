@@ -1,6 +1,6 @@
 """An offline HTML report of a warehouse's answers: one page for the fleet, or for one bot.
 
-The numbers come from the queries behind the warehouse's views (``analytics.views``), narrowed to
+The numbers come from the queries behind the warehouse's views (``exhaust.warehouse.views``), narrowed to
 the bot and range asked for; the charts are inline SVG (``analytics.charts``). The page needs nothing
 from a network (no script, font or image fetched) and reflows on a phone.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_uci.analytics import charts
-from airflow_provider_uci.analytics.views import Scope, _Sql, _table, completion_sql, daily_sql, question_stats_sql
+from airflow_provider_uci.exhaust.warehouse.views import Scope, _Sql, _table, completion_sql, daily_sql, question_stats_sql
 from airflow_provider_uci.exhaust.warehouse import open_warehouse, redact_url
 
 DEFAULT_TABLE = "uci_responses"

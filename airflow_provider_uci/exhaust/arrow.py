@@ -27,7 +27,7 @@ import orjson
 
 from airflow_provider_uci.exhaust.arrow_csv import csv_options, in_order, parse_block, plain_header, spark_blocks
 from airflow_provider_uci.exhaust.keys import KeyHashes, fixed_width_hashes, key_hashes
-from airflow_provider_uci.exhaust.postgres import FastPathDeclined
+from airflow_provider_uci.exhaust.arrow_csv import FastPathDeclined
 from airflow_provider_uci.exhaust.records import (
     KEY_FIELDS,
     RESPONSE_HEADERS,

@@ -23,7 +23,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_uci.exhaust.postgres import FastPathDeclined
+
+class FastPathDeclined(Exception):
+    """The reader in C declined a file (a doubtful block, a header it does not know), or PostgreSQL
+    refused rows it prepared; the load was rolled back.
+
+    The loader then reads the file again record by record, which says which record breaks which rule.
+    """
+
 
 _QUOTE, _BACKSLASH, _COMMA, _NEWLINE, _CARRIAGE_RETURN = 0x22, 0x5C, 0x2C, 0x0A, 0x0D
 #: A record longer than this is declined (the record reader takes values of 128 Ki characters at most:

@@ -21,7 +21,7 @@ from typing import Any
 from airflow_provider_uci.exhaust import arrow
 from airflow_provider_uci.exhaust.arrow import PG_BINARY_HEADER, PG_BINARY_TRAILER, UserJoin, pg_binary_rows
 from airflow_provider_uci.exhaust.arrow_csv import csv_options, parse_block, plain_header, spark_blocks
-from airflow_provider_uci.exhaust.postgres import FastPathDeclined
+from airflow_provider_uci.exhaust.arrow_csv import FastPathDeclined
 from airflow_provider_uci.exhaust.records import PRIVATE_HEADERS, USER_TABLE_COLUMNS, phone_value
 
 #: Users per chunk of ``COPY`` data, or of rows.

@@ -37,7 +37,7 @@ from airflow_provider_uci.exhaust.records import (
     read_responses,
     read_users,
 )
-from airflow_provider_uci.exhaust.postgres import FastPathDeclined
+from airflow_provider_uci.exhaust.arrow_csv import FastPathDeclined
 from airflow_provider_uci.exhaust.warehouse import check_table, open_warehouse
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_uci.analytics.report import WITHHELD, answer_label, collect
-from airflow_provider_uci.analytics.views import Scope
+from airflow_provider_uci.exhaust.warehouse.views import Scope
 from airflow_provider_uci.exhaust.load import load_exhaust
 from airflow_provider_uci.exhaust.warehouse import open_warehouse
 from tests.support.services import postgres_database, unavailable

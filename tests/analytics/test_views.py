@@ -202,7 +202,7 @@ def test_median_duration_of_odd_and_even_counts_and_without_durations(backend: s
 
 
 def test_the_funnel_query_agrees_with_question_stats_with_and_without_its_index(seeded, warehouse_url: str) -> None:
-    from airflow_provider_uci.analytics.views import Scope, create_funnel_index, funnel_sql
+    from airflow_provider_uci.exhaust.warehouse.views import Scope, create_funnel_index, funnel_sql
 
     _, files = seeded
     stats = view(warehouse_url, "_question_stats")
@@ -246,7 +246,7 @@ def test_a_real_bot_s_questions_in_the_order_its_people_answered_them(backend: s
         stats = sorted(view(url, "_question_stats"), key=lambda row: row["position"])
         assert [row["x_path"] for row in stats] == expected
         assert [row["position"] for row in stats] == list(range(1, len(expected) + 1))
-        from airflow_provider_uci.analytics.views import Scope, funnel_sql
+        from airflow_provider_uci.exhaust.warehouse.views import Scope, funnel_sql
 
         with open_warehouse(url) as warehouse:
             funnel = warehouse._query(*funnel_sql(TABLE, backend, Scope(stats[0]["conversation_id"])))
@@ -262,7 +262,7 @@ def test_a_real_bot_s_questions_in_the_order_its_people_answered_them(backend: s
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_load_replaces_a_view_an_earlier_version_made_and_keeps_the_current_ones(backend: str, tmp_path: Path) -> None:
-    from airflow_provider_uci.analytics.views import create_views, fingerprint, view_ddl, view_names
+    from airflow_provider_uci.exhaust.warehouse.views import create_views, fingerprint, view_ddl, view_names
 
     path = Path(__file__).resolve().parent.parent / "fixtures" / "sunbird" / "response-exhaust-2022-06-sample.csv"
 

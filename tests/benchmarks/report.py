@@ -6,7 +6,7 @@ bot, written by the database itself: 20,000 devices, six questions answered by f
 
 - the report of the fleet and of the bot, each ``uci-exhaust report`` in a child process: wall time
   and peak RSS (the child's ``ru_maxrss``);
-- PostgreSQL only: the bot's funnel query (``analytics.views.funnel_sql``) and its question stats
+- PostgreSQL only: the bot's funnel query (``exhaust.warehouse.views.funnel_sql``) and its question stats
   (``question_stats_sql``), best and median of ``--repeat`` runs, timed in the server's own
   ``EXPLAIN ANALYZE`` terms and as the client sees them; then the funnel again once the index
   ``<table>_funnel`` is made (``create_funnel_index``, which loads do not do).
@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from airflow_provider_uci.analytics.views import Scope, create_funnel_index, funnel_sql, question_stats_sql  # noqa: E402
+from airflow_provider_uci.exhaust.warehouse.views import Scope, create_funnel_index, funnel_sql, question_stats_sql  # noqa: E402
 from airflow_provider_uci.exhaust.load import load_exhaust  # noqa: E402
 from airflow_provider_uci.exhaust.warehouse import STORED_RESPONSE_COLUMNS, open_warehouse  # noqa: E402
 

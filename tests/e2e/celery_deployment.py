@@ -33,8 +33,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import requests
-
 from tests.e2e.deployment import DAG_ID, DAYS, ROOT, ZIP_KEY
 from tests.e2e.system import AIRFLOW, UCI_EXHAUST, AirflowSystem, EmulatorService, processes_with, start_process
 from tests.support.connections import uci_connection

@@ -19,7 +19,7 @@ import pytest
 
 from airflow_provider_uci.exhaust.arrow import PG_BINARY_HEADER, PG_BINARY_TRAILER, pg_binary_rows
 from airflow_provider_uci.exhaust.arrow_csv import rfc4180, spark_blocks
-from airflow_provider_uci.exhaust.postgres import FastPathDeclined
+from airflow_provider_uci.exhaust.arrow_csv import FastPathDeclined
 from airflow_provider_uci.exhaust.spark_csv import format_row, read_records
 from tests.support.services import postgres_database
 

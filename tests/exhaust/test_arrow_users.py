@@ -16,7 +16,7 @@ from airflow_provider_uci.exhaust import arrow
 from airflow_provider_uci.exhaust.arrow import UserJoin
 from airflow_provider_uci.exhaust.arrow_users import ArrowUsers
 from airflow_provider_uci.exhaust.load import load_exhaust
-from airflow_provider_uci.exhaust.postgres import FastPathDeclined
+from airflow_provider_uci.exhaust.arrow_csv import FastPathDeclined
 from airflow_provider_uci.exhaust.records import PRIVATE_HEADERS, Rejects, read_users
 from airflow_provider_uci.exhaust.spark_csv import format_row
 from airflow_provider_uci.exhaust.warehouse import open_warehouse

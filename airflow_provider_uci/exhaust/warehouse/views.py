@@ -1,7 +1,7 @@
 """Analytics over a responses table, as SQL both warehouses run: views, and the same queries filtered.
 
 Each query is built by one function here, for SQLite or PostgreSQL, over the table's own columns
-(``exhaust.warehouse.STORED_RESPONSE_COLUMNS``). :func:`create_views` makes them the views
+(``exhaust.warehouse.schema.STORED_RESPONSE_COLUMNS``). :func:`create_views` makes them the views
 ``<table>_daily``, ``<table>_question_stats``, ``<table>_sessions`` and ``<table>_completion`` (the
 load calls it with the tables); the report runs the same text narrowed to one bot and a range of
 sync days (:class:`Scope`), so a number reads the same in a view and on the page.
@@ -37,6 +37,8 @@ import zlib
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+
+from airflow_provider_uci.exhaust.warehouse.schema import check_table, quote_name
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +109,7 @@ class _Sql:
 
 
 def _table(table: str) -> str:
-    from airflow_provider_uci.exhaust.warehouse import check_table
-
-    return f'"{check_table(table)}"'
+    return quote_name(check_table(table))
 
 
 def daily_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str, list[Any]]:

@@ -19,23 +19,17 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime, timezone
 from typing import Any
 
-from airflow_provider_uci.exhaust.warehouse import (
+from airflow_provider_uci.exhaust.arrow_csv import FastPathDeclined
+from airflow_provider_uci.exhaust.warehouse.base import Warehouse
+from airflow_provider_uci.exhaust.warehouse.schema import (
     USER_KEY,
     PreparedResponses,
     PreparedUsers,
-    Warehouse,
-    _day_index,
-    _q,
-    _Table,
-    _tables,
+    TableSpec,
+    day_index_name,
+    quote_name,
+    table_specs,
 )
-
-
-class FastPathDeclined(Exception):
-    """Prepared rows were refused (by their reader or by PostgreSQL); the load was rolled back.
-
-    The loader then reads the file again record by record, which says which record breaks which rule.
-    """
 
 
 class _CsvStream:
@@ -190,7 +184,7 @@ class PostgresWarehouse(Warehouse):
         with self._conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
         self._conn.commit()
-        self._fresh: dict[str, _Table] = {}  # tables created by this load, still without their key or index
+        self._fresh: dict[str, TableSpec] = {}  # tables created by this load, still without their key or index
 
     def close(self) -> None:
         self._conn.close()
@@ -210,11 +204,11 @@ class PostgresWarehouse(Warehouse):
         self._conn.rollback()
 
     def _exist(self, names: list[str]) -> list[bool]:
-        found = self._query("SELECT " + ", ".join("to_regclass(%s)" for _ in names), tuple(map(_q, names)))[0]
+        found = self._query("SELECT " + ", ".join("to_regclass(%s)" for _ in names), tuple(map(quote_name, names)))[0]
         return [value is not None for value in found]
 
     def _create(self, table: str) -> None:
-        specs = _tables(table)
+        specs = table_specs(table)
         names = [spec.name for spec in specs] + [f"{table}_loads"]
         if all(self._exist(names)):
             return
@@ -238,7 +232,7 @@ class PostgresWarehouse(Warehouse):
         return f'{kind} COLLATE "C"' if column in ("conversation_id", "message_id", "device_id", "question_id",
                                                    "device_uuid") else kind
 
-    def _index(self, spec: _Table) -> int:
+    def _index(self, spec: TableSpec) -> int:
         """Give a users table this load created its primary key; a repeated key keeps its last row.
         Return the rows removed."""
         key = ", ".join(spec.key)
@@ -246,15 +240,15 @@ class PostgresWarehouse(Warehouse):
         with self._conn.cursor() as cur:
             cur.execute("SAVEPOINT uci_key")
             try:
-                cur.execute(f"ALTER TABLE {_q(spec.name)} ADD PRIMARY KEY ({key})")
+                cur.execute(f"ALTER TABLE {quote_name(spec.name)} ADD PRIMARY KEY ({key})")
             except self._psycopg2.errors.UniqueViolation:
                 cur.execute("ROLLBACK TO SAVEPOINT uci_key")
                 # rows went in by one COPY into a new table, so their physical order is the order they came in
                 same = " AND ".join(f"older.{column} = newer.{column}" for column in spec.key)
-                cur.execute(f"DELETE FROM {_q(spec.name)} AS older USING {_q(spec.name)} AS newer "
+                cur.execute(f"DELETE FROM {quote_name(spec.name)} AS older USING {quote_name(spec.name)} AS newer "
                             f"WHERE {same} AND older.ctid < newer.ctid")
                 removed = cur.rowcount
-                cur.execute(f"ALTER TABLE {_q(spec.name)} ADD PRIMARY KEY ({key})")
+                cur.execute(f"ALTER TABLE {quote_name(spec.name)} ADD PRIMARY KEY ({key})")
             cur.execute("RELEASE SAVEPOINT uci_key")
         del self._fresh[spec.name]
         return removed
@@ -262,30 +256,30 @@ class PostgresWarehouse(Warehouse):
     def _index_ddl(self, table: str) -> str:
         """A BRIN index: a load appends a bot's days together, so block ranges find them; it costs next to
         nothing to build or keep up, where a B-tree entry per row would cost the load a tenth of its time."""
-        return (f"CREATE INDEX IF NOT EXISTS {_day_index(table)} ON {_q(table)} USING brin (conversation_id, sync_date)"
+        return (f"CREATE INDEX IF NOT EXISTS {day_index_name(table)} ON {quote_name(table)} USING brin (conversation_id, sync_date)"
                 " WITH (autosummarize = on)")
 
     def _lock(self, table: str, conversation_id: str) -> None:
         """One load of a bot into a table at a time: each replaces what the other would see."""
         self._query("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(f"uci-load:{table}:{conversation_id}".encode()),))
 
-    def _copy(self, spec: _Table, stream: Any, columns: tuple[str, ...], target: str | None = None,
+    def _copy(self, spec: TableSpec, stream: Any, columns: tuple[str, ...], target: str | None = None,
               binary: bool = False) -> None:
         with self._conn.cursor() as cur:
             try:
-                cur.copy_expert(f"COPY {target or _q(spec.name)} ({', '.join(columns)}) FROM STDIN "
+                cur.copy_expert(f"COPY {target or quote_name(spec.name)} ({', '.join(columns)}) FROM STDIN "
                                 f"WITH (FORMAT {'binary' if binary else 'csv'})", stream, size=COPY_READ)
             except self._psycopg2.Error as exc:
                 if stream.error is not None:
                     raise stream.error from exc
                 raise
 
-    def _insert(self, spec: _Table, rows: Iterator[tuple[Any, ...]]) -> int:
+    def _insert(self, spec: TableSpec, rows: Iterator[tuple[Any, ...]]) -> int:
         stream = _CsvStream(rows, spec.columns, ordinal=False)
         self._copy(spec, stream, spec.columns)
         return stream.ordinal
 
-    def _copy_prepared(self, spec: _Table, source: PreparedResponses, load_id: int) -> int:
+    def _copy_prepared(self, spec: TableSpec, source: PreparedResponses, load_id: int) -> int:
         stream = _Prefetched(source.copy_chunks(load_id))
         try:
             self._copy(spec, stream, spec.columns, binary=True)
@@ -300,11 +294,11 @@ class PostgresWarehouse(Warehouse):
             return 0  # created by this load: nothing of an earlier one to replace
         return super()._replace(table, conversation_id, low, high, load_id)
 
-    def _upsert(self, spec: _Table, rows: Iterator[tuple[Any, ...]]) -> int:
+    def _upsert(self, spec: TableSpec, rows: Iterator[tuple[Any, ...]]) -> int:
         stream = _CsvStream(rows, spec.columns, ordinal=spec.name not in self._fresh)
         return self._upsert_from(spec, stream, lambda: stream.ordinal)
 
-    def _upsert_prepared(self, spec: _Table, users: PreparedUsers) -> int:
+    def _upsert_prepared(self, spec: TableSpec, users: PreparedUsers) -> int:
         stream = _Prefetched(users.copy_chunks(ordinal=spec.name not in self._fresh))
         try:
             return self._upsert_from(spec, stream, lambda: users.rows, binary=True)
@@ -313,7 +307,7 @@ class PostgresWarehouse(Warehouse):
         finally:
             stream.close()
 
-    def _upsert_from(self, spec: _Table, stream: Any, copied: Callable[[], int], binary: bool = False) -> int:
+    def _upsert_from(self, spec: TableSpec, stream: Any, copied: Callable[[], int], binary: bool = False) -> int:
         """Copy users from ``stream`` into a users table this load created, then give it its key; or into a
         staging table (with each row's ordinal last), then upsert them. ``copied()`` is how many rows came."""
         columns = ", ".join(spec.columns)
@@ -330,7 +324,7 @@ class PostgresWarehouse(Warehouse):
             values = [column for column in spec.columns if column not in spec.key]
             # a row that would not change is left alone (a rerun writes nothing), so the rows written
             # are the keys only when every row was new or changed; otherwise the keys are counted
-            cur.execute(f"INSERT INTO {_q(spec.name)} AS target ({columns}) SELECT DISTINCT ON ({key}) {columns} "
+            cur.execute(f"INSERT INTO {quote_name(spec.name)} AS target ({columns}) SELECT DISTINCT ON ({key}) {columns} "
                         f"FROM {target} ORDER BY {key}, _ordinal DESC "
                         f"ON CONFLICT ({key}) DO UPDATE SET {self._update_clause(spec)} "
                         f"WHERE ({', '.join(f'target.{column}' for column in values)}) IS DISTINCT FROM "
@@ -360,7 +354,7 @@ class PostgresWarehouse(Warehouse):
             return cur.fetchall()
 
     def _exists(self, name: str) -> bool:
-        return self._query("SELECT to_regclass(%s) IS NOT NULL", (_q(name),))[0][0]
+        return self._query("SELECT to_regclass(%s) IS NOT NULL", (quote_name(name),))[0][0]
 
     def _now(self) -> datetime:
         return datetime.now(timezone.utc)
