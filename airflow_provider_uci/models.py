@@ -156,15 +156,6 @@ class JobStatus(str, enum.Enum):
         except ValueError:
             return cls.UNKNOWN
 
-    @property
-    def is_success(self) -> bool:
-        return self is JobStatus.SUCCESS
-
-    @property
-    def is_pending(self) -> bool:
-        """Waiting for a nightly run (or in one)."""
-        return self in (JobStatus.SUBMITTED, JobStatus.PROCESSING, JobStatus.UNKNOWN)
-
 
 def _from_ms(value: Any) -> datetime | None:
     if value in (None, 0):
@@ -225,11 +216,6 @@ class ExhaustJob:
     def bare_tag(self) -> str:
         """The tag without the ``:channel`` the service appends (what read and list take)."""
         return strip_channel(self.tag, self.requested_channel)
-
-    @property
-    def is_final_failure(self) -> bool:
-        """FAILED with no nightly retry left."""
-        return self.outcome() in (Outcome.FAILED, Outcome.NO_SUCH_BOT)
 
     @property
     def conversation_id(self) -> str | None:

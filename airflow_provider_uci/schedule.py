@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 #: The real schedule per dataset (contract 2.1).
 NIGHTLY_RUN = {"uci-response-exhaust": "02:00", "uci-private-exhaust": "03:00"}
+#: The service's time zone: its nightly runs, its sync days and its file names (India has no daylight saving).
 SCHEDULE_TIMEZONE = "Asia/Kolkata"
 #: First look this long after a nightly run starts.
 DEFAULT_GRACE_SECONDS = 600.0

@@ -17,8 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_uci.analytics import charts
-from airflow_provider_uci.exhaust.warehouse.views import Scope, _Sql, _table, completion_sql, daily_sql, question_stats_sql
 from airflow_provider_uci.exhaust.warehouse import open_warehouse, redact_url
+from airflow_provider_uci.exhaust.warehouse.views import (
+    Scope,
+    SqlBuilder,
+    completion_sql,
+    daily_sql,
+    question_stats_sql,
+    quoted_table,
+)
 
 DEFAULT_TABLE = "uci_responses"
 WITHHELD = "(withheld: no consent)"
@@ -102,15 +109,15 @@ def collect(warehouse: Any, table: str, scope: Scope) -> list[Bot]:
         warehouse._commit()
     if not warehouse._exists(table):
         raise ValueError(f"table: the warehouse holds no table {table!r}; load an exhaust into it first")
-    sql = _Sql(backend)
+    sql = SqlBuilder(backend)
     where = sql.where(scope)
     bots: dict[str, Bot] = {}
     devices_where = sql.where(scope)
     for conversation, name, answers, devices in query(
             f"SELECT b.conversation_id, b.name, b.answers, d.devices FROM (SELECT conversation_id, "
-            f"max(conversation_name{sql.binary}) AS name, count(*) AS answers FROM {_table(table)}{where} "
+            f"max(conversation_name{sql.binary}) AS name, count(*) AS answers FROM {quoted_table(table)}{where} "
             f"GROUP BY conversation_id) AS b JOIN (SELECT conversation_id, count(*) AS devices FROM (SELECT DISTINCT "
-            f"conversation_id, device_id FROM {_table(table)}{devices_where}) AS seen GROUP BY conversation_id) AS d "
+            f"conversation_id, device_id FROM {quoted_table(table)}{devices_where}) AS seen GROUP BY conversation_id) AS d "
             f"ON d.conversation_id = b.conversation_id", sql.params):
         bots[conversation] = Bot(conversation, name or conversation, answers, devices)
     for conversation, day, devices, answers, new in query(*daily_sql(table, backend, scope)):
@@ -123,12 +130,12 @@ def collect(warehouse: Any, table: str, scope: Scope) -> list[Bot]:
         item = Question(question, title or question, kind or "", position, devices, answers, withheld or 0, median)
         bots[conversation].questions.append(item)
         by_key[(conversation, question)] = item
-    sql = _Sql(backend)
+    sql = SqlBuilder(backend)
     where = sql.where(scope)
     kinds = ", ".join("?" for _ in CHOICE_TYPES)
     sql.params.extend(CHOICE_TYPES)
     for conversation, question, response, count in query(
-            f"SELECT conversation_id, question_id, question_response, count(*) FROM {_table(table)}"
+            f"SELECT conversation_id, question_id, question_response, count(*) FROM {quoted_table(table)}"
             f"{where}{' AND' if where else ' WHERE'} lower(question_type) IN ({kinds}) "
             f"GROUP BY conversation_id, question_id, question_response", sql.params):
         choices = by_key[(conversation, question)].choices

@@ -299,10 +299,10 @@ def check_file_name(name: str, what: str = "name") -> str:
 
 def default_file_name(dataset: str, request_data: Any, now: datetime) -> str:
     """The real job's file name: ``<conversationId>_<response|userinfo>_<yyyyMMdd IST>.csv|.zip``."""
-    from zoneinfo import ZoneInfo
+    from airflow_provider_uci.emulator.jobs.common import IST
 
     conversation = request_data.get("conversationId", "") if isinstance(request_data, dict) else ""
-    day = now.astimezone(ZoneInfo("Asia/Kolkata")).strftime("%Y%m%d")
+    day = now.astimezone(IST).strftime("%Y%m%d")
     if dataset == "uci-private-exhaust":
         return f"{conversation}_userinfo_{day}.zip"
     return f"{conversation}_response_{day}.csv"

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from airflow_provider_uci.emulator.crypto import DEFAULT_ENCRYPTION_SECRET
 from airflow_provider_uci.emulator.faults import FaultSettings
+from airflow_provider_uci.schedule import SCHEDULE_TIMEZONE
 
 #: The API key, consumer and channel that work with no configuration at all.
 DEFAULT_API_KEY = "dev-key"
@@ -126,7 +127,7 @@ class EmulatorSettings:
     telemetry_container: str = "telemetry-data-store"
     response_cron: str = "0 2 * * *"
     private_cron: str = "0 3 * * *"
-    jobs_timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Kolkata"))
+    jobs_timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo(SCHEDULE_TIMEZONE))
     jobs_every: float | None = None
     schedule: bool = True
     admin_token: str | None = field(default=None, repr=False)

@@ -32,9 +32,10 @@ from airflow_provider_uci.exhaust.records import (
     KEY_FIELDS,
     RESPONSE_HEADERS,
     RESPONSE_TABLE_COLUMNS,
+    IST,
     ExhaustFormatError,
     UserRecord,
-    _header_positions,
+    header_positions,
 )
 from airflow_provider_uci.exhaust.warehouse import STORED_RESPONSE_COLUMNS
 
@@ -49,7 +50,7 @@ _BOOLEAN = r"^([tT][rR][uU][eE]|[fF][aA][lL][sS][eE])$"  # ASCII letters only, a
 #: Years 1000 to 2999, real days and times, zone offsets up to 15:59 (PostgreSQL's limit).
 _TIMESTAMP = (r"^[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
               r"(\.[0-9]{1,6})?(Z|[+-](0[0-9]|1[0-5]):[0-5][0-9])$")
-_IST_MICROSECONDS = (5 * 60 + 30) * 60 * 1_000_000
+_IST_MICROSECONDS = int(IST.utcoffset(None).total_seconds()) * 1_000_000
 #: ``COPY ... (FORMAT binary)``: the signature, flags and header extension; the trailer (-1 as int16).
 PG_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 PG_BINARY_TRAILER = b"\xff\xff"
@@ -269,7 +270,7 @@ class ArrowResponses:
         blocks = spark_blocks(self.path, self.block_bytes)
         header, first = plain_header(blocks)
         try:
-            positions = _header_positions(header, self.path.name)
+            positions = header_positions(header, self.path.name)
         except ExhaustFormatError as exc:
             raise FastPathDeclined(f"the header: {exc}") from None
         options = csv_options(len(header), self.block_bytes)

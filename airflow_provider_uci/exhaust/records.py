@@ -78,7 +78,9 @@ KEY_FIELDS = ("conversation_id", "message_id", "device_id", "question_id")
 PRIVATE_HEADERS = ("Conversation ID", "Conversation Name", "Decrypted Device ID", "Encrypted Device ID", "Device UUID")
 PHONE_MODES = ("plain", "hashed", "none")
 #: India Standard Time, the zone of the service's sync days (contract 3.2); no daylight saving since 1945.
-IST = timezone(timedelta(hours=5, minutes=30))
+IST = timezone(timedelta(hours=5, minutes=30))  # schedule.SCHEDULE_TIMEZONE, as a fixed offset: quicker per row
+#: The UTC time of day at which the IST day turns (``HH:MM``).
+IST_DAY_TURNS = datetime(2000, 1, 2, tzinfo=IST).astimezone(timezone.utc).strftime("%H:%M")
 #: The largest zone offset PostgreSQL takes in a timestamp.
 MAX_ZONE_OFFSET = timedelta(hours=15, minutes=59, seconds=59)
 
@@ -223,7 +225,7 @@ def _checked(records: Iterator[tuple[int, list[str | None]]], source: str) -> It
         raise ExhaustFormatError(f"{source}: {exc}") from None
 
 
-def _header_positions(header: list[str | None], source: str) -> dict[str, int]:
+def header_positions(header: list[str | None], source: str) -> dict[str, int]:
     positions = {}
     for index, name in enumerate(header):
         if name in RESPONSE_HEADERS and RESPONSE_HEADERS[name] not in positions:
@@ -258,7 +260,7 @@ def read_response_lines(path: Path, rejects: Rejects, conversation_id: str | Non
     with open(path, encoding="utf-8", newline="") as handle:
         records = read_records(handle)
         header = _header(records, source)
-        positions = _header_positions(header, source)
+        positions = header_positions(header, source)
         width = len(header)
         fields = ResponseRecord._fields
         # a column the vintage lacks reads the None appended after the values
@@ -315,7 +317,7 @@ def sync_day(at_timestamp: str | datetime | None, event_timestamp: str | datetim
         return None
     if value.__class__ is str and len(value) >= 17 and value[-1] == "Z" and value[10] == "T":
         day = value[:10]  # UTC: the IST day turns at 18:30
-        if value[11:16] < "18:30":
+        if value[11:16] < IST_DAY_TURNS:
             return date.fromisoformat(day).isoformat()
         return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))

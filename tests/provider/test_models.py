@@ -13,6 +13,7 @@ from airflow_provider_uci.models import (
     ExhaustRequest,
     ExhaustValidationError,
     JobStatus,
+    Outcome,
 )
 
 GOOD = dict(conversation_id="c63b6faa-11a9-4259-b941-11cd2f8446c6", dataset="uci-response-exhaust",
@@ -81,7 +82,7 @@ def test_the_encryption_key_never_appears_in_errors_or_repr() -> None:
 
 def test_job_reads_every_field_of_the_sample() -> None:
     job = ExhaustJob.from_api(SAMPLE_RESULT)
-    assert job.status is JobStatus.SUCCESS and job.status.is_success
+    assert job.status is JobStatus.SUCCESS and job.outcome() is Outcome.FILES
     assert job.request_id == "1E2A13DA30671FDBA10C418C9EF14A70"
     assert job.bare_tag == "7ed871f7-0d5b-4bb0-86a0-a00151352703"
     assert job.submitted_at == datetime(2022, 4, 5, 13, 25, 18, 347000, tzinfo=timezone.utc)
@@ -98,13 +99,13 @@ def test_job_reads_every_field_of_the_sample() -> None:
 def test_unknown_statuses_are_tolerated_and_pending() -> None:
     job = ExhaustJob.from_api({**SAMPLE_RESULT, "status": "QUEUED", "downloadUrls": []})
     assert job.status is JobStatus.UNKNOWN and job.status_text == "QUEUED"
-    assert job.status.is_pending
+    assert job.outcome() is Outcome.WAITING
     assert JobStatus.parse("processing") is JobStatus.PROCESSING
 
 
 def test_failed_is_final_only_at_three_attempts() -> None:
-    assert not ExhaustJob.from_api({**SAMPLE_RESULT, "status": "FAILED", "attempts": 2}).is_final_failure
-    assert ExhaustJob.from_api({**SAMPLE_RESULT, "status": "FAILED", "attempts": 3}).is_final_failure
+    assert ExhaustJob.from_api({**SAMPLE_RESULT, "status": "FAILED", "attempts": 2}).outcome() is Outcome.WAITING
+    assert ExhaustJob.from_api({**SAMPLE_RESULT, "status": "FAILED", "attempts": 3}).outcome() is Outcome.FAILED
 
 
 def test_jobs_handed_on_as_json_text_read_the_same() -> None:

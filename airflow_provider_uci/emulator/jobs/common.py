@@ -20,9 +20,10 @@ from airflow_provider_uci.emulator.storage import BlobStorage
 from airflow_provider_uci.emulator.store import JobRow
 from airflow_provider_uci.emulator.ucidb import Bot, UciDatabase
 from airflow_provider_uci.exhaust.spark_csv import format_row
+from airflow_provider_uci.schedule import SCHEDULE_TIMEZONE
 
 #: The job's file-name date and "yesterday" are IST, as on the real Spark hosts' runs.
-IST = ZoneInfo("Asia/Kolkata")
+IST = ZoneInfo(SCHEDULE_TIMEZONE)
 
 
 class JobFailure(Exception):

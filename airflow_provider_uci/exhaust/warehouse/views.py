@@ -66,7 +66,7 @@ class Scope:
             raise ValueError(f"from_date: {self.from_date} is after to_date {self.to_date}")
 
 
-class _Sql:
+class SqlBuilder:
     """SQL text with its ``?`` parameters, in order, built piece by piece."""
 
     def __init__(self, backend: str) -> None:
@@ -108,13 +108,14 @@ class _Sql:
         return f"coalesce(bool_or({column}), false)" if self.backend == "postgres" else f"coalesce(max({column}), 0)"
 
 
-def _table(table: str) -> str:
+def quoted_table(table: str) -> str:
+    """``table``, checked (``schema.check_table``) and quoted for SQL."""
     return quote_name(check_table(table))
 
 
 def daily_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str, list[Any]]:
     """Per bot and sync day: devices, answers, new devices (first answer to the bot ever)."""
-    sql, t = _Sql(backend), _table(table)
+    sql, t = SqlBuilder(backend), quoted_table(table)
     # distinct devices by grouping (hashed), not count(DISTINCT ...) (a sort of every row)
     days = (f"SELECT conversation_id, sync_date, count(*) AS devices, sum(n) AS answers FROM (SELECT conversation_id, "
             f"sync_date, device_id, count(*) AS n FROM {t}{sql.where(scope)} GROUP BY conversation_id, sync_date, "
@@ -134,7 +135,7 @@ def question_stats_sql(table: str, backend: str, scope: Scope | None = None) -> 
     The median: PostgreSQL's ``percentile_cont(0.5)``; on SQLite, window functions (the middle row, or
     the mean of the two middle rows, of each question's durations in order). Both give the same value.
     """
-    sql, t = _Sql(backend), _table(table)
+    sql, t = SqlBuilder(backend), quoted_table(table)
     moment = sql.moment("coalesce(event_timestamp, at_timestamp)")
     questions = (f"SELECT conversation_id, question_id, max(question_title{sql.binary}) AS question_title, "
                  f"max(question_type{sql.binary}) AS question_type, min(x_path{sql.binary}) AS x_path, "
@@ -170,7 +171,7 @@ def question_stats_sql(table: str, backend: str, scope: Scope | None = None) -> 
 
 def sessions_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str, list[Any]]:
     """Per bot and session: device, questions answered, answers, reached the end, started and ended."""
-    sql, t = _Sql(backend), _table(table)
+    sql, t = SqlBuilder(backend), quoted_table(table)
     base = (f"SELECT conversation_id, coalesce(nullif(session_id, ''), device_id || '/' || CAST(sync_date AS TEXT)) "
             f"AS session_id, device_id, question_id, eof, sync_date, "
             f"{sql.moment('coalesce(event_timestamp, at_timestamp)')} AS moment FROM {t}{sql.where(scope)}")
@@ -184,7 +185,7 @@ def sessions_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[
 def completion_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str, list[Any]]:
     """Per bot: sessions, sessions that reached the end, and the completion rate (their ratio)."""
     sessions, params = sessions_sql(table, backend, scope)
-    real = _Sql(backend).real
+    real = SqlBuilder(backend).real
     reached = "CASE WHEN reached_end THEN 1 ELSE 0 END"
     return (f"SELECT conversation_id, count(*) AS sessions, sum({reached}) AS completed, "
             f"CAST(sum({reached}) AS {real}) / count(*) AS completion_rate FROM ({sessions}) AS s "
@@ -201,7 +202,7 @@ def funnel_sql(table: str, backend: str, scope: Scope) -> tuple[str, list[Any]]:
     """One bot's questions in conversation order with the devices that answered each: the lighter
     query behind the report's funnel, positions as in ``_question_stats``. It reads only the columns
     of the index ``<table>_funnel`` (an index-only scan on PostgreSQL once the table is vacuumed)."""
-    sql, t = _Sql(backend), _table(table)
+    sql, t = SqlBuilder(backend), quoted_table(table)
     moment = sql.moment("coalesce(event_timestamp, at_timestamp)")
     per_device = (f"SELECT conversation_id, question_id, device_id, min({moment}) AS first_seen FROM "
                   f"{t}{sql.where(scope)} GROUP BY conversation_id, question_id, device_id")
@@ -243,7 +244,7 @@ FUNNEL_INDEX_COLUMNS = ("conversation_id", "question_id", "device_id", "event_ti
 def funnel_index_ddl(table: str) -> str:
     """The index a bot's funnel is read from: per bot and question, its devices (in order: counted as the
     index is read, with no sort) and when they answered."""
-    return f'CREATE INDEX IF NOT EXISTS "{table}_funnel" ON {_table(table)} ({", ".join(FUNNEL_INDEX_COLUMNS)})'
+    return f'CREATE INDEX IF NOT EXISTS "{table}_funnel" ON {quoted_table(table)} ({", ".join(FUNNEL_INDEX_COLUMNS)})'
 
 
 def create_funnel_index(warehouse: Any, table: str) -> None:
