@@ -21,17 +21,18 @@ ERR_MESSAGE_LIMIT = 300
 #: PostgreSQL connections the store keeps open at most.
 POOL_SIZE = 16
 
-SQLITE_DDL = """
+#: The real service's table (contract 3.1), in each database's spelling of JSON and of the URL list.
+DDL = """
 CREATE TABLE IF NOT EXISTS job_request (
     tag VARCHAR(100) NOT NULL,
     request_id VARCHAR(50) NOT NULL,
     job_id VARCHAR(50),
     status VARCHAR(50),
-    request_data JSON,
+    request_data {json},
     requested_by VARCHAR(50),
     requested_channel VARCHAR(50),
     dt_job_submitted TIMESTAMP,
-    download_urls TEXT,
+    download_urls {urls},
     dt_file_created TIMESTAMP,
     dt_job_completed TIMESTAMP,
     execution_time INTEGER,
@@ -43,29 +44,8 @@ CREATE TABLE IF NOT EXISTS job_request (
     PRIMARY KEY (tag, request_id)
 )
 """
-
-POSTGRES_DDL = """
-CREATE TABLE IF NOT EXISTS job_request (
-    tag VARCHAR(100) NOT NULL,
-    request_id VARCHAR(50) NOT NULL,
-    job_id VARCHAR(50),
-    status VARCHAR(50),
-    request_data json,
-    requested_by VARCHAR(50),
-    requested_channel VARCHAR(50),
-    dt_job_submitted TIMESTAMP,
-    download_urls text[],
-    dt_file_created TIMESTAMP,
-    dt_job_completed TIMESTAMP,
-    execution_time INTEGER,
-    err_message VARCHAR(300),
-    iteration INTEGER,
-    encryption_key VARCHAR(50),
-    batch_number INTEGER,
-    processed_batches text,
-    PRIMARY KEY (tag, request_id)
-)
-"""
+SQLITE_DDL = DDL.format(json="JSON", urls="TEXT")
+POSTGRES_DDL = DDL.format(json="json", urls="text[]")
 
 COLUMNS = (
     "tag, request_id, job_id, status, request_data, requested_by, requested_channel, dt_job_submitted, "
