@@ -10,14 +10,15 @@ and leave the tables exactly as they were.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_uci import cli
 from airflow_provider_uci.emulator.crypto import zip_single_file
 from airflow_provider_uci.exhaust.keys import DuplicateAnswer
 from airflow_provider_uci.exhaust.load import RejectLimitExceeded, load_exhaust
@@ -34,7 +36,6 @@ from airflow_provider_uci.exhaust.warehouse import open_warehouse
 from tests.support.services import postgres_database
 
 SUNBIRD = Path(__file__).resolve().parent.parent / "fixtures" / "sunbird"
-SCRIPT = Path(sys.executable).with_name("uci-exhaust")
 TABLE = "uci_responses"
 TARA_BOT = "c387e983-f87b-4471-aef5-c31634fd1433"
 TARA_DEVICE = "cbcf21a0-73ad-4e96-9802-38ea535cf88b"
@@ -206,14 +207,21 @@ def scratch(tmp_path: Path) -> Iterator[Path]:
 
 def uci_load(response: Path, private: Path | None, url: str, *extra: str, rejects: Path | None = None,
              table: str = TABLE) -> subprocess.CompletedProcess[str]:
-    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "airflow_provider_uci.cli"]
-    env = {name: value for name, value in os.environ.items() if name != "UCI_EXHAUST_ENCRYPTION_KEY"}
+    """``uci-exhaust load`` run in this process through the command's own ``main`` (its exit code, stdout and
+    stderr as a process would give them; ``tests/test_cli_failures.py`` runs the installed command)."""
     rejects = rejects or _scratch[-1] / f"{response.stem}.rejects.jsonl"
     given = [] if private is None else ["--private", str(private)]
     args = ["load", "--response", str(response), *given, "--warehouse", url, "--table", table,
             "--json", "--rejects", str(rejects), *extra]
-    return subprocess.run([*command, *args], check=False, capture_output=True, text=True, timeout=120, env=env,
-                          stdin=subprocess.DEVNULL)
+    out, err = io.StringIO(), io.StringIO()
+    key = os.environ.pop("UCI_EXHAUST_ENCRYPTION_KEY", None)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(args)
+    finally:
+        if key is not None:
+            os.environ["UCI_EXHAUST_ENCRYPTION_KEY"] = key
+    return subprocess.CompletedProcess(["uci-exhaust", *args], code, out.getvalue(), err.getvalue())
 
 
 def loaded(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
