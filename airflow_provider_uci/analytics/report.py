@@ -132,7 +132,7 @@ def collect(warehouse: Any, table: str, scope: Scope) -> list[Bot]:
         by_key[(conversation, question)] = item
     sql = SqlBuilder(backend)
     where = sql.where(scope)
-    kinds = ", ".join("?" for _ in CHOICE_TYPES)
+    kinds = ", ".join(sql.param for _ in CHOICE_TYPES)
     sql.params.extend(CHOICE_TYPES)
     for conversation, question, response, count in query(
             f"SELECT conversation_id, question_id, question_response, count(*) FROM {quoted_table(table)}"

@@ -208,7 +208,7 @@ def test_the_funnel_query_agrees_with_question_stats_with_and_without_its_index(
     stats = view(warehouse_url, "_question_stats")
     with open_warehouse(warehouse_url) as warehouse:
         index = ("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?" if warehouse.backend == "sqlite"
-                 else "SELECT count(*) FROM pg_indexes WHERE indexname = ?")
+                 else "SELECT count(*) FROM pg_indexes WHERE indexname = %s")
         for made in (False, True):
             if made:
                 create_funnel_index(warehouse, TABLE)

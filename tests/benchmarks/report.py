@@ -102,8 +102,7 @@ def time_query(url: str, build, repeat: int) -> tuple[list[float], list[float]]:
     """Client-side and server-side (``EXPLAIN ANALYZE``'s execution time) seconds of each run."""
     client, server = [], []
     with open_warehouse(url) as warehouse:
-        text, params = build(TABLE, warehouse.backend, Scope(BOT))
-        sql = text.replace("?", "%s")
+        sql, params = build(TABLE, warehouse.backend, Scope(BOT))
         with warehouse._conn.cursor() as cursor:  # as the report's session runs it
             cursor.execute("SET jit = off")
             cursor.execute("SET work_mem = '64MB'")

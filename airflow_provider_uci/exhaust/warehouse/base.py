@@ -192,10 +192,11 @@ class Warehouse(ABC):
             self._create(table)
             create_views(self, table)  # the analytics views, made with the tables
             self._lock(table, conversation_id)
+            p = self.param
             load_id = self._insert_returning_id(
                 f"INSERT INTO {quote_name(table + '_loads')} (conversation_id, from_date, to_date, response_request_id, "
-                "private_request_id, responses, users, replaced, rejected, loaded_at) "
-                "VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, ?)",
+                f"private_request_id, responses, users, replaced, rejected, loaded_at) "
+                f"VALUES ({p}, {p}, {p}, {p}, {p}, 0, 0, 0, 0, {p})",
                 (conversation_id, first, last, response_request_id, private_request_id, self._now()))
             if isinstance(users, PreparedUsers):
                 user_count = self._upsert_prepared(users_table, users)
@@ -217,8 +218,8 @@ class Warehouse(ABC):
             if before_commit is not None:
                 before_commit()
             rejected = _audit(audit, resolve=True)[2]
-            self._execute(f"UPDATE {quote_name(table + '_loads')} SET responses = ?, users = ?, replaced = ?, rejected = ?, "
-                          "loaded_at = ? WHERE id = ?",
+            self._execute(f"UPDATE {quote_name(table + '_loads')} SET responses = {p}, users = {p}, replaced = {p}, "
+                          f"rejected = {p}, loaded_at = {p} WHERE id = {p}",
                           (response_count, user_count, replaced, rejected, self._now(), load_id))
             self._commit()
         except BaseException:
@@ -284,8 +285,9 @@ class Warehouse(ABC):
 
     def _replace(self, table: str, conversation_id: str, low: str, high: str, load_id: int) -> int:
         """Delete the bot's rows of days ``low``..``high`` that earlier loads wrote; return how many."""
-        return self._delete(f"DELETE FROM {quote_name(table)} WHERE conversation_id = ? AND sync_date BETWEEN ? AND ? "
-                            "AND load_id <> ?", (conversation_id, low, high, load_id))
+        p = self.param
+        return self._delete(f"DELETE FROM {quote_name(table)} WHERE conversation_id = {p} AND sync_date BETWEEN {p} "
+                            f"AND {p} AND load_id <> {p}", (conversation_id, low, high, load_id))
 
     def _select(self, spec: TableSpec) -> list[tuple[Any, ...]]:
         order = ", ".join(f"{column}{self._binary_order}" for column in spec.key)
@@ -333,6 +335,8 @@ class Warehouse(ABC):
                 "text": self._text}[logical_type(column)]
 
     # What each backend provides: SQL spellings, then the transaction and statement primitives.
+    #: How a statement marks a parameter, as the backend's driver wants it (``?``, ``%s``).
+    param = "?"
     _binary_order = ""
     _serial = _text = _date = _int = _bool = _timestamp = ""
 
@@ -380,11 +384,11 @@ class Warehouse(ABC):
 
     @abstractmethod
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
-        """Run one statement (``?`` marks its parameters)."""
+        """Run one statement (:attr:`param` marks its parameters)."""
 
     @abstractmethod
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Run one query (``?`` marks its parameters); return its rows."""
+        """Run one query (:attr:`param` marks its parameters); return its rows."""
 
     @abstractmethod
     def _exists(self, name: str) -> bool:

@@ -165,6 +165,7 @@ class PostgresWarehouse(Warehouse):
     """PostgreSQL through psycopg2; ``COPY`` for every row (see the module)."""
 
     backend = "postgres"
+    param = "%s"
     _binary_order = ' COLLATE "C"'
     _serial = "id bigserial PRIMARY KEY"
     _text = "text"
@@ -341,16 +342,16 @@ class PostgresWarehouse(Warehouse):
 
     def _delete(self, sql: str, params: tuple[Any, ...]) -> int:
         with self._conn.cursor() as cur:
-            cur.execute(sql.replace("?", "%s"), params)
+            cur.execute(sql, params)
             return cur.rowcount
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         with self._conn.cursor() as cur:
-            cur.execute(sql.replace("?", "%s"), params or None)
+            cur.execute(sql, params or None)
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._conn.cursor() as cur:
-            cur.execute(sql.replace("?", "%s"), params or None)
+            cur.execute(sql, params or None)
             return cur.fetchall()
 
     def _exists(self, name: str) -> bool:

@@ -67,12 +67,14 @@ class Scope:
 
 
 class SqlBuilder:
-    """SQL text with its ``?`` parameters, in order, built piece by piece."""
+    """SQL text with its parameters, in order, built piece by piece; :attr:`param` marks one as the
+    backend's driver wants it (``?`` for SQLite, ``%s`` for PostgreSQL)."""
 
     def __init__(self, backend: str) -> None:
         if backend not in ("sqlite", "postgres"):
             raise ValueError(f"backend: must be sqlite or postgres, got {backend!r}")
         self.backend = backend
+        self.param = "%s" if backend == "postgres" else "?"
         self.params: list[Any] = []
 
     def where(self, scope: Scope | None, days: bool = True) -> str:
@@ -81,13 +83,13 @@ class SqlBuilder:
             return ""
         terms = []
         if scope.conversation_id is not None:
-            terms.append("conversation_id = ?")
+            terms.append(f"conversation_id = {self.param}")
             self.params.append(scope.conversation_id)
         if days and scope.from_date:
-            terms.append("sync_date >= ?")
+            terms.append(f"sync_date >= {self.param}")
             self.params.append(scope.from_date)
         if days and scope.to_date:
-            terms.append("sync_date <= ?")
+            terms.append(f"sync_date <= {self.param}")
             self.params.append(scope.to_date)
         return f" WHERE {' AND '.join(terms)}" if terms else ""
 
@@ -255,7 +257,7 @@ def create_funnel_index(warehouse: Any, table: str) -> None:
     loaded.
     """
     name = f"{table}_funnel"
-    found = warehouse._query("SELECT pg_get_indexdef(to_regclass(?))" if warehouse.backend == "postgres" else
+    found = warehouse._query("SELECT pg_get_indexdef(to_regclass(%s))" if warehouse.backend == "postgres" else
                              "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (f'"{name}"'
                              if warehouse.backend == "postgres" else name,))
     made = found[0][0] if found else None
@@ -287,13 +289,13 @@ def create_views(warehouse: Any, table: str) -> None:
         return
 
     def comments() -> list[Any]:
-        return list(warehouse._query("SELECT " + ", ".join("obj_description(to_regclass(?), 'pg_class')" for _ in names),
+        return list(warehouse._query("SELECT " + ", ".join("obj_description(to_regclass(%s), 'pg_class')" for _ in names),
                                      tuple(f'"{name}"' for name in names))[0])
 
     wanted = [fingerprint(statement) for statement in statements]
     if comments() == wanted:
         return
-    warehouse._query("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(f"uci-views:{table}".encode()),))
+    warehouse._query("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(f"uci-views:{table}".encode()),))
     for name, statement, comment, mark in zip(names, statements, comments(), wanted, strict=True):
         if comment != mark:
             _replace_view(warehouse, name, statement, mark)
@@ -303,7 +305,7 @@ def _replace_view(warehouse: Any, name: str, statement: str, mark: str) -> None:
     """Make or replace one PostgreSQL view: in place where its columns allow, else dropped and made again.
     A view that cannot be dropped (another view of the user's reads it) is kept as it is, with a warning:
     the load goes on."""
-    exists = warehouse._query("SELECT to_regclass(?) IS NOT NULL", (f'"{name}"',))[0][0]
+    exists = warehouse._query("SELECT to_regclass(%s) IS NOT NULL", (f'"{name}"',))[0][0]
     attempts = [[statement]] if not exists else [
         [statement.replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1)], [f'DROP VIEW "{name}"', statement]]
     for number, attempt in enumerate(attempts, start=1):
