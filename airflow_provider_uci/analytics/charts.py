@@ -133,8 +133,9 @@ def funnel_chart(steps: Sequence[tuple[str, int]], title: str) -> str:
     notes = []
     for row, value in enumerate(values):
         note = f"{value:,}"
-        if row and values[row - 1] and value <= values[row - 1]:
-            note += f"  (−{(1 - value / values[row - 1]) * 100:.0f}%)"
+        drop = round((1 - value / values[row - 1]) * 100) if row and values[row - 1] else 0
+        if drop > 0:  # a drop that rounds to nothing is not shown ("−0%")
+            note += f"  (−{drop}%)"
         notes.append(note)
     _labelled_bars(axes, [f"{number}. {short(name, 52)}" for number, (name, _) in enumerate(steps, start=1)],
                    values, notes, PALETTE[0], max(values, default=0) or 1)

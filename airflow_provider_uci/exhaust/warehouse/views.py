@@ -257,9 +257,10 @@ def create_funnel_index(warehouse: Any, table: str) -> None:
     loaded.
     """
     name = f"{table}_funnel"
-    found = warehouse._query("SELECT pg_get_indexdef(to_regclass(%s))" if warehouse.backend == "postgres" else
-                             "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (f'"{name}"'
-                             if warehouse.backend == "postgres" else name,))
+    if warehouse.backend == "postgres":
+        found = warehouse._query("SELECT pg_get_indexdef(to_regclass(%s))", (quote_name(name),))
+    else:
+        found = warehouse._query("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,))
     made = found[0][0] if found else None
     if made is not None and not all(column in made for column in FUNNEL_INDEX_COLUMNS):
         warehouse._execute(f'DROP INDEX "{name}"')  # an earlier version's, without the timestamps
