@@ -3,9 +3,8 @@
 ``pandas.read_csv`` does not know Spark's CSV dialect: without an escape character it splits and
 merges rows at every ``\\"``, and with ``escapechar="\\\\"`` it drops the backslash of every JSON
 escape (``\\n`` in an answer becomes ``n``). These readers go through the loader's own readers
-instead: the response file through pyarrow (``exhaust.arrow``), or, for a file that path declines,
-record by record (``exhaust.records``), so a value reads the same in a notebook, in the warehouse and
-in the report.
+instead (``exhaust.reader`` for responses, ``exhaust.records`` for users), so a value reads the same
+in a notebook, in the warehouse and in the report.
 
 Columns are named as the warehouse names them (``exhaust.records.RESPONSE_TABLE_COLUMNS``, then
 ``sync_date``), whatever the vintage of the header; a column the vintage lacks is all null. Types:
@@ -17,7 +16,6 @@ answer was synced on) as ``datetime.date``.
 from __future__ import annotations
 
 import tempfile
-from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +25,7 @@ from airflow_provider_uci.exhaust.records import (
     USER_TABLE_COLUMNS,
     ExhaustFormatError,
     Rejects,
-    read_responses,
     read_users,
-    sync_day,
 )
 
 if TYPE_CHECKING:
@@ -43,23 +39,6 @@ RESPONSE_FIELDS = tuple(RESPONSE_HEADERS.values())
 RESPONSE_FRAME_COLUMNS = (*RESPONSE_FIELDS, "sync_date")
 #: Columns of :func:`read_joined_exhaust`'s frame: the warehouse table's, without ``load_id``.
 JOINED_FRAME_COLUMNS = (*RESPONSE_TABLE_COLUMNS, "sync_date")
-_INTEGERS = ("question_duration", "question_score", "question_max_score")
-_TIMESTAMPS = ("event_timestamp", "at_timestamp")
-
-
-def _response_schema() -> pa.Schema:
-    import pyarrow as pa
-
-    def kind(field: str) -> pa.DataType:
-        if field in _INTEGERS:
-            return pa.int64()
-        if field == "eof":
-            return pa.bool_()
-        if field in _TIMESTAMPS:
-            return pa.timestamp("us", "UTC")
-        return pa.date32() if field == "sync_date" else pa.string()
-
-    return pa.schema([(field, kind(field)) for field in RESPONSE_FRAME_COLUMNS])
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
@@ -71,55 +50,18 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=mapping.get)
 
 
-def _arrow_table(path: Path) -> pa.Table | None:
-    """The file read in C by the loader's reader; ``None`` when that reader declines it."""
+def _response_table(path: Path) -> pa.Table:
+    """The file read as the load reads it (``exhaust.reader``); any record that breaks a rule fails the read,
+    naming it."""
     import pyarrow as pa
 
-    from airflow_provider_uci.exhaust.arrow import ArrowResponses, UserJoin
-    from airflow_provider_uci.exhaust.arrow_csv import FastPathDeclined
-
-    first = next(read_responses(path, Rejects()), None)
-    if first is None:
-        return None  # no record, or none readable: the record reader says which
-    nobody = pa.array([], pa.string())
-    reader = ArrowResponses(path, first.conversation_id, UserJoin(nobody, nobody, nobody), None, None)
-    schema = _response_schema()
-
-    def encode(values: dict[str, Any], days: Any, rows: int) -> pa.Table:
-        return pa.table([*(values[field] for field in RESPONSE_FIELDS), days], schema=schema)
-
-    try:
-        pieces = [piece for block in reader.encoded_blocks(encode) for piece in block]
-    except FastPathDeclined:
-        return None
-    if reader.key_hashes.repeated():
-        return None  # an answer twice: the record reader's frame holds both, as the file does
-    return pa.concat_tables(pieces) if pieces else schema.empty_table()
-
-
-def _moment(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
-
-
-def _records_table(path: Path) -> pa.Table:
-    """The file read record by record; any record that breaks a rule fails the read, naming it."""
-    import pyarrow as pa
+    from airflow_provider_uci.exhaust.reader import ResponseBatches, response_schema
 
     rejects = Rejects()
-    columns: dict[str, list[Any]] = {field: [] for field in RESPONSE_FRAME_COLUMNS}
-    for record in read_responses(path, rejects):
-        for field, value in zip(RESPONSE_FIELDS, record, strict=True):
-            columns[field].append(_moment(value) if field in _TIMESTAMPS else value)
-        day = sync_day(record.at_timestamp, record.event_timestamp)
-        columns["sync_date"].append(None if day is None else date.fromisoformat(day))
+    table = pa.Table.from_batches(list(ResponseBatches(path, rejects, None)), schema=response_schema())
     if rejects.count:
         raise ExhaustFormatError(f"{path.name}: {rejects.count} record(s) break a rule: {rejects.summary()}")
-    schema = _response_schema()
-    return pa.table([pa.array(columns[field], schema.field(field).type) for field in RESPONSE_FRAME_COLUMNS],
-                    schema=schema)
+    return table
 
 
 def read_response_exhaust(path: str | Path) -> pd.DataFrame:
@@ -130,9 +72,7 @@ def read_response_exhaust(path: str | Path) -> pd.DataFrame:
     :raises ExhaustFormatError: the file is not a response exhaust, or a record breaks a rule (the
         message names its line and the rule).
     """
-    path = Path(path)
-    table = _arrow_table(path)
-    return _to_pandas(table if table is not None else _records_table(path))
+    return _to_pandas(_response_table(Path(path)))
 
 
 def read_private_exhaust(path_or_zip: str | Path, password: str | None = None,

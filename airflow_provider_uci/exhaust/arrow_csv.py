@@ -7,29 +7,19 @@ follows (``spark_csv._rfc4180``), in numpy: every ``\\"`` becomes ``""`` in plac
 backslashes before a quote is mended. numpy lets go of the GIL while it works, so other threads go on
 parsing and encoding the blocks before. Null (nothing between commas) stays apart from ``""``.
 
-Anything this path cannot read as the record reader would declines the file with
-:class:`FastPathDeclined`; the loader then reads it record by record. pyarrow is more lenient than
-Python's csv module, so what it would take and the record reader would not is looked for first: a
-quote out of place (:func:`check_quotes`), a file that ends inside a value, a value longer than the
-csv module's limit.
+What this path cannot read as the record reader would is told to its caller, which reads those
+records record by record (``exhaust.reader``). pyarrow is more lenient than Python's csv module, so
+what it would take and the record reader would not is looked for first: a quote out of place
+(:func:`quotes_out_of_place`), a file that ends inside a value, a value longer than the csv module's
+limit.
 """
 
 from __future__ import annotations
 
 import csv
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-
-class FastPathDeclined(Exception):
-    """The reader in C declined a file (a doubtful block, a header it does not know), or PostgreSQL
-    refused rows it prepared; the load was rolled back.
-
-    The loader then reads the file again record by record, which says which record breaks which rule.
-    """
+from typing import Any, NamedTuple
 
 
 _QUOTE, _BACKSLASH, _COMMA, _NEWLINE, _CARRIAGE_RETURN = 0x22, 0x5C, 0x2C, 0x0A, 0x0D
@@ -73,16 +63,47 @@ def rfc4180(data: bytearray) -> tuple[bytearray | bytes, int]:
     return mended, quotes
 
 
-def spark_blocks(path: Path, size: int) -> Iterator[memoryview]:
+class Block(NamedTuple):
+    """Whole records of a file, rewritten as RFC 4180 (``data``), and where they stand in the file.
+
+    ``offset`` and ``end`` are the bytes of the file the records take (as Spark wrote them), and
+    ``first_line`` the line they start on (the file's first line is 1). ``doubt`` says why the block
+    cannot be read in C and where its records end cannot be told by counting quotes (a file that ends
+    inside a quoted value, a record too long): the file from ``offset`` on is then read record by
+    record.
+    """
+
+    data: memoryview
+    offset: int
+    end: int
+    first_line: int
+    doubt: str | None = None
+
+    def after_line(self, length: int) -> Block:
+        """The block without its first line of ``length`` bytes (a header: plain text, so as written)."""
+        return self._replace(data=self.data[length + 1:], offset=self.offset + length + 1,
+                             first_line=self.first_line + 1)
+
+
+def line_breaks(data: bytes | bytearray, end: int) -> int:
+    """How many lines ``data[:end]`` ends (``\\n``, ``\\r\\n`` or a lone ``\\r``, as the record reader counts
+    them)."""
+    breaks = data.count(b"\n", 0, end)
+    returns = data.count(b"\r", 0, end)
+    return breaks + returns - data.count(b"\r\n", 0, end) if returns else breaks
+
+
+def spark_blocks(path: Path, size: int) -> Iterator[Block]:
     """The file rewritten as RFC 4180, in blocks of whole records (of about ``size`` bytes or more).
 
     Each read ends at a line end and is rewritten alone (:func:`rfc4180`). A record ends at a line end
     with an even number of quotes before it (RFC 4180 quotes come in pairs): when a block ends inside
     a value, its last lines are left to the next read, which starts at the record they begin. A record
     longer than ``size`` gets a read as long as it needs, up to :data:`LONGEST_RECORD`. A file that
-    ends inside a quoted value is declined. What is given back is only read from (blocks are views of
-    data nothing else holds).
+    ends inside a quoted value, or a longer record, ends the blocks with one whose ``doubt`` says so.
+    What is given back is only read from (blocks are views of data nothing else holds).
     """
+    line = 1
     with open(path, "rb") as handle:
         want = size
         while True:
@@ -96,7 +117,8 @@ def spark_blocks(path: Path, size: int) -> Iterator[memoryview]:
             end = got if at_end else data.rfind(b"\n") + 1
             if end == 0:  # a line longer than the read
                 if want >= LONGEST_RECORD:
-                    raise FastPathDeclined(f"a record longer than {LONGEST_RECORD >> 20} MiB")
+                    yield Block(memoryview(b""), start, start, line, f"a record longer than {LONGEST_RECORD >> 20} MiB")
+                    return
                 want *= 2
                 handle.seek(start)
                 continue
@@ -104,19 +126,21 @@ def spark_blocks(path: Path, size: int) -> Iterator[memoryview]:
             block, quotes = rfc4180(data)
             if at_end:
                 if quotes % 2:
-                    raise FastPathDeclined("the file ends inside a quoted value")
+                    yield Block(memoryview(b""), start, start + got, line, "the file ends inside a quoted value")
+                    return
                 if not block.endswith(b"\n"):  # so that an empty last value is null, as at any line end
                     block = bytes(block) + b"\n"
-                yield memoryview(block)
+                yield Block(memoryview(block), start, start + got, line)
                 return
             cut, dropped = len(block), 0
             while quotes % 2 and cut > 0:  # inside a value: leave out the last line
-                line = block.rfind(b"\n", 0, cut - 1) + 1
-                quotes -= block.count(b'"', line, cut)
-                cut, dropped = line, dropped + 1
+                cut_line = block.rfind(b"\n", 0, cut - 1) + 1
+                quotes -= block.count(b'"', cut_line, cut)
+                cut, dropped = cut_line, dropped + 1
             if cut == 0:  # no whole record yet: read more at once
                 if want >= LONGEST_RECORD:
-                    raise FastPathDeclined(f"a record longer than {LONGEST_RECORD >> 20} MiB")
+                    yield Block(memoryview(b""), start, start, line, f"a record longer than {LONGEST_RECORD >> 20} MiB")
+                    return
                 want *= 2
                 handle.seek(start)
                 continue
@@ -124,24 +148,22 @@ def spark_blocks(path: Path, size: int) -> Iterator[memoryview]:
                 end = data.rfind(b"\n", 0, end - 1) + 1
             handle.seek(start + end)
             want = size
-            yield memoryview(block)[:cut]
+            kept = memoryview(block)[:cut]
+            yield Block(kept, start, start + end, line)
+            line += line_breaks(block, cut)
 
 
-def plain_header(blocks: Iterator[memoryview]) -> tuple[list[str | None], memoryview]:
-    """The header of a file read by :func:`spark_blocks`, and the rest of its first block.
-
-    Only a header of plain names (no quotes) is taken; anything else declines the file.
-    """
-    first = next(blocks, memoryview(b""))
-    head = first[:1 << 16].tobytes()
+def plain_header(block: Block) -> tuple[list[str], int] | None:
+    """The header of a file's first block, if it is a line of plain names (no quotes), and its length in
+    bytes (without its line end); else ``None``."""
+    head = block.data[:1 << 16].tobytes()
     end = head.find(b"\n")
     if end < 0 or b'"' in head[:end]:
-        raise FastPathDeclined("no plain header line")
+        return None
     try:
-        header: list[str | None] = head[:end].rstrip(b"\r").decode("utf-8").split(",")
-    except UnicodeDecodeError as exc:
-        raise FastPathDeclined(f"the header: {exc}") from None
-    return header, first[end + 1:]
+        return head[:end].rstrip(b"\r").decode("utf-8").split(","), end
+    except UnicodeDecodeError:
+        return None
 
 
 def csv_options(width: int, block_bytes: int) -> dict[str, Any]:
@@ -161,35 +183,36 @@ def csv_options(width: int, block_bytes: int) -> dict[str, Any]:
     }
 
 
-def check_quotes(block: memoryview) -> None:
-    """Decline a block of RFC 4180 records (starting at a record) with a quote out of place.
+def quotes_out_of_place(block: memoryview) -> bool:
+    """Whether a block of RFC 4180 records (starting at a record) has a quote out of place.
 
     pyarrow takes a quote inside an unquoted value, or text after a closing quote, where Python's csv
-    module (the record reader) fails or reads otherwise; a stray quote would also shift where blocks
-    are cut. Counting quotes from the block's start, an odd one opens a value or is the second of a
-    doubled pair (so stands after a delimiter, a line end or a quote) and an even one closes a value
-    or is the first of a pair (so stands before a delimiter, a line end or a quote).
+    module (the record reader) fails or reads otherwise; a stray quote also means that where records
+    end cannot be told by counting quotes. Counting quotes from the block's start, an odd one opens a
+    value or is the second of a doubled pair (so stands after a delimiter, a line end or a quote) and
+    an even one closes a value or is the first of a pair (so stands before a delimiter, a line end or
+    a quote).
     """
     import numpy as np
 
     text = np.frombuffer(block, dtype=np.uint8)
     quotes = np.flatnonzero(text == _QUOTE)
     if not len(quotes):
-        return
+        return False
     opening, closing = quotes[0::2], quotes[1::2]
     before = text[np.maximum(opening - 1, 0)]
     bad_open = (opening > 0) & (before != _COMMA) & (before != _NEWLINE) & (before != _QUOTE)
     after = text[np.minimum(closing + 1, len(text) - 1)]
     bad_close = ((closing < len(text) - 1) & (after != _COMMA) & (after != _NEWLINE) & (after != _QUOTE)
                  & (after != _CARRIAGE_RETURN))
-    if bad_open.any() or bad_close.any():
-        raise FastPathDeclined("a quote inside an unquoted value, or text after a closing quote")
+    return bool(bad_open.any() or bad_close.any())
 
 
-def parse_block(block: memoryview, options: dict[str, Any]) -> Any:
-    """A block of whole records as a pyarrow table; a record with more or fewer values than the
-    header, a value longer than the record reader takes, or anything else pyarrow cannot parse,
-    declines the file."""
+def parse_block(block: memoryview, options: dict[str, Any]) -> tuple[Any, str | None]:
+    """A block of whole records (with no quote out of place) as a pyarrow table, or ``None`` and why
+    the record reader must read it: a record with more or fewer values than the header, a NUL
+    character (which PostgreSQL text cannot hold: the record reader rejects it), a value longer than
+    the record reader takes, or anything else pyarrow cannot parse (text that is not UTF-8)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -199,11 +222,12 @@ def parse_block(block: memoryview, options: dict[str, Any]) -> Any:
         options = {**options, "read_options": pacsv.ReadOptions(use_threads=read.use_threads,
                                                                 block_size=len(block) + 1,
                                                                 column_names=read.column_names)}
-    check_quotes(block)
+    if np.any(np.frombuffer(block, dtype=np.uint8) == 0):
+        return None, "a NUL character"
     try:
         table = pacsv.read_csv(pa.py_buffer(block), **options)
     except pa.ArrowInvalid as exc:
-        raise FastPathDeclined(f"pyarrow: {str(exc)[:200]}") from None
+        return None, f"pyarrow: {str(exc)[:200]}"
     longest = csv.field_size_limit()  # in characters; a UTF-8 character is one to four bytes
     for name, values in zip(table.column_names, table.columns, strict=True):
         for chunk in values.chunks:
@@ -212,8 +236,8 @@ def parse_block(block: memoryview, options: dict[str, Any]) -> Any:
             offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32, count=len(chunk) + 1,
                                     offset=chunk.offset * 4)
             if int(np.max(np.diff(offsets))) > longest and _longest_text(chunk) > longest:
-                raise FastPathDeclined(f"{name}: a value longer than {longest} characters")
-    return table
+                return None, f"{name}: a value longer than {longest} characters"
+    return table, None
 
 
 def _longest_text(values: Any) -> int:
@@ -221,23 +245,3 @@ def _longest_text(values: Any) -> int:
     import pyarrow.compute as pc
 
     return pc.max(pc.utf8_length(values)).as_py() or 0
-
-
-def in_order(function: Callable[[Any], Any], items: Iterator[Any], workers: int) -> Iterator[Any]:
-    """``function`` of each item, in the items' order, computed by ``workers`` threads at once (pyarrow
-    and numpy let go of the GIL while they work); one item more than there are workers is taken ahead."""
-    if workers <= 1:
-        yield from map(function, items)
-        return
-    with ThreadPoolExecutor(workers, thread_name_prefix="uci-arrow") as pool:
-        pending: deque[Future[Any]] = deque()
-        try:
-            for item in items:
-                pending.append(pool.submit(function, item))
-                if len(pending) > workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()

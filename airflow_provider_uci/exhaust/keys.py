@@ -12,7 +12,6 @@ keys (two keys may share a hash).
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,6 @@ from airflow_provider_uci.exhaust.records import ExhaustRefused
 
 #: Records read again at a time, to find those whose keys share a hash.
 BATCH = 4096
-#: Hashes of rows that come one by one, kept in a buffer of this many before they join the rest.
-PENDING = 1 << 16
-_MASK = (1 << 64) - 1
 _MULTIPLIER = 0x9E3779B97F4A7C15  # 2**64 / the golden ratio: spreads the bits of each word
 _BYTE_BASE = 0x100000001B3  # FNV's prime: the base of the polynomial over a value's bytes
 
@@ -114,46 +110,24 @@ def key_hashes(message_ids: Any, device_ids: Any, question_ids: Any) -> Any:
 
 
 class KeyHashes:
-    """The key hashes of the rows read so far (8 bytes a row): batches from :func:`key_hashes`, or rows
-    one at a time (hashed by Python); one or the other, as :meth:`of` hashes keys again."""
+    """The key hashes of the rows read so far (8 bytes a row), a batch at a time from :func:`key_hashes`."""
 
     def __init__(self) -> None:
         self._chunks: list[Any] = []
-        self._pending = array("Q")
-        self._by_python = False
 
     def add(self, hashes: Any) -> None:
         """Keep a batch's hashes (from :func:`key_hashes`)."""
         if len(hashes):
             self._chunks.append(hashes)
 
-    def add_key(self, message_id: str, device_id: str, question_id: str) -> None:
-        """Keep one row's key hash."""
-        self._by_python = True
-        self._pending.append(hash((message_id, device_id, question_id)) & _MASK)
-        if len(self._pending) >= PENDING:
-            self._flush()
-
     def of(self, keys: list[tuple[str, str, str]]) -> Any:
         """The hashes of ``keys`` (Message ID, Device ID, Question Id), as they were kept."""
-        import numpy as np
-
-        if self._by_python:
-            return np.array([hash(key) & _MASK for key in keys], dtype=np.uint64)
         return _hash_keys(keys)
-
-    def _flush(self) -> None:
-        import numpy as np
-
-        if self._pending:
-            self.add(np.array(self._pending, dtype=np.uint64))
-            self._pending = array("Q")
 
     def repeated(self) -> set[int]:
         """The hashes seen more than once (usually none); the hashes kept are let go of."""
         import numpy as np
 
-        self._flush()
         total = sum(len(chunk) for chunk in self._chunks)
         every = np.empty(total, dtype=np.uint64)
         at = 0

@@ -156,18 +156,31 @@ def _bool(name: str, value: str | None) -> bool | None:
     raise _Reject(f"{name}: expected true or false, got {value!r}")
 
 
+def moment(value: str) -> datetime:
+    """The moment an ISO 8601 timestamp of the exhaust stands for (in its zone; UTC when it has none)."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
 def _timestamp(name: str, value: str | None) -> str | None:
     if value is None or value == "":
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(IST)  # a day can be told
+        parsed = moment(value)
+        parsed.astimezone(IST)  # a day can be told
     except (ValueError, OverflowError):
         raise _Reject(f"{name}: expected an ISO 8601 timestamp, got {value!r}") from None
-    offset = moment.utcoffset()
+    offset = parsed.utcoffset()
     if offset is not None and abs(offset) > MAX_ZONE_OFFSET:
         raise _Reject(f"{name}: a zone offset beyond ±15:59, which PostgreSQL cannot store, in {value!r}")
     return value
+
+
+def _nul(fields: tuple[str, ...], values: Any) -> None:
+    """Reject a record with a NUL character in a value: no text column of PostgreSQL can hold one."""
+    for name, value in zip(fields, values, strict=True):
+        if value and "\x00" in value:
+            raise _Reject(f"{name}: contains a NUL character, which PostgreSQL text cannot hold")
 
 
 def _json(name: str, value: str | None, empty_allowed: bool) -> str | None:
@@ -207,7 +220,7 @@ class _JsonChecked:
         return value
 
 
-def _header(records: Iterator[tuple[int, list[str | None]]], source: str) -> list[str | None]:
+def read_header(records: Iterator[tuple[int, list[str | None]]], source: str) -> list[str | None]:
     """The first record of a file: its header."""
     try:
         return next(records)[1]
@@ -217,12 +230,14 @@ def _header(records: Iterator[tuple[int, list[str | None]]], source: str) -> lis
         raise ExhaustFormatError(f"{source}: {exc}") from None
 
 
-def _checked(records: Iterator[tuple[int, list[str | None]]], source: str) -> Iterator[tuple[int, list[str | None]]]:
-    """The records, with a break in the dialect (say, a file cut short) reported as the file's error."""
+def _checked(records: Iterator[tuple[int, list[str | None]]], source: str,
+             shift: int = 0) -> Iterator[tuple[int, list[str | None]]]:
+    """The records, with a break in the dialect (say, a file cut short) reported as the file's error; its
+    line number moved by ``shift`` (the lines before the text read)."""
     try:
         yield from records
     except SparkCsvError as exc:
-        raise ExhaustFormatError(f"{source}: {exc}") from None
+        raise ExhaustFormatError(f"{source}: {exc.moved(shift)}") from None
 
 
 def header_positions(header: list[str | None], source: str) -> dict[str, int]:
@@ -259,50 +274,65 @@ def read_response_lines(path: Path, rejects: Rejects, conversation_id: str | Non
     source = Path(path).name
     with open(path, encoding="utf-8", newline="") as handle:
         records = read_records(handle)
-        header = _header(records, source)
-        positions = header_positions(header, source)
-        width = len(header)
-        fields = ResponseRecord._fields
-        # a column the vintage lacks reads the None appended after the values
-        pick = itemgetter(*(positions.get(field, width) for field in fields))
-        json_checked = _JsonChecked()
-        make = ResponseRecord._make
-        single_day = bool(first_day) and first_day == last_day
-        check_days = bool(first_day or last_day)
-        for line, values in _checked(records, source):
-            try:
-                if len(values) != width:
-                    raise _Reject(f"expected {width} values as in the header, got {len(values)}")
-                values.append(None)
-                raw = pick(values)
-                values.pop()
-                if not (raw[0] and raw[1] and raw[2] and raw[3]):
-                    index = next(index for index in range(4) if not raw[index])
-                    raise _Reject(f"{fields[index]}: must not be empty (it is part of the key)")
-                if conversation_id is not None and raw[0] != conversation_id:
-                    raise _Reject(f"conversation_id: {raw[0]!r} is not the requested {conversation_id!r}")
-                # checked in column order: the first broken rule is the one a reject names
-                duration = _int("question_duration", raw[9])
-                score = _int("question_score", raw[10])
-                max_score = _int("question_max_score", raw[11])
-                options = json_checked("question_options", raw[12], empty_allowed=False)
-                response = json_checked("question_response", raw[13], empty_allowed=True)
-                eof = _bool("eof", raw[15])
-                event_timestamp = _timestamp("event_timestamp", raw[16])
-                at_timestamp = (event_timestamp if raw[17] is not None and raw[17] == raw[16]
-                                else _timestamp("at_timestamp", raw[17]))
-                day = sync_day(at_timestamp, event_timestamp)
-                if day is None:
-                    if not single_day:
-                        raise _Reject("at_timestamp: no @timestamp or Timestamp to place the record in a sync day, "
-                                      "and the load is not for one day")
-                elif check_days and ((first_day and day < first_day) or (last_day and day > last_day)):
-                    raise _Reject(f"at_timestamp: synced on {day} (IST), outside the range "
-                                  f"{first_day or '...'}..{last_day or '...'}")
-                yield line, make((raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], duration,
-                                  score, max_score, options, response, raw[14], eof, event_timestamp, at_timestamp))
-            except _Reject as reason:
-                rejects.add(source, line, str(reason), values)
+        header = read_header(records, source)
+        for line, record, _ in typed_responses(records, header, source, rejects, conversation_id, first_day, last_day):
+            yield line, record
+
+
+def typed_responses(records: Iterator[tuple[int, list[str | None]]], header: list[str | None], source: str,
+                    rejects: Rejects, conversation_id: str | None = None, first_day: str | None = None,
+                    last_day: str | None = None, first_line: int = 1,
+                    ) -> Iterator[tuple[int, ResponseRecord, str | None]]:
+    """The typed records of ``records`` (read by ``spark_csv.read_records``) under ``header``, each with its
+    line (counted from ``first_line``) and sync day (``None`` for a record with no timestamp in a load of
+    one day); the rules are those of :func:`read_response_lines`."""
+    positions = header_positions(header, source)
+    width = len(header)
+    fields = ResponseRecord._fields
+    # a column the vintage lacks reads the None appended after the values
+    pick = itemgetter(*(positions.get(field, width) for field in fields))
+    json_checked = _JsonChecked()
+    make = ResponseRecord._make
+    single_day = bool(first_day) and first_day == last_day
+    check_days = bool(first_day or last_day)
+    shift = first_line - 1
+    for line, values in _checked(records, source, shift):
+        line += shift
+        try:
+            if len(values) != width:
+                raise _Reject(f"expected {width} values as in the header, got {len(values)}")
+            values.append(None)
+            raw = pick(values)
+            values.pop()
+            if not (raw[0] and raw[1] and raw[2] and raw[3]):
+                index = next(index for index in range(4) if not raw[index])
+                raise _Reject(f"{fields[index]}: must not be empty (it is part of the key)")
+            if conversation_id is not None and raw[0] != conversation_id:
+                raise _Reject(f"conversation_id: {raw[0]!r} is not the requested {conversation_id!r}")
+            _nul(fields, raw)
+            # checked in column order: the first broken rule is the one a reject names
+            duration = _int("question_duration", raw[9])
+            score = _int("question_score", raw[10])
+            max_score = _int("question_max_score", raw[11])
+            options = json_checked("question_options", raw[12], empty_allowed=False)
+            response = json_checked("question_response", raw[13], empty_allowed=True)
+            eof = _bool("eof", raw[15])
+            event_timestamp = _timestamp("event_timestamp", raw[16])
+            at_timestamp = (event_timestamp if raw[17] is not None and raw[17] == raw[16]
+                            else _timestamp("at_timestamp", raw[17]))
+            day = sync_day(at_timestamp, event_timestamp)
+            if day is None:
+                if not single_day:
+                    raise _Reject("at_timestamp: no @timestamp or Timestamp to place the record in a sync day, "
+                                  "and the load is not for one day")
+            elif check_days and ((first_day and day < first_day) or (last_day and day > last_day)):
+                raise _Reject(f"at_timestamp: synced on {day} (IST), outside the range "
+                              f"{first_day or '...'}..{last_day or '...'}")
+            yield line, make((raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], duration,
+                              score, max_score, options, response, raw[14], eof, event_timestamp,
+                              at_timestamp)), day
+        except _Reject as reason:
+            rejects.add(source, line, str(reason), values)
 
 
 def sync_day(at_timestamp: str | datetime | None, event_timestamp: str | datetime | None = None) -> str | None:
@@ -363,27 +393,10 @@ def read_users(path: Path, rejects: Rejects, phone_numbers: str = "plain",
     phone_value(None, "", phone_numbers)  # check the mode before reading
     with open(path, encoding="utf-8", newline="") as handle:
         records = read_records(handle)
-        header = _header(records, source)
-        missing = [name for name in PRIVATE_HEADERS if name not in header]
-        if missing:
-            raise ExhaustFormatError(f"{source}: not a private exhaust: no {', '.join(missing)} column")
-        at = [header.index(name) for name in PRIVATE_HEADERS]
+        header = read_header(records, source)
         shared: dict[str, str] = {}
-
-        def reject(line: int, reason: str, values: list[str | None]) -> None:
-            rejects.add(source, line, reason, *_as_stored(values, len(header), at[2], at[4], phone_numbers))
-
-        for line, values in _checked(records, source):
-            if len(values) != len(header):
-                reject(line, f"expected {len(header)} values as in the header, got {len(values)}", values)
-                continue
-            conversation, name, decrypted, encrypted, device = (values[i] for i in at)
-            if not conversation or not device:
-                reject(line, "Conversation ID and Device UUID must not be empty", values)
-                continue
-            if conversation_id is not None and conversation != conversation_id:
-                reject(line, f"conversation_id: {conversation!r} is not the requested {conversation_id!r}", values)
-                continue
+        for _, conversation, name, decrypted, encrypted, device in user_values(
+                records, header, source, rejects, phone_numbers, conversation_id):
             consented = bool(decrypted) and decrypted != device
             # a bot's id and name repeat on every row: keep one copy of each (a user is held per device)
             conversation = shared.setdefault(conversation, conversation)
@@ -392,11 +405,44 @@ def read_users(path: Path, rejects: Rejects, phone_numbers: str = "plain",
                              consented)
 
 
-def join_users(responses: Iterator[ResponseRecord], users: dict[str, UserRecord]) -> Iterator[tuple[Any, ...]]:
-    """Left join on ``Device ID`` = ``Device UUID``: every response is kept, with or without a user."""
-    for record in responses:
-        user = users.get(record.device_id)
-        yield (*record, None if user is None else user.phone, None if user is None else user.encrypted_device_id)
+def private_positions(header: list[str | None], source: str) -> list[int]:
+    """Where a private exhaust's columns (:data:`PRIVATE_HEADERS`) stand in its header."""
+    missing = [name for name in PRIVATE_HEADERS if name not in header]
+    if missing:
+        raise ExhaustFormatError(f"{source}: not a private exhaust: no {', '.join(missing)} column")
+    return [header.index(name) for name in PRIVATE_HEADERS]
+
+
+def user_values(records: Iterator[tuple[int, list[str | None]]], header: list[str | None], source: str,
+                rejects: Rejects, phone_numbers: str = "plain", conversation_id: str | None = None,
+                first_line: int = 1) -> Iterator[tuple[int, str, str | None, str | None, str | None, str]]:
+    """The private exhaust's records of ``records`` under ``header`` that keep the rules, as ``(line,
+    Conversation ID, Conversation Name, Decrypted Device ID, Encrypted Device ID, Device UUID)``, the
+    line counted from ``first_line``; the others go to ``rejects``."""
+    at = private_positions(header, source)
+    shift = first_line - 1
+
+    def reject(line: int, reason: str, values: list[str | None]) -> None:
+        rejects.add(source, line, reason, *_as_stored(values, len(header), at[2], at[4], phone_numbers))
+
+    for line, values in _checked(records, source, shift):
+        line += shift
+        if len(values) != len(header):
+            reject(line, f"expected {len(header)} values as in the header, got {len(values)}", values)
+            continue
+        conversation, name, decrypted, encrypted, device = (values[i] for i in at)
+        if not conversation or not device:
+            reject(line, "Conversation ID and Device UUID must not be empty", values)
+            continue
+        if conversation_id is not None and conversation != conversation_id:
+            reject(line, f"conversation_id: {conversation!r} is not the requested {conversation_id!r}", values)
+            continue
+        try:
+            _nul(PRIVATE_HEADERS, (conversation, name, decrypted, encrypted, device))
+        except _Reject as reason:
+            reject(line, str(reason), values)
+            continue
+        yield line, conversation, name, decrypted, encrypted, device
 
 
 #: Columns of the responses table, in order: the record's fields, then the joined user columns.

@@ -40,6 +40,14 @@ _WHITESPACE = "".join(chr(code) for code in range(0, 33))
 class SparkCsvError(ValueError):
     """The text is not valid in Spark's CSV dialect; the message gives the line number."""
 
+    def __init__(self, line: int, what: str) -> None:
+        super().__init__(f"line {line}{what}")
+        self.line, self.what = line, what
+
+    def moved(self, lines: int) -> str:
+        """The message, for text that started ``lines`` lines into its file."""
+        return f"line {self.line + lines}{self.what}"
+
 
 def _quoted(value: str) -> str:
     trimmed = value.strip(_WHITESPACE)
@@ -148,7 +156,7 @@ def _lines(handle: IO[str], budget: _Budget) -> Iterator[str]:
         budget.lines += 1
         budget.left -= len(line)
         if budget.left < 0:
-            raise SparkCsvError(f"line {budget.lines}: a record longer than {RECORD_LIMIT} characters, which can "
+            raise SparkCsvError(budget.lines, f": a record longer than {RECORD_LIMIT} characters, which can "
                                 f"only hold a value over the field limit of {csv.field_size_limit()} characters "
                                 "or far more values than an exhaust has; refused without reading the rest")
         yield line
@@ -177,6 +185,6 @@ def read_records(handle: IO[str]) -> Iterator[tuple[int, list[str | None]]]:
                 yield first_line, [(text if text != mark else "") if text else None for text in values]
             first_line = reader.line_num + 1
     except csv.Error as exc:
-        raise SparkCsvError(f"line {first_line}: {exc}") from None
+        raise SparkCsvError(first_line, f": {exc}") from None
     except UnicodeDecodeError as exc:  # the text is decoded ahead of the records: the bad byte may be a little further
-        raise SparkCsvError(f"line {first_line} or a little after it: not UTF-8 text ({exc.reason})") from None
+        raise SparkCsvError(first_line, f" or a little after it: not UTF-8 text ({exc.reason})") from None

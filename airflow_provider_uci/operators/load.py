@@ -189,7 +189,7 @@ class LoadExhaustOperator(BaseOperator):
                         phone_numbers=self.phone_numbers, max_rejects=self.max_rejects, reject_path=reject_path,
                         audit={"response_request_id": response_meta.get("request_id"),
                                "private_request_id": private_meta.get("request_id")},
-                        fast=None,  # pyarrow for large files; small ones are read before it would have started
+                        fast=None,
                     )
                 except ValueError as exc:  # the files break the format or a rule: a retry reads the same files
                     raise ExhaustFatalError(f"{bot}, {from_date}..{to_date}: {exc}") from None

@@ -22,6 +22,7 @@ import requests
 from airflow_provider_uci.exhaust.load import load_exhaust
 from airflow_provider_uci.exhaust.warehouse import open_warehouse
 from tests.support.api import ExhaustApi, new_tag, submit_body
+from tests.support.batches import response_batches, user_table
 from tests.support.services import postgres_database, run_emulator
 
 SCRIPT = Path(sys.executable).with_name("uci-exhaust")
@@ -190,7 +191,7 @@ def test_median_duration_of_odd_and_even_counts_and_without_durations(backend: s
     def check(url: str) -> None:
         with open_warehouse(url) as warehouse:
             warehouse.load(table=TABLE, conversation_id="bot", from_date="2026-01-10", to_date="2026-01-10",
-                           responses=rows, users=[], audit={})
+                           responses=response_batches(rows), users=user_table([]), audit={})
         got = {row["question_id"]: row["median_duration"] for row in view(url, "_question_stats")}
         assert got == {"odd": 3.0, "even": 2.5, "none": None}
 

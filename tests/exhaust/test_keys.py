@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from airflow_provider_uci.exhaust import arrow, keys
+from airflow_provider_uci.exhaust import keys, reader
 from airflow_provider_uci.exhaust.keys import KeyHashes, key_hashes, text_hashes
 from airflow_provider_uci.exhaust.load import load_exhaust
 from tests.exhaust.test_load import SUNBIRD, TARA, state
@@ -34,19 +34,14 @@ def test_repeated_finds_only_hashes_seen_twice() -> None:
     hashes.add(np.array([5, 1, 9], dtype=np.uint64))
     hashes.add(np.array([7, 9], dtype=np.uint64))
     assert hashes.repeated() == {9}
-    by_rows = KeyHashes()
-    for key in (("m1", "d", "q"), ("m2", "d", "q"), ("m1", "d", "q")):
-        by_rows.add_key(*key)
-    assert by_rows.repeated() == {int(by_rows.of([("m1", "d", "q")])[0])}
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["read in C", "record by record"])
 def test_keys_that_share_a_hash_are_not_taken_for_one_answer_twice(fast: bool, monkeypatch: pytest.MonkeyPatch,
                                                                    tmp_path: Path) -> None:
     """Every key made to hash alike: the file is read again, its keys compared, and it loads."""
-    monkeypatch.setattr(arrow, "key_hashes", lambda *columns: np.zeros(len(columns[0]), dtype=np.uint64))
+    monkeypatch.setattr(reader, "key_hashes", lambda *columns: np.zeros(len(columns[0]), dtype=np.uint64))
     monkeypatch.setattr(keys, "_hash_keys", lambda rows: np.zeros(len(rows), dtype=np.uint64))
-    monkeypatch.setattr(keys, "_MASK", 0)
     url = f"sqlite:///{tmp_path}/w.db"
 
     summary = load_exhaust(response_csv=SUNBIRD / TARA.response, private=SUNBIRD / TARA.private, warehouse_url=url,

@@ -627,17 +627,22 @@ def test_two_first_loads_at_once_both_land_and_the_tables_get_their_indexes(tmp_
 
 
 @pytest.mark.postgres
-def test_a_value_postgresql_refuses_in_binary_is_named_by_the_record_reader(tmp_path: Path) -> None:
+def test_a_nul_postgresql_would_refuse_is_a_reject_named_with_its_line(tmp_path: Path) -> None:
+    """No PostgreSQL text can hold a NUL: the reader rejects the record (whichever warehouse), naming its
+    line and column, before any row goes to the server; the rest of the file is still read in C."""
     response = tmp_path / "response.csv"
-    rewrite_record(TARA, 2, "comic_books[1]/eof", "comic\x00books[1]/eof", response)
+    record = rewrite_record(TARA, 2, "comic_books[1]/eof", "comic\x00books[1]/eof", response)
     with postgres_database() as url:
         loaded(uci_load(SUNBIRD / PAIRS[2].response, PAIRS[2].private_path, url))
         before = state(url)
 
-        with pytest.raises(ValueError, match="x_path: row 3 contains a NUL character"):
+        with pytest.raises(RejectLimitExceeded,
+                           match=rf"line {record.line} of response.csv: x_path: contains a NUL character"):
             load_exhaust(response_csv=response, private=SUNBIRD / TARA.private, warehouse_url=url)
-
         assert state(url) == before
+        summary = load_exhaust(response_csv=response, private=SUNBIRD / TARA.private, warehouse_url=url,
+                               max_rejects=1, table="other")
+    assert (summary.reader, summary.rejected, summary.responses_loaded) == ("records", 1, TARA.rows - 1)
 
 
 @pytest.mark.postgres

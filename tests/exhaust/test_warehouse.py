@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from airflow_provider_uci.exhaust.records import RESPONSE_TABLE_COLUMNS, UserRecord
@@ -24,6 +25,7 @@ from airflow_provider_uci.exhaust.warehouse import (
     redact_url,
     warehouse_url_from_parts,
 )
+from tests.support.batches import response_batches, user_table
 from tests.support.services import postgres_database
 
 BOT = "d655cf03-1f6f-4510-acf6-d3f51b488a5e"
@@ -76,7 +78,8 @@ def user(number: int, **changes: Any) -> UserRecord:
 def load(warehouse: Warehouse, rows: Any, users: Any = (), table: str = "answers", days: tuple[str, str] = (
         "2022-06-01", "2022-06-30"), **extra: Any) -> LoadResult:
     return warehouse.load(table=table, conversation_id=BOT, from_date=days[0], to_date=days[1],
-                          responses=iter(rows), users=iter(users), audit=extra.pop("audit", AUDIT), **extra)
+                          responses=response_batches(rows, days[0] if days[0] == days[1] else None),
+                          users=user_table(users), audit=extra.pop("audit", AUDIT), **extra)
 
 
 def column(rows: list[tuple[Any, ...]], name: str) -> list[Any]:
@@ -175,7 +178,8 @@ def test_a_day_of_the_range_with_no_rows_is_emptied(warehouse: Warehouse) -> Non
 def test_another_bot_and_days_outside_the_range_are_left_alone(warehouse: Warehouse) -> None:
     load(warehouse, by_day(1, 5), days=("2022-06-01", "2022-06-05"))
     warehouse.load(table="answers", conversation_id="other-bot", from_date="2022-06-03", to_date="2022-06-03",
-                   responses=iter([response(7, conversation_id="other-bot", at_timestamp=synced(3))]), users=[],
+                   responses=response_batches([response(7, conversation_id="other-bot", at_timestamp=synced(3))]),
+                   users=user_table([]),
                    audit={})
 
     assert load(warehouse, by_day(3, 3), days=("2022-06-03", "2022-06-03")).replaced == 10
@@ -211,9 +215,9 @@ def test_rows_are_kept_as_given_and_users_upserted_the_last_winning(warehouse: W
     (response(1, at_timestamp="2022-06-20T18:30:00Z"), ("2022-06-20", "2022-06-20"),
      "synced on 2022-06-21 is outside"),  # 00:00 IST is the next day
     (response(1, at_timestamp=None, event_timestamp=None), ("2022-06-01", "2022-06-02"),
-     "row 2 has no @timestamp or Timestamp"),
-    (response(1, conversation_id="other-bot"), ("2022-06-01", "2022-06-30"), "row 2 is of conversation 'other-bot'"),
-    (response(1, at_timestamp="yesterday"), ("2022-06-01", "2022-06-30"), "row 2 has a timestamp that is not"),
+     "batch 1 has a row with no sync_date"),
+    (response(1, conversation_id="other-bot"), ("2022-06-01", "2022-06-30"),
+     "batch 1 holds rows of a conversation other than the load's"),
 ])
 def test_a_row_the_load_may_not_write_fails_it(warehouse: Warehouse, row: tuple[Any, ...], days: tuple[str, str],
                                                message: str) -> None:
@@ -270,8 +274,8 @@ def test_before_commit_returning_commits_the_load(warehouse: Warehouse) -> None:
 
 
 def test_a_failed_first_load_creates_nothing(warehouse: Warehouse) -> None:
-    with pytest.raises(ValueError, match="row 2 has 3 values"):
-        load(warehouse, [response(1), ("a", "b", "c")], table="fresh")
+    with pytest.raises(ValueError, match="batch 2 has no column message_id, "):
+        load(warehouse, [response(1), pa.RecordBatch.from_pydict({"conversation_id": [BOT]})], table="fresh")
 
     assert state(warehouse, "fresh") == ([], [], [])
     assert load(warehouse, [response(1)], table="fresh").responses == 1
@@ -316,7 +320,7 @@ def test_bad_audit_and_range_are_refused_before_anything_is_written(warehouse: W
         load(warehouse, [response(1)], audit={"rejected": -1})
     with pytest.raises(ValueError, match="from_date: 2022-07-01 is after to_date"):
         warehouse.load(table="answers", conversation_id=BOT, from_date="2022-07-01", to_date="2022-06-30",
-                       responses=iter([response(1)]), users=[], audit={})
+                       responses=response_batches([response(1)]), users=user_table([]), audit={})
     assert state(warehouse) == ([], [], [])
 
 
@@ -336,7 +340,7 @@ def test_each_load_writes_an_audit_row(warehouse: Warehouse) -> None:
     load(warehouse, [response(1), response(2), response(2)], [user(1)],
          audit={"response_request_id": "RESP-1", "private_request_id": "PRIV-1", "rejected": 4})
     warehouse.load(table="answers", conversation_id="other-bot", from_date=date(2022, 7, 1), to_date=date(2022, 7, 1),
-                   responses=iter([]), users=[], audit={})
+                   responses=iter([]), users=user_table([]), audit={})
 
     first, second = warehouse.loads("answers")
     assert {key: value for key, value in first.items() if key != "loaded_at"} == {
@@ -363,7 +367,8 @@ def test_rejects_counted_while_reading_reach_the_audit_row(warehouse: Warehouse)
             else:
                 yield response(number)
 
-    warehouse.load(table="answers", conversation_id=BOT, from_date=None, to_date="", responses=rows(), users=[],
+    warehouse.load(table="answers", conversation_id=BOT, from_date=None, to_date="", responses=response_batches(rows()),
+                   users=user_table([]),
                    audit={"rejected": lambda: len(rejected)})
 
     (entry,) = warehouse.loads("answers")

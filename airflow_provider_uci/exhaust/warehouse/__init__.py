@@ -1,8 +1,8 @@
-"""Load joined responses and users into a warehouse table: SQLite file or PostgreSQL (COPY).
+"""Load joined responses and users (arrow record batches) into a warehouse table: SQLite file or PostgreSQL (COPY).
 
 - ``schema``: the tables, their columns and types, the rule for a table's name;
 - ``base``: :class:`Warehouse`, the abstract base: one load in one transaction, and the read-back;
-- ``sqlite`` and ``postgres``: the two backends;
+- ``sqlite`` and ``postgres``: the two backends (``pg_binary``: PostgreSQL's binary ``COPY`` format);
 - ``views``: the analytics views made with the tables;
 - ``urls``: warehouse URLs, from an Airflow connection, and shown without a password.
 
@@ -15,14 +15,13 @@ import sqlite3
 
 from airflow_provider_uci.exhaust.warehouse.base import Warehouse
 from airflow_provider_uci.exhaust.warehouse.schema import (
+    BATCH_COLUMNS,
     BOOLEAN_COLUMNS,
     INTEGER_COLUMNS,
     RESPONSE_SCHEMA,
     STORED_RESPONSE_COLUMNS,
     TIMESTAMP_COLUMNS,
     LoadResult,
-    PreparedResponses,
-    PreparedUsers,
     check_table,
     logical_type,
 )
@@ -37,7 +36,7 @@ from airflow_provider_uci.exhaust.warehouse.urls import (
 
 __all__ = [
     "BOOLEAN_COLUMNS", "INTEGER_COLUMNS", "RESPONSE_SCHEMA", "STORED_RESPONSE_COLUMNS", "TIMESTAMP_COLUMNS", "URL_FORMS",
-    "LoadResult", "PreparedResponses", "PreparedUsers", "SqliteWarehouse", "Warehouse", "WarehouseUnavailable",
+    "BATCH_COLUMNS", "LoadResult", "SqliteWarehouse", "Warehouse", "WarehouseUnavailable",
     "check_table", "logical_type", "open_warehouse", "redact_url", "warehouse_url_from_parts",
 ]
 

@@ -23,16 +23,15 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timezone
 from typing import Any
 
-from airflow_provider_uci.exhaust.records import RESPONSE_TABLE_COLUMNS, USER_TABLE_COLUMNS, sync_day
+from airflow_provider_uci.exhaust.records import RESPONSE_TABLE_COLUMNS, USER_TABLE_COLUMNS
 from airflow_provider_uci.exhaust.warehouse.schema import (
     AUDIT_FIELDS,
+    BATCH_COLUMNS,
     BOOLEAN_COLUMNS,
     STORED_RESPONSE_COLUMNS,
     TIMESTAMP_COLUMNS,
     USER_KEY,
     LoadResult,
-    PreparedResponses,
-    PreparedUsers,
     TableSpec,
     check_table,
     day_index_name,
@@ -83,51 +82,40 @@ def _utc_iso(value: datetime | str) -> str:
     return f"{value:%Y-%m-%dT%H:%M:%S}.{fraction}Z"
 
 
-def _rows(rows: Iterable[tuple[Any, ...]], width: int, what: str) -> Iterator[tuple[Any, ...]]:
-    for number, row in enumerate(rows, start=1):
-        if len(row) != width:
-            raise ValueError(f"{what}: row {number} has {len(row)} values, expected {width}")
-        yield row
-
-
 class _Days:
-    """Gives each response row its sync day and load id, checking that the load may write it.
-
-    A row must be of the load's bot and synced on a day of its range (a row with no timestamp at all
-    belongs to the range's day when it is one day). The first and last day seen are kept.
-    """
+    """Checks that each batch a load writes is of its bot and synced on days of its range; keeps the first
+    and last day seen."""
 
     def __init__(self, conversation_id: str, first: str | None, last: str | None) -> None:
         self.conversation_id = conversation_id
         self.first, self.last = first, last
-        self.single = first if first is not None and first == last else None
         self.low: str | None = None
         self.high: str | None = None
 
-    def rows(self, rows: Iterable[tuple[Any, ...]], load_id: int) -> Iterator[tuple[Any, ...]]:
-        at, event = RESPONSE_TABLE_COLUMNS.index("at_timestamp"), RESPONSE_TABLE_COLUMNS.index("event_timestamp")
-        low = high = None
-        try:
-            for number, row in enumerate(_rows(rows, len(RESPONSE_TABLE_COLUMNS), "responses"), start=1):
-                if row[0] != self.conversation_id:
-                    raise ValueError(f"responses: row {number} is of conversation {row[0]!r}, "
-                                     f"not of the load's {self.conversation_id!r}")
-                try:
-                    day = sync_day(row[at], row[event]) or self.single
-                except (TypeError, ValueError):
-                    raise ValueError(f"responses: row {number} has a timestamp that is not ISO 8601") from None
-                if day is None:
-                    raise ValueError(f"responses: row {number} has no @timestamp or Timestamp to place it in a sync "
-                                     "day, and the load is not for one day")
-                if low is None or day < low:
-                    low = day
-                    self.check(low)
-                if high is None or day > high:
-                    high = day
-                    self.check(high)
-                yield (*row, day, load_id)
-        finally:
-            self.low, self.high = low, high
+    def batches(self, batches: Iterable[Any]) -> Iterator[Any]:
+        """The batches, in :data:`BATCH_COLUMNS` order, once checked."""
+        import pyarrow.compute as pc
+
+        for number, batch in enumerate(batches, start=1):
+            missing = [column for column in BATCH_COLUMNS if column not in batch.schema.names]
+            if missing:
+                raise ValueError(f"responses: batch {number} has no column {', '.join(missing)}")
+            batch = batch.select(list(BATCH_COLUMNS))
+            if batch.num_rows == 0:
+                continue
+            bots = batch.column("conversation_id")
+            if bots.null_count or not pc.all(pc.equal(bots, self.conversation_id)).as_py():
+                raise ValueError(f"responses: batch {number} holds rows of a conversation other than the load's "
+                                 f"{self.conversation_id!r}")
+            days = batch.column("sync_date")
+            if days.null_count:
+                raise ValueError(f"responses: batch {number} has a row with no sync_date")
+            bounds = pc.min_max(days).as_py()
+            for day in (bounds["min"].isoformat(), bounds["max"].isoformat()):
+                self.check(day)
+                self.low = day if self.low is None or day < self.low else self.low
+                self.high = day if self.high is None or day > self.high else self.high
+            yield batch
 
     def check(self, day: str | None) -> None:
         """Raise unless ``day`` lies in the load's range (either end may be open)."""
@@ -135,7 +123,6 @@ class _Days:
                                 or (self.last is not None and day > self.last)):
             raise ValueError(f"responses: a row synced on {day} is outside the load's range "
                              f"{self.first or '...'}..{self.last or '...'}")
-
 
 
 class Warehouse(ABC):
@@ -157,9 +144,8 @@ class Warehouse(ABC):
         self.close()
 
     def load(self, *, table: str, conversation_id: str, from_date: date | str | None, to_date: date | str | None,
-             responses: Iterable[tuple[Any, ...]] | PreparedResponses,
-             users: Iterable[tuple[Any, ...]] | PreparedUsers,
-             audit: dict[str, Any], before_commit: Callable[[], None] | None = None) -> LoadResult:
+             responses: Iterable[Any], users: Any, audit: dict[str, Any],
+             before_commit: Callable[[], None] | None = None) -> LoadResult:
         """Write one bot's users and responses for one range of sync days, all or nothing.
 
         :param table: the responses table; ``<table>_users`` and ``<table>_loads`` go with it.
@@ -167,9 +153,10 @@ class Warehouse(ABC):
         :param from_date: first sync day of the range (date or ``YYYY-MM-DD``; ``None`` if unknown).
         :param to_date: last sync day of the range. An end that is not given is taken from the rows:
             the days replaced are those from the first to the last day of the range, or of the rows.
-        :param responses: tuples in ``RESPONSE_TABLE_COLUMNS`` order, streamed (any number of rows), or
-            (PostgreSQL only) :class:`PreparedResponses`.
-        :param users: ``UserRecord`` tuples, or (PostgreSQL only) :class:`PreparedUsers`.
+        :param responses: arrow record batches with :data:`BATCH_COLUMNS` (more are left out), streamed
+            (any number of rows): as ``exhaust.reader`` reads them, joined to the users. The timestamps
+            typed, or as ISO 8601 text where :attr:`timestamps_as_text`.
+        :param users: an arrow table of ``USER_TABLE_COLUMNS``, one row per device (``exhaust.users``).
         :param audit: ``response_request_id``, ``private_request_id``, ``rejected`` (count of rejects, or a
             callable giving it, called after ``before_commit`` once every row has been read).
         :param before_commit: called after every user and response is written, before the audit row is
@@ -182,10 +169,9 @@ class Warehouse(ABC):
         if first is not None and last is not None and first > last:
             raise ValueError(f"from_date: {first} is after to_date {last}")
         response_request_id, private_request_id, _ = _audit(audit, resolve=False)
-        prepared = isinstance(responses, PreparedResponses)
-        for name, value in (("responses", responses), ("users", users)):
-            if isinstance(value, (PreparedResponses, PreparedUsers)) and self.backend != "postgres":
-                raise TypeError(f"{name}: rows prepared for PostgreSQL cannot be loaded into {self.backend}")
+        missing = [column for column in USER_TABLE_COLUMNS if column not in users.column_names]
+        if missing:
+            raise ValueError(f"users: no column {', '.join(missing)}")
         self._begin()
         self._loading = True
         try:
@@ -198,20 +184,10 @@ class Warehouse(ABC):
                 f"private_request_id, responses, users, replaced, rejected, loaded_at) "
                 f"VALUES ({p}, {p}, {p}, {p}, {p}, 0, 0, 0, 0, {p})",
                 (conversation_id, first, last, response_request_id, private_request_id, self._now()))
-            if isinstance(users, PreparedUsers):
-                user_count = self._upsert_prepared(users_table, users)
-            else:
-                user_count = self._upsert(users_table, _rows(users, len(USER_TABLE_COLUMNS), "users"))
+            user_count = self._upsert_users(users_table, users.select(list(USER_TABLE_COLUMNS))) if users.num_rows else 0
             days = _Days(conversation_id, first, last)
-            if prepared:
-                response_count = self._copy_prepared(responses_table, responses, load_id)
-                low, high = responses.first_day, responses.last_day
-                days.check(low)
-                days.check(high)
-            else:
-                response_count = self._insert(responses_table, days.rows(responses, load_id))
-                low, high = days.low, days.high
-            low, high = first or low, last or high
+            response_count = self._insert_batches(responses_table, days.batches(responses), load_id)
+            low, high = first or days.low, last or days.high
             replaced = 0
             if low is not None and high is not None:
                 replaced = self._replace(table, conversation_id, low, high, load_id)
@@ -337,6 +313,8 @@ class Warehouse(ABC):
     # What each backend provides: SQL spellings, then the transaction and statement primitives.
     #: How a statement marks a parameter, as the backend's driver wants it (``?``, ``%s``).
     param = "?"
+    #: Whether the backend stores timestamps as the files write them (text), so wants them so in batches.
+    timestamps_as_text = False
     _binary_order = ""
     _serial = _text = _date = _int = _bool = _timestamp = ""
 
@@ -360,20 +338,12 @@ class Warehouse(ABC):
         """Keep other loads of the bot into ``table`` out until this one ends."""
 
     @abstractmethod
-    def _insert(self, spec: TableSpec, rows: Iterator[tuple[Any, ...]]) -> int:
-        """Insert rows; return how many."""
+    def _insert_batches(self, spec: TableSpec, batches: Iterator[Any], load_id: int) -> int:
+        """Insert response batches (:data:`BATCH_COLUMNS`), each row with ``load_id``; return how many rows."""
 
     @abstractmethod
-    def _upsert(self, spec: TableSpec, rows: Iterator[tuple[Any, ...]]) -> int:
-        """Insert or update rows on the table's key; return how many distinct keys."""
-
-    def _copy_prepared(self, spec: TableSpec, source: PreparedResponses, load_id: int) -> int:
-        """Copy responses a reader prepared for this backend; return how many."""
-        raise TypeError(f"responses: rows prepared for PostgreSQL cannot be loaded into {self.backend}")
-
-    def _upsert_prepared(self, spec: TableSpec, users: PreparedUsers) -> int:
-        """Upsert users a reader prepared for this backend; return how many."""
-        raise TypeError(f"users: rows prepared for PostgreSQL cannot be loaded into {self.backend}")
+    def _upsert_users(self, spec: TableSpec, users: Any) -> int:
+        """Insert or update users (an arrow table, one row per key) on the table's key; return how many."""
 
     @abstractmethod
     def _insert_returning_id(self, sql: str, params: tuple[Any, ...]) -> int: ...

@@ -1,11 +1,10 @@
-"""The PostgreSQL warehouse: every row goes in through ``COPY ... FROM STDIN``.
+"""The PostgreSQL warehouse: every row goes in through binary ``COPY ... FROM STDIN``.
 
 Responses are copied straight into the responses table (a load replaces whole days, so there is no
-conflict to resolve): as CSV from rows formatted here, or in the binary format from
-:class:`PreparedResponses` that a reader encoded in C (``exhaust.arrow``), produced on a thread of
+conflict to resolve), their batches encoded in C (``pg_binary``) by threads, produced on a thread of
 their own, so that reading and checking the next rows overlaps with the server's work on the last.
-The responses table's index is a BRIN index (see :meth:`PostgresWarehouse._index_ddl`). Users (as CSV,
-or in binary from :class:`PreparedUsers`) go to a temporary staging table and one
+The responses table's index is a BRIN index (see :meth:`PostgresWarehouse._index_ddl`). Users go to
+a temporary staging table and one
 ``INSERT ... SELECT DISTINCT ON ... ON CONFLICT`` upserts them; a users table a load creates is
 filled first and then given its primary key (one sorted build instead of an entry per row).
 """
@@ -15,16 +14,16 @@ from __future__ import annotations
 import queue
 import threading
 import zlib
-from collections.abc import Callable, Iterator
-from datetime import date, datetime, timezone
+from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_uci.exhaust.arrow_csv import FastPathDeclined
+from airflow_provider_uci.exhaust.pipeline import in_order
 from airflow_provider_uci.exhaust.warehouse.base import Warehouse
+from airflow_provider_uci.exhaust.warehouse.pg_binary import PG_BINARY_HEADER, PG_BINARY_TRAILER, pg_binary_rows
 from airflow_provider_uci.exhaust.warehouse.schema import (
+    TIMESTAMP_COLUMNS,
     USER_KEY,
-    PreparedResponses,
-    PreparedUsers,
     TableSpec,
     day_index_name,
     quote_name,
@@ -32,76 +31,27 @@ from airflow_provider_uci.exhaust.warehouse.schema import (
 )
 
 
-class _CsvStream:
-    """A file-like object for ``COPY ... FROM STDIN (FORMAT csv)`` that formats rows as they are read.
-
-    Strings are always quoted, so ``""`` is the empty string and an unquoted empty field is null. With
-    ``ordinal``, each line ends with the row's ordinal. An error raised while reading is kept, because
-    psycopg2 replaces it.
-    """
-
-    def __init__(self, rows: Iterator[tuple[Any, ...]], columns: tuple[str, ...], ordinal: bool = True) -> None:
-        self._rows = rows
-        self._columns = columns
-        self._with_ordinal = ordinal
-        self.ordinal = 0
-        self.error: BaseException | None = None
-
-    def _value(self, index: int, value: Any) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, str):
-            if "\x00" in value:
-                raise ValueError(f"{self._columns[index]}: row {self.ordinal} contains a NUL character, "
-                                 "which PostgreSQL text cannot hold")
-            return '"' + value.replace('"', '""') + '"'
-        if value is True or value is False:
-            return "t" if value else "f"
-        if isinstance(value, (int, date)):
-            return value.isoformat() if isinstance(value, date) else str(value)
-        raise TypeError(f"{self._columns[index]}: row {self.ordinal} has a {type(value).__name__}, "
-                        "expected a string, number, boolean or null")
-
-    def _line(self, row: tuple[Any, ...]) -> str:
-        """The row as CSV; strings, null and integers inline, anything else (and any NUL) by :meth:`_value`."""
-        line = ",".join([('"' + value.replace('"', '""') + '"') if value.__class__ is str
-                         else "" if value is None else _SIMPLE.get(value.__class__, _other)(value) for value in row])
-        if "\x00" in line:
-            line = ",".join([self._value(index, value) for index, value in enumerate(row)])
-        return line
-
-    def read(self, size: int = -1) -> str:
-        size = size if size and size > 0 else 1 << 16
-        lines: list[str] = []
-        length = 0
-        line_of = self._line
-        try:
-            for row in self._rows:
-                self.ordinal += 1
-                line = line_of(row)
-                line = f"{line},{self.ordinal}\n" if self._with_ordinal else line + "\n"
-                lines.append(line)
-                length += len(line)
-                if length >= size:
-                    break
-        except BaseException as exc:
-            self.error = exc
-            raise
-        return "".join(lines)
-
-
-def _other(value: Any) -> str:
-    """A NUL, which no text may hold: :meth:`_CsvStream._line` then formats the row value by value."""
-    return "\x00"
-
-
-_SIMPLE: dict[type, Callable[[Any], str]] = {int: str, bool: lambda value: "t" if value else "f"}
-
-
 #: Chunks of ``COPY`` data made ahead of the server.
 PREFETCH_DEPTH = 4
 #: Bytes psycopg2 reads from a ``COPY`` stream at a time: fewer, larger reads cost less.
 COPY_READ = 1 << 20
+#: Threads that encode response batches at once.
+ENCODERS = 2
+#: Users encoded at a time.
+USER_ROWS = 20_000
+
+
+def _typed(values: Any, column: str) -> Any:
+    """A batch's column as ``COPY`` takes it: a timestamp given as text is typed (ISO 8601)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if column in TIMESTAMP_COLUMNS and not pa.types.is_timestamp(values.type):
+        try:
+            return pc.cast(values, pa.timestamp("us", "UTC"))
+        except pa.ArrowInvalid:
+            raise ValueError(f"responses: {column} holds text that is not an ISO 8601 timestamp with its zone") from None
+    return values
 
 
 class _Prefetched:
@@ -264,62 +214,77 @@ class PostgresWarehouse(Warehouse):
         """One load of a bot into a table at a time: each replaces what the other would see."""
         self._query("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(f"uci-load:{table}:{conversation_id}".encode()),))
 
-    def _copy(self, spec: TableSpec, stream: Any, columns: tuple[str, ...], target: str | None = None,
-              binary: bool = False) -> None:
+    def _copy(self, spec: TableSpec, stream: Any, columns: tuple[str, ...], target: str | None = None) -> None:
         with self._conn.cursor() as cur:
             try:
                 cur.copy_expert(f"COPY {target or quote_name(spec.name)} ({', '.join(columns)}) FROM STDIN "
-                                f"WITH (FORMAT {'binary' if binary else 'csv'})", stream, size=COPY_READ)
+                                "WITH (FORMAT binary)", stream, size=COPY_READ)
             except self._psycopg2.Error as exc:
                 if stream.error is not None:
                     raise stream.error from exc
                 raise
 
-    def _insert(self, spec: TableSpec, rows: Iterator[tuple[Any, ...]]) -> int:
-        stream = _CsvStream(rows, spec.columns, ordinal=False)
-        self._copy(spec, stream, spec.columns)
-        return stream.ordinal
+    def _insert_batches(self, spec: TableSpec, batches: Iterator[Any], load_id: int) -> int:
+        import pyarrow as pa
 
-    def _copy_prepared(self, spec: TableSpec, source: PreparedResponses, load_id: int) -> int:
-        stream = _Prefetched(source.copy_chunks(load_id))
+        rows = [0]
+
+        def encode(batch: Any) -> memoryview | bytes:
+            columns = [_typed(batch.column(column), column) for column in spec.columns[:-1]]
+            return pg_binary_rows([*columns, pa.repeat(pa.scalar(load_id, pa.int64()), batch.num_rows)])
+
+        def chunks() -> Iterator[memoryview | bytes]:
+            yield PG_BINARY_HEADER
+            for batch, chunk in in_order(lambda batch: (batch, encode(batch)), batches, ENCODERS):
+                rows[0] += batch.num_rows
+                yield chunk
+            yield PG_BINARY_TRAILER
+
+        stream = _Prefetched(chunks())
         try:
-            self._copy(spec, stream, spec.columns, binary=True)
-        except self._psycopg2.DataError as exc:  # the load rolls back; the values are not repeated here
-            raise FastPathDeclined(f"PostgreSQL refused a value (SQLSTATE {exc.pgcode})") from None
+            self._copy(spec, stream, spec.columns)
         finally:
             stream.close()
-        return source.rows
+        return rows[0]
 
     def _replace(self, table: str, conversation_id: str, low: str, high: str, load_id: int) -> int:
         if table in self._fresh:
             return 0  # created by this load: nothing of an earlier one to replace
         return super()._replace(table, conversation_id, low, high, load_id)
 
-    def _upsert(self, spec: TableSpec, rows: Iterator[tuple[Any, ...]]) -> int:
-        stream = _CsvStream(rows, spec.columns, ordinal=spec.name not in self._fresh)
-        return self._upsert_from(spec, stream, lambda: stream.ordinal)
+    def _upsert_users(self, spec: TableSpec, users: Any) -> int:
+        import pyarrow as pa
 
-    def _upsert_prepared(self, spec: TableSpec, users: PreparedUsers) -> int:
-        stream = _Prefetched(users.copy_chunks(ordinal=spec.name not in self._fresh))
+        ordinal = spec.name not in self._fresh
+
+        def chunks() -> Iterator[memoryview | bytes]:
+            yield PG_BINARY_HEADER
+            for start in range(0, users.num_rows, USER_ROWS):
+                part = users.slice(start, USER_ROWS)
+                columns = [pa.concat_arrays(part.column(column).chunks) for column in spec.columns]
+                if ordinal:
+                    columns.append(pa.array(range(start + 1, start + part.num_rows + 1), pa.int64()))
+                yield pg_binary_rows(columns)
+            yield PG_BINARY_TRAILER
+
+        stream = _Prefetched(chunks())
         try:
-            return self._upsert_from(spec, stream, lambda: users.rows, binary=True)
-        except self._psycopg2.DataError as exc:  # the load rolls back; the values are not repeated here
-            raise FastPathDeclined(f"PostgreSQL refused a user's value (SQLSTATE {exc.pgcode})") from None
+            return self._upsert_from(spec, stream, users.num_rows)
         finally:
             stream.close()
 
-    def _upsert_from(self, spec: TableSpec, stream: Any, copied: Callable[[], int], binary: bool = False) -> int:
+    def _upsert_from(self, spec: TableSpec, stream: Any, copied: int) -> int:
         """Copy users from ``stream`` into a users table this load created, then give it its key; or into a
-        staging table (with each row's ordinal last), then upsert them. ``copied()`` is how many rows came."""
+        staging table (with each row's ordinal last), then upsert them. ``copied`` is how many rows come."""
         columns = ", ".join(spec.columns)
         if spec.name in self._fresh:
-            self._copy(spec, stream, spec.columns, binary=binary)
-            return copied() - self._index(spec)
+            self._copy(spec, stream, spec.columns)
+            return copied - self._index(spec)
         with self._conn.cursor() as cur:
             target = "_uci_stage_users"
             definitions = ", ".join(f"{column} {self._type(column)}" for column in spec.columns)
             cur.execute(f"CREATE TEMPORARY TABLE {target} ({definitions}, _ordinal bigint NOT NULL) ON COMMIT DROP")
-        self._copy(spec, stream, (*spec.columns, "_ordinal"), target=target, binary=binary)
+        self._copy(spec, stream, (*spec.columns, "_ordinal"), target=target)
         with self._conn.cursor() as cur:
             key = ", ".join(spec.key)
             values = [column for column in spec.columns if column not in spec.key]
@@ -331,7 +296,7 @@ class PostgresWarehouse(Warehouse):
                         f"WHERE ({', '.join(f'target.{column}' for column in values)}) IS DISTINCT FROM "
                         f"({', '.join(f'excluded.{column}' for column in values)})")
             written = cur.rowcount
-            if written != copied():
+            if written != copied:
                 cur.execute(f"SELECT count(*) FROM (SELECT DISTINCT {key} FROM {target}) AS keys")
                 written = cur.fetchone()[0]
             cur.execute(f"DROP TABLE {target}")

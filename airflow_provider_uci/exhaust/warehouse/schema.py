@@ -8,8 +8,7 @@ the rule for the name. Every backend spells the column types of :func:`logical_t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import NamedTuple
 
 from airflow_provider_uci.exhaust.records import KEY_FIELDS, RESPONSE_TABLE_COLUMNS, USER_TABLE_COLUMNS
 
@@ -26,8 +25,10 @@ INTEGER_COLUMNS = frozenset({"question_duration", "question_score", "question_ma
 BOOLEAN_COLUMNS = frozenset({"eof", "consented"})
 TIMESTAMP_COLUMNS = frozenset({"event_timestamp", "at_timestamp"})
 DATE_COLUMNS = frozenset({"sync_date"})
-#: The responses table: the joined columns, then the IST sync day of the row and the load that wrote it.
-STORED_RESPONSE_COLUMNS = (*RESPONSE_TABLE_COLUMNS, "sync_date", "load_id")
+#: What a load is given of each response (arrow record batches): the joined columns, then the row's IST sync day.
+BATCH_COLUMNS = (*RESPONSE_TABLE_COLUMNS, "sync_date")
+#: The responses table: a batch's columns, then the load that wrote the row.
+STORED_RESPONSE_COLUMNS = (*BATCH_COLUMNS, "load_id")
 
 
 def logical_type(column: str) -> str:
@@ -51,36 +52,6 @@ class LoadResult(NamedTuple):
     responses: int
     users: int
     replaced: int = 0
-
-
-@runtime_checkable
-class PreparedResponses(Protocol):
-    """Response rows already checked, joined and encoded for PostgreSQL (see ``exhaust.arrow``).
-
-    :meth:`copy_chunks` gives ``COPY ... FROM STDIN (FORMAT binary)`` data of the rows in
-    :data:`STORED_RESPONSE_COLUMNS` order, with ``load_id`` in the last column; once it is all read,
-    ``rows``, ``first_day`` and ``last_day`` say what it held.
-    """
-
-    rows: int
-    first_day: str | None
-    last_day: str | None
-
-    def copy_chunks(self, load_id: int) -> Iterator[bytes | memoryview]: ...
-
-
-@runtime_checkable
-class PreparedUsers(Protocol):
-    """User rows already checked and encoded for PostgreSQL (see ``exhaust.arrow_users``): one per device.
-
-    :meth:`copy_chunks` gives ``COPY ... FROM STDIN (FORMAT binary)`` data of the rows in
-    :data:`USER_TABLE_COLUMNS` order, then (with ``ordinal``) each row's ordinal from 1; ``rows`` says
-    how many there are.
-    """
-
-    rows: int
-
-    def copy_chunks(self, ordinal: bool = False) -> Iterator[bytes | memoryview]: ...
 
 
 class TableSpec(NamedTuple):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from itertools import islice
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ class SqliteWarehouse(Warehouse):
     """
 
     backend = "sqlite"
+    timestamps_as_text = True
     _serial = "id INTEGER PRIMARY KEY AUTOINCREMENT"
     _text = _date = _timestamp = "TEXT"
     _int = _bool = "INTEGER"
@@ -61,12 +62,15 @@ class SqliteWarehouse(Warehouse):
     def _lock(self, table: str, conversation_id: str) -> None:
         """``BEGIN IMMEDIATE`` already lets one writer at a time into the file."""
 
-    def _insert(self, spec: TableSpec, rows: Iterator[tuple[Any, ...]]) -> int:
+    def _insert_batches(self, spec: TableSpec, batches: Iterator[Any], load_id: int) -> int:
         insert = f"INSERT INTO {quote_name(spec.name)} ({', '.join(spec.columns)}) VALUES ({', '.join('?' for _ in spec.columns)})"
         written = 0
-        while chunk := list(islice(rows, CHUNK_ROWS)):
-            self._conn.executemany(insert, chunk)
-            written += len(chunk)
+        for batch in batches:
+            for start in range(0, batch.num_rows, CHUNK_ROWS):
+                chunk = batch.slice(start, CHUNK_ROWS)
+                self._conn.executemany(insert, zip(*(_values(chunk.column(column)) for column in spec.columns[:-1]),
+                                                   repeat(load_id), strict=False))
+                written += chunk.num_rows
         return written
 
     def _insert_returning_id(self, sql: str, params: tuple[Any, ...]) -> int:
@@ -75,22 +79,13 @@ class SqliteWarehouse(Warehouse):
     def _delete(self, sql: str, params: tuple[Any, ...]) -> int:
         return self._conn.execute(sql, params).rowcount
 
-    def _upsert(self, spec: TableSpec, rows: Iterator[tuple[Any, ...]]) -> int:
+    def _upsert_users(self, spec: TableSpec, users: Any) -> int:
         marks = ", ".join("?" for _ in spec.columns)
-        upsert = (f"INSERT INTO {quote_name(spec.name)} ({', '.join(spec.columns)}) VALUES ({marks}) "
-                  f"ON CONFLICT ({', '.join(spec.key)}) DO UPDATE SET {self._update_clause(spec)}")
-        # Distinct keys are counted in a temporary table, so memory stays flat whatever the row count.
-        self._conn.execute("DROP TABLE IF EXISTS temp._uci_keys")
-        self._conn.execute(f"CREATE TEMP TABLE _uci_keys ({', '.join(spec.key)}, PRIMARY KEY ({', '.join(spec.key)}))"
-                           " WITHOUT ROWID")
-        positions = [spec.columns.index(column) for column in spec.key]
-        remember = f"INSERT OR IGNORE INTO temp._uci_keys VALUES ({', '.join('?' for _ in spec.key)})"
-        while chunk := list(islice(rows, CHUNK_ROWS)):
-            self._conn.executemany(upsert, chunk)
-            self._conn.executemany(remember, [tuple(row[at] for at in positions) for row in chunk])
-        written = self._conn.execute("SELECT count(*) FROM temp._uci_keys").fetchone()[0]
-        self._conn.execute("DROP TABLE temp._uci_keys")
-        return written
+        columns = [_values(users.column(column)) for column in spec.columns]
+        self._conn.executemany(
+            f"INSERT INTO {quote_name(spec.name)} ({', '.join(spec.columns)}) VALUES ({marks}) "
+            f"ON CONFLICT ({', '.join(spec.key)}) DO UPDATE SET {self._update_clause(spec)}", zip(*columns, strict=True))
+        return len(set(zip(*(columns[spec.columns.index(column)] for column in spec.key), strict=True)))
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         self._conn.execute(sql, params)
@@ -105,3 +100,15 @@ class SqliteWarehouse(Warehouse):
         return datetime.now(timezone.utc).isoformat()
 
 
+
+
+def _values(values: Any) -> list[Any]:
+    """An arrow column as SQLite stores it: dates and timestamps as ISO 8601 text, the rest as Python values."""
+    import pyarrow as pa
+
+    kind = values.type
+    if pa.types.is_date(kind):
+        return values.cast(pa.string()).to_pylist()
+    if pa.types.is_timestamp(kind):
+        return [None if moment is None else moment.isoformat() for moment in values.to_pylist()]
+    return values.to_pylist()

@@ -1,5 +1,5 @@
-"""The PostgreSQL fast path's parts: Spark's CSV rewritten as RFC 4180 in blocks of whole records, and
-rows encoded in PostgreSQL's binary COPY format.
+"""The C engine's parts: Spark's CSV rewritten as RFC 4180 in blocks of whole records (each knowing its
+bytes and first line in the file), and rows encoded in PostgreSQL's binary COPY format.
 
 The rewrite is checked against the record reader (``read_records``, itself checked against hand-written
 bytes): Python's csv module reading the rewritten bytes as plain RFC 4180 must see the same values.
@@ -17,9 +17,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from airflow_provider_uci.exhaust.arrow import PG_BINARY_HEADER, PG_BINARY_TRAILER, pg_binary_rows
-from airflow_provider_uci.exhaust.arrow_csv import rfc4180, spark_blocks
-from airflow_provider_uci.exhaust.arrow_csv import FastPathDeclined
+from airflow_provider_uci.exhaust.arrow_csv import quotes_out_of_place, rfc4180, spark_blocks
+from airflow_provider_uci.exhaust.warehouse.pg_binary import PG_BINARY_HEADER, PG_BINARY_TRAILER, pg_binary_rows
 from airflow_provider_uci.exhaust.spark_csv import format_row, read_records
 from tests.support.services import postgres_database
 
@@ -68,11 +67,23 @@ def test_blocks_hold_whole_records_whatever_their_size(size: int, tmp_path: Path
     path = tmp_path / "spark.csv"
     path.write_text("".join(format_row(row) for row in rows), encoding="utf-8", newline="")
 
-    blocks = [bytes(block) for block in spark_blocks(path, size)]
+    found = list(spark_blocks(path, size))
+    blocks = [bytes(block.data) for block in found]
 
     whole = b"".join(blocks)
     assert whole == rewritten(path.read_bytes().decode("utf-8"))
     assert sum(len(rfc4180_values(block)) for block in blocks) == len(rows)  # no record split between blocks
+    # each block knows its bytes in the file and its first line: read there, its records are the file's
+    data = path.read_bytes()
+    assert [block.offset for block in found] == [0] + [block.end for block in found[:-1]]
+    assert found[-1].end == len(data) and not any(block.doubt for block in found)
+    with path.open(encoding="utf-8", newline="") as handle:
+        expected = list(read_records(handle))
+    got = []
+    for block in found:
+        text = io.StringIO(data[block.offset:block.end].decode("utf-8"), newline="")
+        got += [(line + block.first_line - 1, values) for line, values in read_records(text)]
+    assert got == expected
 
 
 @pytest.mark.parametrize(("spark", "rfc"), [
@@ -92,25 +103,26 @@ def test_each_run_of_backslashes_before_a_quote(spark: str, rfc: str) -> None:
 def test_a_last_line_without_its_line_end_and_a_value_left_open(tmp_path: Path) -> None:
     path = tmp_path / "spark.csv"
     path.write_bytes(b'a,b\n1,"x\\"y"\n2,')
-    blocks = [bytes(block) for block in spark_blocks(path, 4)]
+    blocks = [bytes(block.data) for block in spark_blocks(path, 4)]
     assert b"".join(blocks) == b'a,b\n1,"x""y"\n2,\n'  # a line end added: the empty last value is null
     assert [values for block in blocks for values in rfc4180_values(block)] == [["a", "b"], ["1", 'x"y'], ["2", ""]]
     path.write_bytes(b'a,b\n1,"x\ny\n2,z\n')  # a quote never closed: the file is cut short
-    with pytest.raises(FastPathDeclined, match="the file ends inside a quoted value"):
-        list(spark_blocks(path, 4))
+    *whole, last = spark_blocks(path, 4)
+    assert [bytes(block.data) for block in whole] == [b"a,b\n"]
+    assert (last.doubt, last.offset, last.first_line) == ("the file ends inside a quoted value", 4, 2)
 
 
-def test_a_record_longer_than_the_longest_is_declined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_record_longer_than_the_longest_ends_the_blocks_with_a_doubt(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow_provider_uci.exhaust import arrow_csv
 
     monkeypatch.setattr(arrow_csv, "LONGEST_RECORD", 64)
     path = tmp_path / "spark.csv"
-    path.write_bytes(b'a,b\n1,"' + b"x\n" * 40 + b'"\n2,z\n')
-    with pytest.raises(FastPathDeclined, match="a record longer than"):
-        list(spark_blocks(path, 4))
-    path.write_bytes(b"a,b\n" + b"x" * 100 + b",y\n")
-    with pytest.raises(FastPathDeclined, match="a record longer than"):
-        list(spark_blocks(path, 4))
+    for data in (b'a,b\n1,"' + b"x\n" * 40 + b'"\n2,z\n', b"a,b\n" + b"x" * 100 + b",y\n"):
+        path.write_bytes(data)
+        *whole, last = spark_blocks(path, 4)
+        assert [bytes(block.data) for block in whole] == [b"a,b\n"]
+        assert (last.doubt, last.offset, last.first_line) == ("a record longer than 0 MiB", 4, 2)
 
 
 def test_a_real_file_in_blocks() -> None:
@@ -119,7 +131,7 @@ def test_a_real_file_in_blocks() -> None:
     assert len(blocks) > 5
     with path.open(encoding="utf-8", newline="") as handle:
         expected = [["" if value is None else value for value in values] for _, values in read_records(handle)]
-    assert [values for block in blocks for values in rfc4180_values(block)] == expected
+    assert [values for block in blocks for values in rfc4180_values(block.data)] == expected
 
 
 @pytest.mark.postgres
@@ -162,7 +174,7 @@ def test_in_order_keeps_the_order_and_raises_the_first_error(workers: int) -> No
     import threading
     import time
 
-    from airflow_provider_uci.exhaust.arrow_csv import in_order
+    from airflow_provider_uci.exhaust.pipeline import in_order
 
     names = set()
 
@@ -192,9 +204,9 @@ def test_a_block_longer_than_pyarrows_is_parsed_whole() -> None:
     block = memoryview(format_row(["1", value]).encode() + format_row(["2", "z"]).encode())
     assert len(block) > 32 and bytes(block).index(b"\r") == 31
 
-    table = parse_block(block, options)
+    table, doubt = parse_block(block, options)
 
-    assert table.to_pylist() == [{"c0": "1", "c1": value}, {"c0": "2", "c1": "z"}]
+    assert doubt is None and table.to_pylist() == [{"c0": "1", "c1": value}, {"c0": "2", "c1": "z"}]
 
 
 @pytest.mark.parametrize("text", [
@@ -202,17 +214,12 @@ def test_a_block_longer_than_pyarrows_is_parsed_whole() -> None:
     b'1,"Title" 3,x\n',  # text after a closing quote
     b'1,ab",x\n2,"y",z\n',  # a stray quote that looks like a closing one
 ], ids=["inside", "after", "stray"])
-def test_a_quote_out_of_place_declines_the_block(text: bytes) -> None:
-    from airflow_provider_uci.exhaust.arrow_csv import check_quotes
-
-    with pytest.raises(FastPathDeclined, match="a quote inside an unquoted value, or text after a closing quote"):
-        check_quotes(memoryview(text))
+def test_a_quote_out_of_place_is_found(text: bytes) -> None:
+    assert quotes_out_of_place(memoryview(text))
 
 
 @pytest.mark.parametrize("seed", range(3))
 def test_spark_output_has_no_quote_out_of_place(seed: int) -> None:
-    from airflow_provider_uci.exhaust.arrow_csv import check_quotes
-
     text = "".join(format_row(row) for row in random_rows(seed, 300))
     for line_end in ("\n", "\r\n"):
-        check_quotes(memoryview(rewritten(text.replace("\n", line_end))))
+        assert not quotes_out_of_place(memoryview(rewritten(text.replace("\n", line_end))))

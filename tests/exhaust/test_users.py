@@ -1,6 +1,6 @@
-"""The users read in C (``exhaust.arrow_users``) and joined in numpy (``arrow.UserJoin``), checked against
-the record reader: the same users, the same phones, the same join; what the record reader would
-reject declines the file, and the load then names the record.
+"""The users (``exhaust.users``), read in C and record by record where the C engine is not sure of a
+block, and joined in numpy, checked against the record reader: the same users, the same phones, the
+same join, the same rejects with the same lines.
 """
 
 from __future__ import annotations
@@ -12,12 +12,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from airflow_provider_uci.exhaust import arrow
-from airflow_provider_uci.exhaust.arrow import UserJoin
-from airflow_provider_uci.exhaust.arrow_users import ArrowUsers
 from airflow_provider_uci.exhaust.load import load_exhaust
-from airflow_provider_uci.exhaust.arrow_csv import FastPathDeclined
-from airflow_provider_uci.exhaust.records import PRIVATE_HEADERS, Rejects, read_users
+from airflow_provider_uci.exhaust.records import PRIVATE_HEADERS, ExhaustFormatError, Rejects, read_users
+from airflow_provider_uci.exhaust.users import UserJoin, Users, read_user_table
 from airflow_provider_uci.exhaust.spark_csv import format_row
 from airflow_provider_uci.exhaust.warehouse import open_warehouse
 from tests.support.services import postgres_database
@@ -62,13 +59,8 @@ def by_records(path: Path, phones: str) -> tuple[dict[str, tuple], int]:
     return users, skipped
 
 
-def as_rows(users: ArrowUsers) -> dict[str, tuple]:
-    columns = users.columns
-    rows = zip(columns["device_uuid"].to_pylist(), columns["conversation_name"].to_pylist(),
-               columns["phone"].to_pylist(), columns["encrypted_device_id"].to_pylist(),
-               columns["consented"].to_pylist(), strict=True)
-    return {device: (BOT, device, name, phone, encrypted, consented)
-            for device, name, phone, encrypted, consented in rows}
+def as_rows(users: Users) -> dict[str, tuple]:
+    return {row["device_uuid"]: tuple(row.values()) for row in users.table.to_pylist()}
 
 
 @pytest.mark.parametrize("phones", ["plain", "hashed", "none"])
@@ -77,11 +69,10 @@ def test_the_users_are_those_the_record_reader_reads(phones: str, block: int, tm
     path = private_file(tmp_path / "private.csv", hard_users())
     expected, skipped = by_records(path, phones)
 
-    users = ArrowUsers(path, BOT, phones, block_bytes=block)
+    users = read_user_table(path, Rejects(), BOT, phones, block_bytes=block)
 
     assert as_rows(users) == expected
     assert (users.rows, users.skipped) == (len(expected), skipped)
-    assert users.by_device() == {device: (user[3], user[4]) for device, user in expected.items()}
     assert {user[5] for user in expected.values()} == {True, False}  # both cases were there
 
 
@@ -91,30 +82,45 @@ def test_the_real_private_files_read_alike(fixture: str) -> None:
     bot = path.read_text(encoding="utf-8").splitlines()[1].split(",")[0]
     expected = {user.device_uuid: tuple(user) for user in read_users(path, Rejects())}
 
-    users = ArrowUsers(path, bot)
+    users = read_user_table(path, Rejects(), bot)
 
-    assert {device: (bot, *row[1:]) for device, row in as_rows(users).items()} == expected
+    assert as_rows(users) == expected
     assert users.rows == len(expected) > 0
 
 
-@pytest.mark.parametrize(("rows", "header", "reason"), [
-    ([(BOT, "n", "phone:1", "e", "")], PRIVATE_HEADERS, "an empty value"),
-    ([(BOT, "n", "phone:1", "e", None)], PRIVATE_HEADERS, "an empty value"),
-    ([(None, "n", "phone:1", "e", "d-1")], PRIVATE_HEADERS, "an empty value"),
-    ([(BOT, "n", "phone:1", "e", "d-1", "extra")], PRIVATE_HEADERS, "pyarrow"),
-    ([(BOT, "n", "phone:1", "e")], PRIVATE_HEADERS, "pyarrow"),
-    ([(BOT, "n", "phone:1", "e", "d-1")], PRIVATE_HEADERS[:4] + ("Device",), "not a private exhaust"),
-], ids=["empty device", "null device", "null bot", "a value too many", "a value too few", "no Device UUID"])
-def test_what_the_record_reader_rejects_declines_the_file(rows: list[tuple], header: tuple[str, ...], reason: str,
-                                                          tmp_path: Path) -> None:
-    path = private_file(tmp_path / "private.csv", [(BOT, "n", "phone:2", "e", "d-0"), *rows], header)
-    with pytest.raises(FastPathDeclined, match=reason):
-        ArrowUsers(path, BOT)
+@pytest.mark.parametrize(("rows", "reason"), [
+    ([(BOT, "n", "phone:1", "e", "")], "Conversation ID and Device UUID must not be empty"),
+    ([(BOT, "n", "phone:1", "e", None)], "Conversation ID and Device UUID must not be empty"),
+    ([(None, "n", "phone:1", "e", "d-1")], "Conversation ID and Device UUID must not be empty"),
+    ([(BOT, "n", "phone:1", "e", "d-1", "extra")], "expected 5 values as in the header, got 6"),
+    ([(BOT, "n", "phone:1", "e")], "expected 5 values as in the header, got 4"),
+    ([(BOT, "n", "phone:\x001", "e", "d-1")], "Decrypted Device ID: contains a NUL character, which PostgreSQL text cannot hold"),
+], ids=["empty device", "null device", "null bot", "a value too many", "a value too few", "a NUL"])
+@pytest.mark.parametrize("block", [64, 1 << 21])
+def test_what_the_record_reader_rejects_is_rejected_with_its_line(rows: list[tuple], reason: str, block: int,
+                                                                  tmp_path: Path) -> None:
+    good = [(BOT, "n", f"phone:{number}", "e", f"d-{number}0") for number in range(12)]
+    path = private_file(tmp_path / "private.csv", [*good[:6], *rows, *good[6:]])
+    expected, reference = Rejects(), Rejects()
+    records = {user.device_uuid: tuple(user) for user in read_users(path, reference)}
+
+    users = read_user_table(path, expected, BOT, block_bytes=block)
+
+    assert as_rows(users) == records and users.rows == 12
+    assert [(entry["line"], entry["reason"]) for entry in expected.first] == [
+        (entry["line"], entry["reason"]) for entry in reference.first] == [(8, reason)]
+
+
+def test_a_header_without_the_private_columns_is_refused(tmp_path: Path) -> None:
+    path = private_file(tmp_path / "private.csv", [(BOT, "n", "phone:1", "e", "d-1")], PRIVATE_HEADERS[:4] + ("Device",))
+    for fast in (True, False):
+        with pytest.raises(ExhaustFormatError, match="not a private exhaust: no Device UUID column"):
+            read_user_table(path, Rejects(), BOT, fast=fast)
 
 
 def test_a_bad_phone_mode_is_named_before_reading(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="phone_numbers: must be one of plain, hashed, none"):
-        ArrowUsers(tmp_path / "absent.csv", BOT, "masked")
+        read_user_table(tmp_path / "absent.csv", Rejects(), BOT, "masked")
 
 
 @pytest.mark.parametrize("width", ["uuid", "mixed"])
@@ -147,20 +153,6 @@ def test_ids_of_another_width_or_two_users_of_one_hash_are_found_by_the_dict(mon
 
 
 @pytest.mark.postgres
-def test_a_user_value_postgresql_refuses_is_named_by_the_record_reader(tmp_path: Path) -> None:
-    """A NUL in a phone passes pyarrow, PostgreSQL refuses it in the binary copy: the load is rolled back
-    and read again record by record, which names the column and row."""
-    rows = [(BOT, "Tara", "phone:\x001", "e", "2f981090-d874-40e3-b2ee-52f98509453a")]
-    private = private_file(tmp_path / "private.csv", rows)
-    with postgres_database() as url:
-        with pytest.raises(ValueError, match="phone: row 1 contains a NUL character"):
-            load_exhaust(response_csv=SUNBIRD / "response-exhaust-2022-06-sample.csv", private=private,
-                         warehouse_url=url)
-        with open_warehouse(url) as warehouse:
-            assert warehouse.count("uci_responses") == 0 and warehouse.fetch_users("uci_responses") == []
-
-
-@pytest.mark.postgres
 def test_users_read_in_c_land_as_the_records_do_in_a_new_table_and_an_old_one(tmp_path: Path) -> None:
     private = private_file(tmp_path / "private.csv", hard_users())
     response = SUNBIRD / "response-exhaust-2022-06-sample.csv"
@@ -174,14 +166,6 @@ def test_users_read_in_c_land_as_the_records_do_in_a_new_table_and_an_old_one(tm
         with open_warehouse(fast_url) as fast_warehouse, open_warehouse(slow_url) as slow_warehouse:
             assert fast_warehouse.fetch_users("uci_responses") == slow_warehouse.fetch_users("uci_responses")
             assert len(fast_warehouse.fetch_users("uci_responses")) == len(by_records(private, "plain")[0])
-
-
-def test_the_fast_path_keeps_its_module_defaults_at_call_time(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(arrow, "WORKERS", 3)
-    monkeypatch.setattr(arrow, "BLOCK_BYTES", 1234)
-    responses = arrow.ArrowResponses(tmp_path / "r.csv", BOT, UserJoin(pa.array([], pa.string()),
-                                     pa.array([], pa.string()), pa.array([], pa.string())), None, None)
-    assert (responses.workers, responses.block_bytes) == (3, 1234)
 
 
 def test_users_read_in_c_land_in_sqlite_as_the_records_do(tmp_path: Path) -> None:
