@@ -19,13 +19,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_uci.exhaust.private_records import read_users
 from airflow_provider_uci.exhaust.records import (
     RESPONSE_HEADERS,
     RESPONSE_TABLE_COLUMNS,
     USER_TABLE_COLUMNS,
     ExhaustFormatError,
     Rejects,
-    read_users,
 )
 
 if TYPE_CHECKING:

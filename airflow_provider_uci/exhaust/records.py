@@ -8,7 +8,6 @@ handed to a :class:`Rejects` log with its line number instead of being loaded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
@@ -76,7 +75,6 @@ RESPONSE_HEADERS = {
 }
 KEY_FIELDS = ("conversation_id", "message_id", "device_id", "question_id")
 PRIVATE_HEADERS = ("Conversation ID", "Conversation Name", "Decrypted Device ID", "Encrypted Device ID", "Device UUID")
-PHONE_MODES = ("plain", "hashed", "none")
 #: India Standard Time, the zone of the service's sync days (contract 3.2); no daylight saving since 1945.
 IST = timezone(timedelta(hours=5, minutes=30))  # schedule.SCHEDULE_TIMEZONE, as a fixed offset: quicker per row
 #: The UTC time of day at which the IST day turns (``HH:MM``).
@@ -176,11 +174,13 @@ def _timestamp(name: str, value: str | None) -> str | None:
     return value
 
 
-def _nul(fields: tuple[str, ...], values: Any) -> None:
-    """Reject a record with a NUL character in a value: no text column of PostgreSQL can hold one."""
+def nul_reason(fields: tuple[str, ...], values: Any) -> str | None:
+    """Why a record with a NUL character in a value is rejected (no text column of PostgreSQL can hold
+    one), naming the first such field; ``None`` when there is none."""
     for name, value in zip(fields, values, strict=True):
         if value and "\x00" in value:
-            raise _Reject(f"{name}: contains a NUL character, which PostgreSQL text cannot hold")
+            return f"{name}: contains a NUL character, which PostgreSQL text cannot hold"
+    return None
 
 
 def _json(name: str, value: str | None, empty_allowed: bool) -> str | None:
@@ -230,7 +230,7 @@ def read_header(records: Iterator[tuple[int, list[str | None]]], source: str) ->
         raise ExhaustFormatError(f"{source}: {exc}") from None
 
 
-def _checked(records: Iterator[tuple[int, list[str | None]]], source: str,
+def checked_records(records: Iterator[tuple[int, list[str | None]]], source: str,
              shift: int = 0) -> Iterator[tuple[int, list[str | None]]]:
     """The records, with a break in the dialect (say, a file cut short) reported as the file's error; its
     line number moved by ``shift`` (the lines before the text read)."""
@@ -296,7 +296,7 @@ def typed_responses(records: Iterator[tuple[int, list[str | None]]], header: lis
     single_day = bool(first_day) and first_day == last_day
     check_days = bool(first_day or last_day)
     shift = first_line - 1
-    for line, values in _checked(records, source, shift):
+    for line, values in checked_records(records, source, shift):
         line += shift
         try:
             if len(values) != width:
@@ -309,7 +309,9 @@ def typed_responses(records: Iterator[tuple[int, list[str | None]]], header: lis
                 raise _Reject(f"{fields[index]}: must not be empty (it is part of the key)")
             if conversation_id is not None and raw[0] != conversation_id:
                 raise _Reject(f"conversation_id: {raw[0]!r} is not the requested {conversation_id!r}")
-            _nul(fields, raw)
+            nul = nul_reason(fields, raw)
+            if nul is not None:
+                raise _Reject(nul)
             # checked in column order: the first broken rule is the one a reject names
             duration = _int("question_duration", raw[9])
             score = _int("question_score", raw[10])
@@ -354,95 +356,6 @@ def sync_day(at_timestamp: str | datetime | None, event_timestamp: str | datetim
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(IST).date().isoformat()
-
-
-def phone_value(decrypted: str | None, device_uuid: str, mode: str) -> str | None:
-    """What lands as the user's phone: as it is, a SHA-256 of it, or nothing; null without consent."""
-    if mode not in PHONE_MODES:
-        raise ValueError(f"phone_numbers: must be one of {', '.join(PHONE_MODES)}, got {mode!r}")
-    if decrypted is None or decrypted == "" or decrypted == device_uuid or mode == "none":
-        return None
-    if mode == "hashed":
-        return hashlib.sha256(decrypted.encode("utf-8")).hexdigest()
-    return decrypted
-
-
-def _as_stored(values: list[str | None], width: int, decrypted: int, device: int,
-               phone_numbers: str) -> tuple[list[str | None] | None, str | None]:
-    """A private exhaust record's values as a reject file may hold them: the phone (Decrypted Device ID)
-    as the load stores it (``plain``, ``hashed``, ``none``); all of them withheld when the record's
-    columns cannot be told apart and it is not ``plain``. Return the values and why any were withheld."""
-    if phone_numbers == "plain":
-        return values, None
-    if len(values) != width:
-        return None, (f"phone_numbers={phone_numbers}: the record's values cannot be told apart, and one of "
-                      "them may be a phone number")
-    shown = list(values)
-    shown[decrypted] = phone_value(values[decrypted], values[device] or "", phone_numbers)
-    return shown, None
-
-
-def read_users(path: Path, rejects: Rejects, phone_numbers: str = "plain",
-               conversation_id: str | None = None) -> Iterator[UserRecord]:
-    """Stream the users of a private exhaust CSV (already unzipped).
-
-    A user without consent has the Device UUID as "Decrypted Device ID" (contract 3.4): no phone. A
-    rejected record's phone goes to ``rejects`` only as ``phone_numbers`` stores it.
-    """
-    source = Path(path).name
-    phone_value(None, "", phone_numbers)  # check the mode before reading
-    with open(path, encoding="utf-8", newline="") as handle:
-        records = read_records(handle)
-        header = read_header(records, source)
-        shared: dict[str, str] = {}
-        for _, conversation, name, decrypted, encrypted, device in user_values(
-                records, header, source, rejects, phone_numbers, conversation_id):
-            consented = bool(decrypted) and decrypted != device
-            # a bot's id and name repeat on every row: keep one copy of each (a user is held per device)
-            conversation = shared.setdefault(conversation, conversation)
-            name = shared.setdefault(name, name) if name is not None and len(shared) < 10_000 else name
-            yield UserRecord(conversation, device, name, phone_value(decrypted, device, phone_numbers), encrypted,
-                             consented)
-
-
-def private_positions(header: list[str | None], source: str) -> list[int]:
-    """Where a private exhaust's columns (:data:`PRIVATE_HEADERS`) stand in its header."""
-    missing = [name for name in PRIVATE_HEADERS if name not in header]
-    if missing:
-        raise ExhaustFormatError(f"{source}: not a private exhaust: no {', '.join(missing)} column")
-    return [header.index(name) for name in PRIVATE_HEADERS]
-
-
-def user_values(records: Iterator[tuple[int, list[str | None]]], header: list[str | None], source: str,
-                rejects: Rejects, phone_numbers: str = "plain", conversation_id: str | None = None,
-                first_line: int = 1) -> Iterator[tuple[int, str, str | None, str | None, str | None, str]]:
-    """The private exhaust's records of ``records`` under ``header`` that keep the rules, as ``(line,
-    Conversation ID, Conversation Name, Decrypted Device ID, Encrypted Device ID, Device UUID)``, the
-    line counted from ``first_line``; the others go to ``rejects``."""
-    at = private_positions(header, source)
-    shift = first_line - 1
-
-    def reject(line: int, reason: str, values: list[str | None]) -> None:
-        rejects.add(source, line, reason, *_as_stored(values, len(header), at[2], at[4], phone_numbers))
-
-    for line, values in _checked(records, source, shift):
-        line += shift
-        if len(values) != len(header):
-            reject(line, f"expected {len(header)} values as in the header, got {len(values)}", values)
-            continue
-        conversation, name, decrypted, encrypted, device = (values[i] for i in at)
-        if not conversation or not device:
-            reject(line, "Conversation ID and Device UUID must not be empty", values)
-            continue
-        if conversation_id is not None and conversation != conversation_id:
-            reject(line, f"conversation_id: {conversation!r} is not the requested {conversation_id!r}", values)
-            continue
-        try:
-            _nul(PRIVATE_HEADERS, (conversation, name, decrypted, encrypted, device))
-        except _Reject as reason:
-            reject(line, str(reason), values)
-            continue
-        yield line, conversation, name, decrypted, encrypted, device
 
 
 #: Columns of the responses table, in order: the record's fields, then the joined user columns.

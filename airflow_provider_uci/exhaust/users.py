@@ -1,10 +1,10 @@
 """A bot's users, read whole from its private exhaust before a load starts, and joined to its answers.
 
 :func:`read_user_table` reads the file as ``exhaust.reader`` reads responses: in C a block at a time,
-and record by record (``records.user_values``, the reference for every rule) a block the C engine
+and record by record (``private_records.user_values``, the reference for every rule) a block the C engine
 is not sure of (a record of the wrong width, an empty Conversation ID or Device UUID, a NUL, text
 pyarrow cannot parse), whose records that break a rule go to the rejects with their lines. It holds
-what ``records.read_users`` holds: one user per device (the last row the file has for it), as arrow
+what ``private_records.read_users`` holds: one user per device (the last row the file has for it), as arrow
 columns a few times smaller than records. Users of other bots are counted, not kept.
 """
 
@@ -19,16 +19,8 @@ from typing import Any
 
 from airflow_provider_uci.exhaust.arrow_csv import Block, csv_options, parse_block, plain_header, quotes_out_of_place
 from airflow_provider_uci.exhaust.arrow_csv import spark_blocks
-from airflow_provider_uci.exhaust.records import (
-    PRIVATE_HEADERS,
-    USER_TABLE_COLUMNS,
-    ExhaustRefused,
-    Rejects,
-    phone_value,
-    private_positions,
-    read_header,
-    user_values,
-)
+from airflow_provider_uci.exhaust.private_records import phone_value, private_positions, user_values
+from airflow_provider_uci.exhaust.records import USER_TABLE_COLUMNS, ExhaustRefused, Rejects, read_header
 from airflow_provider_uci.exhaust.spark_csv import read_records
 
 #: Other bots a private exhaust is found to hold users of, named at most.
@@ -90,7 +82,7 @@ def read_user_table(path: Path, rejects: Rejects, conversation_id: str, phone_nu
                     fast: bool = True, block_bytes: int | None = None) -> Users:
     """The bot's users in the private exhaust CSV ``path`` (already unzipped); see the module.
 
-    :param phone_numbers: ``plain``, ``hashed`` (SHA-256) or ``none``, as ``records.phone_value``.
+    :param phone_numbers: ``plain``, ``hashed`` (SHA-256) or ``none``, as ``private_records.phone_value``.
     :param fast: read in C where it can (``False``: every record by the record engine).
     """
     import pyarrow as pa

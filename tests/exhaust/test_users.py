@@ -13,7 +13,8 @@ import pyarrow as pa
 import pytest
 
 from airflow_provider_uci.exhaust.load import load_exhaust
-from airflow_provider_uci.exhaust.records import PRIVATE_HEADERS, ExhaustFormatError, Rejects, read_users
+from airflow_provider_uci.exhaust.private_records import read_users
+from airflow_provider_uci.exhaust.records import PRIVATE_HEADERS, ExhaustFormatError, Rejects
 from airflow_provider_uci.exhaust.users import UserJoin, Users, read_user_table
 from airflow_provider_uci.exhaust.spark_csv import format_row
 from airflow_provider_uci.exhaust.warehouse import open_warehouse
