@@ -20,7 +20,9 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +117,38 @@ def _load(*, response_csv: Path | None, private: Path | None, warehouse_url: str
           encryption_key: str | None, conversation_id: str | None, from_date: str | None, to_date: str | None,
           phone_numbers: str, max_rejects: int, reject_path: Path | None, audit: dict[str, Any] | None, fast: bool | None,
           max_unzipped_bytes: int | None) -> LoadSummary:
+    response_csv, private = _checked_arguments(response_csv, private, table, max_rejects, conversation_id,
+                                               from_date, to_date)
+    conversation = conversation_id or _first_conversation(response_csv)  # type: ignore[arg-type]
+    fast = fast is not False
+    rejects = Rejects(reject_path)
+    with tempfile.TemporaryDirectory(prefix="uci-load-") as scratch, closing(rejects):  # mode 0700
+        users = _users(private, Path(scratch), rejects, conversation, phone_numbers, encryption_key,
+                       max_unzipped_bytes, fast)
+        with open_warehouse(warehouse_url) as warehouse:
+            responses = None if response_csv is None else ResponseBatches(
+                response_csv, rejects, conversation, from_date, to_date, fast=fast,
+                timestamps_as_text=warehouse.timestamps_as_text)
+            joined = _Joined(responses, users)
+            result = warehouse.load(
+                table=table, conversation_id=conversation, from_date=from_date or "", to_date=to_date or "",
+                responses=joined, users=users.table, audit={**(audit or {}), "rejected": lambda: rejects.count},
+                before_commit=partial(_audit_reads, rejects, max_rejects, reject_path, responses, conversation,
+                                      from_date, to_date))
+    return LoadSummary(
+        conversation_id=conversation, from_date=from_date, to_date=to_date, table=table,
+        responses_read=joined.rows, responses_loaded=result.responses, responses_replaced=result.replaced,
+        responses_without_user=joined.without_user, users_loaded=result.users,
+        users_of_other_conversations=users.skipped, rejected=rejects.count,
+        reject_file=str(reject_path) if reject_path and rejects.count else None,
+        reader=responses.engine if responses is not None else "none",
+    )
+
+
+def _checked_arguments(response_csv: Path | None, private: Path | None, table: str, max_rejects: int,
+                       conversation_id: str | None, from_date: str | None,
+                       to_date: str | None) -> tuple[Path | None, Path | None]:
+    """The two paths, once every argument is found usable (else an error naming it)."""
     check_table(table)
     if max_rejects < 0:
         raise ValueError(f"max_rejects: must be zero or more, got {max_rejects}")
@@ -128,43 +162,23 @@ def _load(*, response_csv: Path | None, private: Path | None, warehouse_url: str
             if not value:
                 raise ValueError(f"{name}: required without a response exhaust (response_csv=None, the service "
                                  "found no data), to know which bot's days the load empties")
-    conversation = conversation_id or _first_conversation(response_csv)  # type: ignore[arg-type]
-    fast = fast is not False
-    rejects = Rejects(reject_path)
-    with tempfile.TemporaryDirectory(prefix="uci-load-") as scratch:  # mode 0700
-        try:
-            users = Users.none(conversation)
-            if private is not None:
-                private_csv = private
-                if private.suffix.lower() == ".zip":
-                    from airflow_provider_uci.exhaust.download import open_private_zip
+    return response_csv, private
 
-                    private_csv = open_private_zip(private, encryption_key, Path(scratch), max_bytes=max_unzipped_bytes)
-                users = read_user_table(private_csv, rejects, conversation, phone_numbers, fast=fast)
-                users.check(private.name, rejected=rejects.count > 0)
-            with open_warehouse(warehouse_url) as warehouse:
-                responses = None if response_csv is None else ResponseBatches(
-                    response_csv, rejects, conversation, from_date, to_date, fast=fast,
-                    timestamps_as_text=warehouse.timestamps_as_text)
-                joined = _Joined(responses, users)
 
-                def before_commit() -> None:
-                    _audit_reads(rejects, max_rejects, reject_path, responses, conversation, from_date, to_date)
+def _users(private: Path | None, scratch: Path, rejects: Rejects, conversation: str, phone_numbers: str,
+           encryption_key: str | None, max_unzipped_bytes: int | None, fast: bool) -> Users:
+    """The bot's users, read whole before the load starts: none without a private exhaust; its zip is
+    unzipped into ``scratch``. A file with no user of the bot is refused."""
+    if private is None:
+        return Users.none(conversation)
+    private_csv = private
+    if private.suffix.lower() == ".zip":
+        from airflow_provider_uci.exhaust.download import open_private_zip
 
-                result = warehouse.load(table=table, conversation_id=conversation, from_date=from_date or "",
-                                        to_date=to_date or "", responses=joined, users=users.table,
-                                        audit={**(audit or {}), "rejected": lambda: rejects.count},
-                                        before_commit=before_commit)
-        finally:
-            rejects.close()
-    return LoadSummary(
-        conversation_id=conversation, from_date=from_date, to_date=to_date, table=table,
-        responses_read=joined.rows, responses_loaded=result.responses, responses_replaced=result.replaced,
-        responses_without_user=joined.without_user, users_loaded=result.users,
-        users_of_other_conversations=users.skipped, rejected=rejects.count,
-        reject_file=str(reject_path) if reject_path and rejects.count else None,
-        reader=responses.engine if responses is not None else "none",
-    )
+        private_csv = open_private_zip(private, encryption_key, scratch, max_bytes=max_unzipped_bytes)
+    users = read_user_table(private_csv, rejects, conversation, phone_numbers, fast=fast)
+    users.check(private.name, rejected=rejects.count > 0)
+    return users
 
 
 class _Joined:
