@@ -171,10 +171,11 @@ class ResponseBatches:
             if doubt is not None:
                 return block, doubt
             try:
-                return block, [self._typed(batch, by_field, checked) for batch in
-                               (table.to_batches() if table is not None else ()) if batch.num_rows]
+                typed = [self._typed(batch, by_field, checked) for batch in
+                         (table.to_batches() if table is not None else ()) if batch.num_rows]
             except _Doubt as doubt:
                 return block, str(doubt)
+            return block._replace(data=memoryview(b"")), typed  # its bytes are let go of at once
 
         with closing(blocks), closing(in_order(in_c, itertools.chain([first.after_line(length)], blocks),
                                                self.workers)) as done:

@@ -90,9 +90,12 @@ def read_user_table(path: Path, rejects: Rejects, conversation_id: str, phone_nu
     phone_value(None, "", phone_numbers)  # check the mode before reading
     reading = _Reading(Path(path), rejects, conversation_id, phone_numbers, block_bytes or BLOCK_BYTES)
     reading.read(fast)
-    table = pa.Table.from_batches(reading.parts, schema=pa.schema([(name, pa.string()) for name in _RAW]))
+    raw = pa.Table.from_batches(reading.parts, schema=pa.schema([(name, pa.string()) for name in _RAW]))
     del reading.parts
-    return Users(conversation_id, _users(table, conversation_id, phone_numbers), reading.skipped, reading.others)
+    table = _users(raw, conversation_id, phone_numbers)
+    del raw
+    pa.default_memory_pool().release_unused()  # what reading took and let go of, back to the system
+    return Users(conversation_id, table, reading.skipped, reading.others)
 
 
 class _Reading:
@@ -192,7 +195,6 @@ def _users(table: Any, conversation_id: str, phone_numbers: str) -> Any:
                            for phone in phones.to_pylist()], pa.string())
     column.update(conversation_id=pa.repeat(pa.scalar(conversation_id, pa.string()), count), phone=phones,
                   consented=consented)
-    pa.default_memory_pool().release_unused()  # what reading took and let go of, back to the system
     return pa.table([column[name] for name in USER_TABLE_COLUMNS], names=list(USER_TABLE_COLUMNS))
 
 
@@ -211,8 +213,10 @@ class UserJoin:
         import pyarrow.compute as pc
 
         def flat(values: Any) -> Any:
-            values = values.cast(pa.string())
-            return pa.concat_arrays(values.chunks) if isinstance(values, pa.ChunkedArray) else values
+            """One array (no copy of a column of one chunk, as ``Users`` makes them)."""
+            if isinstance(values, pa.ChunkedArray):
+                values = values.chunk(0) if values.num_chunks == 1 else pa.concat_arrays(values.chunks)
+            return values.cast(pa.string())
 
         self.devices, self.phones, self.encrypted = flat(devices), flat(phones), flat(encrypted)
         if len(self.devices) == 0:  # concat_arrays of no chunks: typed empty arrays

@@ -261,7 +261,7 @@ class PostgresWarehouse(Warehouse):
             yield PG_BINARY_HEADER
             for start in range(0, users.num_rows, USER_ROWS):
                 part = users.slice(start, USER_ROWS)
-                columns = [pa.concat_arrays(part.column(column).chunks) for column in spec.columns]
+                columns = [part.column(column).combine_chunks() for column in spec.columns]
                 if ordinal:
                     columns.append(pa.array(range(start + 1, start + part.num_rows + 1), pa.int64()))
                 yield pg_binary_rows(columns)
