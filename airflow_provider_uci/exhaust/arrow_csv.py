@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 
 _QUOTE, _BACKSLASH, _COMMA, _NEWLINE, _CARRIAGE_RETURN = 0x22, 0x5C, 0x2C, 0x0A, 0x0D
-#: A record longer than this is declined (the record reader takes values of 128 Ki characters at most:
+#: A record longer than this is left to the record reader (which takes values of 128 Ki characters at most:
 #: 22 of them, at up to four bytes a character, come to less).
 LONGEST_RECORD = 1 << 24
 
@@ -168,7 +168,7 @@ def plain_header(block: Block) -> tuple[list[str], int] | None:
 
 def csv_options(width: int, block_bytes: int) -> dict[str, Any]:
     """pyarrow's options to parse a block of :func:`spark_blocks` into text columns ``c0``, ``c1``...:
-    null (nothing) is null and ``""`` is ``""``; text that is not UTF-8 declines the file."""
+    null (nothing) is null and ``""`` is ``""``; text that is not UTF-8 fails the parse (``parse_block``)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 

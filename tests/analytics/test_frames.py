@@ -152,7 +152,7 @@ def test_json_with_escapes_kept_exact_and_a_value_ending_in_a_backslash(tmp_path
     assert naive["Question Response"][0] != answer, "an escape character drops the backslash of JSON's escapes"
 
 
-def test_a_file_the_arrow_reader_declines_reads_the_same_record_by_record(tmp_path: Path) -> None:
+def test_a_file_with_rows_of_two_bots_reads_every_row(tmp_path: Path) -> None:
     source = FIXTURES / "response-exhaust-2022-06-sample.csv"
     two_bots = tmp_path / "two-bots.csv"
     text = source.read_text(encoding="utf-8")

@@ -562,7 +562,7 @@ def open_rows(pairs: list[tuple[Path, Path]]) -> Iterator[list[str | None]]:
 
 @pytest.mark.postgres
 @pytest.mark.parametrize(("old", "new", "reader"), [
-    # a form only the record reader takes: the C reader declines the file
+    # a form only the record reader takes: the C engine leaves the block to it
     (',ftp,"","",0,1,1,', ',ftp,"","",0.0,1,1,', "records"),
     (',ftp,"","",0,1,1,', ',ftp,"","", 0,1,1,', "records"),
     ("2022-06-21T14:48:17.046Z,2022-06-21T14:48:17.046Z", "2022-06-21 14:48:17.046Z,2022-06-21T14:48:17.046Z",
