@@ -138,22 +138,23 @@ class ResponseBatches:
         return "arrow" if self.blocks_in_c else "records"
 
     def __iter__(self) -> Iterator[Any]:
-        for batch in self._batches():
+        for batch, hashes in self._batches():
             if batch.num_rows:
                 self.rows += batch.num_rows
-                self.key_hashes.add(key_hashes(*(batch.column(field) for field in KEY_FIELDS[1:])))
+                self.key_hashes.add(hashes if hashes is not None else _key_hashes(batch))
                 yield batch
 
-    def _batches(self) -> Iterator[Any]:
+    def _batches(self) -> Iterator[tuple[Any, Any]]:
+        """Each batch, with its key hashes when the C engine made them on its thread."""
         if not self.fast:
-            yield from self._rest(0, 1, None)
+            yield from ((batch, None) for batch in self._rest(0, 1, None))
             return
         blocks = spark_blocks(self.path, self.block_bytes)
         first = next(blocks, None)
         head = plain_header(first) if first is not None and first.doubt is None else None
         if head is None:  # nothing read in C: the record engine reads the file, and says what is wrong with it
             blocks.close()
-            yield from self._rest(0, 1, None)
+            yield from ((batch, None) for batch in self._rest(0, 1, None))
             return
         header, length = head
         by_field = header_positions(header, self.path.name)
@@ -161,7 +162,7 @@ class ResponseBatches:
         checked: set[str] = set()
         pool = _memory_pool()
 
-        def in_c(block: Block) -> tuple[Block, list[tuple[Any, str, str]] | str]:
+        def in_c(block: Block) -> tuple[Block, list[tuple[Any, str, str, Any]] | str]:
             """The block's batches, typed; or why the record engine must read it."""
             if block.doubt is not None:
                 return block, block.doubt
@@ -184,14 +185,14 @@ class ResponseBatches:
                     pool.release_unused()  # the threads' allocators keep what they freed; return it to the system
                 if isinstance(outcome, list):
                     self.blocks_in_c += 1
-                    for batch, low, high in outcome:
+                    for batch, low, high, hashes in outcome:
                         self._synced(low, high)
-                        yield batch
+                        yield batch, hashes
                 elif block.doubt is not None or outcome == _QUOTES_OUT_OF_PLACE:
-                    yield from self._rest(block.offset, block.first_line, header)
+                    yield from ((batch, None) for batch in self._rest(block.offset, block.first_line, header))
                     return
                 else:
-                    yield from self._block(block, header)
+                    yield from ((batch, None) for batch in self._block(block, header))
 
     def _block(self, block: Block, header: list[str]) -> Iterator[Any]:
         """A block the C engine is not sure of, read record by record from its bytes in the file."""
@@ -242,9 +243,9 @@ class ResponseBatches:
         self.first_synced = low if self.first_synced is None or low < self.first_synced else self.first_synced
         self.last_synced = high if self.last_synced is None or high > self.last_synced else self.last_synced
 
-    def _typed(self, batch: Any, by_field: dict[str, int], checked: set[str]) -> tuple[Any, str, str]:
-        """A batch parsed in C, checked and typed; its first and last sync day. Raise :class:`_Doubt` where a
-        value breaks a rule or has a form the C engine does not read."""
+    def _typed(self, batch: Any, by_field: dict[str, int], checked: set[str]) -> tuple[Any, str, str, Any]:
+        """A batch parsed in C, checked and typed; its first and last sync day; its rows' key hashes. Raise
+        :class:`_Doubt` where a value breaks a rule or has a form the C engine does not read."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -304,7 +305,8 @@ class ResponseBatches:
         days, low, high = self._days(pc.coalesce(moments["at_timestamp"], moments["event_timestamp"]), rows)
         typed["sync_date"] = days
         arrays = [typed[field] if field in typed else column(field) for field in RESPONSE_BATCH_COLUMNS]
-        return pa.RecordBatch.from_arrays(arrays, schema=self._schema), low, high
+        typed_batch = pa.RecordBatch.from_arrays(arrays, schema=self._schema)
+        return typed_batch, low, high, _key_hashes(typed_batch)
 
     def _days(self, moments: Any, rows: int) -> tuple[Any, str, str]:
         """The IST day of each row's sync timestamp, checked against the range; the first and last."""
@@ -323,6 +325,11 @@ class ResponseBatches:
         if (first is not None and low < first) or (last is not None and high > last):
             raise _Doubt("a row synced on a day outside the load's range")
         return days, low, high
+
+
+def _key_hashes(batch: Any) -> Any:
+    """The hash of each row's key (``keys.key_hashes``)."""
+    return key_hashes(*(batch.column(field) for field in KEY_FIELDS[1:]))
 
 
 def _memory_pool() -> Any:
