@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from contextlib import ExitStack  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import pandas  # noqa: E402,F401 - before any load task runs in this process (dag.test): see arrow_without_pandas
 import pytest  # noqa: E402
 
 from tests.support.services import Azurite, Emulator, run_azurite, run_emulator  # noqa: E402

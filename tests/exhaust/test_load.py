@@ -19,6 +19,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -691,3 +692,25 @@ def test_a_value_longer_than_the_record_reader_takes_fails_the_file_whichever_re
     with postgres_database() as url:
         with pytest.raises(ValueError, match=r"response.csv: line \d+: field larger than field limit"):
             load_exhaust(response_csv=response, private=SUNBIRD / TARA.private, warehouse_url=url)
+
+
+def test_a_load_task_process_loads_without_importing_pandas(tmp_path: Path) -> None:
+    """The load task lets pyarrow start without pandas (a third of a CPU-second a task); the rows are the same,
+    and pandas can still be imported afterwards."""
+    code = f"""
+import sys
+from pathlib import Path
+from airflow_provider_uci.operators.load import arrow_without_pandas
+arrow_without_pandas()
+from airflow_provider_uci.exhaust.load import load_exhaust
+summary = load_exhaust(response_csv=Path({str(SUNBIRD / TARA.response)!r}), private=Path({str(SUNBIRD / TARA.private)!r}),
+                       warehouse_url="sqlite:///{tmp_path}/w.db")
+print(summary.responses_loaded, summary.reader, "pandas" in sys.modules)
+import pandas
+print(pandas.__name__)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == [str(TARA.rows), "arrow", "False", "pandas"]
+    reference = f"sqlite:///{tmp_path}/reference.db"
+    loaded(uci_load(SUNBIRD / TARA.response, SUNBIRD / TARA.private, reference))
+    assert state(f"sqlite:///{tmp_path}/w.db")[:2] == state(reference)[:2]
