@@ -141,20 +141,20 @@ class ResponseBatches:
         for batch, hashes in self._batches():
             if batch.num_rows:
                 self.rows += batch.num_rows
-                self.key_hashes.add(hashes if hashes is not None else _key_hashes(batch))
+                self.key_hashes.add(hashes)
                 yield batch
 
     def _batches(self) -> Iterator[tuple[Any, Any]]:
-        """Each batch, with its key hashes when the C engine made them on its thread."""
+        """Each batch, with its rows' key hashes (made on the C engine's threads where it read them)."""
         if not self.fast:
-            yield from ((batch, None) for batch in self._rest(0, 1, None))
+            yield from self._rest(0, 1, None)
             return
         blocks = spark_blocks(self.path, self.block_bytes)
         first = next(blocks, None)
         head = plain_header(first) if first is not None and first.doubt is None else None
         if head is None:  # nothing read in C: the record engine reads the file, and says what is wrong with it
             blocks.close()
-            yield from ((batch, None) for batch in self._rest(0, 1, None))
+            yield from self._rest(0, 1, None)
             return
         header, length = head
         by_field = header_positions(header, self.path.name)
@@ -189,12 +189,12 @@ class ResponseBatches:
                         self._synced(low, high)
                         yield batch, hashes
                 elif block.doubt is not None or outcome == _QUOTES_OUT_OF_PLACE:
-                    yield from ((batch, None) for batch in self._rest(block.offset, block.first_line, header))
+                    yield from self._rest(block.offset, block.first_line, header)
                     return
                 else:
-                    yield from ((batch, None) for batch in self._block(block, header))
+                    yield from self._block(block, header)
 
-    def _block(self, block: Block, header: list[str]) -> Iterator[Any]:
+    def _block(self, block: Block, header: list[str]) -> Iterator[tuple[Any, Any]]:
         """A block the C engine is not sure of, read record by record from its bytes in the file."""
         self.blocks_by_records += 1
         with open(self.path, "rb") as handle:
@@ -202,7 +202,7 @@ class ResponseBatches:
             text = io.TextIOWrapper(io.BytesIO(handle.read(block.end - block.offset)), encoding="utf-8", newline="")
         yield from self._typed_records(read_records(text), header, block.first_line)
 
-    def _rest(self, offset: int, first_line: int, header: list[str] | None) -> Iterator[Any]:
+    def _rest(self, offset: int, first_line: int, header: list[str] | None) -> Iterator[tuple[Any, Any]]:
         """The file from ``offset`` (the start of a record, or of the file) to its end, record by record."""
         self.blocks_by_records += 1
         with open(self.path, "rb") as handle:
@@ -214,13 +214,15 @@ class ResponseBatches:
             yield from self._typed_records(records, header, first_line)
 
     def _typed_records(self, records: Iterator[tuple[int, list[str | None]]], header: list[str],
-                       first_line: int) -> Iterator[Any]:
-        """Batches of the records that keep the rules (``records.typed_responses``); the others are rejects."""
+                       first_line: int) -> Iterator[tuple[Any, Any]]:
+        """Batches of the records that keep the rules (``records.typed_responses``), with their key hashes;
+        the others are rejects."""
         first, last = self.range
         typed = typed_responses(records, header, self.path.name, self.rejects, self.conversation_id, first, last,
                                 first_line=first_line)
         while rows := list(itertools.islice(typed, RECORD_BATCH_ROWS)):
-            yield self._of_records(rows)
+            batch = self._of_records(rows)
+            yield batch, _key_hashes(batch)
 
     def _of_records(self, rows: list[tuple[int, ResponseRecord, str | None]]) -> Any:
         import pyarrow as pa
