@@ -15,6 +15,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from airflow_provider_uci.hooks.exhaust import UciExhaustHook
@@ -32,8 +33,9 @@ from airflow_provider_uci.triggers.exhaust import ExhaustJobTrigger, describe_jo
 DEFAULT_WAIT_TIMEOUT = 48 * 3600.0
 
 
-class WaitsForJobs:
-    """Mixin of an operator that waits for exhaust jobs in the triggerer.
+class WaitsForJobs(BaseOperator):
+    """Base of an operator that waits for exhaust jobs in the triggerer (an operator itself, so that Airflow's
+    ``partial()`` knows its parameters).
 
     :param run_at: ``"nightly"`` (each dataset's run time, the default), a run time ``HH:MM``, or ``None``
         / ``"continuous"`` to poll every ``poll_interval`` all day. Templated.
@@ -47,7 +49,6 @@ class WaitsForJobs:
         worker process runs again for it; a failure still resumes it on a worker to raise its error.
     """
 
-    log: Any
     conversation_id: Any
     uci_exhaust_conn_id: str
 

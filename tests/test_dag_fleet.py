@@ -86,24 +86,23 @@ def test_a_quiet_bot_ends_green_recorded_empty_and_batches_pass_max_map_length(
     tis = instances(run)
     ran = {key: ti for key, ti in tis.items() if str(ti.state) != "skipped"}
     assert all(ti.try_number == 1 for ti in ran.values()), {key: ti.try_number for key, ti in ran.items()}
-    loads = {key: value for key, value in xcoms(dag.dag_id, run.run_id).items() if ".load[" in key}
-    assert set(loads) == {"bot.load[0]", "bot.load[1]", "bot_2.load[0]"}, "two batches of at most 2 bots"
-    assert {key.split("[")[0] for key, state in states.items() if state == "skipped"} >= {"bot_3.load", "bot_4.load"}
+    done = {key: value for key, value in xcoms(dag.dag_id, run.run_id).items() if key.startswith("bot")}
+    assert set(done) == {"bot[0]", "bot[1]", "bot_2[0]"}, "two batches of at most 2 bots"
+    assert {key.split("[")[0] for key, state in states.items() if state == "skipped"} >= {"bot_3", "bot_4"}
+    assert sum(1 for key in tis if key.startswith("bot")) == 3 + 2, "one task per bot, and the empty batches"
 
-    # every task of a bot's group is labelled with its conversation id
+    # every bot's task is labelled with its conversation id
     labels = {key: ti.rendered_map_index for key, ti in tis.items() if key.startswith("bot")}
-    expected = {f"bot.{step}[{index}]": bot for index, bot in enumerate([active[0], QUIET])
-                for step in ("request", "copy", "load")}
-    expected.update({f"bot_2.{step}[0]": active[1] for step in ("request", "copy", "load")})
+    expected = {"bot[0]": active[0], "bot[1]": QUIET, "bot_2[0]": active[1]}
     assert {key: label for key, label in labels.items() if key in expected} == expected
-    assert set(expected) <= set(labels)
 
     # the quiet bot: both jobs answered "No data found", nothing copied, loaded empty
-    quiet = xcoms(dag.dag_id, run.run_id)
-    assert {dataset: job["outcome"] for dataset, job in quiet["bot.request[1]"].items()} == {
+    quiet = done["bot[1]"]
+    assert {dataset: job["outcome"] for dataset, job in quiet["jobs"].items()} == {
         "uci-response-exhaust": "empty", "uci-private-exhaust": "empty"}
-    assert all(copied["empty"] and copied["files"] == [] for copied in quiet["bot.copy[1]"].values())
-    assert loads["bot.load[1]"]["responses_loaded"] == 0 and loads["bot.load[1]"]["conversation_id"] == QUIET
+    assert all(copied["empty"] and copied["files"] == [] for copied in quiet["copies"].values())
+    assert quiet["load"]["responses_loaded"] == 0 and quiet["load"]["conversation_id"] == QUIET
+    assert [done[key]["load"]["conversation_id"] for key in ("bot[0]", "bot_2[0]")] == [active[0], active[1]]
     assert_table_matches(warehouse, emulator.data_dir, active, DAYS, ZIP_KEY,
                          sum(n for bot in summary["bots"] if bot["id"] in active for n in bot["events_by_day"].values()))
     from airflow_provider_uci.exhaust.warehouse import open_warehouse
@@ -129,16 +128,17 @@ def test_hopeless_errors_fail_once_naming_the_bot(case: str, fleet, airflow_db: 
     run_conf = conf([bot])
     if case == "bot the channel does not own":
         run_conf = conf([STRANGER])
-        failing, words = "bot.request[0]", [STRANGER, "dev-channel", "No data found for conversation in DB"]
+        failing, words = "bot[0]", [STRANGER, "dev-channel", "No data found for conversation in DB",
+                                     "the wait step failed"]
     elif case == "no bots":
         run_conf = {**conf([]), "conversation_ids": None}
         failing, words = "plan", ["conversation_ids", "uci_exhaust_conversation_ids"]
     elif case == "validation":
         connection = {"requested_by": "r" * 60}
-        failing, words = "bot.request[0]", ["requested_by", "at most 50 characters"]
+        failing, words = "bot[0]", ["requested_by", "at most 50 characters", "the submit step failed"]
     elif case == "refused key":
         connection = {"api_key": "not-a-key-of-this-service"}
-        failing, words = "bot.request[0]", ["HTTP 401"]
+        failing, words = "bot[0]", ["HTTP 401", "the submit step failed"]
     else:
         run_conf = {**conf([bot]), "start_date": DAYS[1], "end_date": DAYS[0]}
         failing, words = "plan", ["start_date", "after end_date"]

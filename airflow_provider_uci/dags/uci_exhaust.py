@@ -11,11 +11,14 @@ load the warehouse idempotently.
   and need no logical date.
 - Bots: ``params.conversation_ids``, else the Airflow Variable ``uci_exhaust_conversation_ids`` (a JSON
   list of conversation ids).
-- Per bot, three tasks (labelled with the conversation id): ``request`` (submits both requests, then
-  waits for both jobs in the triggerer), ``copy`` (both jobs' files), ``load``. A bot with no answers in the
+- Per bot, one task (labelled with the conversation id) takes four steps: it submits both requests,
+  waits for both jobs in the triggerer, then resumes on a worker to copy both jobs' files and load them.
+  Its log names each step, and a failure says which step failed; clearing it runs the bot again (the
+  same jobs are reached, and a wait already over is not waited again). A bot with no answers in the
   range (the service's ``No data found``) ends green, recorded as loaded empty.
-- Bots come in batches of at most ``[core] max_map_length`` (1,024 by default) per mapped group:
-  ``plan`` hands the first batch to the ``bot`` group at once, ``batch_2`` to ``batch_4`` the rest.
+- Bots come in batches of at most ``[core] max_map_length`` (1,024 by default) per mapped task:
+  ``plan`` hands the first batch to ``bot`` at once, ``batch_2`` to ``batch_4`` the rest to ``bot_2``
+  to ``bot_4``.
 - Connections: ``uci_exhaust_default`` (the API); the warehouse connection named by the Variable
   ``uci_exhaust_warehouse_conn_id`` (PostgreSQL or SQLite; without it, a SQLite file under
   ``$AIRFLOW_HOME/uci-exhaust``); files go to ``$AIRFLOW_HOME/uci-exhaust/files`` or to the
@@ -32,20 +35,19 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, Variable, get_current_context, task, task_group
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, Variable, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_uci.operators.exhaust import RequestExhaustOperator
-from airflow_provider_uci.operators.load import LoadExhaustOperator
+from airflow_provider_uci.operators.load import warehouse_asset
+from airflow_provider_uci.operators.to_warehouse import ExhaustToWarehouseOperator
 from airflow_provider_uci.schedule import DEFAULT_POLL_INTERVAL, SCHEDULE_TIMEZONE
-from airflow_provider_uci.transfers.exhaust import CopyExhaustFilesOperator
 
 TIMEZONE = SCHEDULE_TIMEZONE
 TABLE = "uci_responses"
 RESPONSE, PRIVATE = "uci-response-exhaust", "uci-private-exhaust"
-#: Mapped groups of bots; each holds at most ``[core] max_map_length`` bots.
+#: Mapped tasks of bots; each holds at most ``[core] max_map_length`` bots.
 BATCHES = 4
-#: Every task of a bot's group is labelled with its conversation id in the UI (its map index).
+#: Every bot's task is labelled with its conversation id in the UI (its map index).
 LABEL = "{{ task.conversation_id }}"
 
 DOC_MD = f"""
@@ -54,13 +56,18 @@ DOC_MD = f"""
 Each run covers **Asia/Kolkata days** (the service's sync days): a scheduled run for day D asks for
 D..D; a manual run may give `start_date`/`end_date` and `conversation_ids`.
 
-Per bot, three tasks, each labelled with the bot's conversation id:
+Per bot, **one task** (`bot`, labelled with the bot's conversation id) takes four steps; its log
+names each one, and a failure says which step failed:
 
-| task | what it does |
+| step | what it does |
 |---|---|
-| `request` | submits the response and the private exhaust request (a rerun the same day reaches the same jobs), then waits for both jobs in the triggerer, not a worker: it sleeps to the nightly runs (02:00 response, 03:00 private, IST). Its log says whether the submission or the wait failed |
-| `copy` | copies both jobs' files while their signed URLs are fresh |
-| `load` | joins answers to users on the device id and replaces the bot's rows of those days in `{TABLE}` |
+| submit | the response and the private exhaust request (a rerun the same day reaches the same jobs) |
+| wait | in the triggerer, not a worker: it sleeps to the nightly runs (02:00 response, 03:00 private, IST); the task shows *deferred* |
+| copy | both jobs' files, while their signed URLs are fresh |
+| load | joins answers to users on the device id and replaces the bot's rows of those days in `{TABLE}` |
+
+Clearing a bot's task runs that bot again: it reaches the same jobs, and goes straight on to the copy
+when they have answered.
 
 A bot nobody used in the range ends **green**: the service answers `No data found`, and the load
 records the range as loaded empty. Errors that no retry can mend (a bot the channel does not own,
@@ -81,8 +88,7 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
     catchup=False,
     max_active_runs=4,
-    # "upstream": a bot's later steps go before other bots' earlier ones, so bots finish one by one
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "weight_rule": "upstream"},
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
     tags=["uci", "sunbird", "exhaust"],
     params={
         "conversation_ids": Param(
@@ -116,7 +122,7 @@ with DAG(
     def plan() -> list[dict[str, Any]]:
         """Which bots, and which range: params first, then the data interval, then yesterday (IST).
 
-        Returns the first batch (the ``bot`` group maps over it at once); every bot goes to the XCom
+        Returns the first batch (the ``bot`` task maps over it at once); every bot goes to the XCom
         ``bots``, from which ``batch_2`` to ``batch_4`` take the rest.
         """
         context = get_current_context()
@@ -155,27 +161,19 @@ with DAG(
         size = batch_size()
         return planned[(number - 1) * size: number * size]
 
-    def per_bot(conversation_id: str, from_date: str, to_date: str) -> None:
-        """Submit both exhausts and wait for both nightly runs, copy, then join and load."""
+    def bots(task_id: str, planned: Any) -> None:
+        """One task per bot: submit both exhausts, wait for both nightly runs, copy, join and load."""
         run_at = ("{{ 'continuous' if params.poll_continuously or "
                   "var.value.get('uci_exhaust_poll_continuously', 'false') | lower == 'true' else 'nightly' }}")
-        request = RequestExhaustOperator(
-            task_id="request", conversation_id=conversation_id, datasets=[RESPONSE, PRIVATE], from_date=from_date,
-            to_date=to_date, run_at=run_at, poll_interval="{{ params.poll_interval }}", map_index_template=LABEL,
-        )
-        copy = CopyExhaustFilesOperator(
-            task_id="copy", jobs=request.output, conversation_id=conversation_id,
-            destination="{{ var.value.get('uci_exhaust_destination', '') }}", map_index_template=LABEL,
-        )
-        LoadExhaustOperator(
-            task_id="load", copies=copy.output, conversation_id=conversation_id, from_date=from_date,
-            to_date=to_date, warehouse_conn_id="{{ var.value.get('uci_exhaust_warehouse_conn_id', '') }}",
-            table=TABLE, phone_numbers="{{ var.value.get('uci_exhaust_phone_numbers', 'plain') }}",
-            map_index_template=LABEL,
-        )
+        ExhaustToWarehouseOperator.partial(
+            task_id=task_id, datasets=[RESPONSE, PRIVATE], run_at=run_at, poll_interval="{{ params.poll_interval }}",
+            destination="{{ var.value.get('uci_exhaust_destination', '') }}",
+            warehouse_conn_id="{{ var.value.get('uci_exhaust_warehouse_conn_id', '') }}", table=TABLE,
+            phone_numbers="{{ var.value.get('uci_exhaust_phone_numbers', 'plain') }}", map_index_template=LABEL,
+            outlets=[warehouse_asset(TABLE)],  # given here: a mapped task's outlets are read before it runs
+        ).expand_kwargs(planned)
 
     first = plan()
-    task_group(group_id="bot")(per_bot).expand_kwargs(first)
-    for number in range(2, BATCHES + 1):  # larger fleets: the groups run beside the first
-        group = task_group(group_id=f"bot_{number}")(per_bot)
-        group.expand_kwargs(batch.override(task_id=f"batch_{number}")(first["bots"], number))
+    bots("bot", first)
+    for number in range(2, BATCHES + 1):  # larger fleets: the batches run beside the first
+        bots(f"bot_{number}", batch.override(task_id=f"batch_{number}")(first["bots"], number))

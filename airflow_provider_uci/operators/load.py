@@ -142,16 +142,58 @@ class LoadExhaustOperator(BaseOperator):
             return given, {}
         if self.copies is not None:
             pushed = self.copies.get(dataset) if isinstance(self.copies, dict) else None
-            where = f"copies[{dataset!r}]"
-        else:
-            pushed, where = pull_from(context, str(task_id)), f"task {task_id!r}"
-        if not isinstance(pushed, dict):
-            raise ExhaustError(f"{where}: no copied exhaust file in XCom")
-        if pushed.get("empty"):
-            return None, pushed
-        if not pushed.get("csv"):
-            raise ExhaustError(f"{where}: no copied exhaust file in XCom")
-        return pushed["csv"], pushed
+            return copied_csv(pushed, f"copies[{dataset!r}]")
+        return copied_csv(pull_from(context, str(task_id)), f"task {task_id!r}")
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        self._loader = ExhaustLoader(
+            self.log, conversation_id=self.conversation_id, from_date=self.from_date, to_date=self.to_date,
+            warehouse_conn_id=self.warehouse_conn_id, table=self.table, phone_numbers=self.phone_numbers,
+            max_rejects=self.max_rejects, uci_exhaust_conn_id=self.uci_exhaust_conn_id,
+            wasb_conn_id=self.wasb_conn_id, dag_id=self.dag_id)
+        return self._loader.load(
+            context, self._copied(context, RESPONSE, self.response_copy_task_id, self.response_path),
+            self._copied(context, PRIVATE, self.private_copy_task_id, self.private_path))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the copied files in, the warehouse table (with its columns) out."""
+        loader = getattr(self, "_loader", None)
+        return loader.lineage() if loader is not None else lineage.operator_lineage([], [])
+
+
+def copied_csv(pushed: Any, where: str) -> tuple[str | None, dict[str, Any]]:
+    """What a copy said of one dataset: (where its CSV is, or None when the service found no data; the rest)."""
+    if not isinstance(pushed, dict):
+        raise ExhaustError(f"{where}: no copied exhaust file in XCom")
+    if pushed.get("empty"):
+        return None, pushed
+    if not pushed.get("csv"):
+        raise ExhaustError(f"{where}: no copied exhaust file in XCom")
+    return pushed["csv"], pushed
+
+
+class ExhaustLoader:
+    """Joins one bot's copied exhausts and loads them, as a task does: what :class:`LoadExhaustOperator`
+    runs, and the one-task pipeline (:class:`~airflow_provider_uci.operators.pipeline.BotExhaustOperator`)
+    after its copy. Takes that operator's parameters; logs to ``log`` (the task's logger).
+    """
+
+    def __init__(self, log: Any, *, conversation_id: str | None, from_date: str | None, to_date: str | None,
+                 warehouse_conn_id: str | None, table: str, phone_numbers: str, max_rejects: int,
+                 uci_exhaust_conn_id: str | None, wasb_conn_id: str, dag_id: str) -> None:
+        self.log = log
+        self.dag_id = dag_id
+        self.conversation_id = conversation_id
+        self.from_date = from_date
+        self.to_date = to_date
+        self.warehouse_conn_id = warehouse_conn_id
+        self.table = table
+        self.phone_numbers = phone_numbers
+        self.max_rejects = max_rejects
+        self.uci_exhaust_conn_id = uci_exhaust_conn_id
+        self.wasb_conn_id = wasb_conn_id
+        self._read: list[tuple[str, str]] = []
+        self._table: tuple[str, str] | None = None
 
     def _warehouse_url(self) -> str:
         if not self.warehouse_conn_id:
@@ -186,14 +228,14 @@ class LoadExhaustOperator(BaseOperator):
                 "can reach: set uci_exhaust_destination to wasb://<container>/<prefix>")
         return path
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def load(self, context: Context, response_copy: tuple[str | None, dict[str, Any]],
+             private_copy: tuple[str | None, dict[str, Any]]) -> dict[str, Any]:
+        """Load the response exhaust at ``response_copy`` joined to the private one: each (where its CSV is,
+        or None when the service found no data; what its copy said). Returns the load's summary."""
         arrow_without_pandas()
         from airflow_provider_uci.exhaust.load import load_exhaust
 
-        response_location, response_meta = self._copied(context, RESPONSE, self.response_copy_task_id,
-                                                        self.response_path)
-        private_location, private_meta = self._copied(context, PRIVATE, self.private_copy_task_id,
-                                                      self.private_path)
+        (response_location, response_meta), (private_location, private_meta) = response_copy, private_copy
         conversation = (self.conversation_id or response_meta.get("conversation_id")
                         or private_meta.get("conversation_id"))
         from_date = self.from_date or response_meta.get("start_date") or private_meta.get("start_date")
@@ -238,9 +280,9 @@ class LoadExhaustOperator(BaseOperator):
                           ": the service found no users" if private is None else "", summary.responses_replaced,
                           summary.users_loaded, summary.table,
                           "with pyarrow" if summary.reader == "arrow" else "record by record", summary.rejected)
-        self._lineage_read = [lineage.stored_file(str(location)) for location in (response_location, private_location)
-                              if location]
-        self._lineage_table = lineage.warehouse_table(self._warehouse_url(), self.table)
+        self._read = [lineage.stored_file(str(location)) for location in (response_location, private_location)
+                      if location]
+        self._table = lineage.warehouse_table(self._warehouse_url(), self.table)
         outlet_events = context.get("outlet_events")
         if outlet_events is not None:
             outlet_events[warehouse_asset(self.table)].extra = {
@@ -249,10 +291,10 @@ class LoadExhaustOperator(BaseOperator):
             }
         return summary.as_dict()
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """OpenLineage: the copied files in, the warehouse table (with its columns) out."""
+    def lineage(self, read: list[tuple[str, str]] | None = None, wrote: Sequence[tuple[str, str]] = ()) -> Any:
+        """OpenLineage: the copied files (or ``read``) in; ``wrote`` and the warehouse table, with its columns, out."""
         from airflow_provider_uci.exhaust.warehouse import RESPONSE_SCHEMA
 
-        table = getattr(self, "_lineage_table", None)
-        return lineage.operator_lineage(getattr(self, "_lineage_read", []), [table] if table else [],
-                                        {table: RESPONSE_SCHEMA} if table else None)
+        table = [self._table] if self._table else []
+        return lineage.operator_lineage(self._read if read is None else read, [*wrote, *table],
+                                        {table[0]: RESPONSE_SCHEMA} if table else None)

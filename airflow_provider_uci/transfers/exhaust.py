@@ -187,9 +187,6 @@ class CopyExhaustFilesOperator(BaseOperator):
         self.download_attempts = download_attempts
         self.download_backoff = download_backoff
         self.chunk_size = chunk_size
-        self._bot_prefix = ""
-        self._read: list[tuple[str, str]] = []  # lineage: the service's files copied, and where they went
-        self._wrote: list[tuple[str, str]] = []
 
     def _given(self, context: Context) -> Any:
         """The jobs as given: ``jobs``, the XCom of ``job_task_id``, or ``tag``/``request_id``."""
@@ -203,9 +200,6 @@ class CopyExhaustFilesOperator(BaseOperator):
         return {"tag": self.tag, "request_id": self.request_id}
 
     def execute(self, context: Context) -> dict[str, Any]:
-        if self.zip_password:
-            mask_secret(self.zip_password)
-        destination = Destination.parse(self.destination)
         given = self._given(context)
         try:
             jobs = job_list(given, "jobs")
@@ -214,12 +208,52 @@ class CopyExhaustFilesOperator(BaseOperator):
                 raise ExhaustError(f"task {self.job_task_id!r} pushed no exhaust job (tag and request_id) "
                                    "to XCom") from None
             raise
-        hook = UciExhaustHook(self.uci_exhaust_conn_id)
-        with naming_bot(self.conversation_id or jobs[0].get("conversation_id")):
-            copied = [self._copy(hook, destination, job) for job in jobs]
+        self._copier = ExhaustCopier(
+            self.log, conversation_id=self.conversation_id, destination=self.destination,
+            uci_exhaust_conn_id=self.uci_exhaust_conn_id, wasb_conn_id=self.wasb_conn_id,
+            zip_password=self.zip_password, download_attempts=self.download_attempts,
+            download_backoff=self.download_backoff, chunk_size=self.chunk_size)
+        copied = self._copier.copy(jobs)
         if isinstance(given, dict) and not is_job(given):
             return by_dataset(copied)
         return copied[0] if len(copied) == 1 else {"jobs": copied}
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the service's files (named without their signature) in, the copies out."""
+        copier = getattr(self, "_copier", None)
+        return lineage.operator_lineage(copier.read if copier else [], copier.wrote if copier else [])
+
+
+class ExhaustCopier:
+    """Copies finished jobs' files to a destination, as a task does: what :class:`CopyExhaustFilesOperator`
+    runs, and the one-task pipeline (:class:`~airflow_provider_uci.operators.pipeline.BotExhaustOperator`)
+    after its wait. Takes that operator's parameters; logs to ``log`` (the task's logger).
+    """
+
+    def __init__(self, log: Any, *, conversation_id: str | None, destination: str | None, uci_exhaust_conn_id: str,
+                 wasb_conn_id: str, zip_password: str | None, download_attempts: int = 5,
+                 download_backoff: float = 1.0, chunk_size: int = CHUNK_SIZE) -> None:
+        self.log = log
+        self.conversation_id = conversation_id
+        self.destination = destination
+        self.uci_exhaust_conn_id = uci_exhaust_conn_id
+        self.wasb_conn_id = wasb_conn_id
+        self.zip_password = zip_password
+        self.download_attempts = download_attempts
+        self.download_backoff = download_backoff
+        self.chunk_size = chunk_size
+        self._bot_prefix = ""
+        self.read: list[tuple[str, str]] = []  # lineage: the service's files copied, and where they went
+        self.wrote: list[tuple[str, str]] = []
+
+    def copy(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Copy each job's files (none for an empty outcome); return where they are, job by job."""
+        if self.zip_password:
+            mask_secret(self.zip_password)
+        destination = Destination.parse(self.destination)
+        hook = UciExhaustHook(self.uci_exhaust_conn_id)
+        with naming_bot(self.conversation_id or jobs[0].get("conversation_id")):
+            return [self._copy(hook, destination, job) for job in jobs]
 
     def _copy(self, hook: UciExhaustHook, destination: Destination, pushed: dict[str, Any]) -> dict[str, Any]:
         """Copy one job's files (none for an empty outcome); return where they are."""
@@ -254,20 +288,16 @@ class CopyExhaustFilesOperator(BaseOperator):
 
         self.log.info("Bot %s: copying %d file(s) of %s job %s to %s", bot, len(names), dataset, request_id,
                       destination.uri(folder))
-        self._read += [lineage.service_file(url) for url in job.download_urls]
+        self.read += [lineage.service_file(url) for url in job.download_urls]
         if destination.local is not None:
             files, csv = self._fetch(url_source, names, destination.local / folder, key)
             result_files = [str(path) for path in files]
             result_csv = str(csv) if csv is not None else None
         else:
             result_files, result_csv = self._copy_to_blob(url_source, names, destination, folder, key)
-        self._wrote += [lineage.stored_file(location) for location in result_files]
+        self.wrote += [lineage.stored_file(location) for location in result_files]
         return {"dataset": dataset, "files": result_files, "csv": result_csv, "host": socket.gethostname(),
                 **{name: ids.get(name) for name in ("request_id", "conversation_id", "start_date", "end_date")}}
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """OpenLineage: the service's files (named without their signature) in, the copies out."""
-        return lineage.operator_lineage(self._read, self._wrote)
 
     @staticmethod
     def _require_success(job: ExhaustJob) -> None:

@@ -6,8 +6,8 @@ does (LocalExecutor, ``--parallelism`` 8, PostgreSQL metadata), the emulator in 
 counting proxy, a PostgreSQL warehouse and a local-folder destination; then triggers one run over the
 whole fleet and prints:
 
-- bots loaded per minute, from the trigger to the end of the last ``load`` task;
-- task instances per bot (and task processes: a deferred wait is two);
+- bots loaded per minute, from the trigger to the end of the last bot's task;
+- task instances per bot (and task processes: a task that defers and resumes is two);
 - the triggerer's peak RSS (its whole process tree, sampled every half second);
 - API calls per job (submit, read, list; downloads apart), counted by the proxy;
 - the machine's load average before and after.
@@ -242,7 +242,7 @@ def run_fleet(airflow: AirflowSystem, proxy: CountingProxy, bots: list[str], day
     tis = list({(ti["task_id"], ti.get("map_index")): ti for ti in tis}.values())  # pages may overlap
     ran = [ti for ti in tis if ti.get("state") != "skipped"]
     per_bot = [ti for ti in ran if (ti.get("map_index") if ti.get("map_index") is not None else -1) >= 0]
-    loads = [ti for ti in per_bot if ti["task_id"].endswith(".load")]
+    loads = per_bot  # one task per bot: it submits, waits, copies and loads
     last_load = max(ti["end_date"] for ti in loads) if loads else None
     ended = stamp(last_load) if last_load else time.time()
     seconds = ended - began
@@ -263,8 +263,8 @@ def run_fleet(airflow: AirflowSystem, proxy: CountingProxy, bots: list[str], day
         "bots": len(bots), "state": state, "loaded": sum(1 for ti in loads if ti.get("state") == "success"),
         "seconds": seconds, "bots_per_minute": len(loads) / seconds * 60 if seconds > 0 else 0.0,
         "task_instances_per_bot": len(per_bot) / len(bots),
-        # a wait is one worker process: it defers, and its trigger ends it in the triggerer
-        "task_processes_per_bot": len(per_bot) / len(bots),
+        # a bot's task is two worker processes: it submits and defers, then resumes to copy and load
+        "task_processes_per_bot": 2 * len(per_bot) / len(bots),
         "run_tasks": len(ran) - len(per_bot), "retried": sum(1 for ti in ran if (ti.get("try_number") or 1) > 1),
         "triggerer_peak_rss_mb": peak / 1e6, "api_calls_per_job": api_calls / jobs,
         "calls": dict(proxy.counts), "steps": steps,

@@ -9,9 +9,9 @@ own where the same path (``<root>/machine``: its AIRFLOW_HOME, DAGs folder and w
 is its own folder (``<root>/worker-a`` or ``<root>/worker-b``), bind-mounted there. A file one worker
 writes under that path is, for the other, simply not there, whatever path an XCom hands over.
 
-Routing makes every bot's files cross from one worker to the other: a cluster policy
-(``task_instance_mutation_hook``, by operator class, not task id) sends the copy tasks to worker
-``a``'s queue and the loads to worker ``b``'s; every other task goes to the queue both serve.
+Routing spreads the bots over both workers: a cluster policy (``task_instance_mutation_hook``, by
+operator class, not task id) sends the bot tasks of even map indexes to worker ``a``'s queue and those
+of odd ones to worker ``b``'s; every other task goes to the queue both serve.
 
 Variables that change between runs (the destination, the warehouse) are set through the REST API,
 so no ``AIRFLOW_VAR_*`` of the environment shadows them.
@@ -44,19 +44,20 @@ REDIS_DB = 11
 #: The emulator's fast schedule: the run needs no sensor seen deferred here, only done.
 JOBS_EVERY = 8.0
 WORKERS = ("a", "b")
-#: Operator classes routed to one worker's own queue (the rest go to the queue both serve).
-ROUTES = {"CopyExhaustFilesOperator": "a", "LoadExhaustOperator": "b"}
+#: Operator classes routed to the workers' own queues, by map index (even, odd); the rest go to the queue
+#: both serve.
+ROUTES = {"ExhaustToWarehouseOperator": ("a", "b")}
 WAREHOUSES = ("uci_warehouse", "uci_warehouse_local_run")
 
-LOCAL_SETTINGS = '''"""Cluster policy of the Celery end-to-end test: route tasks by operator class to a worker's queue."""
+LOCAL_SETTINGS = '''"""Cluster policy of the Celery end-to-end test: route tasks by operator class and map index."""
 
 ROUTES = {routes!r}
 
 
 def task_instance_mutation_hook(task_instance, dag_run=None):
-    queue = ROUTES.get(task_instance.operator)
-    if queue:
-        task_instance.queue = queue
+    queues = ROUTES.get(task_instance.operator)
+    if queues:
+        task_instance.queue = queues[max(task_instance.map_index, 0) % len(queues)]
 '''
 
 
@@ -214,7 +215,7 @@ def deploy_celery(root: Path, azurite: Azurite) -> Iterator[CeleryDeployment]:
         config = airflow.home / "config"
         config.mkdir(parents=True, exist_ok=True)
         (config / "airflow_local_settings.py").write_text(
-            LOCAL_SETTINGS.format(routes={cls: queues[name] for cls, name in ROUTES.items()}))
+            LOCAL_SETTINGS.format(routes={cls: tuple(queues[name] for name in names) for cls, names in ROUTES.items()}))
         shutil.copy(ROOT / "dags" / "uci_exhaust.py", airflow.dags_folder / "uci_exhaust.py")
         machine = root / "machine"
         machine.mkdir()

@@ -359,9 +359,9 @@ def ti_key(ti: dict[str, Any]) -> str:
 
 
 def is_sensor(ti: dict[str, Any]) -> bool:
-    """A task that waits for the jobs in the triggerer: the DAG's ``request`` (submit and wait), or a sensor."""
+    """A task that waits for the jobs in the triggerer: the DAG's bot tasks, a ``request``, or a sensor."""
     step = ti["task_id"].rsplit(".", 1)[-1]
-    return step == "request" or step.startswith("wait")
+    return step in ("bot", "request") or step.startswith(("bot_", "wait"))
 
 
 class RunWatch:

@@ -523,3 +523,20 @@ def test_openlineage_names_the_service_files_without_signature_the_copies_and_th
     fields = {field.name: field.type for field in table.facets["schema"].fields}
     assert fields["conversation_id"] == "text" and fields["sync_date"] == "date" and fields["eof"] == "boolean"
     assert fields["question_duration"] == "integer" and fields["event_timestamp"] == "timestamp"
+
+
+def test_a_load_on_another_worker_than_its_copy_fails_at_once_naming_the_reason(tmp_path: Path) -> None:
+    """A copy that wrote to a local folder on one machine, read by a load on another: refused, not retried."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_provider_uci.operators.load import LoadExhaustOperator
+
+    elsewhere = str(tmp_path / "worker-a" / "uci-response-exhaust.csv")  # a path this machine does not have
+    copies = {RESPONSE: {"csv": elsewhere, "files": [elsewhere], "host": "worker-a", "conversation_id": "bot-1"},
+              PRIVATE: {"empty": True, "files": [], "csv": None}}
+    load = LoadExhaustOperator(task_id="load", copies=copies, warehouse_conn_id=None, table="uci_elsewhere")
+    with pytest.raises(AirflowFailException) as refused:
+        load.execute({"run_id": "manual__elsewhere", "ti": SimpleNamespace(try_number=1)})
+    message = str(refused.value)
+    assert "uci-response-exhaust.csv is not on this worker" in message and "on worker-a" in message
+    assert "every worker can reach" in message and "wasb://" in message
