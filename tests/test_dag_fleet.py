@@ -156,3 +156,41 @@ def test_hopeless_errors_fail_once_naming_the_bot(case: str, fleet, airflow_db: 
     assert all(word in out for word in words), [word for word in words if word not in out]
     if case not in ("no bots", "range reversed"):
         assert bot in out or STRANGER in out, "the message names the bot"
+
+
+def test_a_retried_bot_reaches_its_jobs_and_goes_straight_on_to_the_copy(
+        fleet, airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """A bot's task on its second try (a retry, or cleared in the UI) does not submit again nor defer when its
+    jobs have answered: it looks once, copies and loads; on a first try it defers."""
+    from types import SimpleNamespace
+
+    from airflow.sdk import DAG
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_provider_uci.operators.to_warehouse import ExhaustToWarehouseOperator
+
+    emulator, summary = fleet
+    bot = summary["bots"][0]["id"]
+    warehouse = configure(monkeypatch, emulator, tmp_path)
+    dag = dag_with_quick_retries(airflow_db)
+    run = dag.test(run_conf=conf([bot]))
+    assert str(run.state) == "success", task_states(run)
+    first = xcoms(dag.dag_id, run.run_id)["bot[0]"]
+
+    with DAG(dag.dag_id, schedule=None):  # the same DAG and task ids: the same tags, so the same jobs
+        task = ExhaustToWarehouseOperator(
+            task_id="bot", conversation_id=bot, from_date=DAYS[0], to_date=DAYS[1], run_at="continuous",
+            poll_interval=1, destination=str(tmp_path / "files"), warehouse_conn_id="uci_warehouse")
+    with pytest.raises(TaskDeferred):
+        task.execute({"run_id": "manual__first", "ti": SimpleNamespace(try_number=1, map_index=0)})
+    capfd.readouterr()
+    again = task.execute({"run_id": "manual__again", "ti": SimpleNamespace(try_number=2, map_index=0)})
+    out = capfd.readouterr().out
+    assert "not resubmitting" in out and "waiting for" not in out, out
+    assert {dataset: job["request_id"] for dataset, job in again["jobs"].items()} == {
+        dataset: job["request_id"] for dataset, job in first["jobs"].items()}, "the same jobs"
+    assert again["load"]["responses_loaded"] == first["load"]["responses_loaded"] > 0
+    assert again["load"]["responses_replaced"] == first["load"]["responses_loaded"], "the bot's days replaced"
+    assert_table_matches(warehouse, emulator.data_dir, [bot], DAYS, ZIP_KEY,
+                         sum(summary["bots"][0]["events_by_day"].values()))
