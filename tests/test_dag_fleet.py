@@ -194,3 +194,11 @@ def test_a_retried_bot_reaches_its_jobs_and_goes_straight_on_to_the_copy(
     assert again["load"]["responses_replaced"] == first["load"]["responses_loaded"], "the bot's days replaced"
     assert_table_matches(warehouse, emulator.data_dir, [bot], DAYS, ZIP_KEY,
                          sum(summary["bots"][0]["events_by_day"].values()))
+
+    # OpenLineage: the service's files (without their signature) in; the copies and the table out
+    lineage = task.get_openlineage_facets_on_complete(None)
+    inputs, outputs = [(d.namespace, d.name) for d in lineage.inputs], [(d.namespace, d.name) for d in lineage.outputs]
+    assert len(inputs) == 2 and all(namespace == emulator.root.rstrip("/") and "?" not in name
+                                    for namespace, name in inputs), inputs
+    copied = [path for copy in again["copies"].values() for path in copy["files"]]
+    assert outputs == [("file", path) for path in copied] + [(f"sqlite://{tmp_path / 'warehouse.db'}", "uci_responses")]

@@ -174,7 +174,7 @@ def copied_csv(pushed: Any, where: str) -> tuple[str | None, dict[str, Any]]:
 
 class ExhaustLoader:
     """Joins one bot's copied exhausts and loads them, as a task does: what :class:`LoadExhaustOperator`
-    runs, and the one-task pipeline (:class:`~airflow_provider_uci.operators.pipeline.BotExhaustOperator`)
+    runs, and what :class:`~airflow_provider_uci.operators.to_warehouse.ExhaustToWarehouseOperator` runs
     after its copy. Takes that operator's parameters; logs to ``log`` (the task's logger).
     """
 

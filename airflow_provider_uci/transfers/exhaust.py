@@ -226,7 +226,7 @@ class CopyExhaustFilesOperator(BaseOperator):
 
 class ExhaustCopier:
     """Copies finished jobs' files to a destination, as a task does: what :class:`CopyExhaustFilesOperator`
-    runs, and the one-task pipeline (:class:`~airflow_provider_uci.operators.pipeline.BotExhaustOperator`)
+    runs, and what :class:`~airflow_provider_uci.operators.to_warehouse.ExhaustToWarehouseOperator` runs
     after its wait. Takes that operator's parameters; logs to ``log`` (the task's logger).
     """
 
