@@ -6,6 +6,7 @@ import os
 import socket
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,7 @@ class LoadExhaustOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         self._loader = ExhaustLoader(
-            self.log, conversation_id=self.conversation_id, from_date=self.from_date, to_date=self.to_date,
+            log=self.log, conversation_id=self.conversation_id, from_date=self.from_date, to_date=self.to_date,
             warehouse_conn_id=self.warehouse_conn_id, table=self.table, phone_numbers=self.phone_numbers,
             max_rejects=self.max_rejects, uci_exhaust_conn_id=self.uci_exhaust_conn_id,
             wasb_conn_id=self.wasb_conn_id, dag_id=self.dag_id)
@@ -172,28 +173,26 @@ def copied_csv(pushed: Any, where: str) -> tuple[str | None, dict[str, Any]]:
     return pushed["csv"], pushed
 
 
+@dataclass(kw_only=True)
 class ExhaustLoader:
     """Joins one bot's copied exhausts and loads them, as a task does: what :class:`LoadExhaustOperator`
     runs, and what :class:`~airflow_provider_uci.operators.to_warehouse.ExhaustToWarehouseOperator` runs
-    after its copy. Takes that operator's parameters; logs to ``log`` (the task's logger).
+    after its copy. Takes that operator's parameters (rendered); logs to ``log`` (the task's logger).
     """
 
-    def __init__(self, log: Any, *, conversation_id: str | None, from_date: str | None, to_date: str | None,
-                 warehouse_conn_id: str | None, table: str, phone_numbers: str, max_rejects: int,
-                 uci_exhaust_conn_id: str | None, wasb_conn_id: str, dag_id: str) -> None:
-        self.log = log
-        self.dag_id = dag_id
-        self.conversation_id = conversation_id
-        self.from_date = from_date
-        self.to_date = to_date
-        self.warehouse_conn_id = warehouse_conn_id
-        self.table = table
-        self.phone_numbers = phone_numbers
-        self.max_rejects = max_rejects
-        self.uci_exhaust_conn_id = uci_exhaust_conn_id
-        self.wasb_conn_id = wasb_conn_id
-        self._read: list[tuple[str, str]] = []
-        self._table: tuple[str, str] | None = None
+    log: Any
+    dag_id: str
+    conversation_id: str | None
+    from_date: str | None
+    to_date: str | None
+    warehouse_conn_id: str | None
+    table: str
+    phone_numbers: str
+    max_rejects: int
+    uci_exhaust_conn_id: str | None
+    wasb_conn_id: str
+    _read: list[tuple[str, str]] = field(default_factory=list, init=False)
+    _table: tuple[str, str] | None = field(default=None, init=False)
 
     def _warehouse_url(self) -> str:
         if not self.warehouse_conn_id:

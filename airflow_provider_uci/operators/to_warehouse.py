@@ -107,14 +107,14 @@ class ExhaustToWarehouseOperator(RequestExhaustOperator):
         answered = job_list(waited, "jobs")
         bot = self._bot(answered)
         self._copier = ExhaustCopier(
-            self.log, conversation_id=bot, destination=self.destination,
+            log=self.log, conversation_id=bot, destination=self.destination,
             uci_exhaust_conn_id=self.uci_exhaust_conn_id, wasb_conn_id=self.wasb_conn_id,
             zip_password=self.zip_password, download_attempts=self.download_attempts,
             download_backoff=self.download_backoff)
         with self._step("copy"):
             copies = by_dataset(self._copier.copy(answered))
         self._loader = ExhaustLoader(
-            self.log, conversation_id=bot, from_date=self.from_date, to_date=self.to_date,
+            log=self.log, conversation_id=bot, from_date=self.from_date, to_date=self.to_date,
             warehouse_conn_id=self.warehouse_conn_id, table=self.table, phone_numbers=self.phone_numbers,
             max_rejects=self.max_rejects, uci_exhaust_conn_id=self.uci_exhaust_conn_id,
             wasb_conn_id=self.wasb_conn_id, dag_id=self.dag_id)

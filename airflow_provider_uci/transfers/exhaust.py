@@ -7,7 +7,7 @@ import re
 import socket
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -209,7 +209,7 @@ class CopyExhaustFilesOperator(BaseOperator):
                                    "to XCom") from None
             raise
         self._copier = ExhaustCopier(
-            self.log, conversation_id=self.conversation_id, destination=self.destination,
+            log=self.log, conversation_id=self.conversation_id, destination=self.destination,
             uci_exhaust_conn_id=self.uci_exhaust_conn_id, wasb_conn_id=self.wasb_conn_id,
             zip_password=self.zip_password, download_attempts=self.download_attempts,
             download_backoff=self.download_backoff, chunk_size=self.chunk_size)
@@ -224,27 +224,25 @@ class CopyExhaustFilesOperator(BaseOperator):
         return lineage.operator_lineage(copier.read if copier else [], copier.wrote if copier else [])
 
 
+@dataclass(kw_only=True)
 class ExhaustCopier:
     """Copies finished jobs' files to a destination, as a task does: what :class:`CopyExhaustFilesOperator`
     runs, and what :class:`~airflow_provider_uci.operators.to_warehouse.ExhaustToWarehouseOperator` runs
     after its wait. Takes that operator's parameters; logs to ``log`` (the task's logger).
     """
 
-    def __init__(self, log: Any, *, conversation_id: str | None, destination: str | None, uci_exhaust_conn_id: str,
-                 wasb_conn_id: str, zip_password: str | None, download_attempts: int = 5,
-                 download_backoff: float = 1.0, chunk_size: int = CHUNK_SIZE) -> None:
-        self.log = log
-        self.conversation_id = conversation_id
-        self.destination = destination
-        self.uci_exhaust_conn_id = uci_exhaust_conn_id
-        self.wasb_conn_id = wasb_conn_id
-        self.zip_password = zip_password
-        self.download_attempts = download_attempts
-        self.download_backoff = download_backoff
-        self.chunk_size = chunk_size
-        self._bot_prefix = ""
-        self.read: list[tuple[str, str]] = []  # lineage: the service's files copied, and where they went
-        self.wrote: list[tuple[str, str]] = []
+    log: Any
+    conversation_id: str | None
+    destination: str | None
+    uci_exhaust_conn_id: str
+    wasb_conn_id: str
+    zip_password: str | None
+    download_attempts: int = 5
+    download_backoff: float = 1.0
+    chunk_size: int = CHUNK_SIZE
+    read: list[tuple[str, str]] = field(default_factory=list, init=False)  # lineage: the files copied, and
+    wrote: list[tuple[str, str]] = field(default_factory=list, init=False)  # where they went
+    _bot_prefix: str = field(default="", init=False)
 
     def copy(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Copy each job's files (none for an empty outcome); return where they are, job by job."""
