@@ -12,6 +12,7 @@ keys (two keys may share a hash).
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,11 @@ from airflow_provider_uci.exhaust.records import ExhaustRefused
 
 #: Records read again at a time, to find those whose keys share a hash.
 BATCH = 4096
+#: Bytes of hashes kept in memory before they go to temporary files (a million rows' worth).
+SPILL_BYTES = 8 << 20
+#: The temporary files hashes are spread over, by their top bits.
+BUCKET_BITS = 4
+BUCKETS = 1 << BUCKET_BITS
 _MULTIPLIER = 0x9E3779B97F4A7C15  # 2**64 / the golden ratio: spreads the bits of each word
 _BYTE_BASE = 0x100000001B3  # FNV's prime: the base of the polynomial over a value's bytes
 
@@ -110,15 +116,26 @@ def key_hashes(message_ids: Any, device_ids: Any, question_ids: Any) -> Any:
 
 
 class KeyHashes:
-    """The key hashes of the rows read so far (8 bytes a row), a batch at a time from :func:`key_hashes`."""
+    """The key hashes of the rows read so far (8 bytes a row), a batch at a time from :func:`key_hashes`.
 
-    def __init__(self) -> None:
+    Past ``spill_bytes`` of them (a million rows by default), the hashes are sorted and written out to
+    :data:`BUCKETS` temporary files by their top bits, and :meth:`repeated` then looks for repeats one
+    file at a time: memory stays flat however many rows a file has, for some milliseconds a million rows.
+    """
+
+    def __init__(self, spill_bytes: int = SPILL_BYTES) -> None:
         self._chunks: list[Any] = []
+        self._held = 0
+        self._spill_bytes = spill_bytes
+        self._buckets: list[Any] = []  # temporary files, once the hashes outgrew spill_bytes
 
     def add(self, hashes: Any) -> None:
         """Keep a batch's hashes (from :func:`key_hashes`)."""
         if len(hashes):
             self._chunks.append(hashes)
+            self._held += hashes.nbytes
+            if self._held >= self._spill_bytes:
+                self._spill()
 
     def of(self, keys: list[tuple[str, str, str]]) -> Any:
         """The hashes of ``keys`` (Message ID, Device ID, Question Id), as they were kept."""
@@ -126,18 +143,50 @@ class KeyHashes:
 
     def repeated(self) -> set[int]:
         """The hashes seen more than once (usually none); the hashes kept are let go of."""
-        import numpy as np
+        if not self._buckets:
+            return _repeats(self._taken())
+        self._spill()
+        found: set[int] = set()
+        while self._buckets:
+            with self._buckets.pop() as bucket:
+                bucket.seek(0)
+                found |= _repeats(_np().fromfile(bucket, dtype=_np().uint64))
+        return found
 
-        total = sum(len(chunk) for chunk in self._chunks)
-        every = np.empty(total, dtype=np.uint64)
+    def _taken(self) -> Any:
+        """Every hash held, in one array; the batches' own arrays are let go of one at a time."""
+        np = _np()
+        every = np.empty(self._held // 8, dtype=np.uint64)
         at = 0
         while self._chunks:  # one copy at a time, so that the rows' hashes are never held twice
             chunk = self._chunks.pop(0)
             every[at:at + len(chunk)] = chunk
             at += len(chunk)
+        self._held = 0
+        return every
+
+    def _spill(self) -> None:
+        """Append the hashes held to the bucket files, each hash to the file of its top bits."""
+        np = _np()
+        every = self._taken()
         every.sort()
-        same = every[1:][every[1:] == every[:-1]]
-        return {int(value) for value in same}
+        if not self._buckets:
+            self._buckets = [tempfile.TemporaryFile(prefix="uci-key-hashes-") for _ in range(BUCKETS)]
+        bounds = np.searchsorted(every, np.arange(1, BUCKETS, dtype=np.uint64) << np.uint64(64 - BUCKET_BITS))
+        for bucket, part in zip(self._buckets, np.split(every, bounds), strict=True):
+            part.tofile(bucket)
+
+
+def _np() -> Any:
+    import numpy as np
+
+    return np
+
+
+def _repeats(hashes: Any) -> set[int]:
+    """The values that stand more than once in ``hashes`` (sorted in place)."""
+    hashes.sort()
+    return {int(value) for value in hashes[1:][hashes[1:] == hashes[:-1]]}
 
 
 def _hash_keys(keys: list[tuple[str, str, str]]) -> Any:

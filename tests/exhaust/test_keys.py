@@ -49,3 +49,17 @@ def test_keys_that_share_a_hash_are_not_taken_for_one_answer_twice(fast: bool, m
 
     assert (summary.reader, summary.responses_loaded) == ("arrow" if fast else "records", TARA.rows)
     assert len(state(url)[0]) == TARA.rows
+
+
+@pytest.mark.parametrize("spill_bytes", [8, 24, 8 << 20], ids=["every batch spilled", "some", "none"])
+def test_repeats_are_found_alike_whether_the_hashes_stay_in_memory_or_go_to_files(spill_bytes: int) -> None:
+    """Hashes past ``spill_bytes`` go to temporary files by their top bits; the same repeats come back."""
+    rng = np.random.default_rng(7)
+    batches = [rng.integers(0, 2**64, size=size, dtype=np.uint64) for size in (1, 40, 3, 500, 7)]
+    twice = [batches[1][5], batches[3][0], np.uint64(2**64 - 1), np.uint64(0)]  # the top and the bottom bucket too
+    batches += [np.array(twice, dtype=np.uint64), np.array([2**64 - 1, 0, 0], dtype=np.uint64)]
+    hashes = KeyHashes(spill_bytes=spill_bytes)
+    for batch in batches:
+        hashes.add(batch.copy())
+    assert hashes.repeated() == {int(value) for value in twice}
+    assert hashes.repeated() == set(), "the hashes are let go of"
