@@ -1,4 +1,4 @@
-"""An answer's key twice in one response exhaust: found for 8 bytes a row, named with both its lines.
+"""An answer's key twice in one response exhaust: found by a 64-bit hash a row, named with both its lines.
 
 The service writes each answer, keyed on (conversation, Message ID, Device ID, Question Id), once (the
 pipeline de-duplicates events by ``mid`` before the job reads them), and a load keeps rows as the
@@ -7,7 +7,8 @@ file holds them. A file that holds one key twice is not as the service wrote it,
 at a time when the file is read in C (:func:`key_hashes`), with Python's own ``hash`` when it is read
 record by record (a load is of one bot, so the conversation is left out). Once it is read, the hashes
 are sorted; only when two are equal is the file read again, to find those records and compare their
-keys (two keys may share a hash).
+keys (two keys may share a hash). Past a million rows the hashes go to temporary files, sixteen by
+their top bits, each then sorted alone: the memory they take stays that of a million rows.
 """
 
 from __future__ import annotations
