@@ -144,6 +144,8 @@ class KeyHashes:
 
     def repeated(self) -> set[int]:
         """The hashes seen more than once (usually none); the hashes kept are let go of."""
+        import numpy as np
+
         if not self._buckets:
             return _repeats(self._taken())
         self._spill()
@@ -151,12 +153,13 @@ class KeyHashes:
         while self._buckets:
             with self._buckets.pop() as bucket:
                 bucket.seek(0)
-                found |= _repeats(_np().fromfile(bucket, dtype=_np().uint64))
+                found |= _repeats(np.fromfile(bucket, dtype=np.uint64))
         return found
 
     def _taken(self) -> Any:
         """Every hash held, in one array; the batches' own arrays are let go of one at a time."""
-        np = _np()
+        import numpy as np
+
         every = np.empty(self._held // 8, dtype=np.uint64)
         at = 0
         while self._chunks:  # one copy at a time, so that the rows' hashes are never held twice
@@ -168,7 +171,8 @@ class KeyHashes:
 
     def _spill(self) -> None:
         """Append the hashes held to the bucket files, each hash to the file of its top bits."""
-        np = _np()
+        import numpy as np
+
         every = self._taken()
         every.sort()
         if not self._buckets:
@@ -176,12 +180,6 @@ class KeyHashes:
         bounds = np.searchsorted(every, np.arange(1, BUCKETS, dtype=np.uint64) << np.uint64(64 - BUCKET_BITS))
         for bucket, part in zip(self._buckets, np.split(every, bounds), strict=True):
             part.tofile(bucket)
-
-
-def _np() -> Any:
-    import numpy as np
-
-    return np
 
 
 def _repeats(hashes: Any) -> set[int]:
