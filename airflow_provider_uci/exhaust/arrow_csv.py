@@ -115,29 +115,24 @@ def spark_blocks(path: Path, size: int) -> Iterator[Block]:
             at_end = got < want  # a file's read comes short only at its end
             del data[got:]
             end = got if at_end else data.rfind(b"\n") + 1
-            if end == 0:  # a line longer than the read
-                if want >= LONGEST_RECORD:
-                    yield Block(memoryview(b""), start, start, line, f"a record longer than {LONGEST_RECORD >> 20} MiB")
+            block, cut, dropped = bytearray(), 0, 0
+            if end:
+                del data[end:]
+                block, quotes = rfc4180(data)
+                if at_end:
+                    if quotes % 2:
+                        yield Block(memoryview(b""), start, start + got, line, "the file ends inside a quoted value")
+                        return
+                    if not block.endswith(b"\n"):  # so that an empty last value is null, as at any line end
+                        block = bytes(block) + b"\n"
+                    yield Block(memoryview(block), start, start + got, line)
                     return
-                want *= 2
-                handle.seek(start)
-                continue
-            del data[end:]
-            block, quotes = rfc4180(data)
-            if at_end:
-                if quotes % 2:
-                    yield Block(memoryview(b""), start, start + got, line, "the file ends inside a quoted value")
-                    return
-                if not block.endswith(b"\n"):  # so that an empty last value is null, as at any line end
-                    block = bytes(block) + b"\n"
-                yield Block(memoryview(block), start, start + got, line)
-                return
-            cut, dropped = len(block), 0
-            while quotes % 2 and cut > 0:  # inside a value: leave out the last line
-                cut_line = block.rfind(b"\n", 0, cut - 1) + 1
-                quotes -= block.count(b'"', cut_line, cut)
-                cut, dropped = cut_line, dropped + 1
-            if cut == 0:  # no whole record yet: read more at once
+                cut = len(block)
+                while quotes % 2 and cut > 0:  # inside a value: leave out the last line
+                    cut_line = block.rfind(b"\n", 0, cut - 1) + 1
+                    quotes -= block.count(b'"', cut_line, cut)
+                    cut, dropped = cut_line, dropped + 1
+            if cut == 0:  # a line longer than the read, or no whole record yet: read more at once
                 if want >= LONGEST_RECORD:
                     yield Block(memoryview(b""), start, start, line, f"a record longer than {LONGEST_RECORD >> 20} MiB")
                     return
