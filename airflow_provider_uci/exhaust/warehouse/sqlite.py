@@ -42,7 +42,7 @@ class SqliteWarehouse(Warehouse):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(path, timeout=60, isolation_level=None)
-        self._unindexed: str | None = None  # a responses table this load created, its index still to make
+        self._created: str | None = None  # a responses table this load created: its index made after its rows
         if path != ":memory:":
             try:
                 self._conn.execute(f"PRAGMA page_size={PAGE_BYTES}")  # a new file only: before its first table
@@ -55,7 +55,7 @@ class SqliteWarehouse(Warehouse):
         self._conn.close()
 
     def _begin(self) -> None:
-        self._unindexed = None
+        self._created = None
         self._conn.execute("BEGIN IMMEDIATE")
 
     def _commit(self) -> None:
@@ -67,10 +67,10 @@ class SqliteWarehouse(Warehouse):
 
     def _create(self, table: str) -> None:
         if not self._exists(table):
-            self._unindexed = table
+            self._created = table
         index = self._index_ddl(table)
         for statement in self._ddl(table):
-            if statement != index or self._unindexed is None:
+            if statement != index or self._created is None:
                 self._conn.execute(statement)
 
     def _lock(self, table: str, conversation_id: str) -> None:
@@ -85,12 +85,12 @@ class SqliteWarehouse(Warehouse):
                 self._conn.executemany(insert, zip(*(_values(chunk.column(column)) for column in spec.columns[:-1]),
                                                    repeat(load_id), strict=False))
                 written += chunk.num_rows
-        if self._unindexed == spec.name:
+        if self._created == spec.name:
             self._conn.execute(self._index_ddl(spec.name))
         return written
 
     def _replace(self, table: str, conversation_id: str, low: str, high: str, load_id: int) -> int:
-        if table == self._unindexed:
+        if table == self._created:
             return 0  # created by this load: nothing of an earlier one to replace
         return super()._replace(table, conversation_id, low, high, load_id)
 
