@@ -1,24 +1,47 @@
-"""Log lines that name the bot: the data code's own loggers, prefixed while a task works on one bot.
+"""Log lines that name the bot: one prefix, ``Bot <conversation id>: ``, for every line about one bot.
 
-The data code (``exhaust/``, ``transfers/blob.py``) knows files, not bots; a task that handles one
-bot's files prefixes what those modules log with the bot, so every line of its log says which bot.
+Two ways in, one prefix: :func:`bot_log` wraps a task's own logger (the operators and the parts they
+build log through it), and :func:`naming_bot` prefixes what the data code logs (``exhaust/``,
+``transfers/blob.py`` know files, not bots) while a task works on one bot's files.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
+from typing import Any
 
 #: The loggers of the data code that a copy or a load runs.
 DATA_LOGGERS = ("airflow_provider_uci.exhaust.download", "airflow_provider_uci.exhaust.load",
                 "airflow_provider_uci.transfers.blob")
 
 
+def prefix(bot: str | None) -> str:
+    """The words that start every log line about ``bot``."""
+    return f"Bot {bot}: " if bot else ""
+
+
+class BotLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A task's logger whose every line starts with ``Bot <conversation id>: ``."""
+
+    def __init__(self, log: Any, bot: str | None) -> None:
+        super().__init__(log, {})
+        self.bot = bot
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        return (f"{prefix(self.bot)}{msg}" if isinstance(msg, str) else msg), kwargs
+
+
+def bot_log(log: Any, bot: str | None) -> BotLog:
+    """``log``, naming ``bot`` on every line (a ``BotLog`` is unwrapped first, so the prefix comes once)."""
+    return BotLog(log.logger if isinstance(log, BotLog) else log, bot)
+
+
 class _BotPrefix(logging.Filter):
     def __init__(self, bot: str) -> None:
         super().__init__()
-        self.prefix = f"Bot {bot}: "
+        self.prefix = prefix(bot)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str) and not record.msg.startswith(self.prefix):
@@ -32,12 +55,12 @@ def naming_bot(bot: str | None, loggers: tuple[str, ...] = DATA_LOGGERS) -> Iter
     if not bot:
         yield
         return
-    prefix = _BotPrefix(bot)
+    added = _BotPrefix(bot)
     targets = [logging.getLogger(name) for name in loggers]
     for logger in targets:
-        logger.addFilter(prefix)
+        logger.addFilter(added)
     try:
         yield
     finally:
         for logger in targets:
-            logger.removeFilter(prefix)
+            logger.removeFilter(added)

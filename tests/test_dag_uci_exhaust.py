@@ -25,6 +25,7 @@ from tests.support.services import Emulator, postgres_database, run_emulator
 SCRIPT = Path(sys.executable).with_name("uci-exhaust")
 ZIP_KEY = "dag-zip-key-5521"
 DAYS = ["2026-03-01", "2026-03-02", "2026-03-03"]
+STEPS = ("bot.submit", "bot.wait", "bot.copy", "bot.join_and_load")
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +87,11 @@ def test_daily_runs_reruns_and_backfills_load_exactly_once(seeded, airflow_db: P
     run = dag.test(run_conf=conf(summary, DAYS[0], DAYS[1]))
     assert str(run.state) == "success", task_states(run)
     states = task_states(run)
-    assert sum(1 for task in states if task.startswith("bot[")) == 3, "one task per bot"
-    assert {name.split("[")[0] for name in states} == {"plan", *(f"batch_{n}" for n in range(2, 5)), "bot", "bot_2",
-                                                       "bot_3", "bot_4"}
+    assert {name.split("[")[0] for name in states} == {"plan", *STEPS}, "plan, then the four steps of each bot"
+    assert all(sum(1 for task in states if task.startswith(f"{step}[")) == 3 for step in STEPS), states
     assert not any(state == "up_for_retry" for state in states.values()), states
     first = assert_table_matches(warehouse_url, emulator, summary, DAYS[:2])
-    loads = [value["load"] for name, value in xcoms(dag.dag_id, run.run_id).items() if name.startswith("bot[")]
+    loads = [value for name, value in xcoms(dag.dag_id, run.run_id).items() if name.startswith("bot.join_and_load[")]
     assert sum(load["responses_loaded"] for load in loads) == len(first)
     events = asset_events(dag.dag_id, run.run_id)
     assert len(events) == 3 and sum(extra["rows"] for extra in events) == len(first), "the warehouse Asset is emitted"

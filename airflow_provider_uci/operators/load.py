@@ -8,16 +8,17 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from functools import cached_property
 from typing import Any
 
 from airflow.sdk import Asset, BaseHook, BaseOperator, Context
 
 from airflow_provider_uci import lineage
-from airflow_provider_uci.botlog import naming_bot
+from airflow_provider_uci.botlog import bot_log, naming_bot
 from airflow_provider_uci.exhaust.spark_csv import read_records
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
 from airflow_provider_uci.models import Dataset, ExhaustError, ExhaustFatalError
-from airflow_provider_uci.xcom import pull_from
+from airflow_provider_uci.refs import copies_by_dataset
 
 
 RESPONSE, PRIVATE = Dataset.RESPONSE.value, Dataset.PRIVATE.value
@@ -84,48 +85,45 @@ def arrow_without_pandas() -> None:
 
 
 class LoadExhaustOperator(BaseOperator):
-    """Load one bot's response exhaust, joined to its private exhaust, into the warehouse.
+    """Join one bot's copied exhausts and load them into the warehouse, idempotently.
 
-    The files come from a copy task's output (``copies``, templated: e.g. ``copy.output``, a mapping of
-    dataset to what was copied), from the copy tasks' XCom (``response_copy_task_id``,
-    ``private_copy_task_id``: within a mapped task group the same map index is read), or are given as
-    paths. Everything lands in one transaction per bot and range, which replaces the bot's rows of each
-    IST sync day of the range (the day the service files an answer under), so reruns and overlapping
-    ranges neither duplicate nor lose a row; users are upserted on (conversation, Device UUID).
+    The files come from a copy's output (``copies=copy.output``: ``{dataset: copied}``). Everything
+    lands in one transaction per bot and range, which replaces the bot's rows of each IST sync day of
+    the range (the day the service files an answer under), so reruns and overlapping ranges neither
+    duplicate nor lose a row; users are upserted on (conversation, Device UUID). The load reads only the
+    copies: clearing it reloads them with no call to the service.
 
     A dataset the service found empty (``No data found``: the copy's ``"empty": True``) loads as
     nothing: with no answers, the bot's rows of those days are replaced by none and the load is
     recorded with 0 responses; with no users, the answers load without a user joined. Files that
     break the exhaust format fail the task at once, without Airflow's retries.
 
-    :param conversation_id: the bot, for log lines and the task's label (map index). Templated.
+    :param copies: ``{dataset: copied}``; a dataset left out loads as empty. Templated.
+    :param conversation_id: the bot, for log lines and the task's label (map index); by default the
+        copies' own. Templated.
+    :param from_date: first sync day of the range the load replaces; by default the copies'. Templated.
+    :param to_date: last sync day, inclusive; by default the copies'. Templated.
     :param warehouse_conn_id: an Airflow connection of type ``postgres`` or ``sqlite``; without one,
-        a SQLite file under ``$AIRFLOW_HOME/uci-exhaust/warehouse.db``.
+        a SQLite file under ``$AIRFLOW_HOME/uci-exhaust/warehouse.db``. Templated.
     :param table: the responses table (``<table>_users`` and ``<table>_loads`` sit beside it).
-    :param phone_numbers: ``plain``, ``hashed`` (SHA-256) or ``none``.
+    :param phone_numbers: ``plain``, ``hashed`` or ``none``. Templated.
     :param max_rejects: unreadable records to bear before the load fails (default 0).
+    :param uci_exhaust_conn_id: the Data Exhaust connection, read only for the zip password when a copy
+        left the private exhaust zipped.
+    :param wasb_conn_id: the Azure Blob connection, for copies on ``wasb://``.
     """
 
-    template_fields: Sequence[str] = ("copies", "response_path", "private_path", "conversation_id", "from_date",
-                                      "to_date", "warehouse_conn_id", "phone_numbers")
+    template_fields: Sequence[str] = ("copies", "conversation_id", "from_date", "to_date", "warehouse_conn_id",
+                                      "phone_numbers")
+    ui_color = "#e4ecd9"
 
-    def __init__(self, *, copies: Any = None, response_copy_task_id: str | None = None,
-                 private_copy_task_id: str | None = None, response_path: str | None = None,
-                 private_path: str | None = None, conversation_id: str | None = None, from_date: str | None = None,
+    def __init__(self, *, copies: Any, conversation_id: str | None = None, from_date: str | None = None,
                  to_date: str | None = None, warehouse_conn_id: str | None = None, table: str = DEFAULT_TABLE,
                  phone_numbers: str = "plain", max_rejects: int = 0, uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
                  wasb_conn_id: str = "wasb_default", **kwargs: Any) -> None:
         kwargs.setdefault("outlets", [warehouse_asset(table)])
         super().__init__(**kwargs)
-        if copies is None and (not (response_copy_task_id or response_path)
-                               or not (private_copy_task_id or private_path)):
-            raise ValueError("LoadExhaustOperator: give copies, or response_copy_task_id or response_path and "
-                             "private_copy_task_id or private_path")
         self.copies = copies
-        self.response_copy_task_id = response_copy_task_id
-        self.private_copy_task_id = private_copy_task_id
-        self.response_path = response_path
-        self.private_path = private_path
         self.conversation_id = conversation_id
         self.from_date = from_date
         self.to_date = to_date
@@ -136,138 +134,128 @@ class LoadExhaustOperator(BaseOperator):
         self.uci_exhaust_conn_id = uci_exhaust_conn_id
         self.wasb_conn_id = wasb_conn_id
 
-    def _copied(self, context: Context, dataset: str, task_id: str | None,
-                given: str | None) -> tuple[str | None, dict[str, Any]]:
-        """(where the CSV is, or None when the service found no data; what the copy said of it)."""
-        if given:
-            return given, {}
-        if self.copies is not None:
-            pushed = self.copies.get(dataset) if isinstance(self.copies, dict) else None
-            return copied_csv(pushed, f"copies[{dataset!r}]")
-        return copied_csv(pull_from(context, str(task_id)), f"task {task_id!r}")
+    @cached_property
+    def loader(self) -> ExhaustLoader:
+        """The part that loads, with this task's rendered options."""
+        options = LoadOptions(conversation_id=self.conversation_id or None, from_date=self.from_date or None,
+                              to_date=self.to_date or None, warehouse_conn_id=self.warehouse_conn_id or None,
+                              table=self.table, phone_numbers=self.phone_numbers, max_rejects=self.max_rejects,
+                              uci_exhaust_conn_id=self.uci_exhaust_conn_id, wasb_conn_id=self.wasb_conn_id,
+                              dag_id=self.dag_id)
+        return ExhaustLoader(options, bot_log(self.log, options.conversation_id))
 
     def execute(self, context: Context) -> dict[str, Any]:
-        self._loader = ExhaustLoader(
-            log=self.log, conversation_id=self.conversation_id, from_date=self.from_date, to_date=self.to_date,
-            warehouse_conn_id=self.warehouse_conn_id, table=self.table, phone_numbers=self.phone_numbers,
-            max_rejects=self.max_rejects, uci_exhaust_conn_id=self.uci_exhaust_conn_id,
-            wasb_conn_id=self.wasb_conn_id, dag_id=self.dag_id)
-        return self._loader.load(
-            context, self._copied(context, RESPONSE, self.response_copy_task_id, self.response_path),
-            self._copied(context, PRIVATE, self.private_copy_task_id, self.private_path))
+        return self.loader.load(context, copies_by_dataset(self.copies))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the copied files in, the warehouse table (with its columns) out."""
-        loader = getattr(self, "_loader", None)
+        loader = self.__dict__.get("loader")
         return loader.lineage() if loader is not None else lineage.operator_lineage([], [])
 
 
-def copied_csv(pushed: Any, where: str) -> tuple[str | None, dict[str, Any]]:
-    """What a copy said of one dataset: (where its CSV is, or None when the service found no data; the rest)."""
-    if not isinstance(pushed, dict):
-        raise ExhaustError(f"{where}: no copied exhaust file in XCom")
-    if pushed.get("empty"):
-        return None, pushed
-    if not pushed.get("csv"):
-        raise ExhaustError(f"{where}: no copied exhaust file in XCom")
-    return pushed["csv"], pushed
+@dataclass(frozen=True, kw_only=True)
+class LoadOptions:
+    """Where and how to load a bot's copies (rendered values; see :class:`LoadExhaustOperator`)."""
+
+    conversation_id: str | None = None
+    from_date: str | None = None
+    to_date: str | None = None
+    warehouse_conn_id: str | None = None
+    table: str = DEFAULT_TABLE
+    phone_numbers: str = "plain"
+    max_rejects: int = 0
+    uci_exhaust_conn_id: str | None = DEFAULT_CONN_ID
+    wasb_conn_id: str = "wasb_default"
+    dag_id: str = ""
 
 
-@dataclass(kw_only=True)
+@dataclass
 class ExhaustLoader:
-    """Joins one bot's copied exhausts and loads them, as a task does: what :class:`LoadExhaustOperator`
-    runs, and what :class:`~airflow_provider_uci.operators.to_warehouse.ExhaustToWarehouseOperator` runs
-    after its copy. Takes that operator's parameters (rendered); logs to ``log`` (the task's logger).
+    """Joins one bot's copied exhausts and loads them: the part the load and one-task operators build.
+
+    :param options: where and how.
+    :param log: the task's logger, naming the bot.
     """
 
+    options: LoadOptions
     log: Any
-    dag_id: str
-    conversation_id: str | None
-    from_date: str | None
-    to_date: str | None
-    warehouse_conn_id: str | None
-    table: str
-    phone_numbers: str
-    max_rejects: int
-    uci_exhaust_conn_id: str | None
-    wasb_conn_id: str
     _read: list[tuple[str, str]] = field(default_factory=list, init=False)
     _table: tuple[str, str] | None = field(default=None, init=False)
 
     def _warehouse_url(self) -> str:
-        if not self.warehouse_conn_id:
+        if not self.options.warehouse_conn_id:
             root = default_data_root()
             root.mkdir(parents=True, exist_ok=True)
             return f"sqlite:///{root / 'warehouse.db'}"
         from airflow_provider_uci.exhaust.warehouse import warehouse_url_from_parts
 
-        conn = BaseHook.get_connection(self.warehouse_conn_id)
+        conn = BaseHook.get_connection(self.options.warehouse_conn_id)
         return warehouse_url_from_parts(conn.conn_type, conn.host, conn.login, conn.password, conn.schema, conn.port)
 
-    def _local(self, location: str | None, meta: dict[str, Any], scratch: Path) -> Path | None:
-        """A local path for ``location``; Azure blobs (``wasb://container/key``) are streamed down first."""
-        if location is None:
+    def _local(self, copied: dict[str, Any], scratch: Path) -> Path | None:
+        """A local path for a copy's CSV; Azure blobs (``wasb://container/key``) are streamed down first."""
+        location = copied.get("csv")
+        if not location or copied.get("empty"):
             return None
         if location.startswith("wasb://"):
             from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
             container, _, key = location[len("wasb://"):].partition("/")
             target = scratch / Path(key).name
-            client = WasbHook(wasb_conn_id=self.wasb_conn_id).get_conn().get_blob_client(container, key)
+            client = WasbHook(wasb_conn_id=self.options.wasb_conn_id).get_conn().get_blob_client(container, key)
             with target.open("wb") as handle:  # ranges of 4 MiB, four at a time
                 client.download_blob(max_concurrency=4).readinto(handle)
             return target
         path = Path(location.removeprefix("file://"))
         if not path.is_file():
-            where = f" on {meta['host']}" if meta.get("host") else ""
+            where = f" on {copied['host']}" if copied.get("host") else ""
             raise ExhaustFatalError(
-                f"bot {self.conversation_id or meta.get('conversation_id')}: {path.name} is not on this worker "
-                f"({socket.gethostname()}); the copy wrote it to a local folder{where}. With workers on several "
-                "machines (CeleryExecutor, KubernetesExecutor), the destination must be storage every worker "
-                "can reach: set uci_exhaust_destination to wasb://<container>/<prefix>")
+                f"{path.name} is not on this worker ({socket.gethostname()}); the copy wrote it to a local "
+                f"folder{where}. With workers on several machines (CeleryExecutor, KubernetesExecutor), the "
+                "destination must be storage every worker can reach: set uci_exhaust_destination to "
+                "wasb://<container>/<prefix>")
         return path
 
-    def load(self, context: Context, response_copy: tuple[str | None, dict[str, Any]],
-             private_copy: tuple[str | None, dict[str, Any]]) -> dict[str, Any]:
-        """Load the response exhaust at ``response_copy`` joined to the private one: each (where its CSV is,
-        or None when the service found no data; what its copy said). Returns the load's summary."""
+    def _zip_password(self, private: Path | None) -> str | None:
+        """The zip's password, read from the connection only for a private exhaust still zipped."""
+        if private is None or private.suffix.lower() != ".zip" or not self.options.uci_exhaust_conn_id:
+            return None
+        from airflow_provider_uci.hooks.exhaust import UciExhaustHook
+
+        return UciExhaustHook(self.options.uci_exhaust_conn_id).settings.encryption_key
+
+    def load(self, context: Context, copies: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Load the copied response exhaust joined to the private one (``{dataset: copied}``; a dataset
+        left out, or ``empty``, loads as nothing). Returns the load's summary."""
         arrow_without_pandas()
         from airflow_provider_uci.exhaust.load import load_exhaust
 
-        (response_location, response_meta), (private_location, private_meta) = response_copy, private_copy
-        conversation = (self.conversation_id or response_meta.get("conversation_id")
+        opts = self.options
+        response_meta, private_meta = copies.get(RESPONSE, {}), copies.get(PRIVATE, {})
+        conversation = (opts.conversation_id or response_meta.get("conversation_id")
                         or private_meta.get("conversation_id"))
-        from_date = self.from_date or response_meta.get("start_date") or private_meta.get("start_date")
-        to_date = self.to_date or response_meta.get("end_date") or private_meta.get("end_date")
-        key = None
-        if self.uci_exhaust_conn_id:
-            from airflow_provider_uci.hooks.exhaust import UciExhaustHook
-
-            try:
-                key = UciExhaustHook(self.uci_exhaust_conn_id).settings.encryption_key
-            except Exception:  # noqa: BLE001 - a plain CSV needs no key
-                key = None
+        from_date = opts.from_date or response_meta.get("start_date") or private_meta.get("start_date")
+        to_date = opts.to_date or response_meta.get("end_date") or private_meta.get("end_date")
         reject_dir = default_data_root() / "rejects"
-        reject_path = reject_dir / f"{self.dag_id}.{context['run_id']}.{conversation}.jsonl".replace(":", "_")
+        reject_path = reject_dir / f"{opts.dag_id}.{context['run_id']}.{conversation}.jsonl".replace(":", "_")
         with tempfile.TemporaryDirectory(prefix="uci-load-") as scratch:
-            response = self._local(response_location, response_meta, Path(scratch))
-            private = self._local(private_location, private_meta, Path(scratch))
+            response = self._local(response_meta, Path(scratch))
+            private = self._local(private_meta, Path(scratch))
             name = bot_name(response) or bot_name(private)
-            bot = f"{name} ({conversation})" if name else f"bot {conversation}"
             with naming_bot(conversation):
                 try:
                     summary = load_exhaust(
                         response_csv=response, private=private, warehouse_url=self._warehouse_url(),
-                        table=self.table, encryption_key=key, conversation_id=conversation, from_date=from_date, to_date=to_date,
-                        phone_numbers=self.phone_numbers, max_rejects=self.max_rejects, reject_path=reject_path,
+                        table=opts.table, encryption_key=self._zip_password(private), conversation_id=conversation,
+                        from_date=from_date, to_date=to_date, phone_numbers=opts.phone_numbers,
+                        max_rejects=opts.max_rejects, reject_path=reject_path,
                         audit={"response_request_id": response_meta.get("request_id"),
                                "private_request_id": private_meta.get("request_id")},
                         fast=None,
                     )
                 except ValueError as exc:  # the files break the format or a rule: a retry reads the same files
-                    raise ExhaustFatalError(f"{bot}, {from_date}..{to_date}: {exc}") from None
-        if not conversation:  # read from the response file
-            bot = f"{name} ({summary.conversation_id})" if name else f"bot {summary.conversation_id}"
+                    raise ExhaustFatalError(f"bot {conversation}, {from_date}..{to_date}: {exc}") from None
+        bot = f"{name} ({summary.conversation_id})" if name else f"bot {summary.conversation_id}"
         if response is None:
             self.log.info("No answers for %s on %s..%s: %d earlier row(s) of those days removed, recorded as "
                           "loaded empty in %s_loads", bot, from_date, to_date, summary.responses_replaced,
@@ -279,12 +267,12 @@ class ExhaustLoader:
                           ": the service found no users" if private is None else "", summary.responses_replaced,
                           summary.users_loaded, summary.table,
                           "with pyarrow" if summary.reader == "arrow" else "record by record", summary.rejected)
-        self._read = [lineage.stored_file(str(location)) for location in (response_location, private_location)
-                      if location]
-        self._table = lineage.warehouse_table(self._warehouse_url(), self.table)
+        self._read = [lineage.stored_file(str(copied["csv"])) for copied in (response_meta, private_meta)
+                      if copied.get("csv")]
+        self._table = lineage.warehouse_table(self._warehouse_url(), opts.table)
         outlet_events = context.get("outlet_events")
         if outlet_events is not None:
-            outlet_events[warehouse_asset(self.table)].extra = {
+            outlet_events[warehouse_asset(opts.table)].extra = {
                 "conversation_id": summary.conversation_id, "from_date": from_date, "to_date": to_date,
                 "rows": summary.responses_loaded, "users": summary.users_loaded,
             }

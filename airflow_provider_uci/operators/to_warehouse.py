@@ -1,128 +1,158 @@
-"""ExhaustToWarehouseOperator: one bot, from its requests to the warehouse, in one task."""
+"""ExhaustToWarehouseOperator: one bot, from its requests to the warehouse, in one task (the compact shape)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import replace
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Context
+from airflow.sdk import BaseOperator, Context
+from airflow.sdk.log import mask_secret
 
 from airflow_provider_uci import lineage
-from airflow_provider_uci.jobrefs import by_dataset, job_list
-from airflow_provider_uci.models import Dataset
-from airflow_provider_uci.operators.exhaust import RequestExhaustOperator, SubmitExhaustOperator
-from airflow_provider_uci.operators.load import DEFAULT_TABLE, ExhaustLoader, copied_csv, warehouse_asset
-from airflow_provider_uci.transfers.exhaust import DEFAULT_WASB_CONN_ID, ExhaustCopier
-from airflow_provider_uci.triggers.exhaust import wait_result
+from airflow_provider_uci.botlog import BotLog, bot_log
+from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
+from airflow_provider_uci.operators.load import DEFAULT_TABLE, ExhaustLoader, LoadOptions, warehouse_asset
+from airflow_provider_uci.schedule import DEFAULT_POLL_INTERVAL
+from airflow_provider_uci.submitting import SubmitOptions, Submitter
+from airflow_provider_uci.transfers.exhaust import DEFAULT_WASB_CONN_ID, CopyOptions, ExhaustCopier
+from airflow_provider_uci.triggers.exhaust import WaitSettings
+from airflow_provider_uci.waiting import DEFAULT_WAIT_TIMEOUT, JobWaiter, WaitOptions
 
-RESPONSE, PRIVATE = Dataset.RESPONSE.value, Dataset.PRIVATE.value
+if TYPE_CHECKING:
+    from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 
 
-class ExhaustToWarehouseOperator(RequestExhaustOperator):
+class ExhaustToWarehouseOperator(BaseOperator):
     """One bot in one task: submit both exhaust requests, wait for their jobs in the triggerer, copy the
     files, join answers to users and load the warehouse.
 
-    Four steps, as the separate operators take them:
+    The same four parts as the ``submit``, ``wait``, ``copy`` and ``join_and_load`` tasks of the
+    ``uci_exhaust`` DAG (:class:`~airflow_provider_uci.submitting.Submitter`,
+    :class:`~airflow_provider_uci.waiting.JobWaiter`,
+    :class:`~airflow_provider_uci.transfers.exhaust.ExhaustCopier`,
+    :class:`~airflow_provider_uci.operators.load.ExhaustLoader`), in one task: a bot is one task
+    instance and two task processes (the submit, then the copy and load after the wait), where the
+    four-task shape takes up to three processes and four task instances that the scheduler weighs on
+    every pass. What it gives up: the grid shows the bot as running or deferred, not its step, and only
+    the whole bot can be cleared (a clear submits again, reaching the same jobs, and downloads again
+    before it reloads). Every log line names the bot; a failure says which step failed.
 
-    1. **submit** the response and the private exhaust request, as
-       :class:`~airflow_provider_uci.operators.exhaust.SubmitExhaustOperator` does (idempotent: a rerun the
-       same day reaches the same jobs);
-    2. **wait** in the triggerer, holding no worker, until both jobs have answered (the nightly runs;
-       ``No data found`` is an empty answer); the task then resumes on a worker;
-    3. **copy** the jobs' files while their signed URLs are fresh, as
-       :class:`~airflow_provider_uci.transfers.exhaust.CopyExhaustFilesOperator` does;
-    4. **load** them, as :class:`~airflow_provider_uci.operators.load.LoadExhaustOperator` does.
-
-    Every log line names the bot and its step, and a failure says which step failed. A retry, or the
-    bot's task cleared in the UI, submits again (reaching the same jobs), looks at them once, and goes
-    straight on to the copy when they have answered; it defers again only when they have not.
-
-    Why one task: while a bot waits its task instance is deferred, which Airflow's scheduler does not
-    weigh on its passes; a bot whose copy and load were tasks of their own would add two task instances
-    that the scheduler checks on every pass until the nightly runs are over, so its work per bot grew
-    with the size of the run. One task also takes two worker processes per bot (the submit, the resume)
-    instead of three.
-
-    Takes :class:`~airflow_provider_uci.operators.exhaust.RequestExhaustOperator`'s parameters (both
-    datasets by default) and:
-
+    :param conversation_id: the bot (UUID). Templated; also the task's label in a mapped task.
+    :param from_date: first sync day, ``YYYY-MM-DD``. Templated.
+    :param to_date: last sync day, inclusive. Templated.
+    :param run_at: ``"nightly"``, ``HH:MM`` or ``"continuous"`` (see :class:`~airflow_provider_uci.sensors.exhaust.ExhaustJobSensor`). Templated.
+    :param poll_interval: seconds between looks while a run may be working. Templated.
+    :param wait_timeout: seconds the wait lasts at most before the task fails (default 48 h).
+    :param wait_settings: the wait's other tunables.
     :param destination: where the files go (see ``CopyExhaustFilesOperator``). Templated.
-    :param wasb_conn_id: the Azure Blob connection, for ``wasb://`` destinations. Templated.
     :param warehouse_conn_id: the warehouse connection (see ``LoadExhaustOperator``). Templated.
     :param table: the responses table.
     :param phone_numbers: ``plain``, ``hashed`` or ``none``. Templated.
+    :param zip_password: the private zip's password; defaults to the connection's. Templated (shown as ``***``).
     :param max_rejects: unreadable records to bear before the load fails.
-    :param download_attempts: attempts per file, the first included.
-    :param download_backoff: seconds before a file's second attempt, doubled each time.
+    :param uci_exhaust_conn_id: the Data Exhaust connection. Templated.
+    :param wasb_conn_id: the Azure Blob connection, for ``wasb://`` destinations. Templated.
     """
 
-    template_fields: Sequence[str] = (*RequestExhaustOperator.template_fields, "destination", "wasb_conn_id",
-                                      "warehouse_conn_id", "phone_numbers")
+    template_fields: Sequence[str] = ("conversation_id", "from_date", "to_date", "run_at", "poll_interval",
+                                      "destination", "warehouse_conn_id", "phone_numbers", "zip_password",
+                                      "uci_exhaust_conn_id", "wasb_conn_id")
     ui_color = "#e4ecd9"
 
-    def __init__(self, *, destination: str | None = None, wasb_conn_id: str = DEFAULT_WASB_CONN_ID,
+    def __init__(self, *, conversation_id: str, from_date: str, to_date: str, run_at: str | None = "nightly",
+                 poll_interval: float | str = DEFAULT_POLL_INTERVAL, wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+                 wait_settings: WaitSettings | None = None, destination: str | None = None,
                  warehouse_conn_id: str | None = None, table: str = DEFAULT_TABLE, phone_numbers: str = "plain",
-                 max_rejects: int = 0, download_attempts: int = 5, download_backoff: float = 1.0,
-                 **kwargs: Any) -> None:
-        if kwargs.get("dataset") is None:
-            kwargs.setdefault("datasets", [RESPONSE, PRIVATE])
-        if kwargs.get("end_from_trigger"):
-            raise ValueError("ExhaustToWarehouseOperator: end_from_trigger cannot be set; the task resumes on a "
-                             "worker to copy and load")
-        kwargs["end_from_trigger"] = False
+                 zip_password: str | None = None, max_rejects: int = 0, uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
+                 wasb_conn_id: str = DEFAULT_WASB_CONN_ID, **kwargs: Any) -> None:
         kwargs.setdefault("outlets", [warehouse_asset(table)])
         super().__init__(**kwargs)
-        if download_attempts < 1:
-            raise ValueError(f"download_attempts: must be at least 1, got {download_attempts}")
+        self.conversation_id = conversation_id
+        self.from_date = from_date
+        self.to_date = to_date
+        self.run_at = run_at
+        self.poll_interval = poll_interval
+        self.wait_timeout = wait_timeout
+        self.wait_settings = wait_settings or WaitSettings()
         self.destination = destination
-        self.wasb_conn_id = wasb_conn_id
         self.warehouse_conn_id = warehouse_conn_id
         self.table = table
         self.phone_numbers = phone_numbers
+        self.zip_password = zip_password
         self.max_rejects = max_rejects
-        self.download_attempts = download_attempts
-        self.download_backoff = download_backoff
+        self.uci_exhaust_conn_id = uci_exhaust_conn_id
+        self.wasb_conn_id = wasb_conn_id
+
+    @cached_property
+    def hook(self) -> UciExhaustHook:
+        """The Data Exhaust hook, one for every step of the task."""
+        from airflow_provider_uci.hooks.exhaust import UciExhaustHook
+
+        return UciExhaustHook(self.uci_exhaust_conn_id)
+
+    @cached_property
+    def bot_log(self) -> BotLog:
+        return bot_log(self.log, str(self.conversation_id))
+
+    def _parts(self) -> tuple[Submitter, JobWaiter]:
+        if self.zip_password:
+            mask_secret(self.zip_password)
+        bot = str(self.conversation_id)
+        submitter = Submitter(SubmitOptions(conversation_id=bot, from_date=str(self.from_date),
+                                            to_date=str(self.to_date), zip_password=self.zip_password or None,
+                                            dag_id=self.dag_id, task_id=self.task_id),
+                              lambda: self.hook, self.bot_log)
+        settings = replace(self.wait_settings, poll_interval=float(self.poll_interval))
+        waiter = JobWaiter(WaitOptions(run_at=self.run_at, timeout=self.wait_timeout, settings=settings,
+                                       end_from_trigger=False), lambda: self.hook, self.bot_log, bot,
+                           self.uci_exhaust_conn_id)
+        return submitter, waiter
 
     def execute(self, context: Context) -> Any:
-        with self._step("submit"):
-            jobs = job_list(SubmitExhaustOperator.execute(self, context), "jobs")
+        submitter, waiter = self._parts()
         ti = context.get("ti")
-        if ti is not None and ti.try_number > 1:  # a retry, or a cleared bot: its jobs may have answered
-            with self._step("wait"):
-                answered = self._look(jobs)
-            if answered is not None:
-                return self._copy_and_load(context, wait_result(answered, by_dataset=True))
-        self.log.info("Bot %s: waiting for %d job(s) in the triggerer", self._bot(jobs), len(jobs))
-        self._defer_wait(jobs, by_dataset=True, timeout=self.wait_timeout, resume={"jobs": jobs})
+        with self._step("submit"):
+            jobs = submitter.submit(retry=ti is not None and ti.try_number > 1)
+        with self._step("wait"):
+            answered = waiter.look(dict(jobs))
+        if answered is not None:
+            return self._copy_and_load(context, answered)
+        self.defer(trigger=waiter.trigger(dict(jobs)), method_name="execute_complete", kwargs={"jobs": jobs},
+                   timeout=timedelta(seconds=self.wait_timeout + 300))
+        return None
 
     def execute_complete(self, context: Context, event: dict[str, Any] | str,
-                         jobs: list[dict[str, Any]] | None = None) -> Any:
+                         jobs: dict[str, dict[str, Any]] | None = None) -> Any:
+        """Turn the trigger's one event into the answered jobs, then copy and load."""
+        submitter, waiter = self._parts()
         with self._step("wait"):
-            waited = super().execute_complete(context, event, jobs)
-        return self._copy_and_load(context, waited)
+            if jobs is None:  # resumed without its kwargs (``dag.test()``): reach the jobs submitted before
+                jobs = submitter.known()
+                if jobs is None:
+                    raise RuntimeError("the service knows none of the jobs this task submitted")
+            answered = waiter.finish(event, dict(jobs))
+        return self._copy_and_load(context, answered)
 
-    def _copy_and_load(self, context: Context, waited: dict[str, Any]) -> dict[str, Any]:
+    def _copy_and_load(self, context: Context, answered: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """Copy the answered jobs' files, then load them; return what each step did (no URLs, no keys)."""
-        answered = job_list(waited, "jobs")
-        bot = self._bot(answered)
-        self._copier = ExhaustCopier(
-            log=self.log, conversation_id=bot, destination=self.destination,
-            uci_exhaust_conn_id=self.uci_exhaust_conn_id, wasb_conn_id=self.wasb_conn_id,
-            zip_password=self.zip_password, download_attempts=self.download_attempts,
-            download_backoff=self.download_backoff)
+        bot = str(self.conversation_id)
+        self._copier = ExhaustCopier(CopyOptions(destination=self.destination, wasb_conn_id=self.wasb_conn_id,
+                                                 zip_password=self.zip_password or None),
+                                     lambda: self.hook, self.bot_log, bot)
         with self._step("copy"):
-            copies = by_dataset(self._copier.copy(answered))
-        self._loader = ExhaustLoader(
-            log=self.log, conversation_id=bot, from_date=self.from_date, to_date=self.to_date,
-            warehouse_conn_id=self.warehouse_conn_id, table=self.table, phone_numbers=self.phone_numbers,
+            copies = self._copier.copy(answered)
+        self._loader = ExhaustLoader(LoadOptions(
+            conversation_id=bot, from_date=str(self.from_date), to_date=str(self.to_date),
+            warehouse_conn_id=self.warehouse_conn_id or None, table=self.table, phone_numbers=self.phone_numbers,
             max_rejects=self.max_rejects, uci_exhaust_conn_id=self.uci_exhaust_conn_id,
-            wasb_conn_id=self.wasb_conn_id, dag_id=self.dag_id)
-        with self._step("load"):
-            summary = self._loader.load(
-                context, copied_csv(copies.get(RESPONSE), f"bot {bot}: the copy of the response exhaust"),
-                copied_csv(copies.get(PRIVATE), f"bot {bot}: the copy of the private exhaust"))
-        return {"jobs": waited, "copies": copies, "load": summary}
+            wasb_conn_id=self.wasb_conn_id, dag_id=self.dag_id), self.bot_log)
+        with self._step("join_and_load"):
+            summary = self._loader.load(context, dict(copies))
+        return {"jobs": answered, "copies": copies, "load": summary}
 
     @contextmanager
     def _step(self, name: str) -> Iterator[None]:
@@ -130,7 +160,7 @@ class ExhaustToWarehouseOperator(RequestExhaustOperator):
         try:
             yield
         except Exception as exc:
-            self.log.error("Bot %s: the %s step failed (%s)", self._bot([]), name, type(exc).__name__)
+            self.bot_log.error("the %s step failed (%s)", name, type(exc).__name__)
             raise
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:

@@ -9,14 +9,15 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.log import mask_secret
 
 from airflow_provider_uci import lineage
-from airflow_provider_uci.botlog import naming_bot
+from airflow_provider_uci.botlog import bot_log, naming_bot
 from airflow_provider_uci.exhaust.download import (
     CHUNK_SIZE,
     DownloadError,
@@ -27,9 +28,8 @@ from airflow_provider_uci.exhaust.download import (
     download_to,
     open_private_zip,
 )
-from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
-from airflow_provider_uci.jobrefs import by_dataset, decoded, is_job, job_list
+from airflow_provider_uci.refs import CopiedDataset, jobs_by_dataset
 from airflow_provider_uci.models import (
     ExhaustError,
     ExhaustJob,
@@ -38,9 +38,13 @@ from airflow_provider_uci.models import (
     Outcome,
 )
 from airflow_provider_uci.transfers.blob import BlobStore
-from airflow_provider_uci.xcom import pull_from
+
+if TYPE_CHECKING:
+    from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 
 DEFAULT_WASB_CONN_ID = "wasb_default"
+#: What a copy keeps of its job's identifiers.
+COPIED_IDS = ("dataset", "request_id", "conversation_id", "start_date", "end_date")
 #: The folder under ``AIRFLOW_HOME`` that holds the files when no destination is given.
 DEFAULT_FOLDER = "uci-exhaust/files"
 
@@ -123,9 +127,9 @@ def file_names(dataset: str, suffixes: list[str]) -> list[str]:
 
 
 class CopyExhaustFilesOperator(BaseOperator):
-    """Copy a finished (SUCCESS) exhaust job's files to a local folder or to Azure Blob storage.
+    """Copy a bot's answered exhaust jobs' files to a local folder or to Azure Blob storage.
 
-    The job is read again for freshly signed URLs (they expire after 30 minutes), and each file is
+    Each job is read again for freshly signed URLs (they expire after 30 minutes), and each file is
     streamed to disk with its size checked, re-reading the job for a new URL whenever a download is
     cut short or its URL has expired. Files land at fixed paths, so a rerun overwrites them:
     ``<destination>/<conversation_id>/<start_date>_<end_date>/uci-response-exhaust.csv``, or for the
@@ -135,134 +139,129 @@ class CopyExhaustFilesOperator(BaseOperator):
     time, committed at the end: :mod:`airflow_provider_uci.transfers.blob`); the private zip goes
     through a temporary folder, to be opened, and both it and its CSV are uploaded.
 
-    Returns ``{"dataset": ..., "files": [paths or wasb:// URIs], "csv": <the CSV to load>, "host": ...}``:
-    storage locations only, never signed URLs or keys. A job whose outcome is ``empty`` (the service
-    found no data in the range) has no files: it is returned with ``"empty": True`` and nothing copied.
-
-    Give the jobs as ``jobs`` (templated; e.g. an ``ExhaustJobSensor``'s output: one job, or a mapping
-    of dataset to job, which is then returned as ``{dataset: copied}``), as ``tag`` and ``request_id``
-    (templated), or as ``job_task_id``: a task whose XCom is the job's identifiers (an
-    :class:`~airflow_provider_uci.sensors.exhaust.ExhaustJobSensor` or
-    :class:`~airflow_provider_uci.operators.exhaust.SubmitExhaustOperator`).
+    Give the jobs as ``jobs``: a wait's output (``wait.output``), ``{dataset: answered job}``. Returns
+    ``{dataset: copied}``, each ``{"files": [paths or wasb:// URIs], "csv": <the CSV to load>, "host",
+    ...}``: storage locations only, never signed URLs or keys. A job whose outcome is ``empty`` (the
+    service found no data in the range) has no files: it comes back with ``"empty": True``.
 
     A local-folder destination suits one machine (LocalExecutor): with workers on several machines
     (CeleryExecutor, KubernetesExecutor) the load may run where the folder is not; give a
     ``wasb://`` destination there.
 
+    :param jobs: ``{dataset: job}``. Templated.
     :param conversation_id: the bot, for log lines and the task's label (map index). Templated.
     :param destination: a local folder (a path or ``file:///<path>``), or ``wasb://<container>/<prefix>``;
-        by default ``<AIRFLOW_HOME>/uci-exhaust``. Templated.
+        by default ``<AIRFLOW_HOME>/uci-exhaust/files``. Templated.
     :param uci_exhaust_conn_id: the Data Exhaust connection. Templated.
     :param wasb_conn_id: the Azure Blob connection, for ``wasb://`` destinations. Templated.
     :param zip_password: the private exhaust zip's password; defaults to the connection's. Templated, and
-        shown as ``***`` in the UI (``encryption_key`` is taken as an alias).
+        shown as ``***`` in the UI.
     :param download_attempts: attempts per file, the first included.
     :param download_backoff: seconds before a file's second attempt, doubled each time.
     :param chunk_size: bytes streamed at a time.
     """
 
-    template_fields: Sequence[str] = ("jobs", "tag", "request_id", "job_task_id", "conversation_id", "destination",
-                                      "uci_exhaust_conn_id", "wasb_conn_id", "zip_password")
+    template_fields: Sequence[str] = ("jobs", "conversation_id", "destination", "uci_exhaust_conn_id",
+                                      "wasb_conn_id", "zip_password")
     ui_color = "#f0e4d7"
 
-    def __init__(self, *, jobs: Any = None, tag: str | None = None, request_id: str | None = None,
-                 job_task_id: str | None = None, conversation_id: str | None = None, destination: str | None = None,
+    def __init__(self, *, jobs: Any, conversation_id: str | None = None, destination: str | None = None,
                  uci_exhaust_conn_id: str = DEFAULT_CONN_ID, wasb_conn_id: str = DEFAULT_WASB_CONN_ID,
                  zip_password: str | None = None, download_attempts: int = 5, download_backoff: float = 1.0,
-                 chunk_size: int = CHUNK_SIZE, encryption_key: str | None = None, **kwargs: Any) -> None:
+                 chunk_size: int = CHUNK_SIZE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if jobs is None and not job_task_id and not (tag and request_id):
-            raise ValueError("CopyExhaustFilesOperator: give jobs, tag and request_id, or job_task_id")
         if download_attempts < 1:
             raise ValueError(f"download_attempts: must be at least 1, got {download_attempts}")
         self.jobs = jobs
-        self.tag = tag
-        self.request_id = request_id
-        self.job_task_id = job_task_id
         self.conversation_id = conversation_id
         self.destination = destination
         self.uci_exhaust_conn_id = uci_exhaust_conn_id
         self.wasb_conn_id = wasb_conn_id
-        self.zip_password = zip_password or encryption_key
+        self.zip_password = zip_password
         self.download_attempts = download_attempts
         self.download_backoff = download_backoff
         self.chunk_size = chunk_size
 
-    def _given(self, context: Context) -> Any:
-        """The jobs as given: ``jobs``, the XCom of ``job_task_id``, or ``tag``/``request_id``."""
-        if self.jobs is not None:
-            return decoded(self.jobs)
-        if self.job_task_id:
-            pushed = decoded(pull_from(context, self.job_task_id))
-            if not isinstance(pushed, dict):
-                raise ExhaustError(f"task {self.job_task_id!r} pushed no exhaust job (tag and request_id) to XCom")
-            return pushed
-        return {"tag": self.tag, "request_id": self.request_id}
+    @cached_property
+    def hook(self) -> UciExhaustHook:
+        """The Data Exhaust hook (imported here: a task that never calls the service does not pay for it)."""
+        from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        given = self._given(context)
-        try:
-            jobs = job_list(given, "jobs")
-        except ExhaustValidationError:
-            if self.job_task_id:
-                raise ExhaustError(f"task {self.job_task_id!r} pushed no exhaust job (tag and request_id) "
-                                   "to XCom") from None
-            raise
-        self._copier = ExhaustCopier(
-            log=self.log, conversation_id=self.conversation_id, destination=self.destination,
-            uci_exhaust_conn_id=self.uci_exhaust_conn_id, wasb_conn_id=self.wasb_conn_id,
-            zip_password=self.zip_password, download_attempts=self.download_attempts,
-            download_backoff=self.download_backoff, chunk_size=self.chunk_size)
-        copied = self._copier.copy(jobs)
-        if isinstance(given, dict) and not is_job(given):
-            return by_dataset(copied)
-        return copied[0] if len(copied) == 1 else {"jobs": copied}
+        return UciExhaustHook(self.uci_exhaust_conn_id)
+
+    @cached_property
+    def copier(self) -> ExhaustCopier:
+        """The part that copies, with this task's rendered options."""
+        options = CopyOptions(destination=self.destination, wasb_conn_id=self.wasb_conn_id,
+                              zip_password=self.zip_password or None, download_attempts=self.download_attempts,
+                              download_backoff=self.download_backoff, chunk_size=self.chunk_size)
+        bot = str(self.conversation_id) if self.conversation_id else None
+        return ExhaustCopier(options, lambda: self.hook, bot_log(self.log, bot), bot)
+
+    def execute(self, context: Context) -> dict[str, CopiedDataset]:
+        return self.copier.copy(jobs_by_dataset(self.jobs))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the service's files (named without their signature) in, the copies out."""
-        copier = getattr(self, "_copier", None)
+        copier = self.__dict__.get("copier")
         return lineage.operator_lineage(copier.read if copier else [], copier.wrote if copier else [])
 
 
-@dataclass(kw_only=True)
-class ExhaustCopier:
-    """Copies finished jobs' files to a destination, as a task does: what :class:`CopyExhaustFilesOperator`
-    runs, and what :class:`~airflow_provider_uci.operators.to_warehouse.ExhaustToWarehouseOperator` runs
-    after its wait. Takes that operator's parameters; logs to ``log`` (the task's logger).
+@dataclass(frozen=True, kw_only=True)
+class CopyOptions:
+    """Where and how to copy a bot's files.
+
+    :param destination: a local folder, or ``wasb://<container>/<prefix>``; empty for the default folder.
+    :param wasb_conn_id: the Azure Blob connection, for ``wasb://`` destinations.
+    :param zip_password: the private zip's password; defaults to the connection's.
+    :param download_attempts: attempts per file, the first included.
+    :param download_backoff: seconds before a file's second attempt, doubled each time.
+    :param chunk_size: bytes streamed at a time.
     """
 
-    log: Any
-    conversation_id: str | None
-    destination: str | None
-    uci_exhaust_conn_id: str
-    wasb_conn_id: str
-    zip_password: str | None
+    destination: str | None = None
+    wasb_conn_id: str = DEFAULT_WASB_CONN_ID
+    zip_password: str | None = None
     download_attempts: int = 5
     download_backoff: float = 1.0
     chunk_size: int = CHUNK_SIZE
+
+
+@dataclass
+class ExhaustCopier:
+    """Copies a bot's answered jobs' files to a destination: the part the copy and one-task operators build.
+
+    :param options: where and how.
+    :param hook: gives the sync hook (called only when there are files to copy).
+    :param log: the task's logger, naming the bot.
+    :param conversation_id: the bot.
+    """
+
+    options: CopyOptions
+    hook: Callable[[], UciExhaustHook]
+    log: Any
+    conversation_id: str | None = None
     read: list[tuple[str, str]] = field(default_factory=list, init=False)  # lineage: the files copied, and
     wrote: list[tuple[str, str]] = field(default_factory=list, init=False)  # where they went
-    _bot_prefix: str = field(default="", init=False)
 
-    def copy(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Copy each job's files (none for an empty outcome); return where they are, job by job."""
-        if self.zip_password:
-            mask_secret(self.zip_password)
-        destination = Destination.parse(self.destination)
-        hook = UciExhaustHook(self.uci_exhaust_conn_id)
-        with naming_bot(self.conversation_id or jobs[0].get("conversation_id")):
-            return [self._copy(hook, destination, job) for job in jobs]
+    def copy(self, jobs: dict[str, dict[str, Any]]) -> dict[str, CopiedDataset]:
+        """Copy each answered job's files (none for an empty outcome); return ``{dataset: copied}``."""
+        if self.options.zip_password:
+            mask_secret(self.options.zip_password)
+        destination = Destination.parse(self.options.destination)
+        first = next(iter(jobs.values()), {})
+        with naming_bot(self.conversation_id or first.get("conversation_id")):
+            return {dataset: self._copy(destination, job) for dataset, job in jobs.items()}
 
-    def _copy(self, hook: UciExhaustHook, destination: Destination, pushed: dict[str, Any]) -> dict[str, Any]:
+    def _copy(self, destination: Destination, pushed: dict[str, Any]) -> CopiedDataset:
         """Copy one job's files (none for an empty outcome); return where they are."""
         tag, request_id = str(pushed["tag"]), str(pushed["request_id"])
-        bot = self.conversation_id or pushed.get("conversation_id") or "(unknown bot)"
-        self._bot_prefix = f"Bot {bot}: "
         if pushed.get("outcome") == Outcome.EMPTY.value:
-            self.log.info("Bot %s: %s job %s found no data in %s..%s; nothing to copy", bot, pushed.get("dataset"),
-                          request_id, pushed.get("start_date"), pushed.get("end_date"))
-            return {**{name: pushed.get(name) for name in ("dataset", "request_id", "conversation_id", "start_date",
-                                                          "end_date")}, "files": [], "csv": None, "empty": True}
+            self.log.info("%s job %s found no data in %s..%s; nothing to copy", pushed.get("dataset"), request_id,
+                          pushed.get("start_date"), pushed.get("end_date"))
+            return CopiedDataset(**{name: pushed.get(name) for name in COPIED_IDS},  # type: ignore[typeddict-item]
+                                 files=[], csv=None, empty=True, host=None)
+        hook = self.hook()
         job = hook.read_request(tag, request_id)
         self._require_success(job)
         ids = {**{k: v for k, v in pushed.items() if v is not None},
@@ -277,14 +276,14 @@ class ExhaustCopier:
         if not suffixes:
             raise ExhaustError(f"exhaust job {request_id} ({dataset}) succeeded but lists no files")
         names = file_names(dataset, suffixes)
-        key = self.zip_password or hook.settings.encryption_key
+        key = self.options.zip_password or hook.settings.encryption_key
 
         def url_source() -> list[str]:
             fresh = hook.read_request(tag, request_id)
             self._require_success(fresh)
             return list(fresh.download_urls)
 
-        self.log.info("Bot %s: copying %d file(s) of %s job %s to %s", bot, len(names), dataset, request_id,
+        self.log.info("copying %d file(s) of %s job %s to %s", len(names), dataset, request_id,
                       destination.uri(folder))
         self.read += [lineage.service_file(url) for url in job.download_urls]
         if destination.local is not None:
@@ -294,8 +293,8 @@ class ExhaustCopier:
         else:
             result_files, result_csv = self._copy_to_blob(url_source, names, destination, folder, key)
         self.wrote += [lineage.stored_file(location) for location in result_files]
-        return {"dataset": dataset, "files": result_files, "csv": result_csv, "host": socket.gethostname(),
-                **{name: ids.get(name) for name in ("request_id", "conversation_id", "start_date", "end_date")}}
+        return CopiedDataset(**{**{name: ids.get(name) for name in COPIED_IDS}, "dataset": dataset},  # type: ignore[typeddict-item]
+                             files=result_files, csv=result_csv, empty=False, host=socket.gethostname())
 
     @staticmethod
     def _require_success(job: ExhaustJob) -> None:
@@ -327,7 +326,7 @@ class ExhaustCopier:
                       folder: str, key: str | None) -> tuple[list[str], str | None]:
         """Stream every file into its blob; a zip goes through a temporary folder, to be opened and its CSV
         stored beside it. Return (the blobs' URIs, the CSV to load)."""
-        store = BlobStore(self.wasb_conn_id, str(destination.container))
+        store = BlobStore(self.options.wasb_conn_id, str(destination.container))
         files: list[str] = []
         csv: str | None = None
         for index, name in enumerate(names):
@@ -339,17 +338,16 @@ class ExhaustCopier:
                     extracted = self._open_zip(archive, key, Path(scratch))
                     for path in (archive, extracted):
                         size = store.upload(path, destination.key(f"{folder}/{path.name}"),
-                                            chunk_size=self.chunk_size)
+                                            chunk_size=self.options.chunk_size)
                         files.append(destination.uri(f"{folder}/{path.name}"))
-                        self.log.info("%sUploaded %s (%d bytes) to %s", self._bot_prefix, path.name, size,
-                                      files[-1])
+                        self.log.info("Uploaded %s (%d bytes) to %s", path.name, size, files[-1])
                     csv = csv or destination.uri(f"{folder}/{extracted.name}")
                 continue
             with store.writer(destination.key(relative)) as writer:
                 size = self._download(url_source, index, writer, name=name)
                 writer.commit()
             files.append(destination.uri(relative))
-            self.log.info("%sCopied %s (%d bytes) to %s", self._bot_prefix, name, size, files[-1])
+            self.log.info("Copied %s (%d bytes) to %s", name, size, files[-1])
             if name.endswith(".csv"):
                 csv = csv or files[-1]
         return files, csv
@@ -357,8 +355,8 @@ class ExhaustCopier:
     def _download(self, url_source: Callable[[], list[str]], index: int, target: Path | Sink, *,
                   name: str | None = None) -> int:
         """Fetch file ``index`` into a local path or a sink, with this task's retry settings."""
-        options = {"attempts": self.download_attempts, "chunk_size": self.chunk_size,
-                   "backoff": self.download_backoff}
+        options = {"attempts": self.options.download_attempts, "chunk_size": self.options.chunk_size,
+                   "backoff": self.options.download_backoff}
         try:
             if isinstance(target, Path):
                 size = download(url_source, index, target, **options)
@@ -367,14 +365,14 @@ class ExhaustCopier:
                 size = download_to(url_source, index, target, name=str(name), **options)
         except DownloadError as exc:
             raise ExhaustDownloadError(str(exc)) from None
-        self.log.info("%sDownloaded %s (%d bytes)", self._bot_prefix, name, size)
+        self.log.info("Downloaded %s (%d bytes)", name, size)
         return size
 
     def _open_zip(self, target: Path, key: str | None, folder: Path) -> Path:
         """Extract the zip's CSV beside it, under the zip's own name with ``.csv``."""
         try:
             return open_private_zip(target, key, folder, name=target.with_suffix(".csv").name,
-                                    chunk_size=self.chunk_size)
+                                    chunk_size=self.options.chunk_size)
         except ZipPasswordError as exc:
             raise ExhaustKeyError(str(exc)) from None
         except PrivateZipError as exc:

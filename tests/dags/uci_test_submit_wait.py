@@ -28,12 +28,11 @@ with DAG(
         submit = SubmitExhaustOperator(
             task_id=f"submit_{short}",
             conversation_id="{{ params.conversation_id }}",
-            dataset=dataset,
+            datasets=[dataset],
             from_date="{{ params.start_date }}",
             to_date="{{ params.end_date }}",
             # a secret templated from a Variable: Airflow shows the rendered field as ***
             zip_password="{{ var.value.get('uci_test_zip_password', '') }}" if short == "private" else None,
         )
-        wait = ExhaustJobSensor(task_id=f"wait_{short}", submit_task_id=f"submit_{short}", run_at=None,
-                                poll_interval=1, timeout=180)
-        submit >> wait
+        ExhaustJobSensor(task_id=f"wait_{short}", jobs=submit.output, run_at=None, poll_interval=1, timeout=180,
+                         deferrable=True)
