@@ -112,8 +112,12 @@ def test_jobs_handed_on_as_json_text_read_the_same() -> None:
     """A wait ended in the triggerer reaches the next task as JSON text; it reads as the mapping it holds."""
     import json
 
-    from airflow_provider_uci.jobrefs import job_list
+    from airflow_provider_uci.refs import jobs_by_dataset
 
     jobs = {"uci-response-exhaust": {"request_id": "R1", "tag": "t1", "outcome": "empty"},
             "uci-private-exhaust": {"request_id": "R2", "tag": "t2", "outcome": "files"}}
-    assert job_list(json.dumps(jobs)) == job_list(jobs) == list(jobs.values())
+    expected = {name: {**job, "dataset": name} for name, job in jobs.items()}
+    assert jobs_by_dataset(json.dumps(jobs)) == jobs_by_dataset(jobs) == expected
+    with pytest.raises(ExhaustValidationError) as refused:
+        jobs_by_dataset(json.dumps([job for job in jobs.values()]), "wait_output")
+    assert refused.value.field == "wait_output" and str(refused.value).startswith("wait_output: must map each dataset")
