@@ -26,28 +26,29 @@ load the warehouse idempotently.
 
 from __future__ import annotations
 
-import json
-import uuid
 from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, Variable, get_current_context, task, task_group
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import DAG, CronDataIntervalTimetable, get_current_context, task, task_group
 
 from airflow_provider_uci.operators.exhaust import SubmitExhaustOperator
 from airflow_provider_uci.operators.load import DEFAULT_TABLE, LoadExhaustOperator
-from airflow_provider_uci.schedule import DEFAULT_POLL_INTERVAL, SCHEDULE_TIMEZONE
+from airflow_provider_uci.planning import (
+    DESTINATION,
+    LABEL,
+    PHONE_NUMBERS,
+    POLL_INTERVAL,
+    RUN_AT,
+    WAREHOUSE_CONN_ID,
+    plan_run,
+    run_params,
+)
+from airflow_provider_uci.schedule import SCHEDULE_TIMEZONE
 from airflow_provider_uci.sensors.exhaust import ExhaustJobSensor
 from airflow_provider_uci.transfers.exhaust import CopyExhaustFilesOperator
 
 TABLE = DEFAULT_TABLE
-#: Every task of a bot is labelled with its conversation id in the UI (its map index).
-LABEL = "{{ task.conversation_id }}"
-#: The run's ``poll_continuously`` param when given (true or false), else the Variable.
-RUN_AT = ("{{ ('continuous' if params.poll_continuously else 'nightly') if params.poll_continuously is not none "
-          "else ('continuous' if var.value.get('uci_exhaust_poll_continuously', 'false') | lower == 'true' "
-          "else 'nightly') }}")
 
 DOC_MD = f"""
 ### Sunbird UCI Data Exhaust, per bot, into the warehouse
@@ -75,21 +76,6 @@ Bots: the `conversation_ids` param, else the Variable `uci_exhaust_conversation_
 """
 
 
-def _conversation_ids(value: Any) -> list[str]:
-    """The bots, each a UUID in its 36-character form, each once, in the order given."""
-    bots = json.loads(value) if isinstance(value, str) else list(value or [])
-    checked = []
-    for bot in bots:
-        try:
-            canonical = str(uuid.UUID(str(bot)))
-        except ValueError:
-            canonical = ""
-        if canonical != str(bot).lower():
-            raise AirflowFailException(f"conversation_ids: {bot!r} is not a conversation id (a UUID)")
-        checked.append(str(bot))
-    return list(dict.fromkeys(checked))
-
-
 with DAG(
     dag_id="uci_exhaust",
     description="Sunbird UCI Data Exhaust: submit, wait for the nightly run, copy, join and load, per bot "
@@ -101,28 +87,7 @@ with DAG(
     max_active_runs=4,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
     tags=["uci", "sunbird", "exhaust"],
-    params={
-        "conversation_ids": Param(
-            None, type=["null", "array"], items={"type": "string", "format": "uuid"}, title="Bots (conversation ids)",
-            description="The bots to load, one conversation id (UUID) per line. Leave empty for the bots in "
-                        "the Variable uci_exhaust_conversation_ids."),
-        "start_date": Param(None, type=["null", "string"], format="date", title="First day (Asia/Kolkata)",
-                            description="First sync day, YYYY-MM-DD. Empty: the run's data interval, or "
-                                        "yesterday for a manual run."),
-        "end_date": Param(None, type=["null", "string"], format="date", title="Last day (Asia/Kolkata)",
-                          description="Last sync day, inclusive. Empty: as the first day."),
-        "poll_continuously": Param(None, type=["null", "boolean"], title="Poll all day",
-                                   description="Look at the jobs every poll interval all day, instead of "
-                                               "sleeping until the service's nightly runs (02:00 and 03:00 "
-                                               "IST). For a service that runs its jobs continuously, such as "
-                                               "the emulator's fast mode. Empty: the Variable "
-                                               "uci_exhaust_poll_continuously decides (false when unset)."),
-        "poll_interval": Param(int(DEFAULT_POLL_INTERVAL), type="integer", minimum=1,
-                               title="Poll interval (seconds)",
-                               description=f"Seconds between looks at the jobs while a nightly run may be "
-                                           f"working, or all day when polling continuously. Default "
-                                           f"{int(DEFAULT_POLL_INTERVAL)}."),
-    },
+    params=run_params(),
 ) as dag:
 
     @task(task_id="plan")
@@ -130,32 +95,7 @@ with DAG(
         """Which bots, and which range: params first, then the data interval, then yesterday (IST)."""
         from airflow.configuration import conf
 
-        context = get_current_context()
-        params = context["params"]
-        bots = _conversation_ids(params.get("conversation_ids") or
-                                 Variable.get("uci_exhaust_conversation_ids", default="[]"))
-        if not bots:
-            raise AirflowFailException("conversation_ids: no bots given in the run's params, and the Variable "
-                                       "uci_exhaust_conversation_ids is empty or unset; set it to a JSON list "
-                                       "of conversation ids")
-        limit = conf.getint("core", "max_map_length", fallback=1024)
-        if len(bots) > limit:
-            raise AirflowFailException(
-                f"conversation_ids: {len(bots)} bots, more than [core] max_map_length ({limit}) lets one run map; "
-                f"raise max_map_length (AIRFLOW__CORE__MAX_MAP_LENGTH) to at least {len(bots)}, or split the bots "
-                "across runs")
-        start, end = params.get("start_date"), params.get("end_date")
-        if not start or not end:
-            interval_start = context.get("data_interval_start")
-            if interval_start is not None:
-                day = pendulum.instance(interval_start).in_timezone(SCHEDULE_TIMEZONE).date()
-            else:  # a manual run without a logical date
-                day = pendulum.now(SCHEDULE_TIMEZONE).subtract(days=1).date()
-            start = start or end or day.isoformat()
-            end = end or start
-        if start > end:
-            raise AirflowFailException(f"start_date: {start} is after end_date {end}")
-        return [{"conversation_id": bot, "from_date": start, "to_date": end} for bot in bots]
+        return plan_run(get_current_context(), conf.getint("core", "max_map_length", fallback=1024))
 
     @task_group(group_id="bot")
     def bot(conversation_id: str, from_date: str, to_date: str) -> None:
@@ -163,15 +103,11 @@ with DAG(
         submit = SubmitExhaustOperator(task_id="submit", conversation_id=conversation_id, from_date=from_date,
                                        to_date=to_date, map_index_template=LABEL)
         wait = ExhaustJobSensor(task_id="wait", jobs=submit.output, conversation_id=conversation_id, run_at=RUN_AT,
-                                poll_interval="{{ params.poll_interval }}", deferrable=True,
-                                map_index_template=LABEL)
+                                poll_interval=POLL_INTERVAL, deferrable=True, map_index_template=LABEL)
         copy = CopyExhaustFilesOperator(task_id="copy", jobs=wait.output, conversation_id=conversation_id,
-                                        destination="{{ var.value.get('uci_exhaust_destination', '') }}",
-                                        map_index_template=LABEL)
+                                        destination=DESTINATION, map_index_template=LABEL)
         LoadExhaustOperator(task_id="join_and_load", copies=copy.output, conversation_id=conversation_id,
-                            from_date=from_date, to_date=to_date,
-                            warehouse_conn_id="{{ var.value.get('uci_exhaust_warehouse_conn_id', '') }}",
-                            table=TABLE, phone_numbers="{{ var.value.get('uci_exhaust_phone_numbers', 'plain') }}",
-                            map_index_template=LABEL)
+                            from_date=from_date, to_date=to_date, warehouse_conn_id=WAREHOUSE_CONN_ID, table=TABLE,
+                            phone_numbers=PHONE_NUMBERS, map_index_template=LABEL)
 
     bot.expand_kwargs(plan())

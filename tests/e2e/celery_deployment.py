@@ -45,8 +45,8 @@ REDIS_DB = 11
 JOBS_EVERY = 8.0
 WORKERS = ("a", "b")
 #: Operator classes routed to the workers' own queues, by map index (even, odd); the rest go to the queue
-#: both serve.
-ROUTES = {"ExhaustToWarehouseOperator": ("a", "b")}
+#: both serve. A bot's copy and its load run on different workers: the load must find the copies.
+ROUTES = {"CopyExhaustFilesOperator": ("a", "b"), "LoadExhaustOperator": ("b", "a")}
 WAREHOUSES = ("uci_warehouse", "uci_warehouse_local_run")
 
 LOCAL_SETTINGS = '''"""Cluster policy of the Celery end-to-end test: route tasks by operator class and map index."""

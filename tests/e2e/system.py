@@ -422,3 +422,22 @@ class RunWatch:
                 for ti in sorted(self.last, key=lambda ti: (ti["task_id"], ti.get("map_index", -1)))]
         return "\n".join([f"task instances of {self.run_id}:", *rows, self.system.task_log_tails(
             self.dag_id, self.run_id, task_keys), self.system.log_tails()])
+
+
+def xcom(system: AirflowSystem, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> Any:
+    """The return value of one task instance, through the REST API."""
+    answer = system.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/"
+                                f"{task_id}/xcomEntries/return_value", params={"map_index": map_index,
+                                                                               "deserialize": True})
+    answer.raise_for_status()
+    return answer.json()["value"]
+
+
+def clear(system: AirflowSystem, dag_id: str, run_id: str, task_ids: list[str]) -> None:
+    """Clear the given tasks (every map index) of one run, and nothing downstream: as the UI's Clear does."""
+    answer = system.call("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", json={
+        "dry_run": False, "dag_run_id": run_id, "task_ids": task_ids, "only_failed": False,
+        "include_downstream": False, "include_upstream": False, "reset_dag_runs": True})
+    assert answer.status_code == 200, answer.text
+    cleared = answer.json()["task_instances"]
+    assert {ti["task_id"] for ti in cleared} == set(task_ids), cleared

@@ -119,7 +119,7 @@ def test_a_local_folder_destination_works_or_fails_at_once(celery: CeleryDeploym
     summary = (f"run {watch.run_id} {watch.state} after {took:.1f} s; retried {retried}; "
                f"warehouse rows: {responses_in(warehouse)}; tasks failed with: {[e[:300] for e in errors]}")
 
-    if watch.state == "success":  # it worked: the loads (on worker b) had every file the copies (on a) wrote
+    if watch.state == "success":  # it worked: each load had every file its copy wrote on the other worker
         routed_as_planned(celery, watch)
         assert_table_matches(warehouse, celery.emulator.data_dir, bots, DAYS, ZIP_KEY, expected)
         print(f"\n[celery] a local folder worked: {summary}")

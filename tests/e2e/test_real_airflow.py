@@ -73,9 +73,10 @@ def finish(deployment: Deployment, watch: RunWatch, bot: str | list[str], expect
     assert all(state in ("success", "skipped") for state in states.values()), watch.report()
     assert all(ti.get("try_number") == 1 for ti in watch.last if ti.get("state") == "success"), (
         f"no task was retried\n{watch.report()}")
-    assert "bot[0]" in states, states
-    labels = {ti_key(ti): ti.get("rendered_map_index") for ti in watch.last if ti["task_id"] == "bot"}
-    assert labels == {f"bot[{index}]": name for index, name in enumerate(bots)}, "every bot's task is labelled"
+    steps = ("bot.submit", "bot.wait", "bot.copy", "bot.join_and_load")
+    labels = {ti_key(ti): ti.get("rendered_map_index") for ti in watch.last if ti["task_id"].startswith("bot.")}
+    assert labels == {f"{step}[{index}]": name for step in steps for index, name in enumerate(bots)}, (
+        "every step of every bot is labelled with the bot")
     active = [name for name in bots if name != deployment.quiet]
     loaded = assert_table_matches(deployment.warehouse_url, deployment.emulator.data_dir, active, DAYS, ZIP_KEY,
                                   expected)
