@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_uci.hooks.exhaust import UciExhaustAsyncHook
 from airflow_provider_uci.retry import RetryPolicy
-from airflow_provider_uci.triggers.exhaust import ExhaustJobTrigger
+from airflow_provider_uci.triggers.exhaust import ExhaustJobTrigger, TriggerArgs
 from tests.support.api import ExhaustApi, new_tag, submit_body
 from tests.support.connections import set_uci_connection
 from tests.support.services import Emulator, run_emulator
@@ -109,9 +110,11 @@ def seconds(epoch_ms: int) -> float:
 
 
 def make_trigger(job: dict[str, Any] | None, fake: FakeTime, *, request_id: str | None = None,
-                 deadline: float | None = None, **options: Any) -> ExhaustJobTrigger:
+                 deadline: float | None = None, run_at: str | None = "02:00", **options: Any) -> ExhaustJobTrigger:
+    """A trigger waiting for ``job`` (or for a job the service does not know), on ``fake``'s clock."""
     trigger = ExhaustJobTrigger(
-        tag=bare(job) if job else new_tag(), request_id=request_id or (job["requestId"] if job else "0" * 32),
+        jobs=[{"tag": bare(job) if job else new_tag(), "request_id": request_id or (job["requestId"] if job else "0" * 32),
+               "dataset": job["dataset"] if job else None, "run_at": run_at}],
         deadline=fake.now + 3 * DAY if deadline is None else deadline, grace_seconds=GRACE, poll_interval=POLL,
         **options,
     )
@@ -163,27 +166,42 @@ def without_retries(trigger: ExhaustJobTrigger, monkeypatch: pytest.MonkeyPatch)
         return None
 
     def factory() -> UciExhaustAsyncHook:
-        hook = UciExhaustAsyncHook(trigger.uci_exhaust_conn_id, retry=RetryPolicy(attempts=1))
+        hook = UciExhaustAsyncHook(trigger.args.uci_exhaust_conn_id, retry=RetryPolicy(attempts=1))
         hook.sleep = no_wait
         return hook
 
     monkeypatch.setattr(trigger, "hook", factory)
 
 
-@pytest.mark.parametrize("options", [{}, {"run_at": None, "timezone": "UTC", "fail_on_first_failure": True,
-                                          "max_transient_failures": 2, "uci_exhaust_conn_id": "other"}])
+@pytest.mark.parametrize("options", [{}, {"timezone": "UTC", "fail_on_first_failure": True,
+                                          "max_transient_failures": 2, "uci_exhaust_conn_id": "other",
+                                          "conversation_id": "c63b6faa-11a9-4259-b941-11cd2f8446c6",
+                                          "end_from_trigger": True}])
 def test_serialize_round_trip(options: dict[str, Any]) -> None:
-    trigger = ExhaustJobTrigger(tag="t-1", request_id="ABC", deadline=1718150400, **options)
+    jobs = [{"tag": "t-1", "request_id": "ABC", "dataset": "uci-response-exhaust", "run_at": "02:00"},
+            {"tag": "t-2", "request_id": "DEF", "dataset": "uci-private-exhaust", "run_at": None}]
+    trigger = ExhaustJobTrigger(jobs=jobs, deadline=1718150400, **options)
     classpath, kwargs = trigger.serialize()
     module, _, name = classpath.rpartition(".")
     assert getattr(importlib.import_module(module), name) is ExhaustJobTrigger
     assert all(value is None or type(value) in (str, float, int, bool) for key, value in kwargs.items()
                if key != "jobs"), kwargs
+    assert all(value is None or type(value) is str for job in kwargs["jobs"] for value in job.values())
     assert json.loads(json.dumps(kwargs)) == kwargs
     assert kwargs["deadline"] == 1718150400.0
-    assert kwargs["jobs"] == [{"tag": "t-1", "request_id": "ABC", "dataset": None,
-                               "run_at": options.get("run_at", "02:00")}]
+    assert kwargs["jobs"] == jobs
+    assert set(kwargs) == {item.name for item in fields(TriggerArgs)}, "every argument, written once"
+    assert {key: kwargs[key] for key in options} == options
     assert ExhaustJobTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+def test_the_jobs_are_required_and_read_as_strings() -> None:
+    with pytest.raises(ValueError, match="jobs must not be empty"):
+        ExhaustJobTrigger(deadline=1718150400)
+    trigger = ExhaustJobTrigger(jobs=[{"tag": 7, "request_id": 123, "dataset": "uci-response-exhaust"}],
+                                deadline="1718150400", poll_interval="60", max_attempts="3")
+    assert trigger.args.jobs == [{"tag": "7", "request_id": "123", "dataset": "uci-response-exhaust", "run_at": None}]
+    assert (trigger.args.deadline, trigger.args.poll_interval, trigger.args.max_attempts) == (1718150400.0, 60.0, 3)
 
 
 @pytest.mark.asyncio
@@ -199,13 +217,12 @@ async def test_pending_job_sleeps_to_the_nightly_run_then_succeeds(jobs: Jobs, q
     assert fake.sleeps == [FIRST_LOOK - STARTED]
     assert trigger.reads == 2, "one look now, one after the night's run"
     assert payload["status"] == "success"
-    described = {key: value for key, value in payload["job"].items() if key != "status_message"}
-    assert described == {
+    answered = {
         "request_id": job["requestId"], "tag": bare(job), "dataset": "uci-response-exhaust",
         "conversation_id": "c63b6faa-11a9-4259-b941-11cd2f8446c6", "start_date": "2022-03-01",
         "end_date": "2022-04-01", "status": "SUCCESS", "attempts": 0, "file_count": 1, "outcome": "files",
-        "channel": "dev-channel",
     }
+    assert payload["job"] == answered and payload["jobs"] == [answered], "the answered job, as a wait hands it on"
     text = json.dumps(payload)
     assert "sig=" not in text and "://" not in text and "blob" not in text, "no URL travels in the event"
 
@@ -391,12 +408,45 @@ async def test_end_from_trigger_ends_the_task_with_the_waits_return_value(jobs: 
     jobs.succeed(job)
     trigger = ExhaustJobTrigger(jobs=[{"tag": job["tag"], "request_id": job["requestId"],
                                        "dataset": "uci-response-exhaust", "run_at": None}],
-                                deadline=SUBMITTED + DAY, poll_interval=1, end_from_trigger=True,
-                                result_by_dataset=True)
+                                deadline=SUBMITTED + DAY, poll_interval=1, end_from_trigger=True)
     trigger.clock = lambda: SUBMITTED
     events = [event async for event in trigger.run()]
     assert len(events) == 1 and isinstance(events[0], TaskSuccessEvent)
     value = events[0].xcoms["return_value"]
     assert set(value) == {"uci-response-exhaust"}
     assert value["uci-response-exhaust"]["outcome"] == "files" and value["uci-response-exhaust"]["file_count"] == 1
+    assert "://" not in json.dumps(value), "no URL travels in XCom"
+
+
+@pytest.mark.asyncio
+async def test_one_trigger_waits_for_both_jobs_each_on_its_night(jobs: Jobs, quiet: Emulator) -> None:
+    from airflow.triggers.base import TaskSuccessEvent
+
+    response, private = jobs.submit(), jobs.submit(dataset="uci-private-exhaust")
+    fake = FakeTime(STARTED, quiet)
+    trigger = ExhaustJobTrigger(
+        jobs=[{"tag": bare(response), "request_id": response["requestId"], "dataset": "uci-response-exhaust",
+               "run_at": "02:00"},
+              {"tag": bare(private), "request_id": private["requestId"], "dataset": "uci-private-exhaust",
+               "run_at": "03:00"}],
+        deadline=STARTED + 3 * DAY, grace_seconds=GRACE, poll_interval=POLL, end_from_trigger=True,
+        conversation_id="c63b6faa-11a9-4259-b941-11cd2f8446c6")
+    trigger.clock, trigger.sleep = fake.clock, fake.sleep
+
+    def night(count: int) -> None:
+        if count == 1:
+            jobs.succeed(response)  # the 02:00 run made the response exhaust
+        else:
+            jobs.fail(private, "No data found")  # the 03:00 run found no users in the range
+
+    fake.on_sleep = night
+    events = [event async for event in trigger.run()]
+    assert len(events) == 1 and isinstance(events[0], TaskSuccessEvent)
+    assert fake.wakes == [FIRST_LOOK, ist(2024, 6, 13, 3, 10)], "each job looked at after its own night's run"
+    assert trigger.reads == 5, "both at once, both at 02:10, the private one at 03:10"
+    value = events[0].xcoms["return_value"]
+    assert list(value) == ["uci-response-exhaust", "uci-private-exhaust"]
+    assert value["uci-response-exhaust"]["outcome"] == "files" and value["uci-response-exhaust"]["file_count"] == 1
+    assert value["uci-private-exhaust"]["outcome"] == "empty" and value["uci-private-exhaust"]["file_count"] == 0
+    assert value["uci-private-exhaust"]["request_id"] == private["requestId"]
     assert "://" not in json.dumps(value), "no URL travels in XCom"
