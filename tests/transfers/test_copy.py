@@ -43,8 +43,19 @@ CHANNEL = "dev-channel"
 
 # -- helpers --------------------------------------------------------------------------------------
 
-def context(pushed: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"ti": SimpleNamespace(try_number=1, xcom_pull=lambda task_ids: pushed)}
+def context() -> dict[str, Any]:
+    return {"ti": SimpleNamespace(try_number=1)}
+
+
+def answered(job: Job, dataset: str = RESPONSE) -> dict[str, dict[str, str]]:
+    """A wait's ``{dataset: job}``, as little of it as a copy needs: the job's tag and request id."""
+    return {dataset: {"tag": job.tag, "request_id": job.request_id}}
+
+
+def copied(result: dict[str, Any], dataset: str = RESPONSE) -> dict[str, Any]:
+    """The one dataset's copy of a copy's ``{dataset: copied}``."""
+    assert set(result) == {dataset}, result
+    return result[dataset]
 
 
 def stored(data_dir: Path, dataset: str, request_id: str, suffix: str) -> Path:
@@ -155,22 +166,23 @@ def test_response_csv_lands_at_its_fixed_path_and_a_rerun_overwrites(seeded: See
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     set_uci_connection(monkeypatch, seeded.emulator.api)
     out = tmp_path / "out"
-    task = CopyExhaustFilesOperator(task_id="copy", tag=seeded.response.tag, request_id=seeded.response.request_id,
-                                    destination=str(out))
-    first = task.execute(context())
+    task = CopyExhaustFilesOperator(task_id="copy", jobs=answered(seeded.response), destination=str(out))
+    first = copied(task.execute(context()))
 
     relative = f"{BOT}/{START}_{END}/uci-response-exhaust.csv"
     assert {k: first[k] for k in ("dataset", "files", "csv")} == {"dataset": RESPONSE, "files": [str(out / relative)],
                                                               "csv": str(out / relative)}
     assert set(first) == {"dataset", "files", "csv", "request_id", "conversation_id", "start_date", "end_date",
-                          "host"}
+                          "host", "empty"}
+    assert first["empty"] is False and first["request_id"] == seeded.response.request_id
+    assert (first["conversation_id"], first["start_date"], first["end_date"]) == (BOT, START, END)
     assert first["host"] == socket.gethostname(), "the load names the worker that wrote a local file"
     expected = stored(seeded.data_dir, RESPONSE, seeded.response.request_id, ".csv").read_bytes()
     assert (out / relative).read_bytes() == expected
     no_secrets(first)
 
     (out / relative).write_bytes(b"stale")
-    assert task.execute(context()) == first
+    assert copied(task.execute(context())) == first
     assert files_under(out) == {relative}, "a rerun replaces the file, with nothing left beside it"
     assert (out / relative).read_bytes() == expected
 
@@ -180,10 +192,11 @@ def test_private_zip_from_the_sensor_xcom_is_copied_and_opened_with_the_connecti
     set_uci_connection(monkeypatch, seeded.emulator.api, encryption_key=KEY)
     pushed = {"request_id": seeded.private.request_id, "tag": seeded.private.tag, "dataset": PRIVATE,
               "conversation_id": BOT, "start_date": START, "end_date": END, "status": "SUCCESS", "attempts": 0,
-              "file_count": 1}
+              "file_count": 1, "outcome": "files"}
     out = tmp_path / "private"
-    task = CopyExhaustFilesOperator(task_id="copy", job_task_id="wait", destination=out.as_uri())
-    result = task.execute(context(pushed))
+    # a wait that ended in the triggerer hands its {dataset: job} on as JSON text
+    task = CopyExhaustFilesOperator(task_id="copy", jobs=json.dumps({PRIVATE: pushed}), destination=out.as_uri())
+    result = copied(task.execute(context()), PRIVATE)
 
     folder = out / BOT / f"{START}_{END}"
     zipped, extracted = folder / "uci-private-exhaust.zip", folder / "uci-private-exhaust.csv"
@@ -204,9 +217,9 @@ def test_private_zip_from_the_sensor_xcom_is_copied_and_opened_with_the_connecti
 def test_an_unencrypted_private_zip_opens_without_a_key(seeded: Seeded, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     set_uci_connection(monkeypatch, seeded.emulator.api)
-    task = CopyExhaustFilesOperator(task_id="copy", tag=seeded.open_private.tag,
-                                    request_id=seeded.open_private.request_id, destination=str(tmp_path))
-    result = task.execute(context())
+    task = CopyExhaustFilesOperator(task_id="copy", jobs=answered(seeded.open_private, "private"),
+                                    destination=str(tmp_path))
+    result = copied(task.execute(context()), PRIVATE)
     expected = stored(seeded.data_dir, PRIVATE, seeded.open_private.request_id, ".csv").read_bytes()
     assert Path(result["csv"]).read_bytes() == expected
 
@@ -216,14 +229,14 @@ def test_a_wrong_key_and_a_missing_key_are_told_apart(seeded: Seeded, tmp_path: 
     set_uci_connection(monkeypatch, seeded.emulator.api)
     job = seeded.private
 
-    missing = CopyExhaustFilesOperator(task_id="copy", tag=job.tag, request_id=job.request_id,
+    missing = CopyExhaustFilesOperator(task_id="copy", jobs=answered(job, PRIVATE),
                                        destination=str(tmp_path / "missing"))
     with pytest.raises(ZipPasswordError, match=r"^encryption_key: missing") as caught:
         missing.execute(context())
     assert isinstance(caught.value, ExhaustError)
 
-    wrong = CopyExhaustFilesOperator(task_id="copy", tag=job.tag, request_id=job.request_id,
-                                     destination=str(tmp_path / "wrong"), encryption_key="not-the-key")
+    wrong = CopyExhaustFilesOperator(task_id="copy", jobs=answered(job, PRIVATE),
+                                     destination=str(tmp_path / "wrong"), zip_password="not-the-key")
     with pytest.raises(ZipPasswordError, match=r"^encryption_key: wrong key") as caught:
         wrong.execute(context())
     assert "not-the-key" not in str(caught.value)
@@ -246,10 +259,37 @@ def test_open_private_zip_refuses_what_is_not_one_csv(tmp_path: Path) -> None:
 def test_a_job_that_has_not_succeeded_is_refused(seeded: Seeded, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     set_uci_connection(monkeypatch, seeded.emulator.api)
-    task = CopyExhaustFilesOperator(task_id="copy", tag=seeded.pending.tag, request_id=seeded.pending.request_id,
-                                    destination=str(tmp_path))
+    task = CopyExhaustFilesOperator(task_id="copy", jobs=answered(seeded.pending), destination=str(tmp_path))
     with pytest.raises(ExhaustError, match="is SUBMITTED, not SUCCESS"):
         task.execute(context())
+    assert files_under(tmp_path) == set()
+
+
+def test_an_empty_answer_copies_nothing_beside_the_other_datasets_files(seeded: Seeded, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One copy per bot: the response's files are copied; the private job found no data, so nothing of it is."""
+    set_uci_connection(monkeypatch, seeded.emulator.api)
+    empty = {"tag": "never-read", "request_id": "F" * 32, "conversation_id": BOT, "start_date": START,
+             "end_date": END, "status": "FAILED", "attempts": 1, "file_count": 0, "outcome": "empty"}
+    task = CopyExhaustFilesOperator(task_id="copy", destination=str(tmp_path), conversation_id=BOT,
+                                    jobs={"response": {"tag": seeded.response.tag,
+                                                       "request_id": seeded.response.request_id},
+                                          "private": empty})
+    result = task.execute(context())
+    assert list(result) == [RESPONSE, PRIVATE]
+    assert result[PRIVATE] == {"dataset": PRIVATE, "request_id": "F" * 32, "conversation_id": BOT,
+                               "start_date": START, "end_date": END, "files": [], "csv": None, "empty": True,
+                               "host": None}, "the service is not asked about a job that found no data"
+    assert result[RESPONSE]["empty"] is False and Path(result[RESPONSE]["csv"]).is_file()
+    assert files_under(tmp_path) == {f"{BOT}/{START}_{END}/uci-response-exhaust.csv"}
+
+
+def test_jobs_without_their_identifiers_are_refused_naming_the_field(tmp_path: Path) -> None:
+    task = CopyExhaustFilesOperator(task_id="copy", jobs={"private": {"tag": "t"}}, destination=str(tmp_path))
+    with pytest.raises(ValueError, match=r"^jobs\[uci-private-exhaust\]: needs the job's tag and request_id"):
+        task.execute(context())
+    with pytest.raises(ValueError, match=r"^jobs: must map each dataset"):
+        CopyExhaustFilesOperator(task_id="copy", jobs=[], destination=str(tmp_path)).execute(context())
     assert files_under(tmp_path) == set()
 
 
@@ -257,8 +297,8 @@ def test_without_a_destination_files_go_under_airflow_home(seeded: Seeded, tmp_p
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     set_uci_connection(monkeypatch, seeded.emulator.api)
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
-    task = CopyExhaustFilesOperator(task_id="copy", tag=seeded.response.tag, request_id=seeded.response.request_id)
-    result = task.execute(context())
+    task = CopyExhaustFilesOperator(task_id="copy", jobs=answered(seeded.response))
+    result = copied(task.execute(context()))
     assert result["csv"] == str(tmp_path / "uci-exhaust" / "files" / BOT / f"{START}_{END}" / "uci-response-exhaust.csv")
 
 
@@ -298,9 +338,9 @@ def test_cut_off_downloads_are_resumed_until_every_byte_is_there(start_emulator:
 
     # and through the operator, on the same faulty service
     job = place_file(emulator, payloads[0])
-    task = CopyExhaustFilesOperator(task_id="copy", tag=job.tag, request_id=job.request_id,
-                                    destination=str(tmp_path / "out"), download_attempts=10, download_backoff=0)
-    result = task.execute(context())
+    task = CopyExhaustFilesOperator(task_id="copy", jobs=answered(job), destination=str(tmp_path / "out"),
+                                    download_attempts=10, download_backoff=0)
+    result = copied(task.execute(context()))
     assert Path(result["csv"]).read_bytes() == payloads[0]
 
 
@@ -385,10 +425,10 @@ def test_private_exhaust_lands_in_azure_blob_at_its_fixed_keys(seeded: Seeded, a
     sizes = {name: path.stat().st_size for name, path in expected.items()}
     assert sizes["uci-private-exhaust.zip"] < sizes["uci-private-exhaust.csv"]
     monkeypatch.setattr(blob_module, "BLOCK_SIZE", 100)  # blocks of 100 bytes, four staged at a time
-    task = CopyExhaustFilesOperator(task_id="copy", tag=seeded.private.tag, request_id=seeded.private.request_id,
+    task = CopyExhaustFilesOperator(task_id="copy", jobs=answered(seeded.private, PRIVATE),
                                     destination="wasb://exhaust-copies/uci/daily", wasb_conn_id="uci_blob",
-                                    encryption_key=KEY, chunk_size=4096)
-    result = task.execute(context())
+                                    zip_password=KEY, chunk_size=4096)
+    result = copied(task.execute(context()), PRIVATE)
 
     prefix = f"uci/daily/{BOT}/{START}_{END}"
     assert {k: result[k] for k in ("dataset", "files", "csv")} == {
@@ -407,7 +447,7 @@ def test_private_exhaust_lands_in_azure_blob_at_its_fixed_keys(seeded: Seeded, a
     assert blocks == {name: -(-size // 100) for name, size in sizes.items()}
     assert list(scratch.iterdir()) == [], "the temporary copies are gone"
 
-    assert task.execute(context()) == result
+    assert copied(task.execute(context()), PRIVATE) == result
     assert sorted(blob.name for blob in container.list_blobs(name_starts_with="uci/")) == [
         f"{prefix}/uci-private-exhaust.csv", f"{prefix}/uci-private-exhaust.zip"]
 
@@ -432,10 +472,10 @@ def test_a_response_csv_streams_into_its_blob_through_cut_off_downloads(
     for number in range(4):
         data = os.urandom(3 * 1024 * 1024 + 1000 * number)
         job = place_file(emulator, data)
-        task = CopyExhaustFilesOperator(task_id="copy", tag=job.tag, request_id=job.request_id,
+        task = CopyExhaustFilesOperator(task_id="copy", jobs=answered(job),
                                         destination=f"wasb://streamed-copies/run-{number}", wasb_conn_id="uci_blob",
                                         download_attempts=10, download_backoff=0, chunk_size=64 * 1024)
-        result = task.execute(context())
+        result = copied(task.execute(context()))
         (uri,) = result["files"]
         assert result["csv"] == uri and uri.startswith(f"wasb://streamed-copies/run-{number}/")
         key = uri.removeprefix("wasb://streamed-copies/")
@@ -468,8 +508,8 @@ def test_a_download_that_gives_up_leaves_the_blob_as_it_was(start_emulator: Call
     blob = service.get_blob_client("kept-copies", key)
     blob.upload_blob(b"the copy of an earlier run\n")
 
-    task = CopyExhaustFilesOperator(task_id="copy", tag=job.tag, request_id=job.request_id,
-                                    destination="wasb://kept-copies/kept", wasb_conn_id="uci_blob",
+    task = CopyExhaustFilesOperator(task_id="copy", jobs=answered(job), destination="wasb://kept-copies/kept",
+                                    wasb_conn_id="uci_blob",
                                     download_attempts=2, download_backoff=0)
     with pytest.raises(ExhaustError, match=r"gave up after 2 attempts") as caught:
         task.execute(context())
@@ -494,14 +534,15 @@ def test_openlineage_names_the_service_files_without_signature_the_copies_and_th
     monkeypatch.setenv("AIRFLOW_CONN_LINEAGE_WAREHOUSE", f"sqlite:///{warehouse}")
     out = tmp_path / "out"
     with DAG("lineage", schedule=None):
-        copy_response = CopyExhaustFilesOperator(task_id="copy_response", tag=seeded.response.tag,
-                                                 request_id=seeded.response.request_id, destination=str(out))
-        copy_private = CopyExhaustFilesOperator(task_id="copy_private", tag=seeded.private.tag,
-                                                request_id=seeded.private.request_id, destination=str(out),
-                                                zip_password=KEY)
-        response, private = copy_response.execute(context()), copy_private.execute(context())
-        load = LoadExhaustOperator(task_id="load", response_path=response["csv"], private_path=private["csv"],
-                                   warehouse_conn_id="lineage_warehouse", table="uci_lineage")
+        copy = CopyExhaustFilesOperator(task_id="copy", conversation_id=BOT, destination=str(out), zip_password=KEY,
+                                        jobs={RESPONSE: {"tag": seeded.response.tag,
+                                                         "request_id": seeded.response.request_id},
+                                              PRIVATE: {"tag": seeded.private.tag,
+                                                        "request_id": seeded.private.request_id}})
+        copies = copy.execute(context())
+        response, private = copies[RESPONSE], copies[PRIVATE]
+        load = LoadExhaustOperator(task_id="load", copies=copies, warehouse_conn_id="lineage_warehouse",
+                                   table="uci_lineage")
     load.execute({"run_id": "manual__lineage", "ti": SimpleNamespace(try_number=1)})
 
     def extracted(task: Any) -> Any:
@@ -509,12 +550,16 @@ def test_openlineage_names_the_service_files_without_signature_the_copies_and_th
                                                    task_instance_state=TaskInstanceState.SUCCESS,
                                                    task_instance=SimpleNamespace(task=task))
 
-    copied = extracted(copy_private)
-    ((namespace, name),) = [(d.namespace, d.name) for d in copied.inputs]
-    assert namespace == seeded.emulator.root.rstrip("/") and name.endswith(".zip") and "?" not in name
-    job_urls = UciExhaustHook().read_request(seeded.private.tag, seeded.private.request_id).download_urls
-    assert all(url.split("?", 1)[1] not in repr(copied) for url in job_urls), "no signature in the lineage"
-    assert [(d.namespace, d.name) for d in copied.outputs] == [("file", path) for path in private["files"]]
+    copied_lineage = extracted(copy)
+    inputs = [(d.namespace, d.name) for d in copied_lineage.inputs]
+    assert [namespace for namespace, _ in inputs] == [seeded.emulator.root.rstrip("/")] * 2
+    assert [Path(name).suffix for _, name in inputs] == [".csv", ".zip"], "the response CSV, then the private zip"
+    assert all("?" not in name for _, name in inputs)
+    for job in (seeded.response, seeded.private):
+        job_urls = UciExhaustHook().read_request(job.tag, job.request_id).download_urls
+        assert all(url.split("?", 1)[1] not in repr(copied_lineage) for url in job_urls), "no signature in the lineage"
+    assert [(d.namespace, d.name) for d in copied_lineage.outputs] == [
+        ("file", path) for path in [*response["files"], *private["files"]]]
 
     loaded = extracted(load)
     assert [(d.namespace, d.name) for d in loaded.inputs] == [("file", response["csv"]), ("file", private["csv"])]
