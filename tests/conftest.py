@@ -30,12 +30,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def airflow_db() -> Path:
     """Airflow's metadata database (SQLite in the temporary AIRFLOW_HOME) and its DAGs folder.
 
-    The folder holds the project's DAGs and the tests' own (``dag.test()`` needs a DAG's file there).
+    The folder holds the project's DAGs, its example DAGs and the tests' own (``dag.test()`` needs a DAG's
+    file there).
     """
     dags = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     dags.mkdir(parents=True, exist_ok=True)
-    for source in [*sorted((ROOT / "dags").glob("*.py")), *sorted((ROOT / "tests" / "dags").glob("*.py"))]:
-        shutil.copy(source, dags / source.name)
+    for folder in (ROOT / "dags", ROOT / "docs" / "examples", ROOT / "tests" / "dags"):
+        for source in sorted(folder.glob("*.py")):
+            shutil.copy(source, dags / source.name)
     from airflow.utils import db
 
     db.initdb()

@@ -114,6 +114,25 @@ def test_a_quiet_bot_ends_green_recorded_empty_and_every_step_is_labelled(
     assert f"No answers for bot {QUIET} on {DAYS[0]}..{DAYS[1]}" in out
 
 
+def test_the_compact_example_dag_loads_the_same_fleet_one_task_per_bot(
+        fleet, airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    emulator, summary = fleet
+    active = [bot["id"] for bot in summary["bots"]]
+    warehouse = configure(monkeypatch, emulator, tmp_path)
+    dag = load_dag(airflow_db, "uci_exhaust_compact")
+    bots = [active[0], QUIET, active[1]]
+    run = dag.test(run_conf=conf(bots))
+    assert str(run.state) == "success", task_states(run)
+    tis = instances(run)
+    assert set(tis) == {"plan", "bot[0]", "bot[1]", "bot[2]"}, sorted(tis)
+    assert {key: ti.rendered_map_index for key, ti in tis.items() if key != "plan"} == {
+        f"bot[{index}]": bot for index, bot in enumerate(bots)}
+    done = xcoms(dag.dag_id, run.run_id)
+    assert done["bot[1]"]["load"]["responses_loaded"] == 0
+    assert_table_matches(warehouse, emulator.data_dir, active, DAYS, ZIP_KEY,
+                         sum(n for bot in summary["bots"] for n in bot["events_by_day"].values()))
+
+
 def test_a_fleet_larger_than_max_map_length_fails_in_plan_naming_the_setting(
         fleet, airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capfd: pytest.CaptureFixture[str]) -> None:
