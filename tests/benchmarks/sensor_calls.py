@@ -122,8 +122,10 @@ def main() -> int:
         schedule = NightlySchedule.for_dataset(job.dataset)
         run_start = datetime.combine(day, schedule.run_time(), IST).timestamp() + 86400
         night = SimulatedNight(emulator, submitted_at, run_start + options.run_minutes * 60, job.tag, job.request_id)
-        trigger = ExhaustJobTrigger(tag=job.tag, request_id=job.request_id, deadline=submitted_at + 48 * 3600,
-                                    run_at=schedule.run_at, grace_seconds=options.grace, poll_interval=options.poll)
+        trigger = ExhaustJobTrigger(jobs=[{"tag": job.tag, "request_id": job.request_id, "dataset": job.dataset,
+                                           "run_at": schedule.run_at}],
+                                    deadline=submitted_at + 48 * 3600, grace_seconds=options.grace,
+                                    poll_interval=options.poll)
         began = time.perf_counter()
         payload = asyncio.run(wait(trigger, night))
         elapsed = time.perf_counter() - began
