@@ -24,7 +24,7 @@ from tests.e2e.deployment import DAG_ID, DAYS, ZIP_KEY, Deployment
 from tests.e2e.system import RunWatch, clear, is_sensor, ti_key, xcom
 from tests.support.expected import assert_table_matches, table_rows
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 STEPS = ("bot.submit", "bot.wait", "bot.copy", "bot.join_and_load")
 RUN_TIMEOUT = 180.0
