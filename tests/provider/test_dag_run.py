@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_uci.refs import decoded
 from tests.support.airflow import load_dag, task_states, xcoms
 from tests.support.connections import set_uci_connection
 from tests.support.services import Emulator, run_emulator
@@ -21,6 +22,7 @@ from tests.support.services import Emulator, run_emulator
 API_KEY = "k-3c5f0e9a7d21"
 ENCRYPTION_KEY = "zip-pass-7731b"
 SCRIPT = Path(sys.executable).with_name("uci-exhaust")
+RESPONSE, PRIVATE = "uci-response-exhaust", "uci-private-exhaust"
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +45,21 @@ def test_submit_and_wait_for_both_exhausts(fast_emulator, airflow_db: Path, monk
     first = dag.test(run_conf=conf)
     assert str(first.state) == "success", task_states(first)
     values = xcoms(dag.dag_id, first.run_id)
-    response, private = values["submit_response"], values["submit_private"]
+    assert set(values["submit_response"]) == {RESPONSE} and set(values["submit_private"]) == {PRIVATE}
+    response, private = values["submit_response"][RESPONSE], values["submit_private"][PRIVATE]
     assert set(response) == {"request_id", "tag", "dataset", "conversation_id", "start_date", "end_date"}
-    assert response["dataset"] == "uci-response-exhaust" and private["dataset"] == "uci-private-exhaust"
-    assert values["wait_response"]["status"] == "SUCCESS" and values["wait_response"]["file_count"] == 1
-    assert values["wait_private"]["request_id"] == private["request_id"]
+    assert response["dataset"] == RESPONSE and private["dataset"] == PRIVATE
+    # a wait the triggerer ended stores its value as JSON text; the next step reads it through refs
+    waited_response, waited_private = decoded(values["wait_response"]), decoded(values["wait_private"])
+    assert set(waited_response) == {RESPONSE} and set(waited_private) == {PRIVATE}
+    assert waited_response[RESPONSE]["status"] == "SUCCESS" and waited_response[RESPONSE]["file_count"] == 1
+    assert waited_private[PRIVATE]["request_id"] == private["request_id"]
 
     second = dag.test(run_conf=conf)
     assert str(second.state) == "success", task_states(second)
     again = xcoms(dag.dag_id, second.run_id)
-    assert again["submit_response"]["request_id"] == response["request_id"], "same day, same job"
-    assert again["submit_private"]["request_id"] == private["request_id"]
+    assert again["submit_response"][RESPONSE]["request_id"] == response["request_id"], "same day, same job"
+    assert again["submit_private"][PRIVATE]["request_id"] == private["request_id"]
 
     # secret hygiene: nothing the runs printed or stored holds a key or a signed URL
     out, err = capfd.readouterr()
