@@ -453,7 +453,7 @@ def main() -> int:
     options = parser.parse_args()
     if options.poll_interval is None:
         options.poll_interval = 60 if options.waiting_minutes else 2
-    dag_file = options.dag_file.resolve()
+    dag_file = options.dag_file.absolute()
     shown = dag_file.relative_to(ROOT) if dag_file.is_relative_to(ROOT) else dag_file
     print(f"fleet.py {' '.join(sys.argv[1:])}: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs; "
           f"DAG {options.dag_id} from {shown}", flush=True)
