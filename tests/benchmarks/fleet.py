@@ -74,7 +74,7 @@ DEPLOYMENT_RESTORES = (
 COMPONENTS = ("task processes", "scheduler", "api-server", "triggerer", "dag-processor", "database")
 #: The load task's name when the DAG has it, in order of preference (a task id's last dotted part).
 LOAD_TASKS = ("join_and_load", "bot")
-TASK_TITLE = re.compile(r"^airflow worker -- ([0-9a-f-]{36})$")
+TASK_TITLE = re.compile(r"^airflow worker -- ([0-9a-f-]{36})$")  # as the task runner sets it
 
 
 class CountingProxy:
@@ -174,7 +174,7 @@ class ProcessSampler:
     def _sample(self) -> None:
         while not self.done.wait(self.every):
             for process in psutil.process_iter(["cmdline", "create_time"]):
-                title = " ".join(process.info["cmdline"] or [])
+                title = " ".join(" ".join(process.info["cmdline"] or []).split())  # setproctitle pads with blanks
                 task = TASK_TITLE.match(title)
                 backend = title.startswith("postgres:") and any(f" {name} " in title for name in self.databases)
                 if not task and not backend:
