@@ -67,7 +67,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
 
 
 def register_admin(app: FastAPI, service: Service) -> None:
-    """Add the download, clock, health and job-result routes."""
+    """Add the download, clock, health, job-result and served-faults routes."""
 
     async def download(request: Request, account: str, container: str, key: str) -> Response:
         storage = service.storage
@@ -108,8 +108,10 @@ def register_admin(app: FastAPI, service: Service) -> None:
                         break
                     remaining -= len(chunk)
                     yield chunk
-            if cut is not None and not drop_connection(request):
-                raise ConnectionAbortedError("truncated download (fault knob)")
+            if cut is not None:
+                app.state.served.fault("truncate", "download")
+                if not drop_connection(request):
+                    raise ConnectionAbortedError("truncated download (fault knob)")
 
         return StreamingResponse(body(), status_code=206 if isinstance(ranged, tuple) else 200, headers=headers,
                                  media_type="application/octet-stream")
@@ -273,6 +275,13 @@ def register_admin(app: FastAPI, service: Service) -> None:
                               "timezone": str(settings.jobs_timezone), "crons": scheduler.crons, "runs": scheduler.runs,
                               "nextDue": {name: due.isoformat() for name, due in scheduler.next_due.items()}}, 200)
 
+    async def served(request: Request) -> Response:
+        """The faults served since the emulator started, by kind and route, and the submissions it accepted."""
+        if (refused := refusal(request)) is not None:
+            return refused
+        return json_response(app.state.served.report(), 200)
+
+    app.add_api_route("/admin/served", served, methods=["GET"])
     app.add_api_route("/admin/run-jobs", run_jobs, methods=["POST"])
     app.add_api_route("/admin/schedule", schedule, methods=["GET"])
     app.add_api_route("/admin/health", health, methods=["GET"])

@@ -29,6 +29,7 @@ from airflow_provider_uci.emulator.gateway import (
     json_response,
     route_miss,
 )
+from airflow_provider_uci.emulator.faults import ServedLog
 from airflow_provider_uci.emulator.fields import SEARCH_FILTERS, check_day, check_submission
 from airflow_provider_uci.emulator.inputs import (
     MAX_LIMIT,
@@ -133,6 +134,7 @@ def register_api(app: FastAPI, service: Service) -> None:
             )
         except StoreError as exc:
             return await server_error(service, protocol.SUBMIT_ID, str(exc), started)
+        request.app.state.served.submission(dataset, config, now.astimezone(service.settings.timezone))
         job = protocol.job_as_map(service.job_fields(row, lambda: base_url(request)))
         return envelope_response(protocol.success(protocol.SUBMIT_ID, service.clock.now(), job), started)
 
@@ -276,6 +278,7 @@ def create_app(settings: EmulatorSettings | None = None, *, service: Service | N
     app.state.clock = service.clock
     app.state.scheduler = scheduler
     app.state.find_transport = None
+    app.state.served = ServedLog()
     app.add_exception_handler(StarletteHTTPException, route_miss)
     register_api(app, service)
     register_admin(app, service)

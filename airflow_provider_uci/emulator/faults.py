@@ -2,13 +2,21 @@
 
 All are off by default. A rate is given for every route (``0.1``) or per route
 (``read=0.5,submit=0.1``); the routes are ``submit``, ``read``, ``list``, ``search`` and ``download``.
+
+Each route draws from a stream of its own (and truncation from another), every knob on every call, so
+with a seed the n-th call of a route meets the same faults however the calls of the routes interleave.
+What was served is counted (:class:`ServedLog`), so a run under faults can show that they fired.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import threading
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 ROUTES = ("submit", "read", "list", "search", "download")
 ENV_PREFIX = "UCI_EMULATOR_FAULT_"
@@ -18,6 +26,12 @@ ENV_SUFFIXES = {"error_500": "500", "error_429": "429", "retry_after": "RETRY_AF
 FLAGS = {"error_500": "--fault-500", "error_429": "--fault-429", "retry_after": "--retry-after",
          "latency": "--fault-latency", "latency_seconds": "--latency-seconds", "drop": "--fault-drop",
          "truncate": "--fault-truncate", "seed": "--fault-seed"}
+
+
+#: The faults a call of a route can meet, in the order they are drawn (truncation is drawn per download body).
+CALL_FAULTS = ("latency", "drop", "error_429", "error_500")
+#: Every kind of fault the emulator serves, as :class:`ServedLog` names them.
+KINDS = (*CALL_FAULTS, "truncate")
 
 
 class FaultSpecError(ValueError):
@@ -68,21 +82,32 @@ class FaultSettings:
             raise FaultSpecError(f"latency_seconds: must be >= 0 seconds, got {self.latency_seconds}")
         if not 0.0 <= self.truncate <= 1.0:
             raise FaultSpecError(f"truncate: rate must be between 0 and 1, got {self.truncate}")
-        self._random = random.Random(self.seed)
+        self._streams: dict[str, random.Random] = {}
+        self._lock = threading.Lock()
 
     @property
     def active(self) -> bool:
         """Whether any fault can fire."""
         return bool(self.error_500 or self.error_429 or self.latency or self.drop or self.truncate)
 
-    def fires(self, knob: dict[str, float], route: str) -> bool:
-        """Draw whether the fault ``knob`` fires on a call of ``route``."""
-        rate = knob.get(route, 0.0)
-        return rate > 0.0 and self._random.random() < rate
+    def _stream(self, name: str) -> random.Random:
+        if name not in self._streams:
+            self._streams[name] = random.Random(None if self.seed is None else f"{self.seed}:{name}")
+        return self._streams[name]
+
+    def draw(self, route: str) -> frozenset[str]:
+        """Draw which of :data:`CALL_FAULTS` fire on this call of ``route``."""
+        with self._lock:
+            stream = self._stream(route)
+            draws = {kind: stream.random() for kind in CALL_FAULTS}
+        return frozenset(kind for kind, drawn in draws.items() if drawn < getattr(self, kind).get(route, 0.0))
 
     def truncates(self) -> bool:
         """Draw whether this download's body is cut short."""
-        return self.truncate > 0.0 and self._random.random() < self.truncate
+        if self.truncate <= 0.0:
+            return False
+        with self._lock:
+            return self._stream("truncate").random() < self.truncate
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str], **flags: str | None) -> FaultSettings:
@@ -122,3 +147,39 @@ class FaultSettings:
         except FaultSpecError as exc:
             knob, _, rest = str(exc).partition(": ")
             raise FaultSpecError(f"{names.get(knob, knob)}: {rest}") from None
+
+
+class ServedLog:
+    """What the emulator served: each fault by kind and route, and each accepted submission by job.
+
+    A submission is keyed by the job it asks for (dataset, bot, date range) and the day it came, not by
+    its tag, so a client that resubmits under a new tag shows as a second submission too.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.faults: Counter[tuple[str, str]] = Counter()
+        self.submissions: Counter[tuple[str, str, str, str, str]] = Counter()
+
+    def fault(self, kind: str, route: str) -> None:
+        """Count one fault of ``kind`` served on ``route``."""
+        with self._lock:
+            self.faults[(kind, route)] += 1
+
+    def submission(self, dataset: str, config: Any, submitted: datetime) -> None:
+        """Count one submission the service accepted (``config`` is the request's ``datasetConfig``)."""
+        config = config if isinstance(config, dict) else {}
+        key = (dataset, *(str(config.get(name, "")) for name in ("conversationId", "startDate", "endDate")),
+               submitted.date().isoformat())
+        with self._lock:
+            self.submissions[key] += 1
+
+    def report(self) -> dict[str, Any]:
+        """The counts as JSON: faults by kind then route, and one entry per submitted job."""
+        with self._lock:
+            faults = {kind: {route: count for (k, route), count in sorted(self.faults.items()) if k == kind}
+                      for kind in KINDS}
+            submissions = [{"dataset": dataset, "conversationId": bot, "startDate": start, "endDate": end,
+                            "submittedOn": day, "count": count}
+                           for (dataset, bot, start, end, day), count in sorted(self.submissions.items())]
+        return {"faults": faults, "submissions": submissions}

@@ -101,18 +101,27 @@ def drop_connection(request: Request) -> bool:
 
 
 async def inject_faults(request: Request, route: str, api_id: str | None) -> Response | None:
-    """Apply the configured faults for ``route``; return the response that replaces the real one."""
+    """Apply the configured faults for ``route``; return the response that replaces the real one.
+
+    Each fault served is counted in the application's ``served`` log.
+    """
     settings: EmulatorSettings = request.app.state.settings
     faults = settings.faults
     if not faults.active:
         return None
-    if faults.fires(faults.latency, route):
+    served = request.app.state.served
+    fired = faults.draw(route)
+    if "latency" in fired:
         await asyncio.sleep(faults.latency_seconds)
-    if faults.fires(faults.drop, route) and drop_connection(request):
+        served.fault("latency", route)
+    if "drop" in fired and drop_connection(request):
+        served.fault("drop", route)
         return Response(status_code=500)  # never reaches the client: the connection is gone
-    if faults.fires(faults.error_429, route):
+    if "error_429" in fired:
+        served.fault("error_429", route)
         return json_response({"message": "API rate limit exceeded"}, 429, {"Retry-After": str(faults.retry_after)})
-    if faults.fires(faults.error_500, route):
+    if "error_500" in fired:
+        served.fault("error_500", route)
         if api_id is None:
             return Response(
                 content=b'<?xml version="1.0" encoding="utf-8"?><Error><Code>InternalError</Code>'

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -37,10 +38,16 @@ COMPONENTS = {
 HEALTHY = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 BAD_TASK_STATES = {"failed", "up_for_retry", "upstream_failed"}
 
-#: The issue's fault knobs: 10% HTTP 500, some 429 with Retry-After, 2 s latency on 10% of calls,
-#: 5% truncated downloads, signed URLs that expire after 60 s.
+#: The fault knobs: 10% HTTP 500, 5% 429 with Retry-After, 2 s latency on 10% of calls, 5% truncated
+#: downloads, signed URLs that expire after 60 s.
 FAULT_ARGS = ("--fault-500", "0.1", "--fault-429", "0.05", "--retry-after", "1", "--fault-latency", "0.1",
               "--latency-seconds", "2", "--fault-truncate", "0.05", "--expiry-seconds", "60")
+#: The kinds of fault those knobs serve, as the emulator's ``/admin/served`` names them.
+FAULT_KINDS = ("error_500", "error_429", "latency", "truncate")
+#: Seeds under which, at those rates, every kind fires early in a run of one bot: within the first 8
+#: reads (a run makes dozens while it waits) and on the first download (a run makes about four). Each
+#: route draws from its own stream, so this holds however the calls interleave.
+FAULT_SEEDS = (92, 261)
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -129,6 +136,20 @@ class EmulatorService(EmulatorAddress):
         if self.process is not None:
             kill_group(self.process)
             self.process = None
+
+    def served(self) -> dict[str, Any]:
+        """What it served since it (re)started: faults by kind and route, accepted submissions by job."""
+        answer = requests.get(f"{self.root}/admin/served", timeout=30)
+        answer.raise_for_status()
+        return answer.json()
+
+    def jobs_of(self, conversation_id: str) -> list[dict[str, Any]]:
+        """Every job the service holds for ``conversation_id`` (through its internal search)."""
+        answer = requests.post(f"{self.root}/request/search", timeout=30, json={
+            "request": {"filters": {"channel": "dev-channel"}, "limit": 100_000}})
+        answer.raise_for_status()
+        return [job for job in answer.json()["result"]["jobs"]
+                if (job.get("datasetConfig") or {}).get("conversationId") == conversation_id]
 
 
 @dataclass
@@ -351,6 +372,11 @@ class AirflowSystem:
             triggerer = log.name.rsplit(".", 2)[-2]
             logs.setdefault(key, {})[triggerer] = log.read_text(errors="replace")
         return logs
+
+
+def stamp(text: str) -> float:
+    """A REST timestamp as seconds since the epoch."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def ti_key(ti: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ import pytest
 
 from tests.e2e.deployment import DAG_ID, DAYS, JOBS_EVERY, ZIP_KEY, Deployment
 from tests.support.expected import assert_table_matches
-from tests.e2e.system import RunWatch, is_sensor, ti_key
+from tests.e2e.system import FAULT_KINDS, FAULT_SEEDS, RunWatch, is_sensor, stamp, ti_key
 
 pytestmark = pytest.mark.e2e
 
@@ -85,6 +85,16 @@ def finish(deployment: Deployment, watch: RunWatch, bot: str | list[str], expect
     print(watch.report().split("\n-----", 1)[0])
 
 
+def assert_faults_fired_and_nothing_submitted_twice(deployment: Deployment, bot: str) -> None:
+    """Each configured kind of fault was served at least once, and each of the bot's jobs submitted once."""
+    served = deployment.emulator.served()
+    fired = {kind: sum(served["faults"][kind].values()) for kind in FAULT_KINDS}
+    assert all(fired.values()), f"every configured kind of fault fired at least once: {served['faults']}"
+    submitted = {(s["conversationId"], s["dataset"]): s["count"] for s in served["submissions"]}
+    assert submitted == {(bot, "uci-response-exhaust"): 1, (bot, "uci-private-exhaust"): 1}, served["submissions"]
+    print(f"[e2e] faults served: {served['faults']}")
+
+
 def test_triggered_run_defers_and_loads_exactly(deployment: Deployment) -> None:
     bot, expected = deployment.bot(0)
     watch, timings = start_run(deployment, bot, fault_seed=None)
@@ -94,15 +104,16 @@ def test_triggered_run_defers_and_loads_exactly(deployment: Deployment) -> None:
 
 def test_run_under_faults_loads_exactly(deployment: Deployment) -> None:
     bot, expected = deployment.bot(1)
-    watch, timings = start_run(deployment, bot, fault_seed=11)
+    watch, timings = start_run(deployment, bot, fault_seed=FAULT_SEEDS[0])
     wait_deferred(watch, timings)
     finish(deployment, watch, bot, expected, timings)
+    assert_faults_fired_and_nothing_submitted_twice(deployment, bot)
 
 
 def test_triggerer_killed_while_deferred_under_faults(deployment: Deployment) -> None:
     bot, expected = deployment.bot(2)
     airflow = deployment.airflow
-    watch, timings = start_run(deployment, bot, fault_seed=12)
+    watch, timings = start_run(deployment, bot, fault_seed=FAULT_SEEDS[1])
     wait_deferred(watch, timings)
 
     def looking_triggerers() -> set[str]:
@@ -127,10 +138,11 @@ def test_triggerer_killed_while_deferred_under_faults(deployment: Deployment) ->
     assert fired and all(fired.values()), fired
     assert not any(set(by) & killed for by in fired.values()), (
         f"every trigger fired in the restarted triggerer, not the killed one ({killed}): {fired}")
+    assert_faults_fired_and_nothing_submitted_twice(deployment, bot)
 
 
 def test_fleet_with_a_quiet_bot_ends_green_without_waiting_for_nightly_retries(deployment: Deployment) -> None:
-    """Three bots, one with no answers: the run succeeds within a minute of the emulator's jobs run."""
+    """Three bots, one with no answers: the run succeeds without waiting for a nightly retry of its jobs."""
     (first, first_rows), (second, second_rows) = deployment.bot(0), deployment.bot(1)
     bots = [first, deployment.quiet, second]
     listening = deployment.emulator.restart(None)
@@ -141,7 +153,13 @@ def test_fleet_with_a_quiet_bot_ends_green_without_waiting_for_nightly_retries(d
     timings = {"jobs run": listening + JOBS_EVERY - watch.started}
     wait_deferred(watch, timings)
     finish(deployment, watch, bots, first_rows + second_rows, timings)
-    assert timings["success"] - timings["jobs run"] < 60, timings
+    # the quiet bot's "No data found" ended its wait: its task ended before any nightly retry of its jobs
+    ended = max(stamp(ti["end_date"]) for ti in watch.last if ti.get("rendered_map_index") == deployment.quiet)
+    jobs = deployment.emulator.jobs_of(deployment.quiet)
+    assert len(jobs) == 2 and all(job["status"] == "FAILED" for job in jobs), jobs
+    for job in jobs:  # one run so far, or a retry that completed after the task had ended
+        assert job["attempts"] == 1 or (job["attempts"] == 2 and ended * 1000 < job["jobStats"]["dtJobCompleted"]), (
+            job, ended)
     recorded = [row for row in deployment.loads() if row["conversation_id"] == deployment.quiet]
     assert recorded and all((row["from_date"], row["to_date"], row["responses"]) == (DAYS[0], DAYS[-1], 0)
                             for row in recorded), recorded

@@ -62,6 +62,7 @@ CALLS = [
     Call("set clock", "POST", "/admin/clock", {}, json.dumps({"now": "2030-01-01T00:00:00+00:00"}).encode()),
     Call("schedule", "GET", "/admin/schedule", {}),
     Call("health", "GET", "/admin/health", {}),
+    Call("served", "GET", "/admin/served", {}),
     Call("place file", "POST", "/admin/jobs/{rid}/file", {"tag": "{tag}", "name": "placed.csv"}, b"a,b\n1,2\n",
          "application/octet-stream"),
     Call("fail job", "POST", "/admin/jobs/{rid}/fail", {"tag": "{tag}"},
@@ -69,7 +70,7 @@ CALLS = [
 ]
 #: Every route the app serves that must be locked, as (method, path) of its route table.
 LOCKED = {("POST", "/request/search"), ("POST", "/admin/run-jobs"), ("GET", "/admin/clock"), ("POST", "/admin/clock"),
-          ("GET", "/admin/schedule"), ("GET", "/admin/health"), ("POST", "/admin/jobs/{request_id}/file"),
+          ("GET", "/admin/schedule"), ("GET", "/admin/health"), ("GET", "/admin/served"), ("POST", "/admin/jobs/{request_id}/file"),
           ("POST", "/admin/jobs/{request_id}/fail")}
 
 
@@ -149,6 +150,8 @@ def test_with_the_token_the_route_works(locked: Emulator, call: Call, how: str) 
         assert job_row(locked, job)["statusMessage"] == "failed by the test"
     elif call.name == "search":
         assert answer.json()["responseCode"] == "OK" and answer.json()["result"]["count"] >= 1
+    elif call.name == "served":
+        assert answer.json()["submissions"], "the test's own submission is counted"
 
 
 def test_the_token_is_never_logged(locked: Emulator) -> None:

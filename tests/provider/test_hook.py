@@ -183,10 +183,9 @@ async def test_async_hook_retries_like_the_sync_one(start_emulator, monkeypatch:
 
 
 @pytest.mark.parametrize("server", ["nothing listening", "listening, never answering"])
-def test_connection_test_answers_within_five_seconds_naming_the_url(server: str,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connection_test_tries_once_with_its_short_timeout_naming_the_url(server: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
-    import time
 
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -196,8 +195,16 @@ def test_connection_test_answers_within_five_seconds_naming_the_url(server: str,
         if server == "nothing listening":
             silent.close()
         set_uci_connection(monkeypatch, url, api_key="secret-key-4471")
-        began = time.monotonic()
         ok, message = UciExhaustHook().test_connection()
-        elapsed = time.monotonic() - began
+        tries = 0
+        if server != "nothing listening":  # each try left one connection in the backlog
+            silent.setblocking(False)
+            while True:
+                try:
+                    silent.accept()[0].close()
+                except BlockingIOError:
+                    break
+                tries += 1
     assert not ok and url in message and "secret-key-4471" not in message, message
-    assert elapsed < 5.0, f"{elapsed:.1f} s"
+    if server != "nothing listening":
+        assert tries == 1 and "Timeout" in message, (tries, message)
