@@ -120,7 +120,10 @@ def test_a_failed_or_retrying_bot_keeps_its_label(deployment: Deployment) -> Non
     assert failing.state == "failed", failing.report()
     states = {ti_key(ti): ti.get("state") for ti in failing.last}
     assert states["bot.wait[0]"] == "failed", states
-    assert labels(failing) == {f"{step}[0]": STRANGER for step in STEPS}, failing.report()
+    # the steps that ran keep the bot's label (one never run, upstream_failed, has none: a label is
+    # rendered by the task itself when it runs)
+    ran = {key: label for key, label in labels(failing).items() if states[key] != "upstream_failed"}
+    assert ran == {"bot.submit[0]": STRANGER, "bot.wait[0]": STRANGER}, failing.report()
 
     deployment.emulator.stop()  # the service down: the submit fails after the hook's retries, to be retried
     retrying = trigger(deployment, [bot])
