@@ -87,8 +87,8 @@ if mode == "local":
     result["size"] = download(lambda: list(hook.read_request(tag, request_id).download_urls), 0, Path(target))
     seconds = time.perf_counter() - began
 elif mode == "azure":
-    task = CopyExhaustFilesOperator(task_id="copy", jobs={"uci-response-exhaust": {"tag": tag, "request_id": request_id}},
-                                    destination=target, wasb_conn_id="uci_blob")
+    jobs = {"uci-response-exhaust": {"tag": tag, "request_id": request_id}}
+    task = CopyExhaustFilesOperator(task_id="copy", jobs=jobs, destination=target, wasb_conn_id="uci_blob")
     began = time.perf_counter()
     result = task.execute({"ti": SimpleNamespace(try_number=1)})["uci-response-exhaust"]
     seconds = time.perf_counter() - began

@@ -221,7 +221,8 @@ def test_sensor_needs_a_job_reference(deferrable: bool) -> None:
     with pytest.raises(TypeError, match="jobs"):
         ExhaustJobSensor(task_id="wait")  # type: ignore[call-arg]
     sensor = ExhaustJobSensor(task_id="wait", jobs={"response": {"tag": "t"}}, deferrable=deferrable)
-    with pytest.raises(ValueError, match=r"^jobs\[uci-response-exhaust\]: needs the job's tag and request_id") as refused:
+    needs = r"^jobs\[uci-response-exhaust\]: needs the job's tag and request_id"
+    with pytest.raises(ValueError, match=needs) as refused:
         sensor.execute(context())
     assert isinstance(refused.value, AirflowFailException), "bad input is not retried"
     nothing = ExhaustJobSensor(task_id="wait", jobs={}, deferrable=deferrable)

@@ -112,9 +112,10 @@ def seconds(epoch_ms: int) -> float:
 def make_trigger(job: dict[str, Any] | None, fake: FakeTime, *, request_id: str | None = None,
                  deadline: float | None = None, run_at: str | None = "02:00", **options: Any) -> ExhaustJobTrigger:
     """A trigger waiting for ``job`` (or for a job the service does not know), on ``fake``'s clock."""
+    tag, known_id = (bare(job), job["requestId"]) if job else (new_tag(), "0" * 32)
     trigger = ExhaustJobTrigger(
-        jobs=[{"tag": bare(job) if job else new_tag(), "request_id": request_id or (job["requestId"] if job else "0" * 32),
-               "dataset": job["dataset"] if job else None, "run_at": run_at}],
+        jobs=[{"tag": tag, "request_id": request_id or known_id, "dataset": job["dataset"] if job else None,
+               "run_at": run_at}],
         deadline=fake.now + 3 * DAY if deadline is None else deadline, grace_seconds=GRACE, poll_interval=POLL,
         **options,
     )
