@@ -62,6 +62,7 @@ CALLS = [
     Call("set clock", "POST", "/admin/clock", {}, json.dumps({"now": "2030-01-01T00:00:00+00:00"}).encode()),
     Call("schedule", "GET", "/admin/schedule", {}),
     Call("health", "GET", "/admin/health", {}),
+    Call("last request", "GET", "/admin/last-request", {}),
     Call("place file", "POST", "/admin/jobs/{rid}/file", {"tag": "{tag}", "name": "placed.csv"}, b"a,b\n1,2\n",
          "application/octet-stream"),
     Call("fail job", "POST", "/admin/jobs/{rid}/fail", {"tag": "{tag}"},
@@ -69,8 +70,8 @@ CALLS = [
 ]
 #: Every route the app serves that must be locked, as (method, path) of its route table.
 LOCKED = {("POST", "/request/search"), ("POST", "/admin/run-jobs"), ("GET", "/admin/clock"), ("POST", "/admin/clock"),
-          ("GET", "/admin/schedule"), ("GET", "/admin/health"), ("POST", "/admin/jobs/{request_id}/file"),
-          ("POST", "/admin/jobs/{request_id}/fail")}
+          ("GET", "/admin/schedule"), ("GET", "/admin/health"), ("GET", "/admin/last-request"),
+          ("POST", "/admin/jobs/{request_id}/file"), ("POST", "/admin/jobs/{request_id}/fail")}
 
 
 @pytest.fixture(scope="module")
