@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from airflow_provider_uci.hooks.exhaust import UciExhaustHook
+from airflow_provider_uci.hooks.wire import read_settings
 from airflow_provider_uci.models import MAX_ATTEMPTS, ExhaustError, ExhaustFatalError, Outcome, job_failure
 from airflow_provider_uci.schedule import (
     DEFAULT_GRACE_SECONDS,
@@ -28,6 +28,9 @@ from airflow_provider_uci.schedule import (
     SCHEDULE_TIMEZONE,
 )
 from airflow_provider_uci.triggers.exhaust import ExhaustJobTrigger, describe_job, wait_result
+
+if TYPE_CHECKING:  # imported where the service is called: a task process that never calls it skips the HTTP provider
+    from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 
 #: How long a wait lasts at most before it fails (two nights and a day).
 DEFAULT_WAIT_TIMEOUT = 48 * 3600.0
@@ -89,6 +92,7 @@ class WaitsForJobs(BaseOperator):
     def _look(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
         """Read each job once: the answers when all have answered, else ``None``; raise for a failure."""
         bot = self._bot(jobs)
+        from airflow_provider_uci.hooks.exhaust import UciExhaustHook
         hook = UciExhaustHook(self.uci_exhaust_conn_id)
         answered = []
         for ref in jobs:
@@ -144,7 +148,7 @@ class WaitsForJobs(BaseOperator):
             job = dict(event.get("job") or {})
             job["status_message"] = job.get("status_message") or event.get("message")
             if not job.get("channel"):
-                job["channel"] = UciExhaustHook(self.uci_exhaust_conn_id).settings.channel
+                job["channel"] = read_settings(self.uci_exhaust_conn_id).channel
             raise job_failure(job)
         message = event.get("message", f"unexpected trigger event {status!r}")
         if event.get("fatal"):

@@ -97,7 +97,7 @@ class UciExhaustHook(HttpHook):
 
     def get_conn(self, headers: dict[str, Any] | None = None,
                  extra_options: dict[str, Any] | None = None) -> requests.Session:
-        """The session, made on first use: the three headers, TLS and proxy settings, and nothing else of the connection.
+        """The session, made on first use: the three headers, TLS and proxies, and nothing else of the connection.
 
         :param headers: must be empty: the service takes no other header.
         :param extra_options: request options over the hook's (``timeout``, ``check_response``...).

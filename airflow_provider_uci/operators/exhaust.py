@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.log import mask_secret
 
-from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
 from airflow_provider_uci.jobrefs import job_list
 from airflow_provider_uci.models import (
@@ -22,6 +21,9 @@ from airflow_provider_uci.models import (
     JobStatus,
 )
 from airflow_provider_uci.waiting import DEFAULT_WAIT_TIMEOUT, WaitsForJobs
+
+if TYPE_CHECKING:  # imported where the service is called: a task process that never calls it skips the HTTP provider
+    from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 
 
 #: The namespace of derived tags (a fixed, random UUID).
@@ -92,6 +94,7 @@ class SubmitExhaustOperator(BaseOperator):
         """``submit(hook, dataset)`` for ``dataset``, or ``{dataset: ...}`` for each of ``datasets``."""
         if self.zip_password:
             mask_secret(self.zip_password)
+        from airflow_provider_uci.hooks.exhaust import UciExhaustHook
         hook = UciExhaustHook(self.uci_exhaust_conn_id)
         if self.datasets is None:
             return submit(hook, str(self.dataset))

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from airflow.sdk import BaseOperator, Context
@@ -27,7 +27,6 @@ from airflow_provider_uci.exhaust.download import (
     download_to,
     open_private_zip,
 )
-from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
 from airflow_provider_uci.jobrefs import by_dataset, decoded, is_job, job_list
 from airflow_provider_uci.models import (
@@ -39,6 +38,9 @@ from airflow_provider_uci.models import (
 )
 from airflow_provider_uci.transfers.blob import BlobStore
 from airflow_provider_uci.xcom import pull_from
+
+if TYPE_CHECKING:  # imported where the service is called: a task process that never calls it skips the HTTP provider
+    from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 
 DEFAULT_WASB_CONN_ID = "wasb_default"
 #: The folder under ``AIRFLOW_HOME`` that holds the files when no destination is given.
@@ -249,6 +251,7 @@ class ExhaustCopier:
         if self.zip_password:
             mask_secret(self.zip_password)
         destination = Destination.parse(self.destination)
+        from airflow_provider_uci.hooks.exhaust import UciExhaustHook
         hook = UciExhaustHook(self.uci_exhaust_conn_id)
         with naming_bot(self.conversation_id or jobs[0].get("conversation_id")):
             return [self._copy(hook, destination, job) for job in jobs]

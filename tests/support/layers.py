@@ -1,9 +1,10 @@
 """Which packages a module drags in: each module imported in a fresh interpreter, its new modules read.
 
-A layer rule reads "nothing under ``prefix`` loads ``forbidden``": :func:`modules_under` lists a
+A layer rule reads "these modules load none of ``forbidden``": :func:`modules_under` lists a
 package's modules from its files, :func:`loaded_by` imports them one after another in a new Python
-process and reports, per module, the forbidden top-level packages that importing it added to
-``sys.modules`` (a module blamed is the first that pulled the package in).
+process and reports, per module, the forbidden packages or modules (``airflow``, ``fastapi``,
+``airflow.providers.http.hooks``) that importing it added to ``sys.modules``, itself or a submodule; a
+module blamed is the first that pulled one in.
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ import importlib, json, sys
 names, watched = json.loads(sys.argv[1]), set(json.loads(sys.argv[2]))
 
 def tops():
-    return {name.partition(".")[0] for name in sys.modules} & watched
+    found = set()
+    for name in sys.modules:
+        parts = name.split(".")
+        found.update(".".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+    return found & watched
 
 found, seen = {}, tops()
 at_start = seen
@@ -48,10 +53,11 @@ def modules_under(package: str) -> list[str]:
 
 
 def loaded_by(modules: Iterable[str], forbidden: Iterable[str]) -> dict[str, list[str]]:
-    """The ``forbidden`` top-level packages each of ``modules`` loads, imported in order in a fresh interpreter.
+    """The ``forbidden`` packages each of ``modules`` loads, imported in order in a fresh interpreter.
 
     :param modules: dotted module names, imported one after another.
-    :param forbidden: top-level package names to look for (``airflow``, ``fastapi``...).
+    :param forbidden: dotted names to look for (``airflow``, ``fastapi``, ``airflow.providers.http.hooks``...): one
+        counts as loaded when it or any module under it is.
     :returns: module -> the forbidden packages its import added; only modules that added any.
     """
     names, watched = list(modules), sorted(set(forbidden))
