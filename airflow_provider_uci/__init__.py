@@ -47,11 +47,24 @@ def get_provider_info() -> dict:
                                        "ZipCrypto); leave empty for none. Airflow shows it as ***.",
                         "schema": {"type": ["string", "null"], "format": "password", "maxLength": 50},
                     },
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "description": "How long to wait to connect and for each answer (default 10 and 45 s); "
+                                       "the extra JSON may give [connect, read].",
+                        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                    },
+                    "verify": {
+                        "label": "Verify TLS certificates",
+                        "description": "Check the service's certificate (on unless unticked); the extra JSON may "
+                                       "name a CA bundle file instead.",
+                        "schema": {"type": ["boolean", "null"]},
+                    },
                 },
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "login", "extra"],
+                    "hidden-fields": ["schema", "port", "login"],
                     "relabeling": {"host": "API base URL", "password": "API key"},
-                    "placeholders": {"host": "https://<host>/api", "password": "the API key (a JWT)"},
+                    "placeholders": {"host": "https://<host>/api", "password": "the API key (a JWT)",
+                                     "extra": '{"proxies": {"https": "http://proxy:3128"}}'},
                 },
             }
         ],

@@ -1,7 +1,8 @@
 """The one retry rule of every call to the service and its storage: the hooks' and the download's.
 
 An attempt answers with a :class:`Verdict`: a result, or a reason to try again (with the wait a
-``Retry-After`` asked for); an exception it raises is an answer no retry can mend.
+``Retry-After`` asked for); an exception it raises is an answer no retry can mend. No Airflow import:
+the data code in ``exhaust/`` retries its downloads with it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import tenacity
-
-from airflow_provider_uci.models import ExhaustValidationError
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
-            raise ExhaustValidationError("attempts", "must be at least 1", self.attempts)
+            raise ValueError(f"attempts: must be at least 1, got {self.attempts}")
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""

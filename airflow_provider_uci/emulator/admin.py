@@ -138,6 +138,13 @@ def register_admin(app: FastAPI, service: Service) -> None:
         return {"now": service.clock.now().isoformat(), "offsetSeconds": service.clock.offset_seconds,
                 "timezone": str(service.settings.timezone)}
 
+    async def last_request(request: Request) -> Response:
+        """The method, path and header names of the last API call the gateway saw (a client's header hygiene)."""
+        if (refused := refusal(request)) is not None:
+            return refused
+        seen = getattr(request.app.state, "last_request", None)
+        return json_response(seen or {"method": None, "path": None, "headerNames": []}, 200)
+
     async def get_clock(request: Request) -> Response:
         if (refused := refusal(request)) is not None:
             return refused
@@ -285,6 +292,7 @@ def register_admin(app: FastAPI, service: Service) -> None:
     app.add_api_route("/admin/run-jobs", run_jobs, methods=["POST"])
     app.add_api_route("/admin/schedule", schedule, methods=["GET"])
     app.add_api_route("/admin/health", health, methods=["GET"])
+    app.add_api_route("/admin/last-request", last_request, methods=["GET"])
     app.add_api_route("/admin/clock", get_clock, methods=["GET"])
     app.add_api_route("/admin/clock", set_clock, methods=["POST"])
     app.add_api_route("/admin/jobs/{request_id}/file", place_file, methods=["POST"])

@@ -63,8 +63,15 @@ async def route_miss(request: Request, exc: Exception) -> Response:
     return json_response({"message": "no Route matched with those values"}, 404)
 
 
+def note_request(request: Request) -> None:
+    """Keep the method, path and header names (never values) of the last API call, for ``GET /admin/last-request``."""
+    request.app.state.last_request = {"method": request.method, "path": request.url.path,
+                                      "headerNames": sorted({name.lower() for name in request.headers})}
+
+
 def gateway_consumer(request: Request, settings: EmulatorSettings) -> str | Response:
     """Resolve ``Authorization: Bearer <key>`` to a consumer id, or answer 401 as Kong does."""
+    note_request(request)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

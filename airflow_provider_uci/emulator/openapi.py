@@ -79,6 +79,8 @@ SCHEMAS: dict[str, Any] = {
     "ClockBody": {"oneOf": [obj({"now": {"type": "string", "format": "date-time"}}),
                             obj({"reset": {"type": "boolean"}})]},
     "Health": obj({"status": STRING, "storage": STRING, "store": STRING, "now": STRING}),
+    "LastRequest": obj({"method": {"type": ["string", "null"]}, "path": {"type": ["string", "null"]},
+                        "headerNames": {"type": "array", "items": STRING}}),
     "Schedule": obj({"enabled": {"type": "boolean"}, "every": {"type": ["number", "null"]}, "timezone": STRING,
                      "crons": {"type": "object", "additionalProperties": STRING}, "runs": INTEGER,
                      "nextDue": {"type": "object", "additionalProperties": STRING}}),
@@ -216,6 +218,11 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("get", "/admin/health"): {
         "security": ADMIN, "responses": {"200": json_answer("the emulator is up", ref("Health")), **ADMIN_ANSWERS},
+    },
+    ("get", "/admin/last-request"): {
+        "security": ADMIN,
+        "responses": {"200": json_answer("the last API call's method, path and header names (lower case, no "
+                                         "values)", ref("LastRequest")), **ADMIN_ANSWERS},
     },
     ("get", "/admin/clock"): {
         "security": ADMIN, "responses": {"200": json_answer("the emulator's clock", ref("Clock")), **ADMIN_ANSWERS},

@@ -1,31 +1,39 @@
 """Hooks for the Data Exhaust API: :class:`UciExhaustHook` (workers) and :class:`UciExhaustAsyncHook` (triggerer).
 
-Both send exactly ``Authorization: Bearer <API key>``, ``X-Channel-ID`` and ``Content-Type`` (the
-user-token headers switch the real service to a path that refuses UCI datasets, contract 4.11), and
-both read every answer the same way (:mod:`airflow_provider_uci.hooks.wire`): HTTP 200 with
-``result: null`` is :class:`ExhaustJobNotFound`, 400/401/403 are :class:`ExhaustApiError`, and 5xx,
-429, timeouts and dropped connections are retried by one :class:`RetryPolicy` (429 waits its
-``Retry-After``). Read timeouts sit above the service's own 20-second ask timeout.
+Both are the HTTP provider's hooks (``HttpHook`` and ``HttpAsyncHook``), configured through their
+public API: the sync hook builds its session in ``get_conn`` and the async one its session settings
+in ``config``, from the connection's host, password and the extras ``timeout``, ``verify`` and
+``proxies``. Left to themselves, both would send every other extra (the channel, ``requested_by``,
+the zip password) as an HTTP header; these send exactly ``Authorization: Bearer <API key>``,
+``X-Channel-ID`` and ``Content-Type`` (the user-token headers switch the real service to a path that
+refuses UCI datasets, contract 4.11). Both read every answer the same way
+(:mod:`airflow_provider_uci.hooks.wire`): HTTP 200 with ``result: null`` is :class:`ExhaustJobNotFound`,
+400/401/403 are :class:`ExhaustApiError`, and 5xx, 429, timeouts and dropped connections are retried
+by one :class:`RetryPolicy` (429 waits its ``Retry-After``), the HTTP provider's own retries off.
 
-Both speak HTTP through httpx, which Airflow's task runner has loaded already: a task that imports
-this module pays for no HTTP library of its own.
+Importing this module imports the HTTP provider (requests, aiohttp): import it where the service is
+called, not at the top of a module every task process loads (``tests/benchmarks/hook_import.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from functools import cached_property
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-from airflow.sdk import BaseHook
+import aiohttp
+import requests
+from airflow.providers.http.hooks.http import HttpAsyncHook, HttpHook, SessionConfig
 
 from airflow_provider_uci.hooks.wire import (
     CONN_TYPE,
     DEFAULT_CONN_ID,
+    DEFAULT_TIMEOUT,
     LIST_LIMIT,
+    SENT_HEADERS,
     ConnectionSettings,
     judge,
     job_list,
@@ -35,20 +43,18 @@ from airflow_provider_uci.hooks.wire import (
 from airflow_provider_uci.models import ExhaustJob, ExhaustRequest, ExhaustTransientError, strip_channel
 from airflow_provider_uci.retry import RetryPolicy, Verdict
 
-#: (connect, read) seconds; the service itself gives up on a call after 20 s.
-DEFAULT_TIMEOUT = (10.0, 45.0)
+__all__ = ["DEFAULT_TIMEOUT", "TEST_TIMEOUT", "UciExhaustAsyncHook", "UciExhaustHook"]
+
 #: (connect, read) timeouts of ``test_connection``: one try, answered within about 5 s.
 TEST_TIMEOUT = (2.0, 3.0)
+#: What a sync call may meet that a later call can mend (the text of these may hold the URL).
+_SYNC_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+_ASYNC_TRANSIENT = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
 
 
-def _timeout(timeout: tuple[float, float]) -> httpx.Timeout:
-    connect, read = timeout
-    return httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
-
-
-def _transport_failure(exc: httpx.TransportError) -> Verdict:
+def _transport_failure(exc: BaseException) -> Verdict:
     """A network fault as a reason to retry; its text may hold the URL, so only its kind is kept."""
-    kind = "Timeout" if isinstance(exc, httpx.TimeoutException) else "ConnectionError"
+    kind = "Timeout" if isinstance(exc, (requests.Timeout, asyncio.TimeoutError)) else "ConnectionError"
     return Verdict.transient(f"{kind} talking to the service ({type(exc).__name__})")
 
 
@@ -56,66 +62,79 @@ def _path(route: str, tag: str) -> str:
     return f"/dataset/v1/request/{route}/{quote(tag, safe='')}"
 
 
-class _ExhaustHookBase(BaseHook):
-    """What both hooks are: their connection type, how they are made, and their retry rule."""
+class UciExhaustHook(HttpHook):
+    """Talk to the Data Exhaust API from a worker (an ``HttpHook``).
+
+    The connection (type ``uci_exhaust``): host = the API base URL (``https://<host>/api``),
+    password = the API key, extras ``channel_id`` (sent as ``X-Channel-ID``), ``requested_by``,
+    ``zip_password`` (the private exhaust zip's password) and the HTTP settings ``timeout`` (seconds,
+    or ``[connect, read]``), ``verify`` (false, or a CA bundle path) and ``proxies``. One hook is for
+    one thread: each call sets the method it sends.
+
+    :param uci_exhaust_conn_id: the Airflow connection id.
+    :param retry: how often and how long to retry transient failures.
+    :param timeout: (connect, read) timeouts in seconds; default: the connection's, else 10 and 45.
+    """
 
     conn_name_attr = "uci_exhaust_conn_id"
     default_conn_name = DEFAULT_CONN_ID
     conn_type = CONN_TYPE
-
-    def __init__(self, uci_exhaust_conn_id: str = DEFAULT_CONN_ID, *, retry: RetryPolicy | None = None,
-                 timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
-        super().__init__()
-        self.uci_exhaust_conn_id = uci_exhaust_conn_id
-        self.retry = retry or RetryPolicy()
-        self.timeout = timeout
-
-
-class UciExhaustHook(_ExhaustHookBase):
-    """Talk to the Data Exhaust API from a worker.
-
-    The connection (type ``uci_exhaust``): host = the API base URL (``https://<host>/api``),
-    password = the API key, extras ``channel_id`` (sent as ``X-Channel-ID``), ``requested_by`` and
-    ``zip_password`` (the private exhaust zip's password).
-
-    :param uci_exhaust_conn_id: the Airflow connection id.
-    :param retry: how often and how long to retry transient failures.
-    :param timeout: (connect, read) timeouts in seconds.
-    """
-
     hook_name = "Sunbird UCI Data Exhaust"
 
     def __init__(self, uci_exhaust_conn_id: str = DEFAULT_CONN_ID, *, retry: RetryPolicy | None = None,
-                 timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
-        super().__init__(uci_exhaust_conn_id, retry=retry, timeout=timeout)
-        self._client: httpx.Client | None = None
+                 timeout: tuple[float, float] | None = None) -> None:
+        super().__init__(method="GET", http_conn_id=uci_exhaust_conn_id)
+        self.uci_exhaust_conn_id = uci_exhaust_conn_id
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
         self.sleep = time.sleep
+        self._session: requests.Session | None = None
 
     @cached_property
     def settings(self) -> ConnectionSettings:
         """The connection's settings, read on first use (never at construction)."""
         return ConnectionSettings.from_connection(self.get_connection(self.uci_exhaust_conn_id))
 
-    def get_conn(self) -> httpx.Client:
-        """The HTTP client, sending the connection's three headers and nothing else of it."""
-        if self._client is None:
-            self._client = httpx.Client(headers=self.settings.headers(), timeout=_timeout(self.timeout))
-        return self._client
+    def get_conn(self, headers: dict[str, Any] | None = None,
+                 extra_options: dict[str, Any] | None = None) -> requests.Session:
+        """The session, made on first use: the three headers, TLS and proxies, and nothing else of the connection.
+
+        :param headers: must be empty: the service takes no other header.
+        :param extra_options: request options over the hook's (``timeout``, ``check_response``...).
+        """
+        if headers:
+            raise ValueError(f"headers: the service takes only {', '.join(SENT_HEADERS)}, which the hook sends; "
+                             f"got {sorted(headers)}")
+        settings = self.settings
+        self.base_url = settings.base_url
+        self.merged_extra = {"timeout": self.timeout or settings.timeout or DEFAULT_TIMEOUT,
+                             "check_response": False, "allow_redirects": False, **(extra_options or {})}
+        if self._session is None:
+            session = requests.Session()
+            session.headers.update(settings.headers())
+            session.verify = settings.verify
+            session.proxies.update(settings.proxies)
+            adapter = self.adapter or self.keep_alive_adapter
+            if adapter is not None:
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+            self._session = session
+        return self._session
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     def _request(self, method: str, path: str, route: str, *, json_body: dict[str, Any] | None = None,
                  params: dict[str, Any] | None = None) -> dict[str, Any] | None:
-        """Send one call, retrying what is transient; return the envelope's ``result``."""
-        url = self.settings.url(path)
+        """Send one call through ``HttpHook.run``, retrying what is transient; return the envelope's ``result``."""
 
         def attempt() -> Verdict:
+            self.method = method
             try:
-                response = self.get_conn().request(method, url, json=json_body, params=params)
-            except httpx.TransportError as exc:
+                response = self.run(endpoint=path, data=params, json=json_body)
+            except _SYNC_TRANSIENT as exc:
                 return _transport_failure(exc)
             return judge(route, response.status_code, response.headers, response.content)
 
@@ -178,20 +197,32 @@ class UciExhaustHook(_ExhaustHookBase):
         return True, f"Connected to {settings.base_url} as channel {settings.channel}"
 
 
-class UciExhaustAsyncHook(_ExhaustHookBase):
-    """Read jobs from the triggerer's event loop, with the same retry rule as :class:`UciExhaustHook`.
+class UciExhaustAsyncHook(HttpAsyncHook):
+    """Read jobs from the triggerer's event loop (an ``HttpAsyncHook``), retried as :class:`UciExhaustHook` does.
 
-    The connection is looked up asynchronously: a synchronous lookup would block the event loop.
+    The connection is looked up asynchronously (a synchronous lookup would block the event loop), and
+    one ``aiohttp`` session serves every call until :meth:`aclose`.
+
+    :param uci_exhaust_conn_id: the Airflow connection id.
+    :param retry: how often and how long to retry transient failures.
+    :param timeout: (connect, read) timeouts in seconds; default: the connection's, else 10 and 45.
     """
 
+    conn_name_attr = "uci_exhaust_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
     hook_name = "Sunbird UCI Data Exhaust (async)"
 
     def __init__(self, uci_exhaust_conn_id: str = DEFAULT_CONN_ID, *, retry: RetryPolicy | None = None,
-                 timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
-        super().__init__(uci_exhaust_conn_id, retry=retry, timeout=timeout)
-        self._settings: ConnectionSettings | None = None
-        self._client: httpx.AsyncClient | None = None
+                 timeout: tuple[float, float] | None = None) -> None:
+        super().__init__(method="GET", http_conn_id=uci_exhaust_conn_id, retry_limit=1)
+        self.uci_exhaust_conn_id = uci_exhaust_conn_id
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
         self.sleep = asyncio.sleep
+        self._settings: ConnectionSettings | None = None
+        self._session_config: SessionConfig | None = None
+        self._client: aiohttp.ClientSession | None = None
 
     async def get_settings(self) -> ConnectionSettings:
         if self._settings is None:
@@ -199,28 +230,45 @@ class UciExhaustAsyncHook(_ExhaustHookBase):
             self._settings = ConnectionSettings.from_connection(connection)
         return self._settings
 
-    async def get_async_conn(self) -> httpx.AsyncClient:
-        """The HTTP client, kept for every call until :meth:`aclose` (a trigger polls through one)."""
-        if self._client is None:
+    async def config(self) -> SessionConfig:
+        """The session settings: the three headers, timeouts, TLS and proxy, and nothing else of the connection."""
+        if self._session_config is None:
             settings = await self.get_settings()
-            self._client = httpx.AsyncClient(headers=settings.headers(), timeout=_timeout(self.timeout))
-        return self._client
+            connect, read = self.timeout or settings.timeout or DEFAULT_TIMEOUT
+            options: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(sock_connect=connect, sock_read=read),
+                                       "allow_redirects": False, "check_response": False}
+            if settings.verify is False:
+                options["ssl"] = False
+            elif isinstance(settings.verify, str):
+                options["ssl"] = ssl.create_default_context(cafile=settings.verify)
+            if proxy := settings.proxy_for(settings.base_url):
+                options["proxy"] = proxy
+            self._session_config = SessionConfig(base_url=settings.base_url, headers=settings.headers(), auth=None,
+                                                 extra_options=options)
+        return self._session_config
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
-    async def _request(self, path: str, route: str, params: dict[str, Any]) -> dict[str, Any] | None:
-        url = (await self.get_settings()).url(path)
-        client = await self.get_async_conn()
+    async def _request(self, path: str, route: str, params: dict[str, str]) -> dict[str, Any] | None:
+        """Send one GET through ``HttpAsyncHook.run``, retrying what is transient; return the ``result``."""
+        await self.config()
+        if self._client is None:
+            self._client = aiohttp.ClientSession()
+        client = self._client
 
         async def attempt() -> Verdict:
             try:
-                response = await client.get(url, params=params)
-            except httpx.TransportError as exc:
+                response = await self.run(session=client, endpoint=path, data=params)
+                try:
+                    content = await response.read()
+                finally:
+                    response.release()
+            except _ASYNC_TRANSIENT as exc:
                 return _transport_failure(exc)
-            return judge(route, response.status_code, response.headers, response.content)
+            return judge(route, response.status, response.headers, content)
 
         return await self.retry.acall(attempt, what=route, log=self.log, sleep=self.sleep,
                                       give_up=ExhaustTransientError)

@@ -10,7 +10,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow.sdk.log import mask_secret
 
@@ -29,19 +31,43 @@ submit_route = "submit"
 read_route = "read"
 
 
+#: The headers the real gateway and service accept from a UCI client (contract 1.2 and 4.11).
+SENT_HEADERS = ("Authorization", "X-Channel-ID", "Content-Type")
+#: (connect, read) seconds; the service itself gives up on a call after 20 s.
+DEFAULT_TIMEOUT = (10.0, 45.0)
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
-    """A ``uci_exhaust`` connection, checked: base URL, API key, channel, requester, encryption key."""
+    """A ``uci_exhaust`` connection, checked: where and who to call, and how (timeouts, TLS, proxies).
+
+    :param base_url: the API base URL (``https://<host>/api``).
+    :param channel: the ``X-Channel-ID``.
+    :param requested_by: stored with each request.
+    :param api_key: the bearer API key.
+    :param encryption_key: the private exhaust zip's password.
+    :param timeout: (connect, read) seconds from the connection, or ``None`` for the hook's default.
+    :param verify: verify TLS certificates (``True``), not (``False``), or against this CA bundle file.
+    :param proxies: scheme (``http``/``https``) -> proxy URL, as ``requests`` takes them.
+    """
 
     base_url: str
     channel: str
     requested_by: str = ""
     api_key: str = field(default="", repr=False)
     encryption_key: str | None = field(default=None, repr=False)
+    timeout: tuple[float, float] | None = None
+    verify: bool | str = True
+    proxies: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_connection(cls, connection: Any) -> ConnectionSettings:
-        """Read and check a connection; the API key and encryption key are masked in logs from here on."""
+        """Read and check a connection; its secrets are masked in logs from here on.
+
+        The extras read are ``channel_id``, ``requested_by``, ``zip_password`` and the HTTP settings
+        ``timeout``, ``verify`` (or ``verify_ssl``) and ``proxies`` (or ``proxy``); no extra is ever
+        sent as a header.
+        """
         host = (connection.host or "").strip()
         if not host:
             raise ExhaustValidationError("host", "the connection needs the API base URL, e.g. https://<host>/api")
@@ -62,15 +88,62 @@ class ConnectionSettings:
         if encryption_key:
             mask_secret(encryption_key)
         return cls(base_url=base.rstrip("/"), channel=channel, requested_by=str(extra.get("requested_by") or ""),
-                   api_key=api_key, encryption_key=encryption_key)
+                   api_key=api_key, encryption_key=encryption_key, timeout=_timeout(extra.get("timeout")),
+                   verify=_verify(extra.get("verify", extra.get("verify_ssl"))),
+                   proxies=_proxies(extra.get("proxies", extra.get("proxy"))))
 
     def headers(self) -> dict[str, str]:
         """Exactly the three headers real clients send (contract 1.2)."""
-        return {"Authorization": f"Bearer {self.api_key}", "X-Channel-ID": self.channel,
-                "Content-Type": "application/json"}
+        return dict(zip(SENT_HEADERS, (f"Bearer {self.api_key}", self.channel, "application/json")))
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+    def proxy_for(self, url: str) -> str | None:
+        """The proxy URL for ``url``'s scheme, if the connection names one."""
+        return self.proxies.get(urlsplit(url).scheme) or self.proxies.get("all")
+
+
+def _timeout(value: Any) -> tuple[float, float] | None:
+    """``timeout``: seconds for connecting and for reading alike, or ``[connect, read]``."""
+    if value in (None, ""):
+        return None
+    pair = value if isinstance(value, (list, tuple)) else (value, value)
+    try:
+        if len(pair) != 2 or any(isinstance(part, bool) for part in pair):
+            raise ValueError
+        connect, read = float(pair[0]), float(pair[1])
+        if not (0 < connect < float("inf") and 0 < read < float("inf")):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ExhaustValidationError("timeout", "must be seconds above 0, or [connect, read] seconds", value) from None
+    return connect, read
+
+
+def _verify(value: Any) -> bool | str:
+    """``verify``: true (the default), false, or the path of a CA bundle file."""
+    if value is None or isinstance(value, bool):
+        return True if value is None else value
+    text = str(value).strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if not text or not Path(text).is_file():
+        raise ExhaustValidationError("verify", "must be true, false, or the path of a CA bundle file that exists",
+                                     value)
+    return text
+
+
+def _proxies(value: Any) -> dict[str, str]:
+    """``proxies``: ``{"https": "http://proxy:3128", ...}``; a proxy's password is masked in logs."""
+    if value in (None, "", {}):
+        return {}
+    if not isinstance(value, Mapping) or not all(
+            isinstance(key, str) and isinstance(url, str) and "://" in url for key, url in value.items()):
+        raise ExhaustValidationError("proxies", 'must map a scheme to a proxy URL, e.g. {"https": "http://proxy:3128"}')
+    for url in value.values():
+        if password := urlsplit(url).password:
+            mask_secret(password)
+    return dict(value)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -122,3 +195,10 @@ def judge(route: str, status: int, headers: Mapping[str, str], content: bytes) -
 def job_list(result: dict[str, Any] | None) -> list[ExhaustJob]:
     """The ``jobs`` of a list answer."""
     return [ExhaustJob.from_api(job) for job in (result or {}).get("jobs") or []]
+
+
+def read_settings(conn_id: str = DEFAULT_CONN_ID) -> ConnectionSettings:
+    """The settings of connection ``conn_id``, read without the HTTP hooks (a task that only needs the zip password)."""
+    from airflow.sdk import BaseHook
+
+    return ConnectionSettings.from_connection(BaseHook.get_connection(conn_id))

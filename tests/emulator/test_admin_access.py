@@ -63,6 +63,7 @@ CALLS = [
     Call("schedule", "GET", "/admin/schedule", {}),
     Call("health", "GET", "/admin/health", {}),
     Call("served", "GET", "/admin/served", {}),
+    Call("last request", "GET", "/admin/last-request", {}),
     Call("place file", "POST", "/admin/jobs/{rid}/file", {"tag": "{tag}", "name": "placed.csv"}, b"a,b\n1,2\n",
          "application/octet-stream"),
     Call("fail job", "POST", "/admin/jobs/{rid}/fail", {"tag": "{tag}"},
@@ -70,7 +71,8 @@ CALLS = [
 ]
 #: Every route the app serves that must be locked, as (method, path) of its route table.
 LOCKED = {("POST", "/request/search"), ("POST", "/admin/run-jobs"), ("GET", "/admin/clock"), ("POST", "/admin/clock"),
-          ("GET", "/admin/schedule"), ("GET", "/admin/health"), ("GET", "/admin/served"), ("POST", "/admin/jobs/{request_id}/file"),
+          ("GET", "/admin/schedule"), ("GET", "/admin/health"), ("GET", "/admin/served"),
+          ("GET", "/admin/last-request"), ("POST", "/admin/jobs/{request_id}/file"),
           ("POST", "/admin/jobs/{request_id}/fail")}
 
 

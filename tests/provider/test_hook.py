@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 
-import httpx
 import pytest
+import requests
+from airflow.providers.http.hooks.http import HttpAsyncHook, HttpHook
 
 from airflow_provider_uci.hooks.exhaust import UciExhaustAsyncHook, UciExhaustHook
 from airflow_provider_uci.retry import RetryPolicy
@@ -56,19 +58,163 @@ def test_submit_read_list_round_trip(hook: UciExhaustHook) -> None:
     assert [j.request_id for j in listed] == [response.request_id, job.request_id]
 
 
-def test_exactly_three_headers_and_no_user_token(hook: UciExhaustHook) -> None:
-    seen: list[httpx.Request] = []
-    client = hook.get_conn()
-    client.event_hooks["request"].append(seen.append)
-    hook.list_requests(new_tag())
-    headers = {name.lower(): value for name, value in seen[0].headers.items()}
-    assert headers["authorization"] == "Bearer dev-key"
-    assert headers["x-channel-id"] == "dev-channel"
-    assert headers["content-type"] == "application/json"
-    assert not {"x-authenticated-user-token", "x-authenticated-userid", "channel_id", "requested_by",
-                "encryption_key"} & set(headers)
-    assert set(headers) <= {"authorization", "x-channel-id", "content-type", "user-agent", "accept-encoding",
-                            "accept", "connection", "host"}
+#: What every HTTP client sends beside the request's own headers; the gateway ignores these.
+TRANSPORT = {"host", "user-agent", "accept", "accept-encoding", "connection", "content-length"}
+#: The three headers the real gateway accepts from a UCI client.
+THREE = {"authorization", "x-channel-id", "content-type"}
+#: Extras of a connection a user of HTTP connections may write: none of them may become a header.
+EXTRAS = {"zip_password": "zip-secret-77", "timeout": 30, "verify": True, "proxies": {},
+          "x_custom_header": "must-not-be-sent"}
+
+
+def received(emulator: Emulator) -> set[str]:
+    """The header names of the last API call the emulator saw, less the transport's own."""
+    return set(emulator.last_request()["headerNames"]) - TRANSPORT
+
+
+def test_the_hooks_are_the_http_providers() -> None:
+    assert isinstance(UciExhaustHook(), HttpHook)
+    assert isinstance(UciExhaustAsyncHook(), HttpAsyncHook)
+
+
+def test_the_service_receives_the_three_headers_and_no_extra(emulator: Emulator,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    set_uci_connection(monkeypatch, emulator.api, extra=EXTRAS)
+    hook = UciExhaustHook()
+    job = hook.submit_request(hook.request_for(BOT, "private", "2022-03-01", "2022-03-02", new_tag()))
+    assert emulator.last_request()["method"] == "POST" and received(emulator) == THREE
+    hook.read_request(job.tag, job.request_id)
+    assert emulator.last_request()["method"] == "GET" and received(emulator) == THREE
+    hook.list_requests(job.tag)
+    assert emulator.last_request()["path"].startswith("/api/dataset/v1/request/list/")
+    assert received(emulator) == THREE
+
+
+@pytest.mark.asyncio
+async def test_the_async_hook_sends_the_three_headers_and_no_extra(emulator: Emulator,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    set_uci_connection(monkeypatch, emulator.api, extra=EXTRAS)
+    hook = UciExhaustAsyncHook()
+    try:
+        await hook.list_requests(new_tag())
+        assert emulator.last_request()["method"] == "GET" and received(emulator) == THREE
+        with pytest.raises(ExhaustJobNotFound):
+            await hook.read_request(new_tag(), "0" * 32)
+        assert emulator.last_request()["path"].startswith("/api/dataset/v1/request/read/")
+        assert received(emulator) == THREE
+    finally:
+        await hook.aclose()
+
+
+def test_the_emulator_reports_a_header_it_was_sent(emulator: Emulator) -> None:
+    """The check above can fail: a header a client adds is in the emulator's report."""
+    ExhaustApi(emulator.api).list(new_tag())
+    answer = requests.get(f"{emulator.api}/dataset/v1/request/list/{new_tag()}", timeout=10,
+                          headers={"Authorization": "Bearer dev-key", "X-Channel-ID": "dev-channel",
+                                   "channel_id": "dev-channel"})
+    assert answer.status_code == 200
+    assert received(emulator) == {"authorization", "x-channel-id", "channel_id"}
+
+
+def test_no_header_can_be_added_to_the_session(hook: UciExhaustHook) -> None:
+    with pytest.raises(ValueError, match="headers: the service takes only Authorization, X-Channel-ID, Content-Type"):
+        hook.get_conn(headers={"X-Authenticated-User-Token": ""})
+
+
+def test_the_connection_timeout_applies(start_emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    slow = start_emulator("--fault-latency", "list=1", "--latency-seconds", "1.5")
+    set_uci_connection(monkeypatch, slow.api, extra={"timeout": [2, 0.5]})
+    hook, sleeps = make_hook(RetryPolicy(attempts=2, backoff=0.1))
+    with pytest.raises(ExhaustTransientError, match="Timeout"):
+        hook.list_requests(new_tag())
+    assert sleeps == [0.1]
+    set_uci_connection(monkeypatch, slow.api, extra={"timeout": 5})
+    assert make_hook()[0].list_requests(new_tag()) == [], "a longer timeout outlasts the latency"
+
+
+@pytest.mark.asyncio
+async def test_the_connection_timeout_applies_to_the_async_hook(start_emulator,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    slow = start_emulator("--fault-latency", "list=1", "--latency-seconds", "1.5")
+    set_uci_connection(monkeypatch, slow.api, extra={"timeout": [2, 0.5]})
+    hook = UciExhaustAsyncHook(retry=RetryPolicy(attempts=1))
+    try:
+        with pytest.raises(ExhaustTransientError, match="Timeout"):
+            await hook.list_requests(new_tag())
+    finally:
+        await hook.aclose()
+
+
+@pytest.mark.asyncio
+async def test_calls_go_through_the_connections_proxy(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy nobody listens on: calls fail to connect through it, so they went to it, not to the service."""
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    set_uci_connection(monkeypatch, emulator.api, extra={"proxies": {"http": proxy}})
+    with pytest.raises(ExhaustTransientError, match="ConnectionError"):
+        make_hook(RetryPolicy(attempts=1))[0].list_requests(new_tag())
+    hook = UciExhaustAsyncHook(retry=RetryPolicy(attempts=1))
+    try:
+        with pytest.raises(ExhaustTransientError, match="ConnectionError"):
+            await hook.list_requests(new_tag())
+    finally:
+        await hook.aclose()
+    set_uci_connection(monkeypatch, emulator.api, extra={"proxies": {"https": proxy}})
+    assert make_hook()[0].list_requests(new_tag()) == [], "an https proxy is not used for an http URL"
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"timeout": 0}, "timeout: must be seconds above 0"),
+    ({"timeout": [1, 2, 3]}, "timeout: must be seconds above 0, or [connect, read]"),
+    ({"timeout": "soon"}, "timeout: must be seconds above 0"),
+    ({"verify": "/no/such/ca-bundle.pem"}, "verify: must be true, false, or the path of a CA bundle file"),
+    ({"proxies": "http://proxy:3128"}, "proxies: must map a scheme to a proxy URL"),
+    ({"proxies": {"https": "proxy:3128"}}, "proxies: must map a scheme to a proxy URL"),
+])
+def test_bad_http_settings_are_named(extra: dict, message: str, emulator: Emulator,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    set_uci_connection(monkeypatch, emulator.api, extra=extra)
+    with pytest.raises(ExhaustValidationError) as raised:
+        UciExhaustHook().settings
+    assert str(raised.value).startswith(message)
+
+
+def test_tls_settings_reach_both_hooks(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import ssl
+
+    import certifi
+
+    set_uci_connection(monkeypatch, emulator.api, extra={"verify": certifi.where()})
+    assert UciExhaustHook().get_conn().verify == certifi.where()
+    assert isinstance(asyncio.run(UciExhaustAsyncHook().config()).extra_options["ssl"], ssl.SSLContext)
+    set_uci_connection(monkeypatch, emulator.api, extra={"verify": "false"})
+    assert UciExhaustHook().get_conn().verify is False
+    assert asyncio.run(UciExhaustAsyncHook().config()).extra_options["ssl"] is False
+    set_uci_connection(monkeypatch, emulator.api)
+    assert UciExhaustHook().get_conn().verify is True
+    assert "ssl" not in asyncio.run(UciExhaustAsyncHook().config()).extra_options
+
+
+def test_secrets_are_never_logged(emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
+                                  caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    """Neither Airflow's log (printed) nor the HTTP libraries' (standard logging, at debug) shows a key."""
+    set_uci_connection(monkeypatch, emulator.api, encryption_key="zip-secret-4471")
+    caplog.set_level(logging.DEBUG)
+    hook = UciExhaustHook()
+    job = hook.submit_request(hook.request_for(BOT, "private", "2022-03-01", "2022-03-02", new_tag()))
+    hook.read_request(job.tag, job.request_id)
+    set_uci_connection(monkeypatch, emulator.api, api_key="wrong-key-9182")
+    with pytest.raises(ExhaustApiError):
+        UciExhaustHook().list_requests(job.tag)
+    printed = capsys.readouterr()
+    logged = caplog.text + printed.out + printed.err
+    assert "Submitted uci-private-exhaust" in logged and '"POST /api/dataset/v1/request/submit' in logged
+    for secret in ("dev-key", "zip-secret-4471", "wrong-key-9182"):
+        assert secret not in logged
 
 
 def test_unknown_job_is_not_found(hook: UciExhaustHook) -> None:

@@ -28,7 +28,8 @@ def test_provider_info_declares_the_connection_form_the_3_2_way() -> None:
     (conn,) = info["connection-types"]
     assert conn["connection-type"] == "uci_exhaust"
     assert conn["hook-class-name"] == "airflow_provider_uci.hooks.exhaust.UciExhaustHook"
-    assert set(conn["conn-fields"]) == {"channel_id", "requested_by", "zip_password"}
+    assert set(conn["conn-fields"]) == {"channel_id", "requested_by", "zip_password", "timeout", "verify"}
+    assert "extra" not in conn["ui-field-behaviour"]["hidden-fields"], "proxies are given in the extra JSON"
     assert conn["conn-fields"]["zip_password"]["schema"]["format"] == "password"
     assert conn["ui-field-behaviour"]["relabeling"] == {"host": "API base URL", "password": "API key"}
 
@@ -46,7 +47,8 @@ def test_airflow_lists_the_provider_and_its_connection_type(airflow_db: Path) ->
     ours = {name: widget for name, widget in manager.connection_form_widgets.items()
             if widget.package_name == "airflow-provider-uci"}
     assert set(ours) == {"extra__uci_exhaust__channel_id", "extra__uci_exhaust__requested_by",
-                         "extra__uci_exhaust__zip_password"}
+                         "extra__uci_exhaust__zip_password", "extra__uci_exhaust__timeout",
+                         "extra__uci_exhaust__verify"}
     assert ours["extra__uci_exhaust__zip_password"].is_sensitive
     assert manager.field_behaviours["uci_exhaust"]["relabeling"] == {"host": "API base URL", "password": "API key"}
 

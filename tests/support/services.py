@@ -93,6 +93,12 @@ class Emulator(EmulatorAddress):
     def reset_clock(self) -> None:
         requests.post(f"{self.root}/admin/clock", json={"reset": True}, timeout=10).raise_for_status()
 
+    def last_request(self) -> dict:
+        """The last API call the emulator's gateway saw: ``method``, ``path`` and ``headerNames`` (lower case)."""
+        answer = requests.get(f"{self.root}/admin/last-request", timeout=10)
+        answer.raise_for_status()
+        return answer.json()
+
 
 @contextmanager
 def run_emulator(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Emulator]:
