@@ -55,7 +55,7 @@ class CopiedDataset(TypedDict, total=False):
 
 
 #: The keys of an :class:`AnsweredJob`, in order.
-ANSWER_KEYS = (*SubmittedJob.__annotations__, *AnsweredJob.__annotations__)
+ANSWER_KEYS = tuple(AnsweredJob.__annotations__)
 
 
 def submitted(job: ExhaustJob) -> SubmittedJob:
