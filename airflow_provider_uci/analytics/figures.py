@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from airflow_provider_uci.exhaust.warehouse.schema import check_table, quote_name
 from airflow_provider_uci.exhaust.warehouse.views import (
     Scope,
     SqlBuilder,
@@ -148,7 +149,7 @@ class _Reader:
             sql.params.append(self.scope.to_date)
         where = f" WHERE {' AND '.join(terms)}" if terms else ""
         return [row[0] for row in self.query(
-            f"SELECT DISTINCT conversation_id FROM {quoted_table(self.table + '_loads')}{where}", sql.params)]
+            f"SELECT DISTINCT conversation_id FROM {quote_name(check_table(self.table) + '_loads')}{where}", sql.params)]
 
     def name(self, conversation_id: str) -> str:
         """A bot's name from any of its rows, whatever the day."""
