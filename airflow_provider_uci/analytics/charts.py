@@ -174,5 +174,7 @@ def bars_chart(items: Sequence[tuple[str, float, str]], title: str, percent: boo
     notes = [f"{value:.0f}%" if percent else f"{value:,.0f}" for value in values]
     _labelled_bars(axes, [short(label, 52) for label, _, _ in items], values, notes,
                    [colour for _, _, colour in items], 100 if percent else (max(values, default=0) or 1))
+    if percent:
+        axes.set_xticks([0, 25, 50, 75, 100])
     axes.set_title(plain(title), loc="left")
     return _svg(figure)

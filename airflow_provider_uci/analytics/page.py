@@ -38,8 +38,8 @@ figure{margin:12px 0;overflow-x:auto}figure svg{width:100%;min-width:320px;max-w
 figcaption{color:var(--muted);font-size:.85rem}
 svg text{font-family:var(--font)!important}
 .scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:.9rem}
-th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:anywhere}
-td.n,th.n{text-align:right;white-space:nowrap}
+th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:break-word}
+td.n,th.n,td.k{text-align:right;white-space:nowrap}td.k{text-align:left}td.t{min-width:8em}
 .bar{position:relative;min-width:120px}.bar span{position:absolute;left:0;top:4px;bottom:4px;background:#dbe8f3;
 border-radius:3px}.bar b{position:relative;font-weight:600}
 .swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.4em;vertical-align:baseline}
@@ -98,10 +98,10 @@ def _csv_link(name: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -
 def _table(name: str, header: Sequence[str], cells: Sequence[Sequence[str]], rows: Sequence[Sequence[Any]],
            numeric: set[int]) -> str:
     """An HTML table of ready ``cells``, and its CSV of the plain ``rows`` (same columns)."""
-    head = "".join(f'<th{" class=n" if number in numeric else ""}>{_e(title)}</th>'
-                   for number, title in enumerate(header))
-    body = "".join("<tr>" + "".join(f'<td{" class=n" if number in numeric else ""}>{cell}</td>'
-                                    for number, cell in enumerate(row)) + "</tr>" for row in cells)
+    kinds = ["n" if number in numeric else "k" if title == "type" else "t" for number, title in enumerate(header)]
+    head = "".join(f'<th{" class=n" if kind == "n" else ""}>{_e(title)}</th>' for kind, title in zip(kinds, header))
+    body = "".join("<tr>" + "".join(f"<td class={kind}>{cell}</td>" for kind, cell in zip(kinds, row)) + "</tr>"
+                   for row in cells)
     return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
             f'<p>{_csv_link(name, header, rows)}</p>')
 

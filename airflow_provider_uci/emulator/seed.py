@@ -11,7 +11,7 @@ session walks them in minutes (each answer's ``duration`` is the seconds since t
 stops early at each step with a small chance, so most sessions finish and the funnel falls; users come
 back on later days; a minority withholds consent. Multiple-choice answers are the question's options,
 free text fits the question. The Spark-dialect edge cases (:data:`EDGE_ANSWERS`: quotes, raw newlines,
-backslashes, Hindi) replace at most ``edge_cases`` of the answers (2% by default).
+backslashes, Hindi) replace free-text answers, at most ``edge_cases`` of all answers (2% by default).
 
 Everything is derived from one ``random.Random(seed)``: the same options give the same data.
 """
@@ -240,11 +240,11 @@ class Seeder:
     def _answer(self, question: Question) -> tuple[list[dict[str, Any]], bool]:
         """What a user answers ``question``, and whether it is one of the edge cases."""
         rng, share = self.rng, self.options.edge_cases
-        if share and rng.random() < share and self.edge_answers + 1 <= share * (self.answers + 1):
-            return [{"ans1": rng.choice(EDGE_ANSWERS)}], True
-        if question.kind == "mcq":
+        if question.kind == "mcq":  # a choice is always one of the options
             key, text = rng.choices(question.choices, weights=question.weights)[0]
             return [{key: {"text": text}}], False
+        if share and rng.random() < share * 3 and self.edge_answers + 1 <= share * (self.answers + 1):
+            return [{"ans1": rng.choice(EDGE_ANSWERS)}], True  # free text only, at most `share` of all answers
         if question.free_text == "count":
             return [{"ans1": str(rng.randint(6, 48))}], False
         if question.free_text == "staff_id":
