@@ -129,8 +129,8 @@ class _Reader:
         finally:
             self.warehouse._rollback()
 
-    def view(self, builder: Any) -> list[tuple[Any, ...]]:
-        return self.query(*builder(self.table, self.backend, self.scope))
+    def view(self, builder: Any, **options: Any) -> list[tuple[Any, ...]]:
+        return self.query(*builder(self.table, self.backend, self.scope, **options))
 
     def known_bots(self) -> list[str]:
         """Bots that loads wrote for days of the scope (``<table>_loads``), answers or not."""
@@ -194,7 +194,8 @@ def collect_fleet(warehouse: Any, table: str, scope: Scope) -> Fleet:
         bot.median_seconds, bot.p90_seconds = (None if median is None else float(median),
                                                None if p90 is None else float(p90))
     by_key: dict[tuple[str, str], Question] = {}
-    for conversation, question, title, kind, _, position, _, answers, withheld, median in read.view(question_stats_sql):
+    stats = read.view(question_stats_sql, devices=False)  # devices per question: not shown, a pass saved
+    for conversation, question, title, kind, _, position, _, answers, withheld, median in stats:
         item = Question(question, title or question, kind or "", position, answers, int(withheld or 0),
                         None if median is None else float(median))
         bots[conversation].questions.append(item)

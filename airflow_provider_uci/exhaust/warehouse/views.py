@@ -153,8 +153,10 @@ def daily_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str
     return text, sql.params
 
 
-def question_stats_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str, list[Any]]:
-    """Per bot and question: title, type, position, devices, answers, withheld, median duration.
+def question_stats_sql(table: str, backend: str, scope: Scope | None = None, devices: bool = True
+                       ) -> tuple[str, list[Any]]:
+    """Per bot and question: title, type, position, devices (null without ``devices``: a pass over the rows
+    saved), answers, withheld, median duration.
 
     The median: PostgreSQL's ``percentile_cont(0.5)``; on SQLite, window functions (the middle row, or
     the mean of the two middle rows, of each question's durations in order). Both give the same value.
@@ -166,8 +168,9 @@ def question_stats_sql(table: str, backend: str, scope: Scope | None = None) -> 
                  f"min({moment}) AS first_seen, count(*) AS answers, "
                  f"sum(CASE WHEN question_response = '' THEN 1 ELSE 0 END) AS withheld "
                  f"FROM {t}{sql.where(scope)} GROUP BY conversation_id, question_id")
-    devices = (f"SELECT conversation_id, question_id, count(*) AS devices FROM (SELECT DISTINCT conversation_id, "
-               f"question_id, device_id FROM {t}{sql.where(scope)}) AS seen GROUP BY conversation_id, question_id")
+    seen = (f"SELECT conversation_id, question_id, count(*) AS devices FROM (SELECT DISTINCT conversation_id, "
+            f"question_id, device_id FROM {t}{sql.where(scope)}) AS seen GROUP BY conversation_id, question_id"
+            if devices else "")  # its parameters are taken only when it is part of the text
     where = sql.where(scope)
     if backend == "postgres":
         # an ordered-set aggregate cannot be hashed: fed by an index scan it would visit the rows in index
@@ -187,9 +190,9 @@ def question_stats_sql(table: str, backend: str, scope: Scope | None = None) -> 
     text = (
         f"SELECT q.conversation_id, q.question_id, q.question_title, q.question_type, q.x_path, "
         f"row_number() OVER (PARTITION BY q.conversation_id ORDER BY {_conversation_order('q.', sql.binary)}) "
-        f"AS position, d.devices, q.answers, q.withheld, m.median_duration "
-        f"FROM ({questions}) AS q JOIN ({devices}) AS d ON d.conversation_id = q.conversation_id AND "
-        f"d.question_id = q.question_id{join_medians}")
+        f"AS position, {'d.devices' if devices else 'NULL AS devices'}, q.answers, q.withheld, m.median_duration "
+        f"FROM ({questions}) AS q" + (f" JOIN ({seen}) AS d ON d.conversation_id = q.conversation_id AND "
+                                      f"d.question_id = q.question_id" if devices else "") + join_medians)
     return text, sql.params
 
 
