@@ -151,6 +151,9 @@ def _add_seed(sub: argparse._SubParsersAction) -> None:
                       help="also load these telemetry events into unique/raw, by IST sync day (repeatable)")
     seed.add_argument("--record", type=Path, metavar="FILE.jsonl",
                       help="write one JSON line per event the response exhaust must contain")
+    seed.add_argument("--edge-cases", type=float, default=0.02, metavar="SHARE",
+                      help="share of answers replaced by Spark-dialect edge cases: quotes, raw newlines, backslashes, "
+                           "Hindi (default 0.02)")
     seed.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -248,7 +251,7 @@ def _seed(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
         channel=args.channel, partitions=args.partitions, record=args.record,
         telemetry_files=list(args.telemetry or []),
         extra_bots=[pair for item in args.bot or [] for pair in parse_pairs(item, "--bot")],
-        extra_users=[parse_user(item) for item in args.user or []],
+        extra_users=[parse_user(item) for item in args.user or []], edge_cases=args.edge_cases,
     )
     service = Service(settings)
     summary = service.seed(options, today=service.clock.now().astimezone(IST).date())

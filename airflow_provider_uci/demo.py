@@ -109,9 +109,14 @@ def _progress(service: Any, out: IO[str], stop: threading.Event, started: float)
             last = line
 
 
-def run_demo(workdir: Path, *, bots: int = 3, events: int = 3000, users: int = 60, days: int = 3,
+def run_demo(workdir: Path, *, bots: int = 3, events: int = 3000, users: int | None = None, days: int = 4,
              out: IO[str] = sys.stdout) -> int:
-    """Run the demo; return the exit code."""
+    """Run the demo; return the exit code.
+
+    :param users: the users to seed; by default one for every 12 events, so most people hold a session or
+        three over the days, as a real bot's do.
+    """
+    users = users or max(40, events // 12)
     started = time.monotonic()
     workdir = fresh_workdir(workdir)
 

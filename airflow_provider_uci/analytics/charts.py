@@ -1,5 +1,8 @@
 """The report's charts: matplotlib figures as inline SVG that scale to the page and keep text as text.
 
+Every label is drawn as plain text: math parsing is off (``text.parse_math``), so a ``$`` in a bot's
+name or an answer is a dollar sign, and :func:`plain` removes control characters and bounds the length.
+
 Text stays text (``svg.fonttype = none``), so the reader's browser draws it with its own fonts:
 Hindi and other scripts render wherever the device has a font for them, with no font file in the
 page. The root's fixed size is replaced by its ``viewBox`` alone, so CSS sizes each chart to its column.
@@ -14,9 +17,24 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-#: Colours of the series, in order (colour-blind safe).
-PALETTE = ("#1b6ca8", "#e07b39", "#3a9d5d", "#b54a6b", "#7d5ba6", "#c9a227", "#4a8c8c", "#8c6d4a")
+#: Colours of the series, in order (colour-blind safe): a bot keeps its colour in every chart.
+PALETTE = ("#1b6ca8", "#e07b39", "#3a9d5d", "#b54a6b", "#7d5ba6", "#c9a227", "#4a8c8c", "#8c6d4a", "#d46fa8",
+           "#5f6b7a")
+#: Bots drawn in one chart at most (one colour each); the rest are named as a count.
+MAX_SERIES = len(PALETTE)
 LABEL_CHARS = 48
+#: Characters never drawn or written: C0/C1 controls, and the marks that reorder text (bidi overrides).
+_HIDDEN = dict.fromkeys([*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F),
+                         *range(0x2066, 0x206A), 0xFEFF, 0xFFFE, 0xFFFF], " ")
+
+
+def plain(text: object, limit: int | None = None) -> str:
+    """``text`` on one line with no control characters, cut to ``limit`` characters (with an ellipsis)."""
+    flat = " ".join(str("" if text is None else text).translate(_HIDDEN).split())
+    flat = "".join(char for char in flat if not 0xD800 <= ord(char) <= 0xDFFF)  # lone surrogates
+    if limit is not None and len(flat) > limit:
+        flat = flat[:limit - 1].rstrip() + "…"
+    return flat
 
 
 def _pyplot() -> Any:
@@ -26,7 +44,8 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     plt.rcParams.update({
-        "svg.fonttype": "none", "svg.hashsalt": "uci-report", "font.size": 10,
+        "svg.fonttype": "none", "svg.hashsalt": "uci-report", "font.size": 10, "text.parse_math": False,
+        "text.usetex": False,
         "axes.spines.top": False, "axes.spines.right": False, "axes.titlesize": 11,
         "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
     })
@@ -34,9 +53,9 @@ def _pyplot() -> Any:
 
 
 def short(text: str | None, limit: int = LABEL_CHARS) -> str:
-    """A label on one line, cut to ``limit`` characters."""
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= limit else flat[:limit - 1].rstrip() + "…"
+    """A label drawn as plain text: one line, cut to ``limit`` characters; never hidden from a legend."""
+    label = plain(text, limit)
+    return "\u2009" + label if label.startswith("_") else label  # matplotlib leaves "_..." out of legends
 
 
 def _svg(figure: Any) -> str:
@@ -56,24 +75,25 @@ def _svg(figure: Any) -> str:
 BAR_DAYS = 14
 #: Line styles of the series, so lines that coincide still show each series.
 LINE_STYLES = ("-", "--", ":", "-.")
+#: One series of a daily chart: its label, its colour, and its value per day.
+Series = tuple[str, str, list[tuple[date, int]]]
 
 
-def daily_chart(series: dict[str, list[tuple[date, int]]], title: str) -> str:
-    """A value per day, one series per name: grouped bars over a few days, lines over more."""
+def daily_chart(series: Sequence[Series], title: str) -> str:
+    """A value per day, one series each: grouped bars over a few days, lines over more."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(5.2, 3))
-    days = sorted({day for points in series.values() for day, _ in points})
+    days = sorted({day for _, _, points in series for day, _ in points})
     if len(days) <= BAR_DAYS:
         _daily_bars(axes, series, days)
     else:
         _daily_lines(axes, series, days)
-    axes.set_title(title, loc="left")
+    axes.set_title(plain(title), loc="left")
     axes.set_ylim(bottom=0)
     axes.yaxis.get_major_locator().set_params(integer=True)
     axes.grid(axis="y", alpha=0.3)
     if len(series) > 1:
-        axes.legend(fontsize=8, frameon=False, ncols=min(3, len(series)), loc="upper left",
-                    bbox_to_anchor=(0, -0.14))
+        axes.legend(fontsize=8, frameon=False, ncols=min(2, len(series)), loc="upper left", bbox_to_anchor=(0, -0.14))
     return _svg(figure)
 
 
@@ -81,75 +101,80 @@ def _day_label(day: date) -> str:
     return f"{day.day} {day:%b}"
 
 
-def _daily_bars(axes: Any, series: dict[str, list[tuple[date, int]]], days: list[date]) -> None:
+def _daily_bars(axes: Any, series: Sequence[Series], days: list[date]) -> None:
     """Bars side by side per day, each series in its colour, each bar with its value."""
     width = 0.8 / max(len(series), 1)
-    for number, (name, points) in enumerate(series.items()):
+    for number, (name, colour, points) in enumerate(series):
         values = dict(points)
         offsets = [row - 0.4 + width * (number + 0.5) for row in range(len(days))]
-        bars = axes.bar(offsets, [values.get(day, 0) for day in days], width=width * 0.92, label=short(name, 32))
+        bars = axes.bar(offsets, [values.get(day, 0) for day in days], width=width * 0.92, label=short(name, 32),
+                        color=colour)
         if len(series) * len(days) <= 24:
             axes.bar_label(bars, fontsize=7, padding=1)
     axes.set_xticks(range(len(days)), [_day_label(day) for day in days])
     axes.set_xlim(-0.6, len(days) - 0.4)
 
 
-def _daily_lines(axes: Any, series: dict[str, list[tuple[date, int]]], days: list[date]) -> None:
+def _daily_lines(axes: Any, series: Sequence[Series], days: list[date]) -> None:
     """Lines over the days, the first series widest, so one drawn over another still shows both."""
     import matplotlib.dates as mdates
 
     count = len(series)
-    for number, (name, points) in enumerate(series.items()):
+    for number, (name, colour, points) in enumerate(series):
         points = sorted(points)
-        axes.plot([day for day, _ in points], [value for _, value in points], label=short(name, 32),
+        axes.plot([day for day, _ in points], [value for _, value in points], label=short(name, 32), color=colour,
                   linestyle=LINE_STYLES[number % len(LINE_STYLES)], linewidth=1.2 + 1.6 * (count - number) / count,
                   marker="o" if len(points) < 40 else None, markersize=3)
     axes.set_xlim(days[0], days[-1])
-    locator = mdates.AutoDateLocator()
-    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_locator(mdates.AutoDateLocator())
     axes.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%Y" if days[0].year != days[-1].year else "%d %b"))
 
 
-def _labelled_bars(axes: Any, labels: Sequence[str], values: Sequence[float], notes: Sequence[str], colour: str,
-                   top: float) -> None:
+def _labelled_bars(axes: Any, labels: Sequence[str], values: Sequence[float], notes: Sequence[str],
+                   colours: Sequence[str], top: float) -> None:
     """Horizontal bars, each with its label above it (labels of any length fit a phone's width)."""
     rows = range(len(values))
-    axes.barh(rows, values, color=colour, height=0.42)
+    axes.barh(rows, values, color=list(colours), height=0.42)
     for row, (label, value, note) in enumerate(zip(labels, values, notes, strict=True)):
         axes.text(0, row - 0.3, label, va="bottom", ha="left", fontsize=10, clip_on=True)
         axes.text(value + top * 0.01, row, note, va="center", fontsize=8, color="#333333")
     axes.set_yticks([])
     axes.spines["left"].set_visible(False)
     axes.set_ylim(len(values) - 0.5, -0.95)
-    axes.set_xlim(0, top * 1.18)
+    axes.set_xlim(0, top * 1.3)
     axes.grid(axis="x", alpha=0.3)
 
 
-def funnel_chart(steps: Sequence[tuple[str, int]], title: str) -> str:
-    """Bars of the devices reaching each question, in order, with the drop-off from the one before."""
+def funnel_chart(steps: Sequence[tuple[str, int, int]], title: str) -> str:
+    """Bars of the sessions reaching each question, in order: the drop from the step before, and how many
+    sessions stopped there."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(5.2, 0.7 + 0.5 * max(len(steps), 1)))
-    values = [value for _, value in steps]
+    values = [reached for _, reached, _ in steps]
     notes = []
-    for row, value in enumerate(values):
-        note = f"{value:,}"
-        drop = round((1 - value / values[row - 1]) * 100) if row and values[row - 1] else 0
+    for row, (_, reached, stopped) in enumerate(steps):
+        note = f"{reached:,}"
+        drop = round((1 - reached / values[row - 1]) * 100) if row and values[row - 1] else 0
         if drop > 0:  # a drop that rounds to nothing is not shown ("−0%")
-            note += f"  (−{drop}%)"
+            note += f" (−{drop}%)"
+        if stopped:
+            note += f", {stopped:,} stopped"
         notes.append(note)
-    _labelled_bars(axes, [f"{number}. {short(name, 52)}" for number, (name, _) in enumerate(steps, start=1)],
-                   values, notes, PALETTE[0], max(values, default=0) or 1)
-    axes.set_title(title, loc="left")
+    _labelled_bars(axes, [f"{number}. {short(name, 52)}" for number, (name, _, _) in enumerate(steps, start=1)],
+                   values, notes, [PALETTE[0]] * len(values), max(values, default=0) or 1)
+    axes.set_title(plain(title), loc="left")
     return _svg(figure)
 
 
-def bars_chart(items: Sequence[tuple[str, float]], title: str, percent: bool = False) -> str:
-    """Bars of counts (or of fractions, shown as percentages) by label."""
+def bars_chart(items: Sequence[tuple[str, float, str]], title: str, percent: bool = False) -> str:
+    """Bars by label, each in its colour: counts, or fractions shown as percentages."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(5.2, 0.7 + 0.5 * max(len(items), 1)))
-    values = [value * 100 if percent else value for _, value in items]
+    values = [value * 100 if percent else value for _, value, _ in items]
     notes = [f"{value:.0f}%" if percent else f"{value:,.0f}" for value in values]
-    _labelled_bars(axes, [short(label, 52) for label, _ in items], values, notes,
-                   PALETTE[1] if percent else PALETTE[2], 100 if percent else (max(values, default=0) or 1))
-    axes.set_title(title, loc="left")
+    _labelled_bars(axes, [short(label, 52) for label, _, _ in items], values, notes,
+                   [colour for _, _, colour in items], 100 if percent else (max(values, default=0) or 1))
+    if percent:
+        axes.set_xticks([0, 25, 50, 75, 100])
+    axes.set_title(plain(title), loc="left")
     return _svg(figure)

@@ -6,13 +6,20 @@ the same second share a ``mid``, and the pipeline's ``unique/raw`` keeps only th
 generator does the same, emitting events in time order so that de-duplication needs constant memory.
 Events are written per IST sync day to ``unique/raw/<yyyy-MM-dd>-<partition>-<epoch ms>.json.gz``.
 
+Conversations read as real ones: each bot asks a few questions of :data:`QUESTION_BANK` in order; a
+session walks them in minutes (each answer's ``duration`` is the seconds since the one before) and
+stops early at each step with a small chance, so most sessions finish and the funnel falls; users come
+back on later days; a minority withholds consent. Multiple-choice answers are the question's options,
+free text fits the question. The Spark-dialect edge cases (:data:`EDGE_ANSWERS`: quotes, raw newlines,
+backslashes, Hindi) replace free-text answers, at most ``edge_cases`` of all answers (2% by default).
+
 Everything is derived from one ``random.Random(seed)``: the same options give the same data.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
+import heapq
 import json
 import random
 import tempfile
@@ -24,33 +31,25 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
-
+from airflow_provider_uci.emulator.conversations import (
+    ACTIVE_HOURS,
+    BOT_NAMES,
+    EDGE_ANSWERS,
+    FREE_TEXT,
+    QUESTION_BANK,
+    Question,
+    SeedBot,
+    Session,
+)
 from airflow_provider_uci.emulator.crypto import encrypt_username
 from airflow_provider_uci.emulator.jobs.common import IST
 from airflow_provider_uci.emulator.storage import BlobStorage
+from airflow_provider_uci.emulator.telemetry_files import DayWriter, sync_day
 from airflow_provider_uci.emulator.ucidb import Bot, UciDatabase
 
-BOT_NAMES = ["Global Tara Bot", "MPC-UP-Mentor Feedback", "DST Form Bot", "UCI Demo", "Comic Book Bot",
-             "शिक्षक सहायता बॉट", "Nipun Lakshya Survey"]
-TITLES = [
-    "Hi, I'm Tara,\nMay I help you?\n\nReply with a number from the options shown to explore further",
-    "Have fun while you learn using comic books! \nEach comic book is aligned to a chapter.\n\nChoose your class",
-    "सत्यापन के लिए कृपया अपना *मानव संपदा* आईडी दर्ज करें",
-    "कृपया मेंटर का नाम लिखे",
-    'Did the session cover "Foundational Literacy"?',
-    "Record your location.",
-    "How many students attended, in total?",
-    "Rate the training: 1 (poor) to 5 (excellent)",
-]
-CHOICES = [["Yes", "No"], ["Class 1", "Class 2", "Class 3", "Class 4"], ["हाँ", "नहीं", "पता नहीं"],
-           ["1 Your Education Boards", "2 Comic books", "3 DIKSHA mobile app", "4 DIKSHA queries"]]
-FREE_ANSWERS = [
-    "89898989", "Sinha", "26.824541 75.8505031", "Line one\nline two of the answer", 'He said "hello", then left',
-    "C:\\Users\\teacher\\notes.txt", "a \\n is not a newline here", "मेरा उत्तर: \"ठीक है\"", "42", "ok 👍",
-    'ends with a quote "', "multi\nline\nwith, commas",
-]
 PDATA_PID = "transformer"
+#: The share of events the response job leaves out (unknown devices, other channels, bots, pdata, eids).
+NOISE = 0.06
 
 
 def _name_uuid_hex(text: str) -> str:
@@ -87,8 +86,11 @@ class SeedOptions:
     telemetry_files: list[Path] = field(default_factory=list)
     extra_bots: list[tuple[str, str]] = field(default_factory=list)
     extra_users: list[tuple[str, bool | None]] = field(default_factory=list)
+    edge_cases: float = 0.02
 
     def __post_init__(self) -> None:
+        if not 0 <= self.edge_cases <= 1:
+            raise ValueError(f"--edge-cases: must be a share from 0 to 1, got {self.edge_cases}")
         for name in ("bots", "users", "events", "partitions"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name}: must be zero or more, got {getattr(self, name)}")
@@ -98,52 +100,6 @@ class SeedOptions:
             raise ValueError(f"--partitions: must be at least 1, got {self.partitions}")
         if self.events and (self.bots + len(self.extra_bots)) and not (self.users + len(self.extra_users)):
             raise ValueError("--users: events need at least one user to answer them")
-
-
-@dataclass
-class Question:
-    id: str
-    kind: str
-    title: str
-    choices: list[tuple[str, str]]
-    xpath: str
-
-
-@dataclass
-class SeedBot:
-    id: str
-    name: str
-    questions: list[Question]
-    users: list[str] = field(default_factory=list)
-    events_by_day: dict[str, int] = field(default_factory=dict)
-
-
-class _DayWriter:
-    """Gzipped JSON-lines files of one sync day, one per partition, uploaded when the day closes."""
-
-    def __init__(self, storage: BlobStorage, container: str, day: date, partitions: int, scratch: Path,
-                 stamp_ms: int) -> None:
-        self.storage, self.container, self.day = storage, container, day
-        self.files: list[tuple[str, Path, IO[bytes], gzip.GzipFile]] = []
-        for partition in range(partitions):
-            key = f"unique/raw/{day.isoformat()}-{partition}-{stamp_ms + partition}.json.gz"
-            path = scratch / key.replace("/", "_")
-            raw = path.open("wb")
-            # mtime 0: the same seed gives the same bytes
-            self.files.append((key, path, raw, gzip.GzipFile(filename="", mode="wb", compresslevel=1, mtime=0,
-                                                             fileobj=raw)))
-        self.count = 0
-
-    def write(self, event: dict[str, Any]) -> None:
-        self.files[self.count % len(self.files)][3].write(orjson.dumps(event) + b"\n")
-        self.count += 1
-
-    def close(self) -> None:
-        for key, path, raw, compressed in self.files:
-            compressed.close()
-            raw.close()
-            self.storage.upload_file(self.container, key, path)
-            path.unlink()
 
 
 class Seeder:
@@ -161,7 +117,7 @@ class Seeder:
         self.start = options.start or today - timedelta(days=options.days)
         self.consent: dict[str, bool | None] = {}
         self.bots: list[SeedBot] = []
-        self._sessions: dict[tuple[str, str, int], str] = {}
+        self.answers = self.edge_answers = 0
         self.stats = {"emitted": 0, "kept": 0, "duplicates_dropped": 0, "filtered_out": 0, "unknown_device": 0}
 
     def _uuid(self) -> str:
@@ -176,14 +132,15 @@ class Seeder:
                 for i in range(options.bots)] + list(options.extra_bots)
         for bot_id, name in bots:
             questions = []
-            for number in range(rng.randint(3, 6)):
-                mcq = rng.random() < 0.6
-                options_text = rng.choice(CHOICES) if mcq else []
+            for slug, title, answers in rng.sample(QUESTION_BANK, k=rng.randint(3, 6)):
+                mcq = isinstance(answers, list)
+                options_text = answers if mcq else []
                 questions.append(Question(
-                    id=self._uuid(), kind="mcq" if mcq else "ftp", title=rng.choice(TITLES),
+                    id=self._uuid(), kind="mcq" if mcq else "ftp", title=title,
                     choices=[(str(k + 1), text) for k, text in enumerate(options_text)],
-                    xpath=f"question./data/group_{number // 3 + 1}[1]/question_{number + 1}[1]"))
-            self.bots.append(SeedBot(bot_id, name, questions))
+                    xpath=f"question./data/{slug}[1]", free_text="" if mcq else str(answers),
+                    weights=[0.3 + rng.random() * (2.0 if k == 0 else 1.0) for k in range(len(options_text))]))
+            self.bots.append(SeedBot(bot_id, name, questions, stop_chance=0.02 + rng.random() * 0.08))
         self.uci.add_bots(Bot(b.id, b.name, options.channel, self.start.isoformat(), end.isoformat()) for b in self.bots)
 
         users: list[tuple[str, bool | None]] = []
@@ -216,18 +173,38 @@ class Seeder:
             return
         per_day = [options.events // options.days + (1 if d < options.events % options.days else 0)
                    for d in range(options.days)]
-        last_second = None
+        mean_answers = sum(bot.expected_answers() for bot in bots) / len(bots)
+        first_hour, last_hour = ACTIVE_HOURS
         for offset, count in enumerate(per_day):
             day = self.start + timedelta(days=offset)
             day_start = datetime(day.year, day.month, day.day, tzinfo=IST).timestamp()
-            writer = _DayWriter(self.storage, self.container, day, options.partitions, scratch,
+            writer = DayWriter(self.storage, self.container, day, options.partitions, scratch,
                                 int(day_start * 1000) + 86_400_000)
-            step = 86_000.0 / max(count, 1)
-            moment = day_start + 60.0
-            for _ in range(count):
-                moment += step * (0.2 + rng.random() * 1.6) / 1.0 if rng.random() > 0.01 else 0.0
+            window = (last_hour - first_hour) * 3600.0
+            # sessions start as a Poisson process over the active hours, so the day's answers fill them
+            rate = count / max(mean_answers, 1.0) / window
+            next_start = day_start + first_hour * 3600.0 + rng.expovariate(rate)
+            waiting: list[tuple[float, int, Session]] = []
+            last_second, emitted, number = None, 0, 0
+            while emitted < count:
+                if not waiting or next_start <= waiting[0][0]:
+                    number += 1
+                    heapq.heappush(waiting, (next_start, number, self._new_session(rng.choice(bots), next_start)))
+                    next_start += rng.expovariate(rate)
+                    continue
+                moment, _, session = heapq.heappop(waiting)
                 moment = min(moment, day_start + 86_390.0)
-                event, expected = self._event(rng.choice(bots), moment, day_start)
+                if rng.random() < NOISE:
+                    event, expected = self._noise(session, moment, day_start)
+                    number += 1
+                    heapq.heappush(waiting, (moment + 1.0, number, session))  # the answer comes a second later
+                else:
+                    event, expected = self._event(session, moment, day_start)
+                    session.step += 1
+                    if session.step < session.length:
+                        number += 1
+                        heapq.heappush(waiting, (moment + self._duration(), number, session))
+                emitted += 1
                 self.stats["emitted"] += 1
                 second = int(moment)
                 if second == last_second:
@@ -238,81 +215,118 @@ class Seeder:
                 self.stats["kept"] += 1
                 if isinstance(expected, str):
                     self.stats[expected] += 1
-                else:
-                    bot = expected.pop("_bot")
-                    bot.events_by_day[day.isoformat()] = bot.events_by_day.get(day.isoformat(), 0) + 1
-                    if record is not None:
-                        record.write(json.dumps(expected, ensure_ascii=False) + "\n")
+                    continue
+                bot = expected.pop("_bot")
+                bot.events_by_day[day.isoformat()] = bot.events_by_day.get(day.isoformat(), 0) + 1
+                self.answers += 1
+                self.edge_answers += expected.pop("_edge")
+                if record is not None:
+                    record.write(json.dumps(expected, ensure_ascii=False) + "\n")
             writer.close()
 
-    def _event(self, bot: SeedBot, moment: float, day_start: float) -> tuple[dict[str, Any], dict[str, Any] | str]:
-        """One event, with what the report must hold for it, or why the report leaves it out."""
+    def _duration(self) -> float:
+        """Seconds a user takes to answer a question: mostly 5 to 60, a few take minutes."""
+        return float(max(3, min(600, round(self.rng.lognormvariate(3.4, 0.6)))))
+
+    def _new_session(self, bot: SeedBot, start: float) -> Session:
+        """A session of ``bot`` by one of its users, which stops after each step with the bot's chance."""
         rng = self.rng
+        length = 1
+        while length < len(bot.questions) and rng.random() >= bot.stop_chance * (2.0 if length == 1 else 1.0):
+            length += 1
         user = rng.choice(bot.users)
-        number = rng.randrange(len(bot.questions))
-        question = bot.questions[number]
-        channel, pdata_id, conversation, eid = self.options.channel, self.pdata_id, bot.id, "ASSESS"
-        noise = rng.random()
-        if noise < 0.02:
-            user = self._uuid()
-        elif noise < 0.03:
-            channel = "other-channel"
-        elif noise < 0.04:
-            pdata_id = "staging.uci.other"
-        elif noise < 0.05:
-            conversation = self._uuid()
-        elif noise < 0.06:
-            eid = "INTERACT"
+        return Session(bot, user, name_uuid(f"{self.options.seed}:{user}:{bot.id}:{start!r}"), length)
+
+    def _answer(self, question: Question) -> tuple[list[dict[str, Any]], bool]:
+        """What a user answers ``question``, and whether it is one of the edge cases."""
+        rng, share = self.rng, self.options.edge_cases
+        if question.kind == "mcq":  # a choice is always one of the options
+            key, text = rng.choices(question.choices, weights=question.weights)[0]
+            return [{key: {"text": text}}], False
+        if share and rng.random() < share * 3 and self.edge_answers + 1 <= share * (self.answers + 1):
+            return [{"ans1": rng.choice(EDGE_ANSWERS)}], True  # free text only, at most `share` of all answers
+        if question.free_text == "count":
+            return [{"ans1": str(rng.randint(6, 48))}], False
+        if question.free_text == "staff_id":
+            return [{"ans1": f"UP{rng.randint(1_000_000, 9_999_999)}"}], False
+        return [{"ans1": rng.choice(FREE_TEXT[question.free_text])}], False
+
+    def _stamps(self, moment: float, day_start: float) -> tuple[str, int, int, str]:
+        """The event's ``timestamp`` and ``ets``, its ``syncts`` (within the sync day) and ``@timestamp``."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(moment)))
         ets = int(moment * 1000)
-        syncts = min(ets + rng.randint(50, 1500), int((day_start + 86_399) * 1000))
+        syncts = min(ets + self.rng.randint(50, 1500), int((day_start + 86_399) * 1000))
         at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(syncts // 1000)) + f".{syncts % 1000:03d}Z"
-        if question.kind == "mcq" and rng.random() < 0.85:
-            key, text = rng.choice(question.choices)
-            resvalues: list[dict[str, Any]] = [{key: {"text": text}}]
+        return stamp, ets, syncts, at
+
+    def _noise(self, session: Session, moment: float, day_start: float) -> tuple[dict[str, Any], str]:
+        """An event the response job leaves out: an unknown device, another channel, bot or pdata, not ASSESS."""
+        rng = self.rng
+        kind = rng.randrange(5)
+        event = self._telemetry(session, moment, day_start, [{"ans1": "ok"}], 0.0)
+        context = event["context"]
+        if kind == 0:
+            event["actor"]["id"] = context["did"] = self._uuid()
+            return event, "unknown_device"
+        if kind == 1:
+            context["channel"] = "other-channel"
+            context["env"] = "other-channel.gupshup-whatsapp"
+        elif kind == 2:
+            context["pdata"]["id"] = "staging.uci.other"
+        elif kind == 3:
+            other = self._uuid()
+            context["rollup"]["l2"] = other
+            context["cdata"][1]["id"] = other
         else:
-            resvalues = [{"ans1": rng.choice(FREE_ANSWERS)}]
+            event["eid"] = "INTERACT"
+        return event, "filtered_out"
+
+    def _telemetry(self, session: Session, moment: float, day_start: float, resvalues: list[dict[str, Any]],
+                   duration: float) -> dict[str, Any]:
+        """The ASSESS event of the session's current step, as UCI's transformer writes it."""
+        bot, number = session.bot, min(session.step, len(session.bot.questions) - 1)
+        question = bot.questions[number]
+        stamp, ets, syncts, at = self._stamps(moment, day_start)
         params = [{key: {"text": text}} for key, text in question.choices]
         form_end = "true" if number == len(bot.questions) - 1 else "false"
-        session_key = (user, bot.id, int(day_start))
-        session = self._sessions.get(session_key)
-        if session is None:
-            if len(self._sessions) > 100_000:
-                self._sessions.clear()
-            session = self._sessions[session_key] = name_uuid(f"{self.options.seed}:{user}:{bot.id}:{int(day_start)}")
-        owner = self.options.channel
-        rollup = {"l1": owner, "l2": conversation, "l3": question.xpath, "l4": form_end}
-        event = {
-            "eid": eid, "ets": ets, "ver": "3.0", "mid": assess_mid(stamp),
-            "actor": {"type": "User", "id": user},
+        channel = owner = self.options.channel
+        return {
+            "eid": "ASSESS", "ets": ets, "ver": "3.0", "mid": assess_mid(stamp),
+            "actor": {"type": "User", "id": session.user},
             "context": {
-                "channel": channel, "pdata": {"id": pdata_id, "pid": PDATA_PID, "ver": "1.0"},
-                "env": f"{channel}.gupshup-whatsapp", "did": user, "sid": session,
-                "cdata": [{"type": "ConversationOwner", "id": owner}, {"type": "Conversation", "id": conversation},
+                "channel": channel, "pdata": {"id": self.pdata_id, "pid": PDATA_PID, "ver": "1.0"},
+                "env": f"{channel}.gupshup-whatsapp", "did": session.user, "sid": session.id,
+                "cdata": [{"type": "ConversationOwner", "id": owner}, {"type": "Conversation", "id": bot.id},
                           {"type": "XPath", "id": question.xpath}, {"type": "FormEnd", "id": form_end}],
-                "rollup": rollup,
+                "rollup": {"l1": owner, "l2": bot.id, "l3": question.xpath, "l4": form_end},
             },
             "object": {"id": question.id, "type": question.kind.upper(), "ver": "1.0",
                        "rollup": {"l1": "BotOwnerID", "l2": "BotID", "l3": "QuestionXPath", "l4": "FormEnd"}},
-            "edata": {"duration": 0.0, "score": 1.0, "pass": "Yes", "index": 1.0, "resvalues": resvalues,
+            "edata": {"duration": duration, "score": 1.0, "pass": "Yes", "index": 1.0, "resvalues": resvalues,
                       "item": {"id": question.id, "type": question.kind, "title": question.title, "desc": "",
                                "maxscore": 1.0, "exlength": 0.0, "mc": [], "mmc": [], "uri": "", "params": params}},
             "type": "event", "tags": [], "flags": [], "timestamp": stamp, "syncts": syncts, "@timestamp": at,
         }
-        if noise < 0.06:
-            return event, "unknown_device" if noise < 0.02 else "filtered_out"
-        consent = self.consent[user]
-        expected = {
-            "_bot": bot, "mid": event["mid"], "conversation_id": bot.id, "conversation_name": bot.name, "device_id": user,
-            "session_id": session, "question_id": question.id, "question_type": question.kind, "title": question.title,
-            "params": params, "resvalues": resvalues, "consent": consent is not False, "x_path": question.xpath,
-            "eof": form_end, "timestamp": at,
+
+    def _event(self, session: Session, moment: float, day_start: float) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The session's next answer, with what the report must hold for it."""
+        bot = session.bot
+        question = bot.questions[session.step]
+        resvalues, edge = self._answer(question)
+        duration = float(int(moment - session.last_moment)) if session.step else float(self.rng.randint(4, 40))
+        session.last_moment = moment
+        event = self._telemetry(session, moment, day_start, resvalues, duration)
+        return event, {
+            "_bot": bot, "_edge": edge, "mid": event["mid"], "conversation_id": bot.id, "conversation_name": bot.name,
+            "device_id": session.user, "session_id": session.id, "question_id": question.id,
+            "question_type": question.kind, "title": question.title, "params": event["edata"]["item"]["params"],
+            "resvalues": resvalues, "consent": self.consent[session.user] is not False, "x_path": question.xpath,
+            "eof": event["context"]["rollup"]["l4"], "timestamp": event["@timestamp"], "duration": int(duration),
         }
-        return event, expected
 
     def load_telemetry_files(self, scratch: Path) -> int:
         """Copy real telemetry files into ``unique/raw``, grouped by the IST date of ``syncts``."""
-        writers: dict[date, _DayWriter] = {}
+        writers: dict[date, DayWriter] = {}
         count = 0
         for path in self.options.telemetry_files:
             with open(path, encoding="utf-8") as handle:
@@ -323,11 +337,11 @@ class Seeder:
                         event = json.loads(line)
                     except ValueError as exc:
                         raise ValueError(f"--telemetry {path}: line {number} is not JSON: {exc}") from None
-                    day = _sync_day(event)
+                    day = sync_day(event)
                     if day is None:
                         raise ValueError(f"--telemetry {path}: line {number} has neither syncts nor @timestamp")
                     if day not in writers:
-                        writers[day] = _DayWriter(self.storage, self.container, day, 1, scratch,
+                        writers[day] = DayWriter(self.storage, self.container, day, 1, scratch,
                                                   int(datetime(day.year, day.month, day.day, tzinfo=IST).timestamp() * 1000))
                     writers[day].write(event)
                     count += 1
@@ -345,6 +359,7 @@ class Seeder:
             "users": {"consent_true": values.count(True), "consent_false": values.count(False),
                       "consent_unset": values.count(None)},
             "events": dict(self.stats),
+            "answers": {"rows": self.answers, "edge_cases": self.edge_answers},
             "start": self.start.isoformat(),
             "days": self.options.days,
         }
@@ -356,15 +371,6 @@ def _user_data(consent: bool | None) -> dict[str, Any]:
     if consent is not None:
         device["consent"] = consent
     return {"device": dict(device), "data": {"device": dict(device)}}
-
-
-def _sync_day(event: dict[str, Any]) -> date | None:
-    if isinstance(event.get("syncts"), (int, float)):
-        return datetime.fromtimestamp(event["syncts"] / 1000, IST).date()
-    stamp = event.get("@timestamp")
-    if isinstance(stamp, str):
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(IST).date()
-    return None
 
 
 def seed(options: SeedOptions, *, storage: BlobStorage, uci: UciDatabase, telemetry_container: str, pdata_id: str,

@@ -115,6 +115,10 @@ def test_bad_input_exits_2_naming_the_field(sqlite_url: str, tmp_path: Path) -> 
     done = report("--warehouse", sqlite_url, "--from-date", "2022-02-30", "--out", str(tmp_path / "x.html"))
     assert done.returncode == 2 and "from_date: expected a date as YYYY-MM-DD" in done.stderr
     assert not (tmp_path / "x.html").exists()
+    missing = tmp_path / "no-such.db"
+    done = report("--warehouse", f"sqlite:///{missing}", "--out", str(tmp_path / "x.html"))
+    assert done.returncode == 2 and f"warehouse: no SQLite database at '{missing}'" in done.stderr
+    assert not missing.exists() and not (tmp_path / "x.html").exists(), "no empty database made, no page written"
 
 
 @pytest.fixture(scope="module")

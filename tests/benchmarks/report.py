@@ -1,19 +1,19 @@
-"""Benchmark: ``uci-exhaust report`` over N answers (default 1,000,000), and one bot's funnel query.
+"""Benchmark: ``uci-exhaust report`` over many answers, many bots and many distinct answers.
 
-Fills a responses table (made by a small load, so it has its views and index) with N answers of one
-bot, written by the database itself: 20,000 devices, six questions answered by fewer devices each
-(a funnel), four of them multiple choice, a tenth withheld, Hindi titles, 29 days. Then:
+Fills a responses table (made by a small load, so it has its views) with answers written by the database
+itself: per bot, devices answering six questions in sessions of a day, four questions multiple choice,
+a tenth withheld, Hindi titles, 29 days. Three cases (``--case``):
 
-- the report of the fleet and of the bot, each ``uci-exhaust report`` in a child process: wall time
-  and peak RSS (the child's ``ru_maxrss``);
-- PostgreSQL only: the bot's funnel query (``exhaust.warehouse.views.funnel_sql``) and its question stats
-  (``question_stats_sql``), best and median of ``--repeat`` runs, timed in the server's own
-  ``EXPLAIN ANALYZE`` terms and as the client sees them; then the funnel again once the index
-  ``<table>_funnel`` is made (``create_funnel_index``, which loads do not do).
+- ``fleet``: N answers (default 1,000,000) of 20 bots; the fleet's page and one bot's page;
+- ``distinct``: 200,000 answers of one bot whose first question has 30,000 distinct answers;
+- ``bots``: 300,000 answers of 300 bots; the fleet's page.
 
-Targets: the report < 30 s and < 1 GB; the funnel query < 1 s on PostgreSQL.
+Each report runs as ``uci-exhaust report`` in a child process: wall time, CPU time (user and system:
+the part a shared machine's load does not stretch; PostgreSQL's own work is in the wall time only) and
+peak RSS (the child's ``ru_maxrss``), and the page's size. The machine's load average is printed beside the figures.
+Targets: each report < 20 s and < 500 MB.
 
-    uv run python tests/benchmarks/report.py [--rows 1000000] [--backend postgres|sqlite|both] [--repeat 5]
+    uv run python tests/benchmarks/report.py [--rows 1000000] [--backend postgres|sqlite|both] [--case all|fleet|distinct|bots]
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,59 +31,69 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from airflow_provider_uci.exhaust.warehouse.views import Scope, create_funnel_index, funnel_sql, question_stats_sql  # noqa: E402
 from airflow_provider_uci.exhaust.load import load_exhaust  # noqa: E402
 from airflow_provider_uci.exhaust.warehouse import STORED_RESPONSE_COLUMNS, open_warehouse  # noqa: E402
 
 POSTGRES_URL = os.environ.get("UCI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SEED_FILE = ROOT / "tests" / "fixtures" / "sunbird" / "response-exhaust-2022-04-sample.csv"
-BOT = "bench-bot-0001"
+BOT = "bench-bot-0"
 TABLE = "uci_responses"
 
-#: One generated answer per ``g``, in the table's column order; ``{day}`` is the dialect's IST sync day of ``ts``.
+#: One generated answer per ``g`` (``h`` within its bot), in the table's column order; ``{day}`` is the
+#: dialect's IST sync day of ``ts``.
 _ROW_SELECT = """
-SELECT '{bot}', 'ASSESS:' || g, 'device-' || ((g / 6) % (20000 - 3000 * (g % 6))), 'question-' || (g % 6),
-  'Bench bot', 'session-' || ((g / 6) % (20000 - 3000 * (g % 6))) || '-' || (g / 34483),
-  CASE WHEN g % 6 < 4 THEN 'mcq' ELSE 'ftp' END, 'प्रश्न ' || (g % 6 + 1) || ': आपका अनुभव कैसा रहा?', '',
-  (g * 7) % 90, 1, 1, '[{{"1":{{"text":"1 हाँ"}}}},{{"2":{{"text":"2 नहीं"}}}}]',
-  CASE WHEN g % 10 = 0 THEN '' ELSE '[{{"' || (g % 4 + 1) || '":{{"text":"' || (g % 4 + 1) || ' विकल्प"}}}}]' END,
-  'question./data/group_1[1]/question_' || (g % 6 + 1) || '[1]', g % 6 = 5, ts, ts, NULL, NULL,
+SELECT 'bench-bot-' || (g % {bots}), 'ASSESS:' || g, 'device-' || ((h / 6) % {devices}), 'question-' || (h % 6),
+  'Bench bot ' || (g % {bots}) || ' $5 सर्वे', 'session-' || ((h / 6) % {devices}) || '-' || (h / {per_day}),
+  CASE WHEN h % 6 < 4 THEN 'mcq' ELSE 'ftp' END, 'प्रश्न ' || (h % 6 + 1) || ': आपका अनुभव कैसा रहा?', '',
+  (g * 7) % 90 + 1, 1, 1, '[{{"1":{{"text":"1 हाँ"}}}},{{"2":{{"text":"2 नहीं"}}}}]',
+  CASE WHEN h % 10 = 0 THEN '' WHEN h % 6 = 0 THEN '[{{"ans1":"answer ' || (h / 6 % {distinct}) || '"}}]'
+  ELSE '[{{"' || (h % 4 + 1) || '":{{"text":"' || (h % 4 + 1) || ' विकल्प"}}}}]' END,
+  'question./data/group_1[1]/question_' || (h % 6 + 1) || '[1]', h % 6 = 5, ts, ts, NULL, NULL,
   {day}, 1
 """
 
 _POSTGRES_ROWS = "INSERT INTO uci_responses ({columns})" + _ROW_SELECT.replace(
-    "{day}", "(ts AT TIME ZONE 'Asia/Kolkata')::date") + """FROM (SELECT g, timestamptz '2026-01-01 00:00:00+00' + g * interval '2.5 seconds' AS ts
+    "{day}", "(ts AT TIME ZONE 'Asia/Kolkata')::date") + """FROM (SELECT g, g / {bots} AS h,
+      timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second' * (2500000.0 / {rows}) AS ts
       FROM generate_series(1, {rows}) AS g) AS s
 """
 
 _SQLITE_ROWS = """
 WITH RECURSIVE c(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM c WHERE g < {rows}),
-s AS (SELECT g, strftime('%Y-%m-%dT%H:%M:%fZ', 1767225600 + g * 2.5, 'unixepoch') AS ts FROM c)
+s AS (SELECT g, g / {bots} AS h, strftime('%Y-%m-%dT%H:%M:%fZ', 1767225600 + g * (2500000.0 / {rows}), 'unixepoch')
+      AS ts FROM c)
 INSERT INTO uci_responses ({columns})""" + _ROW_SELECT.replace("{day}", "date(ts, '+5 hours', '+30 minutes')") + """FROM s
 """
+#: The cases: answers (``None``: ``--rows``), bots, distinct answers of a bot's first question, pages.
+CASES = {"fleet": (None, 20, 4, ("fleet", "one bot")), "distinct": (200_000, 1, 30_000, ("one bot",)),
+         "bots": (300_000, 300, 4, ("fleet",))}
 
 
-def fill(url: str, rows: int) -> None:
-    """Make the table (and its views) with a small load, then write ``rows`` answers of one bot."""
+def fill(url: str, rows: int, bots: int, distinct: int) -> None:
+    """Make the table (and its views) with a small load, then write ``rows`` answers of ``bots`` bots."""
     load_exhaust(response_csv=SEED_FILE, private=None, warehouse_url=url)
     columns = ", ".join(STORED_RESPONSE_COLUMNS)
+    shape = {"columns": columns, "rows": rows, "bots": bots, "distinct": distinct,
+             "devices": max(50, rows // bots // 60), "per_day": max(1, rows // bots // 29)}
     started = time.perf_counter()
     with open_warehouse(url) as warehouse:
         if warehouse.backend == "postgres":
-            warehouse._execute(_POSTGRES_ROWS.format(columns=columns, bot=BOT, rows=rows))
+            warehouse._execute(_POSTGRES_ROWS.format(**shape))
             warehouse._conn.commit()
             warehouse._conn.autocommit = True
             warehouse._execute("VACUUM ANALYZE uci_responses")
         else:
             warehouse._execute("BEGIN")
-            warehouse._execute(_SQLITE_ROWS.format(columns=columns, bot=BOT, rows=rows))
+            warehouse._execute(_SQLITE_ROWS.format(**shape))
             warehouse._execute("COMMIT")
             warehouse._execute("ANALYZE")
-    print(f"  filled {rows:,} answers in {time.perf_counter() - started:.1f} s")
+    print(f"  filled {rows:,} answers of {bots} bot(s), {distinct:,} distinct answers to a question, in "
+          f"{time.perf_counter() - started:.1f} s")
 
 
-def run_report(url: str, out: Path, *extra: str) -> tuple[float, float]:
-    """Wall time (s) and peak RSS (MB) of ``uci-exhaust report`` in a child process."""
+def run_report(url: str, out: Path, *extra: str) -> tuple[float, float, float]:
+    """Wall time (s), CPU time (s: user and system) and peak RSS (MB) of ``uci-exhaust report`` in a child
+    process (the CPU time is what a shared machine's load does not stretch)."""
     script = Path(sys.executable).with_name("uci-exhaust")
     started = time.perf_counter()
     child = subprocess.Popen([str(script), "report", "--warehouse", url, "--out", str(out), *extra],
@@ -95,34 +104,15 @@ def run_report(url: str, out: Path, *extra: str) -> tuple[float, float]:
         errors = child.stderr.read().decode()
         if errors.strip():
             print(errors, file=sys.stderr)
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def time_query(url: str, build, repeat: int) -> tuple[list[float], list[float]]:  # noqa: ANN001
-    """Client-side and server-side (``EXPLAIN ANALYZE``'s execution time) seconds of each run."""
-    client, server = [], []
-    with open_warehouse(url) as warehouse:
-        sql, params = build(TABLE, warehouse.backend, Scope(BOT))
-        with warehouse._conn.cursor() as cursor:  # as the report's session runs it
-            cursor.execute("SET jit = off")
-            cursor.execute("SET work_mem = '64MB'")
-        warehouse._conn.commit()
-        for _ in range(repeat):
-            with warehouse._conn.cursor() as cursor:
-                started = time.perf_counter()
-                cursor.execute(sql, params)
-                cursor.fetchall()
-                client.append(time.perf_counter() - started)
-                cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
-                server.append(cursor.fetchone()[0][0]["Execution Time"] / 1000)
-            warehouse._conn.rollback()
-    return client, server
-
-
-def bench(backend: str, rows: int, repeat: int, scratch: Path) -> None:
-    print(f"{backend}:")
+def bench(backend: str, case: str, rows: int, scratch: Path) -> None:
+    count, bots, distinct, pages = CASES[case]
+    rows = count or rows
+    print(f"{backend}, {case}:")
     if backend == "sqlite":
-        url = f"sqlite:///{scratch / 'warehouse.db'}"
+        url = f"sqlite:///{scratch / f'{case}.db'}"
         drop = None
     else:
         import psycopg2
@@ -139,41 +129,33 @@ def bench(backend: str, rows: int, repeat: int, scratch: Path) -> None:
                 cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             admin.close()
     try:
-        fill(url, rows)
-        for label, extra in (("fleet", ()), ("one bot", ("--conversation-id", BOT))):
-            elapsed, rss = run_report(url, scratch / f"{backend}-{label.replace(' ', '-')}.html", *extra)
-            size = (scratch / f"{backend}-{label.replace(' ', '-')}.html").stat().st_size
-            print(f"  report ({label}): {elapsed:.1f} s, peak RSS {rss:.0f} MB, page {size / 1024:.0f} KiB")
-        if backend == "postgres":
-            queries = [("funnel query", funnel_sql), ("question stats query", question_stats_sql),
-                       ("funnel query with <table>_funnel", funnel_sql)]
-            for label, build in queries:
-                if label.endswith("_funnel"):
-                    with open_warehouse(url) as warehouse:
-                        started = time.perf_counter()
-                        create_funnel_index(warehouse, TABLE)
-                        warehouse._conn.autocommit = True
-                        warehouse._execute("VACUUM ANALYZE uci_responses")
-                    print(f"  <table>_funnel made (and the table vacuumed) in {time.perf_counter() - started:.1f} s")
-                client, server = time_query(url, build, repeat)
-                print(f"  {label} (one bot, {rows:,} rows): best {min(client):.3f} s, median "
-                      f"{statistics.median(client):.3f} s (server: best {min(server):.3f} s)")
+        fill(url, rows, bots, distinct)
+        for label in pages:
+            extra = ("--conversation-id", BOT) if label == "one bot" else ()
+            out = scratch / f"{backend}-{case}-{label.replace(' ', '-')}.html"
+            load = os.getloadavg()[0]
+            elapsed, cpu, rss = run_report(url, out, *extra)
+            print(f"  report ({label}): {elapsed:.1f} s (CPU {cpu:.1f} s), peak RSS {rss:.0f} MB, page {out.stat().st_size / 1024:.0f} KiB "
+                  f"(load average {load:.1f} before, {os.getloadavg()[0]:.1f} after)")
     finally:
         if drop is not None:
             drop()
+        if backend == "sqlite":
+            (scratch / f"{case}.db").unlink(missing_ok=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=["postgres", "sqlite", "both"], default="both")
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--case", choices=["all", *CASES], default="all")
     args = parser.parse_args()
     print(f"{args.rows:,} answers; {os.cpu_count()} CPUs; own peak RSS so far "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     with tempfile.TemporaryDirectory(prefix="uci-report-bench-") as scratch:
         for backend in (("postgres", "sqlite") if args.backend == "both" else (args.backend,)):
-            bench(backend, args.rows, args.repeat, Path(scratch))
+            for case in (CASES if args.case == "all" else (args.case,)):
+                bench(backend, case, args.rows, Path(scratch))
 
 
 if __name__ == "__main__":

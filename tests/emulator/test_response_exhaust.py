@@ -44,7 +44,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator,
     record = data / "record.jsonl"
     summary = json.loads(uci_exhaust("emulator", "seed", "--data-dir", str(data), "--bots", "3", "--users", "40",
                                      "--events", "900", "--start", START, "--days", str(DAYS), "--seed", "11",
-                                     "--record", str(record), "--json"))
+                                     "--edge-cases", "0.3", "--record", str(record), "--json"))
     rows = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
     with run_emulator(data, "--no-schedule", "--now", "2026-01-14T09:00:00+05:30") as emulator:
         yield emulator, summary, rows
@@ -116,7 +116,8 @@ def test_every_value_of_every_row_is_what_the_generator_wrote(seeded) -> None:
             assert row["Question Type"] == want["question_type"]
             assert row["Question Title"] == want["title"].strip()
             assert row["Question Description"] == ""
-            assert (row["Question Duration"], row["Question Score"], row["Question Max Score"]) == ("0", "1", "1")
+            assert (row["Question Duration"], row["Question Score"], row["Question Max Score"]) == (
+                str(want["duration"]), "1", "1")
             assert json.loads(row["Question Options"]) == want["params"]
             if want["consent"]:
                 assert json.loads(row["Question Response"]) == want["resvalues"]

@@ -16,7 +16,8 @@ TABLE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
 #: Prefixes of the databases' own tables: SQLite's ``sqlite_master``..., PostgreSQL's ``pg_catalog``...
 RESERVED_PREFIXES = ("sqlite_", "pg_")
 #: What a responses table's side tables and index are named with, or reserved for: ``<table>_users``...
-SIDE_SUFFIXES = ("_users", "_loads", "_bot_day", "_daily", "_question_stats", "_sessions", "_completion", "_funnel")
+SIDE_SUFFIXES = ("_users", "_loads", "_bot_day", "_daily", "_question_stats", "_sessions", "_completion", "_funnel",
+                 "_answer_shares")
 URL_FORMS = ("sqlite:///relative/path.db, sqlite:////absolute/path.db or "
              "postgresql://user:password@host:port/database (or postgres://...)")
 AUDIT_FIELDS = ("response_request_id", "private_request_id", "rejected")

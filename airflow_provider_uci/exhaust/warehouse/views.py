@@ -2,8 +2,8 @@
 
 Each query is built by one function here, for SQLite or PostgreSQL, over the table's own columns
 (``exhaust.warehouse.schema.STORED_RESPONSE_COLUMNS``). :func:`create_views` makes them the views
-``<table>_daily``, ``<table>_question_stats``, ``<table>_sessions`` and ``<table>_completion`` (the
-load calls it with the tables); the report runs the same text narrowed to one bot and a range of
+``<table>_daily``, ``<table>_question_stats``, ``<table>_sessions``, ``<table>_completion``,
+``<table>_funnel`` and ``<table>_answer_shares`` (the load calls it with the tables); the report runs the same text narrowed to one bot and a range of
 sync days (:class:`Scope`), so a number reads the same in a view and on the page.
 
 - ``_daily``: per bot and sync day, the distinct devices that answered, the answers, and the devices
@@ -19,11 +19,19 @@ sync days (:class:`Scope`), so a number reads the same in a view and on the page
 - ``_sessions``: per bot and session (``Session ID``; for vintages without one, the device and sync
   day), the questions answered, the answers, whether it reached the end (an answer with ``Eof`` true),
   and when it started and ended (UTC; SQLite gives ISO text ending in ``Z``).
-- ``_completion``: per bot, sessions, those that reached the end, and their ratio.
+- ``_completion``: per bot, sessions, those that reached the end, their ratio, and the median and
+  90th percentile of the seconds from a completed session's first answer to its first answer with
+  ``Eof`` true (interpolated as PostgreSQL's ``percentile_cont``; on SQLite by window functions).
+- ``_funnel``: per bot and question in conversation order (``position`` as in ``_question_stats``),
+  the sessions that answered it or a later question (``sessions_reached``), that answered it
+  (``sessions_answered``; an answer withheld without consent is an answer), and that did not reach
+  the end and answered nothing later (``sessions_stopped_here``).
+- ``_answer_shares``: per bot, question and answer (``question_response`` as stored; ``""`` is an
+  answer withheld), the sessions whose last answer to the question it is, and their ``share`` of the
+  sessions that answered the question. A session's last answer is its latest by ``Timestamp``,
+  else ``@timestamp``, the Message ID (byte order) breaking ties.
 
-The index ``<table>_funnel`` (bot, question, device and both timestamps), from which a bot's
-funnel (:func:`funnel_sql`) is read without the table's rows, is made on request
-(:func:`create_funnel_index`).
+A session is the ``Session ID``, or the device and sync day where a vintage has none, in every view.
 
 Each view carries its definition's fingerprint (PostgreSQL: the view's comment; SQLite: its stored
 text), so a load after an upgrade replaces a view whose definition changed, and leaves the rest alone.
@@ -43,7 +51,7 @@ from airflow_provider_uci.exhaust.warehouse.schema import check_table, quote_nam
 log = logging.getLogger(__name__)
 
 #: The views made for a responses table, by suffix.
-VIEW_SUFFIXES = ("_daily", "_question_stats", "_sessions", "_completion")
+VIEW_SUFFIXES = ("_daily", "_question_stats", "_sessions", "_completion", "_funnel", "_answer_shares")
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,20 @@ class SqlBuilder:
     def any_true(self, column: str) -> str:
         return f"coalesce(bool_or({column}), false)" if self.backend == "postgres" else f"coalesce(max({column}), 0)"
 
+    @property
+    def integer(self) -> str:
+        return "bigint" if self.backend == "postgres" else "INTEGER"
+
+    def seconds(self, start: str, end: str) -> str:
+        """Seconds from one :meth:`moment` to another, to the millisecond."""
+        if self.backend == "postgres":
+            return f"CAST(round(CAST(extract(epoch FROM ({end} - {start})) AS numeric), 3) AS double precision)"
+        return f"round((julianday({end}) - julianday({start})) * 86400.0, 3)"
+
+
+#: A session: its Session ID, or for vintages without one its device and sync day.
+SESSION_KEY = "coalesce(nullif(session_id, ''), device_id || '/' || CAST(sync_date AS TEXT))"
+
 
 def quoted_table(table: str) -> str:
     """``table``, checked (``schema.check_table``) and quoted for SQL."""
@@ -131,8 +153,10 @@ def daily_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str
     return text, sql.params
 
 
-def question_stats_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str, list[Any]]:
-    """Per bot and question: title, type, position, devices, answers, withheld, median duration.
+def question_stats_sql(table: str, backend: str, scope: Scope | None = None, devices: bool = True
+                       ) -> tuple[str, list[Any]]:
+    """Per bot and question: title, type, position, devices (null without ``devices``: a pass over the rows
+    saved), answers, withheld, median duration.
 
     The median: PostgreSQL's ``percentile_cont(0.5)``; on SQLite, window functions (the middle row, or
     the mean of the two middle rows, of each question's durations in order). Both give the same value.
@@ -144,8 +168,9 @@ def question_stats_sql(table: str, backend: str, scope: Scope | None = None) -> 
                  f"min({moment}) AS first_seen, count(*) AS answers, "
                  f"sum(CASE WHEN question_response = '' THEN 1 ELSE 0 END) AS withheld "
                  f"FROM {t}{sql.where(scope)} GROUP BY conversation_id, question_id")
-    devices = (f"SELECT conversation_id, question_id, count(*) AS devices FROM (SELECT DISTINCT conversation_id, "
-               f"question_id, device_id FROM {t}{sql.where(scope)}) AS seen GROUP BY conversation_id, question_id")
+    seen = (f"SELECT conversation_id, question_id, count(*) AS devices FROM (SELECT DISTINCT conversation_id, "
+            f"question_id, device_id FROM {t}{sql.where(scope)}) AS seen GROUP BY conversation_id, question_id"
+            if devices else "")  # its parameters are taken only when it is part of the text
     where = sql.where(scope)
     if backend == "postgres":
         # an ordered-set aggregate cannot be hashed: fed by an index scan it would visit the rows in index
@@ -165,17 +190,16 @@ def question_stats_sql(table: str, backend: str, scope: Scope | None = None) -> 
     text = (
         f"SELECT q.conversation_id, q.question_id, q.question_title, q.question_type, q.x_path, "
         f"row_number() OVER (PARTITION BY q.conversation_id ORDER BY {_conversation_order('q.', sql.binary)}) "
-        f"AS position, d.devices, q.answers, q.withheld, m.median_duration "
-        f"FROM ({questions}) AS q JOIN ({devices}) AS d ON d.conversation_id = q.conversation_id AND "
-        f"d.question_id = q.question_id{join_medians}")
+        f"AS position, {'d.devices' if devices else 'NULL AS devices'}, q.answers, q.withheld, m.median_duration "
+        f"FROM ({questions}) AS q" + (f" JOIN ({seen}) AS d ON d.conversation_id = q.conversation_id AND "
+                                      f"d.question_id = q.question_id" if devices else "") + join_medians)
     return text, sql.params
 
 
 def sessions_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str, list[Any]]:
     """Per bot and session: device, questions answered, answers, reached the end, started and ended."""
     sql, t = SqlBuilder(backend), quoted_table(table)
-    base = (f"SELECT conversation_id, coalesce(nullif(session_id, ''), device_id || '/' || CAST(sync_date AS TEXT)) "
-            f"AS session_id, device_id, question_id, eof, sync_date, "
+    base = (f"SELECT conversation_id, {SESSION_KEY} AS session_id, device_id, question_id, eof, sync_date, "
             f"{sql.moment('coalesce(event_timestamp, at_timestamp)')} AS moment FROM {t}{sql.where(scope)}")
     text = (f"SELECT conversation_id, session_id, min(device_id) AS device_id, min(sync_date) AS sync_date, "
             f"count(DISTINCT question_id) AS questions_answered, count(*) AS answers, "
@@ -185,13 +209,74 @@ def sessions_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[
 
 
 def completion_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str, list[Any]]:
-    """Per bot: sessions, sessions that reached the end, and the completion rate (their ratio)."""
-    sessions, params = sessions_sql(table, backend, scope)
-    real = SqlBuilder(backend).real
+    """Per bot: sessions, sessions that reached the end, the completion rate (their ratio), and the median
+    and 90th percentile of the seconds to complete (first answer to the first with ``Eof`` true)."""
+    sql, t = SqlBuilder(backend), quoted_table(table)
+    moment = sql.moment("coalesce(event_timestamp, at_timestamp)")
+    ended = "eof" if backend == "postgres" else "eof = 1"
+    base = (f"SELECT conversation_id, {SESSION_KEY} AS session_key, eof, {moment} AS moment FROM {t}{sql.where(scope)}")
+    sessions = (f"SELECT conversation_id, session_key, {sql.any_true('eof')} AS reached_end, min(moment) AS started, "
+                f"min(CASE WHEN {ended} THEN moment END) AS finished FROM ({base}) AS b "
+                f"GROUP BY conversation_id, session_key")
+    timed = f"SELECT conversation_id, reached_end, {sql.seconds('started', 'finished')} AS seconds FROM ({sessions}) AS s"
     reached = "CASE WHEN reached_end THEN 1 ELSE 0 END"
-    return (f"SELECT conversation_id, count(*) AS sessions, sum({reached}) AS completed, "
-            f"CAST(sum({reached}) AS {real}) / count(*) AS completion_rate FROM ({sessions}) AS s "
-            f"GROUP BY conversation_id"), params
+    counts = (f"SELECT conversation_id, count(*) AS sessions, sum({reached}) AS completed, CAST(sum({reached}) AS "
+              f"{sql.real}) / count(*) AS completion_rate")
+    if backend == "postgres":
+        return (f"{counts}, percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS median_seconds_to_complete, "
+                f"percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds) AS p90_seconds_to_complete "
+                f"FROM ({timed}) AS d GROUP BY conversation_id"), sql.params
+    ranked = (f"SELECT conversation_id, reached_end, seconds, CASE WHEN seconds IS NULL THEN NULL ELSE row_number() "
+              f"OVER (PARTITION BY conversation_id, seconds IS NULL ORDER BY seconds) END AS place, count(seconds) "
+              f"OVER (PARTITION BY conversation_id) AS n FROM ({timed}) AS d")
+    return (f"{counts}, {_sqlite_percentile(0.5)} AS median_seconds_to_complete, {_sqlite_percentile(0.9)} AS "
+            f"p90_seconds_to_complete FROM ({ranked}) AS r GROUP BY conversation_id"), sql.params
+
+
+def _sqlite_percentile(fraction: float) -> str:
+    """PostgreSQL's ``percentile_cont(fraction)`` over the ``place``-numbered ``seconds`` of a group of
+    ``n``: the value at ``(n - 1) * fraction``, interpolated between the rows either side."""
+    row, group = f"(n - 1) * {fraction!r}", f"(max(n) - 1) * {fraction!r}"  # n: the same on every row of a group
+    below = f"min(CASE WHEN place = CAST({row} AS INTEGER) + 1 THEN seconds END)"
+    above = f"coalesce(min(CASE WHEN place = CAST({row} AS INTEGER) + 2 THEN seconds END), {below})"
+    return f"{below} + ({group} - CAST({group} AS INTEGER)) * ({above} - {below})"
+
+
+def funnel_view_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str, list[Any]]:
+    """Per bot and question in conversation order: sessions reached, answered, and stopped there."""
+    sql, t = SqlBuilder(backend), quoted_table(table)
+    moment = sql.moment("coalesce(event_timestamp, at_timestamp)")
+    # one row per session and question, the rest read from these
+    pairs = (f"SELECT conversation_id, {SESSION_KEY} AS session_key, question_id, {sql.any_true('eof')} AS eof, "
+             f"min({moment}) AS first_seen FROM {t}{sql.where(scope)} GROUP BY 1, 2, 3")
+    positions = (f"SELECT conversation_id, question_id, row_number() OVER (PARTITION BY conversation_id ORDER BY "
+                 f"{_conversation_order('', sql.binary)}) AS position, answered FROM (SELECT conversation_id, "
+                 f"question_id, min(first_seen) AS first_seen, count(*) AS answered FROM pairs GROUP BY 1, 2) AS q")
+    reached = "CASE WHEN s.reached_end THEN 1 ELSE 0 END"
+    lasts = (f"SELECT conversation_id, last_position, count(*) AS sessions, sum(1 - {reached}) AS stopped FROM "
+             f"(SELECT p.conversation_id, max(p.position) AS last_position, {sql.any_true('pairs.eof')} AS reached_end "
+             f"FROM pairs JOIN positions AS p ON p.conversation_id = pairs.conversation_id AND p.question_id = "
+             f"pairs.question_id GROUP BY p.conversation_id, pairs.session_key) AS s GROUP BY 1, 2")
+    text = (f"WITH pairs AS ({pairs}), positions AS ({positions}), lasts AS ({lasts}) "
+            f"SELECT p.conversation_id, p.question_id, p.position, CAST(sum(coalesce(l.sessions, 0)) OVER (PARTITION BY "
+            f"p.conversation_id ORDER BY p.position DESC ROWS UNBOUNDED PRECEDING) AS {sql.integer}) AS sessions_reached, "
+            f"p.answered AS sessions_answered, CAST(coalesce(l.stopped, 0) AS {sql.integer}) AS sessions_stopped_here "
+            f"FROM positions AS p LEFT JOIN lasts AS l ON l.conversation_id = p.conversation_id AND "
+            f"l.last_position = p.position")
+    return text, sql.params
+
+
+def answer_shares_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str, list[Any]]:
+    """Per bot, question and answer: the sessions whose last answer to the question it is, and their share."""
+    sql, t = SqlBuilder(backend), quoted_table(table)
+    moment = sql.moment("coalesce(event_timestamp, at_timestamp)")
+    ranked = (f"SELECT conversation_id, question_id, question_response AS answer, row_number() OVER (PARTITION BY "
+              f"conversation_id, {SESSION_KEY}, question_id ORDER BY {moment} DESC, message_id{sql.binary} DESC) "
+              f"AS place FROM {t}{sql.where(scope)}")
+    text = (f"SELECT conversation_id, question_id, answer, count(*) AS sessions, CAST(count(*) AS {sql.real}) / "
+            f"CAST(sum(count(*)) OVER (PARTITION BY conversation_id, question_id) AS {sql.real}) AS share FROM ({ranked}) AS r "
+            f"WHERE place = 1 GROUP BY conversation_id, question_id, answer")
+    return text, sql.params
 
 
 def _conversation_order(prefix: str, binary: str) -> str:
@@ -200,23 +285,8 @@ def _conversation_order(prefix: str, binary: str) -> str:
     return f"CASE WHEN {prefix}first_seen IS NULL THEN 1 ELSE 0 END, {prefix}first_seen, {prefix}question_id{binary}"
 
 
-def funnel_sql(table: str, backend: str, scope: Scope) -> tuple[str, list[Any]]:
-    """One bot's questions in conversation order with the devices that answered each: the lighter
-    query behind the report's funnel, positions as in ``_question_stats``. It reads only the columns
-    of the index ``<table>_funnel`` (an index-only scan on PostgreSQL once the table is vacuumed)."""
-    sql, t = SqlBuilder(backend), quoted_table(table)
-    moment = sql.moment("coalesce(event_timestamp, at_timestamp)")
-    per_device = (f"SELECT conversation_id, question_id, device_id, min({moment}) AS first_seen FROM "
-                  f"{t}{sql.where(scope)} GROUP BY conversation_id, question_id, device_id")
-    questions = (f"SELECT conversation_id, question_id, min(first_seen) AS first_seen, count(*) AS devices FROM "
-                 f"({per_device}) AS per_device GROUP BY conversation_id, question_id")
-    text = (f"SELECT conversation_id, question_id, row_number() OVER (PARTITION BY conversation_id ORDER BY "
-            f"{_conversation_order('', sql.binary)}) AS position, devices FROM ({questions}) AS q ORDER BY 1, 3")
-    return text, sql.params
-
-
 _BUILDERS = {"_daily": daily_sql, "_question_stats": question_stats_sql, "_sessions": sessions_sql,
-             "_completion": completion_sql}
+             "_completion": completion_sql, "_funnel": funnel_view_sql, "_answer_shares": answer_shares_sql}
 
 
 def view_names(table: str) -> list[str]:
@@ -239,36 +309,6 @@ def fingerprint(statement: str) -> str:
     return f"airflow-provider-uci view {hashlib.sha256(statement.encode()).hexdigest()[:16]}"
 
 
-#: The columns of ``<table>_funnel``: what :func:`funnel_sql` reads.
-FUNNEL_INDEX_COLUMNS = ("conversation_id", "question_id", "device_id", "event_timestamp", "at_timestamp")
-
-
-def funnel_index_ddl(table: str) -> str:
-    """The index a bot's funnel is read from: per bot and question, its devices (in order: counted as the
-    index is read, with no sort) and when they answered."""
-    return f'CREATE INDEX IF NOT EXISTS "{table}_funnel" ON {quoted_table(table)} ({", ".join(FUNNEL_INDEX_COLUMNS)})'
-
-
-def create_funnel_index(warehouse: Any, table: str) -> None:
-    """Create the index ``<table>_funnel`` (if missing) and commit: a bot's funnel is then read from it alone.
-
-    Not made by loads: keeping it up to date about doubles the database's share of a load (500k rows
-    inserted in 9-10 s instead of 4-5 on PostgreSQL), so it is for warehouses that are read more than
-    loaded.
-    """
-    name = f"{table}_funnel"
-    if warehouse.backend == "postgres":
-        found = warehouse._query("SELECT pg_get_indexdef(to_regclass(%s))", (quote_name(name),))
-    else:
-        found = warehouse._query("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,))
-    made = found[0][0] if found else None
-    if made is not None and not all(column in made for column in FUNNEL_INDEX_COLUMNS):
-        warehouse._execute(f'DROP INDEX "{name}"')  # an earlier version's, without the timestamps
-    warehouse._execute(funnel_index_ddl(table))
-    if warehouse.backend == "postgres":  # SQLite's statement committed itself (no transaction was open)
-        warehouse._commit()
-
-
 def create_views(warehouse: Any, table: str) -> None:
     """Create ``table``'s views where missing or made by another definition, in the warehouse's open
     transaction (the load's).
@@ -278,6 +318,7 @@ def create_views(warehouse: Any, table: str) -> None:
     are serialised by an advisory lock. On SQLite a view's stored text is its definition.
     """
     names, statements = view_names(table), view_ddl(table, warehouse.backend)
+    _drop_old_funnel_index(warehouse, table)
     if warehouse.backend == "sqlite":
         made = dict(warehouse._query(
             f"SELECT name, sql FROM sqlite_master WHERE type = 'view' AND name IN ({', '.join('?' for _ in names)})",
@@ -300,6 +341,18 @@ def create_views(warehouse: Any, table: str) -> None:
     for name, statement, comment, mark in zip(names, statements, comments(), wanted, strict=True):
         if comment != mark:
             _replace_view(warehouse, name, statement, mark)
+
+
+def _drop_old_funnel_index(warehouse: Any, table: str) -> None:
+    """Drop the index an earlier version could make under the name the ``_funnel`` view now has."""
+    name = f"{table}_funnel"
+    if warehouse.backend == "postgres":
+        found = warehouse._query("SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = %s",
+                                 (name,))
+    else:
+        found = warehouse._query("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?", (name,))
+    if found[0][0]:
+        warehouse._execute(f'DROP INDEX "{name}"')
 
 
 def _replace_view(warehouse: Any, name: str, statement: str, mark: str) -> None:
