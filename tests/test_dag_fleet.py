@@ -221,7 +221,7 @@ def test_the_compact_shape_retried_reaches_its_jobs_and_goes_straight_on_to_the_
     emulator, summary = fleet
     bot = summary["bots"][0]["id"]
     warehouse = configure(monkeypatch, emulator, tmp_path)
-    with DAG("uci_exhaust_compact", schedule=None):
+    with DAG("uci_exhaust_compact_retried", schedule=None):  # its own tags: jobs no other test submitted
         task = ExhaustToWarehouseOperator(
             task_id="bot", conversation_id=bot, from_date=DAYS[0], to_date=DAYS[1], run_at="continuous",
             poll_interval=1, destination=str(tmp_path / "files"), warehouse_conn_id="uci_warehouse")
