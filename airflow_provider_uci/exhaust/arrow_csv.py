@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 
+_BYTE_ORDER_MARK = b"\xef\xbb\xbf"
 _QUOTE, _BACKSLASH, _COMMA, _NEWLINE, _CARRIAGE_RETURN = 0x22, 0x5C, 0x2C, 0x0A, 0x0D
 #: A record longer than this is left to the record reader (which takes values of 128 Ki characters at most:
 #: 22 of them, at up to four bytes a character, come to less).
@@ -153,13 +154,15 @@ def spark_blocks(path: Path, size: int) -> Iterator[Block]:
 
 def plain_header(block: Block) -> tuple[list[str], int] | None:
     """The header of a file's first block, if it is a line of plain names (no quotes), and its length in
-    bytes (without its line end); else ``None``."""
+    bytes (without its line end, with a byte order mark before it); else ``None``."""
     head = block.data[:1 << 16].tobytes()
     end = head.find(b"\n")
     if end < 0 or b'"' in head[:end]:
         return None
+    names = head[:end].rstrip(b"\r")
+    names = names[len(_BYTE_ORDER_MARK):] if names.startswith(_BYTE_ORDER_MARK) else names  # as a spreadsheet saves
     try:
-        return head[:end].rstrip(b"\r").decode("utf-8").split(","), end
+        return names.decode("utf-8").split(","), end
     except UnicodeDecodeError:
         return None
 

@@ -29,13 +29,14 @@ from typing import Any
 from airflow_provider_uci.exhaust.at_rest import sigterm_unwinds
 from airflow_provider_uci.exhaust.keys import find_duplicate
 from airflow_provider_uci.exhaust.reader import ResponseBatches
+from airflow_provider_uci.exhaust.names import conversation_id as checked_conversation_id
 from airflow_provider_uci.exhaust.records import (
     ExhaustFormatError,
     ExhaustRefused,
-    Rejects,
     read_response_lines,
     read_responses,
 )
+from airflow_provider_uci.exhaust.rejects import RejectLimitExceeded, Rejects
 from airflow_provider_uci.exhaust.users import Users, read_user_table
 from airflow_provider_uci.exhaust.warehouse import check_table, open_warehouse
 
@@ -43,10 +44,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TABLE = "uci_responses"
 __all__ = ["DEFAULT_TABLE", "ExhaustRefused", "LoadSummary", "RejectLimitExceeded", "load_exhaust"]
-
-
-class RejectLimitExceeded(ValueError):
-    """More records were rejected than allowed; nothing was loaded."""
 
 
 @dataclass(frozen=True)
@@ -73,10 +70,16 @@ class LoadSummary:
         return asdict(self)
 
 
-def _first_conversation(path: Path) -> str:
-    for record in read_responses(path, Rejects()):
-        return record.conversation_id
-    raise ExhaustFormatError(f"{path.name}: no readable response record to take the conversation id from")
+def _first_conversation(path: Path, rejects: Rejects) -> str:
+    """The conversation id of the file's first readable record, which must be a UUID. The records before it
+    are rejects (``rejects`` bears no more than the load does, so a file of hostile records stops early)."""
+    for record in read_responses(path, rejects):
+        return checked_conversation_id(record.conversation_id, f"{path.name}: Conversation ID")
+    rejects.close()
+    where = f"; they are in {rejects.path}" if rejects.path is not None and rejects.count else ""
+    why = f": {rejects.summary()}{where}" if rejects.count else ""
+    raise ExhaustFormatError(f"{path.name}: no readable response record to take the conversation id from: "
+                             f"{rejects.count} record(s) rejected{why}; nothing was loaded")
 
 
 def load_exhaust(*, response_csv: Path | None, private: Path | None, warehouse_url: str,
@@ -117,12 +120,26 @@ def _load(*, response_csv: Path | None, private: Path | None, warehouse_url: str
           encryption_key: str | None, conversation_id: str | None, from_date: str | None, to_date: str | None,
           phone_numbers: str, max_rejects: int, reject_path: Path | None, audit: dict[str, Any] | None, fast: bool | None,
           max_unzipped_bytes: int | None) -> LoadSummary:
+    conversation_id = conversation_id or None  # an empty id: taken from the file, as a missing one
     response_csv, private = _checked_arguments(response_csv, private, table, max_rejects, conversation_id,
                                                from_date, to_date)
-    conversation = conversation_id or _first_conversation(response_csv)  # type: ignore[arg-type]
     fast = fast is not False
-    rejects = Rejects(reject_path)
-    with tempfile.TemporaryDirectory(prefix="uci-load-") as scratch, closing(rejects):  # mode 0700
+    rejects = Rejects(reject_path, limit=max_rejects)
+    with closing(rejects):
+        if conversation_id is None:
+            conversation = _first_conversation(response_csv, rejects)  # type: ignore[arg-type]
+            rejects.restart()  # the load reads the file again from its start, and rejects those records again
+        else:
+            conversation = conversation_id
+        return _load_bot(response_csv, private, warehouse_url, table, encryption_key, conversation, from_date,
+                         to_date, phone_numbers, max_rejects, reject_path, audit, fast, max_unzipped_bytes, rejects)
+
+
+def _load_bot(response_csv: Path | None, private: Path | None, warehouse_url: str, table: str,
+              encryption_key: str | None, conversation: str, from_date: str | None, to_date: str | None,
+              phone_numbers: str, max_rejects: int, reject_path: Path | None, audit: dict[str, Any] | None,
+              fast: bool, max_unzipped_bytes: int | None, rejects: Rejects) -> LoadSummary:
+    with tempfile.TemporaryDirectory(prefix="uci-load-") as scratch:  # mode 0700
         users = _users(private, Path(scratch), rejects, conversation, phone_numbers, encryption_key,
                        max_unzipped_bytes, fast)
         with open_warehouse(warehouse_url) as warehouse:
@@ -150,6 +167,8 @@ def _checked_arguments(response_csv: Path | None, private: Path | None, table: s
                        to_date: str | None) -> tuple[Path | None, Path | None]:
     """The two paths, once every argument is found usable (else an error naming it)."""
     check_table(table)
+    if conversation_id is not None:
+        checked_conversation_id(conversation_id, "conversation_id")
     if max_rejects < 0:
         raise ValueError(f"max_rejects: must be zero or more, got {max_rejects}")
     response_csv = None if response_csv is None else Path(response_csv)

@@ -96,6 +96,9 @@ def user_values(records: Iterator[tuple[int, list[str | None]]], header: list[st
 
     for line, values in checked_records(records, source, shift):
         line += shift
+        if not values:  # a blank line: one of a run, counted (it holds no phone number to withhold)
+            rejects.add(source, line, "a blank line", values)
+            continue
         if len(values) != len(header):
             reject(line, f"expected {len(header)} values as in the header, got {len(values)}", values)
             continue

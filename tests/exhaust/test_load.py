@@ -483,7 +483,9 @@ def test_a_record_synced_outside_the_range_is_rejected(warehouse_url: str, tmp_p
 
     assert done.returncode != 0
     assert "synced on 2022-06-21 (IST), outside the range 2022-06-22..2022-06-30" in done.stderr
-    assert len((tmp_path / "rejects.jsonl").read_text().splitlines()) == TARA.rows
+    # the read stopped at the first record over max_rejects (0): one reject written, not the file's every record
+    assert len((tmp_path / "rejects.jsonl").read_text().splitlines()) == 1
+    assert "the read stopped there" in done.stderr
     assert state(warehouse_url) == ([], [], [])
     summary = loaded(uci_load(SUNBIRD / TARA.response, SUNBIRD / TARA.private, warehouse_url, "--from-date",
                               "2022-06-21", "--to-date", "2022-06-21"))
