@@ -37,3 +37,36 @@ def conversation_id(value: object, field: str = "conversation_id") -> str:
     if not isinstance(value, str) or _UUID.fullmatch(value) is None:
         raise InvalidConversationId(field, value)
     return value
+
+
+_DATASET = re.compile(r"[a-z][a-z0-9-]{0,62}")
+#: The kinds of file a job lists: the response exhaust's CSV, the private exhaust's zip (or CSV).
+FILE_SUFFIXES = (".csv", ".zip")
+
+
+def dataset_file_names(dataset: object, suffixes: list[str]) -> list[str]:
+    """The fixed names a job's files are saved under: ``<dataset><suffix>``, numbered when there are several.
+
+    The service's own file names are not used: a name it chose (``.bashrc``) must not pick where a file lands.
+
+    :param dataset: the job's dataset (``uci-response-exhaust``...): lower-case letters, digits and ``-``.
+    :param suffixes: each file's suffix, from its URL: ``.csv`` or ``.zip``.
+    :raises ValueError: naming ``dataset`` or ``download_urls`` and the rule.
+    """
+    if not isinstance(dataset, str) or _DATASET.fullmatch(dataset) is None:
+        raise ValueError(f"dataset: must be lower-case letters, digits and '-' to name a file, got {dataset!r}")
+    for number, suffix in enumerate(suffixes):
+        if suffix not in FILE_SUFFIXES:
+            raise ValueError(f"download_urls[{number}]: a file ending in {' or '.join(FILE_SUFFIXES)} expected, "
+                             f"got {suffix[:20]!r}")
+    if len(suffixes) == 1:
+        return [f"{dataset}{suffixes[0]}"]
+    return [f"{dataset}-{number}{suffix}" for number, suffix in enumerate(suffixes, start=1)]
+
+
+def url_suffix(url: str) -> str:
+    """A download URL's file suffix, lower case (``.csv`` when its path has none)."""
+    from pathlib import PurePosixPath
+    from urllib.parse import urlsplit
+
+    return PurePosixPath(urlsplit(url).path).suffix.lower() or ".csv"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,9 @@ from airflow.sdk import Asset, BaseHook, BaseOperator, Context
 
 from airflow_provider_uci import lineage
 from airflow_provider_uci.botlog import naming_bot
+from airflow_provider_uci.exhaust.at_rest import scratch_folder
+from airflow_provider_uci.exhaust.names import conversation_id as checked_conversation_id
+from airflow_provider_uci.exhaust.safe_files import create_private
 from airflow_provider_uci.exhaust.spark_csv import read_records
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
 from airflow_provider_uci.models import Dataset, ExhaustError, ExhaustFatalError
@@ -24,6 +26,8 @@ RESPONSE, PRIVATE = Dataset.RESPONSE.value, Dataset.PRIVATE.value
 #: The default responses table (the loader's own default, restated here so that parsing a DAG that uses
 #: this operator does not import the loader, pyarrow and numpy: every task process of the DAG parses it).
 DEFAULT_TABLE = "uci_responses"
+#: The Airflow Variable that holds the secret ``hashed`` phone numbers are keyed with (``exhaust.phone_hash``).
+PHONE_HASH_VARIABLE = "uci_exhaust_phone_hash_secret"
 
 
 def default_data_root() -> Path:
@@ -102,7 +106,8 @@ class LoadExhaustOperator(BaseOperator):
     :param warehouse_conn_id: an Airflow connection of type ``postgres`` or ``sqlite``; without one,
         a SQLite file under ``$AIRFLOW_HOME/uci-exhaust/warehouse.db``.
     :param table: the responses table (``<table>_users`` and ``<table>_loads`` sit beside it).
-    :param phone_numbers: ``plain``, ``hashed`` (SHA-256) or ``none``.
+    :param phone_numbers: ``plain``, ``hashed`` (HMAC-SHA256 keyed with the Variable
+        ``uci_exhaust_phone_hash_secret`` or the warehouse connection's extra ``phone_hash_secret``) or ``none``.
     :param max_rejects: unreadable records to bear before the load fails (default 0).
     """
 
@@ -204,6 +209,22 @@ class ExhaustLoader:
         conn = BaseHook.get_connection(self.warehouse_conn_id)
         return warehouse_url_from_parts(conn.conn_type, conn.host, conn.login, conn.password, conn.schema, conn.port)
 
+    def _phone_hash_secret(self) -> str | None:
+        """The secret ``hashed`` phones are keyed with: the Variable :data:`PHONE_HASH_VARIABLE`, else the
+        warehouse connection's extra ``phone_hash_secret`` (both names Airflow's masker hides); read only for
+        ``hashed``. ``None`` when neither is set: the load then refuses ``hashed``, saying where to set it."""
+        if self.phone_numbers != "hashed":
+            return None
+        from airflow.sdk import Variable
+        from airflow.sdk.log import mask_secret
+
+        secret = Variable.get(PHONE_HASH_VARIABLE, default=None)
+        if not secret and self.warehouse_conn_id:
+            secret = BaseHook.get_connection(self.warehouse_conn_id).extra_dejson.get("phone_hash_secret")
+        if secret:
+            mask_secret(secret)
+        return secret or None
+
     def _local(self, location: str | None, meta: dict[str, Any], scratch: Path) -> Path | None:
         """A local path for ``location``; Azure blobs (``wasb://container/key``) are streamed down first."""
         if location is None:
@@ -212,9 +233,12 @@ class ExhaustLoader:
             from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
             container, _, key = location[len("wasb://"):].partition("/")
-            target = scratch / Path(key).name
+            name = Path(key).name
+            suffix = ".zip" if name.lower().endswith(".zip") else ".csv"  # the loader tells the files by it
+            dataset = meta.get("dataset") if meta.get("dataset") in (RESPONSE, PRIVATE) else "exhaust"
+            target = scratch / f"{dataset}-{len(list(scratch.iterdir()))}{suffix}"  # no name the blob chose
             client = WasbHook(wasb_conn_id=self.wasb_conn_id).get_conn().get_blob_client(container, key)
-            with target.open("wb") as handle:  # ranges of 4 MiB, four at a time
+            with create_private(target, field="blob") as handle:  # ranges of 4 MiB, four at a time
                 client.download_blob(max_concurrency=4).readinto(handle)
             return target
         path = Path(location.removeprefix("file://"))
@@ -247,9 +271,12 @@ class ExhaustLoader:
                 key = UciExhaustHook(self.uci_exhaust_conn_id).settings.encryption_key
             except Exception:  # noqa: BLE001 - a plain CSV needs no key
                 key = None
+        if conversation:
+            conversation = checked_conversation_id(conversation, "conversation_id")  # it names the reject file
+        secret = self._phone_hash_secret()
         reject_dir = default_data_root() / "rejects"
         reject_path = reject_dir / f"{self.dag_id}.{context['run_id']}.{conversation}.jsonl".replace(":", "_")
-        with tempfile.TemporaryDirectory(prefix="uci-load-") as scratch:
+        with scratch_folder("uci-load-") as scratch:  # swept by the next run if this one is killed
             response = self._local(response_location, response_meta, Path(scratch))
             private = self._local(private_location, private_meta, Path(scratch))
             name = bot_name(response) or bot_name(private)
@@ -262,7 +289,7 @@ class ExhaustLoader:
                         phone_numbers=self.phone_numbers, max_rejects=self.max_rejects, reject_path=reject_path,
                         audit={"response_request_id": response_meta.get("request_id"),
                                "private_request_id": private_meta.get("request_id")},
-                        fast=None,
+                        fast=None, phone_hash_secret=secret,
                     )
                 except ValueError as exc:  # the files break the format or a rule: a retry reads the same files
                     raise ExhaustFatalError(f"{bot}, {from_date}..{to_date}: {exc}") from None

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import re
 import socket
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -27,6 +26,9 @@ from airflow_provider_uci.exhaust.download import (
     download_to,
     open_private_zip,
 )
+from airflow_provider_uci.exhaust.at_rest import scratch_folder
+from airflow_provider_uci.exhaust.names import conversation_id as checked_conversation_id
+from airflow_provider_uci.exhaust.names import dataset_file_names, url_suffix
 from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
 from airflow_provider_uci.jobrefs import by_dataset, decoded, is_job, job_list
@@ -115,11 +117,27 @@ def _segment(value: Any, field_name: str) -> str:
 
 
 def file_names(dataset: str, suffixes: list[str]) -> list[str]:
-    """Fixed file names for a job's files: ``<dataset><suffix>``, numbered when there are several."""
-    stem = _segment(dataset, "dataset")
-    if len(suffixes) == 1:
-        return [f"{stem}{suffixes[0]}"]
-    return [f"{stem}-{number}{suffix}" for number, suffix in enumerate(suffixes, start=1)]
+    """Fixed file names for a job's files: ``<dataset><suffix>``, numbered when there are several
+    (``exhaust.names.dataset_file_names``)."""
+    try:
+        return dataset_file_names(_segment(dataset, "dataset"), suffixes)
+    except ExhaustValidationError:
+        raise
+    except ValueError as exc:
+        field, _, rule = str(exc).partition(": ")
+        raise ExhaustValidationError(field, rule) from None
+
+
+def job_folder(ids: dict[str, Any]) -> str:
+    """The folder of a job's files under the destination: ``<conversation_id>/<start_date>_<end_date>``, the
+    conversation id a UUID (``exhaust.names``) and each date a plain path segment."""
+    try:
+        conversation = checked_conversation_id(ids.get("conversation_id"), "conversation_id")
+    except ValueError as exc:
+        raise ExhaustValidationError("conversation_id", "must be a UUID, 8-4-4-4-12 hex digits, to name the "
+                                     "folder of the job's files", ids.get("conversation_id")) from exc
+    return "/".join((conversation, f"{_segment(ids.get('start_date') or 'all', 'start_date')}_"
+                                   f"{_segment(ids.get('end_date') or 'all', 'end_date')}"))
 
 
 class CopyExhaustFilesOperator(BaseOperator):
@@ -270,10 +288,8 @@ class ExhaustCopier:
         dataset = str(ids.get("dataset") or "")
         if not ids.get("conversation_id"):
             raise ExhaustError(f"exhaust job {request_id} names no conversationId; cannot place its files")
-        folder = "/".join((_segment(ids["conversation_id"], "conversation_id"),
-                           f"{_segment(ids.get('start_date') or 'all', 'start_date')}_"
-                           f"{_segment(ids.get('end_date') or 'all', 'end_date')}"))
-        suffixes = [PurePosixPath(urlsplit(url).path).suffix.lower() or ".csv" for url in job.download_urls]
+        folder = job_folder(ids)
+        suffixes = [url_suffix(url) for url in job.download_urls]
         if not suffixes:
             raise ExhaustError(f"exhaust job {request_id} ({dataset}) succeeded but lists no files")
         names = file_names(dataset, suffixes)
@@ -333,7 +349,7 @@ class ExhaustCopier:
         for index, name in enumerate(names):
             relative = f"{folder}/{name}"
             if name.endswith(".zip"):
-                with tempfile.TemporaryDirectory(prefix="uci-exhaust-") as scratch:
+                with scratch_folder("uci-exhaust-") as scratch:  # swept by the next run if this one is killed
                     archive = Path(scratch) / name
                     self._download(url_source, index, archive)
                     extracted = self._open_zip(archive, key, Path(scratch))

@@ -122,6 +122,9 @@ class SqliteWarehouse(Warehouse):
     def _exists(self, name: str) -> bool:
         return bool(self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
 
+    def _columns(self, name: str) -> set[str]:
+        return {row[1] for row in self._query(f"PRAGMA table_info({quote_name(name)})")}
+
     def _now(self) -> str:
         return datetime.now(timezone.utc).isoformat()
 
