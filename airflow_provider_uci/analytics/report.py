@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_uci.analytics import charts
+from airflow_provider_uci.exhaust.safe_files import atomic_write_text
 from airflow_provider_uci.exhaust.warehouse import open_warehouse, redact_url
 from airflow_provider_uci.exhaust.warehouse.views import (
     Scope,
@@ -279,12 +279,8 @@ def write_report(warehouse_url: str, out: str | Path, *, table: str = DEFAULT_TA
     with open_warehouse(warehouse_url) as warehouse:
         bots = collect(warehouse, table, scope)
     page = render(bots, scope, f"{redact_url(warehouse_url).rsplit('/', 1)[-1]} / {table}")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = out.with_name(f".{out.name}.partial")
-    scratch.write_text(page, encoding="utf-8")
-    os.replace(scratch, out)  # a reader never sees half a page
-    return out
+    # whole or not at all (a reader never sees half a page), 0600 in folders made 0700, never over what is not a file
+    return atomic_write_text(out, page, field="out")
 
 
 def add_report_command(commands: Any) -> None:

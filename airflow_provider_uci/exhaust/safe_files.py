@@ -132,13 +132,17 @@ def create_private(path: str | os.PathLike[str], mode: str = "wb", *, field: str
 
 def create_private_empty(path: str | os.PathLike[str], *, field: str = "path") -> bool:
     """Create ``path`` as an empty ``0600`` file if nothing stands there (never through a link); return
-    whether it was made. An existing regular file is left as it is; anything else is refused."""
-    path = check_target(path, field)
+    whether it was made. An existing file (or a link to one: a database moved by its owner) is left as it
+    is; a folder, a FIFO, a device node or a dangling link is refused."""
+    path = Path(path)
     private_folder(path.parent)
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, FILE_MODE)
     except FileExistsError:
-        check_target(path, field)
+        if not path.is_file():
+            mode = os.lstat(path).st_mode
+            what = "a link to nothing" if stat.S_ISLNK(mode) else _kind(mode)
+            raise UnsafeTarget(f"{field}: {str(path)!r} is {what}, not a file; nothing was written") from None
         return False
     os.fchmod(descriptor, FILE_MODE)
     os.close(descriptor)

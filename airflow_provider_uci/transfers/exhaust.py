@@ -46,7 +46,7 @@ DEFAULT_WASB_CONN_ID = "wasb_default"
 #: The folder under ``AIRFLOW_HOME`` that holds the files when no destination is given.
 DEFAULT_FOLDER = "uci-exhaust/files"
 
-_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SAFE_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # matched whole: no trailing newline
 
 
 class ExhaustDownloadError(ExhaustError, DownloadError):
@@ -110,7 +110,7 @@ class Destination:
 def _segment(value: Any, field_name: str) -> str:
     """A path segment taken from the job: refuse anything that could leave the destination folder."""
     text = str(value)
-    if not _SAFE_SEGMENT.match(text) or ".." in text:
+    if not _SAFE_SEGMENT.fullmatch(text) or ".." in text:
         raise ExhaustValidationError(field_name, "must be letters, digits, '.', '_' or '-' to be used in a path",
                                      text)
     return text
