@@ -86,9 +86,11 @@ def user_values(records: Iterator[tuple[int, list[str | None]]], header: list[st
                 ) -> Iterator[tuple[int, str, str | None, str | None, str | None, str]]:
     """The private exhaust's records of ``records`` under ``header`` that keep the rules, as ``(line,
     Conversation ID, Conversation Name, Decrypted Device ID, Encrypted Device ID, Device UUID)``, the
-    line counted from ``first_line``; the others go to ``rejects``."""
+    line counted from ``first_line``; the others go to ``rejects`` (a phone in them hashed under
+    ``phone_hash_secret`` when ``phone_numbers`` is ``hashed``)."""
     at = private_positions(header, source)
     shift = first_line - 1
+    secret = hash_secret(phone_numbers, phone_hash_secret)
 
     def reject(line: int, reason: str, values: list[str | None]) -> None:
         rejects.add(source, line, reason, *_as_stored(values, len(header), at[2], at[4], phone_numbers, secret))

@@ -194,8 +194,12 @@ def test_submit_read_list_and_the_row_written(store: Store) -> None:
     assert store.row(f"{tag}:{CHANNEL}", rid) == {
         "tag": f"{tag}:{CHANNEL}", "request_id": rid, "job_id": RESPONSE, "status": "SUBMITTED",
         "request_data": body["request"]["datasetConfig"], "requested_by": "someone", "requested_channel": CHANNEL,
-        "download_urls": [], "iteration": 0, "err_message": None, "encryption_key": "secret-key",
+        "download_urls": [], "iteration": 0, "err_message": None, "encryption_key": None,
     }
+    # the zip password is kept sealed beside the real table, never as it was given
+    (sealed,) = store.query("SELECT sealed_key FROM job_request_key WHERE tag = ? AND request_id = ?",
+                            (f"{tag}:{CHANNEL}", rid))
+    assert sealed[0].startswith("sealed:v1:") and "secret-key" not in sealed[0]
     found = read(api, tag, rid)
     assert found == job | {"expiresAt": found["expiresAt"]}
     (row,) = listed(api, tag)

@@ -182,6 +182,8 @@ class Warehouse(ABC):
             create_views(self, table)  # the analytics views, made with the tables
             self._lock(table, conversation_id)
             phones.ensure_column(self, table)
+            if phone_numbers is not None and not phones.stores_phones(users):
+                phone_numbers = "none"  # no phone to store (no user, or none consented): mixes with anything
             if phone_numbers is not None:
                 phones.check_scheme(self, table, phone_numbers)
             p = self.param

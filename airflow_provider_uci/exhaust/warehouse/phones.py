@@ -2,7 +2,7 @@
 secrets, or the unkeyed SHA-256 of earlier versions in one table (their values would not join).
 
 Each load records its scheme in ``<table>_loads.phone_numbers`` (``exhaust.phone_hash.phone_scheme``):
-``plain``, ``none`` (stores no phone: mixes with anything) or ``hmac-sha256:<key id>``. A table made
+``plain``, ``none`` (stored no phone, whatever was asked: mixes with anything) or ``hmac-sha256:<key id>``. A table made
 before the column existed gets it (empty for its earlier loads); a load that would store keyed hashes
 into a table whose earlier loads stored 64-hex-digit phones without a recorded scheme (the unkeyed
 SHA-256) is refused, with how to move on.
@@ -26,6 +26,11 @@ def ensure_column(warehouse: Any, table: str) -> None:
     loads = f"{table}_loads"
     if COLUMN not in warehouse._columns(loads):
         warehouse._execute(f"ALTER TABLE {quote_name(loads)} ADD COLUMN {COLUMN} {warehouse._text}")
+
+
+def stores_phones(users: Any) -> bool:
+    """Whether a load of ``users`` (an arrow table with a ``phone`` column) stores any phone."""
+    return users.num_rows > 0 and users.column("phone").null_count < users.num_rows
 
 
 def check_scheme(warehouse: Any, table: str, scheme: str) -> None:
