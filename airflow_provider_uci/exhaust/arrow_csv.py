@@ -209,6 +209,26 @@ def quotes_out_of_place(block: memoryview) -> bool:
     return bool(bad_open.any() or bad_close.any())
 
 
+def blank_line(text: Any) -> bool:
+    """Whether RFC 4180 records (a numpy view of their bytes, from a record's start) hold a blank line: a
+    line end right after the start or after another line end, outside a quoted value (a quoted value may
+    hold empty lines: Hindi titles do)."""
+    import numpy as np
+
+    if not len(text):
+        return False
+    ends = text == _NEWLINE
+    if ends[0] or (len(text) > 1 and text[0] == _CARRIAGE_RETURN and ends[1]):
+        return True
+    after = np.flatnonzero(ends[:-1] & ends[1:])  # "\n\n"
+    if len(text) > 2:
+        after = np.concatenate([after, np.flatnonzero(ends[:-2] & (text[1:-1] == _CARRIAGE_RETURN) & ends[2:])])
+    if not len(after):
+        return False
+    quotes_before = np.cumsum(text == _QUOTE, dtype=np.int64)[after]
+    return bool(np.any(quotes_before % 2 == 0))  # an even count: outside any quoted value
+
+
 def parse_block(block: memoryview, options: dict[str, Any]) -> tuple[Any, str | None]:
     """A block of whole records (with no quote out of place) as a pyarrow table, or ``None`` and why
     the record reader must read it: a record with more or fewer values than the header, a NUL
@@ -223,8 +243,12 @@ def parse_block(block: memoryview, options: dict[str, Any]) -> tuple[Any, str | 
         options = {**options, "read_options": pacsv.ReadOptions(use_threads=read.use_threads,
                                                                 block_size=len(block) + 1,
                                                                 column_names=read.column_names)}
-    if np.any(np.frombuffer(block, dtype=np.uint8) == 0):
+    text = np.frombuffer(block, dtype=np.uint8)
+    if np.any(text == 0):
         return None, "a NUL character"
+    if blank_line(text):  # pyarrow reads it as a row of nulls: two million of them in a block of line ends
+        return None, "a blank line"
+    del text
     try:
         table = pacsv.read_csv(pa.py_buffer(block), **options)
     except pa.ArrowInvalid as exc:
