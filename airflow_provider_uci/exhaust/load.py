@@ -4,15 +4,16 @@ Used by the DAG's load task and by ``uci-exhaust load`` for files downloaded by 
 top to bottom: open the files, read the users whole (``exhaust.users``: one row per device, a few
 per answer at most), stream the responses (``exhaust.reader``: typed arrow batches, constant memory)
 joined to them into the warehouse in one transaction, and audit. Records that break a rule go to a
-reject file with their line numbers; when there are more than ``max_rejects``, the load fails and
-the warehouse is left as it was.
+reject file with their line numbers (``exhaust.rejects``); the first one past ``max_rejects`` stops the
+read and fails the load, and the warehouse is left as it was. A conversation id, given or taken from
+the file's first readable record, must be a UUID (``exhaust.names``).
 
 Files that are not as the service writes them are refused as a whole (:class:`ExhaustRefused`, a
 ``ValueError``; nothing is loaded): a private exhaust with no user of the bot (another bot's, or a
 header and nothing else: the service answers ``No data found`` rather than write an empty file), and a
 response exhaust that holds one answer's key twice (``exhaust.keys``). The private zip is unzipped
-into a scratch folder removed however the load ends (``exhaust.at_rest``), within a size limit
-(``exhaust.download.unzip_limit``).
+into a scratch folder removed however the load ends, or swept by the next run after a kill
+(``exhaust.at_rest``), within a size limit (``exhaust.download.unzip_limit``).
 """
 
 from __future__ import annotations
@@ -230,10 +231,11 @@ class _Joined:
 
 def _audit_reads(rejects: Rejects, max_rejects: int, reject_path: Path | None, responses: ResponseBatches | None,
                  conversation: str, from_date: str | None, to_date: str | None) -> None:
-    """Once every record is read: fail the load on more rejects than allowed, or on an answer in the file twice."""
+    """Once every record is read: fail the load on an answer in the file twice (a reject past ``max_rejects``
+    stopped the read where it was met, ``exhaust.rejects``)."""
     rejects.close()
-    if rejects.count > max_rejects:
-        where = f"; all of them are in {reject_path}" if reject_path else ""
+    if rejects.count > max_rejects:  # the rejects' own limit raises first; kept for a Rejects made without one
+        where = f"; they are in {reject_path}" if reject_path else ""
         raise RejectLimitExceeded(f"{rejects.count} record(s) rejected, more than max_rejects={max_rejects}: "
                                   f"{rejects.summary()}{where}; nothing was loaded")
     if responses is None:

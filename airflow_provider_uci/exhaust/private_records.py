@@ -19,7 +19,7 @@ from airflow_provider_uci.exhaust.records import (
     nul_reason,
     read_header,
 )
-from airflow_provider_uci.exhaust.phone_hash import PHONE_MODES, check_mode, hash_phone, hash_secret
+from airflow_provider_uci.exhaust.phone_hash import check_mode, hash_phone, hash_secret
 from airflow_provider_uci.exhaust.spark_csv import read_records
 
 
