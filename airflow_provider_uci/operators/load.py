@@ -272,7 +272,10 @@ class ExhaustLoader:
             except Exception:  # noqa: BLE001 - a plain CSV needs no key
                 key = None
         if conversation:
-            conversation = checked_conversation_id(conversation, "conversation_id")  # it names the reject file
+            try:  # it names the reject file and the Asset event's extra
+                conversation = checked_conversation_id(conversation, "conversation_id")
+            except ValueError as exc:
+                raise ExhaustFatalError(str(exc)) from None
         secret = self._phone_hash_secret()
         reject_dir = default_data_root() / "rejects"
         reject_path = reject_dir / f"{self.dag_id}.{context['run_id']}.{conversation}.jsonl".replace(":", "_")

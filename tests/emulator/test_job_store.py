@@ -345,10 +345,14 @@ def test_too_long_resubmit_leaves_a_failed_row_as_it_was(store: Store) -> None:
     rid = submit(api, submit_body(tag, encryption_key="short"))["requestId"]
     admin(store.emulator, rid, "fail", tag, json={"message": "Invalid request"})
     before = store.row(f"{tag}:{CHANNEL}", rid)
+    sealed = "SELECT sealed_key FROM job_request_key WHERE tag = ? AND request_id = ?"
+    key_before = store.query(sealed, (f"{tag}:{CHANNEL}", rid))
     answer = api.submit(submit_body(tag, encryption_key="k" * 51))
     assert answer.status_code == 400 and answer.json()["responseCode"] == "CLIENT_ERROR"
     assert store.row(f"{tag}:{CHANNEL}", rid) == before
-    assert before["status"] == "FAILED" and before["encryption_key"] == "short"
+    assert store.query(sealed, (f"{tag}:{CHANNEL}", rid)) == key_before and len(key_before) == 1
+    # the key is kept sealed beside the real table, not in its encryption_key column
+    assert before["status"] == "FAILED" and before["encryption_key"] is None
 
 
 # -- persistence ----------------------------------------------------------------------------------
