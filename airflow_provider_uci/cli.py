@@ -296,7 +296,8 @@ def _add_load(commands: argparse._SubParsersAction) -> None:
                                           "first day the file holds)")
     load.add_argument("--to-date", help="last sync day of the range (default: the last day the file holds)")
     load.add_argument("--phone-numbers", choices=["plain", "hashed", "none"], default="plain",
-                      help="store phone numbers as they are, hashed (SHA-256), or not at all")
+                      help="store phone numbers as they are, hashed (HMAC-SHA256 keyed with the secret in the "
+                           "UCI_EXHAUST_PHONE_HASH_SECRET variable), or not at all")
     load.add_argument("--max-rejects", type=int, default=0, help="unreadable records to bear (default 0)")
     load.add_argument("--rejects", type=Path, help="JSON-lines file for rejected records (default beside --response)")
     load.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -308,6 +309,10 @@ def _load(args: argparse.Namespace) -> int:
     from airflow_provider_uci.exhaust.load import load_exhaust
 
     key = args.encryption_key or os.environ.get("UCI_EXHAUST_ENCRYPTION_KEY") or None
+    if args.conversation_id is not None:
+        from airflow_provider_uci.exhaust.names import conversation_id
+
+        conversation_id(args.conversation_id, "--conversation-id")
     beside = args.response or args.private
     rejects = args.rejects or (beside.with_name(beside.stem + ".rejects.jsonl") if beside else None)
     summary = load_exhaust(
@@ -389,6 +394,9 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
         return run_client_command(args)
     if args.command == "report":
+        from airflow_provider_uci.exhaust.safe_files import check_target
+
+        check_target(args.out, "--out")  # before the warehouse is read: a device, FIFO, link or folder is refused
         from airflow_provider_uci.analytics.report import run_report_command
 
         return run_report_command(args)

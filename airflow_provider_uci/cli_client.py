@@ -36,7 +36,7 @@ def add_unzip_limit(parser: argparse.ArgumentParser) -> None:
     """The ``--max-unzipped-mb`` flag of the commands that open a private zip."""
     parser.add_argument("--max-unzipped-mb", type=int, metavar="MB",
                         help="refuse a private zip whose CSV unzips to more than this many MB (default: 100 times "
-                             "the zip's size, at least 64 and at most 4096)")
+                             "the zip's size, at least 1 and at most 4096)")
 
 
 def unzip_limit_of(args: argparse.Namespace) -> int | None:
@@ -51,10 +51,11 @@ def unzip_limit_of(args: argparse.Namespace) -> int | None:
 def secrets_of(args: argparse.Namespace) -> list[str]:
     """What must never be printed: keys given by flag or variable, the warehouse URL's password."""
     found = [getattr(args, "encryption_key", None), getattr(args, "api_key", None)]
-    found += [os.environ.get(name) for name in ("UCI_EXHAUST_API_KEY", "UCI_EXHAUST_ENCRYPTION_KEY")]
-    match = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:/@?#]*:([^@/?#]+)@", getattr(args, "warehouse", None) or "")
-    if match:
-        found.append(match.group(1))
+    found += [os.environ.get(name) for name in ("UCI_EXHAUST_API_KEY", "UCI_EXHAUST_ENCRYPTION_KEY",
+                                                "UCI_EXHAUST_PHONE_HASH_SECRET")]
+    from airflow_provider_uci.exhaust.warehouse.urls import url_password
+
+    found.append(url_password(getattr(args, "warehouse", None) or ""))
     return [secret for secret in found if secret and len(secret) >= 3]
 
 
@@ -203,6 +204,10 @@ def _check(args: argparse.Namespace) -> None:
                                      "a limit below 1 with HTTP 500)", args.limit)
     if args.command == "download":
         unzip_limit_of(args)
+    if args.command == "submit":
+        from airflow_provider_uci.exhaust.names import conversation_id
+
+        conversation_id(args.conversation_id, "--conversation-id")
 
 
 def _run(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -244,6 +249,7 @@ def run_client_command(args: argparse.Namespace) -> int:
 
 def _download(hook: Any, args: argparse.Namespace) -> dict[str, Any]:
     from airflow_provider_uci.exhaust.download import download, open_private_zip
+    from airflow_provider_uci.exhaust.names import dataset_file_names, url_suffix
     from airflow_provider_uci.models import ExhaustError, JobStatus
 
     job = hook.read_request(args.tag, args.request_id)
@@ -253,15 +259,16 @@ def _download(hook: Any, args: argparse.Namespace) -> dict[str, Any]:
     def fresh_urls() -> list[str]:
         return list(hook.read_request(args.tag, args.request_id).download_urls)
 
+    # fixed names per dataset: a name the service chose (".bashrc") must not pick where a file lands
+    names = dataset_file_names(job.identifiers().get("dataset"), [url_suffix(url) for url in job.download_urls])
     paths = []
-    for index, url in enumerate(job.download_urls):
-        name = url.split("?", 1)[0].rsplit("/", 1)[-1] or f"file-{index}"
+    for index, name in enumerate(names):
         target = args.out / name
         size = download(fresh_urls, index, target, progress=_bar(name))
         sys.stderr.write("\n")
         paths.append(str(target))
         if args.extract and name.endswith(".zip"):
             paths.append(str(open_private_zip(target, hook.settings.encryption_key, args.out,
-                                              max_bytes=unzip_limit_of(args))))
+                                              name=target.with_suffix(".csv").name, max_bytes=unzip_limit_of(args))))
         hook.log.debug("downloaded %s (%d bytes)", name, size)
     return {**_job_view(job), "paths": paths}

@@ -7,13 +7,13 @@ with the same trigger form (:func:`run_params`) and the same labels (:data:`LABE
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import pendulum
 from airflow.sdk import Param, Variable
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_uci.exhaust.names import conversation_id as checked_conversation_id
 from airflow_provider_uci.schedule import DEFAULT_POLL_INTERVAL, SCHEDULE_TIMEZONE
 
 #: Every task of a bot is labelled with its conversation id in the UI (its map index).
@@ -56,18 +56,12 @@ def run_params() -> dict[str, Param]:
 
 
 def conversation_ids(value: Any) -> list[str]:
-    """The bots, each a UUID in its 36-character form, each once, in the order given."""
+    """The bots, each a UUID in its 36-character form (``exhaust.names``), each once, in the order given."""
     bots = json.loads(value) if isinstance(value, str) else list(value or [])
-    checked = []
-    for bot in bots:
-        try:
-            canonical = str(uuid.UUID(str(bot)))
-        except ValueError:
-            canonical = ""
-        if canonical != str(bot).lower():
-            raise AirflowFailException(f"conversation_ids: {bot!r} is not a conversation id (a UUID)")
-        checked.append(str(bot))
-    return list(dict.fromkeys(checked))
+    try:
+        return list(dict.fromkeys(checked_conversation_id(bot, "conversation_ids") for bot in bots))
+    except ValueError as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 def plan_run(context: Any, max_bots: int) -> list[dict[str, Any]]:

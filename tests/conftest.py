@@ -12,6 +12,8 @@ atexit.register(shutil.rmtree, AIRFLOW_HOME, True)
 os.environ["AIRFLOW_HOME"] = AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(AIRFLOW_HOME, "dags")
+# `hashed` phones are keyed: every test (and the commands it runs) has a secret, unless it removes it
+os.environ["UCI_EXHAUST_PHONE_HASH_SECRET"] = "tests-phone-hash-secret-7d41c0e2"  # tests/support/phones.py
 
 from collections.abc import Callable, Iterator  # noqa: E402
 from contextlib import ExitStack  # noqa: E402

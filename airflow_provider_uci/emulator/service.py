@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from airflow_provider_uci.emulator import protocol
 from airflow_provider_uci.emulator.clock import Clock
 from airflow_provider_uci.emulator.config import EmulatorSettings
+from airflow_provider_uci.emulator.crypto import sealing_key
 from airflow_provider_uci.emulator.jobs import Outcome, run_jobs
 from airflow_provider_uci.emulator.jobs.common import JobContext
 from airflow_provider_uci.emulator.seed import SeedOptions
@@ -21,6 +22,7 @@ from airflow_provider_uci.emulator.seed import seed as seed_data
 from airflow_provider_uci.emulator.storage import AzureStorage, BlobStorage, LocalStorage, key_from_stored_url
 from airflow_provider_uci.emulator.store import JobRow, JobStore
 from airflow_provider_uci.emulator.ucidb import UciDatabase
+from airflow_provider_uci.exhaust.safe_files import atomic_write_text
 
 
 def build_storage(settings: EmulatorSettings) -> BlobStorage:
@@ -36,19 +38,17 @@ def _stored_signing_key(data_dir: Path) -> str:
     """The data dir's own signing key, made on first use, so URLs survive a restart."""
     path = data_dir / "signing.key"
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        partial.write_text(secrets.token_urlsafe(32))
-        partial.chmod(0o600)
-        partial.replace(path)
+        atomic_write_text(path, secrets.token_urlsafe(32), field="signing key")  # 0600, in a folder made 0700
     return path.read_text().strip()
 
 
 def build_store(settings: EmulatorSettings) -> JobStore:
-    """The job store the settings ask for: PostgreSQL given a URL, else SQLite under the data dir."""
+    """The job store the settings ask for: PostgreSQL given a URL, else SQLite under the data dir; zip
+    passwords sealed under a key derived from the signing key (kept in the data dir when not set)."""
+    key = sealing_key(settings.signing_key or _stored_signing_key(settings.data_dir))
     if settings.database_url:
-        return JobStore(settings.timezone, database_url=settings.database_url)
-    return JobStore(settings.timezone, sqlite_path=settings.data_dir / "job_request.sqlite3")
+        return JobStore(settings.timezone, database_url=settings.database_url, sealing_key=key)
+    return JobStore(settings.timezone, sqlite_path=settings.data_dir / "job_request.sqlite3", sealing_key=key)
 
 
 class Service:

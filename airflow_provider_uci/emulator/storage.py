@@ -18,6 +18,8 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
 from urllib.parse import quote
 
+from airflow_provider_uci.exhaust.safe_files import atomic_writer
+
 #: The storage service version the real service's signed URLs carry.
 SAS_VERSION = "2017-04-17"
 
@@ -93,14 +95,11 @@ class LocalStorage:
         return self.root / _check_key(container) / _check_key(key)
 
     def upload_file(self, container: str, key: str, path: Path) -> None:
+        """Store a copy of ``path``: whole or not at all, ``0600`` in folders made ``0700`` (blobs hold
+        personal data), never through a link planted at the blob's name."""
         target = self.path(container, key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        try:
-            shutil.copyfile(path, partial)
-            partial.replace(target)
-        finally:
-            partial.unlink(missing_ok=True)
+        with Path(path).open("rb") as source, atomic_writer(target, field="blob") as sink:
+            shutil.copyfileobj(source, sink, 1 << 20)
 
     def delete(self, container: str, key: str) -> None:
         self.path(container, key).unlink(missing_ok=True)

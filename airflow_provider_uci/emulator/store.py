@@ -2,11 +2,17 @@
 
 Timestamps are stored as the real service stores them: naive ``TIMESTAMP`` values in the service's
 own time zone (the JDBC driver writes the JVM's local time). Rows come back as :class:`JobRow`.
+
+One departure from the real table: a request's zip password is not kept in ``encryption_key`` (left
+NULL) but sealed (``crypto.seal``) in the side table ``job_request_key``, so that the store's file
+holds no password; the length rule of the real column still applies to it. The SQLite file is made
+``0600`` in a folder made ``0700``.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -16,6 +22,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from airflow_provider_uci.emulator.crypto import seal, unseal
+from airflow_provider_uci.exhaust.safe_files import create_private_empty
+from airflow_provider_uci.exhaust.warehouse.urls import one_line, postgres_connect_args, redact_url
 
 ERR_MESSAGE_LIMIT = 300
 #: PostgreSQL connections the store keeps open at most.
@@ -46,10 +56,21 @@ CREATE TABLE IF NOT EXISTS job_request (
 """
 SQLITE_DDL = DDL.format(json="JSON", urls="TEXT")
 POSTGRES_DDL = DDL.format(json="json", urls="text[]")
+#: The sealed zip passwords (``crypto.seal``), beside the real table.
+KEY_DDL = """
+CREATE TABLE IF NOT EXISTS job_request_key (
+    tag VARCHAR(100) NOT NULL,
+    request_id VARCHAR(50) NOT NULL,
+    sealed_key TEXT NOT NULL,
+    PRIMARY KEY (tag, request_id)
+)
+"""
 
 COLUMNS = (
     "tag, request_id, job_id, status, request_data, requested_by, requested_channel, dt_job_submitted, "
-    "download_urls, dt_file_created, dt_job_completed, execution_time, err_message, iteration, encryption_key"
+    "download_urls, dt_file_created, dt_job_completed, execution_time, err_message, iteration, "
+    "coalesce((SELECT sealed_key FROM job_request_key AS k WHERE k.tag = job_request.tag "
+    "AND k.request_id = job_request.request_id), encryption_key)"
 )
 
 GET_SQL = f"SELECT {COLUMNS} FROM job_request WHERE tag = ? AND request_id = ?"
@@ -91,16 +112,24 @@ def abbreviate(message: str, limit: int = ERR_MESSAGE_LIMIT) -> str:
 class JobStore:
     """The job table, with the real service's upsert and query rules."""
 
-    def __init__(self, tz: ZoneInfo, *, sqlite_path: Path | None = None, database_url: str | None = None) -> None:
+    def __init__(self, tz: ZoneInfo, *, sqlite_path: Path | None = None, database_url: str | None = None,
+                 sealing_key: bytes | None = None) -> None:
+        """:param sealing_key: the key zip passwords are sealed with (``crypto.sealing_key``); by default a
+        new one, so that a password outlives this store only sealed under a key nobody kept."""
         if (sqlite_path is None) == (database_url is None):
             raise ValueError("JobStore needs exactly one of sqlite_path or database_url")
         self.tz = tz
+        self._sealing_key = sealing_key or secrets.token_bytes(32)
         self.is_postgres = database_url is not None
         self._local = threading.local()
         if database_url is not None:
             import psycopg2.pool
 
-            self._pool = psycopg2.pool.ThreadedConnectionPool(1, POOL_SIZE, dsn=database_url)
+            try:
+                self._pool = psycopg2.pool.ThreadedConnectionPool(1, POOL_SIZE, **postgres_connect_args(database_url))
+            except (psycopg2.Error, ValueError) as exc:  # told without any piece of the URL's password
+                raise StoreError(f"job store: cannot connect to {redact_url(database_url)}: "
+                                 f"{one_line(exc, database_url)}") from None
             # The pool opens connections as they are needed, but closes a returned one whenever
             # ``minconn`` idle ones are kept already, so under concurrent calls nearly every call would
             # open a new PostgreSQL connection. Keep every connection it opens instead.
@@ -109,15 +138,17 @@ class JobStore:
             self._pool_slots = threading.BoundedSemaphore(POOL_SIZE)
             with self._cursor() as cur:
                 cur.execute(POSTGRES_DDL)
+                cur.execute(KEY_DDL)
         else:
             assert sqlite_path is not None
-            sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            create_private_empty(sqlite_path, field="job store")  # 0600, in a folder made 0700
             self._sqlite_path = str(sqlite_path)
             # The journal mode cannot change inside a transaction (SQLite ignores it there), so it is
             # set on the bare connection before the first one.
             self._sqlite().execute("PRAGMA journal_mode=WAL")
             with self._cursor() as cur:
                 cur.execute(SQLITE_DDL)
+                cur.execute(KEY_DDL)
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -198,7 +229,8 @@ class JobStore:
             requested_by=requested_by, requested_channel=requested_channel, dt_job_submitted=submitted_at,
             download_urls=list(urls or []), dt_file_created=self._from_db_time(file_created),
             dt_job_completed=self._from_db_time(completed), execution_time=execution_time,
-            err_message=err_message, iteration=iteration or 0, encryption_key=encryption_key,
+            err_message=err_message, iteration=iteration or 0,
+            encryption_key=None if encryption_key is None else unseal(encryption_key, self._sealing_key),
         )
 
     def _urls(self, urls: list[str]) -> Any:
@@ -240,19 +272,27 @@ class JobStore:
                 self._sql(
                     "INSERT INTO job_request (tag, request_id, job_id, status, request_data, requested_by, "
                     "requested_channel, dt_job_submitted, download_urls, iteration, encryption_key) "
-                    "VALUES (?, ?, ?, 'SUBMITTED', ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (tag, request_id) DO NOTHING"
+                    "VALUES (?, ?, ?, 'SUBMITTED', ?, ?, ?, ?, ?, 0, NULL) ON CONFLICT (tag, request_id) DO NOTHING"
                 ),
-                (tag, request_id, job_id, data, requested_by, requested_channel, submitted, self._urls([]), encryption_key),
+                (tag, request_id, job_id, data, requested_by, requested_channel, submitted, self._urls([])),
             )
-            if cur.rowcount == 0:
+            written = cur.rowcount
+            if written == 0:
                 cur.execute(
                     self._sql(
                         "UPDATE job_request SET status = 'SUBMITTED', dt_job_submitted = ?, request_data = ?, "
-                        "encryption_key = ?, requested_by = ?, requested_channel = ?, job_id = ? "
+                        "encryption_key = NULL, requested_by = ?, requested_channel = ?, job_id = ? "
                         "WHERE tag = ? AND request_id = ? AND upper(status) = 'FAILED'"
                     ),
-                    (submitted, data, encryption_key, requested_by, requested_channel, job_id, tag, request_id),
+                    (submitted, data, requested_by, requested_channel, job_id, tag, request_id),
                 )
+                written = cur.rowcount
+            if written:  # the request's key, sealed, replaces any earlier one
+                cur.execute(self._sql("DELETE FROM job_request_key WHERE tag = ? AND request_id = ?"),
+                            (tag, request_id))
+                if encryption_key is not None:
+                    cur.execute(self._sql("INSERT INTO job_request_key (tag, request_id, sealed_key) VALUES (?, ?, ?)"),
+                                (tag, request_id, seal(encryption_key, self._sealing_key)))
             cur.execute(self._sql(f"SELECT {COLUMNS} FROM job_request WHERE tag = ? AND request_id = ?"), (tag, request_id))
             row = cur.fetchone()
         return self._row(row)

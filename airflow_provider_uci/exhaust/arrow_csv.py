@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 
+_BYTE_ORDER_MARK = b"\xef\xbb\xbf"
 _QUOTE, _BACKSLASH, _COMMA, _NEWLINE, _CARRIAGE_RETURN = 0x22, 0x5C, 0x2C, 0x0A, 0x0D
 #: A record longer than this is left to the record reader (which takes values of 128 Ki characters at most:
 #: 22 of them, at up to four bytes a character, come to less).
@@ -153,13 +154,15 @@ def spark_blocks(path: Path, size: int) -> Iterator[Block]:
 
 def plain_header(block: Block) -> tuple[list[str], int] | None:
     """The header of a file's first block, if it is a line of plain names (no quotes), and its length in
-    bytes (without its line end); else ``None``."""
+    bytes (without its line end, with a byte order mark before it); else ``None``."""
     head = block.data[:1 << 16].tobytes()
     end = head.find(b"\n")
     if end < 0 or b'"' in head[:end]:
         return None
+    names = head[:end].rstrip(b"\r")
+    names = names[len(_BYTE_ORDER_MARK):] if names.startswith(_BYTE_ORDER_MARK) else names  # as a spreadsheet saves
     try:
-        return head[:end].rstrip(b"\r").decode("utf-8").split(","), end
+        return names.decode("utf-8").split(","), end
     except UnicodeDecodeError:
         return None
 
@@ -206,6 +209,26 @@ def quotes_out_of_place(block: memoryview) -> bool:
     return bool(bad_open.any() or bad_close.any())
 
 
+def blank_line(text: Any) -> bool:
+    """Whether RFC 4180 records (a numpy view of their bytes, from a record's start) hold a blank line: a
+    line end right after the start or after another line end, outside a quoted value (a quoted value may
+    hold empty lines: Hindi titles do)."""
+    import numpy as np
+
+    if not len(text):
+        return False
+    ends = text == _NEWLINE
+    if ends[0] or (len(text) > 1 and text[0] == _CARRIAGE_RETURN and ends[1]):
+        return True
+    after = np.flatnonzero(ends[:-1] & ends[1:])  # "\n\n"
+    if len(text) > 2:
+        after = np.concatenate([after, np.flatnonzero(ends[:-2] & (text[1:-1] == _CARRIAGE_RETURN) & ends[2:])])
+    if not len(after):
+        return False
+    quotes_before = np.cumsum(text == _QUOTE, dtype=np.int64)[after]
+    return bool(np.any(quotes_before % 2 == 0))  # an even count: outside any quoted value
+
+
 def parse_block(block: memoryview, options: dict[str, Any]) -> tuple[Any, str | None]:
     """A block of whole records (with no quote out of place) as a pyarrow table, or ``None`` and why
     the record reader must read it: a record with more or fewer values than the header, a NUL
@@ -220,8 +243,12 @@ def parse_block(block: memoryview, options: dict[str, Any]) -> tuple[Any, str | 
         options = {**options, "read_options": pacsv.ReadOptions(use_threads=read.use_threads,
                                                                 block_size=len(block) + 1,
                                                                 column_names=read.column_names)}
-    if np.any(np.frombuffer(block, dtype=np.uint8) == 0):
+    text = np.frombuffer(block, dtype=np.uint8)
+    if np.any(text == 0):
         return None, "a NUL character"
+    if blank_line(text):  # pyarrow reads it as a row of nulls: two million of them in a block of line ends
+        return None, "a blank line"
+    del text
     try:
         table = pacsv.read_csv(pa.py_buffer(block), **options)
     except pa.ArrowInvalid as exc:

@@ -5,7 +5,8 @@ Signed URLs expire (30 minutes, contract 1.8) and carry their signature in the q
 URL in an error or a log line: it names the file. Bodies stream into a :class:`Sink` in chunks, a
 cut-off body is resumed with a ranged GET where the server allows it, and the byte count is checked
 against ``Content-Length`` (and the ``Content-Range`` total). :func:`download` is the sink for a local
-file: ``<target>.partial``, renamed into place once complete.
+file: a new scratch file beside it, renamed into place once complete (``exhaust.safe_files``: never
+through a planted link, never over what is not a regular file).
 
 Exhaust files are personal data: every file written here is created with mode 0600, in folders made
 0700 (``exhaust.at_rest``). The private zip's CSV is unzipped within a limit (:func:`unzip_limit`), so a
@@ -25,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from functools import cache
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
-from airflow_provider_uci.exhaust.at_rest import open_private, private_folder
+from airflow_provider_uci.exhaust.safe_files import atomic_writer
 from airflow_provider_uci.retry import RetryPolicy, Verdict
 
 if TYPE_CHECKING:  # imported on first download: a task that copies nothing does not pay for them
@@ -42,9 +43,11 @@ DEFAULT_TIMEOUT = (10.0, 60.0)
 #: The longest wait between two attempts.
 MAX_BACKOFF = 30.0
 #: The private zip's CSV may unzip to this many times the zip's size (real ones are 3 to 10 times it),
-#: but to no less than :data:`UNZIP_FLOOR` and no more than :data:`UNZIP_CEILING`.
+#: but to no less than :data:`UNZIP_FLOOR` and no more than :data:`UNZIP_CEILING`. The floor is small: a
+#: zip of a few kilobytes holds a few users, not megabytes of them (a 4 KB zip of 4 MiB of newlines is not
+#: an exhaust).
 UNZIP_RATIO = 100
-UNZIP_FLOOR = 64 * MIB
+UNZIP_FLOOR = 1 * MIB
 UNZIP_CEILING = 4096 * MIB
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
@@ -131,20 +134,15 @@ class _FileSink:
 def download(url_source: Callable[[], list[str]], index: int, target: Path, **options: Any) -> int:
     """Stream file number ``index`` of a job to ``target`` in constant memory; return its size in bytes.
 
-    The file appears at ``target`` only once it is complete: it is written to ``target.partial`` (mode
-    0600; its folder is made 0700 if missing) and renamed. ``options`` are those of :func:`download_to`.
+    The file appears at ``target`` only once it is complete: it is written to a new scratch file beside it
+    (mode 0600; its folder is made 0700 if missing) and renamed (``exhaust.safe_files.atomic_writer``).
+    ``options`` are those of :func:`download_to`.
+
+    :raises UnsafeTarget: ``target`` is a link, a folder, a FIFO or a device node.
     """
     target = Path(target)
-    private_folder(target.parent)
-    partial = target.with_name(target.name + ".partial")
-    try:
-        with open_private(partial) as handle:
-            written = download_to(url_source, index, _FileSink(handle), name=target.name, **options)
-        partial.replace(target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return written
+    with atomic_writer(target, field="target") as handle:
+        return download_to(url_source, index, _FileSink(handle), name=target.name, **options)
 
 
 def download_to(url_source: Callable[[], list[str]], index: int, sink: Sink, *, name: str, attempts: int = 5,
@@ -337,13 +335,13 @@ def open_private_zip(zip_path: Path, password: str | None, target_dir: Path, *, 
         if entry.file_size > limit:
             raise ZipTooLarge(f"{zip_path.name}: its entry says it unzips to {entry.file_size} bytes, more than "
                               f"the limit of {limit} ({_limit_rule(max_bytes)}); refused before unzipping it")
-        private_folder(target_dir)
         out_name = name or PurePosixPath(entry.filename).name
+        if out_name in ("", ".", "..") or out_name.startswith("."):
+            raise PrivateZipError(f"{zip_path.name}: its entry's name {entry.filename!r} makes no file name")
         target = target_dir / out_name
-        partial = target.with_name(target.name + ".partial")
         try:
             with archive.open(entry, pwd=password.encode("utf-8") if password else None) as source, \
-                    open_private(partial) as sink:
+                    atomic_writer(target, field="the private zip's CSV") as sink:
                 written = 0
                 while chunk := source.read(chunk_size):
                     written += len(chunk)
@@ -352,16 +350,11 @@ def open_private_zip(zip_path: Path, password: str | None, target_dir: Path, *, 
                                           f"bytes ({_limit_rule(max_bytes)}); stopped there, nothing kept")
                     sink.write(chunk)
         except (RuntimeError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
-            partial.unlink(missing_ok=True)
             if encrypted:
                 raise ZipPasswordError(
                     f"encryption_key: wrong key; the encryption_key given does not decrypt {zip_path.name} "
                     "(it must be the encryptionKey the request was submitted with)") from None
             raise PrivateZipError(f"{zip_path.name}: cannot be read ({type(exc).__name__}: {exc})") from None
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        partial.replace(target)
     return target
 
 

@@ -4,21 +4,21 @@ Used by the DAG's load task and by ``uci-exhaust load`` for files downloaded by 
 top to bottom: open the files, read the users whole (``exhaust.users``: one row per device, a few
 per answer at most), stream the responses (``exhaust.reader``: typed arrow batches, constant memory)
 joined to them into the warehouse in one transaction, and audit. Records that break a rule go to a
-reject file with their line numbers; when there are more than ``max_rejects``, the load fails and
-the warehouse is left as it was.
+reject file with their line numbers (``exhaust.rejects``); the first one past ``max_rejects`` stops the
+read and fails the load, and the warehouse is left as it was. A conversation id, given or taken from
+the file's first readable record, must be a UUID (``exhaust.names``).
 
 Files that are not as the service writes them are refused as a whole (:class:`ExhaustRefused`, a
 ``ValueError``; nothing is loaded): a private exhaust with no user of the bot (another bot's, or a
 header and nothing else: the service answers ``No data found`` rather than write an empty file), and a
 response exhaust that holds one answer's key twice (``exhaust.keys``). The private zip is unzipped
-into a scratch folder removed however the load ends (``exhaust.at_rest``), within a size limit
-(``exhaust.download.unzip_limit``).
+into a scratch folder removed however the load ends, or swept by the next run after a kill
+(``exhaust.at_rest``), within a size limit (``exhaust.download.unzip_limit``).
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import asdict, dataclass
@@ -26,16 +26,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_uci.exhaust.at_rest import sigterm_unwinds
+from airflow_provider_uci.exhaust.at_rest import scratch_folder, sigterm_unwinds
 from airflow_provider_uci.exhaust.keys import find_duplicate
 from airflow_provider_uci.exhaust.reader import ResponseBatches
+from airflow_provider_uci.exhaust.names import conversation_id as checked_conversation_id
+from airflow_provider_uci.exhaust.phone_hash import hash_secret, phone_scheme
 from airflow_provider_uci.exhaust.records import (
     ExhaustFormatError,
     ExhaustRefused,
-    Rejects,
     read_response_lines,
     read_responses,
 )
+from airflow_provider_uci.exhaust.rejects import RejectLimitExceeded, Rejects
 from airflow_provider_uci.exhaust.users import Users, read_user_table
 from airflow_provider_uci.exhaust.warehouse import check_table, open_warehouse
 
@@ -43,10 +45,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TABLE = "uci_responses"
 __all__ = ["DEFAULT_TABLE", "ExhaustRefused", "LoadSummary", "RejectLimitExceeded", "load_exhaust"]
-
-
-class RejectLimitExceeded(ValueError):
-    """More records were rejected than allowed; nothing was loaded."""
 
 
 @dataclass(frozen=True)
@@ -73,17 +71,24 @@ class LoadSummary:
         return asdict(self)
 
 
-def _first_conversation(path: Path) -> str:
-    for record in read_responses(path, Rejects()):
-        return record.conversation_id
-    raise ExhaustFormatError(f"{path.name}: no readable response record to take the conversation id from")
+def _first_conversation(path: Path, rejects: Rejects) -> str:
+    """The conversation id of the file's first readable record, which must be a UUID. The records before it
+    are rejects (``rejects`` bears no more than the load does, so a file of hostile records stops early)."""
+    for record in read_responses(path, rejects):
+        return checked_conversation_id(record.conversation_id, f"{path.name}: Conversation ID")
+    rejects.close()
+    where = f"; they are in {rejects.path}" if rejects.path is not None and rejects.count else ""
+    why = f": {rejects.summary()}{where}" if rejects.count else ""
+    raise ExhaustFormatError(f"{path.name}: no readable response record to take the conversation id from: "
+                             f"{rejects.count} record(s) rejected{why}; nothing was loaded")
 
 
 def load_exhaust(*, response_csv: Path | None, private: Path | None, warehouse_url: str,
                  table: str = DEFAULT_TABLE, encryption_key: str | None = None, conversation_id: str | None = None,
                  from_date: str | None = None, to_date: str | None = None, phone_numbers: str = "plain",
                  max_rejects: int = 0, reject_path: Path | None = None, audit: dict[str, Any] | None = None,
-                 fast: bool | None = None, max_unzipped_bytes: int | None = None) -> LoadSummary:
+                 fast: bool | None = None, max_unzipped_bytes: int | None = None,
+                 phone_hash_secret: str | None = None) -> LoadSummary:
     """Load one bot's exhausts for one range in one transaction.
 
     :param response_csv: the response exhaust CSV; ``None`` when the service answered ``No data found``
@@ -94,7 +99,10 @@ def load_exhaust(*, response_csv: Path | None, private: Path | None, warehouse_u
     :param warehouse_url: ``sqlite:///path`` or ``postgresql://...``.
     :param conversation_id: the bot; taken from the response file when not given. Records of another
         bot are rejects.
-    :param phone_numbers: ``plain``, ``hashed`` (SHA-256) or ``none``.
+    :param phone_numbers: ``plain``, ``hashed`` (HMAC-SHA256 under ``phone_hash_secret``) or ``none``; a
+        table keeps one way (``exhaust.warehouse.phones``).
+    :param phone_hash_secret: the secret ``hashed`` phones are keyed with (``exhaust.phone_hash``; default the
+        ``UCI_EXHAUST_PHONE_HASH_SECRET`` variable); ``hashed`` without one is refused.
     :param max_rejects: how many rejected records to bear (default none).
     :param reject_path: JSON-lines file for rejected records, with file name, line number and reason.
     :param fast: read both files in C where it can, and record by record only the blocks it is not sure
@@ -110,20 +118,36 @@ def load_exhaust(*, response_csv: Path | None, private: Path | None, warehouse_u
         return _load(response_csv=response_csv, private=private, warehouse_url=warehouse_url, table=table,
                      encryption_key=encryption_key, conversation_id=conversation_id, from_date=from_date,
                      to_date=to_date, phone_numbers=phone_numbers, max_rejects=max_rejects, reject_path=reject_path,
-                     audit=audit, fast=fast, max_unzipped_bytes=max_unzipped_bytes)
+                     audit=audit, fast=fast, max_unzipped_bytes=max_unzipped_bytes,
+                     phone_hash_secret=phone_hash_secret)
 
 
 def _load(*, response_csv: Path | None, private: Path | None, warehouse_url: str, table: str,
           encryption_key: str | None, conversation_id: str | None, from_date: str | None, to_date: str | None,
           phone_numbers: str, max_rejects: int, reject_path: Path | None, audit: dict[str, Any] | None, fast: bool | None,
-          max_unzipped_bytes: int | None) -> LoadSummary:
+          max_unzipped_bytes: int | None, phone_hash_secret: str | None) -> LoadSummary:
+    conversation_id = conversation_id or None  # an empty id: taken from the file, as a missing one
     response_csv, private = _checked_arguments(response_csv, private, table, max_rejects, conversation_id,
                                                from_date, to_date)
-    conversation = conversation_id or _first_conversation(response_csv)  # type: ignore[arg-type]
+    phones = _Phones(phone_numbers, hash_secret(phone_numbers, phone_hash_secret))  # before anything is read
     fast = fast is not False
-    rejects = Rejects(reject_path)
-    with tempfile.TemporaryDirectory(prefix="uci-load-") as scratch, closing(rejects):  # mode 0700
-        users = _users(private, Path(scratch), rejects, conversation, phone_numbers, encryption_key,
+    rejects = Rejects(reject_path, limit=max_rejects)
+    with closing(rejects):
+        if conversation_id is None:
+            conversation = _first_conversation(response_csv, rejects)  # type: ignore[arg-type]
+            rejects.restart()  # the load reads the file again from its start, and rejects those records again
+        else:
+            conversation = conversation_id
+        return _load_bot(response_csv, private, warehouse_url, table, encryption_key, conversation, from_date,
+                         to_date, phones, max_rejects, reject_path, audit, fast, max_unzipped_bytes, rejects)
+
+
+def _load_bot(response_csv: Path | None, private: Path | None, warehouse_url: str, table: str,
+              encryption_key: str | None, conversation: str, from_date: str | None, to_date: str | None,
+              phones: _Phones, max_rejects: int, reject_path: Path | None, audit: dict[str, Any] | None,
+              fast: bool, max_unzipped_bytes: int | None, rejects: Rejects) -> LoadSummary:
+    with scratch_folder("uci-load-") as scratch:  # mode 0700; swept by the next run if this one is killed
+        users = _users(private, Path(scratch), rejects, conversation, phones, encryption_key,
                        max_unzipped_bytes, fast)
         with open_warehouse(warehouse_url) as warehouse:
             responses = None if response_csv is None else ResponseBatches(
@@ -134,7 +158,7 @@ def _load(*, response_csv: Path | None, private: Path | None, warehouse_url: str
                 table=table, conversation_id=conversation, from_date=from_date or "", to_date=to_date or "",
                 responses=joined, users=users.table, audit={**(audit or {}), "rejected": lambda: rejects.count},
                 before_commit=partial(_audit_reads, rejects, max_rejects, reject_path, responses, conversation,
-                                      from_date, to_date))
+                                      from_date, to_date), phone_numbers=phones.scheme)
     return LoadSummary(
         conversation_id=conversation, from_date=from_date, to_date=to_date, table=table,
         responses_read=joined.rows, responses_loaded=result.responses, responses_replaced=result.replaced,
@@ -150,6 +174,8 @@ def _checked_arguments(response_csv: Path | None, private: Path | None, table: s
                        to_date: str | None) -> tuple[Path | None, Path | None]:
     """The two paths, once every argument is found usable (else an error naming it)."""
     check_table(table)
+    if conversation_id is not None:
+        checked_conversation_id(conversation_id, "conversation_id")
     if max_rejects < 0:
         raise ValueError(f"max_rejects: must be zero or more, got {max_rejects}")
     response_csv = None if response_csv is None else Path(response_csv)
@@ -165,7 +191,14 @@ def _checked_arguments(response_csv: Path | None, private: Path | None, table: s
     return response_csv, private
 
 
-def _users(private: Path | None, scratch: Path, rejects: Rejects, conversation: str, phone_numbers: str,
+class _Phones:
+    """How a load stores phones: the mode, the secret of ``hashed``, and the scheme ``<table>_loads`` records."""
+
+    def __init__(self, mode: str, secret: str | None) -> None:
+        self.mode, self.secret, self.scheme = mode, secret, phone_scheme(mode, secret)
+
+
+def _users(private: Path | None, scratch: Path, rejects: Rejects, conversation: str, phones: _Phones,
            encryption_key: str | None, max_unzipped_bytes: int | None, fast: bool) -> Users:
     """The bot's users, read whole before the load starts: none without a private exhaust; its zip is
     unzipped into ``scratch``. A file with no user of the bot is refused."""
@@ -176,7 +209,7 @@ def _users(private: Path | None, scratch: Path, rejects: Rejects, conversation: 
         from airflow_provider_uci.exhaust.download import open_private_zip
 
         private_csv = open_private_zip(private, encryption_key, scratch, max_bytes=max_unzipped_bytes)
-    users = read_user_table(private_csv, rejects, conversation, phone_numbers, fast=fast)
+    users = read_user_table(private_csv, rejects, conversation, phones.mode, fast=fast, phone_hash_secret=phones.secret)
     users.check(private.name, rejected=rejects.count > 0)
     return users
 
@@ -198,10 +231,11 @@ class _Joined:
 
 def _audit_reads(rejects: Rejects, max_rejects: int, reject_path: Path | None, responses: ResponseBatches | None,
                  conversation: str, from_date: str | None, to_date: str | None) -> None:
-    """Once every record is read: fail the load on more rejects than allowed, or on an answer in the file twice."""
+    """Once every record is read: fail the load on an answer in the file twice (a reject past ``max_rejects``
+    stopped the read where it was met, ``exhaust.rejects``)."""
     rejects.close()
-    if rejects.count > max_rejects:
-        where = f"; all of them are in {reject_path}" if reject_path else ""
+    if rejects.count > max_rejects:  # the rejects' own limit raises first; kept for a Rejects made without one
+        where = f"; they are in {reject_path}" if reject_path else ""
         raise RejectLimitExceeded(f"{rejects.count} record(s) rejected, more than max_rejects={max_rejects}: "
                                   f"{rejects.summary()}{where}; nothing was loaded")
     if responses is None:

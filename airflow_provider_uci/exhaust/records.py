@@ -8,16 +8,15 @@ handed to a :class:`Rejects` log with its line number instead of being loaded.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
-from airflow_provider_uci.exhaust.at_rest import open_private, private_folder
+from airflow_provider_uci.exhaust.rejects import Rejects
 from airflow_provider_uci.exhaust.spark_csv import SparkCsvError, read_records
 
 
@@ -75,55 +74,14 @@ RESPONSE_HEADERS = {
 }
 KEY_FIELDS = ("conversation_id", "message_id", "device_id", "question_id")
 PRIVATE_HEADERS = ("Conversation ID", "Conversation Name", "Decrypted Device ID", "Encrypted Device ID", "Device UUID")
+#: What a file saved by a spreadsheet may start with; not part of the first column's name.
+BYTE_ORDER_MARK = "\ufeff"
 #: India Standard Time, the zone of the service's sync days (contract 3.2); no daylight saving since 1945.
 IST = timezone(timedelta(hours=5, minutes=30))  # schedule.SCHEDULE_TIMEZONE, as a fixed offset: quicker per row
 #: The UTC time of day at which the IST day turns (``HH:MM``).
 IST_DAY_TURNS = datetime(2000, 1, 2, tzinfo=IST).astimezone(timezone.utc).strftime("%H:%M")
 #: The largest zone offset PostgreSQL takes in a timestamp.
 MAX_ZONE_OFFSET = timedelta(hours=15, minutes=59, seconds=59)
-
-
-class Rejects:
-    """Records that could not be read: kept in a JSON-lines file with their line numbers.
-
-    The file holds the records' values, so it is personal data: created with mode 0600 (its folder, if
-    made, 0700), and a private exhaust's phone numbers are in it only as the load stores them
-    (:func:`read_users`).
-
-    :param path: where to write them; ``None`` keeps only the count and the first few in memory.
-    """
-
-    def __init__(self, path: Path | None = None, keep: int = 20) -> None:
-        self.path = path
-        self.count = 0
-        self.first: list[dict[str, Any]] = []
-        self._keep = keep
-        self._handle: IO[str] | None = None
-
-    def add(self, source: str, line: int, reason: str, values: list[str | None] | None,
-            withheld: str | None = None) -> None:
-        """Keep one rejected record; ``values`` is ``None`` when they are ``withheld`` (the reason why)."""
-        entry: dict[str, Any] = {"file": source, "line": line, "reason": reason, "values": values}
-        if withheld:
-            entry["values_withheld"] = withheld
-        self.count += 1
-        if len(self.first) < self._keep:
-            self.first.append(entry)
-        if self.path is not None:
-            if self._handle is None:
-                private_folder(self.path.parent)
-                self._handle = open_private(self.path, "w", encoding="utf-8")
-            self._handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-    def summary(self) -> str:
-        lines = [f"line {r['line']} of {r['file']}: {r['reason']}" for r in self.first[:5]]
-        more = f" (and {self.count - len(lines)} more)" if self.count > len(lines) else ""
-        return "; ".join(lines) + more
 
 
 class _Reject(ValueError):
@@ -221,13 +179,17 @@ class _JsonChecked:
 
 
 def read_header(records: Iterator[tuple[int, list[str | None]]], source: str) -> list[str | None]:
-    """The first record of a file: its header."""
+    """The first record of a file: its header (a UTF-8 byte order mark before it, as a spreadsheet saves
+    one, left out)."""
     try:
-        return next(records)[1]
+        header = next(records)[1]
     except StopIteration:
         raise ExhaustFormatError(f"{source}: the file is empty") from None
     except SparkCsvError as exc:
         raise ExhaustFormatError(f"{source}: {exc}") from None
+    if header and header[0] and header[0].startswith(BYTE_ORDER_MARK):
+        header[0] = header[0][len(BYTE_ORDER_MARK):]
+    return header
 
 
 def checked_records(records: Iterator[tuple[int, list[str | None]]], source: str,

@@ -10,7 +10,6 @@ columns a few times smaller than records. Users of other bots are counted, not k
 
 from __future__ import annotations
 
-import hashlib
 import io
 import itertools
 from contextlib import closing
@@ -19,7 +18,8 @@ from typing import Any
 
 from airflow_provider_uci.exhaust.arrow_csv import Block, csv_options, parse_block, plain_header, quotes_out_of_place
 from airflow_provider_uci.exhaust.arrow_csv import spark_blocks
-from airflow_provider_uci.exhaust.private_records import phone_value, private_positions, user_values
+from airflow_provider_uci.exhaust.phone_hash import hash_phone, hash_secret
+from airflow_provider_uci.exhaust.private_records import private_positions, user_values
 from airflow_provider_uci.exhaust.records import USER_TABLE_COLUMNS, ExhaustRefused, Rejects, read_header
 from airflow_provider_uci.exhaust.spark_csv import read_records
 
@@ -79,20 +79,21 @@ class Users:
 
 
 def read_user_table(path: Path, rejects: Rejects, conversation_id: str, phone_numbers: str = "plain",
-                    fast: bool = True, block_bytes: int | None = None) -> Users:
+                    fast: bool = True, block_bytes: int | None = None, phone_hash_secret: str | None = None) -> Users:
     """The bot's users in the private exhaust CSV ``path`` (already unzipped); see the module.
 
-    :param phone_numbers: ``plain``, ``hashed`` (SHA-256) or ``none``, as ``private_records.phone_value``.
+    :param phone_numbers: ``plain``, ``hashed`` (HMAC-SHA256 under ``phone_hash_secret``, ``exhaust.phone_hash``)
+        or ``none``, as ``private_records.phone_value``.
     :param fast: read in C where it can (``False``: every record by the record engine).
     """
     import pyarrow as pa
 
-    phone_value(None, "", phone_numbers)  # check the mode before reading
-    reading = _Reading(Path(path), rejects, conversation_id, phone_numbers, block_bytes or BLOCK_BYTES)
+    secret = hash_secret(phone_numbers, phone_hash_secret)  # the mode and the secret checked before reading
+    reading = _Reading(Path(path), rejects, conversation_id, phone_numbers, block_bytes or BLOCK_BYTES, secret)
     reading.read(fast)
     raw = pa.Table.from_batches(reading.parts, schema=pa.schema([(name, pa.string()) for name in _RAW]))
     del reading.parts
-    table = _users(raw, conversation_id, phone_numbers)
+    table = _users(raw, conversation_id, phone_numbers, secret)
     del raw
     pa.default_memory_pool().release_unused()  # what reading took and let go of, back to the system
     return Users(conversation_id, table, reading.skipped, reading.others)
@@ -101,9 +102,10 @@ def read_user_table(path: Path, rejects: Rejects, conversation_id: str, phone_nu
 class _Reading:
     """The bot's rows of a private exhaust as raw arrow batches, in the file's order."""
 
-    def __init__(self, path: Path, rejects: Rejects, conversation_id: str, phone_numbers: str, block_bytes: int) -> None:
+    def __init__(self, path: Path, rejects: Rejects, conversation_id: str, phone_numbers: str, block_bytes: int,
+                 secret: str | None = None) -> None:
         self.path, self.rejects, self.conversation_id = path, rejects, conversation_id
-        self.phone_numbers, self.block_bytes = phone_numbers, block_bytes
+        self.phone_numbers, self.block_bytes, self.secret = phone_numbers, block_bytes, secret
         self.parts: list[Any] = []
         self.skipped = 0
         self.others: list[str] = []
@@ -164,13 +166,13 @@ class _Reading:
                 header = read_header(records, self.path.name)  # lines are counted from the file's first
                 first_line = 1
             rows = user_values(records, header, self.path.name, self.rejects, self.phone_numbers,
-                               first_line=first_line)
+                               first_line=first_line, phone_hash_secret=self.secret)
             while chunk := list(itertools.islice(rows, 20_000)):
                 conversations, *columns = (pa.array(values, pa.string()) for values in list(zip(*chunk))[1:])
                 self._keep(conversations, columns)
 
 
-def _users(table: Any, conversation_id: str, phone_numbers: str) -> Any:
+def _users(table: Any, conversation_id: str, phone_numbers: str, secret: str | None) -> Any:
     """The users table's rows of the bot's raw rows: a device's last row, its phone as ``phone_numbers``
     stores it (none without consent: the service then writes the Device UUID as the decrypted id)."""
     import numpy as np
@@ -191,7 +193,7 @@ def _users(table: Any, conversation_id: str, phone_numbers: str) -> Any:
     if phone_numbers == "none":
         phones = pa.nulls(count, pa.string())
     elif phone_numbers == "hashed":
-        phones = pa.array([None if phone is None else hashlib.sha256(phone.encode("utf-8")).hexdigest()
+        phones = pa.array([None if phone is None else hash_phone(phone, secret)  # type: ignore[arg-type]
                            for phone in phones.to_pylist()], pa.string())
     column.update(conversation_id=pa.repeat(pa.scalar(conversation_id, pa.string()), count), phone=phones,
                   consented=consented)

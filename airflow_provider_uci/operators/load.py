@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,9 @@ from airflow.sdk import Asset, BaseHook, BaseOperator, Context
 
 from airflow_provider_uci import lineage
 from airflow_provider_uci.botlog import bot_log, naming_bot
+from airflow_provider_uci.exhaust.at_rest import scratch_folder
+from airflow_provider_uci.exhaust.names import conversation_id as checked_conversation_id
+from airflow_provider_uci.exhaust.safe_files import create_private
 from airflow_provider_uci.exhaust.spark_csv import read_records
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
 from airflow_provider_uci.models import Dataset, ExhaustError, ExhaustFatalError
@@ -25,6 +27,8 @@ RESPONSE, PRIVATE = Dataset.RESPONSE.value, Dataset.PRIVATE.value
 #: The default responses table (the loader's own default, restated here so that parsing a DAG that uses
 #: this operator does not import the loader, pyarrow and numpy: every task process of the DAG parses it).
 DEFAULT_TABLE = "uci_responses"
+#: The Airflow Variable that holds the secret ``hashed`` phone numbers are keyed with (``exhaust.phone_hash``).
+PHONE_HASH_VARIABLE = "uci_exhaust_phone_hash_secret"
 
 
 def default_data_root() -> Path:
@@ -106,7 +110,9 @@ class LoadExhaustOperator(BaseOperator):
     :param warehouse_conn_id: an Airflow connection of type ``postgres`` or ``sqlite``; without one,
         a SQLite file under ``$AIRFLOW_HOME/uci-exhaust/warehouse.db``. Templated.
     :param table: the responses table (``<table>_users`` and ``<table>_loads`` sit beside it).
-    :param phone_numbers: ``plain``, ``hashed`` or ``none``. Templated.
+    :param phone_numbers: ``plain``, ``hashed`` (HMAC-SHA256 keyed with the Variable
+        ``uci_exhaust_phone_hash_secret`` or the warehouse connection's extra ``phone_hash_secret``) or ``none``.
+        Templated.
     :param max_rejects: unreadable records to bear before the load fails (default 0).
     :param uci_exhaust_conn_id: the Data Exhaust connection, read only for the zip password when a copy
         left the private exhaust zipped.
@@ -192,6 +198,22 @@ class ExhaustLoader:
         conn = BaseHook.get_connection(self.options.warehouse_conn_id)
         return warehouse_url_from_parts(conn.conn_type, conn.host, conn.login, conn.password, conn.schema, conn.port)
 
+    def _phone_hash_secret(self) -> str | None:
+        """The secret ``hashed`` phones are keyed with: the Variable :data:`PHONE_HASH_VARIABLE`, else the
+        warehouse connection's extra ``phone_hash_secret`` (both names Airflow's masker hides); read only for
+        ``hashed``. ``None`` when neither is set: the load then refuses ``hashed``, saying where to set it."""
+        if self.options.phone_numbers != "hashed":
+            return None
+        from airflow.sdk import Variable
+        from airflow.sdk.log import mask_secret
+
+        secret = Variable.get(PHONE_HASH_VARIABLE, default=None)
+        if not secret and self.options.warehouse_conn_id:
+            secret = BaseHook.get_connection(self.options.warehouse_conn_id).extra_dejson.get("phone_hash_secret")
+        if secret:
+            mask_secret(secret)
+        return secret or None
+
     def _local(self, copied: dict[str, Any], scratch: Path) -> Path | None:
         """A local path for a copy's CSV; Azure blobs (``wasb://container/key``) are streamed down first."""
         location = copied.get("csv")
@@ -201,9 +223,12 @@ class ExhaustLoader:
             from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
             container, _, key = location[len("wasb://"):].partition("/")
-            target = scratch / Path(key).name
+            name = Path(key).name
+            suffix = ".zip" if name.lower().endswith(".zip") else ".csv"  # the loader tells the files by it
+            dataset = copied.get("dataset") if copied.get("dataset") in (RESPONSE, PRIVATE) else "exhaust"
+            target = scratch / f"{dataset}-{len(list(scratch.iterdir()))}{suffix}"  # no name the blob chose
             client = WasbHook(wasb_conn_id=self.options.wasb_conn_id).get_conn().get_blob_client(container, key)
-            with target.open("wb") as handle:  # ranges of 4 MiB, four at a time
+            with create_private(target, field="blob") as handle:  # ranges of 4 MiB, four at a time
                 client.download_blob(max_concurrency=4).readinto(handle)
             return target
         path = Path(location.removeprefix("file://"))
@@ -236,9 +261,15 @@ class ExhaustLoader:
                         or private_meta.get("conversation_id"))
         from_date = opts.from_date or response_meta.get("start_date") or private_meta.get("start_date")
         to_date = opts.to_date or response_meta.get("end_date") or private_meta.get("end_date")
+        if conversation:
+            try:  # it names the reject file and the Asset event's extra
+                conversation = checked_conversation_id(conversation, "conversation_id")
+            except ValueError as exc:
+                raise ExhaustFatalError(str(exc)) from None
+        secret = self._phone_hash_secret()
         reject_dir = default_data_root() / "rejects"
         reject_path = reject_dir / f"{opts.dag_id}.{context['run_id']}.{conversation}.jsonl".replace(":", "_")
-        with tempfile.TemporaryDirectory(prefix="uci-load-") as scratch:
+        with scratch_folder("uci-load-") as scratch:  # swept by the next run if this one is killed
             response = self._local(response_meta, Path(scratch))
             private = self._local(private_meta, Path(scratch))
             name = bot_name(response) or bot_name(private)
@@ -251,7 +282,7 @@ class ExhaustLoader:
                         max_rejects=opts.max_rejects, reject_path=reject_path,
                         audit={"response_request_id": response_meta.get("request_id"),
                                "private_request_id": private_meta.get("request_id")},
-                        fast=None,
+                        fast=None, phone_hash_secret=secret,
                     )
                 except ValueError as exc:  # the files break the format or a rule: a retry reads the same files
                     raise ExhaustFatalError(f"bot {conversation}, {from_date}..{to_date}: {exc}") from None

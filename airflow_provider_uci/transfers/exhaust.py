@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import re
 import socket
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -28,6 +27,9 @@ from airflow_provider_uci.exhaust.download import (
     download_to,
     open_private_zip,
 )
+from airflow_provider_uci.exhaust.at_rest import scratch_folder
+from airflow_provider_uci.exhaust.names import conversation_id as checked_conversation_id
+from airflow_provider_uci.exhaust.names import dataset_file_names, url_suffix
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
 from airflow_provider_uci.refs import CopiedDataset, jobs_by_dataset
 from airflow_provider_uci.models import (
@@ -48,7 +50,7 @@ COPIED_IDS = ("dataset", "request_id", "conversation_id", "start_date", "end_dat
 #: The folder under ``AIRFLOW_HOME`` that holds the files when no destination is given.
 DEFAULT_FOLDER = "uci-exhaust/files"
 
-_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SAFE_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # matched whole: no trailing newline
 
 
 class ExhaustDownloadError(ExhaustError, DownloadError):
@@ -112,18 +114,34 @@ class Destination:
 def _segment(value: Any, field_name: str) -> str:
     """A path segment taken from the job: refuse anything that could leave the destination folder."""
     text = str(value)
-    if not _SAFE_SEGMENT.match(text) or ".." in text:
+    if not _SAFE_SEGMENT.fullmatch(text) or ".." in text:
         raise ExhaustValidationError(field_name, "must be letters, digits, '.', '_' or '-' to be used in a path",
                                      text)
     return text
 
 
 def file_names(dataset: str, suffixes: list[str]) -> list[str]:
-    """Fixed file names for a job's files: ``<dataset><suffix>``, numbered when there are several."""
-    stem = _segment(dataset, "dataset")
-    if len(suffixes) == 1:
-        return [f"{stem}{suffixes[0]}"]
-    return [f"{stem}-{number}{suffix}" for number, suffix in enumerate(suffixes, start=1)]
+    """Fixed file names for a job's files: ``<dataset><suffix>``, numbered when there are several
+    (``exhaust.names.dataset_file_names``)."""
+    try:
+        return dataset_file_names(_segment(dataset, "dataset"), suffixes)
+    except ExhaustValidationError:
+        raise
+    except ValueError as exc:
+        field, _, rule = str(exc).partition(": ")
+        raise ExhaustValidationError(field, rule) from None
+
+
+def job_folder(ids: dict[str, Any]) -> str:
+    """The folder of a job's files under the destination: ``<conversation_id>/<start_date>_<end_date>``, the
+    conversation id a UUID (``exhaust.names``) and each date a plain path segment."""
+    try:
+        conversation = checked_conversation_id(ids.get("conversation_id"), "conversation_id")
+    except ValueError as exc:
+        raise ExhaustValidationError("conversation_id", "must be a UUID, 8-4-4-4-12 hex digits, to name the "
+                                     "folder of the job's files", ids.get("conversation_id")) from exc
+    return "/".join((conversation, f"{_segment(ids.get('start_date') or 'all', 'start_date')}_"
+                                   f"{_segment(ids.get('end_date') or 'all', 'end_date')}"))
 
 
 class CopyExhaustFilesOperator(BaseOperator):
@@ -269,10 +287,8 @@ class ExhaustCopier:
         dataset = str(ids.get("dataset") or "")
         if not ids.get("conversation_id"):
             raise ExhaustError(f"exhaust job {request_id} names no conversationId; cannot place its files")
-        folder = "/".join((_segment(ids["conversation_id"], "conversation_id"),
-                           f"{_segment(ids.get('start_date') or 'all', 'start_date')}_"
-                           f"{_segment(ids.get('end_date') or 'all', 'end_date')}"))
-        suffixes = [PurePosixPath(urlsplit(url).path).suffix.lower() or ".csv" for url in job.download_urls]
+        folder = job_folder(ids)
+        suffixes = [url_suffix(url) for url in job.download_urls]
         if not suffixes:
             raise ExhaustError(f"exhaust job {request_id} ({dataset}) succeeded but lists no files")
         names = file_names(dataset, suffixes)
@@ -332,7 +348,7 @@ class ExhaustCopier:
         for index, name in enumerate(names):
             relative = f"{folder}/{name}"
             if name.endswith(".zip"):
-                with tempfile.TemporaryDirectory(prefix="uci-exhaust-") as scratch:
+                with scratch_folder("uci-exhaust-") as scratch:  # swept by the next run if this one is killed
                     archive = Path(scratch) / name
                     self._download(url_source, index, archive)
                     extracted = self._open_zip(archive, key, Path(scratch))

@@ -1,18 +1,25 @@
 """Benchmark: what hostile input costs a load, in time and memory, and that it leaves the tables alone.
 
-Builds two files in a temporary folder and runs ``uci-exhaust load`` on each, in a child process whose
+Builds hostile files in a temporary folder and runs ``uci-exhaust load`` on each, in a child process whose
 wall time and peak RSS are printed (measured by a small wrapper process, so that nothing else's RSS
-counts), then checks that the load failed with exit code 2 and that the warehouse is unchanged:
+counts), with the size of the reject file it left, then checks that the load failed with exit code 2 and
+that the warehouse is unchanged:
 
 - a zip bomb: a private exhaust zip of about 3 MB that holds a header and one line of 3 GiB
   (declaring its true size: refused before anything is unzipped), and the same zip declaring 1 KiB
   (unzipped no further than it said, then refused as corrupt);
 - a response exhaust CSV whose one record holds a value of 512 MiB on one line (refused when a record
-  passes 16 Mi characters, having read no more of it).
+  passes 16 Mi characters, having read no more of it);
+- a response exhaust of a header and 1 GiB of blank lines (the read stops at the first reject past
+  ``--max-rejects``, 0 by default; a run of blank lines is one entry of the reject file);
+- a private exhaust zip of 4,287 bytes holding a header and 4 MiB of newlines (refused: more than 100
+  times the zip's size);
+- a response exhaust of a header and 20 MiB of blank lines loaded with ``--max-rejects 1000000``
+  (every line a reject, counted in one entry: the reject file stays one line).
 
-Targets: each fails within 10 s, at a peak RSS under 400 MB.
+Targets: each fails within 10 s, at a peak RSS under 400 MB, with a reject file under 1 MB.
 
-    uv run python tests/benchmarks/hostile_input.py [--bomb-gib 3] [--field-mib 512] [--keep DIR]
+    uv run python tests/benchmarks/hostile_input.py [--bomb-gib 3] [--field-mib 512] [--blank-gib 1] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ PRIVATE_HEADER = b"Conversation ID,Conversation Name,Decrypted Device ID,Encrypt
 MIB = 1 << 20
 TIME_TARGET = 10.0
 RSS_TARGET_MB = 400
+REJECTS_TARGET_BYTES = 1_000_000
 
 #: Runs a command and prints its exit code, wall time and peak RSS (its own children's, so only its).
 MEASURE = r"""
@@ -116,6 +124,29 @@ def long_field_csv(target: Path, field_bytes: int, *, newline_every: int = 0, ch
         return out.tell()
 
 
+def blank_lines_csv(target: Path, blank_bytes: int, chunk: int = 8 * MIB) -> int:
+    """Write the Tara sample's header, then ``blank_bytes`` line ends. Return the file's size."""
+    header = TARA_RESPONSE.read_bytes().split(b"\n", 1)[0] + b"\n"
+    piece = b"\n" * chunk
+    with target.open("wb") as out:
+        out.write(header)
+        left = blank_bytes
+        while left > 0:
+            out.write(piece if left >= chunk else piece[:left])
+            left -= chunk
+        return out.tell()
+
+
+def newline_zip(target: Path, newline_bytes: int = 4 * MIB) -> int:
+    """Write a private exhaust zip of the header and ``newline_bytes`` line ends, deflated at level 9 (4 MiB
+    make a zip of 4,287 bytes). Return the zip's size."""
+    import zipfile
+
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr("users.csv", PRIVATE_HEADER + b"\n" * newline_bytes)
+    return target.stat().st_size
+
+
 def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
     """Run ``command`` under :data:`MEASURE`; its exit code, seconds, peak RSS and output."""
     done = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, check=True,
@@ -141,6 +172,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bomb-gib", type=float, default=3.0, help="the zip bomb's line, in GiB (default 3)")
     parser.add_argument("--field-mib", type=int, default=512, help="the CSV's long value, in MiB (default 512)")
+    parser.add_argument("--blank-gib", type=float, default=1.0, help="the CSV of blank lines, in GiB (default 1)")
     parser.add_argument("--keep", type=Path, help="build the files here and keep them")
     options = parser.parse_args()
     folder = options.keep or Path(tempfile.mkdtemp(prefix="uci-hostile-"))
@@ -160,31 +192,48 @@ def main() -> int:
         bomb_zip(liar, line, declared=1024)
         field = folder / "long-field.csv"
         field_size = long_field_csv(field, options.field_mib * MIB)
+        blank = folder / "blank-lines.csv"
+        blank_size = blank_lines_csv(blank, int(options.blank_gib * (1 << 30)))
+        blank_20 = folder / "blank-lines-20MiB.csv"
+        blank_lines_csv(blank_20, 20 * MIB)
+        newlines = folder / "newlines.zip"
+        newlines_size = newline_zip(newlines)
         print(f"built in {time.perf_counter() - began:.1f} s: {bomb.name} {bomb_size / 1e6:.1f} MB holding "
               f"{line / (1 << 30):.2f} GiB on one line; {field.name} {field_size / 1e6:.0f} MB with one "
-              f"{options.field_mib} MiB value")
+              f"{options.field_mib} MiB value; {blank.name} {blank_size / 1e6:.0f} MB of blank lines; "
+              f"{newlines.name} {newlines_size} bytes holding 4 MiB of newlines")
         env = {**os.environ, "TMPDIR": str(folder)}
         cases = [
             ("zip bomb, true size declared", ["--response", str(TARA_RESPONSE), "--private", str(bomb)]),
             ("zip bomb, 1 KiB declared", ["--response", str(TARA_RESPONSE), "--private", str(liar)]),
             (f"a {options.field_mib} MiB value", ["--response", str(field), "--private", str(TARA_PRIVATE)]),
+            (f"{options.blank_gib:g} GiB of blank lines", ["--response", str(blank), "--private", str(TARA_PRIVATE)]),
+            (f"{newlines_size} B zip of 4 MiB newlines", ["--response", str(TARA_RESPONSE), "--private",
+                                                          str(newlines)]),
+            ("20 MiB blank, max-rejects 1e6", ["--response", str(blank_20), "--private", str(TARA_PRIVATE),
+                                               "--conversation-id", "c387e983-f87b-4471-aef5-c31634fd1433",
+                                               "--max-rejects", "1000000"]),
         ]
         met = True
         for label, files in cases:
-            result = measure([*uci_exhaust(), "load", *files, "--warehouse", url, "--rejects",
-                              str(folder / "rejects.jsonl")], env=env)
+            rejects = folder / "rejects.jsonl"
+            rejects.unlink(missing_ok=True)
+            result = measure([*uci_exhaust(), "load", *files, "--warehouse", url, "--rejects", str(rejects)],
+                             env=env)
             unchanged = table_state(warehouse) == before
             scratch = sorted(path.name for path in folder.glob("uci-load-*"))
+            reject_bytes = rejects.stat().st_size if rejects.exists() else 0
             ok = (result["returncode"] == 2 and unchanged and not scratch and result["seconds"] < TIME_TARGET
-                  and result["peak_rss_mb"] < RSS_TARGET_MB)
+                  and result["peak_rss_mb"] < RSS_TARGET_MB and reject_bytes < REJECTS_TARGET_BYTES)
             met = met and ok
             message = str(result["stderr"]).strip().splitlines()
             print(f"{label:32} exit {result['returncode']}  {result['seconds']:5.2f} s  peak RSS "
-                  f"{result['peak_rss_mb']:6.1f} MB  tables {'unchanged' if unchanged else 'CHANGED'}  "
-                  f"scratch {'removed' if not scratch else scratch}  {'ok' if ok else 'MISSED'}")
-            print(f"  {message[-1] if message else '(no message)'}")
-        print(f"targets (exit 2, tables unchanged, < {TIME_TARGET:.0f} s, < {RSS_TARGET_MB} MB): "
-              f"{'met' if met else 'MISSED'}")
+                  f"{result['peak_rss_mb']:6.1f} MB  rejects {reject_bytes:>7} B  tables "
+                  f"{'unchanged' if unchanged else 'CHANGED'}  scratch {'removed' if not scratch else scratch}  "
+                  f"{'ok' if ok else 'MISSED'}")
+            print(f"  {message[-1][:300] if message else '(no message)'}")
+        print(f"targets (exit 2, tables unchanged, < {TIME_TARGET:.0f} s, < {RSS_TARGET_MB} MB, reject file < "
+              f"{REJECTS_TARGET_BYTES // 1000} kB): {'met' if met else 'MISSED'}")
         return 0 if met else 1
     finally:
         if options.keep is None:

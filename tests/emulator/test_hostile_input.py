@@ -306,3 +306,92 @@ def test_a_dataset_that_makes_no_folder_is_refused_by_place_file_without_a_blob(
                            params={"tag": submitted["tag"], "name": "x.csv"}, data=b"a\n", timeout=10)
     assert_envelope(answer, 400, "dataset: the job's dataset '..' makes no blob key", "uci.emulator.admin")
     assert blobs_of(emulator, submitted["requestId"]) == []
+
+
+# -- secrets and personal data at rest ----------------------------------------------------------------------
+
+PRIVATE_BOT = "b2b2b2b2-0000-4000-8000-00000000000b"
+PRIVATE_USER = "b9b9b9b9-0000-4000-8000-0000000000b1"
+ZIP_PASSWORD = "zip-pass-5f1e8a2c"
+
+
+@pytest.fixture(scope="module")
+def private_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """An emulator that seeded a bot with a consenting user and ran a private job submitted with a zip password."""
+    import os
+
+    data_dir = tmp_path_factory.mktemp("private-at-rest")
+    previous = os.umask(0o022)  # the usual umask: files are world-readable unless made otherwise
+    try:
+        command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "airflow_provider_uci.cli"]
+        done = subprocess.run([*command, "emulator", "seed", "--data-dir", str(data_dir), "--bots", "0", "--users",
+                               "2", "--events", "20", "--days", "1", "--bot", f"{PRIVATE_BOT}=Beta Bot", "--user",
+                               f"{PRIVATE_USER}=true"], capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr
+        with run_emulator(data_dir, "--no-schedule") as emulator:
+            submitted = job(emulator, dataset="uci-private-exhaust", conversation_id=PRIVATE_BOT,
+                            encryption_key=ZIP_PASSWORD)
+            ran = requests.post(f"{emulator.root}/admin/run-jobs", timeout=60)
+            assert ran.status_code == 200, ran.text
+            yield emulator, submitted
+    finally:
+        os.umask(previous)
+
+
+def test_the_job_store_keeps_no_zip_password(private_run: Any) -> None:
+    """The password is sealed in the store (the job still zips with it); no file of the data dir holds it."""
+    import zipfile
+
+    emulator, submitted = private_run
+    (archive,) = [path for path in blobs_of(emulator, submitted["requestId"]) if path.suffix == ".zip"]
+    with zipfile.ZipFile(archive) as opened:
+        (name,) = opened.namelist()
+        assert opened.read(name, pwd=ZIP_PASSWORD.encode()).startswith(b"Conversation ID,")
+    for path in emulator.data_dir.rglob("*"):
+        if path.is_file():
+            assert ZIP_PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_the_private_job_keeps_no_plain_csv_and_its_files_are_private(private_run: Any) -> None:
+    import stat
+
+    emulator, submitted = private_run
+    stored = blobs_of(emulator, submitted["requestId"])
+    assert sorted(path.suffix for path in stored if path.is_file()) == [".zip"], stored
+    for path in stored:
+        expected = 0o700 if path.is_dir() else 0o600
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
+    store = emulator.data_dir / "job_request.sqlite3"
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(("headers", "answered"), [
+    ({"Forwarded": "for=203.0.113.7;proto=https"}, False),
+    ({"Forwarded": 'for="[2001:db8::7]:4711"'}, False),
+    ({"Forwarded": "for=127.0.0.1, for=198.51.100.9"}, False),
+    ({"Forwarded": "for=unknown"}, False),
+    ({"X-Real-IP": "203.0.113.7"}, False),
+    ({"Forwarded": "for=127.0.0.1:5000;by=127.0.0.1"}, True),
+    ({}, True),
+])
+def test_a_proxy_that_sends_only_forwarded_does_not_make_remote_clients_local(
+        tmp_path: Path, headers: dict[str, str], answered: bool) -> None:
+    import asyncio
+
+    import httpx
+
+    from airflow_provider_uci.emulator.app import create_app
+    from airflow_provider_uci.emulator.config import EmulatorSettings
+
+    app = create_app(EmulatorSettings(data_dir=tmp_path, schedule=False))
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))  # the proxy on this host
+        async with httpx.AsyncClient(transport=transport, base_url="http://emulator.test") as http:
+            return await http.get("/admin/clock", headers=headers)
+
+    answer = asyncio.run(call())
+    assert answer.status_code == (200 if answered else 403), answer.text
+    if not answered:
+        assert answer.json()["params"]["errmsg"].startswith("admin routes answer loopback clients only")

@@ -194,8 +194,12 @@ def test_submit_read_list_and_the_row_written(store: Store) -> None:
     assert store.row(f"{tag}:{CHANNEL}", rid) == {
         "tag": f"{tag}:{CHANNEL}", "request_id": rid, "job_id": RESPONSE, "status": "SUBMITTED",
         "request_data": body["request"]["datasetConfig"], "requested_by": "someone", "requested_channel": CHANNEL,
-        "download_urls": [], "iteration": 0, "err_message": None, "encryption_key": "secret-key",
+        "download_urls": [], "iteration": 0, "err_message": None, "encryption_key": None,
     }
+    # the zip password is kept sealed beside the real table, never as it was given
+    (sealed,) = store.query("SELECT sealed_key FROM job_request_key WHERE tag = ? AND request_id = ?",
+                            (f"{tag}:{CHANNEL}", rid))
+    assert sealed[0].startswith("sealed:v1:") and "secret-key" not in sealed[0]
     found = read(api, tag, rid)
     assert found == job | {"expiresAt": found["expiresAt"]}
     (row,) = listed(api, tag)
@@ -341,10 +345,14 @@ def test_too_long_resubmit_leaves_a_failed_row_as_it_was(store: Store) -> None:
     rid = submit(api, submit_body(tag, encryption_key="short"))["requestId"]
     admin(store.emulator, rid, "fail", tag, json={"message": "Invalid request"})
     before = store.row(f"{tag}:{CHANNEL}", rid)
+    sealed = "SELECT sealed_key FROM job_request_key WHERE tag = ? AND request_id = ?"
+    key_before = store.query(sealed, (f"{tag}:{CHANNEL}", rid))
     answer = api.submit(submit_body(tag, encryption_key="k" * 51))
     assert answer.status_code == 400 and answer.json()["responseCode"] == "CLIENT_ERROR"
     assert store.row(f"{tag}:{CHANNEL}", rid) == before
-    assert before["status"] == "FAILED" and before["encryption_key"] == "short"
+    assert store.query(sealed, (f"{tag}:{CHANNEL}", rid)) == key_before and len(key_before) == 1
+    # the key is kept sealed beside the real table, not in its encryption_key column
+    assert before["status"] == "FAILED" and before["encryption_key"] is None
 
 
 # -- persistence ----------------------------------------------------------------------------------

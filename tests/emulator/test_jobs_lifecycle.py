@@ -550,7 +550,8 @@ def test_private_zip_with_a_key_needs_the_password(seeded: Seeded) -> None:
     zip_key = f"uci-private-exhaust/{rid}/{ALPHA}_userinfo_{RUN_DAY}.zip"
     assert outcome["downloadUrls"] == [f"https://{ACCOUNT}.blob.core.windows.net/reports/{zip_key}"]
     stored = report_dir(seeded.data_dir, PRIVATE, rid)
-    assert sorted(p.name for p in stored.iterdir()) == sorted([entry, f"{ALPHA}_userinfo_{RUN_DAY}.zip"])
+    # only the zip: unlike the real job, the emulator keeps no plain CSV (phone numbers) beside it
+    assert sorted(p.name for p in stored.iterdir()) == [f"{ALPHA}_userinfo_{RUN_DAY}.zip"]
 
     data = download(job["downloadUrls"][0])
     assert data == (stored / f"{ALPHA}_userinfo_{RUN_DAY}.zip").read_bytes()
@@ -562,7 +563,6 @@ def test_private_zip_with_a_key_needs_the_password(seeded: Seeded) -> None:
         with pytest.raises(RuntimeError):
             archive.read(entry, pwd=b"wrong-key")
         content = archive.read(entry, pwd=b"s3cret-Key")
-    assert content == (stored / entry).read_bytes()
     header, rows = parse_csv(content)
     assert header == PRIVATE_COLUMNS and rows
 

@@ -5,7 +5,6 @@ load: not after a failure, not after SIGTERM.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -24,6 +23,7 @@ from airflow_provider_uci.exhaust.at_rest import open_private, private_folder
 from airflow_provider_uci.exhaust.download import open_private_zip
 from airflow_provider_uci.exhaust.load import RejectLimitExceeded, load_exhaust
 from tests.benchmarks.hostile_input import TARA_PRIVATE, TARA_RESPONSE, table_state, uci_exhaust
+from tests.support.phones import hashed as keyed_hash
 
 BOT = "c387e983-f87b-4471-aef5-c31634fd1433"
 PHONE = "phone:5550001111"
@@ -63,7 +63,7 @@ def test_reject_files_hold_phone_numbers_only_as_the_load_stores_them(phones: st
     assert summary.rejected == 2
     text = rejects.read_text(encoding="utf-8")
     no_device, too_wide = [json.loads(line) for line in text.splitlines()]
-    hashed = hashlib.sha256(PHONE.encode()).hexdigest()
+    hashed = keyed_hash(PHONE)
     if phones == "plain":
         assert PHONE in no_device["values"] and OTHER_PHONE in too_wide["values"]
         return

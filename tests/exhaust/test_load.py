@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import hashlib
 import io
 import json
 import os
@@ -35,6 +34,7 @@ from airflow_provider_uci.exhaust.load import RejectLimitExceeded, load_exhaust
 from airflow_provider_uci.exhaust.records import RESPONSE_TABLE_COLUMNS, USER_TABLE_COLUMNS
 from airflow_provider_uci.exhaust.warehouse import open_warehouse
 from tests.support.services import postgres_database
+from tests.support.phones import hashed as keyed_hash
 
 SUNBIRD = Path(__file__).resolve().parent.parent / "fixtures" / "sunbird"
 TABLE = "uci_responses"
@@ -137,7 +137,7 @@ def private_users(path: Path | None, bot: str, phone: str = "plain") -> dict[str
         consented = decrypted not in ("", device)
         number = decrypted if consented else None
         if number is not None and phone == "hashed":
-            number = hashlib.sha256(number.encode("utf-8")).hexdigest()
+            number = keyed_hash(number)
         elif phone == "none":
             number = None
         users[device] = (bot, device, values["Conversation Name"], number, values["Encrypted Device ID"], consented)
@@ -332,7 +332,8 @@ def test_a_broken_row_is_rejected_with_its_line_and_the_load_fails(broken: str, 
     before = state(warehouse_url)
 
     rejects = tmp_path / "rejects.jsonl"
-    done = uci_load(response, SUNBIRD / TARA.private, warehouse_url, rejects=rejects)
+    # stored as the table holds them (hashed): a table keeps one way of storing phones
+    done = uci_load(response, SUNBIRD / TARA.private, warehouse_url, "--phone-numbers", "hashed", rejects=rejects)
 
     assert done.returncode != 0
     assert f"line {record.line} of response.csv" in done.stderr and reason in done.stderr
@@ -429,7 +430,7 @@ def test_a_private_zip_needs_its_key(warehouse_url: str, tmp_path: Path) -> None
 def test_phone_numbers_are_stored_as_asked(mode: str, warehouse_url: str) -> None:
     loaded(uci_load(SUNBIRD / TARA.response, SUNBIRD / TARA.private, warehouse_url, "--phone-numbers", mode))
 
-    stored = {"plain": TARA_PHONE, "hashed": hashlib.sha256(TARA_PHONE.encode()).hexdigest(), "none": None}[mode]
+    stored = {"plain": TARA_PHONE, "hashed": keyed_hash(TARA_PHONE), "none": None}[mode]
     table = table_rows(warehouse_url)
     assert table == expected_rows(TARA, mode)
     assert {row["user_phone"] for row in table.values() if row["device_id"] == TARA_DEVICE} == {stored}
@@ -483,7 +484,9 @@ def test_a_record_synced_outside_the_range_is_rejected(warehouse_url: str, tmp_p
 
     assert done.returncode != 0
     assert "synced on 2022-06-21 (IST), outside the range 2022-06-22..2022-06-30" in done.stderr
-    assert len((tmp_path / "rejects.jsonl").read_text().splitlines()) == TARA.rows
+    # the read stopped at the first record over max_rejects (0): one reject written, not the file's every record
+    assert len((tmp_path / "rejects.jsonl").read_text().splitlines()) == 1
+    assert "the read stopped there" in done.stderr
     assert state(warehouse_url) == ([], [], [])
     summary = loaded(uci_load(SUNBIRD / TARA.response, SUNBIRD / TARA.private, warehouse_url, "--from-date",
                               "2022-06-21", "--to-date", "2022-06-21"))

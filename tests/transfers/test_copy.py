@@ -58,6 +58,13 @@ def copied(result: dict[str, Any], dataset: str = RESPONSE) -> dict[str, Any]:
     return result[dataset]
 
 
+def unzipped(data_dir: Path, request_id: str, password: str | None = None) -> bytes:
+    """The CSV inside the emulator's own private zip of a job (it keeps no plain CSV beside it)."""
+    with zipfile.ZipFile(stored(data_dir, PRIVATE, request_id, ".zip")) as archive:
+        (entry,) = archive.namelist()
+        return archive.read(entry, pwd=password.encode() if password else None)
+
+
 def stored(data_dir: Path, dataset: str, request_id: str, suffix: str) -> Path:
     """The emulator's own blob of a job, by suffix (``.csv`` or ``.zip``)."""
     (found,) = (data_dir / "blobs" / "reports" / dataset / request_id).glob(f"*{suffix}")
@@ -206,8 +213,8 @@ def test_private_zip_from_the_sensor_xcom_is_copied_and_opened_with_the_connecti
     assert zipped.read_bytes() == stored(seeded.data_dir, PRIVATE, seeded.private.request_id, ".zip").read_bytes()
     with zipfile.ZipFile(zipped) as archive:
         assert archive.infolist()[0].flag_bits & 0x1, "the emulator really encrypted it"
-    # the service keeps the CSV it zipped beside the zip: the extracted file must be that CSV
-    assert extracted.read_bytes() == stored(seeded.data_dir, PRIVATE, seeded.private.request_id, ".csv").read_bytes()
+    # the extracted file is the zip's CSV (the emulator, unlike the service, keeps no plain copy beside the zip)
+    assert extracted.read_bytes() == unzipped(seeded.data_dir, seeded.private.request_id, KEY)
     assert extracted.read_bytes().startswith(b"Conversation ID,Conversation Name,Decrypted Device ID")
     no_secrets(result, KEY)
     assert files_under(out) == {f"{BOT}/{START}_{END}/uci-private-exhaust.zip",
@@ -220,7 +227,7 @@ def test_an_unencrypted_private_zip_opens_without_a_key(seeded: Seeded, tmp_path
     task = CopyExhaustFilesOperator(task_id="copy", jobs=answered(seeded.open_private, "private"),
                                     destination=str(tmp_path))
     result = copied(task.execute(context()), PRIVATE)
-    expected = stored(seeded.data_dir, PRIVATE, seeded.open_private.request_id, ".csv").read_bytes()
+    expected = unzipped(seeded.data_dir, seeded.open_private.request_id)
     assert Path(result["csv"]).read_bytes() == expected
 
 
@@ -420,9 +427,10 @@ def test_private_exhaust_lands_in_azure_blob_at_its_fixed_keys(seeded: Seeded, a
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    expected = {"uci-private-exhaust.zip": stored(seeded.data_dir, PRIVATE, seeded.private.request_id, ".zip"),
-                "uci-private-exhaust.csv": stored(seeded.data_dir, PRIVATE, seeded.private.request_id, ".csv")}
-    sizes = {name: path.stat().st_size for name, path in expected.items()}
+    expected = {"uci-private-exhaust.zip": stored(seeded.data_dir, PRIVATE, seeded.private.request_id, ".zip"
+                                                  ).read_bytes(),
+                "uci-private-exhaust.csv": unzipped(seeded.data_dir, seeded.private.request_id, KEY)}
+    sizes = {name: len(data) for name, data in expected.items()}
     assert sizes["uci-private-exhaust.zip"] < sizes["uci-private-exhaust.csv"]
     monkeypatch.setattr(blob_module, "BLOCK_SIZE", 100)  # blocks of 100 bytes, four staged at a time
     task = CopyExhaustFilesOperator(task_id="copy", jobs=answered(seeded.private, PRIVATE),
@@ -440,8 +448,8 @@ def test_private_exhaust_lands_in_azure_blob_at_its_fixed_keys(seeded: Seeded, a
     container = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(
         "exhaust-copies")
     blocks = {}
-    for name, path in expected.items():
-        assert container.download_blob(f"{prefix}/{name}").readall() == path.read_bytes()
+    for name, data in expected.items():
+        assert container.download_blob(f"{prefix}/{name}").readall() == data
         committed, _ = container.get_blob_client(f"{prefix}/{name}").get_block_list("committed")
         blocks[name] = len(committed)
     assert blocks == {name: -(-size // 100) for name, size in sizes.items()}
@@ -577,7 +585,7 @@ def test_a_load_on_another_worker_than_its_copy_fails_at_once_naming_the_reason(
     from airflow_provider_uci.operators.load import LoadExhaustOperator
 
     elsewhere = str(tmp_path / "worker-a" / "uci-response-exhaust.csv")  # a path this machine does not have
-    copies = {RESPONSE: {"csv": elsewhere, "files": [elsewhere], "host": "worker-a", "conversation_id": "bot-1"},
+    copies = {RESPONSE: {"csv": elsewhere, "files": [elsewhere], "host": "worker-a", "conversation_id": BOT},
               PRIVATE: {"empty": True, "files": [], "csv": None}}
     load = LoadExhaustOperator(task_id="load", copies=copies, warehouse_conn_id=None, table="uci_elsewhere")
     with pytest.raises(AirflowFailException) as refused:

@@ -45,14 +45,15 @@ def run(context: JobContext, request: JobRow, workdir: Path) -> tuple[list[str],
     elapsed = write_report(context, local, COLUMNS, report_rows(context, conversation_id, bot.name))
     container, account = context.settings.reports_container, context.storage.account
     key = output_key(DATASET, request.request_id, name)
-    context.storage.upload_file(container, key, local)
     with context.timer() as zip_timer:
         archive = workdir / name.replace("csv", "zip")
         try:
             zip_single_file(local, archive, name, request.encryption_key)
         except ValueError:
             # zip4j refuses an empty password; the real job ignores the zip error and keeps the CSV
+            context.storage.upload_file(container, key, local)
             return [wasb_url(account, container, key)], elapsed
+    # unlike the real job, the plain CSV (phone numbers) is not stored beside its zip: only the zip is kept
     zip_key = key.replace("csv", "zip")
     context.storage.upload_file(container, zip_key, archive)
     return [https_url(account, container, zip_key)], elapsed + zip_timer.ms

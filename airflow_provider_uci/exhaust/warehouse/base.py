@@ -24,6 +24,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from airflow_provider_uci.exhaust.records import RESPONSE_TABLE_COLUMNS, USER_TABLE_COLUMNS
+from airflow_provider_uci.exhaust.warehouse import phones
 from airflow_provider_uci.exhaust.warehouse.schema import (
     AUDIT_FIELDS,
     BATCH_COLUMNS,
@@ -145,7 +146,7 @@ class Warehouse(ABC):
 
     def load(self, *, table: str, conversation_id: str, from_date: date | str | None, to_date: date | str | None,
              responses: Iterable[Any], users: Any, audit: dict[str, Any],
-             before_commit: Callable[[], None] | None = None) -> LoadResult:
+             before_commit: Callable[[], None] | None = None, phone_numbers: str | None = None) -> LoadResult:
         """Write one bot's users and responses for one range of sync days, all or nothing.
 
         :param table: the responses table; ``<table>_users`` and ``<table>_loads`` go with it.
@@ -161,6 +162,8 @@ class Warehouse(ABC):
             callable giving it, called after ``before_commit`` once every row has been read).
         :param before_commit: called after every user and response is written, before the audit row is
             completed and the load committed; raising rolls everything back.
+        :param phone_numbers: how the users' phones are stored (``exhaust.phone_hash.phone_scheme``), recorded
+            in ``<table>_loads``; a table keeps one way (``exhaust.warehouse.phones``). ``None``: not told.
         """
         responses_table, users_table = table_specs(table)
         if not conversation_id or not isinstance(conversation_id, str):
@@ -178,12 +181,17 @@ class Warehouse(ABC):
             self._create(table)
             create_views(self, table)  # the analytics views, made with the tables
             self._lock(table, conversation_id)
+            phones.ensure_column(self, table)
+            if phone_numbers is not None and not phones.stores_phones(users):
+                phone_numbers = "none"  # no phone to store (no user, or none consented): mixes with anything
+            if phone_numbers is not None:
+                phones.check_scheme(self, table, phone_numbers)
             p = self.param
             load_id = self._insert_returning_id(
                 f"INSERT INTO {quote_name(table + '_loads')} (conversation_id, from_date, to_date, response_request_id, "
-                f"private_request_id, responses, users, replaced, rejected, loaded_at) "
-                f"VALUES ({p}, {p}, {p}, {p}, {p}, 0, 0, 0, 0, {p})",
-                (conversation_id, first, last, response_request_id, private_request_id, self._now()))
+                f"private_request_id, responses, users, replaced, rejected, loaded_at, {phones.COLUMN}) "
+                f"VALUES ({p}, {p}, {p}, {p}, {p}, 0, 0, 0, 0, {p}, {p})",
+                (conversation_id, first, last, response_request_id, private_request_id, self._now(), phone_numbers))
             user_count = self._upsert_users(users_table, users.select(list(USER_TABLE_COLUMNS))) if users.num_rows else 0
             days = _Days(conversation_id, first, last)
             response_count = self._insert_batches(responses_table, days.batches(responses), load_id)
@@ -301,7 +309,7 @@ class Warehouse(ABC):
                 f"conversation_id {self._text} NOT NULL, from_date {self._date}, "
                 f"to_date {self._date}, response_request_id {self._text}, private_request_id {self._text}, "
                 f"responses {self._int} NOT NULL, users {self._int} NOT NULL, replaced {self._int} NOT NULL, "
-                f"rejected {self._int} NOT NULL, loaded_at {self._timestamp} NOT NULL)")
+                f"rejected {self._int} NOT NULL, loaded_at {self._timestamp} NOT NULL, {phones.COLUMN} {self._text})")
 
     def _update_clause(self, spec: TableSpec) -> str:
         return ", ".join(f"{column} = excluded.{column}" for column in spec.columns if column not in spec.key)
@@ -363,6 +371,10 @@ class Warehouse(ABC):
     @abstractmethod
     def _exists(self, name: str) -> bool:
         """Whether table ``name`` exists."""
+
+    @abstractmethod
+    def _columns(self, name: str) -> set[str]:
+        """The column names of table ``name``."""
 
     @abstractmethod
     def _now(self) -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 from airflow_provider_uci.exhaust.pipeline import in_order
 from airflow_provider_uci.exhaust.warehouse.base import Warehouse
 from airflow_provider_uci.exhaust.warehouse.pg_binary import PG_BINARY_HEADER, PG_BINARY_TRAILER, pg_binary_rows
+from airflow_provider_uci.exhaust.warehouse.urls import postgres_connect_args
 from airflow_provider_uci.exhaust.warehouse.schema import (
     TIMESTAMP_COLUMNS,
     USER_KEY,
@@ -130,7 +131,8 @@ class PostgresWarehouse(Warehouse):
 
         self._psycopg2 = psycopg2
         # a server that does not answer fails the load in seconds, not at the system's TCP timeout
-        self._conn = psycopg2.connect(url, **({} if "connect_timeout" in url else {"connect_timeout": 15}))
+        args = postgres_connect_args(url)  # read as it is shown redacted: no piece of the password is misread
+        self._conn = psycopg2.connect(**{"connect_timeout": "15", **args})
         self._conn.set_client_encoding("UTF8")
         with self._conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
@@ -321,6 +323,11 @@ class PostgresWarehouse(Warehouse):
 
     def _exists(self, name: str) -> bool:
         return self._query("SELECT to_regclass(%s) IS NOT NULL", (quote_name(name),))[0][0]
+
+    def _columns(self, name: str) -> set[str]:
+        return {row[0] for row in self._query(
+            "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+            "AND NOT attisdropped", (quote_name(name),))}
 
     def _now(self) -> datetime:
         return datetime.now(timezone.utc)

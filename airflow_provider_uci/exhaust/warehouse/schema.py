@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from airflow_provider_uci.exhaust.records import KEY_FIELDS, RESPONSE_TABLE_COLUMNS, USER_TABLE_COLUMNS
 
-TABLE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
+TABLE_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")  # matched whole (fullmatch: no trailing newline)
 #: Prefixes of the databases' own tables: SQLite's ``sqlite_master``..., PostgreSQL's ``pg_catalog``...
 RESERVED_PREFIXES = ("sqlite_", "pg_")
 #: What a responses table's side tables and index are named with, or reserved for: ``<table>_users``...
@@ -71,7 +71,7 @@ def check_table(table: str) -> str:
     own tables (``sqlite_...``, ``pg_...``); and not ending like the project's side tables and index
     (:data:`SIDE_SUFFIXES`), which would make it one of another table's.
     """
-    if not isinstance(table, str) or not TABLE_PATTERN.match(table):
+    if not isinstance(table, str) or not TABLE_PATTERN.fullmatch(table):
         raise ValueError(f"table: must be a plain identifier (a letter or _, then up to 47 letters, digits or _), "
                          f"got {table!r}")
     lowered = table.lower()

@@ -6,9 +6,9 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from itertools import repeat
-from pathlib import Path
 from typing import Any
 
+from airflow_provider_uci.exhaust.safe_files import create_private_empty
 from airflow_provider_uci.exhaust.warehouse.base import Warehouse
 from airflow_provider_uci.exhaust.warehouse.schema import TableSpec, quote_name
 
@@ -40,7 +40,9 @@ class SqliteWarehouse(Warehouse):
     def __init__(self, path: str, url: str) -> None:
         super().__init__(url)
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # it holds phone numbers: a new file is made 0600 (SQLite gives its -wal and -shm files the same
+            # mode) in folders made 0700, never through a link; an existing file keeps its mode
+            create_private_empty(path, field="warehouse")
         self._conn = sqlite3.connect(path, timeout=60, isolation_level=None)
         self._created: str | None = None  # a responses table this load created: its index made after its rows
         if path != ":memory:":
@@ -121,6 +123,9 @@ class SqliteWarehouse(Warehouse):
 
     def _exists(self, name: str) -> bool:
         return bool(self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
+
+    def _columns(self, name: str) -> set[str]:
+        return {row[1] for row in self._query(f"PRAGMA table_info({quote_name(name)})")}
 
     def _now(self) -> str:
         return datetime.now(timezone.utc).isoformat()
