@@ -219,6 +219,11 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/admin/health"): {
         "security": ADMIN, "responses": {"200": json_answer("the emulator is up", ref("Health")), **ADMIN_ANSWERS},
     },
+    ("get", "/admin/served"): {
+        "security": ADMIN,
+        "responses": {"200": json_answer("the faults served so far, by kind and route, and the submissions "
+                                         "accepted, by job", {"type": "object"}), **ADMIN_ANSWERS},
+    },
     ("get", "/admin/last-request"): {
         "security": ADMIN,
         "responses": {"200": json_answer("the last API call's method, path and header names (lower case, no "

@@ -31,9 +31,9 @@ from tests.e2e.system import AIRFLOW, UCI_EXHAUST, RunWatch, ti_key
 from tests.support.expected import TABLE, assert_table_matches
 from tests.support.services import Azurite, unavailable
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
-RUN_TIMEOUT = 150.0
+RUN_TIMEOUT = 420.0  # a deadline against a hang, not a figure
 REFUSAL = re.compile(r"destination.*every worker can reach|every worker can reach.*destination", re.IGNORECASE)
 #: The exception of a failed task, in its JSON log line.
 EXCEPTION = re.compile(r'"exc_type":\s*"([^"]+)",\s*"exc_value":\s*"((?:[^"\\]|\\.)*)"')

@@ -21,9 +21,9 @@ from tests.e2e.deployment import DAG_ID, DAYS, JOBS_EVERY, ZIP_KEY, Deployment
 from tests.support.expected import assert_table_matches
 from tests.e2e.system import FAULT_KINDS, FAULT_SEEDS, RunWatch, is_sensor, stamp, ti_key
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
-RUN_TIMEOUT = 150.0
+RUN_TIMEOUT = 420.0  # a deadline against a hang, not a figure: four steps a bot on a busy 2-core machine
 
 
 def sensor_deferred(_: str, tis: list[dict]) -> bool:
