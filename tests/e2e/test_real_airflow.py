@@ -164,7 +164,7 @@ def test_fleet_with_a_quiet_bot_ends_green_without_waiting_for_nightly_retries(d
     assert recorded and all((row["from_date"], row["to_date"], row["responses"]) == (DAYS[0], DAYS[-1], 0)
                             for row in recorded), recorded
     assert "No answers for bot " + deployment.quiet in deployment.airflow.task_log_tails(
-        DAG_ID, run_id, ["bot[1]"], lines=80)
+        DAG_ID, run_id, ["bot.join_and_load[1]"], lines=80)
 
 
 def test_secrets_show_as_stars_over_rest(deployment: Deployment) -> None:
