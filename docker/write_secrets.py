@@ -179,8 +179,14 @@ def main() -> int:
     for secret in SECRETS:
         path = folder / secret.file
         if secret.file in values:
-            print(f"write-secrets: {secret.file} from {secret.variable}")
-            write(folder, secret.file, secret.render(values[secret.file]))
+            text = secret.render(values[secret.file])
+            if path.is_file() and path.read_text(encoding="utf-8") not in ("", text):
+                # the services read their secrets when they start: those still running keep the old one
+                print(f"write-secrets: {secret.file} changed (from {secret.variable}); recreate the running "
+                      "services: docker compose up -d --force-recreate")
+            else:
+                print(f"write-secrets: {secret.file} from {secret.variable}")
+            write(folder, secret.file, text)
         elif path.is_file() and path.stat().st_size:
             print(f"write-secrets: {secret.file} kept")
         else:

@@ -236,6 +236,7 @@ def test_init_generates_each_secret_once_and_takes_the_env_files(tmp_path: Path)
     given = write_secrets(folder, AIRFLOW_JWT_SECRET=GOOD["AIRFLOW_JWT_SECRET"],
                           AIRFLOW_ADMIN_PASSWORD="pw-from-env-1")
     assert given.returncode == 0, given.stderr
+    assert "jwt_secret changed" in given.stdout and "--force-recreate" in given.stdout, given.stdout
     assert (folder / "jwt_secret").read_text() == GOOD["AIRFLOW_JWT_SECRET"]
     assert json.loads((folder / "passwords.json").read_text()) == {"admin": "pw-from-env-1"}
     assert (folder / "secret_key").read_text() == generated["secret_key"]
@@ -431,3 +432,17 @@ def test_max_map_length_fits_the_planned_fleet() -> None:
     """Four triggerers' default capacity (1,000 waiting bots each) fits in one mapped run."""
     for name in AIRFLOW_SERVICES:
         assert int(environment(name)["AIRFLOW__CORE__MAX_MAP_LENGTH"]) >= 4 * 1000, name
+
+
+def seconds(value: str) -> float:
+    match = re.fullmatch(r"(\d+)(s|m)", value)
+    assert match, value
+    return int(match.group(1)) * (60 if match.group(2) == "m" else 1)
+
+
+def test_healthchecks_that_start_a_runtime_give_it_time_on_a_busy_host() -> None:
+    """Airflow's CLI, node and curl behind a starting server took over 10 s (2 cores, load 12-20)."""
+    for name in (*AIRFLOW_SERVICES, "azurite", EMULATOR):
+        check = services()[name]["healthcheck"]
+        assert seconds(check["timeout"]) >= 30, name
+        assert seconds(check["start_period"]) >= 120, name

@@ -106,9 +106,12 @@ class Stack:
                 raise AssertionError(f"not healthy after {timeout:.0f} s: {states}\n(logs: {path})")
             time.sleep(3)
 
-    def up(self, timeout: float) -> float:
-        self.compose("up", "-d", "--no-build")
-        return self.wait_healthy(timeout)
+    def up(self, timeout: float, *options: str) -> float:
+        """``up -d`` (with ``options``), then wait for health; the seconds from ``up`` to healthy."""
+        started = time.monotonic()
+        self.compose("up", "-d", "--no-build", *options)
+        self.wait_healthy(timeout)
+        return time.monotonic() - started
 
 
 class Rest:
