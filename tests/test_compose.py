@@ -446,3 +446,11 @@ def test_healthchecks_that_start_a_runtime_give_it_time_on_a_busy_host() -> None
         check = services()[name]["healthcheck"]
         assert seconds(check["timeout"]) >= 30, name
         assert seconds(check["start_period"]) >= 120, name
+
+
+def test_every_database_url_names_a_driver_the_project_depends_on() -> None:
+    """SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3 (not a dependency): the scheduler died on it."""
+    for name in AIRFLOW_SERVICES:
+        env = environment(name)
+        for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND"):
+            assert re.match(r"(db\+)?postgresql\+psycopg2://", env[key]), (name, key, env[key])

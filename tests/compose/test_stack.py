@@ -62,6 +62,7 @@ import requests
 from tests.compose.engine import Engine, build_images, docker_engine
 from tests.compose.stack import INIT, Rest, Stack, summary
 from tests.support.expected import assert_table_matches, table_rows
+from tests.support.services import AZURITE_ACCOUNT, AZURITE_KEY
 
 pytestmark = [pytest.mark.compose, pytest.mark.e2e, pytest.mark.timeout(5400)]
 
@@ -75,8 +76,8 @@ DAG_ID = "uci_exhaust"
 REPORT_DAG_ID = "uci_exhaust_report"
 ZIP_KEY = "compose-zip-key"  # the emulator's development zip password (docker/write_secrets.py)
 SECRET_FILES = ("jwt_secret", "secret_key", "fernet_key", "passwords.json", "emulator_admin_token")
-AZURITE = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OU"
-           "zFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;")
+AZURITE = (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+           f"BlobEndpoint=http://127.0.0.1:10000/{AZURITE_ACCOUNT};")  # the port the compose file publishes
 FILES = {"uci-response-exhaust.csv", "uci-private-exhaust.zip", "uci-private-exhaust.csv"}
 #: a bot's step that copies or loads (the design's shape), or the compact shape's whole bot
 COPY_OR_LOAD = re.compile(r"(bot|copy|join_and_load)$")
