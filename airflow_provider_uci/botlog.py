@@ -13,8 +13,11 @@ from contextlib import contextmanager
 from typing import Any
 
 #: The loggers of the data code that a copy or a load runs.
-DATA_LOGGERS = ("airflow_provider_uci.exhaust.download", "airflow_provider_uci.exhaust.load",
-                "airflow_provider_uci.transfers.blob")
+DATA_LOGGERS = (
+    "airflow_provider_uci.exhaust.download",
+    "airflow_provider_uci.exhaust.load",
+    "airflow_provider_uci.transfers.blob",
+)
 
 
 def prefix(bot: str | None) -> str:

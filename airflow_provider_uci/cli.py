@@ -56,15 +56,21 @@ submit, read, list, search and download.
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     """Options every emulator command shares: where data lives, its clock and the jobs' settings."""
-    parser.add_argument("--data-dir", type=Path, help="job store, UCI tables and local blobs (default ./.uci-emulator)")
+    parser.add_argument(
+        "--data-dir", type=Path, help="job store, UCI tables and local blobs (default ./.uci-emulator)"
+    )
     parser.add_argument("--database-url", help="keep the job store in PostgreSQL (postgresql://...)")
     parser.add_argument("--timezone", help="time zone of the submission date in request ids (default UTC)")
     parser.add_argument("--now", help="start the clock at this ISO date-time (it then ticks in real time)")
     parser.add_argument("--storage", choices=["local", "azure"], help="blob storage backend (default local)")
     parser.add_argument("--storage-account", help="account name in stored URLs of local storage")
     parser.add_argument("--azure-connection-string", help="Azure Blob (or Azurite) connection string")
-    parser.add_argument("--pdata-id", help="the response job's context.pdata.id filter (default prod.uci.diksha)")
-    parser.add_argument("--encryption-secret", help="base64 AES key of identity usernames (uci.encryption.secret)")
+    parser.add_argument(
+        "--pdata-id", help="the response job's context.pdata.id filter (default prod.uci.diksha)"
+    )
+    parser.add_argument(
+        "--encryption-secret", help="base64 AES key of identity usernames (uci.encryption.secret)"
+    )
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
@@ -82,23 +88,39 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "--host beyond loopback.\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--host", default="127.0.0.1",
-                       help="interface to listen on (default 127.0.0.1); beyond loopback needs --admin-token")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to listen on (default 127.0.0.1); beyond loopback needs --admin-token",
+    )
     serve.add_argument("--port", type=int, default=9000, help="port to listen on (default 9000)")
     _add_common(serve)
-    serve.add_argument("--api-key", action="append", metavar="KEY=CONSUMER",
-                       help="an API key and the consumer it identifies; repeatable; replaces the default dev-key")
-    serve.add_argument("--authorize", action="append", metavar="CONSUMER=CHANNEL",
-                       help="allow a consumer to use a channel; repeatable; replaces the default")
+    serve.add_argument(
+        "--api-key",
+        action="append",
+        metavar="KEY=CONSUMER",
+        help="an API key and the consumer it identifies; repeatable; replaces the default dev-key",
+    )
+    serve.add_argument(
+        "--authorize",
+        action="append",
+        metavar="CONSUMER=CHANNEL",
+        help="allow a consumer to use a channel; repeatable; replaces the default",
+    )
     serve.add_argument("--expiry-seconds", type=int, help="signed URL and expiresAt lifetime (default 1800)")
     serve.add_argument("--signing-key", help="HMAC key of local signed URLs")
-    serve.add_argument("--server-error-delay", type=float,
-                       help="seconds before a 500 answers (the real service takes 20)")
+    serve.add_argument(
+        "--server-error-delay", type=float, help="seconds before a 500 answers (the real service takes 20)"
+    )
     serve.add_argument("--response-cron", help="when the response job runs (default '0 2 * * *')")
     serve.add_argument("--private-cron", help="when the private job runs (default '0 3 * * *')")
     serve.add_argument("--jobs-timezone", help="time zone of the crons (default Asia/Kolkata)")
-    serve.add_argument("--jobs-every", type=float, metavar="SECONDS",
-                       help="fast mode: run both jobs every this many seconds instead of on the crons")
+    serve.add_argument(
+        "--jobs-every",
+        type=float,
+        metavar="SECONDS",
+        help="fast mode: run both jobs every this many seconds instead of on the crons",
+    )
     serve.add_argument("--no-schedule", action="store_true", help="never run the jobs by themselves")
     serve.add_argument("--fault-500", metavar="RATE", help="rate of HTTP 500 with the error envelope")
     serve.add_argument("--fault-429", metavar="RATE", help="rate of HTTP 429 with Retry-After")
@@ -108,33 +130,48 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--fault-drop", metavar="RATE", help="rate of connections dropped without an answer")
     serve.add_argument("--fault-truncate", metavar="RATE", help="rate of downloads cut short")
     serve.add_argument("--fault-seed", metavar="N", help="seed of the fault draws, for repeatable runs")
-    serve.add_argument("--admin-token", metavar="TOKEN",
-                       help="token the /admin routes and POST /request/search require as header X-Admin-Token "
-                       "(at least 16 printable ASCII characters); unset, they answer loopback clients only")
-    serve.add_argument("--play-errors", action="store_true",
-                       help="answer malformed input as the real (Play) service does: its HTML pages and HTTP 500s "
-                       "instead of a 4xx error envelope")
+    serve.add_argument(
+        "--admin-token",
+        metavar="TOKEN",
+        help="token the /admin routes and POST /request/search require as header X-Admin-Token "
+        "(at least 16 printable ASCII characters); unset, they answer loopback clients only",
+    )
+    serve.add_argument(
+        "--play-errors",
+        action="store_true",
+        help="answer malformed input as the real (Play) service does: its HTML pages and HTTP 500s "
+        "instead of a 4xx error envelope",
+    )
     serve.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
 
 
 def _add_run_jobs(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser(
-        "run-jobs", help="run the nightly exhaust jobs now",
+        "run-jobs",
+        help="run the nightly exhaust jobs now",
         description="Run the nightly exhaust jobs now over the data dir, as the real service's on-demand "
         "replay does: every SUBMITTED or FAILED request with fewer than 3 attempts is processed.",
-        epilog=EMULATOR_ENV_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EMULATOR_ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_common(run)
-    run.add_argument("--dataset", choices=["uci-response-exhaust", "uci-private-exhaust"],
-                     help="run only this dataset's job (default: both, response first)")
+    run.add_argument(
+        "--dataset",
+        choices=["uci-response-exhaust", "uci-private-exhaust"],
+        help="run only this dataset's job (default: both, response first)",
+    )
     run.add_argument("--json", action="store_true", help="print the outcomes as JSON")
 
 
 def _add_seed(sub: argparse._SubParsersAction) -> None:
     seed = sub.add_parser(
-        "seed", help="write realistic bots, users and ASSESS telemetry",
+        "seed",
+        help="write realistic bots, users and ASSESS telemetry",
         description="Write bots, FusionAuth users, registrations, identities and ASSESS telemetry in the "
         "shape UCI emits it into the data dir (deterministic for a given --seed).",
-        epilog=EMULATOR_ENV_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EMULATOR_ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_common(seed)
     seed.add_argument("--bots", type=int, default=3, help="bots to generate (default 3)")
     seed.add_argument("--users", type=int, default=50, help="users to generate (default 50)")
@@ -142,22 +179,42 @@ def _add_seed(sub: argparse._SubParsersAction) -> None:
     seed.add_argument("--start", help="first sync day, YYYY-MM-DD (default: --days days before today, IST)")
     seed.add_argument("--days", type=int, default=3, help="sync days to spread events over (default 3)")
     seed.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    seed.add_argument("--channel", default="dev-channel", help="channel owning the bots (default dev-channel)")
+    seed.add_argument(
+        "--channel", default="dev-channel", help="channel owning the bots (default dev-channel)"
+    )
     seed.add_argument("--partitions", type=int, default=2, help="telemetry files per day (default 2)")
     seed.add_argument("--bot", action="append", metavar="ID=NAME", help="also add this bot (repeatable)")
-    seed.add_argument("--user", action="append", metavar="ID[=true|false|unset]",
-                      help="also add this user, registered to every --bot, with this consent (repeatable)")
-    seed.add_argument("--telemetry", action="append", type=Path, metavar="FILE.jsonl",
-                      help="also load these telemetry events into unique/raw, by IST sync day (repeatable)")
-    seed.add_argument("--record", type=Path, metavar="FILE.jsonl",
-                      help="write one JSON line per event the response exhaust must contain")
-    seed.add_argument("--edge-cases", type=float, default=0.02, metavar="SHARE",
-                      help="share of answers replaced by Spark-dialect edge cases: quotes, raw newlines, backslashes, "
-                           "Hindi (default 0.02)")
+    seed.add_argument(
+        "--user",
+        action="append",
+        metavar="ID[=true|false|unset]",
+        help="also add this user, registered to every --bot, with this consent (repeatable)",
+    )
+    seed.add_argument(
+        "--telemetry",
+        action="append",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="also load these telemetry events into unique/raw, by IST sync day (repeatable)",
+    )
+    seed.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="write one JSON line per event the response exhaust must contain",
+    )
+    seed.add_argument(
+        "--edge-cases",
+        type=float,
+        default=0.02,
+        metavar="SHARE",
+        help="share of answers replaced by Spark-dialect edge cases: quotes, raw newlines, backslashes, "
+        "Hindi (default 0.02)",
+    )
     seed.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
-def _emulator_settings(args: argparse.Namespace):  # noqa: ANN202
+def _emulator_settings(args: argparse.Namespace):
     from airflow_provider_uci.emulator.config import (
         EmulatorSettings,
         check_admin_token,
@@ -170,9 +227,23 @@ def _emulator_settings(args: argparse.Namespace):  # noqa: ANN202
     def flag(name: str) -> object:
         return getattr(args, name, None)
 
-    overrides: dict[str, object] = {name: flag(name) for name in (
-        "data_dir", "database_url", "expiry_seconds", "storage", "storage_account", "azure_connection_string",
-        "signing_key", "server_error_delay", "response_cron", "private_cron", "jobs_every", "encryption_secret")}
+    overrides: dict[str, object] = {
+        name: flag(name)
+        for name in (
+            "data_dir",
+            "database_url",
+            "expiry_seconds",
+            "storage",
+            "storage_account",
+            "azure_connection_string",
+            "signing_key",
+            "server_error_delay",
+            "response_cron",
+            "private_cron",
+            "jobs_every",
+            "encryption_secret",
+        )
+    }
     overrides["bot_pdata_id"] = flag("pdata_id")
     if flag("no_schedule"):
         overrides["schedule"] = False
@@ -185,7 +256,9 @@ def _emulator_settings(args: argparse.Namespace):  # noqa: ANN202
     if flag("api_key"):
         overrides["api_keys"] = dict(pair for item in args.api_key for pair in parse_pairs(item, "--api-key"))
     if flag("authorize"):
-        overrides["authorized"] = {pair for item in args.authorize for pair in parse_pairs(item, "--authorize")}
+        overrides["authorized"] = {
+            pair for item in args.authorize for pair in parse_pairs(item, "--authorize")
+        }
     if args.timezone:
         overrides["timezone"] = parse_zone(args.timezone, "--timezone")
     if args.now:
@@ -194,9 +267,15 @@ def _emulator_settings(args: argparse.Namespace):  # noqa: ANN202
         tz = overrides.get("timezone") or ZoneInfo("UTC")
         overrides["now"] = parse_instant(args.now, "--now", tz)  # type: ignore[arg-type]
     overrides["faults"] = FaultSettings.from_env(
-        os.environ, error_500=flag("fault_500"), error_429=flag("fault_429"), retry_after=flag("retry_after"),
-        latency=flag("fault_latency"), latency_seconds=flag("latency_seconds"), drop=flag("fault_drop"),
-        truncate=flag("fault_truncate"), seed=flag("fault_seed"),
+        os.environ,
+        error_500=flag("fault_500"),
+        error_429=flag("fault_429"),
+        retry_after=flag("retry_after"),
+        latency=flag("fault_latency"),
+        latency_seconds=flag("latency_seconds"),
+        drop=flag("fault_drop"),
+        truncate=flag("fault_truncate"),
+        seed=flag("fault_seed"),
     )
     settings = EmulatorSettings.from_env(**overrides)
     if flag("host") is not None:  # serve: refuse to open the admin routes to the network without a token
@@ -206,7 +285,7 @@ def _emulator_settings(args: argparse.Namespace):  # noqa: ANN202
     return settings
 
 
-def _run_jobs(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
+def _run_jobs(args: argparse.Namespace, settings) -> int:
     import json
 
     from airflow_provider_uci.emulator.service import Service
@@ -217,20 +296,26 @@ def _run_jobs(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
         print(json.dumps([outcome.as_dict() for outcome in outcomes], indent=2))
     else:
         for outcome in outcomes:
-            print(f"{outcome.dataset}  {outcome.request_id}  {outcome.status}"
-                  + (f"  {outcome.message}" if outcome.status == "FAILED" else f"  ({outcome.execution_time} ms)"))
+            print(
+                f"{outcome.dataset}  {outcome.request_id}  {outcome.status}"
+                + (
+                    f"  {outcome.message}"
+                    if outcome.status == "FAILED"
+                    else f"  ({outcome.execution_time} ms)"
+                )
+            )
         print(f"{len(outcomes)} request(s) processed")
     return 0
 
 
-def _seed(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
+def _seed(args: argparse.Namespace, settings) -> int:
     import json
     from datetime import date
 
-    from airflow_provider_uci.emulator.service import Service
     from airflow_provider_uci.emulator.config import parse_pairs
     from airflow_provider_uci.emulator.jobs.common import IST
     from airflow_provider_uci.emulator.seed import SeedOptions
+    from airflow_provider_uci.emulator.service import Service
 
     def parse_user(item: str) -> tuple[str, bool | None]:
         user_id, _, consent = item.partition("=")
@@ -247,11 +332,19 @@ def _seed(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
         if not path.is_file():
             raise ValueError(f"--telemetry: no such file {str(path)!r}")
     options = SeedOptions(
-        bots=args.bots, users=args.users, events=args.events, start=start, days=args.days, seed=args.seed,
-        channel=args.channel, partitions=args.partitions, record=args.record,
+        bots=args.bots,
+        users=args.users,
+        events=args.events,
+        start=start,
+        days=args.days,
+        seed=args.seed,
+        channel=args.channel,
+        partitions=args.partitions,
+        record=args.record,
         telemetry_files=list(args.telemetry or []),
         extra_bots=[pair for item in args.bot or [] for pair in parse_pairs(item, "--bot")],
-        extra_users=[parse_user(item) for item in args.user or []], edge_cases=args.edge_cases,
+        extra_users=[parse_user(item) for item in args.user or []],
+        edge_cases=args.edge_cases,
     )
     service = Service(settings)
     summary = service.seed(options, today=service.clock.now().astimezone(IST).date())
@@ -262,13 +355,19 @@ def _seed(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
         print(f"seeded {settings.data_dir}: channel {summary['channel']}, pdata id {summary['pdata_id']}")
         for bot in summary["bots"]:
             total = sum(bot["events_by_day"].values())
-            print(f"  bot {bot['id']}  {bot['name']}: {total} response rows over {len(bot['events_by_day'])} day(s)")
-        print(f"  users: {users['consent_true']} consenting, {users['consent_false']} not, "
-              f"{users['consent_unset']} unset")
+            print(
+                f"  bot {bot['id']}  {bot['name']}: {total} response rows over {len(bot['events_by_day'])} day(s)"
+            )
+        print(
+            f"  users: {users['consent_true']} consenting, {users['consent_false']} not, "
+            f"{users['consent_unset']} unset"
+        )
         events = summary["events"]
-        print(f"  events: {events['emitted']} emitted, {events['kept']} kept in unique/raw "
-              f"({events['duplicates_dropped']} same-second duplicates dropped), {events['filtered_out']} "
-              f"that the job filters out, {events['unknown_device']} from unknown devices")
+        print(
+            f"  events: {events['emitted']} emitted, {events['kept']} kept in unique/raw "
+            f"({events['duplicates_dropped']} same-second duplicates dropped), {events['filtered_out']} "
+            f"that the job filters out, {events['unknown_device']} from unknown devices"
+        )
         if summary["telemetry_events_loaded"]:
             print(f"  telemetry files: {summary['telemetry_events_loaded']} events loaded")
     return 0
@@ -276,30 +375,47 @@ def _seed(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
 
 def _add_load(commands: argparse._SubParsersAction) -> None:
     load = commands.add_parser(
-        "load", help="join and load exhaust files downloaded by hand into a warehouse",
+        "load",
+        help="join and load exhaust files downloaded by hand into a warehouse",
         description="Join a response exhaust CSV to its private exhaust (CSV or zip) on Device ID = Device UUID and "
-        "load both into a warehouse in one transaction; rerunning gives the same table.")
-    load.add_argument("--response", type=Path,
-                      help="the response exhaust CSV; leave it out when the service answered 'No data found' for "
-                           "it: the bot's rows of every day from --from-date to --to-date are then removed (needs "
-                           "--conversation-id, --from-date and --to-date)")
-    load.add_argument("--private", type=Path,
-                      help="the private exhaust CSV or zip; leave it out when the service answered 'No data found' "
-                           "for it: the responses load with no user joined")
+        "load both into a warehouse in one transaction; rerunning gives the same table.",
+    )
+    load.add_argument(
+        "--response",
+        type=Path,
+        help="the response exhaust CSV; leave it out when the service answered 'No data found' for "
+        "it: the bot's rows of every day from --from-date to --to-date are then removed (needs "
+        "--conversation-id, --from-date and --to-date)",
+    )
+    load.add_argument(
+        "--private",
+        type=Path,
+        help="the private exhaust CSV or zip; leave it out when the service answered 'No data found' "
+        "for it: the responses load with no user joined",
+    )
     load.add_argument("--encryption-key", help="the private zip's password (or UCI_EXHAUST_ENCRYPTION_KEY)")
     add_unzip_limit(load)
     load.add_argument("--warehouse", required=True, help="sqlite:///path.db or postgresql://user@host/db")
     load.add_argument("--table", default="uci_responses", help="responses table (default uci_responses)")
     load.add_argument("--conversation-id", help="the bot (default: read from the response file)")
-    load.add_argument("--from-date", help="first sync day (IST) of the exhaust's range, YYYY-MM-DD; the load "
-                                          "replaces the bot's rows of every day of the range (default: the "
-                                          "first day the file holds)")
+    load.add_argument(
+        "--from-date",
+        help="first sync day (IST) of the exhaust's range, YYYY-MM-DD; the load "
+        "replaces the bot's rows of every day of the range (default: the "
+        "first day the file holds)",
+    )
     load.add_argument("--to-date", help="last sync day of the range (default: the last day the file holds)")
-    load.add_argument("--phone-numbers", choices=["plain", "hashed", "none"], default="plain",
-                      help="store phone numbers as they are, hashed (HMAC-SHA256 keyed with the secret in the "
-                           "UCI_EXHAUST_PHONE_HASH_SECRET variable), or not at all")
+    load.add_argument(
+        "--phone-numbers",
+        choices=["plain", "hashed", "none"],
+        default="plain",
+        help="store phone numbers as they are, hashed (HMAC-SHA256 keyed with the secret in the "
+        "UCI_EXHAUST_PHONE_HASH_SECRET variable), or not at all",
+    )
     load.add_argument("--max-rejects", type=int, default=0, help="unreadable records to bear (default 0)")
-    load.add_argument("--rejects", type=Path, help="JSON-lines file for rejected records (default beside --response)")
+    load.add_argument(
+        "--rejects", type=Path, help="JSON-lines file for rejected records (default beside --response)"
+    )
     load.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -316,18 +432,28 @@ def _load(args: argparse.Namespace) -> int:
     beside = args.response or args.private
     rejects = args.rejects or (beside.with_name(beside.stem + ".rejects.jsonl") if beside else None)
     summary = load_exhaust(
-        response_csv=args.response, private=args.private, warehouse_url=args.warehouse, table=args.table,
-        encryption_key=key, conversation_id=args.conversation_id, from_date=args.from_date, to_date=args.to_date,
-        phone_numbers=args.phone_numbers, max_rejects=args.max_rejects, reject_path=rejects,
+        response_csv=args.response,
+        private=args.private,
+        warehouse_url=args.warehouse,
+        table=args.table,
+        encryption_key=key,
+        conversation_id=args.conversation_id,
+        from_date=args.from_date,
+        to_date=args.to_date,
+        phone_numbers=args.phone_numbers,
+        max_rejects=args.max_rejects,
+        reject_path=rejects,
         max_unzipped_bytes=unzip_limit_of(args),
     )
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
     else:
-        print(f"loaded {summary.responses_loaded} response(s) of {summary.conversation_id} into {summary.table} "
-              f"({summary.responses_without_user} without a user row, {summary.responses_replaced} earlier row(s) "
-              f"replaced), {summary.users_loaded} user(s); "
-              f"{summary.rejected} rejected" + (f" (see {summary.reject_file})" if summary.reject_file else ""))
+        print(
+            f"loaded {summary.responses_loaded} response(s) of {summary.conversation_id} into {summary.table} "
+            f"({summary.responses_without_user} without a user row, {summary.responses_replaced} earlier row(s) "
+            f"replaced), {summary.users_loaded} user(s); "
+            f"{summary.rejected} rejected" + (f" (see {summary.reject_file})" if summary.reject_file else "")
+        )
     return 0
 
 
@@ -335,8 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``uci-exhaust`` argument parser."""
     parser = OneLineParser(prog="uci-exhaust", description="Sunbird UCI Data Exhaust tools.")
     commands = parser.add_subparsers(dest="command", required=True)
-    emulator = commands.add_parser("emulator", help="the local Data Exhaust service",
-                                   description="The local Data Exhaust service.")
+    emulator = commands.add_parser(
+        "emulator", help="the local Data Exhaust service", description="The local Data Exhaust service."
+    )
     emulator_commands = emulator.add_subparsers(dest="emulator_command", required=True)
     _add_serve(emulator_commands)
     _add_run_jobs(emulator_commands)
@@ -349,11 +476,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_report_command(commands)
     demo = commands.add_parser(
-        "demo", help="run the whole path on this machine: emulator, seed data, the DAG, a warehouse",
+        "demo",
+        help="run the whole path on this machine: emulator, seed data, the DAG, a warehouse",
         description="Start the emulator in this process, seed a few bots, run the uci_exhaust DAG with "
         "dag.test() and print a summary per bot. Everything lives under --workdir, made anew each run: a "
-        "folder the demo made before (it holds its marker file), or an empty or new one; any other is refused.")
-    demo.add_argument("--workdir", type=Path, default=Path(".uci-demo"), help="where it all goes (default .uci-demo)")
+        "folder the demo made before (it holds its marker file), or an empty or new one; any other is refused.",
+    )
+    demo.add_argument(
+        "--workdir", type=Path, default=Path(".uci-demo"), help="where it all goes (default .uci-demo)"
+    )
     demo.add_argument("--bots", type=int, default=3, help="bots to seed (default 3)")
     demo.add_argument("--events", type=int, default=3000, help="telemetry events to seed (default 3000)")
     return parser
@@ -368,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("uci-exhaust: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - one line, never a traceback (which may hold secrets)
+    except Exception as exc:
         print(f"uci-exhaust: error: {failure_line(exc, secrets_of(args))}", file=sys.stderr)
         return exit_code(exc)
 
@@ -378,9 +509,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         settings = _emulator_settings(args)  # before the server's heavy imports: bad settings fail fast
         from airflow_provider_uci.emulator.server import serve
 
-        print(f"uci-exhaust emulator: http://{args.host}:{args.port}/api  (data: {settings.data_dir}, "
-              f"storage: {settings.storage}, store: {'postgresql' if settings.database_url else 'sqlite'})",
-              flush=True)
+        print(
+            f"uci-exhaust emulator: http://{args.host}:{args.port}/api  (data: {settings.data_dir}, "
+            f"storage: {settings.storage}, store: {'postgresql' if settings.database_url else 'sqlite'})",
+            flush=True,
+        )
         serve(settings, host=args.host, port=args.port, log_level=args.log_level)
         return 0
     if args.command == "emulator" and args.emulator_command == "run-jobs":
@@ -396,7 +529,9 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "report":
         from airflow_provider_uci.exhaust.safe_files import check_target
 
-        check_target(args.out, "--out")  # before the warehouse is read: a device, FIFO, link or folder is refused
+        check_target(
+            args.out, "--out"
+        )  # before the warehouse is read: a device, FIFO, link or folder is refused
         from airflow_provider_uci.analytics.report import run_report_command
 
         return run_report_command(args)

@@ -34,9 +34,13 @@ class OneLineParser(argparse.ArgumentParser):
 
 def add_unzip_limit(parser: argparse.ArgumentParser) -> None:
     """The ``--max-unzipped-mb`` flag of the commands that open a private zip."""
-    parser.add_argument("--max-unzipped-mb", type=int, metavar="MB",
-                        help="refuse a private zip whose CSV unzips to more than this many MB (default: 100 times "
-                             "the zip's size, at least 1 and at most 4096)")
+    parser.add_argument(
+        "--max-unzipped-mb",
+        type=int,
+        metavar="MB",
+        help="refuse a private zip whose CSV unzips to more than this many MB (default: 100 times "
+        "the zip's size, at least 1 and at most 4096)",
+    )
 
 
 def unzip_limit_of(args: argparse.Namespace) -> int | None:
@@ -51,8 +55,10 @@ def unzip_limit_of(args: argparse.Namespace) -> int | None:
 def secrets_of(args: argparse.Namespace) -> list[str]:
     """What must never be printed: keys given by flag or variable, the warehouse URL's password."""
     found = [getattr(args, "encryption_key", None), getattr(args, "api_key", None)]
-    found += [os.environ.get(name) for name in ("UCI_EXHAUST_API_KEY", "UCI_EXHAUST_ENCRYPTION_KEY",
-                                                "UCI_EXHAUST_PHONE_HASH_SECRET")]
+    found += [
+        os.environ.get(name)
+        for name in ("UCI_EXHAUST_API_KEY", "UCI_EXHAUST_ENCRYPTION_KEY", "UCI_EXHAUST_PHONE_HASH_SECRET")
+    ]
     from airflow_provider_uci.exhaust.warehouse.urls import url_password
 
     found.append(url_password(getattr(args, "warehouse", None) or ""))
@@ -62,6 +68,7 @@ def secrets_of(args: argparse.Namespace) -> list[str]:
 def exit_code(exc: BaseException) -> int:
     """The exit code of a failure: 2 bad input, 3 no such job, 1 anything else (the service, the network,
     the warehouse)."""
+
     def kind(module: str, name: str) -> type | None:
         # only a module already imported can have raised it (and importing Airflow's takes seconds)
         return getattr(sys.modules.get(module), name, None)
@@ -70,8 +77,14 @@ def exit_code(exc: BaseException) -> int:
     if not_found is not None and isinstance(exc, not_found):
         return 3
     bad_input = [ValueError, FileNotFoundError, NotADirectoryError]
-    bad_input += [found for found in (kind("airflow_provider_uci.emulator.config", "SettingsError"),
-                                      kind("airflow_provider_uci.emulator.faults", "FaultSpecError")) if found]
+    bad_input += [
+        found
+        for found in (
+            kind("airflow_provider_uci.emulator.config", "SettingsError"),
+            kind("airflow_provider_uci.emulator.faults", "FaultSpecError"),
+        )
+        if found
+    ]
     return 2 if isinstance(exc, tuple(bad_input)) else 1
 
 
@@ -80,7 +93,11 @@ def failure_line(exc: BaseException, secrets: Iterable[str] = ()) -> str:
     line, every secret replaced by ``***`` and no signed URL's signature."""
     text = "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
     ours = type(exc).__module__.startswith("airflow_provider_uci") or type(exc) in (
-        ValueError, FileNotFoundError, NotADirectoryError, RuntimeError)
+        ValueError,
+        FileNotFoundError,
+        NotADirectoryError,
+        RuntimeError,
+    )
     if not ours or not text:
         text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     for secret in secrets:
@@ -93,10 +110,16 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
     where = common.add_argument_group("service (an Airflow connection, or flags)")
     where.add_argument("--conn-id", help="an Airflow connection of type uci_exhaust")
-    where.add_argument("--url", default=os.environ.get("UCI_EXHAUST_URL"),
-                       help="API base URL, e.g. https://<host>/api (or UCI_EXHAUST_URL)")
-    where.add_argument("--channel", default=os.environ.get("UCI_EXHAUST_CHANNEL"),
-                       help="channel id, sent as X-Channel-ID (or UCI_EXHAUST_CHANNEL)")
+    where.add_argument(
+        "--url",
+        default=os.environ.get("UCI_EXHAUST_URL"),
+        help="API base URL, e.g. https://<host>/api (or UCI_EXHAUST_URL)",
+    )
+    where.add_argument(
+        "--channel",
+        default=os.environ.get("UCI_EXHAUST_CHANNEL"),
+        help="channel id, sent as X-Channel-ID (or UCI_EXHAUST_CHANNEL)",
+    )
     where.add_argument("--api-key", help="API key; prefer the UCI_EXHAUST_API_KEY variable")
     where.add_argument("--requested-by", default=os.environ.get("UCI_EXHAUST_REQUESTED_BY", ""))
     where.add_argument("--encryption-key", help="private zip password; prefer UCI_EXHAUST_ENCRYPTION_KEY")
@@ -104,7 +127,9 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
 
     submit = commands.add_parser("submit", parents=[common], help="submit an exhaust request")
     submit.add_argument("--conversation-id", required=True, help="the bot id (UUID)")
-    submit.add_argument("--dataset", required=True, help="response, private, uci-response-exhaust or uci-private-exhaust")
+    submit.add_argument(
+        "--dataset", required=True, help="response, private, uci-response-exhaust or uci-private-exhaust"
+    )
     submit.add_argument("--from-date", required=True, help="first day, YYYY-MM-DD")
     submit.add_argument("--to-date", required=True, help="last day, YYYY-MM-DD")
     submit.add_argument("--tag", help="the request's tag (default: a new UUID)")
@@ -115,11 +140,18 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
 
     listing = commands.add_parser("list", parents=[common], help="list a tag's requests, newest first")
     listing.add_argument("--tag", required=True)
-    listing.add_argument("--limit", type=int, default=100,
-                         help=f"at most this many ({LIST_LIMITS[0]} to {LIST_LIMITS[1]}; default 100)")
+    listing.add_argument(
+        "--limit",
+        type=int,
+        default=100,
+        help=f"at most this many ({LIST_LIMITS[0]} to {LIST_LIMITS[1]}; default 100)",
+    )
 
-    download = commands.add_parser("download", parents=[common],
-                                   help="download a finished request's files (fresh signed URLs on every retry)")
+    download = commands.add_parser(
+        "download",
+        parents=[common],
+        help="download a finished request's files (fresh signed URLs on every retry)",
+    )
     download.add_argument("--tag", required=True)
     download.add_argument("--request-id", required=True)
     download.add_argument("--out", type=Path, default=Path("."), help="folder for the files (default .)")
@@ -142,22 +174,32 @@ def _hook(args: argparse.Namespace) -> Any:
     if key:
         extra["encryption_key"] = key
     os.environ[f"AIRFLOW_CONN_{CLI_CONN_ID.upper()}"] = json.dumps(
-        {"conn_type": "uci_exhaust", "host": args.url, "password": api_key, "extra": extra})
+        {"conn_type": "uci_exhaust", "host": args.url, "password": api_key, "extra": extra}
+    )
     return UciExhaustHook(CLI_CONN_ID)
 
 
 def _job_view(job: Any) -> dict[str, Any]:
-    return {**job.identifiers(), "status": job.status_text, "attempts": job.attempts,
-            "status_message": job.status_message, "files": len(job.download_urls),
-            "submitted_at": job.submitted_at.isoformat() if job.submitted_at else None,
-            "completed_at": job.completed_at.isoformat() if job.completed_at else None}
+    return {
+        **job.identifiers(),
+        "status": job.status_text,
+        "attempts": job.attempts,
+        "status_message": job.status_message,
+        "files": len(job.download_urls),
+        "submitted_at": job.submitted_at.isoformat() if job.submitted_at else None,
+        "completed_at": job.completed_at.isoformat() if job.completed_at else None,
+    }
 
 
 def _print_job(view: dict[str, Any]) -> None:
-    print(f"{view['dataset']}  request {view['request_id']}  tag {view['tag']}  {view['status']}"
-          f"  attempts {view['attempts']}  files {view['files']}")
-    print(f"  conversation {view['conversation_id']}  {view['start_date']}..{view['end_date']}"
-          + (f"  message: {view['status_message']}" if view.get("status_message") else ""))
+    print(
+        f"{view['dataset']}  request {view['request_id']}  tag {view['tag']}  {view['status']}"
+        f"  attempts {view['attempts']}  files {view['files']}"
+    )
+    print(
+        f"  conversation {view['conversation_id']}  {view['start_date']}..{view['end_date']}"
+        + (f"  message: {view['status_message']}" if view.get("status_message") else "")
+    )
 
 
 def _bar(name: str) -> Any:
@@ -172,8 +214,10 @@ def _bar(name: str) -> Any:
         rate = done / max(now - started, 1e-6) / 1e6
         if total:
             filled = int(30 * done / total)
-            sys.stderr.write(f"\r{name} [{'#' * filled}{'.' * (30 - filled)}] {done / 1e6:.1f}/{total / 1e6:.1f} MB "
-                             f"{rate:.1f} MB/s")
+            sys.stderr.write(
+                f"\r{name} [{'#' * filled}{'.' * (30 - filled)}] {done / 1e6:.1f}/{total / 1e6:.1f} MB "
+                f"{rate:.1f} MB/s"
+            )
         else:
             sys.stderr.write(f"\r{name} {done / 1e6:.1f} MB {rate:.1f} MB/s")
         sys.stderr.flush()
@@ -200,8 +244,12 @@ def _check(args: argparse.Namespace) -> None:
     from airflow_provider_uci.models import ExhaustValidationError
 
     if args.command == "list" and not LIST_LIMITS[0] <= args.limit <= LIST_LIMITS[1]:
-        raise ExhaustValidationError("--limit", f"must be {LIST_LIMITS[0]} to {LIST_LIMITS[1]} (the service answers "
-                                     "a limit below 1 with HTTP 500)", args.limit)
+        raise ExhaustValidationError(
+            "--limit",
+            f"must be {LIST_LIMITS[0]} to {LIST_LIMITS[1]} (the service answers "
+            "a limit below 1 with HTTP 500)",
+            args.limit,
+        )
     if args.command == "download":
         unzip_limit_of(args)
     if args.command == "submit":
@@ -216,8 +264,9 @@ def _run(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.command == "submit":
         import uuid
 
-        request = hook.request_for(args.conversation_id, args.dataset, args.from_date, args.to_date,
-                                   args.tag or str(uuid.uuid4()))
+        request = hook.request_for(
+            args.conversation_id, args.dataset, args.from_date, args.to_date, args.tag or str(uuid.uuid4())
+        )
         return [_job_view(hook.submit_request(request))]
     if args.command == "status":
         return [_job_view(hook.read_request(args.tag, args.request_id))]
@@ -232,7 +281,7 @@ def run_client_command(args: argparse.Namespace) -> int:
     try:
         with _stdout_to_stderr():  # Airflow's log lines must not mix with the output
             views = _run(args)
-    except Exception as exc:  # noqa: BLE001 - a clear line, never a traceback with secrets in it
+    except Exception as exc:
         print(f"uci-exhaust: error: {failure_line(exc, secrets_of(args))}", file=sys.stderr)
         return exit_code(exc)
     if args.json:
@@ -254,13 +303,17 @@ def _download(hook: Any, args: argparse.Namespace) -> dict[str, Any]:
 
     job = hook.read_request(args.tag, args.request_id)
     if job.status is not JobStatus.SUCCESS:
-        raise ExhaustError(f"request {job.request_id} is {job.status_text}, not SUCCESS: nothing to download yet")
+        raise ExhaustError(
+            f"request {job.request_id} is {job.status_text}, not SUCCESS: nothing to download yet"
+        )
 
     def fresh_urls() -> list[str]:
         return list(hook.read_request(args.tag, args.request_id).download_urls)
 
     # fixed names per dataset: a name the service chose (".bashrc") must not pick where a file lands
-    names = dataset_file_names(job.identifiers().get("dataset"), [url_suffix(url) for url in job.download_urls])
+    names = dataset_file_names(
+        job.identifiers().get("dataset"), [url_suffix(url) for url in job.download_urls]
+    )
     paths = []
     for index, name in enumerate(names):
         target = args.out / name
@@ -268,7 +321,16 @@ def _download(hook: Any, args: argparse.Namespace) -> dict[str, Any]:
         sys.stderr.write("\n")
         paths.append(str(target))
         if args.extract and name.endswith(".zip"):
-            paths.append(str(open_private_zip(target, hook.settings.encryption_key, args.out,
-                                              name=target.with_suffix(".csv").name, max_bytes=unzip_limit_of(args))))
+            paths.append(
+                str(
+                    open_private_zip(
+                        target,
+                        hook.settings.encryption_key,
+                        args.out,
+                        name=target.with_suffix(".csv").name,
+                        max_bytes=unzip_limit_of(args),
+                    )
+                )
+            )
         hook.log.debug("downloaded %s (%d bytes)", name, size)
     return {**_job_view(job), "paths": paths}

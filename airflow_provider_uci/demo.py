@@ -46,11 +46,15 @@ def fresh_workdir(workdir: Path) -> Path:
         if (workdir / MARKER).is_file():
             shutil.rmtree(workdir)
         elif any(workdir.iterdir()):
-            raise WorkdirRefused(f"--workdir: {workdir} is not empty and was not made by the demo (it has no "
-                                 f"{MARKER} file), so it is not deleted; give a new or empty folder")
+            raise WorkdirRefused(
+                f"--workdir: {workdir} is not empty and was not made by the demo (it has no "
+                f"{MARKER} file), so it is not deleted; give a new or empty folder"
+            )
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / MARKER).write_text("Made by uci-exhaust demo, which deletes this folder and makes it anew on each "
-                                  "run.\n", encoding="utf-8")
+    (workdir / MARKER).write_text(
+        "Made by uci-exhaust demo, which deletes this folder and makes it anew on each run.\n",
+        encoding="utf-8",
+    )
     return workdir
 
 
@@ -62,10 +66,18 @@ def _environment(workdir: Path, api_url: str) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-        f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps({
-            "conn_type": "uci_exhaust", "host": api_url, "password": "dev-key",
-            "extra": {"channel_id": "dev-channel", "requested_by": "uci-exhaust demo",
-                      "zip_password": "demo-zip-key"}}),
+        f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(
+            {
+                "conn_type": "uci_exhaust",
+                "host": api_url,
+                "password": "dev-key",
+                "extra": {
+                    "channel_id": "dev-channel",
+                    "requested_by": "uci-exhaust demo",
+                    "zip_password": "demo-zip-key",
+                },
+            }
+        ),
         "AIRFLOW_CONN_UCI_WAREHOUSE": f"sqlite:///{workdir / 'warehouse.db'}",
         "AIRFLOW_VAR_UCI_EXHAUST_WAREHOUSE_CONN_ID": "uci_warehouse",
         "AIRFLOW_VAR_UCI_EXHAUST_DESTINATION": str(workdir / "files"),
@@ -99,7 +111,7 @@ def _progress(service: Any, out: IO[str], stop: threading.Event, started: float)
     """Print the emulator's job statuses while the DAG waits."""
     last = ""
     while not stop.wait(2.0):
-        total, rows = service.store.search({"channel": "dev-channel"}, 1000)
+        _total, rows = service.store.search({"channel": "dev-channel"}, 1000)
         counts: dict[str, int] = {}
         for row in rows:
             counts[row.status] = counts.get(row.status, 0) + 1
@@ -109,8 +121,15 @@ def _progress(service: Any, out: IO[str], stop: threading.Event, started: float)
             last = line
 
 
-def run_demo(workdir: Path, *, bots: int = 3, events: int = 3000, users: int | None = None, days: int = 4,
-             out: IO[str] = sys.stdout) -> int:
+def run_demo(
+    workdir: Path,
+    *,
+    bots: int = 3,
+    events: int = 3000,
+    users: int | None = None,
+    days: int = 4,
+    out: IO[str] = sys.stdout,
+) -> int:
     """Run the demo; return the exit code.
 
     :param users: the users to seed; by default one for every 12 events, so most people hold a session or
@@ -132,28 +151,45 @@ def run_demo(workdir: Path, *, bots: int = 3, events: int = 3000, users: int | N
     try:
         today = service.clock.now().astimezone(IST).date()
         first = today - timedelta(days=days)
-        summary = service.seed(SeedOptions(bots=bots, users=users, events=events, start=first, days=days, seed=7),
-                               today=today)
-        out.write(f"  emulator at {emulator.url} (jobs run every 2 s instead of nightly); seeded {bots} bots, "
-                  f"{users} users, {summary['events']['kept']} telemetry events over {days} days\n")
+        summary = service.seed(
+            SeedOptions(bots=bots, users=users, events=events, start=first, days=days, seed=7), today=today
+        )
+        out.write(
+            f"  emulator at {emulator.url} (jobs run every 2 s instead of nightly); seeded {bots} bots, "
+            f"{users} users, {summary['events']['kept']} telemetry events over {days} days\n"
+        )
         os.environ.update(_environment(workdir, emulator.url))
         return _run_dag(workdir, service, summary, first, today - timedelta(days=1), out, started)
     finally:
         emulator.stop()
 
 
-def _run_dag(workdir: Path, service: Any, summary: dict[str, Any], first: date, last: date, out: IO[str],
-             started: float) -> int:
+def _run_dag(
+    workdir: Path,
+    service: Any,
+    summary: dict[str, Any],
+    first: date,
+    last: date,
+    out: IO[str],
+    started: float,
+) -> int:
     from airflow_provider_uci.dags import dag_file
 
     dags = workdir / "airflow" / "dags"
     dags.mkdir(parents=True)
     shutil.copy(dag_file(), dags / "uci_exhaust.py")
-    conf = {"conversation_ids": [bot["id"] for bot in summary["bots"]], "start_date": first.isoformat(),
-            "end_date": last.isoformat(), "poll_continuously": True, "poll_interval": 2}
+    conf = {
+        "conversation_ids": [bot["id"] for bot in summary["bots"]],
+        "start_date": first.isoformat(),
+        "end_date": last.isoformat(),
+        "poll_continuously": True,
+        "poll_interval": 2,
+    }
     log = workdir / "demo.log"
-    out.write(f"  running the uci_exhaust DAG for {len(conf['conversation_ids'])} bots, {conf['start_date']} to "
-              f"{conf['end_date']} (Airflow's log: {log})\n")
+    out.write(
+        f"  running the uci_exhaust DAG for {len(conf['conversation_ids'])} bots, {conf['start_date']} to "
+        f"{conf['end_date']} (Airflow's log: {log})\n"
+    )
     stop = threading.Event()
     with _quiet(log) as real_out:
         from airflow.dag_processing.dagbag import DagBag
@@ -194,13 +230,17 @@ def _summary(workdir: Path, seeded: dict[str, Any], out: IO[str], started: float
     for bot in seeded["bots"]:
         mine = [row for row in rows if row[0] == bot["id"]]
         joined = sum(1 for row in mine if row[-1] is not None)
-        out.write(f"{bot['id']:38} {bot['name'][:24]:24} {len(mine):>9} {joined:>9} "
-                  f"{sum(1 for user in users if user[0] == bot['id']):>6}\n")
+        out.write(
+            f"{bot['id']:38} {bot['name'][:24]:24} {len(mine):>9} {joined:>9} "
+            f"{sum(1 for user in users if user[0] == bot['id']):>6}\n"
+        )
     out.write(f"\nwarehouse: {workdir / 'warehouse.db'} (tables {TABLE}, {TABLE}_users, {TABLE}_loads)\n")
     out.write(f"files:     {workdir / 'files'}\n")
     from airflow_provider_uci.analytics.report import write_report
 
     page = write_report(f"sqlite:///{workdir / 'warehouse.db'}", workdir / "report.html", table=TABLE)
     out.write(f"report:    {page} (open it in a browser; it needs no network)\n")
-    out.write(f"try:       sqlite3 {workdir / 'warehouse.db'} 'select conversation_name, question_title, "
-              f"question_response, user_phone from {TABLE} limit 5'\n")
+    out.write(
+        f"try:       sqlite3 {workdir / 'warehouse.db'} 'select conversation_name, question_title, "
+        f"question_response, user_phone from {TABLE} limit 5'\n"
+    )

@@ -53,8 +53,11 @@ def warehouse_table(url: str, table: str) -> Name:
     return f"sqlite://{Path(path).absolute()}", table
 
 
-def operator_lineage(inputs: Iterable[Name], outputs: Iterable[Name],
-                     schemas: dict[Name, Sequence[tuple[str, str]]] | None = None) -> Any:
+def operator_lineage(
+    inputs: Iterable[Name],
+    outputs: Iterable[Name],
+    schemas: dict[Name, Sequence[tuple[str, str]]] | None = None,
+) -> Any:
     """The provider's ``OperatorLineage`` of these datasets; ``schemas`` gives columns (name, type) by dataset."""
     from airflow.providers.common.compat.openlineage.facet import (
         Dataset,
@@ -65,9 +68,18 @@ def operator_lineage(inputs: Iterable[Name], outputs: Iterable[Name],
 
     def dataset(name: Name) -> Any:
         columns = (schemas or {}).get(name)
-        facets = {"schema": SchemaDatasetFacet(fields=[SchemaDatasetFacetFields(name=column, type=kind)
-                                                       for column, kind in columns])} if columns else {}
+        facets = (
+            {
+                "schema": SchemaDatasetFacet(
+                    fields=[SchemaDatasetFacetFields(name=column, type=kind) for column, kind in columns]
+                )
+            }
+            if columns
+            else {}
+        )
         return Dataset(namespace=name[0], name=name[1], facets=facets)
 
-    return OperatorLineage(inputs=[dataset(name) for name in dict.fromkeys(inputs)],
-                           outputs=[dataset(name) for name in dict.fromkeys(outputs)])
+    return OperatorLineage(
+        inputs=[dataset(name) for name in dict.fromkeys(inputs)],
+        outputs=[dataset(name) for name in dict.fromkeys(outputs)],
+    )

@@ -88,8 +88,10 @@ class ExhaustJobFailed(ExhaustFatalError):
     @staticmethod
     def explain(about: dict[str, Any]) -> str:
         bot = f" of bot {about['conversation_id']}" if about.get("conversation_id") else ""
-        return (f"exhaust job {about.get('request_id')} ({about.get('dataset')}){bot} failed after "
-                f"{about.get('attempts')} attempt(s): {about.get('status_message') or '(no message)'}")
+        return (
+            f"exhaust job {about.get('request_id')} ({about.get('dataset')}){bot} failed after "
+            f"{about.get('attempts')} attempt(s): {about.get('status_message') or '(no message)'}"
+        )
 
 
 class ExhaustBotNotFound(ExhaustJobFailed):
@@ -97,10 +99,12 @@ class ExhaustBotNotFound(ExhaustJobFailed):
 
     @staticmethod
     def explain(about: dict[str, Any]) -> str:
-        return (f"bot {about.get('conversation_id') or '(unknown)'}: the service found no such conversation owned "
-                f"by channel {about.get('channel') or '(unknown)'} ({about.get('dataset')} job "
-                f"{about.get('request_id')}: {NO_SUCH_BOT!r}); check the conversation id, and that the "
-                "connection's channel_id is the bot's owner org")
+        return (
+            f"bot {about.get('conversation_id') or '(unknown)'}: the service found no such conversation owned "
+            f"by channel {about.get('channel') or '(unknown)'} ({about.get('dataset')} job "
+            f"{about.get('request_id')}: {NO_SUCH_BOT!r}); check the conversation id, and that the "
+            "connection's channel_id is the bot's owner org"
+        )
 
 
 class Outcome(str, enum.Enum):
@@ -137,7 +141,9 @@ class Dataset(str, enum.Enum):
         try:
             return aliases.get(str(value), None) or cls(str(value))
         except ValueError:
-            raise ExhaustValidationError(field_name, f"must be one of {', '.join(d.value for d in cls)}", value) from None
+            raise ExhaustValidationError(
+                field_name, f"must be one of {', '.join(d.value for d in cls)}", value
+            ) from None
 
 
 class JobStatus(str, enum.Enum):
@@ -244,9 +250,14 @@ class ExhaustJob:
 
     def describe(self) -> dict[str, Any]:
         """Identifiers and state, for logs, events and errors (never URLs)."""
-        return {**self.identifiers(), "status": self.status_text, "attempts": self.attempts,
-                "status_message": self.status_message, "channel": self.requested_channel,
-                "file_count": len(self.download_urls)}
+        return {
+            **self.identifiers(),
+            "status": self.status_text,
+            "attempts": self.attempts,
+            "status_message": self.status_message,
+            "channel": self.requested_channel,
+            "file_count": len(self.download_urls),
+        }
 
     def failure(self) -> ExhaustJobFailed:
         """The error to raise for a job whose outcome is FAILED or NO_SUCH_BOT."""
@@ -255,9 +266,14 @@ class ExhaustJob:
     def identifiers(self) -> dict[str, Any]:
         """What may travel in XCom: identifiers only, never URLs or keys."""
         config = self.dataset_config
-        return {"request_id": self.request_id, "tag": self.bare_tag, "dataset": self.dataset,
-                "conversation_id": config.get("conversationId"), "start_date": config.get("startDate"),
-                "end_date": config.get("endDate")}
+        return {
+            "request_id": self.request_id,
+            "tag": self.bare_tag,
+            "dataset": self.dataset,
+            "conversation_id": config.get("conversationId"),
+            "start_date": config.get("startDate"),
+            "end_date": config.get("endDate"),
+        }
 
 
 def job_failure(about: dict[str, Any]) -> ExhaustJobFailed:
@@ -316,35 +332,56 @@ class ExhaustRequest:
         try:
             conversation = str(uuid.UUID(str(self.conversation_id)))
         except ValueError:
-            raise ExhaustValidationError("conversation_id", "must be a UUID (the bot id)", self.conversation_id) from None
+            raise ExhaustValidationError(
+                "conversation_id", "must be a UUID (the bot id)", self.conversation_id
+            ) from None
         if conversation != str(self.conversation_id).lower():
-            raise ExhaustValidationError("conversation_id", "must be a UUID in its 36-character form",
-                                         self.conversation_id)
+            raise ExhaustValidationError(
+                "conversation_id", "must be a UUID in its 36-character form", self.conversation_id
+            )
         dataset = Dataset.parse(self.dataset)
         start, end = _check_day("start_date", self.start_date), _check_day("end_date", self.end_date)
         if start > end:
-            raise ExhaustValidationError("start_date", f"must not be after end_date ({end.isoformat()})",
-                                         start.isoformat())
+            raise ExhaustValidationError(
+                "start_date", f"must not be after end_date ({end.isoformat()})", start.isoformat()
+            )
         tag = strip_channel(str(self.tag or ""), self.channel)
         if not tag.strip():
             raise ExhaustValidationError("tag", "must not be empty (an empty tag cannot be read back)")
         if "/" in tag or "?" in tag or "#" in tag:
-            raise ExhaustValidationError("tag", "must not contain '/', '?' or '#' (it is part of the read URL)", tag)
+            raise ExhaustValidationError(
+                "tag", "must not contain '/', '?' or '#' (it is part of the read URL)", tag
+            )
         if not self.channel:
             raise ExhaustValidationError("channel", "must not be empty (it is sent as X-Channel-ID)")
         if len(tag) + 1 + len(self.channel) > TAG_WITH_CHANNEL_LIMIT:
-            raise ExhaustValidationError("tag", f"tag:channel must be at most {TAG_WITH_CHANNEL_LIMIT} characters",
-                                         f"{tag}:{self.channel}")
-        for name, value in (("requested_by", self.requested_by), ("channel", self.channel),
-                            ("encryption_key", self.encryption_key)):
+            raise ExhaustValidationError(
+                "tag",
+                f"tag:channel must be at most {TAG_WITH_CHANNEL_LIMIT} characters",
+                f"{tag}:{self.channel}",
+            )
+        for name, value in (
+            ("requested_by", self.requested_by),
+            ("channel", self.channel),
+            ("encryption_key", self.encryption_key),
+        ):
             if value is not None and len(value) > FIELD_LIMIT:
                 shown = None if name == "encryption_key" else value
                 raise ExhaustValidationError(name, f"must be at most {FIELD_LIMIT} characters", shown)
         if self.encryption_key is not None and self.encryption_key == "":
-            raise ExhaustValidationError("encryption_key", "must not be empty; leave it unset for an unencrypted zip")
-        return ExhaustRequest(conversation_id=conversation, dataset=dataset, start_date=start.isoformat(),
-                              end_date=end.isoformat(), tag=tag, channel=self.channel,
-                              requested_by=self.requested_by or "", encryption_key=self.encryption_key)
+            raise ExhaustValidationError(
+                "encryption_key", "must not be empty; leave it unset for an unencrypted zip"
+            )
+        return ExhaustRequest(
+            conversation_id=conversation,
+            dataset=dataset,
+            start_date=start.isoformat(),
+            end_date=end.isoformat(),
+            tag=tag,
+            channel=self.channel,
+            requested_by=self.requested_by or "",
+            encryption_key=self.encryption_key,
+        )
 
     def body(self) -> dict[str, Any]:
         """The submit body, as the UCI documentation writes it."""
@@ -353,11 +390,19 @@ class ExhaustRequest:
             "tag": self.tag,
             "dataset": dataset,
             "requestedBy": self.requested_by,
-            "datasetConfig": {"type": dataset, "conversationId": self.conversation_id,
-                              "startDate": str(self.start_date), "endDate": str(self.end_date)},
+            "datasetConfig": {
+                "type": dataset,
+                "conversationId": self.conversation_id,
+                "startDate": str(self.start_date),
+                "endDate": str(self.end_date),
+            },
         }
         if self.encryption_key is not None:
             request["encryptionKey"] = self.encryption_key
-        return {"id": "ekstep.analytics.job.request.submit", "ver": "1.0",
-                "ts": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00"),
-                "params": {"msgid": str(uuid.uuid4())}, "request": request}
+        return {
+            "id": "ekstep.analytics.job.request.submit",
+            "ver": "1.0",
+            "ts": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+            "params": {"msgid": str(uuid.uuid4())},
+            "request": request,
+        }

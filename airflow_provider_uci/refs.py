@@ -61,15 +61,25 @@ ANSWER_KEYS = tuple(AnsweredJob.__annotations__)
 def submitted(job: ExhaustJob) -> SubmittedJob:
     """What may travel of a job the service accepted (identifiers only)."""
     ids = job.identifiers()
-    return SubmittedJob(request_id=ids["request_id"], tag=ids["tag"], dataset=ids["dataset"],
-                        conversation_id=ids["conversation_id"], start_date=ids["start_date"],
-                        end_date=ids["end_date"])
+    return SubmittedJob(
+        request_id=ids["request_id"],
+        tag=ids["tag"],
+        dataset=ids["dataset"],
+        conversation_id=ids["conversation_id"],
+        start_date=ids["start_date"],
+        end_date=ids["end_date"],
+    )
 
 
 def answered(job: ExhaustJob, outcome: Outcome) -> AnsweredJob:
     """What may travel of a job that has answered (identifiers, state and outcome; never URLs)."""
-    return AnsweredJob(**submitted(job), status=job.status_text, attempts=job.attempts,  # type: ignore[typeddict-item]
-                       file_count=len(job.download_urls), outcome=outcome.value)
+    return AnsweredJob(
+        **submitted(job),
+        status=job.status_text,
+        attempts=job.attempts,  # type: ignore[typeddict-item]
+        file_count=len(job.download_urls),
+        outcome=outcome.value,
+    )
 
 
 def decoded(value: Any) -> Any:
@@ -85,8 +95,11 @@ def decoded(value: Any) -> Any:
 def _by_dataset(value: Any, field: str, what: str) -> dict[str, dict[str, Any]]:
     value = decoded(value)
     if not isinstance(value, Mapping) or not value:
-        raise ExhaustValidationError(field, f"must map each dataset to its {what} ({{dataset: ...}}), as the "
-                                            "step before hands it on", type(value).__name__)
+        raise ExhaustValidationError(
+            field,
+            f"must map each dataset to its {what} ({{dataset: ...}}), as the step before hands it on",
+            type(value).__name__,
+        )
     found = {}
     for name, item in value.items():
         dataset = Dataset.parse(name, field).value
@@ -101,8 +114,9 @@ def jobs_by_dataset(value: Any, field: str = "jobs") -> dict[str, dict[str, Any]
     jobs = _by_dataset(value, field, "job (request_id and tag)")
     for dataset, job in jobs.items():
         if not job.get("tag") or not job.get("request_id"):
-            raise ExhaustValidationError(f"{field}[{dataset}]", "needs the job's tag and request_id",
-                                         job.get("request_id"))
+            raise ExhaustValidationError(
+                f"{field}[{dataset}]", "needs the job's tag and request_id", job.get("request_id")
+            )
     return jobs
 
 

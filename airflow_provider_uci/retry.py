@@ -56,25 +56,44 @@ class RetryPolicy:
             return min(max(retry_after, 0.0), self.max_retry_after)
         return min(self.backoff * (2 ** (attempt - 1)), self.max_backoff)
 
-    def _options(self, what: str, log: logging.Logger | Any, give_up: Callable[[str], Exception]) -> dict[str, Any]:
+    def _options(
+        self, what: str, log: logging.Logger | Any, give_up: Callable[[str], Exception]
+    ) -> dict[str, Any]:
         def wait(state: tenacity.RetryCallState) -> float:
             return self.delay(state.attempt_number, state.outcome.result().retry_after)  # type: ignore[union-attr]
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
-            log.warning("%s: %s; retrying in %.1f s (attempt %d of %d)", what,
-                        state.outcome.result().retry, state.upcoming_sleep,  # type: ignore[union-attr]
-                        state.attempt_number, self.attempts)
+            log.warning(
+                "%s: %s; retrying in %.1f s (attempt %d of %d)",
+                what,
+                state.outcome.result().retry,
+                state.upcoming_sleep,  # type: ignore[union-attr]
+                state.attempt_number,
+                self.attempts,
+            )
 
         def gave_up(state: tenacity.RetryCallState) -> Any:
-            raise give_up(f"{what}: gave up after {self.attempts} attempts; "
-                          f"last: {state.outcome.result().retry}")  # type: ignore[union-attr]
+            raise give_up(
+                f"{what}: gave up after {self.attempts} attempts; last: {state.outcome.result().retry}"
+            )  # type: ignore[union-attr]
 
-        return {"stop": tenacity.stop_after_attempt(self.attempts), "wait": wait, "before_sleep": before_sleep,
-                "retry": tenacity.retry_if_result(lambda verdict: verdict.retry is not None),
-                "retry_error_callback": gave_up}
+        return {
+            "stop": tenacity.stop_after_attempt(self.attempts),
+            "wait": wait,
+            "before_sleep": before_sleep,
+            "retry": tenacity.retry_if_result(lambda verdict: verdict.retry is not None),
+            "retry_error_callback": gave_up,
+        }
 
-    def call(self, attempt: Callable[[], Verdict], *, what: str, log: logging.Logger | Any,
-             sleep: Callable[[float], None], give_up: Callable[[str], Exception]) -> Any:
+    def call(
+        self,
+        attempt: Callable[[], Verdict],
+        *,
+        what: str,
+        log: logging.Logger | Any,
+        sleep: Callable[[float], None],
+        give_up: Callable[[str], Exception],
+    ) -> Any:
         """Run ``attempt`` until its verdict holds a result; raise ``give_up(message)`` when out of tries.
 
         An exception from ``attempt`` is not retried: it is an answer retrying cannot mend.
@@ -82,8 +101,15 @@ class RetryPolicy:
         retrying = tenacity.Retrying(sleep=sleep, **self._options(what, log, give_up))
         return retrying(attempt).result
 
-    async def acall(self, attempt: Callable[[], Awaitable[Verdict]], *, what: str, log: logging.Logger | Any,
-                    sleep: Callable[[float], Awaitable[None]], give_up: Callable[[str], Exception]) -> Any:
+    async def acall(
+        self,
+        attempt: Callable[[], Awaitable[Verdict]],
+        *,
+        what: str,
+        log: logging.Logger | Any,
+        sleep: Callable[[float], Awaitable[None]],
+        give_up: Callable[[str], Exception],
+    ) -> Any:
         """:meth:`call` for a coroutine ``attempt``, waiting with an awaitable ``sleep``."""
         retrying = tenacity.AsyncRetrying(sleep=sleep, **self._options(what, log, give_up))
         return (await retrying(attempt)).result

@@ -21,12 +21,16 @@ TAG_NAMESPACE = uuid.UUID("5b0f3c2e-8d1a-4f6e-9a7b-2c4d6e8f0a1b")
 BOTH_DATASETS = (Dataset.RESPONSE.value, Dataset.PRIVATE.value)
 
 
-def derive_tag(dag_id: str, task_id: str, conversation_id: str, dataset: str, start_date: str, end_date: str) -> str:
+def derive_tag(
+    dag_id: str, task_id: str, conversation_id: str, dataset: str, start_date: str, end_date: str
+) -> str:
     """A tag fixed by what the request is for, so a retry or a same-day rerun reaches the same job.
 
     It is a UUID (as the UCI documentation recommends for tags) named by those values.
     """
-    return str(uuid.uuid5(TAG_NAMESPACE, "|".join((dag_id, task_id, conversation_id, dataset, start_date, end_date))))
+    return str(
+        uuid.uuid5(TAG_NAMESPACE, "|".join((dag_id, task_id, conversation_id, dataset, start_date, end_date)))
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,15 +83,29 @@ class Submitter:
         """The validated request for ``dataset``, its tag derived when not given."""
         opts = self.options
         # one tag per dataset: a rerun reaches the jobs submitted before
-        tag = opts.tag or derive_tag(opts.dag_id, f"{opts.task_id}_{dataset.split('-')[1]}",
-                                     str(opts.conversation_id), dataset, str(opts.from_date), str(opts.to_date))
-        return self.hook().request_for(str(opts.conversation_id), dataset, str(opts.from_date), str(opts.to_date),
-                                       tag, requested_by=opts.requested_by,
-                                       encryption_key=opts.zip_password or None)
+        tag = opts.tag or derive_tag(
+            opts.dag_id,
+            f"{opts.task_id}_{dataset.split('-')[1]}",
+            str(opts.conversation_id),
+            dataset,
+            str(opts.from_date),
+            str(opts.to_date),
+        )
+        return self.hook().request_for(
+            str(opts.conversation_id),
+            dataset,
+            str(opts.from_date),
+            str(opts.to_date),
+            tag,
+            requested_by=opts.requested_by,
+            encryption_key=opts.zip_password or None,
+        )
 
     def submit(self, retry: bool) -> dict[str, SubmittedJob]:
         """Submit each dataset's request; on a ``retry``, first reach the job submitted before."""
-        return {dataset: self._submit(self.request(dataset), retry) for dataset in self.options.dataset_names()}
+        return {
+            dataset: self._submit(self.request(dataset), retry) for dataset in self.options.dataset_names()
+        }
 
     def known(self) -> dict[str, SubmittedJob] | None:
         """The jobs submitted before for these requests, or ``None`` when the service lacks one."""
@@ -105,20 +123,31 @@ class Submitter:
         if job is None:
             job = self.hook().submit_request(request)
         elif job.status is JobStatus.FAILED:
-            self.log.info("%s job %s failed before (%s); resubmitting puts it back in the queue", dataset,
-                          job.request_id, job.status_message)
+            self.log.info(
+                "%s job %s failed before (%s); resubmitting puts it back in the queue",
+                dataset,
+                job.request_id,
+                job.status_message,
+            )
             job = self.hook().submit_request(request)
         else:
-            self.log.info("retry; %s job %s is known to the service (%s); not resubmitting", dataset,
-                          job.request_id, job.status_text)
+            self.log.info(
+                "retry; %s job %s is known to the service (%s); not resubmitting",
+                dataset,
+                job.request_id,
+                job.status_text,
+            )
         return submitted(job)
 
     def known_job(self, request: ExhaustRequest) -> ExhaustJob | None:
         """The newest job under the request's tag for the same dataset, conversation and range, if any."""
         for job in self.hook().list_requests(request.tag):
             config = job.dataset_config
-            if (job.dataset == Dataset.parse(request.dataset).value
-                    and config.get("conversationId") == request.conversation_id
-                    and config.get("startDate") == request.start_date and config.get("endDate") == request.end_date):
+            if (
+                job.dataset == Dataset.parse(request.dataset).value
+                and config.get("conversationId") == request.conversation_id
+                and config.get("startDate") == request.start_date
+                and config.get("endDate") == request.end_date
+            ):
                 return job
         return None

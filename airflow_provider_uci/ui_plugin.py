@@ -16,6 +16,7 @@ import html
 import re
 import uuid
 from pathlib import Path
+from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException
@@ -26,8 +27,11 @@ from airflow_provider_uci.analytics.page import CSP
 REPORT_NAME = "report.html"
 URL_PREFIX = "/uci-reports"
 _TITLE = re.compile(r"<title>(.*?)</title>", re.S)
-_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": f"{CSP}; frame-ancestors 'self'"}
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": f"{CSP}; frame-ancestors 'self'",
+}
 
 
 def _authenticated() -> list[object]:
@@ -50,8 +54,10 @@ def report_folder() -> Path | None:
 
 def _page(path: Path) -> HTMLResponse:
     if not path.is_file():
-        raise HTTPException(status_code=404, detail="No report page here yet: the uci_exhaust_report DAG writes it "
-                                                    "after a load")
+        raise HTTPException(
+            status_code=404,
+            detail="No report page here yet: the uci_exhaust_report DAG writes it after a load",
+        )
     return HTMLResponse(path.read_text(encoding="utf-8"), headers=_HEADERS)
 
 
@@ -61,8 +67,13 @@ def _title(path: Path) -> str:
     return html.unescape(found.group(1)) if found else path.parent.name
 
 
-app = FastAPI(title="UCI conversation reports", dependencies=_authenticated(), docs_url=None, redoc_url=None,
-              openapi_url=None)
+app = FastAPI(
+    title="UCI conversation reports",
+    dependencies=_authenticated(),
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+)
 
 
 @app.get("/", response_class=HTMLResponse)
@@ -70,23 +81,38 @@ def index() -> HTMLResponse:
     """The reports there are: the fleet's page, then each bot's, by name."""
     folder = report_folder()
     if folder is None:
-        body = "<p>The reports are written to Azure Blob Storage (uci_exhaust_destination); open them there.</p>"
+        body = (
+            "<p>The reports are written to Azure Blob Storage (uci_exhaust_destination); open them there.</p>"
+        )
     else:
-        bots = sorted(((_title(page).removesuffix(": conversation report"), page.parent.name)
-                       for page in folder.glob(f"*/{REPORT_NAME}") if _is_bot(page.parent.name)),
-                      key=lambda item: item[0].casefold())
-        links = [f'<li><a href="fleet">All bots</a></li>'] if (folder / REPORT_NAME).is_file() else []
-        links += [f'<li><a href="bots/{html.escape(bot)}">{html.escape(name)}</a> '
-                  f'<span class="muted">{html.escape(bot)}</span></li>' for name, bot in bots]
-        body = (f"<ul>{''.join(links)}</ul>" if links else
-                "<p>No report yet: the uci_exhaust_report DAG writes the pages after the first load (unpause it "
-                "if new DAGs start paused).</p>")
+        bots = sorted(
+            (
+                (_title(page).removesuffix(": conversation report"), page.parent.name)
+                for page in folder.glob(f"*/{REPORT_NAME}")
+                if _is_bot(page.parent.name)
+            ),
+            key=lambda item: item[0].casefold(),
+        )
+        links = ['<li><a href="fleet">All bots</a></li>'] if (folder / REPORT_NAME).is_file() else []
+        links += [
+            f'<li><a href="bots/{html.escape(bot)}">{html.escape(name)}</a> '
+            f'<span class="muted">{html.escape(bot)}</span></li>'
+            for name, bot in bots
+        ]
+        body = (
+            f"<ul>{''.join(links)}</ul>"
+            if links
+            else "<p>No report yet: the uci_exhaust_report DAG writes the pages after the first load (unpause it "
+            "if new DAGs start paused).</p>"
+        )
     return HTMLResponse(
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
         'content="width=device-width, initial-scale=1"><title>Conversation reports</title><style>'
         "body{font-family:system-ui,sans-serif;margin:16px;color:#1d2430}li{margin:.4em 0}"
         ".muted{color:#5b6675;font-size:.85rem}</style></head><body><h1>Conversation reports</h1>"
-        f"{body}</body></html>", headers=_HEADERS)
+        f"{body}</body></html>",
+        headers=_HEADERS,
+    )
 
 
 @app.get("/fleet", response_class=HTMLResponse)
@@ -120,6 +146,15 @@ class UciReportsPlugin(AirflowPlugin):
     """The conversation reports in Airflow's UI: a menu entry and the pages, behind Airflow's login."""
 
     name = "uci_exhaust_reports"
-    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "UCI conversation reports"}]
-    external_views = [{"name": "Conversation reports", "href": f"{URL_PREFIX.lstrip('/')}/",
-                       "url_route": "uci-reports", "destination": "nav", "category": "browse"}]
+    fastapi_apps: ClassVar[list[dict[str, Any]]] = [
+        {"app": app, "url_prefix": URL_PREFIX, "name": "UCI conversation reports"}
+    ]
+    external_views: ClassVar[list[dict[str, Any]]] = [
+        {
+            "name": "Conversation reports",
+            "href": f"{URL_PREFIX.lstrip('/')}/",
+            "url_route": "uci-reports",
+            "destination": "nav",
+            "category": "browse",
+        }
+    ]

@@ -86,8 +86,9 @@ class JobWaiter:
         for ref in jobs.values():
             job = self.hook().read_request(ref["tag"], ref["request_id"])
             outcome = job.outcome(settings.fail_on_first_failure, settings.max_attempts)
-            self.log.info("%s job %s is %s, attempts %d", job.dataset, job.request_id, job.status_text,
-                          job.attempts)
+            self.log.info(
+                "%s job %s is %s, attempts %d", job.dataset, job.request_id, job.status_text, job.attempts
+            )
             if outcome.is_final and not outcome.is_answer:
                 raise job.failure()
             if outcome.is_answer:
@@ -100,25 +101,49 @@ class JobWaiter:
         """Log what each job answered; return ``result``."""
         for dataset, job in result.items():
             if job.get("outcome") == Outcome.EMPTY.value:
-                self.log.info("%s job %s found no data in %s..%s (nothing to copy)", dataset, job.get("request_id"),
-                              job.get("start_date"), job.get("end_date"))
+                self.log.info(
+                    "%s job %s found no data in %s..%s (nothing to copy)",
+                    dataset,
+                    job.get("request_id"),
+                    job.get("start_date"),
+                    job.get("end_date"),
+                )
             else:
-                self.log.info("%s job %s succeeded with %d file(s)", dataset, job.get("request_id"),
-                              job.get("file_count", 0))
+                self.log.info(
+                    "%s job %s succeeded with %d file(s)",
+                    dataset,
+                    job.get("request_id"),
+                    job.get("file_count", 0),
+                )
         return result
 
     def trigger(self, jobs: dict[str, dict[str, Any]]) -> ExhaustJobTrigger:
         """The trigger that waits for ``jobs`` in the triggerer, from now until the timeout."""
         self.log.info("waiting for %d job(s) in the triggerer", len(jobs))
-        return ExhaustJobTrigger(**asdict(TriggerArgs.of(
-            self.options.settings,
-            jobs=[{"tag": job["tag"], "request_id": job["request_id"], "dataset": dataset,
-                   "run_at": run_time(self.options.run_at, dataset)} for dataset, job in jobs.items()],
-            deadline=time.time() + self.options.timeout, uci_exhaust_conn_id=self.uci_exhaust_conn_id,
-            conversation_id=self.conversation_id, end_from_trigger=self.options.end_from_trigger,
-        )))
+        return ExhaustJobTrigger(
+            **asdict(
+                TriggerArgs.of(
+                    self.options.settings,
+                    jobs=[
+                        {
+                            "tag": job["tag"],
+                            "request_id": job["request_id"],
+                            "dataset": dataset,
+                            "run_at": run_time(self.options.run_at, dataset),
+                        }
+                        for dataset, job in jobs.items()
+                    ],
+                    deadline=time.time() + self.options.timeout,
+                    uci_exhaust_conn_id=self.uci_exhaust_conn_id,
+                    conversation_id=self.conversation_id,
+                    end_from_trigger=self.options.end_from_trigger,
+                )
+            )
+        )
 
-    def finish(self, event: dict[str, Any] | str, jobs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def finish(
+        self, event: dict[str, Any] | str, jobs: dict[str, dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
         """Turn the trigger's one event into the wait's ``{dataset: answered job}``, or raise its failure."""
         if event == "success":  # a TaskSuccessEvent resumed on a worker (``dag.test()`` does so): read again
             result = self.look(jobs)

@@ -49,12 +49,17 @@ from pathlib import Path
 PLACEHOLDER = "change-me"
 EMULATOR_API = "http://uci-exhaust-emulator:9000/api"
 #: The emulator's own settings: public, and only ever sent to the emulator.
-EMULATOR_DEFAULTS = {"UCI_EXHAUST_API_KEY": "dev-key", "UCI_EXHAUST_CHANNEL_ID": "dev-channel",
-                     "UCI_EXHAUST_ENCRYPTION_KEY": "compose-zip-key"}
+EMULATOR_DEFAULTS = {
+    "UCI_EXHAUST_API_KEY": "dev-key",
+    "UCI_EXHAUST_CHANNEL_ID": "dev-channel",
+    "UCI_EXHAUST_ENCRYPTION_KEY": "compose-zip-key",
+}
 WAREHOUSE = "postgresql://airflow:airflow@postgres:5432/warehouse"
-AZURITE = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-           "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-           "BlobEndpoint=http://azurite:10000/devstoreaccount1;")
+AZURITE = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "BlobEndpoint=http://azurite:10000/devstoreaccount1;"
+)
 GENERATE_TOKEN = "python3 -c 'import secrets; print(secrets.token_urlsafe(64))'"
 GENERATE_FERNET = "python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 
@@ -68,6 +73,7 @@ def at_least(length: int, how: str = GENERATE_TOKEN) -> Callable[[str], str | No
         if len(value) < length:
             return f"is {len(value)} characters long; it must be at least {length} (generate one with {how})"
         return None
+
     return rule
 
 
@@ -78,8 +84,10 @@ def fernet_keys(value: str) -> str | None:
         except (binascii.Error, ValueError):
             raw = b""
         if len(raw) != 32:
-            return ("is not a Fernet key (32 bytes in URL-safe base64, 44 characters; several comma-separated "
-                    f"while rotating); generate one with {GENERATE_FERNET}")
+            return (
+                "is not a Fernet key (32 bytes in URL-safe base64, 44 characters; several comma-separated "
+                f"while rotating); generate one with {GENERATE_FERNET}"
+            )
     return None
 
 
@@ -95,11 +103,22 @@ class Secret:
 SECRETS = (
     Secret("jwt_secret", "AIRFLOW_JWT_SECRET", lambda: secrets.token_urlsafe(64), at_least(32)),
     Secret("secret_key", "AIRFLOW_SECRET_KEY", lambda: secrets.token_urlsafe(64), at_least(32)),
-    Secret("fernet_key", "AIRFLOW_FERNET_KEY", lambda: base64.urlsafe_b64encode(os.urandom(32)).decode(),
-           fernet_keys),
-    Secret("passwords.json", "AIRFLOW_ADMIN_PASSWORD", lambda: secrets.token_urlsafe(18), at_least(12),
-           lambda value: json.dumps({"admin": value})),
-    Secret("emulator_admin_token", "UCI_EMULATOR_ADMIN_TOKEN", lambda: secrets.token_urlsafe(64), at_least(16)),
+    Secret(
+        "fernet_key",
+        "AIRFLOW_FERNET_KEY",
+        lambda: base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        fernet_keys,
+    ),
+    Secret(
+        "passwords.json",
+        "AIRFLOW_ADMIN_PASSWORD",
+        lambda: secrets.token_urlsafe(18),
+        at_least(12),
+        lambda value: json.dumps({"admin": value}),
+    ),
+    Secret(
+        "emulator_admin_token", "UCI_EMULATOR_ADMIN_TOKEN", lambda: secrets.token_urlsafe(64), at_least(16)
+    ),
 )
 
 
@@ -107,8 +126,10 @@ def given(variable: str) -> str:
     """The variable's value; a placeholder of .env.example is refused."""
     value = os.environ.get(variable, "")
     if value.startswith(PLACEHOLDER):
-        raise Refused(f"{variable} in .env is still the placeholder from .env.example; replace it (.env.example "
-                      "says how to generate one) or leave it empty to have one generated")
+        raise Refused(
+            f"{variable} in .env is still the placeholder from .env.example; replace it (.env.example "
+            "says how to generate one) or leave it empty to have one generated"
+        )
     return value
 
 
@@ -132,19 +153,27 @@ def connections() -> dict[str, object]:
     for variable, default in EMULATOR_DEFAULTS.items():
         value = given(variable)
         if url and not value:
-            raise Refused(f"{variable} must be set in .env when UCI_EXHAUST_API_URL names a service ({url}): "
-                          "the emulator's public development value is never sent elsewhere")
+            raise Refused(
+                f"{variable} must be set in .env when UCI_EXHAUST_API_URL names a service ({url}): "
+                "the emulator's public development value is never sent elsewhere"
+            )
         service[variable] = value or default
     return {
         "uci_exhaust_default": {
-            "conn_type": "uci_exhaust", "host": url or EMULATOR_API, "password": service["UCI_EXHAUST_API_KEY"],
-            "extra_dejson": {"channel_id": service["UCI_EXHAUST_CHANNEL_ID"],
-                             "requested_by": given("UCI_EXHAUST_REQUESTED_BY") or "airflow",
-                             "zip_password": service["UCI_EXHAUST_ENCRYPTION_KEY"]},
+            "conn_type": "uci_exhaust",
+            "host": url or EMULATOR_API,
+            "password": service["UCI_EXHAUST_API_KEY"],
+            "extra_dejson": {
+                "channel_id": service["UCI_EXHAUST_CHANNEL_ID"],
+                "requested_by": given("UCI_EXHAUST_REQUESTED_BY") or "airflow",
+                "zip_password": service["UCI_EXHAUST_ENCRYPTION_KEY"],
+            },
         },
         "uci_warehouse": given("UCI_WAREHOUSE_URL") or WAREHOUSE,
-        "wasb_default": {"conn_type": "wasb",
-                         "extra_dejson": {"connection_string": given("AZURE_STORAGE_CONNECTION_STRING") or AZURITE}},
+        "wasb_default": {
+            "conn_type": "wasb",
+            "extra_dejson": {"connection_string": given("AZURE_STORAGE_CONNECTION_STRING") or AZURITE},
+        },
     }
 
 
@@ -182,8 +211,10 @@ def main() -> int:
             text = secret.render(values[secret.file])
             if path.is_file() and path.read_text(encoding="utf-8") not in ("", text):
                 # the services read their secrets when they start: those still running keep the old one
-                print(f"write-secrets: {secret.file} changed (from {secret.variable}); recreate the running "
-                      "services: docker compose up -d --force-recreate")
+                print(
+                    f"write-secrets: {secret.file} changed (from {secret.variable}); recreate the running "
+                    "services: docker compose up -d --force-recreate"
+                )
             else:
                 print(f"write-secrets: {secret.file} from {secret.variable}")
             write(folder, secret.file, text)

@@ -64,7 +64,9 @@ def start_emulator(tmp_path: Path) -> Iterator[Callable[..., Emulator]]:
         started: list[Emulator] = []
 
         def start(*args: str, env: dict[str, str] | None = None) -> Emulator:
-            started.append(stack.enter_context(run_emulator(tmp_path / f"emulator-{len(started)}", *args, env=env)))
+            started.append(
+                stack.enter_context(run_emulator(tmp_path / f"emulator-{len(started)}", *args, env=env))
+            )
             return started[-1]
 
         yield start

@@ -31,15 +31,29 @@ WRITE_SECRETS = ROOT / "docker" / "write-secrets.sh"
 BIN = Path(sys.executable).parent
 INIT = "airflow-init"
 EMULATOR = "uci-exhaust-emulator"
-AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-                    "airflow-worker"}
-SECRETS = {"jwt_secret": "AIRFLOW_JWT_SECRET", "secret_key": "AIRFLOW_SECRET_KEY", "fernet_key": "AIRFLOW_FERNET_KEY",
-           "passwords.json": "AIRFLOW_ADMIN_PASSWORD", "emulator_admin_token": "UCI_EMULATOR_ADMIN_TOKEN"}
+AIRFLOW_SERVICES = {
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+}
+SECRETS = {
+    "jwt_secret": "AIRFLOW_JWT_SECRET",
+    "secret_key": "AIRFLOW_SECRET_KEY",
+    "fernet_key": "AIRFLOW_FERNET_KEY",
+    "passwords.json": "AIRFLOW_ADMIN_PASSWORD",
+    "emulator_admin_token": "UCI_EMULATOR_ADMIN_TOKEN",
+}
 CONNECTIONS = "/opt/airflow/secrets/connections.json"
 #: Values that pass write-secrets' rules.
-GOOD = {"AIRFLOW_JWT_SECRET": "j" * 32, "AIRFLOW_SECRET_KEY": "s" * 40,
-        "AIRFLOW_FERNET_KEY": "0DjNnhWdl1x2MCbbQ_oAfwPqPJTaEPPMtf6GgjSNWYU=", "AIRFLOW_ADMIN_PASSWORD": "twelve-chars",
-        "UCI_EMULATOR_ADMIN_TOKEN": "t" * 16}
+GOOD = {
+    "AIRFLOW_JWT_SECRET": "j" * 32,
+    "AIRFLOW_SECRET_KEY": "s" * 40,
+    "AIRFLOW_FERNET_KEY": "0DjNnhWdl1x2MCbbQ_oAfwPqPJTaEPPMtf6GgjSNWYU=",
+    "AIRFLOW_ADMIN_PASSWORD": "twelve-chars",
+    "UCI_EMULATOR_ADMIN_TOKEN": "t" * 16,
+}
 #: ``$$`` (an escaped ``$``), or ``${VAR}`` / ``${VAR:-default}``
 VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?::-([^}]*))?\}")
 
@@ -59,7 +73,9 @@ def services() -> dict[str, dict[str, Any]]:
 
 
 def environment(service: str) -> dict[str, str]:
-    return {key: interpolate(str(value)) for key, value in (services()[service].get("environment") or {}).items()}
+    return {
+        key: interpolate(str(value)) for key, value in (services()[service].get("environment") or {}).items()
+    }
 
 
 def compose_variables() -> set[str]:
@@ -76,8 +92,14 @@ def docker_compose() -> str:
 def run_compose(*args: str, env_file: Path) -> subprocess.CompletedProcess[str]:
     """docker-compose on the file, with only ``env_file`` for variables (a developer's .env is not read)."""
     env = {key: value for key, value in os.environ.items() if key not in compose_variables()}
-    return subprocess.run([docker_compose(), "--env-file", str(env_file), "-f", str(COMPOSE), *args],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    return subprocess.run(
+        [docker_compose(), "--env-file", str(env_file), "-f", str(COMPOSE), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+    )
 
 
 @pytest.mark.parametrize("env_file", ["none", ".env.example"])
@@ -129,11 +151,15 @@ def test_healthchecks_ask_each_component_itself() -> None:
     assert "pg_isready" in healthcheck("postgres") and "warehouse" in healthcheck("postgres")
     assert "redis-cli ping" in healthcheck("redis")
     assert "127.0.0.1:10000" in healthcheck("azurite")
-    assert "/admin/health" in healthcheck(EMULATOR) and "@/opt/airflow/secrets/emulator_admin_header" in \
-        healthcheck(EMULATOR)
+    assert "/admin/health" in healthcheck(
+        EMULATOR
+    ) and "@/opt/airflow/secrets/emulator_admin_header" in healthcheck(EMULATOR)
     assert "http://localhost:8080/api/v2/version" in healthcheck("airflow-apiserver")
-    for name, job in (("airflow-scheduler", "SchedulerJob"), ("airflow-dag-processor", "DagProcessorJob"),
-                      ("airflow-triggerer", "TriggererJob")):
+    for name, job in (
+        ("airflow-scheduler", "SchedulerJob"),
+        ("airflow-dag-processor", "DagProcessorJob"),
+        ("airflow-triggerer", "TriggererJob"),
+    ):
         assert f'airflow jobs check --job-type {job} --hostname "$${{HOSTNAME}}"' in healthcheck(name), name
     assert 'inspect ping -d "celery@$${HOSTNAME}"' in healthcheck("airflow-worker")
 
@@ -167,12 +193,20 @@ def test_one_set_of_secrets_for_every_component() -> None:
         assert env["AIRFLOW__API_AUTH__JWT_SECRET_CMD"] == "cat /opt/airflow/secrets/jwt_secret", name
         assert env["AIRFLOW__API__SECRET_KEY_CMD"] == "cat /opt/airflow/secrets/secret_key", name
         assert env["AIRFLOW__CORE__FERNET_KEY_CMD"] == "cat /opt/airflow/secrets/fernet_key", name
-        assert not {"AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"} & set(env), "no secret in the file"
-        assert any(volume.startswith("airflow-secrets:/opt/airflow/secrets") for volume in services()[name]["volumes"])
-    assert environment("airflow-apiserver")["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] == \
-        "/opt/airflow/secrets/passwords.json"
-    assert services()["airflow-apiserver"]["volumes"] == ["airflow-secrets:/opt/airflow/secrets"], \
+        assert not {"AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"} & set(env), (
+            "no secret in the file"
+        )
+        assert any(
+            volume.startswith("airflow-secrets:/opt/airflow/secrets")
+            for volume in services()[name]["volumes"]
+        )
+    assert (
+        environment("airflow-apiserver")["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+        == "/opt/airflow/secrets/passwords.json"
+    )
+    assert services()["airflow-apiserver"]["volumes"] == ["airflow-secrets:/opt/airflow/secrets"], (
         "writable: the simple auth manager opens its passwords file for writing"
+    )
     init = services()[INIT]
     assert "docker/write-secrets.sh" in " ".join(init["command"])
     assert set(SECRETS.values()) <= set(environment(INIT)), "init receives every secret of .env"
@@ -202,19 +236,30 @@ def test_the_dag_variable_names_the_bots_the_emulator_seeds(tmp_path: Path) -> N
     argv = seed_command()
     assert argv[:3] == ["uci-exhaust", "emulator", "seed"] and "--seed" in argv, argv
     argv[argv.index("--data-dir") + 1] = str(tmp_path / "data")
-    result = subprocess.run([str(BIN / "uci-exhaust"), *argv[1:], "--json"], capture_output=True, text=True,
-                            timeout=300, cwd=tmp_path, check=True)
+    result = subprocess.run(
+        [str(BIN / "uci-exhaust"), *argv[1:], "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        check=True,
+    )
     seeded = [bot["id"] for bot in json.loads(result.stdout)["bots"]]
     assert len(seeded) == 3
     for name in AIRFLOW_SERVICES:
         assert json.loads(environment(name)["AIRFLOW_VAR_UCI_EXHAUST_CONVERSATION_IDS"]) == seeded, name
-    assert environment("airflow-scheduler")["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "false", \
+    assert environment("airflow-scheduler")["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "false", (
         "the first scheduled run happens without anyone unpausing the DAG"
+    )
 
 
 def write_secrets(folder: Path, **values: str) -> subprocess.CompletedProcess[str]:
     """Run docker/write-secrets.sh into ``folder`` with only ``values`` of the compose's variables set."""
-    env = {key: value for key, value in os.environ.items() if key not in compose_variables() | set(SECRETS.values())}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in compose_variables() | set(SECRETS.values())
+    }
     env.update(values, UCI_SECRETS_DIR=str(folder), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
     return subprocess.run(["bash", str(WRITE_SECRETS)], capture_output=True, text=True, timeout=60, env=env)
 
@@ -233,15 +278,18 @@ def test_init_generates_each_secret_once_and_takes_the_env_files(tmp_path: Path)
     assert again.returncode == 0, again.stderr
     assert {name: (folder / name).read_text() for name in SECRETS} == generated, "kept across restarts"
 
-    given = write_secrets(folder, AIRFLOW_JWT_SECRET=GOOD["AIRFLOW_JWT_SECRET"],
-                          AIRFLOW_ADMIN_PASSWORD="pw-from-env-1")
+    given = write_secrets(
+        folder, AIRFLOW_JWT_SECRET=GOOD["AIRFLOW_JWT_SECRET"], AIRFLOW_ADMIN_PASSWORD="pw-from-env-1"
+    )
     assert given.returncode == 0, given.stderr
     assert "jwt_secret changed" in given.stdout and "--force-recreate" in given.stdout, given.stdout
     assert (folder / "jwt_secret").read_text() == GOOD["AIRFLOW_JWT_SECRET"]
     assert json.loads((folder / "passwords.json").read_text()) == {"admin": "pw-from-env-1"}
     assert (folder / "secret_key").read_text() == generated["secret_key"]
 
-    placeholders = dict(re.findall(r"^([A-Z_]+)=(change-me\S*)$", ENV_EXAMPLE.read_text(encoding="utf-8"), re.M))
+    placeholders = dict(
+        re.findall(r"^([A-Z_]+)=(change-me\S*)$", ENV_EXAMPLE.read_text(encoding="utf-8"), re.M)
+    )
     refused = write_secrets(tmp_path / "other", **placeholders)
     assert refused.returncode != 0
     assert "AIRFLOW_JWT_SECRET" in refused.stderr and ".env.example" in refused.stderr
@@ -252,21 +300,35 @@ def test_airflow_reads_the_secrets_as_written(tmp_path: Path) -> None:
     folder = tmp_path / "secrets"
     assert write_secrets(folder).returncode == 0
     env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
-    env.update({key: value.replace("/opt/airflow/secrets", str(folder)) for key, value in
-                environment("airflow-scheduler").items() if key.endswith("_CMD")}, AIRFLOW_HOME=str(tmp_path / "home"))
-    script = ("import json; from airflow.configuration import conf; print(json.dumps([conf.get('api_auth', "
-              "'jwt_secret'), conf.get('api', 'secret_key'), conf.get('core', 'fernet_key')]))")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env,
-                            check=True)
+    env.update(
+        {
+            key: value.replace("/opt/airflow/secrets", str(folder))
+            for key, value in environment("airflow-scheduler").items()
+            if key.endswith("_CMD")
+        },
+        AIRFLOW_HOME=str(tmp_path / "home"),
+    )
+    script = (
+        "import json; from airflow.configuration import conf; print(json.dumps([conf.get('api_auth', "
+        "'jwt_secret'), conf.get('api', 'secret_key'), conf.get('core', 'fernet_key')]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env, check=True
+    )
     read = json.loads(result.stdout.strip().splitlines()[-1])
     assert read == [(folder / name).read_text() for name in ("jwt_secret", "secret_key", "fernet_key")]
 
 
 def as_run_here(text: str, tmp_path: Path, port: int) -> str:
     """The emulator service's shell text, pointed at folders under ``tmp_path`` and a free loopback port."""
-    return (interpolate(text).replace("/opt/airflow/secrets", str(tmp_path / "secrets"))
-            .replace("/data", str(tmp_path / "data")).replace("--host 0.0.0.0", "--host 127.0.0.1")
-            .replace(":9000", f":{port}").replace("--port 9000", f"--port {port}"))
+    return (
+        interpolate(text)
+        .replace("/opt/airflow/secrets", str(tmp_path / "secrets"))
+        .replace("/data", str(tmp_path / "data"))
+        .replace("--host 0.0.0.0", "--host 127.0.0.1")
+        .replace(":9000", f":{port}")
+        .replace("--port 9000", f"--port {port}")
+    )
 
 
 def test_the_emulator_starts_as_its_service_runs_it_and_passes_its_healthcheck(tmp_path: Path) -> None:
@@ -281,44 +343,68 @@ def test_the_emulator_starts_as_its_service_runs_it_and_passes_its_healthcheck(t
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     log = tmp_path / "emulator.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(["bash", "-c", as_run_here(" ".join(service["command"]), tmp_path, port)],
-                                   stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            ["bash", "-c", as_run_here(" ".join(service["command"]), tmp_path, port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
     try:
         wait_for_port(port, process, 120, "the emulator as the compose runs it", log)
         # curl on PATH records the command line it was given (what ps shows), then runs the real curl
         shims = tmp_path / "shims"
         shims.mkdir()
         argv_log = tmp_path / "curl-argv"
-        (shims / "curl").write_text(f'#!/bin/bash\nprintf "%s\\n" "$@" >>{shlex.quote(str(argv_log))}\n'
-                                    f'exec {shlex.quote(str(shutil.which("curl")))} "$@"\n')
+        (shims / "curl").write_text(
+            f'#!/bin/bash\nprintf "%s\\n" "$@" >>{shlex.quote(str(argv_log))}\n'
+            f'exec {shlex.quote(str(shutil.which("curl")))} "$@"\n'
+        )
         (shims / "curl").chmod(0o755)
         kind, *check = service["healthcheck"]["test"]
         argv = ["bash", "-c", check[0]] if kind == "CMD-SHELL" else check
-        healthy = subprocess.run([as_run_here(arg, tmp_path, port) for arg in argv], capture_output=True, text=True,
-                                 timeout=60, env={**env, "PATH": f"{shims}{os.pathsep}{env['PATH']}"})
+        healthy = subprocess.run(
+            [as_run_here(arg, tmp_path, port) for arg in argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**env, "PATH": f"{shims}{os.pathsep}{env['PATH']}"},
+        )
         assert healthy.returncode == 0, healthy.stderr
         token = (tmp_path / "secrets" / "emulator_admin_token").read_text()
-        assert argv_log.read_text().strip() and token not in argv_log.read_text(), \
+        assert argv_log.read_text().strip() and token not in argv_log.read_text(), (
             "the admin token was on curl's command line (visible in ps)"
-        without_token = subprocess.run(["curl", "--fail", "--silent", f"http://127.0.0.1:{port}/admin/health"],
-                                       capture_output=True, timeout=60)
+        )
+        without_token = subprocess.run(
+            ["curl", "--fail", "--silent", f"http://127.0.0.1:{port}/admin/health"],
+            capture_output=True,
+            timeout=60,
+        )
         assert without_token.returncode != 0, "the admin routes ask for the token"
         assert (tmp_path / "data" / ".seeded").exists()
     finally:
         stop(process)
 
 
-@pytest.mark.parametrize(("variable", "value", "rule"), [
-    ("UCI_EMULATOR_ADMIN_TOKEN", "short", "at least 16"),
-    ("AIRFLOW_FERNET_KEY", "notafernetkey", "not a Fernet key"),
-    ("AIRFLOW_FERNET_KEY", "0DjNnhWdl1x2MCbbQ_oAfwPqPJTaEPPMtf6GgjSNWYU=,notafernetkey", "not a Fernet key"),
-    ("AIRFLOW_JWT_SECRET", "x" * 31, "at least 32"),
-    ("AIRFLOW_SECRET_KEY", "x" * 10, "at least 32"),
-    ("AIRFLOW_ADMIN_PASSWORD", "admin", "at least 12"),
-])
-def test_a_secret_that_breaks_its_rule_stops_init_with_one_line(variable: str, value: str, rule: str,
-                                                                 tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value", "rule"),
+    [
+        ("UCI_EMULATOR_ADMIN_TOKEN", "short", "at least 16"),
+        ("AIRFLOW_FERNET_KEY", "notafernetkey", "not a Fernet key"),
+        (
+            "AIRFLOW_FERNET_KEY",
+            "0DjNnhWdl1x2MCbbQ_oAfwPqPJTaEPPMtf6GgjSNWYU=,notafernetkey",
+            "not a Fernet key",
+        ),
+        ("AIRFLOW_JWT_SECRET", "x" * 31, "at least 32"),
+        ("AIRFLOW_SECRET_KEY", "x" * 10, "at least 32"),
+        ("AIRFLOW_ADMIN_PASSWORD", "admin", "at least 12"),
+    ],
+)
+def test_a_secret_that_breaks_its_rule_stops_init_with_one_line(
+    variable: str, value: str, rule: str, tmp_path: Path
+) -> None:
     folder = tmp_path / "secrets"
     refused = write_secrets(folder, **{**GOOD, variable: value})
     assert refused.returncode != 0
@@ -333,7 +419,9 @@ def test_good_secrets_and_a_fernet_rotation_pair_are_taken(tmp_path: Path) -> No
     taken = write_secrets(tmp_path, **{**GOOD, "AIRFLOW_FERNET_KEY": rotation})
     assert taken.returncode == 0, taken.stderr
     assert (tmp_path / "fernet_key").read_text() == rotation
-    assert (tmp_path / "emulator_admin_header").read_text() == f"X-Admin-Token: {GOOD['UCI_EMULATOR_ADMIN_TOKEN']}\n"
+    assert (
+        tmp_path / "emulator_admin_header"
+    ).read_text() == f"X-Admin-Token: {GOOD['UCI_EMULATOR_ADMIN_TOKEN']}\n"
     assert {path.stat().st_mode & 0o777 for path in tmp_path.iterdir()} == {0o600}
     assert not [value for value in GOOD.values() if value in taken.stdout + taken.stderr], "no secret printed"
 
@@ -351,23 +439,40 @@ def connections_written(folder: Path) -> dict[str, Any]:
     return found
 
 
-def test_without_a_service_url_the_connections_name_the_emulator_azurite_and_the_warehouse(tmp_path: Path) -> None:
+def test_without_a_service_url_the_connections_name_the_emulator_azurite_and_the_warehouse(
+    tmp_path: Path,
+) -> None:
     assert write_secrets(tmp_path).returncode == 0
     found = connections_written(tmp_path)
     service = found["uci_exhaust_default"]
-    assert (service.conn_type, service.host, service.password) == ("uci_exhaust", f"http://{EMULATOR}:9000/api",
-                                                                   "dev-key")
-    assert service.extra_dejson == {"channel_id": "dev-channel", "requested_by": "airflow",
-                                    "zip_password": "compose-zip-key"}
-    assert found["uci_warehouse"].get_uri().startswith("postgres") and found["uci_warehouse"].schema == "warehouse"
+    assert (service.conn_type, service.host, service.password) == (
+        "uci_exhaust",
+        f"http://{EMULATOR}:9000/api",
+        "dev-key",
+    )
+    assert service.extra_dejson == {
+        "channel_id": "dev-channel",
+        "requested_by": "airflow",
+        "zip_password": "compose-zip-key",
+    }
+    assert (
+        found["uci_warehouse"].get_uri().startswith("postgres")
+        and found["uci_warehouse"].schema == "warehouse"
+    )
     assert "BlobEndpoint=http://azurite:10000/" in found["wasb_default"].extra_dejson["connection_string"]
 
 
-@pytest.mark.parametrize("missing", ["UCI_EXHAUST_ENCRYPTION_KEY", "UCI_EXHAUST_API_KEY", "UCI_EXHAUST_CHANNEL_ID"])
+@pytest.mark.parametrize(
+    "missing", ["UCI_EXHAUST_ENCRYPTION_KEY", "UCI_EXHAUST_API_KEY", "UCI_EXHAUST_CHANNEL_ID"]
+)
 def test_a_real_service_url_gets_no_public_default(missing: str, tmp_path: Path) -> None:
     """With UCI_EXHAUST_API_URL set, the emulator's public zip password (or key, or channel) is never used."""
-    production = {"UCI_EXHAUST_API_URL": "https://uci.example.org/api", "UCI_EXHAUST_API_KEY": "k-123",
-                  "UCI_EXHAUST_CHANNEL_ID": "org-1", "UCI_EXHAUST_ENCRYPTION_KEY": "zip-pass-9"}
+    production = {
+        "UCI_EXHAUST_API_URL": "https://uci.example.org/api",
+        "UCI_EXHAUST_API_KEY": "k-123",
+        "UCI_EXHAUST_CHANNEL_ID": "org-1",
+        "UCI_EXHAUST_ENCRYPTION_KEY": "zip-pass-9",
+    }
     refused = write_secrets(tmp_path / "refused", **{**production, missing: ""})
     assert refused.returncode != 0
     assert len(refused.stderr.strip().splitlines()) == 1 and missing in refused.stderr, refused.stderr
@@ -376,27 +481,42 @@ def test_a_real_service_url_gets_no_public_default(missing: str, tmp_path: Path)
     assert taken.returncode == 0, taken.stderr
     service = connections_written(tmp_path / "taken")["uci_exhaust_default"]
     assert (service.host, service.password) == ("https://uci.example.org/api", "k-123")
-    assert service.extra_dejson["zip_password"] == "zip-pass-9" and service.extra_dejson["channel_id"] == "org-1"
+    assert (
+        service.extra_dejson["zip_password"] == "zip-pass-9" and service.extra_dejson["channel_id"] == "org-1"
+    )
 
 
 def test_the_connections_are_json_encoded_whatever_the_values_hold(tmp_path: Path) -> None:
     """A key with ``"``, ``\\``, ``}`` or a newline reaches the connection as it is (string interpolation broke it)."""
-    hostile = {"UCI_EXHAUST_API_URL": "https://uci.example.org/api", "UCI_EXHAUST_API_KEY": 'k"ey\\with}"quotes',
-               "UCI_EXHAUST_CHANNEL_ID": 'org", "evil": "1', "UCI_EXHAUST_ENCRYPTION_KEY": 'zip"}\nnext',
-               "UCI_EXHAUST_REQUESTED_BY": "data team ✓",
-               "AZURE_STORAGE_CONNECTION_STRING": 'AccountName=a;AccountKey=k"==;EndpointSuffix=core.windows.net',
-               "UCI_WAREHOUSE_URL": "postgresql://loader:p%40ss%22word@db.example.org:5432/analytics"}
+    hostile = {
+        "UCI_EXHAUST_API_URL": "https://uci.example.org/api",
+        "UCI_EXHAUST_API_KEY": 'k"ey\\with}"quotes',
+        "UCI_EXHAUST_CHANNEL_ID": 'org", "evil": "1',
+        "UCI_EXHAUST_ENCRYPTION_KEY": 'zip"}\nnext',
+        "UCI_EXHAUST_REQUESTED_BY": "data team ✓",
+        "AZURE_STORAGE_CONNECTION_STRING": 'AccountName=a;AccountKey=k"==;EndpointSuffix=core.windows.net',
+        "UCI_WAREHOUSE_URL": "postgresql://loader:p%40ss%22word@db.example.org:5432/analytics",
+    }
     result = write_secrets(tmp_path, **hostile)
     assert result.returncode == 0, result.stderr
     found = connections_written(tmp_path)
     service = found["uci_exhaust_default"]
     assert service.password == hostile["UCI_EXHAUST_API_KEY"]
-    assert service.extra_dejson == {"channel_id": hostile["UCI_EXHAUST_CHANNEL_ID"], "requested_by": "data team ✓",
-                                    "zip_password": hostile["UCI_EXHAUST_ENCRYPTION_KEY"]}
-    assert found["wasb_default"].extra_dejson["connection_string"] == hostile["AZURE_STORAGE_CONNECTION_STRING"]
+    assert service.extra_dejson == {
+        "channel_id": hostile["UCI_EXHAUST_CHANNEL_ID"],
+        "requested_by": "data team ✓",
+        "zip_password": hostile["UCI_EXHAUST_ENCRYPTION_KEY"],
+    }
+    assert (
+        found["wasb_default"].extra_dejson["connection_string"] == hostile["AZURE_STORAGE_CONNECTION_STRING"]
+    )
     warehouse = found["uci_warehouse"]
-    assert (warehouse.host, warehouse.login, warehouse.password, warehouse.schema) == \
-        ("db.example.org", "loader", 'p@ss"word', "analytics")
+    assert (warehouse.host, warehouse.login, warehouse.password, warehouse.schema) == (
+        "db.example.org",
+        "loader",
+        'p@ss"word',
+        "analytics",
+    )
 
 
 def test_no_json_in_the_compose_file_is_built_by_interpolation() -> None:
@@ -405,7 +525,10 @@ def test_no_json_in_the_compose_file_is_built_by_interpolation() -> None:
         for key, value in (service.get("environment") or {}).items():
             text = str(value).strip()
             if text.startswith(("{", "[")) and "${" in text:
-                assert key == "AIRFLOW_VAR_UCI_EXHAUST_CONVERSATION_IDS" and text.startswith("${"), (name, key)
+                assert key == "AIRFLOW_VAR_UCI_EXHAUST_CONVERSATION_IDS" and text.startswith("${"), (
+                    name,
+                    key,
+                )
 
 
 def test_no_secret_is_put_on_a_command_line() -> None:
@@ -413,7 +536,9 @@ def test_no_secret_is_put_on_a_command_line() -> None:
     text = COMPOSE.read_text(encoding="utf-8")
     for substitution in re.findall(r"\$\$\(([^)]*)\)", text):
         line = next(line for line in text.splitlines() if substitution in line)
-        assert re.match(r"\s*export \w+=\"\$\$\(", line), f"a secret expanded onto a command line: {line.strip()}"
+        assert re.match(r"\s*export \w+=\"\$\$\(", line), (
+            f"a secret expanded onto a command line: {line.strip()}"
+        )
     script = (ROOT / "docker" / "write-secrets.sh").read_text(encoding="utf-8")
     assert not re.search(r"python3? -c .*\"\$\w", script), "write-secrets passes no value as an argument"
 

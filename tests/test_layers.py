@@ -18,9 +18,11 @@ EXHAUST = "airflow_provider_uci.exhaust"
 #: (modules, packages none of them may load)
 LAYERS = [
     pytest.param(modules_under(EXHAUST), {"airflow"}, id="exhaust-without-airflow"),
-    pytest.param(["airflow_provider_uci.dags.uci_exhaust"],
-                 {"airflow_provider_uci.hooks.exhaust", "airflow.providers.http.hooks", "aiohttp"},
-                 id="dag-parse-without-the-http-hooks"),
+    pytest.param(
+        ["airflow_provider_uci.dags.uci_exhaust"],
+        {"airflow_provider_uci.hooks.exhaust", "airflow.providers.http.hooks", "aiohttp"},
+        id="dag-parse-without-the-http-hooks",
+    ),
 ]
 
 
@@ -38,7 +40,11 @@ def test_no_module_of_a_layer_loads_what_it_must_not(modules: list[str], forbidd
 
 def test_the_check_names_the_module_that_loads_a_forbidden_package() -> None:
     """The harness is able to fail: the Airflow-facing models load airflow, and are blamed for it."""
-    found = loaded_by([f"{EXHAUST}.spark_csv", "airflow_provider_uci.models", "airflow_provider_uci.hooks.exhaust"],
-                      {"airflow", "fastapi", "airflow.providers.http.hooks"})
-    assert found == {"airflow_provider_uci.models": ["airflow"],
-                     "airflow_provider_uci.hooks.exhaust": ["airflow.providers.http.hooks"]}
+    found = loaded_by(
+        [f"{EXHAUST}.spark_csv", "airflow_provider_uci.models", "airflow_provider_uci.hooks.exhaust"],
+        {"airflow", "fastapi", "airflow.providers.http.hooks"},
+    )
+    assert found == {
+        "airflow_provider_uci.models": ["airflow"],
+        "airflow_provider_uci.hooks.exhaust": ["airflow.providers.http.hooks"],
+    }

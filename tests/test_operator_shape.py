@@ -20,8 +20,10 @@ def class_bases(root: Path = ROOT) -> dict[str, list[str]]:
     for path in root.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
             if isinstance(node, ast.ClassDef):
-                found[node.name] = [base.id if isinstance(base, ast.Name) else ast.unparse(base).rsplit(".", 1)[-1]
-                                    for base in node.bases]
+                found[node.name] = [
+                    base.id if isinstance(base, ast.Name) else ast.unparse(base).rsplit(".", 1)[-1]
+                    for base in node.bases
+                ]
     return found
 
 
@@ -34,13 +36,20 @@ def inherited_operators(bases: dict[str, list[str]]) -> list[str]:
         grown = {name for name, parents in bases.items() if set(parents) & known}
         grew = bool(grown - operators)
         operators |= grown
-    return sorted(f"{name}({parent})" for name, parents in bases.items() for parent in parents if parent in operators)
+    return sorted(
+        f"{name}({parent})" for name, parents in bases.items() for parent in parents if parent in operators
+    )
 
 
 def test_no_operator_class_inherits_another_of_the_package() -> None:
     bases = class_bases()
-    assert {"SubmitExhaustOperator", "ExhaustJobSensor", "CopyExhaustFilesOperator", "LoadExhaustOperator",
-            "ExhaustToWarehouseOperator"} <= set(bases)
+    assert {
+        "SubmitExhaustOperator",
+        "ExhaustJobSensor",
+        "CopyExhaustFilesOperator",
+        "LoadExhaustOperator",
+        "ExhaustToWarehouseOperator",
+    } <= set(bases)
     assert inherited_operators(bases) == []
 
 
@@ -50,5 +59,6 @@ def test_the_check_finds_an_operator_built_on_another_or_on_a_mixin_operator(tmp
         "class Submit(BaseOperator): ...\n"
         "class Request(WaitsForJobs, Submit): ...\n"
         "class Part: ...\n"
-        "class Flat(BaseSensorOperator): ...\n")
+        "class Flat(BaseSensorOperator): ...\n"
+    )
     assert inherited_operators(class_bases(tmp_path)) == ["Request(Submit)", "Request(WaitsForJobs)"]

@@ -40,7 +40,7 @@ def test_the_quickstart_has_exactly_the_two_commands() -> None:
 @pytest.mark.parametrize("line", [c for c in commands() if "uci-exhaust" in c.split()[:3]])
 def test_uci_exhaust_commands_parse(line: str) -> None:
     argv = shlex.split(line)
-    argv = argv[argv.index("uci-exhaust") + 1:]
+    argv = argv[argv.index("uci-exhaust") + 1 :]
     build_parser().parse_args(argv)
 
 
@@ -64,8 +64,12 @@ def test_connection_example_is_a_uci_connection() -> None:
 
 
 def test_every_command_is_checked() -> None:
-    checked = [c for c in commands() if "uci-exhaust" in c.split()[:3] or c.startswith(("airflow ", "uv run python ",
-                                                                                         "export AIRFLOW_CONN_"))]
+    checked = [
+        c
+        for c in commands()
+        if "uci-exhaust" in c.split()[:3]
+        or c.startswith(("airflow ", "uv run python ", "export AIRFLOW_CONN_"))
+    ]
     rest = [c for c in commands() if c not in checked]
     assert rest == ["uv run --locked pytest"], rest
 

@@ -18,14 +18,36 @@ from datetime import date
 from typing import Any
 
 #: Colours of the series, in order (colour-blind safe): a bot keeps its colour in every chart.
-PALETTE = ("#1b6ca8", "#e07b39", "#3a9d5d", "#b54a6b", "#7d5ba6", "#c9a227", "#4a8c8c", "#8c6d4a", "#d46fa8",
-           "#5f6b7a")
+PALETTE = (
+    "#1b6ca8",
+    "#e07b39",
+    "#3a9d5d",
+    "#b54a6b",
+    "#7d5ba6",
+    "#c9a227",
+    "#4a8c8c",
+    "#8c6d4a",
+    "#d46fa8",
+    "#5f6b7a",
+)
 #: Bots drawn in one chart at most (one colour each); the rest are named as a count.
 MAX_SERIES = len(PALETTE)
 LABEL_CHARS = 48
 #: Characters never drawn or written: C0/C1 controls, and the marks that reorder text (bidi overrides).
-_HIDDEN = dict.fromkeys([*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F),
-                         *range(0x2066, 0x206A), 0xFEFF, 0xFFFE, 0xFFFF], " ")
+_HIDDEN = dict.fromkeys(
+    [
+        *range(0x00, 0x20),
+        *range(0x7F, 0xA0),
+        0x2028,
+        0x2029,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+        0xFEFF,
+        0xFFFE,
+        0xFFFF,
+    ],
+    " ",
+)
 
 
 def plain(text: object, limit: int | None = None) -> str:
@@ -33,7 +55,7 @@ def plain(text: object, limit: int | None = None) -> str:
     flat = " ".join(str("" if text is None else text).translate(_HIDDEN).split())
     flat = "".join(char for char in flat if not 0xD800 <= ord(char) <= 0xDFFF)  # lone surrogates
     if limit is not None and len(flat) > limit:
-        flat = flat[:limit - 1].rstrip() + "…"
+        flat = flat[: limit - 1].rstrip() + "…"
     return flat
 
 
@@ -43,12 +65,19 @@ def _pyplot() -> Any:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({
-        "svg.fonttype": "none", "svg.hashsalt": "uci-report", "font.size": 10, "text.parse_math": False,
-        "text.usetex": False,
-        "axes.spines.top": False, "axes.spines.right": False, "axes.titlesize": 11,
-        "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
-    })
+    plt.rcParams.update(
+        {
+            "svg.fonttype": "none",
+            "svg.hashsalt": "uci-report",
+            "font.size": 10,
+            "text.parse_math": False,
+            "text.usetex": False,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.titlesize": 11,
+            "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+        }
+    )
     return plt
 
 
@@ -66,7 +95,7 @@ def _svg(figure: Any) -> str:
         figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(figure)
     text = buffer.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     # the viewBox alone: CSS gives the width, the height follows
     return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1 role="img"', text, count=1)
 
@@ -93,7 +122,9 @@ def daily_chart(series: Sequence[Series], title: str) -> str:
     axes.yaxis.get_major_locator().set_params(integer=True)
     axes.grid(axis="y", alpha=0.3)
     if len(series) > 1:
-        axes.legend(fontsize=8, frameon=False, ncols=min(2, len(series)), loc="upper left", bbox_to_anchor=(0, -0.14))
+        axes.legend(
+            fontsize=8, frameon=False, ncols=min(2, len(series)), loc="upper left", bbox_to_anchor=(0, -0.14)
+        )
     return _svg(figure)
 
 
@@ -107,8 +138,13 @@ def _daily_bars(axes: Any, series: Sequence[Series], days: list[date]) -> None:
     for number, (name, colour, points) in enumerate(series):
         values = dict(points)
         offsets = [row - 0.4 + width * (number + 0.5) for row in range(len(days))]
-        bars = axes.bar(offsets, [values.get(day, 0) for day in days], width=width * 0.92, label=short(name, 32),
-                        color=colour)
+        bars = axes.bar(
+            offsets,
+            [values.get(day, 0) for day in days],
+            width=width * 0.92,
+            label=short(name, 32),
+            color=colour,
+        )
         if len(series) * len(days) <= 24:
             axes.bar_label(bars, fontsize=7, padding=1)
     axes.set_xticks(range(len(days)), [_day_label(day) for day in days])
@@ -122,16 +158,31 @@ def _daily_lines(axes: Any, series: Sequence[Series], days: list[date]) -> None:
     count = len(series)
     for number, (name, colour, points) in enumerate(series):
         points = sorted(points)
-        axes.plot([day for day, _ in points], [value for _, value in points], label=short(name, 32), color=colour,
-                  linestyle=LINE_STYLES[number % len(LINE_STYLES)], linewidth=1.2 + 1.6 * (count - number) / count,
-                  marker="o" if len(points) < 40 else None, markersize=3)
+        axes.plot(
+            [day for day, _ in points],
+            [value for _, value in points],
+            label=short(name, 32),
+            color=colour,
+            linestyle=LINE_STYLES[number % len(LINE_STYLES)],
+            linewidth=1.2 + 1.6 * (count - number) / count,
+            marker="o" if len(points) < 40 else None,
+            markersize=3,
+        )
     axes.set_xlim(days[0], days[-1])
     axes.xaxis.set_major_locator(mdates.AutoDateLocator())
-    axes.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%Y" if days[0].year != days[-1].year else "%d %b"))
+    axes.xaxis.set_major_formatter(
+        mdates.DateFormatter("%d %b\n%Y" if days[0].year != days[-1].year else "%d %b")
+    )
 
 
-def _labelled_bars(axes: Any, labels: Sequence[str], values: Sequence[float], notes: Sequence[str],
-                   colours: Sequence[str], top: float) -> None:
+def _labelled_bars(
+    axes: Any,
+    labels: Sequence[str],
+    values: Sequence[float],
+    notes: Sequence[str],
+    colours: Sequence[str],
+    top: float,
+) -> None:
     """Horizontal bars, each with its label above it (labels of any length fit a phone's width)."""
     rows = range(len(values))
     axes.barh(rows, values, color=list(colours), height=0.42)
@@ -160,8 +211,14 @@ def funnel_chart(steps: Sequence[tuple[str, int, int]], title: str) -> str:
         if stopped:
             note += f", {stopped:,} stopped"
         notes.append(note)
-    _labelled_bars(axes, [f"{number}. {short(name, 52)}" for number, (name, _, _) in enumerate(steps, start=1)],
-                   values, notes, [PALETTE[0]] * len(values), max(values, default=0) or 1)
+    _labelled_bars(
+        axes,
+        [f"{number}. {short(name, 52)}" for number, (name, _, _) in enumerate(steps, start=1)],
+        values,
+        notes,
+        [PALETTE[0]] * len(values),
+        max(values, default=0) or 1,
+    )
     axes.set_title(plain(title), loc="left")
     return _svg(figure)
 
@@ -172,8 +229,14 @@ def bars_chart(items: Sequence[tuple[str, float, str]], title: str, percent: boo
     figure, axes = plt.subplots(figsize=(5.2, 0.7 + 0.5 * max(len(items), 1)))
     values = [value * 100 if percent else value for _, value, _ in items]
     notes = [f"{value:.0f}%" if percent else f"{value:,.0f}" for value in values]
-    _labelled_bars(axes, [short(label, 52) for label, _, _ in items], values, notes,
-                   [colour for _, _, colour in items], 100 if percent else (max(values, default=0) or 1))
+    _labelled_bars(
+        axes,
+        [short(label, 52) for label, _, _ in items],
+        values,
+        notes,
+        [colour for _, _, colour in items],
+        100 if percent else (max(values, default=0) or 1),
+    )
     if percent:
         axes.set_xticks([0, 25, 50, 75, 100])
     axes.set_title(plain(title), loc="left")

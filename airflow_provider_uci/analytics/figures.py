@@ -33,7 +33,9 @@ TOP_CHOICES = 10
 #: Sample answers shown per free-text question.
 SAMPLES = 3
 #: What a sample answer must not look like: a phone number (6+ digits), a UUID (a device id).
-_PRIVATE = re.compile(r"\d[\d\s().+-]{4,}\d|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+_PRIVATE = re.compile(
+    r"\d[\d\s().+-]{4,}\d|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I
+)
 
 
 @dataclass
@@ -71,7 +73,9 @@ class Bot:
     completed: int = 0
     median_seconds: float | None = None
     p90_seconds: float | None = None
-    daily: list[tuple[date, int, int, int]] = field(default_factory=list)  # day, devices, answers, new devices
+    daily: list[tuple[date, int, int, int]] = field(
+        default_factory=list
+    )  # day, devices, answers, new devices
     questions: list[Question] = field(default_factory=list)
 
     @property
@@ -148,14 +152,22 @@ class _Reader:
             terms.append(f"(from_date IS NULL OR from_date <= {sql.param})")
             sql.params.append(self.scope.to_date)
         where = f" WHERE {' AND '.join(terms)}" if terms else ""
-        return [row[0] for row in self.query(
-            f"SELECT DISTINCT conversation_id FROM {quote_name(check_table(self.table) + '_loads')}{where}", sql.params)]
+        return [
+            row[0]
+            for row in self.query(
+                f"SELECT DISTINCT conversation_id FROM {quote_name(check_table(self.table) + '_loads')}{where}",
+                sql.params,
+            )
+        ]
 
     def name(self, conversation_id: str) -> str:
         """A bot's name from any of its rows, whatever the day."""
         sql = SqlBuilder(self.backend)
-        rows = self.query(f"SELECT conversation_name FROM {quoted_table(self.table)} WHERE conversation_id = "
-                          f"{sql.param} AND conversation_name IS NOT NULL LIMIT 1", [conversation_id])
+        rows = self.query(
+            f"SELECT conversation_name FROM {quoted_table(self.table)} WHERE conversation_id = "
+            f"{sql.param} AND conversation_name IS NOT NULL LIMIT 1",
+            [conversation_id],
+        )
         return rows[0][0] if rows and rows[0][0] else conversation_id
 
 
@@ -166,7 +178,9 @@ def collect(warehouse: Any, table: str, scope: Scope) -> list[Bot]:
 
 def collect_fleet(warehouse: Any, table: str, scope: Scope) -> Fleet:
     """The fleet's figures in ``scope``: each bot's (as :func:`collect`) and the distinct people."""
-    if warehouse.backend == "postgres":  # for this session: no JIT (it costs more than it saves here), sorts in memory
+    if (
+        warehouse.backend == "postgres"
+    ):  # for this session: no JIT (it costs more than it saves here), sorts in memory
         warehouse._execute("SET jit = off")
         warehouse._execute("SET work_mem = '64MB'")
         warehouse._commit()
@@ -177,27 +191,40 @@ def collect_fleet(warehouse: Any, table: str, scope: Scope) -> Fleet:
     where = sql.where(scope)
     bots: dict[str, Bot] = {}
     for conversation, name, answers, devices in read.query(
-            f"SELECT conversation_id, max(conversation_name{sql.binary}), sum(n), count(*) FROM (SELECT "
-            f"conversation_id, device_id, max(conversation_name{sql.binary}) AS conversation_name, count(*) AS n "
-            f"FROM {t}{where} GROUP BY conversation_id, device_id) AS d GROUP BY conversation_id", sql.params):
+        f"SELECT conversation_id, max(conversation_name{sql.binary}), sum(n), count(*) FROM (SELECT "
+        f"conversation_id, device_id, max(conversation_name{sql.binary}) AS conversation_name, count(*) AS n "
+        f"FROM {t}{where} GROUP BY conversation_id, device_id) AS d GROUP BY conversation_id",
+        sql.params,
+    ):
         bots[conversation] = Bot(conversation, name or conversation, int(answers), devices)
     people = sum(bot.devices for bot in bots.values())
     if len(bots) > 1:
         sql = SqlBuilder(warehouse.backend)
-        people = read.query(f"SELECT count(*) FROM (SELECT device_id FROM {t}{sql.where(scope)} GROUP BY device_id) "
-                            f"AS d", sql.params)[0][0]
+        people = read.query(
+            f"SELECT count(*) FROM (SELECT device_id FROM {t}{sql.where(scope)} GROUP BY device_id) AS d",
+            sql.params,
+        )[0][0]
     for conversation, day, devices, answers, new in read.view(daily_sql):
         bots[conversation].daily.append((_day(day), devices, answers, new))
     for conversation, sessions, completed, _, median, p90 in read.view(completion_sql):
         bot = bots[conversation]
         bot.sessions, bot.completed = sessions, int(completed or 0)
-        bot.median_seconds, bot.p90_seconds = (None if median is None else float(median),
-                                               None if p90 is None else float(p90))
+        bot.median_seconds, bot.p90_seconds = (
+            None if median is None else float(median),
+            None if p90 is None else float(p90),
+        )
     by_key: dict[tuple[str, str], Question] = {}
     stats = read.view(question_stats_sql, devices=False)  # devices per question: not shown, a pass saved
     for conversation, question, title, kind, _, position, _, answers, withheld, median in stats:
-        item = Question(question, title or question, kind or "", position, answers, int(withheld or 0),
-                        None if median is None else float(median))
+        item = Question(
+            question,
+            title or question,
+            kind or "",
+            position,
+            answers,
+            int(withheld or 0),
+            None if median is None else float(median),
+        )
         bots[conversation].questions.append(item)
         by_key[(conversation, question)] = item
     for conversation, question, _, reached, answered, stopped in read.view(funnel_view_sql):
@@ -210,7 +237,9 @@ def collect_fleet(warehouse: Any, table: str, scope: Scope) -> Fleet:
     for bot in bots.values():
         bot.daily.sort()
         bot.questions.sort(key=lambda item: item.position)
-    return Fleet(sorted(bots.values(), key=lambda bot: (-bot.sessions, -bot.answers, bot.conversation_id)), people)
+    return Fleet(
+        sorted(bots.values(), key=lambda bot: (-bot.sessions, -bot.answers, bot.conversation_id)), people
+    )
 
 
 def _shares(read: _Reader, by_key: dict[tuple[str, str], Question]) -> None:
@@ -230,6 +259,8 @@ def _shares(read: _Reader, by_key: dict[tuple[str, str], Question]) -> None:
             if rest:
                 item.shares.append((f"other ({len(rest):,} values)", sum(n for _, n in rest)))
             continue
-        item.samples = [label for label, _ in ranked if label not in (WITHHELD, "(none)", "(empty)")
-                        and not is_private(label)][:SAMPLES]
-
+        item.samples = [
+            label
+            for label, _ in ranked
+            if label not in (WITHHELD, "(none)", "(empty)") and not is_private(label)
+        ][:SAMPLES]

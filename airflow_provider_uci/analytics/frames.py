@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["read_response_exhaust", "read_private_exhaust", "read_joined_exhaust", "RESPONSE_FRAME_COLUMNS"]
+__all__ = ["RESPONSE_FRAME_COLUMNS", "read_joined_exhaust", "read_private_exhaust", "read_response_exhaust"]
 
 RESPONSE_FIELDS = tuple(RESPONSE_HEADERS.values())
 #: Columns of :func:`read_response_exhaust`'s frame.
@@ -75,8 +75,9 @@ def read_response_exhaust(path: str | Path) -> pd.DataFrame:
     return _to_pandas(_response_table(Path(path)))
 
 
-def read_private_exhaust(path_or_zip: str | Path, password: str | None = None,
-                         phone_numbers: str = "plain") -> pd.DataFrame:
+def read_private_exhaust(
+    path_or_zip: str | Path, password: str | None = None, phone_numbers: str = "plain"
+) -> pd.DataFrame:
     """Read a private exhaust (its CSV, or the zip as downloaded) into a DataFrame of users.
 
     :param path_or_zip: ``uci-private-exhaust.csv``, or ``uci-private-exhaust.zip``.
@@ -100,17 +101,32 @@ def _users_frame(path: Path, phone_numbers: str) -> pd.DataFrame:
     import pyarrow as pa
 
     rejects = Rejects()
-    users = {(user.conversation_id, user.device_uuid): user for user in read_users(path, rejects, phone_numbers)}
+    users = {
+        (user.conversation_id, user.device_uuid): user for user in read_users(path, rejects, phone_numbers)
+    }
     if rejects.count:
         raise ExhaustFormatError(f"{path.name}: {rejects.count} record(s) break a rule: {rejects.summary()}")
     columns = list(zip(*users.values(), strict=True)) or [()] * len(USER_TABLE_COLUMNS)
-    schema = pa.schema([(name, pa.bool_() if name == "consented" else pa.string()) for name in USER_TABLE_COLUMNS])
-    return _to_pandas(pa.table([pa.array(list(values), schema.field(name).type)
-                                for name, values in zip(USER_TABLE_COLUMNS, columns, strict=True)], schema=schema))
+    schema = pa.schema(
+        [(name, pa.bool_() if name == "consented" else pa.string()) for name in USER_TABLE_COLUMNS]
+    )
+    return _to_pandas(
+        pa.table(
+            [
+                pa.array(list(values), schema.field(name).type)
+                for name, values in zip(USER_TABLE_COLUMNS, columns, strict=True)
+            ],
+            schema=schema,
+        )
+    )
 
 
-def read_joined_exhaust(response: str | Path, private: str | Path | None = None, password: str | None = None,
-                        phone_numbers: str = "plain") -> pd.DataFrame:
+def read_joined_exhaust(
+    response: str | Path,
+    private: str | Path | None = None,
+    password: str | None = None,
+    phone_numbers: str = "plain",
+) -> pd.DataFrame:
     """Read a response exhaust joined to its private exhaust, as the load writes the warehouse table.
 
     Every answer is kept (a left join on ``Device ID`` = ``Device UUID`` within the bot), with the
@@ -126,8 +142,17 @@ def read_joined_exhaust(response: str | Path, private: str | Path | None = None,
             answers[column] = pd.Series(pd.NA, index=answers.index, dtype=pd.StringDtype())
         return answers[list(JOINED_FRAME_COLUMNS)]
     users = read_private_exhaust(private, password, phone_numbers)
-    users = users.rename(columns={"device_uuid": "device_id", "phone": "user_phone",
-                                  "encrypted_device_id": "user_encrypted_device_id"})
-    joined = answers.merge(users[["conversation_id", "device_id", "user_phone", "user_encrypted_device_id"]],
-                           on=["conversation_id", "device_id"], how="left", validate="many_to_one")
+    users = users.rename(
+        columns={
+            "device_uuid": "device_id",
+            "phone": "user_phone",
+            "encrypted_device_id": "user_encrypted_device_id",
+        }
+    )
+    joined = answers.merge(
+        users[["conversation_id", "device_id", "user_phone", "user_encrypted_device_id"]],
+        on=["conversation_id", "device_id"],
+        how="left",
+        validate="many_to_one",
+    )
     return joined[list(JOINED_FRAME_COLUMNS)]

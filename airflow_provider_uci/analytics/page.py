@@ -74,7 +74,7 @@ def percents(counts: Sequence[int]) -> list[int]:
         return [0] * len(counts)
     exact = [count * 100 / total for count in counts]
     whole = [int(value) for value in exact]
-    for index in sorted(range(len(counts)), key=lambda i: (whole[i] - exact[i], i))[:100 - sum(whole)]:
+    for index in sorted(range(len(counts)), key=lambda i: (whole[i] - exact[i], i))[: 100 - sum(whole)]:
         whole[index] += 1
     return whole
 
@@ -91,24 +91,45 @@ def _csv_link(name: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
     writer.writerows([[_csv_cell(value) for value in row] for row in rows])
-    return (f'<a class="csv" download="{_e(name)}" href="data:text/csv;charset=utf-8,'
-            f'{quote(chr(0xFEFF) + buffer.getvalue(), safe="")}">Download CSV</a>')
+    return (
+        f'<a class="csv" download="{_e(name)}" href="data:text/csv;charset=utf-8,'
+        f'{quote(chr(0xFEFF) + buffer.getvalue(), safe="")}">Download CSV</a>'
+    )
 
 
-def _table(name: str, header: Sequence[str], cells: Sequence[Sequence[str]], rows: Sequence[Sequence[Any]],
-           numeric: set[int]) -> str:
+def _table(
+    name: str,
+    header: Sequence[str],
+    cells: Sequence[Sequence[str]],
+    rows: Sequence[Sequence[Any]],
+    numeric: set[int],
+) -> str:
     """An HTML table of ready ``cells``, and its CSV of the plain ``rows`` (same columns)."""
-    kinds = ["n" if number in numeric else "k" if title == "type" else "t" for number, title in enumerate(header)]
-    head = "".join(f'<th{" class=n" if kind == "n" else ""}>{_e(title)}</th>' for kind, title in zip(kinds, header))
-    body = "".join("<tr>" + "".join(f"<td class={kind}>{cell}</td>" for kind, cell in zip(kinds, row)) + "</tr>"
-                   for row in cells)
-    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-            f'<p>{_csv_link(name, header, rows)}</p>')
+    kinds = [
+        "n" if number in numeric else "k" if title == "type" else "t" for number, title in enumerate(header)
+    ]
+    head = "".join(
+        f"<th{' class=n' if kind == 'n' else ''}>{_e(title)}</th>"
+        for kind, title in zip(kinds, header, strict=False)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td class={kind}>{cell}</td>" for kind, cell in zip(kinds, row, strict=False))
+        + "</tr>"
+        for row in cells
+    )
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+        f"<p>{_csv_link(name, header, rows)}</p>"
+    )
 
 
 def _tiles(items: list[tuple[str, str]]) -> str:
-    return '<div class="tiles">' + "".join(f'<div class="tile"><b>{_e(value)}</b>{_e(label)}</div>'
-                                           for label, value in items) + "</div>"
+    return (
+        '<div class="tiles">'
+        + "".join(f'<div class="tile"><b>{_e(value)}</b>{_e(label)}</div>' for label, value in items)
+        + "</div>"
+    )
 
 
 def _figure(svg: str, caption: str) -> str:
@@ -125,23 +146,48 @@ def _file_id(bot: Bot) -> str:
 
 def _funnel(bot: Bot, charts_too: bool) -> str:
     parts = []
-    steps = [q for q in bot.questions]
+    steps = list(bot.questions)
     if charts_too and steps:
-        parts.append(_figure(charts.funnel_chart([(q.title, q.reached, q.stopped) for q in steps],
-                                                 "Sessions reaching each question"),
-                             "Sessions that answered each question or a later one, in conversation order; "
-                             "the drop from the step before; sessions that stopped there"))
-    header = ["#", "question", "type", "sessions reached", "drop-off", "answered", "stopped here", "withheld",
-              "median seconds to answer"]
+        parts.append(
+            _figure(
+                charts.funnel_chart(
+                    [(q.title, q.reached, q.stopped) for q in steps], "Sessions reaching each question"
+                ),
+                "Sessions that answered each question or a later one, in conversation order; "
+                "the drop from the step before; sessions that stopped there",
+            )
+        )
+    header = [
+        "#",
+        "question",
+        "type",
+        "sessions reached",
+        "drop-off",
+        "answered",
+        "stopped here",
+        "withheld",
+        "median seconds to answer",
+    ]
     rows, cells = [], []
     for number, q in enumerate(steps):
         before = steps[number - 1].reached if number else None
         drop = None if not before else (1 - q.reached / before)
-        row = [q.position, q.title, q.kind, q.reached, "" if drop is None else f"{drop * 100:.0f}%", q.answered,
-               q.stopped, q.withheld, "" if q.median_duration is None else round(q.median_duration, 1)]
+        row = [
+            q.position,
+            q.title,
+            q.kind,
+            q.reached,
+            "" if drop is None else f"{drop * 100:.0f}%",
+            q.answered,
+            q.stopped,
+            q.withheld,
+            "" if q.median_duration is None else round(q.median_duration, 1),
+        ]
         rows.append(row)
         cells.append([_e(value) for value in row])
-    parts.append(f"<h3>Funnel by session</h3>{_table(f'funnel-{_file_id(bot)}.csv', header, cells, rows, {0, 3, 4, 5, 6, 7, 8})}")
+    parts.append(
+        f"<h3>Funnel by session</h3>{_table(f'funnel-{_file_id(bot)}.csv', header, cells, rows, {0, 3, 4, 5, 6, 7, 8})}"
+    )
     return "".join(parts)
 
 
@@ -150,19 +196,32 @@ def _shares(bot: Bot, q: Question) -> str:
     shares = percents(counts)
     header = ["answer", "sessions", "share"]
     rows = [[label, n, f"{share}%"] for (label, n), share in zip(q.shares, shares, strict=True)]
-    cells = [[_bar(share, label), _n(n), f"{share}%"] for (label, n), share in zip(q.shares, shares, strict=True)]
+    cells = [
+        [_bar(share, label), _n(n), f"{share}%"] for (label, n), share in zip(q.shares, shares, strict=True)
+    ]
     note = f" · {q.distinct:,} distinct answers" if q.distinct > len(q.shares) else ""
-    return (f"<h3>{q.position}. {_e(charts.plain(q.title, 200))}</h3><p class=muted>{_n(sum(counts))} sessions "
-            f"answered (their last answer){_e(note)}</p>"
-            + _table(f"answers-{_file_id(bot)}-{q.position}.csv", header, cells, rows, {1, 2}))
+    return (
+        f"<h3>{q.position}. {_e(charts.plain(q.title, 200))}</h3><p class=muted>{_n(sum(counts))} sessions "
+        f"answered (their last answer){_e(note)}</p>"
+        + _table(f"answers-{_file_id(bot)}-{q.position}.csv", header, cells, rows, {1, 2})
+    )
 
 
 def _free_text(bot: Bot, free: list[Question]) -> str:
     header = ["#", "question", "sessions answered", "withheld", "distinct answers", "sample answers"]
     rows = [[q.position, q.title, q.answered, q.withheld, q.distinct, " | ".join(q.samples)] for q in free]
-    cells = [[_e(q.position), _e(charts.plain(q.title, 200)), _n(q.answered), _n(q.withheld), _n(q.distinct),
-              "<br>".join(_e(charts.plain(sample, 80)) for sample in q.samples) or '<span class="empty">–</span>']
-             for q in free]
+    cells = [
+        [
+            _e(q.position),
+            _e(charts.plain(q.title, 200)),
+            _n(q.answered),
+            _n(q.withheld),
+            _n(q.distinct),
+            "<br>".join(_e(charts.plain(sample, 80)) for sample in q.samples)
+            or '<span class="empty">–</span>',
+        ]
+        for q in free
+    ]
     return f"<h3>Free-text answers</h3>{_table(f'free-text-{_file_id(bot)}.csv', header, cells, rows, {0, 2, 3, 4})}"
 
 
@@ -171,20 +230,43 @@ def bot_section(bot: Bot, colour: str | None, heading: bool, charts_too: bool) -
     parts = []
     if heading:
         swatch = f'<span class="swatch" style="background:{colour}"></span>' if colour else ""
-        parts.append(f'<h2 id="bot-{_e(_file_id(bot))}">{swatch}{_e(bot.name)}</h2>'
-                     f'<p class="muted">{_e(bot.conversation_id)}</p>')
+        parts.append(
+            f'<h2 id="bot-{_e(_file_id(bot))}">{swatch}{_e(bot.name)}</h2>'
+            f'<p class="muted">{_e(bot.conversation_id)}</p>'
+        )
     if not bot.answers:
         parts.append('<p class="empty">No answers in range.</p>')
         return "\n".join(parts)
-    parts.append(_tiles([("people (devices)", _n(bot.devices)), ("sessions started", _n(bot.sessions)),
-                         ("sessions completed", _n(bot.completed)), ("completion rate", _rate(bot.completion_rate)),
-                         ("median time to complete", _minutes(bot.median_seconds)),
-                         ("90% completed within", _minutes(bot.p90_seconds)), ("answers", _n(bot.answers))]))
+    parts.append(
+        _tiles(
+            [
+                ("people (devices)", _n(bot.devices)),
+                ("sessions started", _n(bot.sessions)),
+                ("sessions completed", _n(bot.completed)),
+                ("completion rate", _rate(bot.completion_rate)),
+                ("median time to complete", _minutes(bot.median_seconds)),
+                ("90% completed within", _minutes(bot.p90_seconds)),
+                ("answers", _n(bot.answers)),
+            ]
+        )
+    )
     if charts_too and bot.daily:
-        parts.append(_figure(charts.daily_chart(
-            [("people", colour or charts.PALETTE[0], [(day, devices) for day, devices, _, _ in bot.daily]),
-             ("new people", "#9aa5b1", [(day, new) for day, _, _, new in bot.daily])], "People per day (IST)"),
-            "Distinct devices that answered each sync day, and those answering the bot for the first time"))
+        parts.append(
+            _figure(
+                charts.daily_chart(
+                    [
+                        (
+                            "people",
+                            colour or charts.PALETTE[0],
+                            [(day, devices) for day, devices, _, _ in bot.daily],
+                        ),
+                        ("new people", "#9aa5b1", [(day, new) for day, _, _, new in bot.daily]),
+                    ],
+                    "People per day (IST)",
+                ),
+                "Distinct devices that answered each sync day, and those answering the bot for the first time",
+            )
+        )
     parts.append(_funnel(bot, charts_too))
     for q in bot.questions:
         if q.is_choice and q.shares:
@@ -200,48 +282,123 @@ def fleet_sections(fleet: Fleet, colours: dict[str, str]) -> list[str]:
     bots = fleet.bots
     sessions = sum(bot.sessions for bot in bots)
     completed = sum(bot.completed for bot in bots)
-    body = [_tiles([("bots", _n(len(bots))), ("people (devices)", _n(fleet.people)), ("sessions", _n(sessions)),
-                    ("completed", _n(completed)), ("completion rate", _rate(completed / sessions if sessions else None)),
-                    ("answers", _n(sum(bot.answers for bot in bots)))])]
+    body = [
+        _tiles(
+            [
+                ("bots", _n(len(bots))),
+                ("people (devices)", _n(fleet.people)),
+                ("sessions", _n(sessions)),
+                ("completed", _n(completed)),
+                ("completion rate", _rate(completed / sessions if sessions else None)),
+                ("answers", _n(sum(bot.answers for bot in bots))),
+            ]
+        )
+    ]
     drawn = [bot for bot in bots if bot.conversation_id in colours and bot.answers]
     left = len(bots) - len(drawn)
-    more = f"; {left:,} more bot{'s' if left != 1 else ''} not drawn (every bot is in the table below)" if left else ""
+    more = (
+        f"; {left:,} more bot{'s' if left != 1 else ''} not drawn (every bot is in the table below)"
+        if left
+        else ""
+    )
     if drawn:
-        body.append(_figure(charts.daily_chart(
-            [(bot.name, colours[bot.conversation_id], [(day, devices) for day, devices, _, _ in bot.daily])
-             for bot in drawn], "People per day by bot (IST)"), f"People per day, {len(drawn)} largest bots{more}"))
-        body.append(_figure(charts.bars_chart(
-            [(bot.name, bot.completion_rate or 0.0, colours[bot.conversation_id]) for bot in drawn],
-            "Completion rate by bot", percent=True), f"Sessions that reached the end, {len(drawn)} largest bots{more}"))
-    header = ["bot", "conversation id", "people", "sessions", "completed", "completion rate", "median time to complete",
-              "answers"]
+        body.append(
+            _figure(
+                charts.daily_chart(
+                    [
+                        (
+                            bot.name,
+                            colours[bot.conversation_id],
+                            [(day, devices) for day, devices, _, _ in bot.daily],
+                        )
+                        for bot in drawn
+                    ],
+                    "People per day by bot (IST)",
+                ),
+                f"People per day, {len(drawn)} largest bots{more}",
+            )
+        )
+        body.append(
+            _figure(
+                charts.bars_chart(
+                    [(bot.name, bot.completion_rate or 0.0, colours[bot.conversation_id]) for bot in drawn],
+                    "Completion rate by bot",
+                    percent=True,
+                ),
+                f"Sessions that reached the end, {len(drawn)} largest bots{more}",
+            )
+        )
+    header = [
+        "bot",
+        "conversation id",
+        "people",
+        "sessions",
+        "completed",
+        "completion rate",
+        "median time to complete",
+        "answers",
+    ]
     rows, cells = [], []
     for bot in bots:
-        swatch = (f'<span class="swatch" style="background:{colours[bot.conversation_id]}"></span>'
-                  if bot.conversation_id in colours else "")
+        swatch = (
+            f'<span class="swatch" style="background:{colours[bot.conversation_id]}"></span>'
+            if bot.conversation_id in colours
+            else ""
+        )
         note = "" if bot.answers else ' <span class="empty">no answers in range</span>'
-        rows.append([bot.name, bot.conversation_id, bot.devices, bot.sessions, bot.completed,
-                     _rate(bot.completion_rate), _minutes(bot.median_seconds), bot.answers])
-        cells.append([f'{swatch}<a href="#bot-{_e(_file_id(bot))}">{_e(charts.plain(bot.name, 80))}</a>{note}',
-                      _e(bot.conversation_id), _n(bot.devices), _n(bot.sessions), _n(bot.completed),
-                      _rate(bot.completion_rate), _minutes(bot.median_seconds), _n(bot.answers)])
+        rows.append(
+            [
+                bot.name,
+                bot.conversation_id,
+                bot.devices,
+                bot.sessions,
+                bot.completed,
+                _rate(bot.completion_rate),
+                _minutes(bot.median_seconds),
+                bot.answers,
+            ]
+        )
+        cells.append(
+            [
+                f'{swatch}<a href="#bot-{_e(_file_id(bot))}">{_e(charts.plain(bot.name, 80))}</a>{note}',
+                _e(bot.conversation_id),
+                _n(bot.devices),
+                _n(bot.sessions),
+                _n(bot.completed),
+                _rate(bot.completion_rate),
+                _minutes(bot.median_seconds),
+                _n(bot.answers),
+            ]
+        )
     body.append(f"<h2>Bots</h2>{_table('bots.csv', header, cells, rows, {2, 3, 4, 5, 6, 7})}")
     return body
 
 
-def render(fleet: Fleet, *, single: bool, asked: str, source: str, generated: datetime | None = None,
-           chart_bots: int = charts.MAX_SERIES) -> str:
+def render(
+    fleet: Fleet,
+    *,
+    single: bool,
+    asked: str,
+    source: str,
+    generated: datetime | None = None,
+    chart_bots: int = charts.MAX_SERIES,
+) -> str:
     """The report's HTML page: one bot's (``single``), or the fleet's and then each bot's."""
     generated = (generated or datetime.now(timezone.utc)).astimezone(IST)
     bots = fleet.bots
-    title = f"{charts.plain(bots[0].name, 120)}: conversation report" if single and bots else \
-        "Conversation report: all bots"
+    title = (
+        f"{charts.plain(bots[0].name, 120)}: conversation report"
+        if single and bots
+        else "Conversation report: all bots"
+    )
     days = sorted({day for bot in bots for day, *_ in bot.daily})
     span = f"{days[0]} to {days[-1]}" if days else "no answers"
-    body = [f"<h1>{_e(title)}</h1>",
-            f'<p class="muted">Sync days (IST): {_e(asked)}; answers found {_e(span)}. From {_e(source)}, '
-            f"generated {generated:%Y-%m-%d %H:%M} IST. A session is a Session ID (or a device's sync day "
-            f"where the exhaust has none).</p>"]
+    body = [
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="muted">Sync days (IST): {_e(asked)}; answers found {_e(span)}. From {_e(source)}, '
+        f"generated {generated:%Y-%m-%d %H:%M} IST. A session is a Session ID (or a device's sync day "
+        f"where the exhaust has none).</p>",
+    ]
     colours: dict[str, str] = {}
     for bot in bots:
         if bot.answers and len(colours) < min(chart_bots, len(charts.PALETTE)):
@@ -253,13 +410,21 @@ def render(fleet: Fleet, *, single: bool, asked: str, source: str, generated: da
     else:
         body.extend(fleet_sections(fleet, colours))
         if len(bots) > len(colours):
-            body.append(f'<p class="muted">Charts are drawn for the {len(colours)} largest bots; the others have '
-                        f"their tables here, and their charts on their own page.</p>")
-        body.extend(bot_section(bot, colours.get(bot.conversation_id), heading=True,
-                                charts_too=bot.conversation_id in colours) for bot in bots)
-    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body><main>\n"
-            + "\n".join(body) + "\n</main></body></html>\n")
-
+            body.append(
+                f'<p class="muted">Charts are drawn for the {len(colours)} largest bots; the others have '
+                f"their tables here, and their charts on their own page.</p>"
+            )
+        body.extend(
+            bot_section(
+                bot, colours.get(bot.conversation_id), heading=True, charts_too=bot.conversation_id in colours
+            )
+            for bot in bots
+        )
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body><main>\n"
+        + "\n".join(body)
+        + "\n</main></body></html>\n"
+    )

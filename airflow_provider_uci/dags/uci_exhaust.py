@@ -79,7 +79,7 @@ Bots: the `conversation_ids` param, else the Variable `uci_exhaust_conversation_
 with DAG(
     dag_id="uci_exhaust",
     description="Sunbird UCI Data Exhaust: submit, wait for the nightly run, copy, join and load, per bot "
-                "(Asia/Kolkata days)",
+    "(Asia/Kolkata days)",
     doc_md=DOC_MD,
     schedule=CronDataIntervalTimetable("@daily", timezone=SCHEDULE_TIMEZONE),  # one IST day per run
     start_date=pendulum.datetime(2026, 1, 1, tz=SCHEDULE_TIMEZONE),
@@ -100,14 +100,39 @@ with DAG(
     @task_group(group_id="bot")
     def bot(conversation_id: str, from_date: str, to_date: str) -> None:
         """One bot: submit both requests, wait for both nightly runs, copy both files, join and load."""
-        submit = SubmitExhaustOperator(task_id="submit", conversation_id=conversation_id, from_date=from_date,
-                                       to_date=to_date, map_index_template=LABEL)
-        wait = ExhaustJobSensor(task_id="wait", jobs=submit.output, conversation_id=conversation_id, run_at=RUN_AT,
-                                poll_interval=POLL_INTERVAL, deferrable=True, map_index_template=LABEL)
-        copy = CopyExhaustFilesOperator(task_id="copy", jobs=wait.output, conversation_id=conversation_id,
-                                        destination=DESTINATION, map_index_template=LABEL)
-        LoadExhaustOperator(task_id="join_and_load", copies=copy.output, conversation_id=conversation_id,
-                            from_date=from_date, to_date=to_date, warehouse_conn_id=WAREHOUSE_CONN_ID, table=TABLE,
-                            phone_numbers=PHONE_NUMBERS, map_index_template=LABEL)
+        submit = SubmitExhaustOperator(
+            task_id="submit",
+            conversation_id=conversation_id,
+            from_date=from_date,
+            to_date=to_date,
+            map_index_template=LABEL,
+        )
+        wait = ExhaustJobSensor(
+            task_id="wait",
+            jobs=submit.output,
+            conversation_id=conversation_id,
+            run_at=RUN_AT,
+            poll_interval=POLL_INTERVAL,
+            deferrable=True,
+            map_index_template=LABEL,
+        )
+        copy = CopyExhaustFilesOperator(
+            task_id="copy",
+            jobs=wait.output,
+            conversation_id=conversation_id,
+            destination=DESTINATION,
+            map_index_template=LABEL,
+        )
+        LoadExhaustOperator(
+            task_id="join_and_load",
+            copies=copy.output,
+            conversation_id=conversation_id,
+            from_date=from_date,
+            to_date=to_date,
+            warehouse_conn_id=WAREHOUSE_CONN_ID,
+            table=TABLE,
+            phone_numbers=PHONE_NUMBERS,
+            map_index_template=LABEL,
+        )
 
     bot.expand_kwargs(plan())

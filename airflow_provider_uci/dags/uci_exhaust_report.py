@@ -47,7 +47,9 @@ def _warehouse_url() -> str:
     if not conn_id:
         return f"sqlite:///{default_data_root() / 'warehouse.db'}"
     conn = BaseHook.get_connection(conn_id)
-    return warehouse_url_from_parts(conn.conn_type, conn.host, conn.login, conn.password, conn.schema, conn.port)
+    return warehouse_url_from_parts(
+        conn.conn_type, conn.host, conn.login, conn.password, conn.schema, conn.port
+    )
 
 
 def bot_id(value: Any, origin: str) -> str | None:
@@ -95,18 +97,26 @@ def refresh(url: str, destination: Destination, bots: Iterable[str]) -> list[str
     """Write the fleet's page and each of ``bots``' pages; return where they went."""
     from airflow_provider_uci.analytics.report import write_report
 
-    pages = [(REPORT_NAME, None)] + [(f"{bot}/{REPORT_NAME}", bot) for bot in bots if bot_id(bot, "the bots to report")]
+    pages = [(REPORT_NAME, None)] + [
+        (f"{bot}/{REPORT_NAME}", bot) for bot in bots if bot_id(bot, "the bots to report")
+    ]
     written = []
     with tempfile.TemporaryDirectory(prefix="uci-report-") as scratch:
         for relative, bot in pages:
-            local = destination.local / relative if destination.local is not None else Path(scratch) / relative
+            local = (
+                destination.local / relative if destination.local is not None else Path(scratch) / relative
+            )
             write_report(url, local, table=TABLE, conversation_id=bot)
             if destination.local is None:
                 from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
                 WasbHook(wasb_conn_id=DEFAULT_WASB_CONN_ID).load_file(
-                    str(local), container_name=destination.container, blob_name=destination.key(relative),
-                    overwrite=True, content_settings=_html_settings())
+                    str(local),
+                    container_name=destination.container,
+                    blob_name=destination.key(relative),
+                    overwrite=True,
+                    content_settings=_html_settings(),
+                )
             written.append(destination.uri(relative))
     return written
 

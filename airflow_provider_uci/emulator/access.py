@@ -72,7 +72,8 @@ def check_exposure(host: str, settings: EmulatorSettings, setting: str = "--host
     if settings.admin_token is None and not is_loopback(host):
         raise SettingsError(
             f"{setting} {host}: listening beyond loopback needs an admin token (--admin-token or "
-            "UCI_EMULATOR_ADMIN_TOKEN), or listen on 127.0.0.1")
+            "UCI_EMULATOR_ADMIN_TOKEN), or listen on 127.0.0.1"
+        )
 
 
 def admin_refusal(request: Request, settings: EmulatorSettings) -> ClientInputError | None:
@@ -83,17 +84,17 @@ def admin_refusal(request: Request, settings: EmulatorSettings) -> ClientInputEr
         if is_loopback(client) and all(is_loopback(named) for named in forwarded_clients(request.headers)):
             return None
         return ClientInputError(
-            403, "admin routes answer loopback clients only, as no admin token is configured")
+            403, "admin routes answer loopback clients only, as no admin token is configured"
+        )
     given = request.headers.get(ADMIN_TOKEN_HEADER)
     if not given:
         scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
         given = credentials.strip() if scheme.lower() == "bearer" else ""
     if not given:
         return ClientInputError(
-            401, f"{ADMIN_TOKEN_HEADER}: required header is missing (or send Authorization: Bearer <token>)")
+            401, f"{ADMIN_TOKEN_HEADER}: required header is missing (or send Authorization: Bearer <token>)"
+        )
     # headers arrive decoded as Latin-1, so encoding back gives the bytes the client sent
     if not hmac.compare_digest(given.encode("latin-1"), token.encode("utf-8")):
         return ClientInputError(403, f"{ADMIN_TOKEN_HEADER}: the token does not match")
     return None
-
-

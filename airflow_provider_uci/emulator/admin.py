@@ -42,16 +42,18 @@ CHUNK = 256 * 1024
 
 def azure_error(status: int, code: str, message: str) -> Response:
     """An error shaped like Azure Blob's XML answer."""
-    body = (f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code>'
-            f"<Message>{message}</Message></Error>").encode()
+    body = (
+        f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code>'
+        f"<Message>{message}</Message></Error>"
+    ).encode()
     return Response(body, status_code=status, media_type="application/xml", headers={"x-ms-error-code": code})
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
+def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     """Return ``(first, last)`` for a ``bytes=`` range, ``None`` without one, ``"bad"`` if unsatisfiable."""
     if not header or not header.startswith("bytes=") or "," in header:
         return None
-    first_text, _, last_text = header[len("bytes="):].strip().partition("-")
+    first_text, _, last_text = header[len("bytes=") :].strip().partition("-")
     try:
         if first_text == "":
             length = int(last_text)
@@ -80,7 +82,9 @@ def register_admin(app: FastAPI, service: Service) -> None:
             return azure_error(403, "AuthenticationFailed", "Server failed to authenticate the request.")
         refusal = storage.verify(container, key, se=se, sig=sig, now=service.clock.now())
         if refusal is not None:
-            return azure_error(403, "AuthenticationFailed", f"Server failed to authenticate the request. {refusal}")
+            return azure_error(
+                403, "AuthenticationFailed", f"Server failed to authenticate the request. {refusal}"
+            )
         try:
             path = storage.path(container, key)
             size = path.stat().st_size
@@ -88,7 +92,9 @@ def register_admin(app: FastAPI, service: Service) -> None:
             return azure_error(404, "BlobNotFound", "The specified blob does not exist.")
         ranged = parse_range(request.headers.get("range"), size)
         if ranged == "bad":
-            return azure_error(416, "InvalidRange", "The range specified is invalid for the current size of the resource.")
+            return azure_error(
+                416, "InvalidRange", "The range specified is invalid for the current size of the resource."
+            )
         first, last = ranged if isinstance(ranged, tuple) else (0, size - 1)
         length = last - first + 1 if size else 0
         headers = {"Content-Length": str(length), "Accept-Ranges": "bytes", "x-ms-blob-type": "BlockBlob"}
@@ -113,12 +119,20 @@ def register_admin(app: FastAPI, service: Service) -> None:
                 if not drop_connection(request):
                     raise ConnectionAbortedError("truncated download (fault knob)")
 
-        return StreamingResponse(body(), status_code=206 if isinstance(ranged, tuple) else 200, headers=headers,
-                                 media_type="application/octet-stream")
+        return StreamingResponse(
+            body(),
+            status_code=206 if isinstance(ranged, tuple) else 200,
+            headers=headers,
+            media_type="application/octet-stream",
+        )
 
     for method in ("GET", "HEAD"):
-        app.add_api_route("/blob/{account}/{container}/{key:path}", download, methods=[method],
-                          operation_id=f"{method.lower()}_blob")
+        app.add_api_route(
+            "/blob/{account}/{container}/{key:path}",
+            download,
+            methods=[method],
+            operation_id=f"{method.lower()}_blob",
+        )
 
     def refusal(request: Request) -> Response | None:
         refused = admin_refusal(request, service.settings)
@@ -130,13 +144,22 @@ def register_admin(app: FastAPI, service: Service) -> None:
     async def health(request: Request) -> Response:
         if (refused := refusal(request)) is not None:
             return refused
-        return json_response({"status": "ok", "storage": service.settings.storage,
-                              "store": "postgresql" if service.store.is_postgres else "sqlite",
-                              "now": service.clock.now().isoformat()}, 200)
+        return json_response(
+            {
+                "status": "ok",
+                "storage": service.settings.storage,
+                "store": "postgresql" if service.store.is_postgres else "sqlite",
+                "now": service.clock.now().isoformat(),
+            },
+            200,
+        )
 
     def clock_view() -> dict[str, Any]:
-        return {"now": service.clock.now().isoformat(), "offsetSeconds": service.clock.offset_seconds,
-                "timezone": str(service.settings.timezone)}
+        return {
+            "now": service.clock.now().isoformat(),
+            "offsetSeconds": service.clock.offset_seconds,
+            "timezone": str(service.settings.timezone),
+        }
 
     async def last_request(request: Request) -> Response:
         """The method, path and header names of the last API call the gateway saw (a client's header hygiene)."""
@@ -166,7 +189,9 @@ def register_admin(app: FastAPI, service: Service) -> None:
             return json_response(clock_view(), 200)
         text = body.get("now")
         if not isinstance(text, str):
-            return bad(400, "now: expected an ISO 8601 date-time with an offset, such as 2026-01-05T10:00:00+05:30")
+            return bad(
+                400, "now: expected an ISO 8601 date-time with an offset, such as 2026-01-05T10:00:00+05:30"
+            )
         try:
             instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
@@ -223,10 +248,18 @@ def register_admin(app: FastAPI, service: Service) -> None:
             spool.flush()
             await run_in_threadpool(storage.upload_file, container, key, Path(spool.name))
         account = storage.account
-        stored = https_url(account, container, key) if name.endswith(".zip") else wasb_url(account, container, key)
+        stored = (
+            https_url(account, container, key) if name.endswith(".zip") else wasb_url(account, container, key)
+        )
         try:
-            await service.db(service.store.mark_success, tag, request_id, download_urls=[stored],
-                             execution_time=execution, completed=service.clock.now())
+            await service.db(
+                service.store.mark_success,
+                tag,
+                request_id,
+                download_urls=[stored],
+                execution_time=execution,
+                completed=service.clock.now(),
+            )
         except BaseException:
             if not existed:
                 await run_in_threadpool(storage.delete, container, key)
@@ -251,7 +284,9 @@ def register_admin(app: FastAPI, service: Service) -> None:
         tag, row = await find_job(request, request_id)
         if isinstance(row, Response):
             return row
-        await service.db(service.store.mark_failed, tag, request_id, message=message, completed=service.clock.now())
+        await service.db(
+            service.store.mark_failed, tag, request_id, message=message, completed=service.clock.now()
+        )
         return await job_view(tag, request_id)
 
     async def job_view(tag: str, request_id: str) -> Response:
@@ -278,9 +313,17 @@ def register_admin(app: FastAPI, service: Service) -> None:
             return refused
         scheduler = app.state.scheduler
         settings = service.settings
-        return json_response({"enabled": settings.schedule, "every": settings.jobs_every,
-                              "timezone": str(settings.jobs_timezone), "crons": scheduler.crons, "runs": scheduler.runs,
-                              "nextDue": {name: due.isoformat() for name, due in scheduler.next_due.items()}}, 200)
+        return json_response(
+            {
+                "enabled": settings.schedule,
+                "every": settings.jobs_every,
+                "timezone": str(settings.jobs_timezone),
+                "crons": scheduler.crons,
+                "runs": scheduler.runs,
+                "nextDue": {name: due.isoformat() for name, due in scheduler.next_due.items()},
+            },
+            200,
+        )
 
     async def served(request: Request) -> Response:
         """The faults served since the emulator started, by kind and route, and the submissions it accepted."""
@@ -307,10 +350,17 @@ def check_file_name(name: str, what: str = "name") -> str:
     """A job file's name: one path segment of printable characters, as the real jobs write them."""
     if not 0 < len(name) <= 200:
         raise ClientInputError(400, f"{what}: must be 1 to 200 characters, got {len(name)}")
-    if name in (".", "..") or name.endswith(".partial") or any(c in name for c in "/\\") \
-            or not name.isprintable():
-        raise ClientInputError(400, f"{what}: must be one file name (no '/', '\\', control characters, '.', '..' "
-                                    f"or '.partial' ending), got {name[:60]!r}")
+    if (
+        name in (".", "..")
+        or name.endswith(".partial")
+        or any(c in name for c in "/\\")
+        or not name.isprintable()
+    ):
+        raise ClientInputError(
+            400,
+            f"{what}: must be one file name (no '/', '\\', control characters, '.', '..' "
+            f"or '.partial' ending), got {name[:60]!r}",
+        )
     return name
 
 

@@ -21,6 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from airflow_provider_uci.emulator import protocol
 from airflow_provider_uci.emulator.access import admin_refusal
 from airflow_provider_uci.emulator.config import EmulatorSettings
+from airflow_provider_uci.emulator.faults import ServedLog
+from airflow_provider_uci.emulator.fields import SEARCH_FILTERS, check_day, check_submission
 from airflow_provider_uci.emulator.gateway import (
     authorize,
     envelope_response,
@@ -29,8 +31,6 @@ from airflow_provider_uci.emulator.gateway import (
     json_response,
     route_miss,
 )
-from airflow_provider_uci.emulator.faults import ServedLog
-from airflow_provider_uci.emulator.fields import SEARCH_FILTERS, check_day, check_submission
 from airflow_provider_uci.emulator.inputs import (
     MAX_LIMIT,
     BodyTooLarge,
@@ -49,12 +49,12 @@ from airflow_provider_uci.emulator.store import StoreError
 MAX_BODY_BYTES = 1024 * 1024
 
 PLAY_ERROR_PAGE = (
-    b"<!DOCTYPE html><html lang=\"en\"><head><title>Internal Server Error</title></head><body>"
+    b'<!DOCTYPE html><html lang="en"><head><title>Internal Server Error</title></head><body>'
     b"<h1>Oops, an error occurred</h1><p>This exception has been logged with id <code>7ci3m0pdj</code>.</p>"
     b"</body></html>"
 )
 PLAY_BAD_JSON_PAGE = (
-    b"<!DOCTYPE html><html lang=\"en\"><head><title>Bad Request</title></head><body><h1>Bad Request</h1>"
+    b'<!DOCTYPE html><html lang="en"><head><title>Bad Request</title></head><body><h1>Bad Request</h1>'
     b"<p>For request 'POST /request/submit' [Invalid Json]</p></body></html>"
 )
 
@@ -103,12 +103,17 @@ def register_api(app: FastAPI, service: Service) -> None:
         req = body.get("request") if isinstance(body, dict) else None
         if not isinstance(req, dict):
             if play:
-                return await server_error(service, protocol.SUBMIT_ID, "java.lang.NullPointerException", started)
-            return error_response(protocol.SUBMIT_ID, now, ClientInputError(400, "request: must be a JSON object"))
+                return await server_error(
+                    service, protocol.SUBMIT_ID, "java.lang.NullPointerException", started
+                )
+            return error_response(
+                protocol.SUBMIT_ID, now, ClientInputError(400, "request: must be a JSON object")
+            )
         for key in ("tag", "dataset", "datasetConfig"):
             if req.get(key) is None:
                 return envelope_response(
-                    protocol.failure(protocol.SUBMIT_ID, now, "CLIENT_ERROR", f"{key} is empty"), started)
+                    protocol.failure(protocol.SUBMIT_ID, now, "CLIENT_ERROR", f"{key} is empty"), started
+                )
         channel = request.headers.get("x-channel-id", "")
         if (denied := authorize(request, service.settings, consumer, channel)) is not None:
             return envelope_response(protocol.failure(protocol.SUBMIT_ID, now, "FORBIDDEN", denied), started)
@@ -117,20 +122,36 @@ def register_api(app: FastAPI, service: Service) -> None:
         key = req.get("encryptionKey")
         encryption_key = None if key is None else _text(key)
         try:
-            check_submission(tag=tag, dataset=dataset, requested_by=requested_by, channel=channel,
-                              encryption_key=encryption_key, lengths=not play)
+            check_submission(
+                tag=tag,
+                dataset=dataset,
+                requested_by=requested_by,
+                channel=channel,
+                encryption_key=encryption_key,
+                lengths=not play,
+            )
         except ClientInputError as exc:
             return error_response(protocol.SUBMIT_ID, now, exc)
         dataset_type = config.get("type") if isinstance(config, dict) else None
         rid = protocol.request_id(
-            dataset=dataset, tag=tag, requested_by=requested_by, channel=channel,
+            dataset=dataset,
+            tag=tag,
+            requested_by=requested_by,
+            channel=channel,
             submission_date=now.astimezone(service.settings.timezone).strftime("%Y-%m-%d"),
             dataset_type=None if dataset_type is None else _text(dataset_type),
         )
         try:
             row = await service.db(
-                service.store.submit, tag=f"{tag}:{channel}", request_id=rid, job_id=dataset, request_data=config,
-                requested_by=requested_by, requested_channel=channel, encryption_key=encryption_key, now=now,
+                service.store.submit,
+                tag=f"{tag}:{channel}",
+                request_id=rid,
+                job_id=dataset,
+                request_data=config,
+                requested_by=requested_by,
+                requested_channel=channel,
+                encryption_key=encryption_key,
+                now=now,
             )
         except StoreError as exc:
             return await server_error(service, protocol.SUBMIT_ID, str(exc), started)
@@ -149,13 +170,17 @@ def register_api(app: FastAPI, service: Service) -> None:
         rid = request.query_params.get("requestId", "")
         try:
             # a NUL can be in no stored tag or id (submit refuses it), and PostgreSQL refuses to compare it
-            row = None if "\x00" in tag + rid else await service.db(service.store.get, f"{tag}:{channel}", rid)
+            row = (
+                None if "\x00" in tag + rid else await service.db(service.store.get, f"{tag}:{channel}", rid)
+            )
         except StoreError as exc:
             return await server_error(service, protocol.READ_ID, str(exc), started)
         now = service.clock.now()
         if row is None:
             return envelope_response(
-                protocol.failure(protocol.READ_ID, now, "OK", protocol.NO_JOB_MESSAGE, response_code="OK"), started)
+                protocol.failure(protocol.READ_ID, now, "OK", protocol.NO_JOB_MESSAGE, response_code="OK"),
+                started,
+            )
         if (denied := authorize(request, service.settings, consumer, channel)) is not None:
             return envelope_response(protocol.failure(protocol.READ_ID, now, "FORBIDDEN", denied), started)
         job = protocol.job_as_map(service.job_fields(row, lambda: base_url(request)))
@@ -191,8 +216,12 @@ def register_api(app: FastAPI, service: Service) -> None:
         now = service.clock.now()
         if (denied := authorize(request, service.settings, consumer, channel)) is not None:
             return envelope_response(protocol.failure(protocol.LIST_ID, now, "FORBIDDEN", denied), started)
-        jobs = [protocol.job_as_case_class(service.job_fields(row, lambda: base_url(request))) for row in rows]
-        return envelope_response(protocol.success(protocol.LIST_ID, now, {"count": len(jobs), "jobs": jobs}), started)
+        jobs = [
+            protocol.job_as_case_class(service.job_fields(row, lambda: base_url(request))) for row in rows
+        ]
+        return envelope_response(
+            protocol.success(protocol.LIST_ID, now, {"count": len(jobs), "jobs": jobs}), started
+        )
 
     async def search(request: Request) -> Response:
         started = loop_time()
@@ -214,10 +243,14 @@ def register_api(app: FastAPI, service: Service) -> None:
         req = body.get("request") if isinstance(body, dict) else None
         filters = req.get("filters") if isinstance(req, dict) else None
         if not filters or not isinstance(filters, dict):
-            return envelope_response(protocol.failure(protocol.SEARCH_ID, now, "CLIENT_ERROR", "Filters are empty"), started)
+            return envelope_response(
+                protocol.failure(protocol.SEARCH_ID, now, "CLIENT_ERROR", "Filters are empty"), started
+            )
         supported = {k: _text(v) for k, v in filters.items() if k in SEARCH_FILTERS}
         if not supported:
-            return envelope_response(protocol.failure(protocol.SEARCH_ID, now, "CLIENT_ERROR", "Unsupported filters"), started)
+            return envelope_response(
+                protocol.failure(protocol.SEARCH_ID, now, "CLIENT_ERROR", "Unsupported filters"), started
+            )
         limit_value = req.get("limit", service.settings.search_default_limit)
         try:
             for name, value in supported.items():
@@ -231,15 +264,26 @@ def register_api(app: FastAPI, service: Service) -> None:
             total, rows = await service.db(service.store.search, supported, int(limit_value))
         except (StoreError, TypeError, ValueError, OverflowError) as exc:
             return await server_error(service, protocol.SEARCH_ID, str(exc), started)
-        jobs = [protocol.job_as_case_class(service.job_fields(row, lambda: base_url(request))) for row in rows]
-        return envelope_response(protocol.success(protocol.SEARCH_ID, now, {"count": total, "jobs": jobs}), started)
+        jobs = [
+            protocol.job_as_case_class(service.job_fields(row, lambda: base_url(request))) for row in rows
+        ]
+        return envelope_response(
+            protocol.success(protocol.SEARCH_ID, now, {"count": total, "jobs": jobs}), started
+        )
 
     for prefix in ("", "/api"):
-        app.add_api_route(f"{prefix}/dataset/v1/request/submit", submit, methods=["POST"], include_in_schema=not prefix)
-        app.add_api_route(f"{prefix}/dataset/v1/request/read/{{tag}}", read, methods=["GET"],
-                          include_in_schema=not prefix)
-        app.add_api_route(f"{prefix}/dataset/v1/request/list/{{tag}}", list_jobs, methods=["GET"],
-                          include_in_schema=not prefix)
+        app.add_api_route(
+            f"{prefix}/dataset/v1/request/submit", submit, methods=["POST"], include_in_schema=not prefix
+        )
+        app.add_api_route(
+            f"{prefix}/dataset/v1/request/read/{{tag}}", read, methods=["GET"], include_in_schema=not prefix
+        )
+        app.add_api_route(
+            f"{prefix}/dataset/v1/request/list/{{tag}}",
+            list_jobs,
+            methods=["GET"],
+            include_in_schema=not prefix,
+        )
     app.add_api_route("/request/search", search, methods=["POST"])
 
 
@@ -272,7 +316,9 @@ def create_app(settings: EmulatorSettings | None = None, *, service: Service | N
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    app = FastAPI(title="Sunbird Data Exhaust (local emulator)", docs_url="/docs", redoc_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="Sunbird Data Exhaust (local emulator)", docs_url="/docs", redoc_url=None, lifespan=lifespan
+    )
     app.state.service = service
     app.state.settings = service.settings
     app.state.clock = service.clock

@@ -52,21 +52,27 @@ def parse_instant(value: str, setting: str, tz: ZoneInfo) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise SettingsError(f"{setting}: expected an ISO 8601 date-time such as 2026-01-05T10:00:00+05:30, got {value!r}") from None
+        raise SettingsError(
+            f"{setting}: expected an ISO 8601 date-time such as 2026-01-05T10:00:00+05:30, got {value!r}"
+        ) from None
     return check_instant(parsed if parsed.tzinfo else parsed.replace(tzinfo=tz), setting)
 
 
 def check_instant(instant: datetime, setting: str) -> datetime:
     """Return ``instant`` if the clock may stand there (from 1970 to the end of 2999, UTC)."""
     if not EARLIEST <= instant < LATEST:
-        raise SettingsError(f"{setting}: must be from 1970-01-01 to 2999-12-31 (UTC), got {instant.isoformat()}")
+        raise SettingsError(
+            f"{setting}: must be from 1970-01-01 to 2999-12-31 (UTC), got {instant.isoformat()}"
+        )
     return instant
 
 
 def check_admin_token(token: str, setting: str) -> str:
     """Return ``token`` if it can be sent in a header and is long enough; the error never shows it."""
     if len(token) < ADMIN_TOKEN_MIN_LENGTH:
-        raise SettingsError(f"{setting}: must be at least {ADMIN_TOKEN_MIN_LENGTH} characters, got {len(token)}")
+        raise SettingsError(
+            f"{setting}: must be at least {ADMIN_TOKEN_MIN_LENGTH} characters, got {len(token)}"
+        )
     if not all("!" <= char <= "~" for char in token):
         raise SettingsError(f"{setting}: must be printable ASCII without spaces (it is sent as a header)")
     return token
@@ -145,7 +151,9 @@ class EmulatorSettings:
         if self.storage == "azure" and not self.azure_connection_string:
             raise SettingsError("azure_connection_string: required when storage is 'azure'")
         if self.expiry_seconds <= 0:
-            raise SettingsError(f"expiry_seconds: must be a positive number of seconds, got {self.expiry_seconds}")
+            raise SettingsError(
+                f"expiry_seconds: must be a positive number of seconds, got {self.expiry_seconds}"
+            )
         if self.jobs_every is not None and self.jobs_every <= 0:
             raise SettingsError(f"jobs_every: must be a positive number of seconds, got {self.jobs_every}")
         for name in ("response_cron", "private_cron"):
@@ -158,7 +166,9 @@ class EmulatorSettings:
             check_instant(self.now, "now")
 
     @classmethod
-    def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None, **overrides: object) -> EmulatorSettings:
+    def from_env(
+        cls, environ: os._Environ[str] | dict[str, str] | None = None, **overrides: object
+    ) -> EmulatorSettings:
         """Build settings from ``UCI_EMULATOR_*`` variables; ``overrides`` (flags) win over them."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
@@ -184,8 +194,12 @@ class EmulatorSettings:
                 values[name.lower()] = raw
         if (raw := get("SERVER_ERROR_DELAY")) is not None:
             values["server_error_delay"] = _float(raw, ENV_PREFIX + "SERVER_ERROR_DELAY")
-        for name, setting in (("PDATA_ID", "bot_pdata_id"), ("ENCRYPTION_SECRET", "encryption_secret"),
-                              ("RESPONSE_CRON", "response_cron"), ("PRIVATE_CRON", "private_cron")):
+        for name, setting in (
+            ("PDATA_ID", "bot_pdata_id"),
+            ("ENCRYPTION_SECRET", "encryption_secret"),
+            ("RESPONSE_CRON", "response_cron"),
+            ("PRIVATE_CRON", "private_cron"),
+        ):
             if (raw := get(name)) is not None:
                 values[setting] = raw
         if (raw := get("JOBS_TIMEZONE")) is not None:
@@ -211,7 +225,9 @@ def check_cron(expression: str, setting: str) -> str:
     from croniter import croniter
 
     if len(expression.split()) != 5 or not croniter.is_valid(expression):
-        raise SettingsError(f"{setting}: expected a five-field cron expression such as '0 2 * * *', got {expression!r}")
+        raise SettingsError(
+            f"{setting}: expected a five-field cron expression such as '0 2 * * *', got {expression!r}"
+        )
     return expression
 
 

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-BOT_NAMES = ["Global Tara Bot", "MPC-UP-Mentor Feedback", "DST Form Bot", "UCI Demo", "Comic Book Bot",
-             "शिक्षक सहायता बॉट", "Nipun Lakshya Survey"]
+BOT_NAMES = [
+    "Global Tara Bot",
+    "MPC-UP-Mentor Feedback",
+    "DST Form Bot",
+    "UCI Demo",
+    "Comic Book Bot",
+    "शिक्षक सहायता बॉट",
+    "Nipun Lakshya Survey",
+]
 #: Questions a bot may ask: the X Path's name, the title, and a multiple-choice question's options or
 #: the kind of free text that answers it (:data:`FREE_TEXT`).
 QUESTION_BANK: list[tuple[str, str, list[str] | str]] = [
-    ("menu", "Hi, I'm Tara,\nMay I help you?\n\nReply with a number from the options shown to explore further",
-     ["1 Your Education Boards", "2 Comic books", "3 DIKSHA mobile app", "4 DIKSHA queries"]),
-    ("class", "Have fun while you learn using comic books! \nEach comic book is aligned to a chapter.\n\n"
-     "Choose your class", ["Class 1", "Class 2", "Class 3", "Class 4"]),
+    (
+        "menu",
+        "Hi, I'm Tara,\nMay I help you?\n\nReply with a number from the options shown to explore further",
+        ["1 Your Education Boards", "2 Comic books", "3 DIKSHA mobile app", "4 DIKSHA queries"],
+    ),
+    (
+        "class",
+        "Have fun while you learn using comic books! \nEach comic book is aligned to a chapter.\n\n"
+        "Choose your class",
+        ["Class 1", "Class 2", "Class 3", "Class 4"],
+    ),
     ("staff_id", "सत्यापन के लिए कृपया अपना *मानव संपदा* आईडी दर्ज करें", "staff_id"),
     ("mentor", "कृपया मेंटर का नाम लिखे", "name"),
     ("covered", 'Did the session cover "Foundational Literacy"?', ["Yes", "No"]),
@@ -24,15 +38,44 @@ QUESTION_BANK: list[tuple[str, str, list[str] | str]] = [
 ]
 #: Free text that fits each kind of question.
 FREE_TEXT = {
-    "name": ["Sunita Verma", "Rakesh Kumar", "Anjali Singh", "Mohd. Imran", "सीमा यादव", "राजेश मिश्रा", "Priya"],
-    "place": ["Lucknow", "Varanasi", "Sitapur block", "Bahraich, UP", "26.8467 80.9462", "Gorakhpur", "Jhansi"],
-    "feedback": ["Very useful session", "More examples please", "बहुत अच्छा प्रशिक्षण", "Audio was not clear",
-                 "Good", "Please share the slides", "समय कम था"],
+    "name": [
+        "Sunita Verma",
+        "Rakesh Kumar",
+        "Anjali Singh",
+        "Mohd. Imran",
+        "सीमा यादव",
+        "राजेश मिश्रा",
+        "Priya",
+    ],
+    "place": [
+        "Lucknow",
+        "Varanasi",
+        "Sitapur block",
+        "Bahraich, UP",
+        "26.8467 80.9462",
+        "Gorakhpur",
+        "Jhansi",
+    ],
+    "feedback": [
+        "Very useful session",
+        "More examples please",
+        "बहुत अच्छा प्रशिक्षण",
+        "Audio was not clear",
+        "Good",
+        "Please share the slides",
+        "समय कम था",
+    ],
 }
 #: Answers that exercise the Spark CSV dialect: quotes, raw newlines, backslashes, Hindi, emoji.
 EDGE_ANSWERS = [
-    "Line one\nline two of the answer", 'He said "hello", then left', "C:\\Users\\teacher\\notes.txt",
-    "a \\n is not a newline here", "मेरा उत्तर: \"ठीक है\"", "ok 👍", 'ends with a quote "', "multi\nline\nwith, commas",
+    "Line one\nline two of the answer",
+    'He said "hello", then left',
+    "C:\\Users\\teacher\\notes.txt",
+    "a \\n is not a newline here",
+    'मेरा उत्तर: "ठीक है"',
+    "ok 👍",
+    'ends with a quote "',
+    "multi\nline\nwith, commas",
 ]
 #: IST hours in which sessions start.
 ACTIVE_HOURS = (6.5, 22.5)

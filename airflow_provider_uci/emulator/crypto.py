@@ -33,8 +33,10 @@ DEFAULT_ENCRYPTION_SECRET = base64.b64encode(b"uci-emulator-key").decode()
 def _cipher(secret_b64: str) -> Cipher:
     key = base64.b64decode(secret_b64)
     if len(key) not in (16, 24, 32):
-        raise ValueError(f"encryption secret: must be base64 of a 16, 24 or 32 byte AES key, got {len(key)} bytes")
-    return Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305 - ECB is what UCI uses
+        raise ValueError(
+            f"encryption secret: must be base64 of a 16, 24 or 32 byte AES key, got {len(key)} bytes"
+        )
+    return Cipher(algorithms.AES(key), modes.ECB())
 
 
 def encrypt_username(plain: str, secret_b64: str) -> str:
@@ -60,6 +62,7 @@ def decrypt_username(encrypted: str | None, secret_b64: str) -> str | None:
 
 
 # -- ZipCrypto -------------------------------------------------------------------------------
+
 
 def _crc_table() -> list[int]:
     table = []
@@ -102,7 +105,9 @@ class _ZipCrypto:
 
 def _dos_time(stamp: float) -> tuple[int, int]:
     t = time.localtime(stamp)
-    return (t.tm_hour << 11) | (t.tm_min << 5) | (t.tm_sec // 2), ((t.tm_year - 1980) << 9) | (t.tm_mon << 5) | t.tm_mday
+    return (t.tm_hour << 11) | (t.tm_min << 5) | (t.tm_sec // 2), ((t.tm_year - 1980) << 9) | (
+        t.tm_mon << 5
+    ) | t.tm_mday
 
 
 def zip_single_file(source: Path, target: Path, entry_name: str, password: str | None) -> None:
@@ -111,8 +116,10 @@ def zip_single_file(source: Path, target: Path, entry_name: str, password: str |
     :raises ValueError: for an empty password, as zip4j refuses one.
     """
     if password is None:
-        with atomic_writer(target, field="zip") as handle, \
-                zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with (
+            atomic_writer(target, field="zip") as handle,
+            zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        ):
             archive.write(source, arcname=entry_name)
         return
     if password == "":
@@ -127,10 +134,46 @@ def zip_single_file(source: Path, target: Path, entry_name: str, password: str |
     name = entry_name.encode("utf-8")
     flags = 0x0001 | 0x0800  # encrypted, UTF-8 name
     dos_time, dos_date = _dos_time(source.stat().st_mtime)
-    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, 8, dos_time, dos_date, crc, len(payload), len(data),
-                        len(name), 0) + name
-    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, flags, 8, dos_time, dos_date, crc, len(payload),
-                          len(data), len(name), 0, 0, 0, 0, 0o100600 << 16, 0) + name  # unzipped owner-only
+    local = (
+        struct.pack(
+            "<IHHHHHIIIHH",
+            0x04034B50,
+            20,
+            flags,
+            8,
+            dos_time,
+            dos_date,
+            crc,
+            len(payload),
+            len(data),
+            len(name),
+            0,
+        )
+        + name
+    )
+    central = (
+        struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            20,
+            20,
+            flags,
+            8,
+            dos_time,
+            dos_date,
+            crc,
+            len(payload),
+            len(data),
+            len(name),
+            0,
+            0,
+            0,
+            0,
+            0o100600 << 16,
+            0,
+        )
+        + name
+    )  # unzipped owner-only
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local) + len(payload), 0)
     with atomic_writer(target, field="zip") as handle:
         handle.write(local + payload + central + end)
@@ -165,9 +208,11 @@ def unseal(stored: str, key: bytes) -> str:
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    data = base64.urlsafe_b64decode(stored[len(SEAL_PREFIX):].encode("ascii"))
+    data = base64.urlsafe_b64decode(stored[len(SEAL_PREFIX) :].encode("ascii"))
     try:
         return AESGCM(key).decrypt(data[:12], data[12:], _SEAL_CONTEXT).decode("utf-8")
     except InvalidTag:
-        raise ValueError("encryption_key: sealed under another key (the emulator's signing key changed since the "
-                         "request was submitted); submit the request again") from None
+        raise ValueError(
+            "encryption_key: sealed under another key (the emulator's signing key changed since the "
+            "request was submitted); submit the request again"
+        ) from None

@@ -21,11 +21,26 @@ from typing import Any
 ROUTES = ("submit", "read", "list", "search", "download")
 ENV_PREFIX = "UCI_EMULATOR_FAULT_"
 #: Each knob's variable (after ``ENV_PREFIX``) and command-line flag, named in error messages.
-ENV_SUFFIXES = {"error_500": "500", "error_429": "429", "retry_after": "RETRY_AFTER", "latency": "LATENCY",
-                "latency_seconds": "LATENCY_SECONDS", "drop": "DROP", "truncate": "TRUNCATE", "seed": "SEED"}
-FLAGS = {"error_500": "--fault-500", "error_429": "--fault-429", "retry_after": "--retry-after",
-         "latency": "--fault-latency", "latency_seconds": "--latency-seconds", "drop": "--fault-drop",
-         "truncate": "--fault-truncate", "seed": "--fault-seed"}
+ENV_SUFFIXES = {
+    "error_500": "500",
+    "error_429": "429",
+    "retry_after": "RETRY_AFTER",
+    "latency": "LATENCY",
+    "latency_seconds": "LATENCY_SECONDS",
+    "drop": "DROP",
+    "truncate": "TRUNCATE",
+    "seed": "SEED",
+}
+FLAGS = {
+    "error_500": "--fault-500",
+    "error_429": "--fault-429",
+    "retry_after": "--retry-after",
+    "latency": "--fault-latency",
+    "latency_seconds": "--latency-seconds",
+    "drop": "--fault-drop",
+    "truncate": "--fault-truncate",
+    "seed": "--fault-seed",
+}
 
 
 #: The faults a call of a route can meet, in the order they are drawn (truncation is drawn per download body).
@@ -54,7 +69,9 @@ def parse_rates(value: str | None, knob: str) -> dict[str, float]:
         try:
             rate = float(rate_text)
         except ValueError:
-            raise FaultSpecError(f"{knob}: rate must be a number between 0 and 1, got {rate_text!r}") from None
+            raise FaultSpecError(
+                f"{knob}: rate must be a number between 0 and 1, got {rate_text!r}"
+            ) from None
         if not 0.0 <= rate <= 1.0:
             raise FaultSpecError(f"{knob}: rate must be between 0 and 1, got {rate}")
         for name in routes:
@@ -126,7 +143,9 @@ class FaultSettings:
         return cls.from_values(names=names, **raw)
 
     @classmethod
-    def from_values(cls, names: dict[str, str] | None = None, **raw: str | float | int | None) -> FaultSettings:
+    def from_values(
+        cls, names: dict[str, str] | None = None, **raw: str | float | int | None
+    ) -> FaultSettings:
         """Build from textual knob values (flags or environment); ``None`` means unset.
 
         ``names`` maps a knob to the flag or variable it came from, which error messages then name.
@@ -136,12 +155,19 @@ class FaultSettings:
         for knob in ("error_500", "error_429", "latency", "drop"):
             if raw.get(knob) is not None:
                 values[knob] = parse_rates(str(raw[knob]), names.get(knob, knob))
-        for knob, kind in (("retry_after", int), ("latency_seconds", float), ("truncate", float), ("seed", int)):
+        for knob, kind in (
+            ("retry_after", int),
+            ("latency_seconds", float),
+            ("truncate", float),
+            ("seed", int),
+        ):
             if raw.get(knob) is not None:
                 try:
                     values[knob] = kind(raw[knob])  # type: ignore[operator]
                 except ValueError:
-                    raise FaultSpecError(f"{names.get(knob, knob)}: expected a number, got {raw[knob]!r}") from None
+                    raise FaultSpecError(
+                        f"{names.get(knob, knob)}: expected a number, got {raw[knob]!r}"
+                    ) from None
         try:
             return cls(**values)  # type: ignore[arg-type]
         except FaultSpecError as exc:
@@ -169,17 +195,30 @@ class ServedLog:
     def submission(self, dataset: str, config: Any, submitted: datetime) -> None:
         """Count one submission the service accepted (``config`` is the request's ``datasetConfig``)."""
         config = config if isinstance(config, dict) else {}
-        key = (dataset, *(str(config.get(name, "")) for name in ("conversationId", "startDate", "endDate")),
-               submitted.date().isoformat())
+        key = (
+            dataset,
+            *(str(config.get(name, "")) for name in ("conversationId", "startDate", "endDate")),
+            submitted.date().isoformat(),
+        )
         with self._lock:
             self.submissions[key] += 1
 
     def report(self) -> dict[str, Any]:
         """The counts as JSON: faults by kind then route, and one entry per submitted job."""
         with self._lock:
-            faults = {kind: {route: count for (k, route), count in sorted(self.faults.items()) if k == kind}
-                      for kind in KINDS}
-            submissions = [{"dataset": dataset, "conversationId": bot, "startDate": start, "endDate": end,
-                            "submittedOn": day, "count": count}
-                           for (dataset, bot, start, end, day), count in sorted(self.submissions.items())]
+            faults = {
+                kind: {route: count for (k, route), count in sorted(self.faults.items()) if k == kind}
+                for kind in KINDS
+            }
+            submissions = [
+                {
+                    "dataset": dataset,
+                    "conversationId": bot,
+                    "startDate": start,
+                    "endDate": end,
+                    "submittedOn": day,
+                    "count": count,
+                }
+                for (dataset, bot, start, end, day), count in sorted(self.submissions.items())
+            ]
         return {"faults": faults, "submissions": submissions}

@@ -21,29 +21,47 @@ DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 DATASET_LIMIT = 50
 
 
-def check_submission(*, tag: str, dataset: str, requested_by: str, channel: str, encryption_key: str | None,
-                     lengths: bool = True) -> None:
+def check_submission(
+    *,
+    tag: str,
+    dataset: str,
+    requested_by: str,
+    channel: str,
+    encryption_key: str | None,
+    lengths: bool = True,
+) -> None:
     """Refuse a submission's values that no ``job_request`` column can hold.
 
     :param lengths: check the columns' lengths too (off under ``play_errors``: the database refuses them).
     """
-    values = {"tag": tag, "dataset": dataset, "requestedBy": requested_by, "X-Channel-ID": channel,
-              "encryptionKey": encryption_key}
+    values = {
+        "tag": tag,
+        "dataset": dataset,
+        "requestedBy": requested_by,
+        "X-Channel-ID": channel,
+        "encryptionKey": encryption_key,
+    }
     for name, value in values.items():
         if value is not None:
             check_text(value, name)
     if not lengths:
         return
-    limits = {"dataset": DATASET_LIMIT, "requestedBy": LENGTH_LIMITS["requested_by"],
-              "X-Channel-ID": LENGTH_LIMITS["requested_channel"], "encryptionKey": LENGTH_LIMITS["encryption_key"]}
+    limits = {
+        "dataset": DATASET_LIMIT,
+        "requestedBy": LENGTH_LIMITS["requested_by"],
+        "X-Channel-ID": LENGTH_LIMITS["requested_channel"],
+        "encryptionKey": LENGTH_LIMITS["encryption_key"],
+    }
     for name, limit in limits.items():
         value = values[name]
         if value is not None and len(value) > limit:
             raise ClientInputError(400, f"{name}: must be at most {limit} characters, got {len(value)}")
     stored = len(tag) + 1 + len(channel)
     if stored > LENGTH_LIMITS["tag"]:
-        raise ClientInputError(400, f"tag: '<tag>:<X-Channel-ID>' must be at most {LENGTH_LIMITS['tag']} characters, "
-                                    f"got {stored}")
+        raise ClientInputError(
+            400,
+            f"tag: '<tag>:<X-Channel-ID>' must be at most {LENGTH_LIMITS['tag']} characters, got {stored}",
+        )
 
 
 def check_day(value: str | None) -> None:
@@ -55,4 +73,6 @@ def check_day(value: str | None) -> None:
             raise ValueError(value)
         date.fromisoformat(value)
     except ValueError:
-        raise ClientInputError(400, f"filters.requestedDate: expected yyyy-MM-dd, got {value[:40]!r}") from None
+        raise ClientInputError(
+            400, f"filters.requestedDate: expected yyyy-MM-dd, got {value[:40]!r}"
+        ) from None

@@ -26,7 +26,9 @@ ASK_TIMEOUT_MESSAGE = (
 TransportFinder = Callable[[Any], Any]
 
 
-def json_response(body: dict[str, Any] | bytes, status: int, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    body: dict[str, Any] | bytes, status: int, headers: dict[str, str] | None = None
+) -> Response:
     """A JSON response with the real service's ``Request-Time`` header."""
     content = body if isinstance(body, bytes) else protocol.dumps(body)
     return Response(content=content, status_code=status, media_type="application/json", headers=headers)
@@ -49,15 +51,23 @@ async def route_miss(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 404)
     path = request.url.path
     if path.startswith("/blob/"):
-        body = (b'<?xml version="1.0" encoding="utf-8"?><Error><Code>ResourceNotFound</Code>'
-                b"<Message>The specified resource does not exist.</Message></Error>")
-        return Response(body, status_code=404, media_type="application/xml",
-                        headers={"x-ms-error-code": "ResourceNotFound"})
+        body = (
+            b'<?xml version="1.0" encoding="utf-8"?><Error><Code>ResourceNotFound</Code>'
+            b"<Message>The specified resource does not exist.</Message></Error>"
+        )
+        return Response(
+            body,
+            status_code=404,
+            media_type="application/xml",
+            headers={"x-ms-error-code": "ResourceNotFound"},
+        )
     if path.startswith("/admin/"):
         clock = request.app.state.clock
         code = "RESOURCE_NOT_FOUND" if status == 404 else "CLIENT_ERROR"
-        return json_response(protocol.failure(ADMIN_ID, clock.now(), code, f"no route for {request.method} {path[:100]}"),
-                             status)
+        return json_response(
+            protocol.failure(ADMIN_ID, clock.now(), code, f"no route for {request.method} {path[:100]}"),
+            status,
+        )
     if status == 405:
         return json_response({"message": "Method Not Allowed"}, 405)
     return json_response({"message": "no Route matched with those values"}, 404)
@@ -65,8 +75,11 @@ async def route_miss(request: Request, exc: Exception) -> Response:
 
 def note_request(request: Request) -> None:
     """Keep the method, path and header names (never values) of the last API call, for ``GET /admin/last-request``."""
-    request.app.state.last_request = {"method": request.method, "path": request.url.path,
-                                      "headerNames": sorted({name.lower() for name in request.headers})}
+    request.app.state.last_request = {
+        "method": request.method,
+        "path": request.url.path,
+        "headerNames": sorted({name.lower() for name in request.headers}),
+    }
 
 
 def gateway_consumer(request: Request, settings: EmulatorSettings) -> str | Response:
@@ -126,14 +139,18 @@ async def inject_faults(request: Request, route: str, api_id: str | None) -> Res
         return Response(status_code=500)  # never reaches the client: the connection is gone
     if "error_429" in fired:
         served.fault("error_429", route)
-        return json_response({"message": "API rate limit exceeded"}, 429, {"Retry-After": str(faults.retry_after)})
+        return json_response(
+            {"message": "API rate limit exceeded"}, 429, {"Retry-After": str(faults.retry_after)}
+        )
     if "error_500" in fired:
         served.fault("error_500", route)
         if api_id is None:
             return Response(
                 content=b'<?xml version="1.0" encoding="utf-8"?><Error><Code>InternalError</Code>'
                 b"<Message>The server encountered an internal error. Please retry the request.</Message></Error>",
-                status_code=500, media_type="application/xml")
+                status_code=500,
+                media_type="application/xml",
+            )
         clock = request.app.state.clock
         return json_response(protocol.failure(api_id, clock.now(), "ERROR", ASK_TIMEOUT_MESSAGE), 500)
     return None

@@ -26,8 +26,14 @@ MAX_JSON_DEPTH = 64
 MAX_LIMIT = 2**31 - 1
 
 #: The envelope's ``responseCode`` (and ``params.err``) for each status a client error gets.
-CODES = {400: "CLIENT_ERROR", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "RESOURCE_NOT_FOUND",
-         413: "CLIENT_ERROR", 415: "CLIENT_ERROR"}
+CODES = {
+    400: "CLIENT_ERROR",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "RESOURCE_NOT_FOUND",
+    413: "CLIENT_ERROR",
+    415: "CLIENT_ERROR",
+}
 
 
 class BodyTooLarge(ClientInputError):
@@ -37,7 +43,9 @@ class BodyTooLarge(ClientInputError):
 def error_response(api_id: str, now: datetime, error: ClientInputError) -> Response:
     """The error envelope for ``error``, with its HTTP status."""
     code = CODES.get(error.status, "CLIENT_ERROR")
-    return json_response(protocol.failure(api_id, now, code, error.message), error.status, {"Request-Time": "0"})
+    return json_response(
+        protocol.failure(api_id, now, code, error.message), error.status, {"Request-Time": "0"}
+    )
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -82,7 +90,9 @@ def parse_json(raw: bytes, what: str = "body") -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ClientInputError(400, f"{what}: must be UTF-8 text (invalid byte at offset {exc.start})") from None
+        raise ClientInputError(
+            400, f"{what}: must be UTF-8 text (invalid byte at offset {exc.start})"
+        ) from None
     try:
         value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
@@ -116,7 +126,9 @@ def _check_text(text: str, what: str) -> None:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise ClientInputError(400, f"{what}: text must be valid Unicode (it holds a lone surrogate escape)") from None
+            raise ClientInputError(
+                400, f"{what}: text must be valid Unicode (it holds a lone surrogate escape)"
+            ) from None
 
 
 def json_object(raw: bytes, what: str = "body", *, empty_ok: bool = False) -> dict[str, Any]:
@@ -132,11 +144,15 @@ def json_object(raw: bytes, what: str = "body", *, empty_ok: bool = False) -> di
 def parse_limit(value: Any, what: str = "limit") -> int:
     """A ``limit``: a whole number from 0 to :data:`MAX_LIMIT` (a JSON integer or its digits as text)."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ClientInputError(400, f"{what}: must be a whole number from 0 to {MAX_LIMIT}, got {_shown(value)}")
+        raise ClientInputError(
+            400, f"{what}: must be a whole number from 0 to {MAX_LIMIT}, got {_shown(value)}"
+        )
     text = value.strip() if isinstance(value, str) else str(value)
     digits = text[1:] if text[:1] in "+-" else text
     if not digits.isdigit() or not digits.isascii() or len(digits) > 12:
-        raise ClientInputError(400, f"{what}: must be a whole number from 0 to {MAX_LIMIT}, got {_shown(value)}")
+        raise ClientInputError(
+            400, f"{what}: must be a whole number from 0 to {MAX_LIMIT}, got {_shown(value)}"
+        )
     number = int(text)
     if not 0 <= number <= MAX_LIMIT:
         raise ClientInputError(400, f"{what}: must be a whole number from 0 to {MAX_LIMIT}, got {number}")

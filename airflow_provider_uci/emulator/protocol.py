@@ -48,8 +48,9 @@ def format_ts(instant: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+00:00"
 
 
-def request_id(*, dataset: str, tag: str, requested_by: str, channel: str, submission_date: str,
-               dataset_type: str | None) -> str:
+def request_id(
+    *, dataset: str, tag: str, requested_by: str, channel: str, submission_date: str, dataset_type: str | None
+) -> str:
     """The deterministic id: upper-case MD5 of ``dataset|tag|requestedBy|channel|date[|type]``."""
     parts = [dataset, tag, requested_by, channel, submission_date]
     if dataset_type is not None:
@@ -69,13 +70,21 @@ def success(api_id: str, now: datetime, result: Any) -> dict[str, Any]:
     }
 
 
-def failure(api_id: str, now: datetime, code: str, message: str, *, response_code: str | None = None) -> dict[str, Any]:
+def failure(
+    api_id: str, now: datetime, code: str, message: str, *, response_code: str | None = None
+) -> dict[str, Any]:
     """An error envelope; ``response_code`` differs from ``code`` only for the HTTP 200 "no job" answer."""
     return {
         "id": api_id,
         "ver": "1.0",
         "ts": format_ts(now),
-        "params": {"resmsgid": str(uuid.uuid4()), "err": code, "status": "failed", "errmsg": message, "client_key": None},
+        "params": {
+            "resmsgid": str(uuid.uuid4()),
+            "err": code,
+            "status": "failed",
+            "errmsg": message,
+            "client_key": None,
+        },
         "responseCode": response_code or code,
         "result": None,
     }
@@ -123,11 +132,37 @@ def job_fields(row: JobRow, *, expires_at_ms: int, sign: Callable[[str], str]) -
 
 
 #: Submit and read write the job as a Scala map (HashMap order, ``None`` dropped).
-MAP_ORDER = ("attempts", "lastUpdated", "tag", "expiresAt", "datasetConfig", "downloadUrls", "requestedBy",
-             "jobStats", "status", "dataset", "requestId", "requestedChannel", "statusMessage")
+MAP_ORDER = (
+    "attempts",
+    "lastUpdated",
+    "tag",
+    "expiresAt",
+    "datasetConfig",
+    "downloadUrls",
+    "requestedBy",
+    "jobStats",
+    "status",
+    "dataset",
+    "requestId",
+    "requestedChannel",
+    "statusMessage",
+)
 #: List (and search) write it as a case class (declaration order, ``None`` as ``null``).
-CASE_CLASS_ORDER = ("requestId", "tag", "dataset", "requestedBy", "requestedChannel", "status", "lastUpdated",
-                    "datasetConfig", "attempts", "jobStats", "downloadUrls", "expiresAt", "statusMessage")
+CASE_CLASS_ORDER = (
+    "requestId",
+    "tag",
+    "dataset",
+    "requestedBy",
+    "requestedChannel",
+    "status",
+    "lastUpdated",
+    "datasetConfig",
+    "attempts",
+    "jobStats",
+    "downloadUrls",
+    "expiresAt",
+    "statusMessage",
+)
 
 
 def job_as_map(fields: dict[str, Any]) -> dict[str, Any]:

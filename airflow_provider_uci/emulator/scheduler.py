@@ -70,7 +70,7 @@ class JobScheduler:
             for dataset in datasets:
                 try:
                     outcomes = await run_in_threadpool(self.service.run_jobs, (dataset,))
-                except Exception:  # noqa: BLE001 - one bad night must not stop the schedule
+                except Exception:
                     log.exception("scheduled %s run failed", dataset)
                     continue
                 self.runs += 1

@@ -105,8 +105,17 @@ class SeedOptions:
 class Seeder:
     """Write one seed's data into the UCI database and the telemetry container."""
 
-    def __init__(self, options: SeedOptions, *, storage: BlobStorage, uci: UciDatabase, telemetry_container: str,
-                 pdata_id: str, encryption_secret: str, today: date) -> None:
+    def __init__(
+        self,
+        options: SeedOptions,
+        *,
+        storage: BlobStorage,
+        uci: UciDatabase,
+        telemetry_container: str,
+        pdata_id: str,
+        encryption_secret: str,
+        today: date,
+    ) -> None:
         self.options = options
         self.storage = storage
         self.uci = uci
@@ -118,7 +127,13 @@ class Seeder:
         self.consent: dict[str, bool | None] = {}
         self.bots: list[SeedBot] = []
         self.answers = self.edge_answers = 0
-        self.stats = {"emitted": 0, "kept": 0, "duplicates_dropped": 0, "filtered_out": 0, "unknown_device": 0}
+        self.stats = {
+            "emitted": 0,
+            "kept": 0,
+            "duplicates_dropped": 0,
+            "filtered_out": 0,
+            "unknown_device": 0,
+        }
 
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -128,20 +143,32 @@ class Seeder:
     def make_tables(self) -> None:
         options, rng = self.options, self.rng
         end = self.start + timedelta(days=options.days - 1)
-        bots = [(self._uuid(), BOT_NAMES[i % len(BOT_NAMES)] + ("" if i < len(BOT_NAMES) else f" {i + 1}"))
-                for i in range(options.bots)] + list(options.extra_bots)
+        bots = [
+            (self._uuid(), BOT_NAMES[i % len(BOT_NAMES)] + ("" if i < len(BOT_NAMES) else f" {i + 1}"))
+            for i in range(options.bots)
+        ] + list(options.extra_bots)
         for bot_id, name in bots:
             questions = []
             for slug, title, answers in rng.sample(QUESTION_BANK, k=rng.randint(3, 6)):
                 mcq = isinstance(answers, list)
                 options_text = answers if mcq else []
-                questions.append(Question(
-                    id=self._uuid(), kind="mcq" if mcq else "ftp", title=title,
-                    choices=[(str(k + 1), text) for k, text in enumerate(options_text)],
-                    xpath=f"question./data/{slug}[1]", free_text="" if mcq else str(answers),
-                    weights=[0.3 + rng.random() * (2.0 if k == 0 else 1.0) for k in range(len(options_text))]))
+                questions.append(
+                    Question(
+                        id=self._uuid(),
+                        kind="mcq" if mcq else "ftp",
+                        title=title,
+                        choices=[(str(k + 1), text) for k, text in enumerate(options_text)],
+                        xpath=f"question./data/{slug}[1]",
+                        free_text="" if mcq else str(answers),
+                        weights=[
+                            0.3 + rng.random() * (2.0 if k == 0 else 1.0) for k in range(len(options_text))
+                        ],
+                    )
+                )
             self.bots.append(SeedBot(bot_id, name, questions, stop_chance=0.02 + rng.random() * 0.08))
-        self.uci.add_bots(Bot(b.id, b.name, options.channel, self.start.isoformat(), end.isoformat()) for b in self.bots)
+        self.uci.add_bots(
+            Bot(b.id, b.name, options.channel, self.start.isoformat(), end.isoformat()) for b in self.bots
+        )
 
         users: list[tuple[str, bool | None]] = []
         for _ in range(options.users):
@@ -171,15 +198,23 @@ class Seeder:
         bots = [bot for bot in self.bots if bot.users]
         if not bots or not options.events:
             return
-        per_day = [options.events // options.days + (1 if d < options.events % options.days else 0)
-                   for d in range(options.days)]
+        per_day = [
+            options.events // options.days + (1 if d < options.events % options.days else 0)
+            for d in range(options.days)
+        ]
         mean_answers = sum(bot.expected_answers() for bot in bots) / len(bots)
         first_hour, last_hour = ACTIVE_HOURS
         for offset, count in enumerate(per_day):
             day = self.start + timedelta(days=offset)
             day_start = datetime(day.year, day.month, day.day, tzinfo=IST).timestamp()
-            writer = DayWriter(self.storage, self.container, day, options.partitions, scratch,
-                                int(day_start * 1000) + 86_400_000)
+            writer = DayWriter(
+                self.storage,
+                self.container,
+                day,
+                options.partitions,
+                scratch,
+                int(day_start * 1000) + 86_400_000,
+            )
             window = (last_hour - first_hour) * 3600.0
             # sessions start as a Poisson process over the active hours, so the day's answers fill them
             rate = count / max(mean_answers, 1.0) / window
@@ -189,7 +224,9 @@ class Seeder:
             while emitted < count:
                 if not waiting or next_start <= waiting[0][0]:
                     number += 1
-                    heapq.heappush(waiting, (next_start, number, self._new_session(rng.choice(bots), next_start)))
+                    heapq.heappush(
+                        waiting, (next_start, number, self._new_session(rng.choice(bots), next_start))
+                    )
                     next_start += rng.expovariate(rate)
                     continue
                 moment, _, session = heapq.heappop(waiting)
@@ -197,7 +234,9 @@ class Seeder:
                 if rng.random() < NOISE:
                     event, expected = self._noise(session, moment, day_start)
                     number += 1
-                    heapq.heappush(waiting, (moment + 1.0, number, session))  # the answer comes a second later
+                    heapq.heappush(
+                        waiting, (moment + 1.0, number, session)
+                    )  # the answer comes a second later
                 else:
                     event, expected = self._event(session, moment, day_start)
                     session.step += 1
@@ -244,7 +283,9 @@ class Seeder:
             key, text = rng.choices(question.choices, weights=question.weights)[0]
             return [{key: {"text": text}}], False
         if share and rng.random() < share * 3 and self.edge_answers + 1 <= share * (self.answers + 1):
-            return [{"ans1": rng.choice(EDGE_ANSWERS)}], True  # free text only, at most `share` of all answers
+            return [
+                {"ans1": rng.choice(EDGE_ANSWERS)}
+            ], True  # free text only, at most `share` of all answers
         if question.free_text == "count":
             return [{"ans1": str(rng.randint(6, 48))}], False
         if question.free_text == "staff_id":
@@ -281,8 +322,14 @@ class Seeder:
             event["eid"] = "INTERACT"
         return event, "filtered_out"
 
-    def _telemetry(self, session: Session, moment: float, day_start: float, resvalues: list[dict[str, Any]],
-                   duration: float) -> dict[str, Any]:
+    def _telemetry(
+        self,
+        session: Session,
+        moment: float,
+        day_start: float,
+        resvalues: list[dict[str, Any]],
+        duration: float,
+    ) -> dict[str, Any]:
         """The ASSESS event of the session's current step, as UCI's transformer writes it."""
         bot, number = session.bot, min(session.step, len(session.bot.questions) - 1)
         question = bot.questions[number]
@@ -291,37 +338,88 @@ class Seeder:
         form_end = "true" if number == len(bot.questions) - 1 else "false"
         channel = owner = self.options.channel
         return {
-            "eid": "ASSESS", "ets": ets, "ver": "3.0", "mid": assess_mid(stamp),
+            "eid": "ASSESS",
+            "ets": ets,
+            "ver": "3.0",
+            "mid": assess_mid(stamp),
             "actor": {"type": "User", "id": session.user},
             "context": {
-                "channel": channel, "pdata": {"id": self.pdata_id, "pid": PDATA_PID, "ver": "1.0"},
-                "env": f"{channel}.gupshup-whatsapp", "did": session.user, "sid": session.id,
-                "cdata": [{"type": "ConversationOwner", "id": owner}, {"type": "Conversation", "id": bot.id},
-                          {"type": "XPath", "id": question.xpath}, {"type": "FormEnd", "id": form_end}],
+                "channel": channel,
+                "pdata": {"id": self.pdata_id, "pid": PDATA_PID, "ver": "1.0"},
+                "env": f"{channel}.gupshup-whatsapp",
+                "did": session.user,
+                "sid": session.id,
+                "cdata": [
+                    {"type": "ConversationOwner", "id": owner},
+                    {"type": "Conversation", "id": bot.id},
+                    {"type": "XPath", "id": question.xpath},
+                    {"type": "FormEnd", "id": form_end},
+                ],
                 "rollup": {"l1": owner, "l2": bot.id, "l3": question.xpath, "l4": form_end},
             },
-            "object": {"id": question.id, "type": question.kind.upper(), "ver": "1.0",
-                       "rollup": {"l1": "BotOwnerID", "l2": "BotID", "l3": "QuestionXPath", "l4": "FormEnd"}},
-            "edata": {"duration": duration, "score": 1.0, "pass": "Yes", "index": 1.0, "resvalues": resvalues,
-                      "item": {"id": question.id, "type": question.kind, "title": question.title, "desc": "",
-                               "maxscore": 1.0, "exlength": 0.0, "mc": [], "mmc": [], "uri": "", "params": params}},
-            "type": "event", "tags": [], "flags": [], "timestamp": stamp, "syncts": syncts, "@timestamp": at,
+            "object": {
+                "id": question.id,
+                "type": question.kind.upper(),
+                "ver": "1.0",
+                "rollup": {"l1": "BotOwnerID", "l2": "BotID", "l3": "QuestionXPath", "l4": "FormEnd"},
+            },
+            "edata": {
+                "duration": duration,
+                "score": 1.0,
+                "pass": "Yes",
+                "index": 1.0,
+                "resvalues": resvalues,
+                "item": {
+                    "id": question.id,
+                    "type": question.kind,
+                    "title": question.title,
+                    "desc": "",
+                    "maxscore": 1.0,
+                    "exlength": 0.0,
+                    "mc": [],
+                    "mmc": [],
+                    "uri": "",
+                    "params": params,
+                },
+            },
+            "type": "event",
+            "tags": [],
+            "flags": [],
+            "timestamp": stamp,
+            "syncts": syncts,
+            "@timestamp": at,
         }
 
-    def _event(self, session: Session, moment: float, day_start: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _event(
+        self, session: Session, moment: float, day_start: float
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The session's next answer, with what the report must hold for it."""
         bot = session.bot
         question = bot.questions[session.step]
         resvalues, edge = self._answer(question)
-        duration = float(int(moment - session.last_moment)) if session.step else float(self.rng.randint(4, 40))
+        duration = (
+            float(int(moment - session.last_moment)) if session.step else float(self.rng.randint(4, 40))
+        )
         session.last_moment = moment
         event = self._telemetry(session, moment, day_start, resvalues, duration)
         return event, {
-            "_bot": bot, "_edge": edge, "mid": event["mid"], "conversation_id": bot.id, "conversation_name": bot.name,
-            "device_id": session.user, "session_id": session.id, "question_id": question.id,
-            "question_type": question.kind, "title": question.title, "params": event["edata"]["item"]["params"],
-            "resvalues": resvalues, "consent": self.consent[session.user] is not False, "x_path": question.xpath,
-            "eof": event["context"]["rollup"]["l4"], "timestamp": event["@timestamp"], "duration": int(duration),
+            "_bot": bot,
+            "_edge": edge,
+            "mid": event["mid"],
+            "conversation_id": bot.id,
+            "conversation_name": bot.name,
+            "device_id": session.user,
+            "session_id": session.id,
+            "question_id": question.id,
+            "question_type": question.kind,
+            "title": question.title,
+            "params": event["edata"]["item"]["params"],
+            "resvalues": resvalues,
+            "consent": self.consent[session.user] is not False,
+            "x_path": question.xpath,
+            "eof": event["context"]["rollup"]["l4"],
+            "timestamp": event["@timestamp"],
+            "duration": int(duration),
         }
 
     def load_telemetry_files(self, scratch: Path) -> int:
@@ -339,10 +437,18 @@ class Seeder:
                         raise ValueError(f"--telemetry {path}: line {number} is not JSON: {exc}") from None
                     day = sync_day(event)
                     if day is None:
-                        raise ValueError(f"--telemetry {path}: line {number} has neither syncts nor @timestamp")
+                        raise ValueError(
+                            f"--telemetry {path}: line {number} has neither syncts nor @timestamp"
+                        )
                     if day not in writers:
-                        writers[day] = DayWriter(self.storage, self.container, day, 1, scratch,
-                                                  int(datetime(day.year, day.month, day.day, tzinfo=IST).timestamp() * 1000))
+                        writers[day] = DayWriter(
+                            self.storage,
+                            self.container,
+                            day,
+                            1,
+                            scratch,
+                            int(datetime(day.year, day.month, day.day, tzinfo=IST).timestamp() * 1000),
+                        )
                     writers[day].write(event)
                     count += 1
         for writer in writers.values():
@@ -354,10 +460,15 @@ class Seeder:
         return {
             "channel": self.options.channel,
             "pdata_id": self.pdata_id,
-            "bots": [{"id": b.id, "name": b.name, "events_by_day": dict(sorted(b.events_by_day.items()))}
-                     for b in self.bots],
-            "users": {"consent_true": values.count(True), "consent_false": values.count(False),
-                      "consent_unset": values.count(None)},
+            "bots": [
+                {"id": b.id, "name": b.name, "events_by_day": dict(sorted(b.events_by_day.items()))}
+                for b in self.bots
+            ],
+            "users": {
+                "consent_true": values.count(True),
+                "consent_false": values.count(False),
+                "consent_unset": values.count(None),
+            },
             "events": dict(self.stats),
             "answers": {"rows": self.answers, "edge_cases": self.edge_answers},
             "start": self.start.isoformat(),
@@ -373,11 +484,27 @@ def _user_data(consent: bool | None) -> dict[str, Any]:
     return {"device": dict(device), "data": {"device": dict(device)}}
 
 
-def seed(options: SeedOptions, *, storage: BlobStorage, uci: UciDatabase, telemetry_container: str, pdata_id: str,
-         encryption_secret: str, today: date, scratch_root: Path) -> dict[str, Any]:
+def seed(
+    options: SeedOptions,
+    *,
+    storage: BlobStorage,
+    uci: UciDatabase,
+    telemetry_container: str,
+    pdata_id: str,
+    encryption_secret: str,
+    today: date,
+    scratch_root: Path,
+) -> dict[str, Any]:
     """Generate and write everything; return the summary."""
-    seeder = Seeder(options, storage=storage, uci=uci, telemetry_container=telemetry_container, pdata_id=pdata_id,
-                    encryption_secret=encryption_secret, today=today)
+    seeder = Seeder(
+        options,
+        storage=storage,
+        uci=uci,
+        telemetry_container=telemetry_container,
+        pdata_id=pdata_id,
+        encryption_secret=encryption_secret,
+        today=today,
+    )
     seeder.make_tables()
     scratch_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch_root) as scratch:

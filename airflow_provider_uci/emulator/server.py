@@ -38,14 +38,24 @@ def build_server(settings: EmulatorSettings, host: str, port: int, log_level: st
     """
     check_exposure(host, settings)
     app = create_app(settings)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                            timeout_graceful_shutdown=3, proxy_headers=True, forwarded_allow_ips="127.0.0.1,::1")
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=3,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1,::1",
+    )
     server = uvicorn.Server(config)
     app.state.find_transport = _transport_finder(server)
     return server
 
 
-def serve(settings: EmulatorSettings, host: str = "127.0.0.1", port: int = 9000, log_level: str = "info") -> None:
+def serve(
+    settings: EmulatorSettings, host: str = "127.0.0.1", port: int = 9000, log_level: str = "info"
+) -> None:
     """Serve until interrupted; the emulator's own messages (job runs) go to stderr at ``log_level``."""
     import logging
 

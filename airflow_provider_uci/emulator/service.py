@@ -30,8 +30,11 @@ def build_storage(settings: EmulatorSettings) -> BlobStorage:
     if settings.storage == "azure":
         assert settings.azure_connection_string is not None
         return AzureStorage(settings.azure_connection_string)
-    return LocalStorage(settings.data_dir / "blobs", account=settings.storage_account,
-                        signing_key=settings.signing_key or _stored_signing_key(settings.data_dir))
+    return LocalStorage(
+        settings.data_dir / "blobs",
+        account=settings.storage_account,
+        signing_key=settings.signing_key or _stored_signing_key(settings.data_dir),
+    )
 
 
 def _stored_signing_key(data_dir: Path) -> str:
@@ -54,8 +57,13 @@ def build_store(settings: EmulatorSettings) -> JobStore:
 class Service:
     """The service's state: settings, clock, job store and storage, shared by every route."""
 
-    def __init__(self, settings: EmulatorSettings, clock: Clock | None = None, store: JobStore | None = None,
-                 storage: BlobStorage | None = None) -> None:
+    def __init__(
+        self,
+        settings: EmulatorSettings,
+        clock: Clock | None = None,
+        store: JobStore | None = None,
+        storage: BlobStorage | None = None,
+    ) -> None:
         self.settings = settings
         self.clock = clock or Clock(settings.now)
         self.store = store or build_store(settings)
@@ -79,9 +87,16 @@ class Service:
 
     def seed(self, options: SeedOptions, today: date) -> dict[str, Any]:
         """Write seed data into this service's UCI tables and telemetry container."""
-        return seed_data(options, storage=self.storage, uci=self.uci, telemetry_container=self.settings.telemetry_container,
-                         pdata_id=self.settings.bot_pdata_id, encryption_secret=self.settings.encryption_secret,
-                         today=today, scratch_root=self.settings.data_dir / "tmp")
+        return seed_data(
+            options,
+            storage=self.storage,
+            uci=self.uci,
+            telemetry_container=self.settings.telemetry_container,
+            pdata_id=self.settings.bot_pdata_id,
+            encryption_secret=self.settings.encryption_secret,
+            today=today,
+            scratch_root=self.settings.data_dir / "tmp",
+        )
 
     async def db(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a store call: inline for SQLite (microseconds), in a thread for PostgreSQL."""
@@ -100,7 +115,9 @@ class Service:
 
         def sign(stored: str) -> str:
             base = base_url if isinstance(base_url, str) else base_url()
-            return self.storage.signed_url(container, key_from_stored_url(stored), now=now, ttl=ttl, base_url=base)
+            return self.storage.signed_url(
+                container, key_from_stored_url(stored), now=now, ttl=ttl, base_url=base
+            )
 
         expires = int((now + ttl).timestamp() * 1000)
         return protocol.job_fields(row, expires_at_ms=expires, sign=sign)

@@ -75,7 +75,9 @@ class BlobStorage(Protocol):
 
     def list_keys(self, container: str, prefix: str) -> Iterator[str]: ...
 
-    def signed_url(self, container: str, key: str, *, now: datetime, ttl: timedelta, base_url: str) -> str: ...
+    def signed_url(
+        self, container: str, key: str, *, now: datetime, ttl: timedelta, base_url: str
+    ) -> str: ...
 
 
 class LocalStorage:
@@ -141,7 +143,9 @@ class LocalStorage:
 
         The signatures are compared as bytes: ``compare_digest`` refuses non-ASCII text outright.
         """
-        if not hmac.compare_digest(self.signature(container, key, se).encode(), sig.encode("utf-8", "replace")):
+        if not hmac.compare_digest(
+            self.signature(container, key, se).encode(), sig.encode("utf-8", "replace")
+        ):
             return "Signature did not match"
         try:
             expiry = datetime.strptime(se, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
@@ -170,7 +174,7 @@ class AzureStorage:
             raise StorageError("azure_connection_string: must carry an AccountKey so that URLs can be signed")
         self._known_containers: set[str] = set()
 
-    def _container(self, container: str):  # noqa: ANN202 - azure type
+    def _container(self, container: str):
         client = self._service.get_container_client(container)
         if container not in self._known_containers:
             from azure.core.exceptions import ResourceExistsError

@@ -112,8 +112,14 @@ def abbreviate(message: str, limit: int = ERR_MESSAGE_LIMIT) -> str:
 class JobStore:
     """The job table, with the real service's upsert and query rules."""
 
-    def __init__(self, tz: ZoneInfo, *, sqlite_path: Path | None = None, database_url: str | None = None,
-                 sealing_key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        tz: ZoneInfo,
+        *,
+        sqlite_path: Path | None = None,
+        database_url: str | None = None,
+        sealing_key: bytes | None = None,
+    ) -> None:
         """:param sealing_key: the key zip passwords are sealed with (``crypto.sealing_key``); by default a
         new one, so that a password outlives this store only sealed under a key nobody kept."""
         if (sqlite_path is None) == (database_url is None):
@@ -126,10 +132,13 @@ class JobStore:
             import psycopg2.pool
 
             try:
-                self._pool = psycopg2.pool.ThreadedConnectionPool(1, POOL_SIZE, **postgres_connect_args(database_url))
+                self._pool = psycopg2.pool.ThreadedConnectionPool(
+                    1, POOL_SIZE, **postgres_connect_args(database_url)
+                )
             except (psycopg2.Error, ValueError) as exc:  # told without any piece of the URL's password
-                raise StoreError(f"job store: cannot connect to {redact_url(database_url)}: "
-                                 f"{one_line(exc, database_url)}") from None
+                raise StoreError(
+                    f"job store: cannot connect to {redact_url(database_url)}: {one_line(exc, database_url)}"
+                ) from None
             # The pool opens connections as they are needed, but closes a returned one whenever
             # ``minconn`` idle ones are kept already, so under concurrent calls nearly every call would
             # open a new PostgreSQL connection. Keep every connection it opens instead.
@@ -155,7 +164,9 @@ class JobStore:
     def _sqlite(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self._sqlite_path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self._sqlite_path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn
@@ -216,8 +227,23 @@ class JobStore:
         return naive.replace(tzinfo=self.tz)
 
     def _row(self, values: Sequence[Any]) -> JobRow:
-        (tag, request_id, job_id, status, request_data, requested_by, requested_channel, submitted, urls,
-         file_created, completed, execution_time, err_message, iteration, encryption_key) = values
+        (
+            tag,
+            request_id,
+            job_id,
+            status,
+            request_data,
+            requested_by,
+            requested_channel,
+            submitted,
+            urls,
+            file_created,
+            completed,
+            execution_time,
+            err_message,
+            iteration,
+            encryption_key,
+        ) = values
         if isinstance(request_data, str):
             request_data = json.loads(request_data)
         if isinstance(urls, str):
@@ -225,11 +251,20 @@ class JobStore:
         submitted_at = self._from_db_time(submitted)
         assert submitted_at is not None
         return JobRow(
-            tag=tag, request_id=request_id, job_id=job_id, status=status, request_data=request_data,
-            requested_by=requested_by, requested_channel=requested_channel, dt_job_submitted=submitted_at,
-            download_urls=list(urls or []), dt_file_created=self._from_db_time(file_created),
-            dt_job_completed=self._from_db_time(completed), execution_time=execution_time,
-            err_message=err_message, iteration=iteration or 0,
+            tag=tag,
+            request_id=request_id,
+            job_id=job_id,
+            status=status,
+            request_data=request_data,
+            requested_by=requested_by,
+            requested_channel=requested_channel,
+            dt_job_submitted=submitted_at,
+            download_urls=list(urls or []),
+            dt_file_created=self._from_db_time(file_created),
+            dt_job_completed=self._from_db_time(completed),
+            execution_time=execution_time,
+            err_message=err_message,
+            iteration=iteration or 0,
             encryption_key=None if encryption_key is None else unseal(encryption_key, self._sealing_key),
         )
 
@@ -263,8 +298,12 @@ class JobStore:
         now: datetime,
     ) -> JobRow:
         """Insert a new SUBMITTED row, or reset a FAILED one; any other existing row is left as it is."""
-        self._check_lengths(tag=tag, requested_by=requested_by, requested_channel=requested_channel,
-                            encryption_key=encryption_key)
+        self._check_lengths(
+            tag=tag,
+            requested_by=requested_by,
+            requested_channel=requested_channel,
+            encryption_key=encryption_key,
+        )
         data = json.dumps(request_data, ensure_ascii=False)
         submitted = self._to_db_time(now)
         with self._cursor() as cur:
@@ -288,22 +327,33 @@ class JobStore:
                 )
                 written = cur.rowcount
             if written:  # the request's key, sealed, replaces any earlier one
-                cur.execute(self._sql("DELETE FROM job_request_key WHERE tag = ? AND request_id = ?"),
-                            (tag, request_id))
+                cur.execute(
+                    self._sql("DELETE FROM job_request_key WHERE tag = ? AND request_id = ?"),
+                    (tag, request_id),
+                )
                 if encryption_key is not None:
-                    cur.execute(self._sql("INSERT INTO job_request_key (tag, request_id, sealed_key) VALUES (?, ?, ?)"),
-                                (tag, request_id, seal(encryption_key, self._sealing_key)))
-            cur.execute(self._sql(f"SELECT {COLUMNS} FROM job_request WHERE tag = ? AND request_id = ?"), (tag, request_id))
+                    cur.execute(
+                        self._sql(
+                            "INSERT INTO job_request_key (tag, request_id, sealed_key) VALUES (?, ?, ?)"
+                        ),
+                        (tag, request_id, seal(encryption_key, self._sealing_key)),
+                    )
+            cur.execute(
+                self._sql(f"SELECT {COLUMNS} FROM job_request WHERE tag = ? AND request_id = ?"),
+                (tag, request_id),
+            )
             row = cur.fetchone()
         return self._row(row)
 
     def list(self, tag: str, limit: int) -> list[JobRow]:
         """Return the rows under ``tag``, newest submission first, at most ``limit``."""
         if limit < 0:
-            raise StoreError(f'ERROR: LIMIT must not be negative (limit {limit})')
+            raise StoreError(f"ERROR: LIMIT must not be negative (limit {limit})")
         with self._cursor() as cur:
             cur.execute(
-                self._sql(f"SELECT {COLUMNS} FROM job_request WHERE tag = ? ORDER BY dt_job_submitted DESC LIMIT ?"),
+                self._sql(
+                    f"SELECT {COLUMNS} FROM job_request WHERE tag = ? ORDER BY dt_job_submitted DESC LIMIT ?"
+                ),
                 (tag, limit),
             )
             rows = cur.fetchall()
@@ -324,7 +374,9 @@ class JobStore:
             cur.execute(self._sql(f"SELECT count(*) FROM job_request WHERE {where}"), params)
             total = cur.fetchone()[0]
             cur.execute(
-                self._sql(f"SELECT {COLUMNS} FROM job_request WHERE {where} ORDER BY dt_job_submitted DESC LIMIT ?"),
+                self._sql(
+                    f"SELECT {COLUMNS} FROM job_request WHERE {where} ORDER BY dt_job_submitted DESC LIMIT ?"
+                ),
                 [*params, limit],
             )
             rows = cur.fetchall()
@@ -346,8 +398,9 @@ class JobStore:
             rows = cur.fetchall()
         return [self._row(row) for row in rows]
 
-    def mark_success(self, tag: str, request_id: str, *, download_urls: list[str], execution_time: int,
-                     completed: datetime) -> None:
+    def mark_success(
+        self, tag: str, request_id: str, *, download_urls: list[str], execution_time: int, completed: datetime
+    ) -> None:
         """Record a successful run; a NULL ``err_message`` becomes ``""`` and an old one is kept."""
         with self._cursor() as cur:
             cur.execute(
@@ -358,8 +411,9 @@ class JobStore:
                 (self._urls(download_urls), execution_time, self._to_db_time(completed), tag, request_id),
             )
 
-    def mark_failed(self, tag: str, request_id: str, *, message: str, completed: datetime,
-                    execution_time: int = 0) -> None:
+    def mark_failed(
+        self, tag: str, request_id: str, *, message: str, completed: datetime, execution_time: int = 0
+    ) -> None:
         """Record a failed run: one more iteration and the message, cut to 300 characters."""
         with self._cursor() as cur:
             cur.execute(

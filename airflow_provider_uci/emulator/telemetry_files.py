@@ -16,8 +16,9 @@ from airflow_provider_uci.emulator.storage import BlobStorage
 class DayWriter:
     """Gzipped JSON-lines files of one sync day, one per partition, uploaded when the day closes."""
 
-    def __init__(self, storage: BlobStorage, container: str, day: date, partitions: int, scratch: Path,
-                 stamp_ms: int) -> None:
+    def __init__(
+        self, storage: BlobStorage, container: str, day: date, partitions: int, scratch: Path, stamp_ms: int
+    ) -> None:
         self.storage, self.container, self.day = storage, container, day
         self.files: list[tuple[str, Path, IO[bytes], gzip.GzipFile]] = []
         for partition in range(partitions):
@@ -25,8 +26,9 @@ class DayWriter:
             path = scratch / key.replace("/", "_")
             raw = path.open("wb")
             # mtime 0: the same seed gives the same bytes
-            self.files.append((key, path, raw, gzip.GzipFile(filename="", mode="wb", compresslevel=1, mtime=0,
-                                                             fileobj=raw)))
+            self.files.append(
+                (key, path, raw, gzip.GzipFile(filename="", mode="wb", compresslevel=1, mtime=0, fileobj=raw))
+            )
         self.count = 0
 
     def write(self, event: dict[str, Any]) -> None:

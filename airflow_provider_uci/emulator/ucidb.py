@@ -98,7 +98,8 @@ class UciDatabase:
         with self._conn:
             self._conn.executemany(
                 'INSERT OR REPLACE INTO bot (id, name, "ownerOrgID", "startDate", "endDate") VALUES (?, ?, ?, ?, ?)',
-                [(b.id, b.name, b.owner_org_id, b.start_date, b.end_date) for b in bots])
+                [(b.id, b.name, b.owner_org_id, b.start_date, b.end_date) for b in bots],
+            )
 
     def add_users(self, users: Iterable[tuple[str, str | None]]) -> None:
         with self._conn:
@@ -106,7 +107,9 @@ class UciDatabase:
 
     def add_registrations(self, pairs: Iterable[tuple[str, str]]) -> None:
         with self._conn:
-            self._conn.executemany("INSERT INTO user_registrations (users_id, applications_id) VALUES (?, ?)", pairs)
+            self._conn.executemany(
+                "INSERT INTO user_registrations (users_id, applications_id) VALUES (?, ?)", pairs
+            )
 
     def add_identities(self, pairs: Iterable[tuple[str, str]]) -> None:
         with self._conn:
@@ -118,7 +121,9 @@ class UciDatabase:
         """The bot with this id owned by this channel (the job's filter on both)."""
         row = self._conn.execute(
             'SELECT id, name, "ownerOrgID", "startDate", "endDate" FROM bot WHERE lower(id) = lower(?) '
-            'AND "ownerOrgID" = ?', (canonical_uuid(conversation_id), channel)).fetchone()
+            'AND "ownerOrgID" = ?',
+            (canonical_uuid(conversation_id), channel),
+        ).fetchone()
         return Bot(*row) if row else None
 
     def user_data(self) -> Iterator[tuple[str, str | None]]:
@@ -130,4 +135,6 @@ class UciDatabase:
         yield from self._conn.execute(
             "SELECT r.applications_id, u.id, u.data, i.username FROM user_registrations r "
             "JOIN users u ON u.id = r.users_id JOIN identities i ON i.users_id = u.id "
-            "WHERE lower(r.applications_id) = lower(?) ORDER BY u.id, i.rowid", (canonical_uuid(conversation_id),))
+            "WHERE lower(r.applications_id) = lower(?) ORDER BY u.id, i.rowid",
+            (canonical_uuid(conversation_id),),
+        )

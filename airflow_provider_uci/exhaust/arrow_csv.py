@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-
 _BYTE_ORDER_MARK = b"\xef\xbb\xbf"
 _QUOTE, _BACKSLASH, _COMMA, _NEWLINE, _CARRIAGE_RETURN = 0x22, 0x5C, 0x2C, 0x0A, 0x0D
 #: A record longer than this is left to the record reader (which takes values of 128 Ki characters at most:
@@ -82,8 +81,9 @@ class Block(NamedTuple):
 
     def after_line(self, length: int) -> Block:
         """The block without its first line of ``length`` bytes (a header: plain text, so as written)."""
-        return self._replace(data=self.data[length + 1:], offset=self.offset + length + 1,
-                             first_line=self.first_line + 1)
+        return self._replace(
+            data=self.data[length + 1 :], offset=self.offset + length + 1, first_line=self.first_line + 1
+        )
 
 
 def line_breaks(data: bytes | bytearray, end: int) -> int:
@@ -125,7 +125,9 @@ def spark_blocks(path: Path, size: int) -> Iterator[Block]:
                 block, quotes = rfc4180(data)
                 if at_end:
                     if quotes % 2:
-                        yield Block(memoryview(b""), start, start + got, line, "the file ends inside a quoted value")
+                        yield Block(
+                            memoryview(b""), start, start + got, line, "the file ends inside a quoted value"
+                        )
                         return
                     if not block.endswith(b"\n"):  # so that an empty last value is null, as at any line end
                         block = bytes(block) + b"\n"
@@ -138,7 +140,13 @@ def spark_blocks(path: Path, size: int) -> Iterator[Block]:
                     cut, dropped = cut_line, dropped + 1
             if cut == 0:  # a line longer than the read, or no whole record yet: read more at once
                 if want >= LONGEST_RECORD:
-                    yield Block(memoryview(b""), start, start, line, f"a record longer than {LONGEST_RECORD >> 20} MiB")
+                    yield Block(
+                        memoryview(b""),
+                        start,
+                        start,
+                        line,
+                        f"a record longer than {LONGEST_RECORD >> 20} MiB",
+                    )
                     return
                 want *= 2
                 handle.seek(start)
@@ -155,12 +163,14 @@ def spark_blocks(path: Path, size: int) -> Iterator[Block]:
 def plain_header(block: Block) -> tuple[list[str], int] | None:
     """The header of a file's first block, if it is a line of plain names (no quotes), and its length in
     bytes (without its line end, with a byte order mark before it); else ``None``."""
-    head = block.data[:1 << 16].tobytes()
+    head = block.data[: 1 << 16].tobytes()
     end = head.find(b"\n")
     if end < 0 or b'"' in head[:end]:
         return None
     names = head[:end].rstrip(b"\r")
-    names = names[len(_BYTE_ORDER_MARK):] if names.startswith(_BYTE_ORDER_MARK) else names  # as a spreadsheet saves
+    names = (
+        names[len(_BYTE_ORDER_MARK) :] if names.startswith(_BYTE_ORDER_MARK) else names
+    )  # as a spreadsheet saves
     try:
         return names.decode("utf-8").split(","), end
     except UnicodeDecodeError:
@@ -176,11 +186,20 @@ def csv_options(width: int, block_bytes: int) -> dict[str, Any]:
     names = [f"c{index}" for index in range(width)]
     return {
         "read_options": pacsv.ReadOptions(use_threads=False, block_size=2 * block_bytes, column_names=names),
-        "parse_options": pacsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, escape_char=False,
-                                            newlines_in_values=True, ignore_empty_lines=False),
-        "convert_options": pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
-                                                strings_can_be_null=True, null_values=[""],
-                                                quoted_strings_can_be_null=False),
+        "parse_options": pacsv.ParseOptions(
+            delimiter=",",
+            quote_char='"',
+            double_quote=True,
+            escape_char=False,
+            newlines_in_values=True,
+            ignore_empty_lines=False,
+        ),
+        "convert_options": pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            strings_can_be_null=True,
+            null_values=[""],
+            quoted_strings_can_be_null=False,
+        ),
     }
 
 
@@ -204,8 +223,13 @@ def quotes_out_of_place(block: memoryview) -> bool:
     before = text[np.maximum(opening - 1, 0)]
     bad_open = (opening > 0) & (before != _COMMA) & (before != _NEWLINE) & (before != _QUOTE)
     after = text[np.minimum(closing + 1, len(text) - 1)]
-    bad_close = ((closing < len(text) - 1) & (after != _COMMA) & (after != _NEWLINE) & (after != _QUOTE)
-                 & (after != _CARRIAGE_RETURN))
+    bad_close = (
+        (closing < len(text) - 1)
+        & (after != _COMMA)
+        & (after != _NEWLINE)
+        & (after != _QUOTE)
+        & (after != _CARRIAGE_RETURN)
+    )
     return bool(bad_open.any() or bad_close.any())
 
 
@@ -222,7 +246,9 @@ def blank_line(text: Any) -> bool:
         return True
     after = np.flatnonzero(ends[:-1] & ends[1:])  # "\n\n"
     if len(text) > 2:
-        after = np.concatenate([after, np.flatnonzero(ends[:-2] & (text[1:-1] == _CARRIAGE_RETURN) & ends[2:])])
+        after = np.concatenate(
+            [after, np.flatnonzero(ends[:-2] & (text[1:-1] == _CARRIAGE_RETURN) & ends[2:])]
+        )
     if not len(after):
         return False
     quotes_before = np.cumsum(text == _QUOTE, dtype=np.int64)[after]
@@ -240,9 +266,12 @@ def parse_block(block: memoryview, options: dict[str, Any]) -> tuple[Any, str | 
 
     if len(block) >= options["read_options"].block_size:  # pyarrow must see the block whole
         read = options["read_options"]
-        options = {**options, "read_options": pacsv.ReadOptions(use_threads=read.use_threads,
-                                                                block_size=len(block) + 1,
-                                                                column_names=read.column_names)}
+        options = {
+            **options,
+            "read_options": pacsv.ReadOptions(
+                use_threads=read.use_threads, block_size=len(block) + 1, column_names=read.column_names
+            ),
+        }
     text = np.frombuffer(block, dtype=np.uint8)
     if np.any(text == 0):
         return None, "a NUL character"
@@ -258,8 +287,9 @@ def parse_block(block: memoryview, options: dict[str, Any]) -> tuple[Any, str | 
         for chunk in values.chunks:
             if len(chunk) == 0:
                 continue
-            offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32, count=len(chunk) + 1,
-                                    offset=chunk.offset * 4)
+            offsets = np.frombuffer(
+                chunk.buffers()[1], dtype=np.int32, count=len(chunk) + 1, offset=chunk.offset * 4
+            )
             if int(np.max(np.diff(offsets))) > longest and _longest_text(chunk) > longest:
                 return None, f"{name}: a value longer than {longest} characters"
     return table, None

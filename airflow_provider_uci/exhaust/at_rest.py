@@ -144,8 +144,12 @@ def _held(lock: Path) -> Iterator[None]:
         os.close(descriptor)  # lets the lock go
 
 
-def sweep_scratch(parent: str | os.PathLike[str] | None = None, *, max_age: float = SCRATCH_MAX_AGE,
-                  now: float | None = None) -> list[str]:
+def sweep_scratch(
+    parent: str | os.PathLike[str] | None = None,
+    *,
+    max_age: float = SCRATCH_MAX_AGE,
+    now: float | None = None,
+) -> list[str]:
     """Remove the scratch folders (:data:`SCRATCH_PREFIXES`) of runs that ended without cleaning up: those
     whose lock no live run holds, and any older than ``max_age`` seconds. Return the names removed.
 
@@ -172,7 +176,9 @@ def sweep_scratch(parent: str | os.PathLike[str] | None = None, *, max_age: floa
         except OSError:
             continue  # not ours to remove, or removed meanwhile
     if removed:
-        log.info("Removed %d scratch folder(s) left by runs that were killed: %s", len(removed), ", ".join(removed))
+        log.info(
+            "Removed %d scratch folder(s) left by runs that were killed: %s", len(removed), ", ".join(removed)
+        )
     return removed
 
 

@@ -22,8 +22,8 @@ import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from pathlib import Path, PurePosixPath
 from functools import cache
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from airflow_provider_uci.exhaust.safe_files import atomic_writer
@@ -59,10 +59,17 @@ def _transient() -> tuple[type[BaseException], ...]:
     import requests
     import urllib3
 
-    return (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-            requests.exceptions.ContentDecodingError, urllib3.exceptions.HTTPError,
-            # what the standard library's response raises when read from directly (see _body)
-            http.client.HTTPException, ConnectionError, TimeoutError)
+    return (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.ContentDecodingError,
+        urllib3.exceptions.HTTPError,
+        # what the standard library's response raises when read from directly (see _body)
+        http.client.HTTPException,
+        ConnectionError,
+        TimeoutError,
+    )
 
 
 class DownloadError(RuntimeError):
@@ -145,11 +152,20 @@ def download(url_source: Callable[[], list[str]], index: int, target: Path, **op
         return download_to(url_source, index, _FileSink(handle), name=target.name, **options)
 
 
-def download_to(url_source: Callable[[], list[str]], index: int, sink: Sink, *, name: str, attempts: int = 5,
-                chunk_size: int = CHUNK_SIZE, session: requests.Session | None = None,
-                sleep: Callable[[float], None] = time.sleep, backoff: float = 1.0,
-                timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-                progress: Callable[[int, int | None], None] | None = None) -> int:
+def download_to(
+    url_source: Callable[[], list[str]],
+    index: int,
+    sink: Sink,
+    *,
+    name: str,
+    attempts: int = 5,
+    chunk_size: int = CHUNK_SIZE,
+    session: requests.Session | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    backoff: float = 1.0,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> int:
     """Stream file number ``index`` of a job into ``sink`` in constant memory; return its size in bytes.
 
     Before each attempt ``url_source()`` is called for the job's current (freshly signed) download
@@ -223,9 +239,16 @@ def _url(url_source: Callable[[], list[str]], index: int, what: str) -> str:
     return urls[index]
 
 
-def _attempt(http: requests.Session, url: str, sink: Sink, total: int | None, chunk_size: int,
-             timeout: tuple[float, float], what: str,
-             progress: Callable[[int, int | None], None] | None = None) -> int | None:
+def _attempt(
+    http: requests.Session,
+    url: str,
+    sink: Sink,
+    total: int | None,
+    chunk_size: int,
+    timeout: tuple[float, float],
+    what: str,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> int | None:
     """One GET, appending what arrives to ``sink``; return the file's expected size."""
     written = sink.tell()
     headers = {"Accept-Encoding": "identity"}
@@ -293,8 +316,15 @@ def _body(response: requests.Response, chunk_size: int) -> Iterator[bytes | memo
         yield buffer[:count]
 
 
-def open_private_zip(zip_path: Path, password: str | None, target_dir: Path, *, name: str | None = None,
-                     chunk_size: int = CHUNK_SIZE, max_bytes: int | None = None) -> Path:
+def open_private_zip(
+    zip_path: Path,
+    password: str | None,
+    target_dir: Path,
+    *,
+    name: str | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    max_bytes: int | None = None,
+) -> Path:
     """Extract the private exhaust zip's one CSV entry into ``target_dir``, streaming; return its path.
 
     The service protects the zip with ZipCrypto when the request carried an ``encryptionKey``
@@ -330,30 +360,38 @@ def open_private_zip(zip_path: Path, password: str | None, target_dir: Path, *, 
         if encrypted and not password:
             raise ZipPasswordError(
                 f"encryption_key: missing; {zip_path.name} is encrypted (the request was submitted with an "
-                "encryptionKey), so give the same key as encryption_key (on the task or the connection)")
+                "encryptionKey), so give the same key as encryption_key (on the task or the connection)"
+            )
         limit = unzip_limit(zip_path.stat().st_size) if max_bytes is None else max_bytes
         if entry.file_size > limit:
-            raise ZipTooLarge(f"{zip_path.name}: its entry says it unzips to {entry.file_size} bytes, more than "
-                              f"the limit of {limit} ({_limit_rule(max_bytes)}); refused before unzipping it")
+            raise ZipTooLarge(
+                f"{zip_path.name}: its entry says it unzips to {entry.file_size} bytes, more than "
+                f"the limit of {limit} ({_limit_rule(max_bytes)}); refused before unzipping it"
+            )
         out_name = name or PurePosixPath(entry.filename).name
         if out_name in ("", ".", "..") or out_name.startswith("."):
             raise PrivateZipError(f"{zip_path.name}: its entry's name {entry.filename!r} makes no file name")
         target = target_dir / out_name
         try:
-            with archive.open(entry, pwd=password.encode("utf-8") if password else None) as source, \
-                    atomic_writer(target, field="the private zip's CSV") as sink:
+            with (
+                archive.open(entry, pwd=password.encode("utf-8") if password else None) as source,
+                atomic_writer(target, field="the private zip's CSV") as sink,
+            ):
                 written = 0
                 while chunk := source.read(chunk_size):
                     written += len(chunk)
                     if written > limit:
-                        raise ZipTooLarge(f"{zip_path.name}: its entry unzips to more than the limit of {limit} "
-                                          f"bytes ({_limit_rule(max_bytes)}); stopped there, nothing kept")
+                        raise ZipTooLarge(
+                            f"{zip_path.name}: its entry unzips to more than the limit of {limit} "
+                            f"bytes ({_limit_rule(max_bytes)}); stopped there, nothing kept"
+                        )
                     sink.write(chunk)
         except (RuntimeError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
             if encrypted:
                 raise ZipPasswordError(
                     f"encryption_key: wrong key; the encryption_key given does not decrypt {zip_path.name} "
-                    "(it must be the encryptionKey the request was submitted with)") from None
+                    "(it must be the encryptionKey the request was submitted with)"
+                ) from None
             raise PrivateZipError(f"{zip_path.name}: cannot be read ({type(exc).__name__}: {exc})") from None
     return target
 
@@ -361,5 +399,7 @@ def open_private_zip(zip_path: Path, password: str | None, target_dir: Path, *, 
 def _limit_rule(max_bytes: int | None) -> str:
     if max_bytes is not None:
         return "max_unzipped_bytes"
-    return (f"by default {UNZIP_RATIO} times the zip's size, at least {UNZIP_FLOOR // MIB} MiB and at most "
-            f"{UNZIP_CEILING // MIB} MiB; for more, set max_unzipped_bytes, or --max-unzipped-mb of uci-exhaust")
+    return (
+        f"by default {UNZIP_RATIO} times the zip's size, at least {UNZIP_FLOOR // MIB} MiB and at most "
+        f"{UNZIP_CEILING // MIB} MiB; for more, set max_unzipped_bytes, or --max-unzipped-mb of uci-exhaust"
+    )

@@ -83,7 +83,11 @@ def text_hashes(values: Any) -> Any:
     offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=count + 1)
     lengths = np.diff(offsets)
     start, end = int(offsets[0]), int(offsets[-1])
-    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)[start:end] if end > start else np.zeros(0, np.uint8)
+    data = (
+        np.frombuffer(values.buffers()[2], dtype=np.uint8)[start:end]
+        if end > start
+        else np.zeros(0, np.uint8)
+    )
     shortest, longest = int(lengths.min()), int(lengths.max())
     if shortest == longest:
         if longest == 0:
@@ -164,7 +168,7 @@ class KeyHashes:
         at = 0
         while self._chunks:  # one copy at a time, so that the rows' hashes are never held twice
             chunk = self._chunks.pop(0)
-            every[at:at + len(chunk)] = chunk
+            every[at : at + len(chunk)] = chunk
             at += len(chunk)
         self._held = 0
         return every
@@ -192,12 +196,14 @@ def _hash_keys(keys: list[tuple[str, str, str]]) -> Any:
     import pyarrow as pa
 
     messages, devices, questions = zip(*keys, strict=True)
-    return key_hashes(pa.array(messages, pa.string()), pa.array(devices, pa.string()),
-                      pa.array(questions, pa.string()))
+    return key_hashes(
+        pa.array(messages, pa.string()), pa.array(devices, pa.string()), pa.array(questions, pa.string())
+    )
 
 
-def find_duplicate(path: Path, records: Iterator[tuple[int, Any]], hashes: KeyHashes,
-                   repeated: set[int]) -> DuplicateAnswer | None:
+def find_duplicate(
+    path: Path, records: Iterator[tuple[int, Any]], hashes: KeyHashes, repeated: set[int]
+) -> DuplicateAnswer | None:
     """Read the file's records again (``(line, ResponseRecord)``, as the load read them) and return the
     error naming the first key found twice among those whose hash (as ``hashes`` made them) is in
     ``repeated``; ``None`` when the equal hashes were of different keys."""
@@ -218,7 +224,8 @@ def find_duplicate(path: Path, records: Iterator[tuple[int, Any]], hashes: KeyHa
                 return DuplicateAnswer(
                     f"{path.name}: lines {first_line[key]} and {line} hold the same answer (Conversation ID "
                     f"{key[0]}, Message ID {key[1]}, Device ID {key[2]}, Question Id {key[3]}); the service writes "
-                    "each answer once, so this file is not as it wrote it; nothing was loaded")
+                    "each answer once, so this file is not as it wrote it; nothing was loaded"
+                )
             first_line[key] = line
         return None
 

@@ -28,9 +28,9 @@ from typing import Any
 
 from airflow_provider_uci.exhaust.at_rest import scratch_folder, sigterm_unwinds
 from airflow_provider_uci.exhaust.keys import find_duplicate
-from airflow_provider_uci.exhaust.reader import ResponseBatches
 from airflow_provider_uci.exhaust.names import conversation_id as checked_conversation_id
 from airflow_provider_uci.exhaust.phone_hash import hash_secret, phone_scheme
+from airflow_provider_uci.exhaust.reader import ResponseBatches
 from airflow_provider_uci.exhaust.records import (
     ExhaustFormatError,
     ExhaustRefused,
@@ -79,16 +79,30 @@ def _first_conversation(path: Path, rejects: Rejects) -> str:
     rejects.close()
     where = f"; they are in {rejects.path}" if rejects.path is not None and rejects.count else ""
     why = f": {rejects.summary()}{where}" if rejects.count else ""
-    raise ExhaustFormatError(f"{path.name}: no readable response record to take the conversation id from: "
-                             f"{rejects.count} record(s) rejected{why}; nothing was loaded")
+    raise ExhaustFormatError(
+        f"{path.name}: no readable response record to take the conversation id from: "
+        f"{rejects.count} record(s) rejected{why}; nothing was loaded"
+    )
 
 
-def load_exhaust(*, response_csv: Path | None, private: Path | None, warehouse_url: str,
-                 table: str = DEFAULT_TABLE, encryption_key: str | None = None, conversation_id: str | None = None,
-                 from_date: str | None = None, to_date: str | None = None, phone_numbers: str = "plain",
-                 max_rejects: int = 0, reject_path: Path | None = None, audit: dict[str, Any] | None = None,
-                 fast: bool | None = None, max_unzipped_bytes: int | None = None,
-                 phone_hash_secret: str | None = None) -> LoadSummary:
+def load_exhaust(
+    *,
+    response_csv: Path | None,
+    private: Path | None,
+    warehouse_url: str,
+    table: str = DEFAULT_TABLE,
+    encryption_key: str | None = None,
+    conversation_id: str | None = None,
+    from_date: str | None = None,
+    to_date: str | None = None,
+    phone_numbers: str = "plain",
+    max_rejects: int = 0,
+    reject_path: Path | None = None,
+    audit: dict[str, Any] | None = None,
+    fast: bool | None = None,
+    max_unzipped_bytes: int | None = None,
+    phone_hash_secret: str | None = None,
+) -> LoadSummary:
     """Load one bot's exhausts for one range in one transaction.
 
     :param response_csv: the response exhaust CSV; ``None`` when the service answered ``No data found``
@@ -115,20 +129,47 @@ def load_exhaust(*, response_csv: Path | None, private: Path | None, warehouse_u
     :raises LoadTerminated: SIGTERM arrived (in the main thread): rolled back, scratch files removed.
     """
     with sigterm_unwinds():
-        return _load(response_csv=response_csv, private=private, warehouse_url=warehouse_url, table=table,
-                     encryption_key=encryption_key, conversation_id=conversation_id, from_date=from_date,
-                     to_date=to_date, phone_numbers=phone_numbers, max_rejects=max_rejects, reject_path=reject_path,
-                     audit=audit, fast=fast, max_unzipped_bytes=max_unzipped_bytes,
-                     phone_hash_secret=phone_hash_secret)
+        return _load(
+            response_csv=response_csv,
+            private=private,
+            warehouse_url=warehouse_url,
+            table=table,
+            encryption_key=encryption_key,
+            conversation_id=conversation_id,
+            from_date=from_date,
+            to_date=to_date,
+            phone_numbers=phone_numbers,
+            max_rejects=max_rejects,
+            reject_path=reject_path,
+            audit=audit,
+            fast=fast,
+            max_unzipped_bytes=max_unzipped_bytes,
+            phone_hash_secret=phone_hash_secret,
+        )
 
 
-def _load(*, response_csv: Path | None, private: Path | None, warehouse_url: str, table: str,
-          encryption_key: str | None, conversation_id: str | None, from_date: str | None, to_date: str | None,
-          phone_numbers: str, max_rejects: int, reject_path: Path | None, audit: dict[str, Any] | None, fast: bool | None,
-          max_unzipped_bytes: int | None, phone_hash_secret: str | None) -> LoadSummary:
+def _load(
+    *,
+    response_csv: Path | None,
+    private: Path | None,
+    warehouse_url: str,
+    table: str,
+    encryption_key: str | None,
+    conversation_id: str | None,
+    from_date: str | None,
+    to_date: str | None,
+    phone_numbers: str,
+    max_rejects: int,
+    reject_path: Path | None,
+    audit: dict[str, Any] | None,
+    fast: bool | None,
+    max_unzipped_bytes: int | None,
+    phone_hash_secret: str | None,
+) -> LoadSummary:
     conversation_id = conversation_id or None  # an empty id: taken from the file, as a missing one
-    response_csv, private = _checked_arguments(response_csv, private, table, max_rejects, conversation_id,
-                                               from_date, to_date)
+    response_csv, private = _checked_arguments(
+        response_csv, private, table, max_rejects, conversation_id, from_date, to_date
+    )
     phones = _Phones(phone_numbers, hash_secret(phone_numbers, phone_hash_secret))  # before anything is read
     fast = fast is not False
     rejects = Rejects(reject_path, limit=max_rejects)
@@ -138,40 +179,107 @@ def _load(*, response_csv: Path | None, private: Path | None, warehouse_url: str
             rejects.restart()  # the load reads the file again from its start, and rejects those records again
         else:
             conversation = conversation_id
-        return _load_bot(response_csv, private, warehouse_url, table, encryption_key, conversation, from_date,
-                         to_date, phones, max_rejects, reject_path, audit, fast, max_unzipped_bytes, rejects)
+        return _load_bot(
+            response_csv,
+            private,
+            warehouse_url,
+            table,
+            encryption_key,
+            conversation,
+            from_date,
+            to_date,
+            phones,
+            max_rejects,
+            reject_path,
+            audit,
+            fast,
+            max_unzipped_bytes,
+            rejects,
+        )
 
 
-def _load_bot(response_csv: Path | None, private: Path | None, warehouse_url: str, table: str,
-              encryption_key: str | None, conversation: str, from_date: str | None, to_date: str | None,
-              phones: _Phones, max_rejects: int, reject_path: Path | None, audit: dict[str, Any] | None,
-              fast: bool, max_unzipped_bytes: int | None, rejects: Rejects) -> LoadSummary:
+def _load_bot(
+    response_csv: Path | None,
+    private: Path | None,
+    warehouse_url: str,
+    table: str,
+    encryption_key: str | None,
+    conversation: str,
+    from_date: str | None,
+    to_date: str | None,
+    phones: _Phones,
+    max_rejects: int,
+    reject_path: Path | None,
+    audit: dict[str, Any] | None,
+    fast: bool,
+    max_unzipped_bytes: int | None,
+    rejects: Rejects,
+) -> LoadSummary:
     with scratch_folder("uci-load-") as scratch:  # mode 0700; swept by the next run if this one is killed
-        users = _users(private, Path(scratch), rejects, conversation, phones, encryption_key,
-                       max_unzipped_bytes, fast)
+        users = _users(
+            private, Path(scratch), rejects, conversation, phones, encryption_key, max_unzipped_bytes, fast
+        )
         with open_warehouse(warehouse_url) as warehouse:
-            responses = None if response_csv is None else ResponseBatches(
-                response_csv, rejects, conversation, from_date, to_date, fast=fast,
-                timestamps_as_text=warehouse.timestamps_as_text)
+            responses = (
+                None
+                if response_csv is None
+                else ResponseBatches(
+                    response_csv,
+                    rejects,
+                    conversation,
+                    from_date,
+                    to_date,
+                    fast=fast,
+                    timestamps_as_text=warehouse.timestamps_as_text,
+                )
+            )
             joined = _Joined(responses, users)
             result = warehouse.load(
-                table=table, conversation_id=conversation, from_date=from_date or "", to_date=to_date or "",
-                responses=joined, users=users.table, audit={**(audit or {}), "rejected": lambda: rejects.count},
-                before_commit=partial(_audit_reads, rejects, max_rejects, reject_path, responses, conversation,
-                                      from_date, to_date), phone_numbers=phones.scheme)
+                table=table,
+                conversation_id=conversation,
+                from_date=from_date or "",
+                to_date=to_date or "",
+                responses=joined,
+                users=users.table,
+                audit={**(audit or {}), "rejected": lambda: rejects.count},
+                before_commit=partial(
+                    _audit_reads,
+                    rejects,
+                    max_rejects,
+                    reject_path,
+                    responses,
+                    conversation,
+                    from_date,
+                    to_date,
+                ),
+                phone_numbers=phones.scheme,
+            )
     return LoadSummary(
-        conversation_id=conversation, from_date=from_date, to_date=to_date, table=table,
-        responses_read=joined.rows, responses_loaded=result.responses, responses_replaced=result.replaced,
-        responses_without_user=joined.without_user, users_loaded=result.users,
-        users_of_other_conversations=users.skipped, rejected=rejects.count,
+        conversation_id=conversation,
+        from_date=from_date,
+        to_date=to_date,
+        table=table,
+        responses_read=joined.rows,
+        responses_loaded=result.responses,
+        responses_replaced=result.replaced,
+        responses_without_user=joined.without_user,
+        users_loaded=result.users,
+        users_of_other_conversations=users.skipped,
+        rejected=rejects.count,
         reject_file=str(reject_path) if reject_path and rejects.count else None,
         reader=responses.engine if responses is not None else "none",
     )
 
 
-def _checked_arguments(response_csv: Path | None, private: Path | None, table: str, max_rejects: int,
-                       conversation_id: str | None, from_date: str | None,
-                       to_date: str | None) -> tuple[Path | None, Path | None]:
+def _checked_arguments(
+    response_csv: Path | None,
+    private: Path | None,
+    table: str,
+    max_rejects: int,
+    conversation_id: str | None,
+    from_date: str | None,
+    to_date: str | None,
+) -> tuple[Path | None, Path | None]:
     """The two paths, once every argument is found usable (else an error naming it)."""
     check_table(table)
     if conversation_id is not None:
@@ -184,10 +292,16 @@ def _checked_arguments(response_csv: Path | None, private: Path | None, table: s
         if path is not None and not path.is_file():
             raise FileNotFoundError(f"{name}: no such file {path.name!r}")
     if response_csv is None:
-        for name, value in (("conversation_id", conversation_id), ("from_date", from_date), ("to_date", to_date)):
+        for name, value in (
+            ("conversation_id", conversation_id),
+            ("from_date", from_date),
+            ("to_date", to_date),
+        ):
             if not value:
-                raise ValueError(f"{name}: required without a response exhaust (response_csv=None, the service "
-                                 "found no data), to know which bot's days the load empties")
+                raise ValueError(
+                    f"{name}: required without a response exhaust (response_csv=None, the service "
+                    "found no data), to know which bot's days the load empties"
+                )
     return response_csv, private
 
 
@@ -198,8 +312,16 @@ class _Phones:
         self.mode, self.secret, self.scheme = mode, secret, phone_scheme(mode, secret)
 
 
-def _users(private: Path | None, scratch: Path, rejects: Rejects, conversation: str, phones: _Phones,
-           encryption_key: str | None, max_unzipped_bytes: int | None, fast: bool) -> Users:
+def _users(
+    private: Path | None,
+    scratch: Path,
+    rejects: Rejects,
+    conversation: str,
+    phones: _Phones,
+    encryption_key: str | None,
+    max_unzipped_bytes: int | None,
+    fast: bool,
+) -> Users:
     """The bot's users, read whole before the load starts: none without a private exhaust; its zip is
     unzipped into ``scratch``. A file with no user of the bot is refused."""
     if private is None:
@@ -209,7 +331,9 @@ def _users(private: Path | None, scratch: Path, rejects: Rejects, conversation: 
         from airflow_provider_uci.exhaust.download import open_private_zip
 
         private_csv = open_private_zip(private, encryption_key, scratch, max_bytes=max_unzipped_bytes)
-    users = read_user_table(private_csv, rejects, conversation, phones.mode, fast=fast, phone_hash_secret=phones.secret)
+    users = read_user_table(
+        private_csv, rejects, conversation, phones.mode, fast=fast, phone_hash_secret=phones.secret
+    )
     users.check(private.name, rejected=rejects.count > 0)
     return users
 
@@ -229,20 +353,35 @@ class _Joined:
             yield joined
 
 
-def _audit_reads(rejects: Rejects, max_rejects: int, reject_path: Path | None, responses: ResponseBatches | None,
-                 conversation: str, from_date: str | None, to_date: str | None) -> None:
+def _audit_reads(
+    rejects: Rejects,
+    max_rejects: int,
+    reject_path: Path | None,
+    responses: ResponseBatches | None,
+    conversation: str,
+    from_date: str | None,
+    to_date: str | None,
+) -> None:
     """Once every record is read: fail the load on an answer in the file twice (a reject past ``max_rejects``
     stopped the read where it was met, ``exhaust.rejects``)."""
     rejects.close()
-    if rejects.count > max_rejects:  # the rejects' own limit raises first; kept for a Rejects made without one
+    if (
+        rejects.count > max_rejects
+    ):  # the rejects' own limit raises first; kept for a Rejects made without one
         where = f"; they are in {reject_path}" if reject_path else ""
-        raise RejectLimitExceeded(f"{rejects.count} record(s) rejected, more than max_rejects={max_rejects}: "
-                                  f"{rejects.summary()}{where}; nothing was loaded")
+        raise RejectLimitExceeded(
+            f"{rejects.count} record(s) rejected, more than max_rejects={max_rejects}: "
+            f"{rejects.summary()}{where}; nothing was loaded"
+        )
     if responses is None:
         return
     repeated = responses.key_hashes.repeated()
     if repeated:
-        duplicate = find_duplicate(responses.path, read_response_lines(
-            responses.path, Rejects(), conversation, from_date, to_date), responses.key_hashes, repeated)
+        duplicate = find_duplicate(
+            responses.path,
+            read_response_lines(responses.path, Rejects(), conversation, from_date, to_date),
+            responses.key_hashes,
+            repeated,
+        )
         if duplicate is not None:
             raise duplicate

@@ -22,7 +22,9 @@ class InvalidConversationId(ValueError):
 
     def __init__(self, field: str, value: object) -> None:
         shown = repr(value) if not isinstance(value, str) or len(value) <= 80 else repr(value[:80]) + "..."
-        super().__init__(f"{field}: must be a UUID, 8-4-4-4-12 hex digits (the bot's conversation id), got {shown}")
+        super().__init__(
+            f"{field}: must be a UUID, 8-4-4-4-12 hex digits (the bot's conversation id), got {shown}"
+        )
         self.field = field
 
 
@@ -54,11 +56,15 @@ def dataset_file_names(dataset: object, suffixes: list[str]) -> list[str]:
     :raises ValueError: naming ``dataset`` or ``download_urls`` and the rule.
     """
     if not isinstance(dataset, str) or _DATASET.fullmatch(dataset) is None:
-        raise ValueError(f"dataset: must be lower-case letters, digits and '-' to name a file, got {dataset!r}")
+        raise ValueError(
+            f"dataset: must be lower-case letters, digits and '-' to name a file, got {dataset!r}"
+        )
     for number, suffix in enumerate(suffixes):
         if suffix not in FILE_SUFFIXES:
-            raise ValueError(f"download_urls[{number}]: a file ending in {' or '.join(FILE_SUFFIXES)} expected, "
-                             f"got {suffix[:20]!r}")
+            raise ValueError(
+                f"download_urls[{number}]: a file ending in {' or '.join(FILE_SUFFIXES)} expected, "
+                f"got {suffix[:20]!r}"
+            )
     if len(suffixes) == 1:
         return [f"{dataset}{suffixes[0]}"]
     return [f"{dataset}-{number}{suffix}" for number, suffix in enumerate(suffixes, start=1)]

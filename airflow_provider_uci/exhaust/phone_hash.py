@@ -56,10 +56,13 @@ def hash_secret(mode: str, secret: str | None = None) -> str | None:
             "phone_hash_secret: phone_numbers=hashed needs a secret to key the hash (an unkeyed hash of a phone "
             "number is reversed by trying every number): set the Airflow Variable uci_exhaust_phone_hash_secret "
             f"or the warehouse connection's extra phone_hash_secret, or {SECRET_ENV} for uci-exhaust; or store "
-            "phone_numbers=none")
+            "phone_numbers=none"
+        )
     if len(secret) < SHORTEST_SECRET:
-        raise PhoneHashSecretMissing(f"phone_hash_secret: must be at least {SHORTEST_SECRET} characters (a "
-                                     f"random one, e.g. from 'openssl rand -hex 32'), got {len(secret)}")
+        raise PhoneHashSecretMissing(
+            f"phone_hash_secret: must be at least {SHORTEST_SECRET} characters (a "
+            f"random one, e.g. from 'openssl rand -hex 32'), got {len(secret)}"
+        )
     return secret
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from airflow_provider_uci.exhaust.phone_hash import check_mode, hash_phone, hash_secret
 from airflow_provider_uci.exhaust.records import (
     PRIVATE_HEADERS,
     ExhaustFormatError,
@@ -19,7 +20,6 @@ from airflow_provider_uci.exhaust.records import (
     nul_reason,
     read_header,
 )
-from airflow_provider_uci.exhaust.phone_hash import check_mode, hash_phone, hash_secret
 from airflow_provider_uci.exhaust.spark_csv import read_records
 
 
@@ -34,23 +34,31 @@ def phone_value(decrypted: str | None, device_uuid: str, mode: str, secret: str 
     return decrypted
 
 
-def _as_stored(values: list[str | None], width: int, decrypted: int, device: int,
-               phone_numbers: str, secret: str | None) -> tuple[list[str | None] | None, str | None]:
+def _as_stored(
+    values: list[str | None], width: int, decrypted: int, device: int, phone_numbers: str, secret: str | None
+) -> tuple[list[str | None] | None, str | None]:
     """A private exhaust record's values as a reject file may hold them: the phone (Decrypted Device ID)
     as the load stores it (``plain``, ``hashed``, ``none``); all of them withheld when the record's
     columns cannot be told apart and it is not ``plain``. Return the values and why any were withheld."""
     if phone_numbers == "plain":
         return values, None
     if len(values) != width:
-        return None, (f"phone_numbers={phone_numbers}: the record's values cannot be told apart, and one of "
-                      "them may be a phone number")
+        return None, (
+            f"phone_numbers={phone_numbers}: the record's values cannot be told apart, and one of "
+            "them may be a phone number"
+        )
     shown = list(values)
     shown[decrypted] = phone_value(values[decrypted], values[device] or "", phone_numbers, secret)
     return shown, None
 
 
-def read_users(path: Path, rejects: Rejects, phone_numbers: str = "plain",
-               conversation_id: str | None = None, phone_hash_secret: str | None = None) -> Iterator[UserRecord]:
+def read_users(
+    path: Path,
+    rejects: Rejects,
+    phone_numbers: str = "plain",
+    conversation_id: str | None = None,
+    phone_hash_secret: str | None = None,
+) -> Iterator[UserRecord]:
     """Stream the users of a private exhaust CSV (already unzipped).
 
     A user without consent has the Device UUID as "Decrypted Device ID" (contract 3.4): no phone. A
@@ -63,13 +71,20 @@ def read_users(path: Path, rejects: Rejects, phone_numbers: str = "plain",
         header = read_header(records, source)
         shared: dict[str, str] = {}
         for _, conversation, name, decrypted, encrypted, device in user_values(
-                records, header, source, rejects, phone_numbers, conversation_id, phone_hash_secret=secret):
+            records, header, source, rejects, phone_numbers, conversation_id, phone_hash_secret=secret
+        ):
             consented = bool(decrypted) and decrypted != device
             # a bot's id and name repeat on every row: keep one copy of each (a user is held per device)
             conversation = shared.setdefault(conversation, conversation)
             name = shared.setdefault(name, name) if name is not None and len(shared) < 10_000 else name
-            yield UserRecord(conversation, device, name, phone_value(decrypted, device, phone_numbers, secret),
-                             encrypted, consented)
+            yield UserRecord(
+                conversation,
+                device,
+                name,
+                phone_value(decrypted, device, phone_numbers, secret),
+                encrypted,
+                consented,
+            )
 
 
 def private_positions(header: list[str | None], source: str) -> list[int]:
@@ -80,10 +95,16 @@ def private_positions(header: list[str | None], source: str) -> list[int]:
     return [header.index(name) for name in PRIVATE_HEADERS]
 
 
-def user_values(records: Iterator[tuple[int, list[str | None]]], header: list[str | None], source: str,
-                rejects: Rejects, phone_numbers: str = "plain", conversation_id: str | None = None,
-                first_line: int = 1, phone_hash_secret: str | None = None,
-                ) -> Iterator[tuple[int, str, str | None, str | None, str | None, str]]:
+def user_values(
+    records: Iterator[tuple[int, list[str | None]]],
+    header: list[str | None],
+    source: str,
+    rejects: Rejects,
+    phone_numbers: str = "plain",
+    conversation_id: str | None = None,
+    first_line: int = 1,
+    phone_hash_secret: str | None = None,
+) -> Iterator[tuple[int, str, str | None, str | None, str | None, str]]:
     """The private exhaust's records of ``records`` under ``header`` that keep the rules, as ``(line,
     Conversation ID, Conversation Name, Decrypted Device ID, Encrypted Device ID, Device UUID)``, the
     line counted from ``first_line``; the others go to ``rejects`` (a phone in them hashed under
@@ -93,7 +114,9 @@ def user_values(records: Iterator[tuple[int, list[str | None]]], header: list[st
     secret = hash_secret(phone_numbers, phone_hash_secret)
 
     def reject(line: int, reason: str, values: list[str | None]) -> None:
-        rejects.add(source, line, reason, *_as_stored(values, len(header), at[2], at[4], phone_numbers, secret))
+        rejects.add(
+            source, line, reason, *_as_stored(values, len(header), at[2], at[4], phone_numbers, secret)
+        )
 
     for line, values in checked_records(records, source, shift):
         line += shift
@@ -108,7 +131,9 @@ def user_values(records: Iterator[tuple[int, list[str | None]]], header: list[st
             reject(line, "Conversation ID and Device UUID must not be empty", values)
             continue
         if conversation_id is not None and conversation != conversation_id:
-            reject(line, f"conversation_id: {conversation!r} is not the requested {conversation_id!r}", values)
+            reject(
+                line, f"conversation_id: {conversation!r} is not the requested {conversation_id!r}", values
+            )
             continue
         nul = nul_reason(PRIVATE_HEADERS, (conversation, name, decrypted, encrypted, device))
         if nul is not None:

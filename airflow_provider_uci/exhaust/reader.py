@@ -66,8 +66,10 @@ _TIMESTAMPS = ("event_timestamp", "at_timestamp")
 _INTEGER = r"^-?[0-9]{1,18}$"
 _BOOLEAN = r"^([tT][rR][uU][eE]|[fF][aA][lL][sS][eE])$"  # ASCII letters only, as str.lower() sees them
 #: Years 1000 to 2999, real days and times, zone offsets up to 15:59 (PostgreSQL's limit).
-_TIMESTAMP = (r"^[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-              r"(\.[0-9]{1,6})?(Z|[+-](0[0-9]|1[0-5]):[0-5][0-9])$")
+_TIMESTAMP = (
+    r"^[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]{1,6})?(Z|[+-](0[0-9]|1[0-5]):[0-5][0-9])$"
+)
 _IST_MICROSECONDS = int(IST.utcoffset(None).total_seconds()) * 1_000_000
 _QUOTES_OUT_OF_PLACE = "a quote out of place"
 
@@ -111,9 +113,19 @@ class ResponseBatches:
     ``key_hashes`` (``exhaust.keys``) of every row; ``engine``, which engines read the file.
     """
 
-    def __init__(self, path: Path, rejects: Rejects, conversation_id: str | None, first_day: str | None = None,
-                 last_day: str | None = None, *, timestamps_as_text: bool = False, fast: bool = True,
-                 block_bytes: int | None = None, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        rejects: Rejects,
+        conversation_id: str | None,
+        first_day: str | None = None,
+        last_day: str | None = None,
+        *,
+        timestamps_as_text: bool = False,
+        fast: bool = True,
+        block_bytes: int | None = None,
+        workers: int | None = None,
+    ) -> None:
         self.path = Path(path)
         self.rejects = rejects
         self.conversation_id = conversation_id
@@ -152,7 +164,9 @@ class ResponseBatches:
         blocks = spark_blocks(self.path, self.block_bytes)
         first = next(blocks, None)
         head = plain_header(first) if first is not None and first.doubt is None else None
-        if head is None:  # nothing read in C: the record engine reads the file, and says what is wrong with it
+        if (
+            head is None
+        ):  # nothing read in C: the record engine reads the file, and says what is wrong with it
             blocks.close()
             yield from self._rest(0, 1, None)
             return
@@ -172,14 +186,21 @@ class ResponseBatches:
             if doubt is not None:
                 return block, doubt
             try:
-                typed = [self._typed(batch, by_field, checked) for batch in
-                         (table.to_batches() if table is not None else ()) if batch.num_rows]
+                typed = [
+                    self._typed(batch, by_field, checked)
+                    for batch in (table.to_batches() if table is not None else ())
+                    if batch.num_rows
+                ]
             except _Doubt as doubt:
                 return block, str(doubt)
             return block._replace(data=memoryview(b"")), typed  # its bytes are let go of at once
 
-        with closing(blocks), closing(in_order(in_c, itertools.chain([first.after_line(length)], blocks),
-                                               self.workers)) as done:
+        with (
+            closing(blocks),
+            closing(
+                in_order(in_c, itertools.chain([first.after_line(length)], blocks), self.workers)
+            ) as done,
+        ):
             for number, (block, outcome) in enumerate(done):
                 if number % RELEASE_EVERY == RELEASE_EVERY - 1:
                     pool.release_unused()  # the threads' allocators keep what they freed; return it to the system
@@ -199,7 +220,9 @@ class ResponseBatches:
         self.blocks_by_records += 1
         with open(self.path, "rb") as handle:
             handle.seek(block.offset)
-            text = io.TextIOWrapper(io.BytesIO(handle.read(block.end - block.offset)), encoding="utf-8", newline="")
+            text = io.TextIOWrapper(
+                io.BytesIO(handle.read(block.end - block.offset)), encoding="utf-8", newline=""
+            )
         yield from self._typed_records(read_records(text), header, block.first_line)
 
     def _rest(self, offset: int, first_line: int, header: list[str] | None) -> Iterator[tuple[Any, Any]]:
@@ -213,13 +236,22 @@ class ResponseBatches:
                 first_line = 1
             yield from self._typed_records(records, header, first_line)
 
-    def _typed_records(self, records: Iterator[tuple[int, list[str | None]]], header: list[str],
-                       first_line: int) -> Iterator[tuple[Any, Any]]:
+    def _typed_records(
+        self, records: Iterator[tuple[int, list[str | None]]], header: list[str], first_line: int
+    ) -> Iterator[tuple[Any, Any]]:
         """Batches of the records that keep the rules (``records.typed_responses``), with their key hashes;
         the others are rejects."""
         first, last = self.range
-        typed = typed_responses(records, header, self.path.name, self.rejects, self.conversation_id, first, last,
-                                first_line=first_line)
+        typed = typed_responses(
+            records,
+            header,
+            self.path.name,
+            self.rejects,
+            self.conversation_id,
+            first,
+            last,
+            first_line=first_line,
+        )
         while rows := list(itertools.islice(typed, RECORD_BATCH_ROWS)):
             batch = self._of_records(rows)
             yield batch, _key_hashes(batch)
@@ -237,9 +269,13 @@ class ResponseBatches:
         columns["sync_date"] = days
         low, high = min(days).isoformat(), max(days).isoformat()
         self._synced(low, high)
-        return pa.RecordBatch.from_arrays([pa.array(columns[field], kind) for field, kind in
-                                           zip(RESPONSE_BATCH_COLUMNS, self._schema.types, strict=True)],
-                                          schema=self._schema)
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.array(columns[field], kind)
+                for field, kind in zip(RESPONSE_BATCH_COLUMNS, self._schema.types, strict=True)
+            ],
+            schema=self._schema,
+        )
 
     def _synced(self, low: str, high: str) -> None:
         self.first_synced = low if self.first_synced is None or low < self.first_synced else self.first_synced
@@ -270,8 +306,10 @@ class ResponseBatches:
             values = column(field)
             if values.null_count or pc.min(pc.binary_length(values)).as_py() == 0:
                 raise _Doubt(f"{field}: an empty value")
-        if self.conversation_id is not None and not pc.all(
-                pc.equal(column("conversation_id"), self.conversation_id)).as_py():
+        if (
+            self.conversation_id is not None
+            and not pc.all(pc.equal(column("conversation_id"), self.conversation_id)).as_py()
+        ):
             raise _Doubt("conversation_id: a row of another conversation")
         typed: dict[str, Any] = {}
         for field in _INTEGERS:

@@ -64,20 +64,39 @@ class UserRecord(NamedTuple):
 
 #: Response exhaust header -> record field; the key columns are required, the others optional.
 RESPONSE_HEADERS = {
-    "Conversation ID": "conversation_id", "Message ID": "message_id", "Device ID": "device_id",
-    "Question Id": "question_id", "Conversation Name": "conversation_name", "Session ID": "session_id",
-    "Question Type": "question_type", "Question Title": "question_title",
-    "Question Description": "question_description", "Question Duration": "question_duration",
-    "Question Score": "question_score", "Question Max Score": "question_max_score",
-    "Question Options": "question_options", "Question Response": "question_response", "X Path": "x_path",
-    "Eof": "eof", "Timestamp": "event_timestamp", "@timestamp": "at_timestamp",
+    "Conversation ID": "conversation_id",
+    "Message ID": "message_id",
+    "Device ID": "device_id",
+    "Question Id": "question_id",
+    "Conversation Name": "conversation_name",
+    "Session ID": "session_id",
+    "Question Type": "question_type",
+    "Question Title": "question_title",
+    "Question Description": "question_description",
+    "Question Duration": "question_duration",
+    "Question Score": "question_score",
+    "Question Max Score": "question_max_score",
+    "Question Options": "question_options",
+    "Question Response": "question_response",
+    "X Path": "x_path",
+    "Eof": "eof",
+    "Timestamp": "event_timestamp",
+    "@timestamp": "at_timestamp",
 }
 KEY_FIELDS = ("conversation_id", "message_id", "device_id", "question_id")
-PRIVATE_HEADERS = ("Conversation ID", "Conversation Name", "Decrypted Device ID", "Encrypted Device ID", "Device UUID")
+PRIVATE_HEADERS = (
+    "Conversation ID",
+    "Conversation Name",
+    "Decrypted Device ID",
+    "Encrypted Device ID",
+    "Device UUID",
+)
 #: What a file saved by a spreadsheet may start with; not part of the first column's name.
 BYTE_ORDER_MARK = "\ufeff"
 #: India Standard Time, the zone of the service's sync days (contract 3.2); no daylight saving since 1945.
-IST = timezone(timedelta(hours=5, minutes=30))  # schedule.SCHEDULE_TIMEZONE, as a fixed offset: quicker per row
+IST = timezone(
+    timedelta(hours=5, minutes=30)
+)  # schedule.SCHEDULE_TIMEZONE, as a fixed offset: quicker per row
 #: The UTC time of day at which the IST day turns (``HH:MM``).
 IST_DAY_TURNS = datetime(2000, 1, 2, tzinfo=IST).astimezone(timezone.utc).strftime("%H:%M")
 #: The largest zone offset PostgreSQL takes in a timestamp.
@@ -188,12 +207,13 @@ def read_header(records: Iterator[tuple[int, list[str | None]]], source: str) ->
     except SparkCsvError as exc:
         raise ExhaustFormatError(f"{source}: {exc}") from None
     if header and header[0] and header[0].startswith(BYTE_ORDER_MARK):
-        header[0] = header[0][len(BYTE_ORDER_MARK):]
+        header[0] = header[0][len(BYTE_ORDER_MARK) :]
     return header
 
 
-def checked_records(records: Iterator[tuple[int, list[str | None]]], source: str,
-             shift: int = 0) -> Iterator[tuple[int, list[str | None]]]:
+def checked_records(
+    records: Iterator[tuple[int, list[str | None]]], source: str, shift: int = 0
+) -> Iterator[tuple[int, list[str | None]]]:
     """The records, with a break in the dialect (say, a file cut short) reported as the file's error; its
     line number moved by ``shift`` (the lines before the text read)."""
     try:
@@ -207,22 +227,33 @@ def header_positions(header: list[str | None], source: str) -> dict[str, int]:
     for index, name in enumerate(header):
         if name in RESPONSE_HEADERS and RESPONSE_HEADERS[name] not in positions:
             positions[RESPONSE_HEADERS[name]] = index
-    missing = [name for name, field in RESPONSE_HEADERS.items() if field in KEY_FIELDS and field not in positions]
+    missing = [
+        name for name, field in RESPONSE_HEADERS.items() if field in KEY_FIELDS and field not in positions
+    ]
     if missing:
         raise ExhaustFormatError(f"{source}: not a response exhaust: no {', '.join(missing)} column")
     return positions
 
 
-def read_responses(path: Path, rejects: Rejects, conversation_id: str | None = None, first_day: str | None = None,
-                   last_day: str | None = None) -> Iterator[ResponseRecord]:
+def read_responses(
+    path: Path,
+    rejects: Rejects,
+    conversation_id: str | None = None,
+    first_day: str | None = None,
+    last_day: str | None = None,
+) -> Iterator[ResponseRecord]:
     """Stream the typed records of a response exhaust CSV (see :func:`read_response_lines`)."""
     for _, record in read_response_lines(path, rejects, conversation_id, first_day, last_day):
         yield record
 
 
-def read_response_lines(path: Path, rejects: Rejects, conversation_id: str | None = None,
-                        first_day: str | None = None,
-                        last_day: str | None = None) -> Iterator[tuple[int, ResponseRecord]]:
+def read_response_lines(
+    path: Path,
+    rejects: Rejects,
+    conversation_id: str | None = None,
+    first_day: str | None = None,
+    last_day: str | None = None,
+) -> Iterator[tuple[int, ResponseRecord]]:
     """Stream the typed records of a response exhaust CSV, each with the line it starts on.
 
     :param path: the file (UTF-8, Spark's dialect).
@@ -237,14 +268,22 @@ def read_response_lines(path: Path, rejects: Rejects, conversation_id: str | Non
     with open(path, encoding="utf-8", newline="") as handle:
         records = read_records(handle)
         header = read_header(records, source)
-        for line, record, _ in typed_responses(records, header, source, rejects, conversation_id, first_day, last_day):
+        for line, record, _ in typed_responses(
+            records, header, source, rejects, conversation_id, first_day, last_day
+        ):
             yield line, record
 
 
-def typed_responses(records: Iterator[tuple[int, list[str | None]]], header: list[str | None], source: str,
-                    rejects: Rejects, conversation_id: str | None = None, first_day: str | None = None,
-                    last_day: str | None = None, first_line: int = 1,
-                    ) -> Iterator[tuple[int, ResponseRecord, str | None]]:
+def typed_responses(
+    records: Iterator[tuple[int, list[str | None]]],
+    header: list[str | None],
+    source: str,
+    rejects: Rejects,
+    conversation_id: str | None = None,
+    first_day: str | None = None,
+    last_day: str | None = None,
+    first_line: int = 1,
+) -> Iterator[tuple[int, ResponseRecord, str | None]]:
     """The typed records of ``records`` (read by ``spark_csv.read_records``) under ``header``, each with its
     line (counted from ``first_line``) and sync day (``None`` for a record with no timestamp in a load of
     one day); the rules are those of :func:`read_response_lines`."""
@@ -282,24 +321,56 @@ def typed_responses(records: Iterator[tuple[int, list[str | None]]], header: lis
             response = json_checked("question_response", raw[13], empty_allowed=True)
             eof = _bool("eof", raw[15])
             event_timestamp = _timestamp("event_timestamp", raw[16])
-            at_timestamp = (event_timestamp if raw[17] is not None and raw[17] == raw[16]
-                            else _timestamp("at_timestamp", raw[17]))
+            at_timestamp = (
+                event_timestamp
+                if raw[17] is not None and raw[17] == raw[16]
+                else _timestamp("at_timestamp", raw[17])
+            )
             day = sync_day(at_timestamp, event_timestamp)
             if day is None:
                 if not single_day:
-                    raise _Reject("at_timestamp: no @timestamp or Timestamp to place the record in a sync day, "
-                                  "and the load is not for one day")
+                    raise _Reject(
+                        "at_timestamp: no @timestamp or Timestamp to place the record in a sync day, "
+                        "and the load is not for one day"
+                    )
             elif check_days and ((first_day and day < first_day) or (last_day and day > last_day)):
-                raise _Reject(f"at_timestamp: synced on {day} (IST), outside the range "
-                              f"{first_day or '...'}..{last_day or '...'}")
-            yield line, make((raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], duration,
-                              score, max_score, options, response, raw[14], eof, event_timestamp,
-                              at_timestamp)), day
+                raise _Reject(
+                    f"at_timestamp: synced on {day} (IST), outside the range "
+                    f"{first_day or '...'}..{last_day or '...'}"
+                )
+            yield (
+                line,
+                make(
+                    (
+                        raw[0],
+                        raw[1],
+                        raw[2],
+                        raw[3],
+                        raw[4],
+                        raw[5],
+                        raw[6],
+                        raw[7],
+                        raw[8],
+                        duration,
+                        score,
+                        max_score,
+                        options,
+                        response,
+                        raw[14],
+                        eof,
+                        event_timestamp,
+                        at_timestamp,
+                    )
+                ),
+                day,
+            )
         except _Reject as reason:
             rejects.add(source, line, str(reason), values)
 
 
-def sync_day(at_timestamp: str | datetime | None, event_timestamp: str | datetime | None = None) -> str | None:
+def sync_day(
+    at_timestamp: str | datetime | None, event_timestamp: str | datetime | None = None
+) -> str | None:
     """The IST day an answer was synced on, ``YYYY-MM-DD``: the day of the telemetry file it came from.
 
     The pipeline files each event under the IST date of its ``syncts`` and copies ``syncts`` into

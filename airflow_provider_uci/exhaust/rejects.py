@@ -44,8 +44,15 @@ class Rejects:
     :param file_bytes: about the most bytes the file holds (default :data:`FILE_BYTES`).
     """
 
-    def __init__(self, path: Path | None = None, keep: int = 20, *, limit: int | None = None,
-                 entries: int = FILE_ENTRIES, file_bytes: int = FILE_BYTES) -> None:
+    def __init__(
+        self,
+        path: Path | None = None,
+        keep: int = 20,
+        *,
+        limit: int | None = None,
+        entries: int = FILE_ENTRIES,
+        file_bytes: int = FILE_BYTES,
+    ) -> None:
         self.path = None if path is None else Path(path)
         self.limit = limit
         self.count = 0
@@ -58,8 +65,14 @@ class Rejects:
         if self.path is not None:
             check_target(self.path, "rejects")
 
-    def add(self, source: str, line: int, reason: str, values: list[str | None] | None,
-            withheld: str | None = None) -> None:
+    def add(
+        self,
+        source: str,
+        line: int,
+        reason: str,
+        values: list[str | None] | None,
+        withheld: str | None = None,
+    ) -> None:
         """Keep one rejected record; ``values`` is ``None`` when they are ``withheld`` (the reason why). An
         empty list of values (a blank line) joins the run of blank lines it follows.
 
@@ -69,8 +82,12 @@ class Rejects:
             self._add_blank(source, line)
             return
         self._end_blank()
-        entry: dict[str, Any] = {"file": source, "line": line, "reason": reason,
-                                 "values": None if values is None else [_cut(value) for value in values]}
+        entry: dict[str, Any] = {
+            "file": source,
+            "line": line,
+            "reason": reason,
+            "values": None if values is None else [_cut(value) for value in values],
+        }
         if withheld:
             entry["values_withheld"] = withheld
         self._counted(entry)
@@ -86,8 +103,14 @@ class Rejects:
             self.count += 1
         else:
             self._end_blank()
-            run = self._blank = {"file": source, "line": line, "last_line": line, "blank_lines": 1,
-                                 "reason": "a blank line (no values where the header has some)", "values": []}
+            run = self._blank = {
+                "file": source,
+                "line": line,
+                "last_line": line,
+                "blank_lines": 1,
+                "reason": "a blank line (no values where the header has some)",
+                "values": [],
+            }
             self._counted(run)
         self._check_limit()
 
@@ -104,9 +127,15 @@ class Rejects:
     def _check_limit(self) -> None:
         if self.limit is not None and self.count > self.limit:
             self.close()
-            where = f"; they are in {self.path}" if self.path is not None and (self._written or self.omitted) else ""
-            raise RejectLimitExceeded(f"{self.count} record(s) rejected, more than max_rejects={self.limit}: "
-                                      f"{self.summary()}{where}; the read stopped there and nothing was loaded")
+            where = (
+                f"; they are in {self.path}"
+                if self.path is not None and (self._written or self.omitted)
+                else ""
+            )
+            raise RejectLimitExceeded(
+                f"{self.count} record(s) rejected, more than max_rejects={self.limit}: "
+                f"{self.summary()}{where}; the read stopped there and nothing was loaded"
+            )
 
     def _write(self, entry: dict[str, Any]) -> None:
         if self.path is None:
@@ -134,9 +163,18 @@ class Rejects:
         """Write what is pending (a run of blank lines; how many entries the cap left out) and close the file."""
         self._end_blank()
         if self.omitted and self._handle is not None:
-            self._handle.write(json.dumps({"omitted": self.omitted, "reason": (
-                f"the reject file holds at most {self._entries} entries and {self._file_bytes >> 20} MiB: "
-                f"{self.omitted} more rejected record(s) were counted, not written")}) + "\n")
+            self._handle.write(
+                json.dumps(
+                    {
+                        "omitted": self.omitted,
+                        "reason": (
+                            f"the reject file holds at most {self._entries} entries and {self._file_bytes >> 20} MiB: "
+                            f"{self.omitted} more rejected record(s) were counted, not written"
+                        ),
+                    }
+                )
+                + "\n"
+            )
             self.omitted = 0
         if self._handle is not None:
             self._handle.close()

@@ -35,9 +35,14 @@ class UnsafeTarget(ValueError):
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -57,14 +62,22 @@ def check_target(path: str | os.PathLike[str], field: str = "path") -> Path:
     except FileNotFoundError:
         return path
     if not stat.S_ISREG(mode):
-        raise UnsafeTarget(f"{field}: {str(path)!r} is {_kind(mode)}; only a new path or a regular file is "
-                           "written (and replaced whole), so nothing was written")
+        raise UnsafeTarget(
+            f"{field}: {str(path)!r} is {_kind(mode)}; only a new path or a regular file is "
+            "written (and replaced whole), so nothing was written"
+        )
     return path
 
 
 @contextmanager
-def atomic_writer(target: str | os.PathLike[str], mode: str = "wb", *, field: str = "path",
-                  encoding: str | None = None, newline: str | None = None) -> Iterator[IO[Any]]:
+def atomic_writer(
+    target: str | os.PathLike[str],
+    mode: str = "wb",
+    *,
+    field: str = "path",
+    encoding: str | None = None,
+    newline: str | None = None,
+) -> Iterator[IO[Any]]:
     """Write ``target`` whole or not at all: yield a handle on a new ``0600`` scratch file beside it, renamed
     over it when the block ends without an error (and removed when it raises).
 
@@ -93,16 +106,18 @@ def atomic_writer(target: str | os.PathLike[str], mode: str = "wb", *, field: st
         raise
 
 
-def atomic_write_text(target: str | os.PathLike[str], text: str, *, field: str = "path",
-                      encoding: str = "utf-8") -> Path:
+def atomic_write_text(
+    target: str | os.PathLike[str], text: str, *, field: str = "path", encoding: str = "utf-8"
+) -> Path:
     """Write ``text`` to ``target`` whole or not at all (:func:`atomic_writer`); return the target."""
     with atomic_writer(target, "w", field=field, encoding=encoding) as handle:
         handle.write(text)
     return Path(target)
 
 
-def create_private(path: str | os.PathLike[str], mode: str = "wb", *, field: str = "path",
-                   **options: Any) -> IO[Any]:
+def create_private(
+    path: str | os.PathLike[str], mode: str = "wb", *, field: str = "path", **options: Any
+) -> IO[Any]:
     """Create ``path`` afresh with mode ``0600`` for writing as it goes, never through a link.
 
     An earlier regular file of that name is removed first; anything else standing there is refused.
@@ -120,8 +135,9 @@ def create_private(path: str | os.PathLike[str], mode: str = "wb", *, field: str
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, FILE_MODE)
     except FileExistsError:
-        raise UnsafeTarget(f"{field}: {str(path)!r} appeared while it was being created; nothing was "
-                           "written") from None
+        raise UnsafeTarget(
+            f"{field}: {str(path)!r} appeared while it was being created; nothing was written"
+        ) from None
     try:
         os.fchmod(descriptor, FILE_MODE)
         return os.fdopen(descriptor, mode, **options)

@@ -64,8 +64,15 @@ def format_value(value: str | None) -> str:
     """One value as Spark writes it: nothing for null, ``""`` for empty, quoted only when needed."""
     if value is None:
         return ""
-    if (value and value[0] > " " and value[-1] > " " and "," not in value and QUOTE not in value
-            and "\n" not in value and "\r" not in value):
+    if (
+        value
+        and value[0] > " "
+        and value[-1] > " "
+        and "," not in value
+        and QUOTE not in value
+        and "\n" not in value
+        and "\r" not in value
+    ):
         return value  # the common case: nothing to quote, nothing to trim
     if value.strip(_WHITESPACE) == "" or value.strip(_WHITESPACE) != value or _NEEDS_QUOTES.search(value):
         return _quoted(value)
@@ -156,9 +163,12 @@ def _lines(handle: IO[str], budget: _Budget) -> Iterator[str]:
         budget.lines += 1
         budget.left -= len(line)
         if budget.left < 0:
-            raise SparkCsvError(budget.lines, f": a record longer than {RECORD_LIMIT} characters, which can "
-                                f"only hold a value over the field limit of {csv.field_size_limit()} characters "
-                                "or far more values than an exhaust has; refused without reading the rest")
+            raise SparkCsvError(
+                budget.lines,
+                f": a record longer than {RECORD_LIMIT} characters, which can "
+                f"only hold a value over the field limit of {csv.field_size_limit()} characters "
+                "or far more values than an exhaust has; refused without reading the rest",
+            )
         yield line
 
 
@@ -172,8 +182,14 @@ def read_records(handle: IO[str]) -> Iterator[tuple[int, list[str | None]]]:
     """
     marked = [False]  # whether the text itself holds the marker character
     budget = _Budget()
-    reader = csv.reader(_rfc4180(_lines(handle, budget), marked), delimiter=DELIMITER, quotechar=QUOTE,
-                        doublequote=True, escapechar=None, strict=True)
+    reader = csv.reader(
+        _rfc4180(_lines(handle, budget), marked),
+        delimiter=DELIMITER,
+        quotechar=QUOTE,
+        doublequote=True,
+        escapechar=None,
+        strict=True,
+    )
     mark = _EMPTY_MARK
     first_line = 1
     try:
@@ -186,5 +202,7 @@ def read_records(handle: IO[str]) -> Iterator[tuple[int, list[str | None]]]:
             first_line = reader.line_num + 1
     except csv.Error as exc:
         raise SparkCsvError(first_line, f": {exc}") from None
-    except UnicodeDecodeError as exc:  # the text is decoded ahead of the records: the bad byte may be a little further
+    except (
+        UnicodeDecodeError
+    ) as exc:  # the text is decoded ahead of the records: the bad byte may be a little further
         raise SparkCsvError(first_line, f" or a little after it: not UTF-8 text ({exc.reason})") from None

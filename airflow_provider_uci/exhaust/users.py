@@ -16,8 +16,14 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_uci.exhaust.arrow_csv import Block, csv_options, parse_block, plain_header, quotes_out_of_place
-from airflow_provider_uci.exhaust.arrow_csv import spark_blocks
+from airflow_provider_uci.exhaust.arrow_csv import (
+    Block,
+    csv_options,
+    parse_block,
+    plain_header,
+    quotes_out_of_place,
+    spark_blocks,
+)
 from airflow_provider_uci.exhaust.phone_hash import hash_phone, hash_secret
 from airflow_provider_uci.exhaust.private_records import private_positions, user_values
 from airflow_provider_uci.exhaust.records import USER_TABLE_COLUMNS, ExhaustRefused, Rejects, read_header
@@ -37,7 +43,9 @@ class Users:
     ``skipped`` counts the rows of other bots, ``others`` names the first few of them.
     """
 
-    def __init__(self, conversation_id: str, table: Any, skipped: int = 0, others: list[str] | None = None) -> None:
+    def __init__(
+        self, conversation_id: str, table: Any, skipped: int = 0, others: list[str] | None = None
+    ) -> None:
         self.conversation_id = conversation_id
         self.table = table
         self.rows = table.num_rows
@@ -50,8 +58,12 @@ class Users:
         """No users (the service found no data for the private exhaust)."""
         import pyarrow as pa
 
-        return cls(conversation_id, pa.schema([(name, pa.bool_() if name == "consented" else pa.string())
-                                               for name in USER_TABLE_COLUMNS]).empty_table())
+        return cls(
+            conversation_id,
+            pa.schema(
+                [(name, pa.bool_() if name == "consented" else pa.string()) for name in USER_TABLE_COLUMNS]
+            ).empty_table(),
+        )
 
     def check(self, name: str, rejected: bool) -> None:
         """Refuse a private exhaust ``name`` with no user of the bot, unless records were ``rejected`` (which
@@ -59,27 +71,42 @@ class Users:
         if self.rows or rejected:
             return
         if self.skipped:
-            more = " and others" if self.skipped > len(self.others) and len(self.others) >= OTHERS_NAMED else ""
+            more = (
+                " and others" if self.skipped > len(self.others) and len(self.others) >= OTHERS_NAMED else ""
+            )
             raise ExhaustRefused(
                 f"private: {name} holds no user of conversation {self.conversation_id} (the bot whose responses "
                 f"are loaded): its {self.skipped} user(s) are of conversation(s) {', '.join(self.others)}{more}; "
                 f"give the private exhaust requested for {self.conversation_id}, or none if the service found no "
-                "data for it; nothing was loaded")
+                "data for it; nothing was loaded"
+            )
         raise ExhaustRefused(
             f"private: {name} holds a header and no user; the service never writes an empty exhaust (it answers "
             f"'No data found'), so this is not one of its files; load without a private exhaust if the service "
-            "found no users; nothing was loaded")
+            "found no users; nothing was loaded"
+        )
 
     def join(self, batch: Any) -> tuple[Any, int]:
         """A response batch with the user's ``user_phone`` and ``user_encrypted_device_id`` after its columns
         (null where the device has no user); and how many rows have none."""
         at = self._join.find(batch.column("device_id"))
-        return (batch.append_column("user_phone", self._join.phones.take(at))
-                .append_column("user_encrypted_device_id", self._join.encrypted.take(at)), at.null_count)
+        return (
+            batch.append_column("user_phone", self._join.phones.take(at)).append_column(
+                "user_encrypted_device_id", self._join.encrypted.take(at)
+            ),
+            at.null_count,
+        )
 
 
-def read_user_table(path: Path, rejects: Rejects, conversation_id: str, phone_numbers: str = "plain",
-                    fast: bool = True, block_bytes: int | None = None, phone_hash_secret: str | None = None) -> Users:
+def read_user_table(
+    path: Path,
+    rejects: Rejects,
+    conversation_id: str,
+    phone_numbers: str = "plain",
+    fast: bool = True,
+    block_bytes: int | None = None,
+    phone_hash_secret: str | None = None,
+) -> Users:
     """The bot's users in the private exhaust CSV ``path`` (already unzipped); see the module.
 
     :param phone_numbers: ``plain``, ``hashed`` (HMAC-SHA256 under ``phone_hash_secret``, ``exhaust.phone_hash``)
@@ -89,7 +116,9 @@ def read_user_table(path: Path, rejects: Rejects, conversation_id: str, phone_nu
     import pyarrow as pa
 
     secret = hash_secret(phone_numbers, phone_hash_secret)  # the mode and the secret checked before reading
-    reading = _Reading(Path(path), rejects, conversation_id, phone_numbers, block_bytes or BLOCK_BYTES, secret)
+    reading = _Reading(
+        Path(path), rejects, conversation_id, phone_numbers, block_bytes or BLOCK_BYTES, secret
+    )
     reading.read(fast)
     raw = pa.Table.from_batches(reading.parts, schema=pa.schema([(name, pa.string()) for name in _RAW]))
     del reading.parts
@@ -102,8 +131,15 @@ def read_user_table(path: Path, rejects: Rejects, conversation_id: str, phone_nu
 class _Reading:
     """The bot's rows of a private exhaust as raw arrow batches, in the file's order."""
 
-    def __init__(self, path: Path, rejects: Rejects, conversation_id: str, phone_numbers: str, block_bytes: int,
-                 secret: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        rejects: Rejects,
+        conversation_id: str,
+        phone_numbers: str,
+        block_bytes: int,
+        secret: str | None = None,
+    ) -> None:
         self.path, self.rejects, self.conversation_id = path, rejects, conversation_id
         self.phone_numbers, self.block_bytes, self.secret = phone_numbers, block_bytes, secret
         self.parts: list[Any] = []
@@ -130,8 +166,10 @@ class _Reading:
                 table, doubt = parse_block(block.data, options) if block.data else (None, None)
                 batches = table.to_batches() if table is not None else []
                 if doubt is not None or any(
-                        values.null_count or (len(values) and pc.min(pc.binary_length(values)).as_py() == 0)
-                        for batch in batches for values in (batch.column(at[0]), batch.column(at[4]))):
+                    values.null_count or (len(values) and pc.min(pc.binary_length(values)).as_py() == 0)
+                    for batch in batches
+                    for values in (batch.column(at[0]), batch.column(at[4]))
+                ):
                     self._records(block.offset, block.first_line, header, block)
                     continue
                 for batch in batches:
@@ -153,22 +191,35 @@ class _Reading:
             batch = pa.RecordBatch.from_arrays(columns, names=list(_RAW))
             self.parts.append(batch if kept == len(own) else batch.filter(own))
 
-    def _records(self, offset: int, first_line: int, header: list[str] | None, block: Block | None = None) -> None:
+    def _records(
+        self, offset: int, first_line: int, header: list[str] | None, block: Block | None = None
+    ) -> None:
         """The file from ``offset`` (to ``block``'s end, or the file's), record by record."""
         import pyarrow as pa
 
         with open(self.path, "rb") as handle:
             handle.seek(offset)
             data = handle.read(block.end - offset) if block is not None else None
-            text = io.TextIOWrapper(io.BytesIO(data) if data is not None else handle, encoding="utf-8", newline="")
+            text = io.TextIOWrapper(
+                io.BytesIO(data) if data is not None else handle, encoding="utf-8", newline=""
+            )
             records = read_records(text)
             if header is None:
                 header = read_header(records, self.path.name)  # lines are counted from the file's first
                 first_line = 1
-            rows = user_values(records, header, self.path.name, self.rejects, self.phone_numbers,
-                               first_line=first_line, phone_hash_secret=self.secret)
+            rows = user_values(
+                records,
+                header,
+                self.path.name,
+                self.rejects,
+                self.phone_numbers,
+                first_line=first_line,
+                phone_hash_secret=self.secret,
+            )
             while chunk := list(itertools.islice(rows, 20_000)):
-                conversations, *columns = (pa.array(values, pa.string()) for values in list(zip(*chunk))[1:])
+                conversations, *columns = (
+                    pa.array(values, pa.string()) for values in list(zip(*chunk, strict=False))[1:]
+                )
                 self._keep(conversations, columns)
 
 
@@ -182,21 +233,34 @@ def _users(table: Any, conversation_id: str, phone_numbers: str, secret: str | N
     count = table.num_rows
     if count and pc.count_distinct(table["device_uuid"]).as_py() < count:
         # a device twice: its last row stands, as a dict of the records keeps it
-        last = (pa.table({"device": table["device_uuid"], "row": pa.array(np.arange(count))})
-                .group_by("device", use_threads=False).aggregate([("row", "max")])["row_max"])
+        last = (
+            pa.table({"device": table["device_uuid"], "row": pa.array(np.arange(count))})
+            .group_by("device", use_threads=False)
+            .aggregate([("row", "max")])["row_max"]
+        )
         table = table.take(np.sort(last.to_numpy()))  # in the order of the file
         count = table.num_rows
-    column = {name: pa.concat_arrays(table[name].chunks) if count else pa.array([], pa.string()) for name in _RAW}
+    column = {
+        name: pa.concat_arrays(table[name].chunks) if count else pa.array([], pa.string()) for name in _RAW
+    }
     device, decrypted = column["device_uuid"], column.pop("decrypted")
     consented = pc.fill_null(pc.and_(pc.not_equal(decrypted, ""), pc.not_equal(decrypted, device)), False)
     phones = pc.if_else(consented, decrypted, pa.scalar(None, pa.string()))
     if phone_numbers == "none":
         phones = pa.nulls(count, pa.string())
     elif phone_numbers == "hashed":
-        phones = pa.array([None if phone is None else hash_phone(phone, secret)  # type: ignore[arg-type]
-                           for phone in phones.to_pylist()], pa.string())
-    column.update(conversation_id=pa.repeat(pa.scalar(conversation_id, pa.string()), count), phone=phones,
-                  consented=consented)
+        phones = pa.array(
+            [
+                None if phone is None else hash_phone(phone, secret)  # type: ignore[arg-type]
+                for phone in phones.to_pylist()
+            ],
+            pa.string(),
+        )
+    column.update(
+        conversation_id=pa.repeat(pa.scalar(conversation_id, pa.string()), count),
+        phone=phones,
+        consented=consented,
+    )
     return pa.table([column[name] for name in USER_TABLE_COLUMNS], names=list(USER_TABLE_COLUMNS))
 
 
@@ -239,9 +303,12 @@ class UserJoin:
         """The ids as a numpy array of fixed-width byte strings (a view of the arrow data, no copy)."""
         import numpy as np
 
-        offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=len(values) + 1, offset=values.offset * 4)
-        return np.frombuffer(values.buffers()[2], dtype=f"S{self._width}", count=len(values),
-                             offset=int(offsets[0]))
+        offsets = np.frombuffer(
+            values.buffers()[1], dtype=np.int32, count=len(values) + 1, offset=values.offset * 4
+        )
+        return np.frombuffer(
+            values.buffers()[2], dtype=f"S{self._width}", count=len(values), offset=int(offsets[0])
+        )
 
     def _hash(self, keys: Any) -> Any:
         """A 64-bit hash of each fixed-width id (``keys.fixed_width_hashes``)."""

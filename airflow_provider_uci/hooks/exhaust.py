@@ -35,8 +35,8 @@ from airflow_provider_uci.hooks.wire import (
     LIST_LIMIT,
     SENT_HEADERS,
     ConnectionSettings,
-    judge,
     job_list,
+    judge,
     read_route,
     submit_route,
 )
@@ -81,8 +81,13 @@ class UciExhaustHook(HttpHook):
     conn_type = CONN_TYPE
     hook_name = "Sunbird UCI Data Exhaust"
 
-    def __init__(self, uci_exhaust_conn_id: str = DEFAULT_CONN_ID, *, retry: RetryPolicy | None = None,
-                 timeout: tuple[float, float] | None = None) -> None:
+    def __init__(
+        self,
+        uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: tuple[float, float] | None = None,
+    ) -> None:
         super().__init__(method="GET", http_conn_id=uci_exhaust_conn_id)
         self.uci_exhaust_conn_id = uci_exhaust_conn_id
         self.retry = retry or RetryPolicy()
@@ -95,20 +100,27 @@ class UciExhaustHook(HttpHook):
         """The connection's settings, read on first use (never at construction)."""
         return ConnectionSettings.from_connection(self.get_connection(self.uci_exhaust_conn_id))
 
-    def get_conn(self, headers: dict[str, Any] | None = None,
-                 extra_options: dict[str, Any] | None = None) -> requests.Session:
+    def get_conn(
+        self, headers: dict[str, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
         """The session, made on first use: the three headers, TLS and proxies, and nothing else of the connection.
 
         :param headers: must be empty: the service takes no other header.
         :param extra_options: request options over the hook's (``timeout``, ``check_response``...).
         """
         if headers:
-            raise ValueError(f"headers: the service takes only {', '.join(SENT_HEADERS)}, which the hook sends; "
-                             f"got {sorted(headers)}")
+            raise ValueError(
+                f"headers: the service takes only {', '.join(SENT_HEADERS)}, which the hook sends; "
+                f"got {sorted(headers)}"
+            )
         settings = self.settings
         self.base_url = settings.base_url
-        self.merged_extra = {"timeout": self.timeout or settings.timeout or DEFAULT_TIMEOUT,
-                             "check_response": False, "allow_redirects": False, **(extra_options or {})}
+        self.merged_extra = {
+            "timeout": self.timeout or settings.timeout or DEFAULT_TIMEOUT,
+            "check_response": False,
+            "allow_redirects": False,
+            **(extra_options or {}),
+        }
         if self._session is None:
             session = requests.Session()
             session.headers.update(settings.headers())
@@ -126,8 +138,15 @@ class UciExhaustHook(HttpHook):
             self._session.close()
             self._session = None
 
-    def _request(self, method: str, path: str, route: str, *, json_body: dict[str, Any] | None = None,
-                 params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        route: str,
+        *,
+        json_body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
         """Send one call through ``HttpHook.run``, retrying what is transient; return the envelope's ``result``."""
 
         def attempt() -> Verdict:
@@ -138,15 +157,31 @@ class UciExhaustHook(HttpHook):
                 return _transport_failure(exc)
             return judge(route, response.status_code, response.headers, response.content)
 
-        return self.retry.call(attempt, what=route, log=self.log, sleep=self.sleep, give_up=ExhaustTransientError)
+        return self.retry.call(
+            attempt, what=route, log=self.log, sleep=self.sleep, give_up=ExhaustTransientError
+        )
 
-    def request_for(self, conversation_id: str, dataset: str, start_date: str, end_date: str, tag: str, *,
-                    requested_by: str | None = None, encryption_key: str | None = None) -> ExhaustRequest:
+    def request_for(
+        self,
+        conversation_id: str,
+        dataset: str,
+        start_date: str,
+        end_date: str,
+        tag: str,
+        *,
+        requested_by: str | None = None,
+        encryption_key: str | None = None,
+    ) -> ExhaustRequest:
         """A validated request that takes channel, requester and key from the connection when not given."""
         settings = self.settings
         return ExhaustRequest(
-            conversation_id=conversation_id, dataset=dataset, start_date=start_date, end_date=end_date, tag=tag,
-            channel=settings.channel, requested_by=settings.requested_by if requested_by is None else requested_by,
+            conversation_id=conversation_id,
+            dataset=dataset,
+            start_date=start_date,
+            end_date=end_date,
+            tag=tag,
+            channel=settings.channel,
+            requested_by=settings.requested_by if requested_by is None else requested_by,
             encryption_key=settings.encryption_key if encryption_key is None else encryption_key,
         ).validate()
 
@@ -157,8 +192,15 @@ class UciExhaustHook(HttpHook):
             request = ExhaustRequest(**{**request.__dict__, "channel": self.settings.channel}).validate()
         result = self._request("POST", "/dataset/v1/request/submit", submit_route, json_body=request.body())
         job = ExhaustJob.from_api(result or {})
-        self.log.info("Submitted %s for conversation %s (%s..%s): request %s, status %s", job.dataset,
-                      request.conversation_id, request.start_date, request.end_date, job.request_id, job.status_text)
+        self.log.info(
+            "Submitted %s for conversation %s (%s..%s): request %s, status %s",
+            job.dataset,
+            request.conversation_id,
+            request.start_date,
+            request.end_date,
+            job.request_id,
+            job.status_text,
+        )
         return job
 
     def read_request(self, tag: str, request_id: str) -> ExhaustJob:
@@ -184,13 +226,13 @@ class UciExhaustHook(HttpHook):
         """
         try:
             settings = self.settings
-        except Exception as exc:  # noqa: BLE001 - a connection missing a field
+        except Exception as exc:
             return False, str(exc)
         probe = type(self)(self.uci_exhaust_conn_id, retry=RetryPolicy(attempts=1), timeout=TEST_TIMEOUT)
         probe.settings = settings  # type: ignore[misc]  # the cached property, already read
         try:
             probe.list_requests("airflow-connection-test", limit=1)
-        except Exception as exc:  # noqa: BLE001 - any failure is the answer
+        except Exception as exc:
             return False, f"{settings.base_url}: {exc}"
         finally:
             probe.close()
@@ -213,8 +255,13 @@ class UciExhaustAsyncHook(HttpAsyncHook):
     conn_type = CONN_TYPE
     hook_name = "Sunbird UCI Data Exhaust (async)"
 
-    def __init__(self, uci_exhaust_conn_id: str = DEFAULT_CONN_ID, *, retry: RetryPolicy | None = None,
-                 timeout: tuple[float, float] | None = None) -> None:
+    def __init__(
+        self,
+        uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: tuple[float, float] | None = None,
+    ) -> None:
         super().__init__(method="GET", http_conn_id=uci_exhaust_conn_id, retry_limit=1)
         self.uci_exhaust_conn_id = uci_exhaust_conn_id
         self.retry = retry or RetryPolicy()
@@ -235,16 +282,20 @@ class UciExhaustAsyncHook(HttpAsyncHook):
         if self._session_config is None:
             settings = await self.get_settings()
             connect, read = self.timeout or settings.timeout or DEFAULT_TIMEOUT
-            options: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(sock_connect=connect, sock_read=read),
-                                       "allow_redirects": False, "check_response": False}
+            options: dict[str, Any] = {
+                "timeout": aiohttp.ClientTimeout(sock_connect=connect, sock_read=read),
+                "allow_redirects": False,
+                "check_response": False,
+            }
             if settings.verify is False:
                 options["ssl"] = False
             elif isinstance(settings.verify, str):
                 options["ssl"] = ssl.create_default_context(cafile=settings.verify)
             if proxy := settings.proxy_for(settings.base_url):
                 options["proxy"] = proxy
-            self._session_config = SessionConfig(base_url=settings.base_url, headers=settings.headers(), auth=None,
-                                                 extra_options=options)
+            self._session_config = SessionConfig(
+                base_url=settings.base_url, headers=settings.headers(), auth=None, extra_options=options
+            )
         return self._session_config
 
     async def aclose(self) -> None:
@@ -270,19 +321,22 @@ class UciExhaustAsyncHook(HttpAsyncHook):
                 return _transport_failure(exc)
             return judge(route, response.status, response.headers, content)
 
-        return await self.retry.acall(attempt, what=route, log=self.log, sleep=self.sleep,
-                                      give_up=ExhaustTransientError)
+        return await self.retry.acall(
+            attempt, what=route, log=self.log, sleep=self.sleep, give_up=ExhaustTransientError
+        )
 
     async def read_request(self, tag: str, request_id: str) -> ExhaustJob:
         """Read one job (see :meth:`UciExhaustHook.read_request`)."""
         settings = await self.get_settings()
-        result = await self._request(_path(read_route, strip_channel(tag, settings.channel)), read_route,
-                                     {"requestId": request_id})
+        result = await self._request(
+            _path(read_route, strip_channel(tag, settings.channel)), read_route, {"requestId": request_id}
+        )
         return ExhaustJob.from_api(result or {})
 
     async def list_requests(self, tag: str, limit: int = LIST_LIMIT) -> list[ExhaustJob]:
         """The tag's jobs, newest submission first."""
         settings = await self.get_settings()
-        result = await self._request(_path("list", strip_channel(tag, settings.channel)), "list",
-                                     {"limit": str(limit)})
+        result = await self._request(
+            _path("list", strip_channel(tag, settings.channel)), "list", {"limit": str(limit)}
+        )
         return job_list(result)

@@ -70,7 +70,9 @@ class ConnectionSettings:
         """
         host = (connection.host or "").strip()
         if not host:
-            raise ExhaustValidationError("host", "the connection needs the API base URL, e.g. https://<host>/api")
+            raise ExhaustValidationError(
+                "host", "the connection needs the API base URL, e.g. https://<host>/api"
+            )
         base = host if "://" in host else f"{connection.schema or 'https'}://{host}"
         if connection.port and base.count(":") < 2:
             base = f"{base}:{connection.port}"
@@ -80,21 +82,31 @@ class ConnectionSettings:
             raise ExhaustValidationError("password", "the connection needs the API key in its password field")
         channel = str(extra.get("channel_id") or extra.get("channel") or "")
         if not channel:
-            raise ExhaustValidationError("channel_id", "the connection needs the channel id (sent as X-Channel-ID)")
+            raise ExhaustValidationError(
+                "channel_id", "the connection needs the channel id (sent as X-Channel-ID)"
+            )
         # ``zip_password``: a name Airflow's masker hides in the UI and API; ``encryption_key`` is read
         # too, for connections made before it was renamed (Airflow shows that one in clear).
         encryption_key = extra.get("zip_password") or extra.get("encryption_key") or None
         mask_secret(api_key)
         if encryption_key:
             mask_secret(encryption_key)
-        return cls(base_url=base.rstrip("/"), channel=channel, requested_by=str(extra.get("requested_by") or ""),
-                   api_key=api_key, encryption_key=encryption_key, timeout=_timeout(extra.get("timeout")),
-                   verify=_verify(extra.get("verify", extra.get("verify_ssl"))),
-                   proxies=_proxies(extra.get("proxies", extra.get("proxy"))))
+        return cls(
+            base_url=base.rstrip("/"),
+            channel=channel,
+            requested_by=str(extra.get("requested_by") or ""),
+            api_key=api_key,
+            encryption_key=encryption_key,
+            timeout=_timeout(extra.get("timeout")),
+            verify=_verify(extra.get("verify", extra.get("verify_ssl"))),
+            proxies=_proxies(extra.get("proxies", extra.get("proxy"))),
+        )
 
     def headers(self) -> dict[str, str]:
         """Exactly the three headers real clients send (contract 1.2)."""
-        return dict(zip(SENT_HEADERS, (f"Bearer {self.api_key}", self.channel, "application/json")))
+        return dict(
+            zip(SENT_HEADERS, (f"Bearer {self.api_key}", self.channel, "application/json"), strict=False)
+        )
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -116,7 +128,9 @@ def _timeout(value: Any) -> tuple[float, float] | None:
         if not (0 < connect < float("inf") and 0 < read < float("inf")):
             raise ValueError
     except (TypeError, ValueError):
-        raise ExhaustValidationError("timeout", "must be seconds above 0, or [connect, read] seconds", value) from None
+        raise ExhaustValidationError(
+            "timeout", "must be seconds above 0, or [connect, read] seconds", value
+        ) from None
     return connect, read
 
 
@@ -128,8 +142,9 @@ def _verify(value: Any) -> bool | str:
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
     if not text or not Path(text).is_file():
-        raise ExhaustValidationError("verify", "must be true, false, or the path of a CA bundle file that exists",
-                                     value)
+        raise ExhaustValidationError(
+            "verify", "must be true, false, or the path of a CA bundle file that exists", value
+        )
     return text
 
 
@@ -138,8 +153,11 @@ def _proxies(value: Any) -> dict[str, str]:
     if value in (None, "", {}):
         return {}
     if not isinstance(value, Mapping) or not all(
-            isinstance(key, str) and isinstance(url, str) and "://" in url for key, url in value.items()):
-        raise ExhaustValidationError("proxies", 'must map a scheme to a proxy URL, e.g. {"https": "http://proxy:3128"}')
+        isinstance(key, str) and isinstance(url, str) and "://" in url for key, url in value.items()
+    ):
+        raise ExhaustValidationError(
+            "proxies", 'must map a scheme to a proxy URL, e.g. {"https": "http://proxy:3128"}'
+        )
     for url in value.values():
         if password := urlsplit(url).password:
             mask_secret(password)

@@ -48,14 +48,31 @@ class SubmitExhaustOperator(BaseOperator):
     :param uci_exhaust_conn_id: the Airflow connection. Templated.
     """
 
-    template_fields: Sequence[str] = ("conversation_id", "datasets", "from_date", "to_date", "tag", "requested_by",
-                                      "zip_password", "uci_exhaust_conn_id")
+    template_fields: Sequence[str] = (
+        "conversation_id",
+        "datasets",
+        "from_date",
+        "to_date",
+        "tag",
+        "requested_by",
+        "zip_password",
+        "uci_exhaust_conn_id",
+    )
     ui_color = "#d6ecf3"
 
-    def __init__(self, *, conversation_id: str, from_date: str, to_date: str,
-                 datasets: Sequence[str] = BOTH_DATASETS, tag: str | None = None, requested_by: str | None = None,
-                 zip_password: str | None = None, uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        conversation_id: str,
+        from_date: str,
+        to_date: str,
+        datasets: Sequence[str] = BOTH_DATASETS,
+        tag: str | None = None,
+        requested_by: str | None = None,
+        zip_password: str | None = None,
+        uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.conversation_id = conversation_id
         self.datasets = datasets
@@ -78,10 +95,17 @@ class SubmitExhaustOperator(BaseOperator):
         if self.zip_password:
             mask_secret(self.zip_password)
         datasets = (self.datasets,) if isinstance(self.datasets, str) else tuple(self.datasets)
-        options = SubmitOptions(conversation_id=str(self.conversation_id), from_date=str(self.from_date),
-                                to_date=str(self.to_date), datasets=datasets, tag=self.tag,
-                                requested_by=self.requested_by, zip_password=self.zip_password or None,
-                                dag_id=self.dag_id, task_id=self.task_id)
+        options = SubmitOptions(
+            conversation_id=str(self.conversation_id),
+            from_date=str(self.from_date),
+            to_date=str(self.to_date),
+            datasets=datasets,
+            tag=self.tag,
+            requested_by=self.requested_by,
+            zip_password=self.zip_password or None,
+            dag_id=self.dag_id,
+            task_id=self.task_id,
+        )
         return Submitter(options, lambda: self.hook, bot_log(self.log, str(self.conversation_id)))
 
     def execute(self, context: Context) -> dict[str, SubmittedJob]:

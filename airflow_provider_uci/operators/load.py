@@ -6,8 +6,8 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Asset, BaseHook, BaseOperator, Context
@@ -19,9 +19,8 @@ from airflow_provider_uci.exhaust.names import conversation_id as checked_conver
 from airflow_provider_uci.exhaust.safe_files import create_private
 from airflow_provider_uci.exhaust.spark_csv import read_records
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
-from airflow_provider_uci.models import Dataset, ExhaustError, ExhaustFatalError
+from airflow_provider_uci.models import Dataset, ExhaustFatalError
 from airflow_provider_uci.refs import copies_by_dataset
-
 
 RESPONSE, PRIVATE = Dataset.RESPONSE.value, Dataset.PRIVATE.value
 #: The default responses table (the loader's own default, restated here so that parsing a DAG that uses
@@ -75,7 +74,9 @@ def arrow_without_pandas() -> None:
         @staticmethod
         def find_spec(name: str, path: Any = None, target: Any = None) -> None:
             if name == "pandas":
-                raise ModuleNotFoundError("pandas is not imported while pyarrow starts in a load task", name=name)
+                raise ModuleNotFoundError(
+                    "pandas is not imported while pyarrow starts in a load task", name=name
+                )
 
     finder = NoPandas()
     sys.meta_path.insert(0, finder)  # type: ignore[arg-type]
@@ -119,14 +120,31 @@ class LoadExhaustOperator(BaseOperator):
     :param wasb_conn_id: the Azure Blob connection, for copies on ``wasb://``.
     """
 
-    template_fields: Sequence[str] = ("copies", "conversation_id", "from_date", "to_date", "warehouse_conn_id",
-                                      "phone_numbers")
+    template_fields: Sequence[str] = (
+        "copies",
+        "conversation_id",
+        "from_date",
+        "to_date",
+        "warehouse_conn_id",
+        "phone_numbers",
+    )
     ui_color = "#e4ecd9"
 
-    def __init__(self, *, copies: Any, conversation_id: str | None = None, from_date: str | None = None,
-                 to_date: str | None = None, warehouse_conn_id: str | None = None, table: str = DEFAULT_TABLE,
-                 phone_numbers: str = "plain", max_rejects: int = 0, uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
-                 wasb_conn_id: str = "wasb_default", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        copies: Any,
+        conversation_id: str | None = None,
+        from_date: str | None = None,
+        to_date: str | None = None,
+        warehouse_conn_id: str | None = None,
+        table: str = DEFAULT_TABLE,
+        phone_numbers: str = "plain",
+        max_rejects: int = 0,
+        uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
+        wasb_conn_id: str = "wasb_default",
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("outlets", [warehouse_asset(table)])
         super().__init__(**kwargs)
         self.copies = copies
@@ -143,11 +161,18 @@ class LoadExhaustOperator(BaseOperator):
     @cached_property
     def loader(self) -> ExhaustLoader:
         """The part that loads, with this task's rendered options."""
-        options = LoadOptions(conversation_id=self.conversation_id or None, from_date=self.from_date or None,
-                              to_date=self.to_date or None, warehouse_conn_id=self.warehouse_conn_id or None,
-                              table=self.table, phone_numbers=self.phone_numbers, max_rejects=self.max_rejects,
-                              uci_exhaust_conn_id=self.uci_exhaust_conn_id, wasb_conn_id=self.wasb_conn_id,
-                              dag_id=self.dag_id)
+        options = LoadOptions(
+            conversation_id=self.conversation_id or None,
+            from_date=self.from_date or None,
+            to_date=self.to_date or None,
+            warehouse_conn_id=self.warehouse_conn_id or None,
+            table=self.table,
+            phone_numbers=self.phone_numbers,
+            max_rejects=self.max_rejects,
+            uci_exhaust_conn_id=self.uci_exhaust_conn_id,
+            wasb_conn_id=self.wasb_conn_id,
+            dag_id=self.dag_id,
+        )
         return ExhaustLoader(options, bot_log(self.log, options.conversation_id))
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -196,7 +221,9 @@ class ExhaustLoader:
         from airflow_provider_uci.exhaust.warehouse import warehouse_url_from_parts
 
         conn = BaseHook.get_connection(self.options.warehouse_conn_id)
-        return warehouse_url_from_parts(conn.conn_type, conn.host, conn.login, conn.password, conn.schema, conn.port)
+        return warehouse_url_from_parts(
+            conn.conn_type, conn.host, conn.login, conn.password, conn.schema, conn.port
+        )
 
     def _phone_hash_secret(self) -> str | None:
         """The secret ``hashed`` phones are keyed with: the Variable :data:`PHONE_HASH_VARIABLE`, else the
@@ -209,7 +236,9 @@ class ExhaustLoader:
 
         secret = Variable.get(PHONE_HASH_VARIABLE, default=None)
         if not secret and self.options.warehouse_conn_id:
-            secret = BaseHook.get_connection(self.options.warehouse_conn_id).extra_dejson.get("phone_hash_secret")
+            secret = BaseHook.get_connection(self.options.warehouse_conn_id).extra_dejson.get(
+                "phone_hash_secret"
+            )
         if secret:
             mask_secret(secret)
         return secret or None
@@ -222,12 +251,14 @@ class ExhaustLoader:
         if location.startswith("wasb://"):
             from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
-            container, _, key = location[len("wasb://"):].partition("/")
+            container, _, key = location[len("wasb://") :].partition("/")
             name = Path(key).name
             suffix = ".zip" if name.lower().endswith(".zip") else ".csv"  # the loader tells the files by it
             dataset = copied.get("dataset") if copied.get("dataset") in (RESPONSE, PRIVATE) else "exhaust"
             target = scratch / f"{dataset}-{len(list(scratch.iterdir()))}{suffix}"  # no name the blob chose
-            client = WasbHook(wasb_conn_id=self.options.wasb_conn_id).get_conn().get_blob_client(container, key)
+            client = (
+                WasbHook(wasb_conn_id=self.options.wasb_conn_id).get_conn().get_blob_client(container, key)
+            )
             with create_private(target, field="blob") as handle:  # ranges of 4 MiB, four at a time
                 client.download_blob(max_concurrency=4).readinto(handle)
             return target
@@ -238,7 +269,8 @@ class ExhaustLoader:
                 f"{path.name} is not on this worker ({socket.gethostname()}); the copy wrote it to a local "
                 f"folder{where}. With workers on several machines (CeleryExecutor, KubernetesExecutor), the "
                 "destination must be storage every worker can reach: set uci_exhaust_destination to "
-                "wasb://<container>/<prefix>")
+                "wasb://<container>/<prefix>"
+            )
         return path
 
     def _zip_password(self, private: Path | None) -> str | None:
@@ -257,8 +289,11 @@ class ExhaustLoader:
 
         opts = self.options
         response_meta, private_meta = copies.get(RESPONSE, {}), copies.get(PRIVATE, {})
-        conversation = (opts.conversation_id or response_meta.get("conversation_id")
-                        or private_meta.get("conversation_id"))
+        conversation = (
+            opts.conversation_id
+            or response_meta.get("conversation_id")
+            or private_meta.get("conversation_id")
+        )
         from_date = opts.from_date or response_meta.get("start_date") or private_meta.get("start_date")
         to_date = opts.to_date or response_meta.get("end_date") or private_meta.get("end_date")
         if conversation:
@@ -276,43 +311,81 @@ class ExhaustLoader:
             with naming_bot(conversation):
                 try:
                     summary = load_exhaust(
-                        response_csv=response, private=private, warehouse_url=self._warehouse_url(),
-                        table=opts.table, encryption_key=self._zip_password(private), conversation_id=conversation,
-                        from_date=from_date, to_date=to_date, phone_numbers=opts.phone_numbers,
-                        max_rejects=opts.max_rejects, reject_path=reject_path,
-                        audit={"response_request_id": response_meta.get("request_id"),
-                               "private_request_id": private_meta.get("request_id")},
-                        fast=None, phone_hash_secret=secret,
+                        response_csv=response,
+                        private=private,
+                        warehouse_url=self._warehouse_url(),
+                        table=opts.table,
+                        encryption_key=self._zip_password(private),
+                        conversation_id=conversation,
+                        from_date=from_date,
+                        to_date=to_date,
+                        phone_numbers=opts.phone_numbers,
+                        max_rejects=opts.max_rejects,
+                        reject_path=reject_path,
+                        audit={
+                            "response_request_id": response_meta.get("request_id"),
+                            "private_request_id": private_meta.get("request_id"),
+                        },
+                        fast=None,
+                        phone_hash_secret=secret,
                     )
-                except ValueError as exc:  # the files break the format or a rule: a retry reads the same files
+                except (
+                    ValueError
+                ) as exc:  # the files break the format or a rule: a retry reads the same files
                     raise ExhaustFatalError(f"bot {conversation}, {from_date}..{to_date}: {exc}") from None
         bot = f"{name} ({summary.conversation_id})" if name else f"bot {summary.conversation_id}"
         if response is None:
-            self.log.info("No answers for %s on %s..%s: %d earlier row(s) of those days removed, recorded as "
-                          "loaded empty in %s_loads", bot, from_date, to_date, summary.responses_replaced,
-                          summary.table)
+            self.log.info(
+                "No answers for %s on %s..%s: %d earlier row(s) of those days removed, recorded as "
+                "loaded empty in %s_loads",
+                bot,
+                from_date,
+                to_date,
+                summary.responses_replaced,
+                summary.table,
+            )
         else:
-            self.log.info("Loaded %d responses of %s on %s..%s (%d without a user row%s, %d earlier rows replaced) "
-                          "and %d users into %s, read %s; %d rejected", summary.responses_loaded, bot, from_date,
-                          to_date, summary.responses_without_user,
-                          ": the service found no users" if private is None else "", summary.responses_replaced,
-                          summary.users_loaded, summary.table,
-                          "with pyarrow" if summary.reader == "arrow" else "record by record", summary.rejected)
-        self._read = [lineage.stored_file(str(copied["csv"])) for copied in (response_meta, private_meta)
-                      if copied.get("csv")]
+            self.log.info(
+                "Loaded %d responses of %s on %s..%s (%d without a user row%s, %d earlier rows replaced) "
+                "and %d users into %s, read %s; %d rejected",
+                summary.responses_loaded,
+                bot,
+                from_date,
+                to_date,
+                summary.responses_without_user,
+                ": the service found no users" if private is None else "",
+                summary.responses_replaced,
+                summary.users_loaded,
+                summary.table,
+                "with pyarrow" if summary.reader == "arrow" else "record by record",
+                summary.rejected,
+            )
+        self._read = [
+            lineage.stored_file(str(copied["csv"]))
+            for copied in (response_meta, private_meta)
+            if copied.get("csv")
+        ]
         self._table = lineage.warehouse_table(self._warehouse_url(), opts.table)
         outlet_events = context.get("outlet_events")
         if outlet_events is not None:
             outlet_events[warehouse_asset(opts.table)].extra = {
-                "conversation_id": summary.conversation_id, "from_date": from_date, "to_date": to_date,
-                "rows": summary.responses_loaded, "users": summary.users_loaded,
+                "conversation_id": summary.conversation_id,
+                "from_date": from_date,
+                "to_date": to_date,
+                "rows": summary.responses_loaded,
+                "users": summary.users_loaded,
             }
         return summary.as_dict()
 
-    def lineage(self, read: list[tuple[str, str]] | None = None, wrote: Sequence[tuple[str, str]] = ()) -> Any:
+    def lineage(
+        self, read: list[tuple[str, str]] | None = None, wrote: Sequence[tuple[str, str]] = ()
+    ) -> Any:
         """OpenLineage: the copied files (or ``read``) in; ``wrote`` and the warehouse table, with its columns, out."""
         from airflow_provider_uci.exhaust.warehouse import RESPONSE_SCHEMA
 
         table = [self._table] if self._table else []
-        return lineage.operator_lineage(self._read if read is None else read, [*wrote, *table],
-                                        {table[0]: RESPONSE_SCHEMA} if table else None)
+        return lineage.operator_lineage(
+            self._read if read is None else read,
+            [*wrote, *table],
+            {table[0]: RESPONSE_SCHEMA} if table else None,
+        )

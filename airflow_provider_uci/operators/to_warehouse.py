@@ -58,17 +58,41 @@ class ExhaustToWarehouseOperator(BaseOperator):
     :param wasb_conn_id: the Azure Blob connection, for ``wasb://`` destinations. Templated.
     """
 
-    template_fields: Sequence[str] = ("conversation_id", "from_date", "to_date", "run_at", "poll_interval",
-                                      "destination", "warehouse_conn_id", "phone_numbers", "zip_password",
-                                      "uci_exhaust_conn_id", "wasb_conn_id")
+    template_fields: Sequence[str] = (
+        "conversation_id",
+        "from_date",
+        "to_date",
+        "run_at",
+        "poll_interval",
+        "destination",
+        "warehouse_conn_id",
+        "phone_numbers",
+        "zip_password",
+        "uci_exhaust_conn_id",
+        "wasb_conn_id",
+    )
     ui_color = "#e4ecd9"
 
-    def __init__(self, *, conversation_id: str, from_date: str, to_date: str, run_at: str | None = "nightly",
-                 poll_interval: float | str = DEFAULT_POLL_INTERVAL, wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
-                 wait_settings: WaitSettings | None = None, destination: str | None = None,
-                 warehouse_conn_id: str | None = None, table: str = DEFAULT_TABLE, phone_numbers: str = "plain",
-                 zip_password: str | None = None, max_rejects: int = 0, uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
-                 wasb_conn_id: str = DEFAULT_WASB_CONN_ID, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        conversation_id: str,
+        from_date: str,
+        to_date: str,
+        run_at: str | None = "nightly",
+        poll_interval: float | str = DEFAULT_POLL_INTERVAL,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        wait_settings: WaitSettings | None = None,
+        destination: str | None = None,
+        warehouse_conn_id: str | None = None,
+        table: str = DEFAULT_TABLE,
+        phone_numbers: str = "plain",
+        zip_password: str | None = None,
+        max_rejects: int = 0,
+        uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
+        wasb_conn_id: str = DEFAULT_WASB_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("outlets", [warehouse_asset(table)])
         super().__init__(**kwargs)
         self.conversation_id = conversation_id
@@ -102,14 +126,28 @@ class ExhaustToWarehouseOperator(BaseOperator):
         if self.zip_password:
             mask_secret(self.zip_password)
         bot = str(self.conversation_id)
-        submitter = Submitter(SubmitOptions(conversation_id=bot, from_date=str(self.from_date),
-                                            to_date=str(self.to_date), zip_password=self.zip_password or None,
-                                            dag_id=self.dag_id, task_id=self.task_id),
-                              lambda: self.hook, self.bot_log)
+        submitter = Submitter(
+            SubmitOptions(
+                conversation_id=bot,
+                from_date=str(self.from_date),
+                to_date=str(self.to_date),
+                zip_password=self.zip_password or None,
+                dag_id=self.dag_id,
+                task_id=self.task_id,
+            ),
+            lambda: self.hook,
+            self.bot_log,
+        )
         settings = replace(self.wait_settings, poll_interval=float(self.poll_interval))
-        waiter = JobWaiter(WaitOptions(run_at=self.run_at, timeout=self.wait_timeout, settings=settings,
-                                       end_from_trigger=False), lambda: self.hook, self.bot_log, bot,
-                           self.uci_exhaust_conn_id)
+        waiter = JobWaiter(
+            WaitOptions(
+                run_at=self.run_at, timeout=self.wait_timeout, settings=settings, end_from_trigger=False
+            ),
+            lambda: self.hook,
+            self.bot_log,
+            bot,
+            self.uci_exhaust_conn_id,
+        )
         return submitter, waiter
 
     def execute(self, context: Context) -> Any:
@@ -121,12 +159,17 @@ class ExhaustToWarehouseOperator(BaseOperator):
             answered = waiter.look(dict(jobs))
         if answered is not None:
             return self._copy_and_load(context, answered)
-        self.defer(trigger=waiter.trigger(dict(jobs)), method_name="execute_complete", kwargs={"jobs": jobs},
-                   timeout=timedelta(seconds=self.wait_timeout + 300))
+        self.defer(
+            trigger=waiter.trigger(dict(jobs)),
+            method_name="execute_complete",
+            kwargs={"jobs": jobs},
+            timeout=timedelta(seconds=self.wait_timeout + 300),
+        )
         return None
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | str,
-                         jobs: dict[str, dict[str, Any]] | None = None) -> Any:
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | str, jobs: dict[str, dict[str, Any]] | None = None
+    ) -> Any:
         """Turn the trigger's one event into the answered jobs, then copy and load."""
         submitter, waiter = self._parts()
         with self._step("wait"):
@@ -140,16 +183,33 @@ class ExhaustToWarehouseOperator(BaseOperator):
     def _copy_and_load(self, context: Context, answered: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """Copy the answered jobs' files, then load them; return what each step did (no URLs, no keys)."""
         bot = str(self.conversation_id)
-        self._copier = ExhaustCopier(CopyOptions(destination=self.destination, wasb_conn_id=self.wasb_conn_id,
-                                                 zip_password=self.zip_password or None),
-                                     lambda: self.hook, self.bot_log, bot)
+        self._copier = ExhaustCopier(
+            CopyOptions(
+                destination=self.destination,
+                wasb_conn_id=self.wasb_conn_id,
+                zip_password=self.zip_password or None,
+            ),
+            lambda: self.hook,
+            self.bot_log,
+            bot,
+        )
         with self._step("copy"):
             copies = self._copier.copy(answered)
-        self._loader = ExhaustLoader(LoadOptions(
-            conversation_id=bot, from_date=str(self.from_date), to_date=str(self.to_date),
-            warehouse_conn_id=self.warehouse_conn_id or None, table=self.table, phone_numbers=self.phone_numbers,
-            max_rejects=self.max_rejects, uci_exhaust_conn_id=self.uci_exhaust_conn_id,
-            wasb_conn_id=self.wasb_conn_id, dag_id=self.dag_id), self.bot_log)
+        self._loader = ExhaustLoader(
+            LoadOptions(
+                conversation_id=bot,
+                from_date=str(self.from_date),
+                to_date=str(self.to_date),
+                warehouse_conn_id=self.warehouse_conn_id or None,
+                table=self.table,
+                phone_numbers=self.phone_numbers,
+                max_rejects=self.max_rejects,
+                uci_exhaust_conn_id=self.uci_exhaust_conn_id,
+                wasb_conn_id=self.wasb_conn_id,
+                dag_id=self.dag_id,
+            ),
+            self.bot_log,
+        )
         with self._step("join_and_load"):
             summary = self._loader.load(context, dict(copies))
         return {"jobs": answered, "copies": copies, "load": summary}

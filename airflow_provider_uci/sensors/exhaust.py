@@ -52,14 +52,29 @@ class ExhaustJobSensor(BaseSensorOperator):
     :param uci_exhaust_conn_id: the Airflow connection. Templated.
     """
 
-    template_fields: Sequence[str] = ("jobs", "conversation_id", "run_at", "poll_interval", "uci_exhaust_conn_id")
+    template_fields: Sequence[str] = (
+        "jobs",
+        "conversation_id",
+        "run_at",
+        "poll_interval",
+        "uci_exhaust_conn_id",
+    )
     ui_color = "#e8f4f0"
 
-    def __init__(self, *, jobs: Any, conversation_id: str | None = None, run_at: str | None = "nightly",
-                 poll_interval: float | str = DEFAULT_POLL_INTERVAL, timeout: float = DEFAULT_WAIT_TIMEOUT,
-                 deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-                 end_from_trigger: bool = True, settings: WaitSettings | None = None,
-                 uci_exhaust_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        jobs: Any,
+        conversation_id: str | None = None,
+        run_at: str | None = "nightly",
+        poll_interval: float | str = DEFAULT_POLL_INTERVAL,
+        timeout: float = DEFAULT_WAIT_TIMEOUT,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        end_from_trigger: bool = True,
+        settings: WaitSettings | None = None,
+        uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("mode", "poke" if deferrable else "reschedule")
         if isinstance(poll_interval, (int, float)):  # a templated value is rendered at run time
             kwargs.setdefault("poke_interval", poll_interval)
@@ -83,8 +98,12 @@ class ExhaustJobSensor(BaseSensorOperator):
     def waiter(self) -> JobWaiter:
         """The part that waits, with this task's rendered options."""
         settings = replace(self.settings, poll_interval=float(self.poll_interval))
-        options = WaitOptions(run_at=self.run_at, timeout=float(self.timeout), settings=settings,
-                              end_from_trigger=self.end_from_trigger)
+        options = WaitOptions(
+            run_at=self.run_at,
+            timeout=float(self.timeout),
+            settings=settings,
+            end_from_trigger=self.end_from_trigger,
+        )
         bot = str(self.conversation_id) if self.conversation_id else None
         return JobWaiter(options, lambda: self.hook, bot_log(self.log, bot), bot, self.uci_exhaust_conn_id)
 
@@ -100,8 +119,11 @@ class ExhaustJobSensor(BaseSensorOperator):
         answered = waiter.look(jobs)
         if answered is not None:
             return answered  # type: ignore[return-value]
-        self.defer(trigger=waiter.trigger(jobs), method_name="execute_complete",
-                   timeout=timedelta(seconds=float(self.timeout) + 300))
+        self.defer(
+            trigger=waiter.trigger(jobs),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=float(self.timeout) + 300),
+        )
         return None
 
     def execute_complete(self, context: Context, event: dict[str, Any] | str) -> dict[str, AnsweredJob]:

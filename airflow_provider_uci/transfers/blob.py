@@ -48,8 +48,9 @@ class BlockBlobWriter:
     :param threads: blocks staged at once.
     """
 
-    def __init__(self, blob: Any, content_type: str, *, block_size: int = BLOCK_SIZE,
-                 threads: int = UPLOAD_THREADS) -> None:
+    def __init__(
+        self, blob: Any, content_type: str, *, block_size: int = BLOCK_SIZE, threads: int = UPLOAD_THREADS
+    ) -> None:
         if block_size < 1:
             raise ValueError(f"block_size: must be at least 1, got {block_size}")
         if threads < 1:
@@ -106,11 +107,14 @@ class BlockBlobWriter:
                 self._stage()  # an empty file commits an empty list: a blob of no bytes
             self._drain(raise_errors=True)
             try:
-                self.blob.commit_block_list([BlobBlock(block_id) for block_id in self._blocks],
-                                            content_settings=ContentSettings(content_type=self.content_type))
+                self.blob.commit_block_list(
+                    [BlobBlock(block_id) for block_id in self._blocks],
+                    content_settings=ContentSettings(content_type=self.content_type),
+                )
             except Exception as exc:
-                raise BlobUploadError(f"{self.name}: committing {len(self._blocks)} block(s) failed: "
-                                      f"{_failure(exc)}") from None
+                raise BlobUploadError(
+                    f"{self.name}: committing {len(self._blocks)} block(s) failed: {_failure(exc)}"
+                ) from None
         finally:
             self._pool.shutdown(wait=True)
         return self._written
@@ -140,8 +144,9 @@ class BlockBlobWriter:
         try:
             self.blob.stage_block(block_id, data, length=len(data), validate_content=True)
         except Exception as exc:
-            raise BlobUploadError(f"{self.name}: staging block {number} ({len(data)} bytes) failed: "
-                                  f"{_failure(exc)}") from None
+            raise BlobUploadError(
+                f"{self.name}: staging block {number} ({len(data)} bytes) failed: {_failure(exc)}"
+            ) from None
 
     def _drain(self, *, raise_errors: bool) -> None:
         while self._pending:
@@ -176,8 +181,12 @@ class BlobStore:
             self.hook.create_container(self.container)
             self._created = True
         blob = self.hook.blob_service_client.get_blob_client(container=self.container, blob=key)
-        return BlockBlobWriter(blob, CONTENT_TYPES.get(Path(key).suffix.lower(), "application/octet-stream"),
-                               block_size=BLOCK_SIZE, threads=UPLOAD_THREADS)
+        return BlockBlobWriter(
+            blob,
+            CONTENT_TYPES.get(Path(key).suffix.lower(), "application/octet-stream"),
+            block_size=BLOCK_SIZE,
+            threads=UPLOAD_THREADS,
+        )
 
     def upload(self, path: Path, key: str, *, chunk_size: int = CHUNK_SIZE) -> int:
         """Upload the local file ``path`` as the blob ``key``, replacing it; return its size in bytes."""

@@ -7,8 +7,8 @@ import re
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -17,6 +17,7 @@ from airflow.sdk.log import mask_secret
 
 from airflow_provider_uci import lineage
 from airflow_provider_uci.botlog import bot_log, naming_bot
+from airflow_provider_uci.exhaust.at_rest import scratch_folder
 from airflow_provider_uci.exhaust.download import (
     CHUNK_SIZE,
     DownloadError,
@@ -27,11 +28,9 @@ from airflow_provider_uci.exhaust.download import (
     download_to,
     open_private_zip,
 )
-from airflow_provider_uci.exhaust.at_rest import scratch_folder
 from airflow_provider_uci.exhaust.names import conversation_id as checked_conversation_id
 from airflow_provider_uci.exhaust.names import dataset_file_names, url_suffix
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
-from airflow_provider_uci.refs import CopiedDataset, jobs_by_dataset
 from airflow_provider_uci.models import (
     ExhaustError,
     ExhaustJob,
@@ -39,6 +38,7 @@ from airflow_provider_uci.models import (
     JobStatus,
     Outcome,
 )
+from airflow_provider_uci.refs import CopiedDataset, jobs_by_dataset
 from airflow_provider_uci.transfers.blob import BlobStore
 
 if TYPE_CHECKING:
@@ -89,16 +89,20 @@ class Destination:
             # wasb://<container>/<prefix>, or wasb://<container>@<account>.blob.core.windows.net/<prefix>
             container = parts.netloc.split("@", 1)[0]
             if not container:
-                raise ExhaustValidationError("destination", "must name the container: wasb://<container>/<prefix>",
-                                             text)
+                raise ExhaustValidationError(
+                    "destination", "must name the container: wasb://<container>/<prefix>", text
+                )
             return cls(container=container, prefix=unquote(parts.path).strip("/"))
         if scheme == "file":
             if parts.netloc not in ("", "localhost"):
-                raise ExhaustValidationError("destination", "a file:// URI must be local (file:///<path>)", text)
+                raise ExhaustValidationError(
+                    "destination", "a file:// URI must be local (file:///<path>)", text
+                )
             return cls(local=Path(unquote(parts.path)))
         if scheme and len(scheme) > 1:
-            raise ExhaustValidationError("destination", "must be a local path, file:///<path> or "
-                                         "wasb://<container>/<prefix>", text)
+            raise ExhaustValidationError(
+                "destination", "must be a local path, file:///<path> or wasb://<container>/<prefix>", text
+            )
         return cls(local=Path(text).expanduser())
 
     def uri(self, relative: str) -> str:
@@ -115,8 +119,9 @@ def _segment(value: Any, field_name: str) -> str:
     """A path segment taken from the job: refuse anything that could leave the destination folder."""
     text = str(value)
     if not _SAFE_SEGMENT.fullmatch(text) or ".." in text:
-        raise ExhaustValidationError(field_name, "must be letters, digits, '.', '_' or '-' to be used in a path",
-                                     text)
+        raise ExhaustValidationError(
+            field_name, "must be letters, digits, '.', '_' or '-' to be used in a path", text
+        )
     return text
 
 
@@ -138,10 +143,18 @@ def job_folder(ids: dict[str, Any]) -> str:
     try:
         conversation = checked_conversation_id(ids.get("conversation_id"), "conversation_id")
     except ValueError as exc:
-        raise ExhaustValidationError("conversation_id", "must be a UUID, 8-4-4-4-12 hex digits, to name the "
-                                     "folder of the job's files", ids.get("conversation_id")) from exc
-    return "/".join((conversation, f"{_segment(ids.get('start_date') or 'all', 'start_date')}_"
-                                   f"{_segment(ids.get('end_date') or 'all', 'end_date')}"))
+        raise ExhaustValidationError(
+            "conversation_id",
+            "must be a UUID, 8-4-4-4-12 hex digits, to name the folder of the job's files",
+            ids.get("conversation_id"),
+        ) from exc
+    return "/".join(
+        (
+            conversation,
+            f"{_segment(ids.get('start_date') or 'all', 'start_date')}_"
+            f"{_segment(ids.get('end_date') or 'all', 'end_date')}",
+        )
+    )
 
 
 class CopyExhaustFilesOperator(BaseOperator):
@@ -179,14 +192,30 @@ class CopyExhaustFilesOperator(BaseOperator):
     :param chunk_size: bytes streamed at a time.
     """
 
-    template_fields: Sequence[str] = ("jobs", "conversation_id", "destination", "uci_exhaust_conn_id",
-                                      "wasb_conn_id", "zip_password")
+    template_fields: Sequence[str] = (
+        "jobs",
+        "conversation_id",
+        "destination",
+        "uci_exhaust_conn_id",
+        "wasb_conn_id",
+        "zip_password",
+    )
     ui_color = "#f0e4d7"
 
-    def __init__(self, *, jobs: Any, conversation_id: str | None = None, destination: str | None = None,
-                 uci_exhaust_conn_id: str = DEFAULT_CONN_ID, wasb_conn_id: str = DEFAULT_WASB_CONN_ID,
-                 zip_password: str | None = None, download_attempts: int = 5, download_backoff: float = 1.0,
-                 chunk_size: int = CHUNK_SIZE, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        jobs: Any,
+        conversation_id: str | None = None,
+        destination: str | None = None,
+        uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
+        wasb_conn_id: str = DEFAULT_WASB_CONN_ID,
+        zip_password: str | None = None,
+        download_attempts: int = 5,
+        download_backoff: float = 1.0,
+        chunk_size: int = CHUNK_SIZE,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if download_attempts < 1:
             raise ValueError(f"download_attempts: must be at least 1, got {download_attempts}")
@@ -210,9 +239,14 @@ class CopyExhaustFilesOperator(BaseOperator):
     @cached_property
     def copier(self) -> ExhaustCopier:
         """The part that copies, with this task's rendered options."""
-        options = CopyOptions(destination=self.destination, wasb_conn_id=self.wasb_conn_id,
-                              zip_password=self.zip_password or None, download_attempts=self.download_attempts,
-                              download_backoff=self.download_backoff, chunk_size=self.chunk_size)
+        options = CopyOptions(
+            destination=self.destination,
+            wasb_conn_id=self.wasb_conn_id,
+            zip_password=self.zip_password or None,
+            download_attempts=self.download_attempts,
+            download_backoff=self.download_backoff,
+            chunk_size=self.chunk_size,
+        )
         bot = str(self.conversation_id) if self.conversation_id else None
         return ExhaustCopier(options, lambda: self.hook, bot_log(self.log, bot), bot)
 
@@ -275,15 +309,27 @@ class ExhaustCopier:
         """Copy one job's files (none for an empty outcome); return where they are."""
         tag, request_id = str(pushed["tag"]), str(pushed["request_id"])
         if pushed.get("outcome") == Outcome.EMPTY.value:
-            self.log.info("%s job %s found no data in %s..%s; nothing to copy", pushed.get("dataset"), request_id,
-                          pushed.get("start_date"), pushed.get("end_date"))
-            return CopiedDataset(**{name: pushed.get(name) for name in COPIED_IDS},  # type: ignore[typeddict-item]
-                                 files=[], csv=None, empty=True, host=None)
+            self.log.info(
+                "%s job %s found no data in %s..%s; nothing to copy",
+                pushed.get("dataset"),
+                request_id,
+                pushed.get("start_date"),
+                pushed.get("end_date"),
+            )
+            return CopiedDataset(
+                **{name: pushed.get(name) for name in COPIED_IDS},  # type: ignore[typeddict-item]
+                files=[],
+                csv=None,
+                empty=True,
+                host=None,
+            )
         hook = self.hook()
         job = hook.read_request(tag, request_id)
         self._require_success(job)
-        ids = {**{k: v for k, v in pushed.items() if v is not None},
-               **{k: v for k, v in job.identifiers().items() if v is not None}}
+        ids = {
+            **{k: v for k, v in pushed.items() if v is not None},
+            **{k: v for k, v in job.identifiers().items() if v is not None},
+        }
         dataset = str(ids.get("dataset") or "")
         if not ids.get("conversation_id"):
             raise ExhaustError(f"exhaust job {request_id} names no conversationId; cannot place its files")
@@ -299,8 +345,9 @@ class ExhaustCopier:
             self._require_success(fresh)
             return list(fresh.download_urls)
 
-        self.log.info("copying %d file(s) of %s job %s to %s", len(names), dataset, request_id,
-                      destination.uri(folder))
+        self.log.info(
+            "copying %d file(s) of %s job %s to %s", len(names), dataset, request_id, destination.uri(folder)
+        )
         self.read += [lineage.service_file(url) for url in job.download_urls]
         if destination.local is not None:
             files, csv = self._fetch(url_source, names, destination.local / folder, key)
@@ -309,8 +356,13 @@ class ExhaustCopier:
         else:
             result_files, result_csv = self._copy_to_blob(url_source, names, destination, folder, key)
         self.wrote += [lineage.stored_file(location) for location in result_files]
-        return CopiedDataset(**{**{name: ids.get(name) for name in COPIED_IDS}, "dataset": dataset},  # type: ignore[typeddict-item]
-                             files=result_files, csv=result_csv, empty=False, host=socket.gethostname())
+        return CopiedDataset(
+            **{**{name: ids.get(name) for name in COPIED_IDS}, "dataset": dataset},  # type: ignore[typeddict-item]
+            files=result_files,
+            csv=result_csv,
+            empty=False,
+            host=socket.gethostname(),
+        )
 
     @staticmethod
     def _require_success(job: ExhaustJob) -> None:
@@ -318,11 +370,14 @@ class ExhaustCopier:
             return
         if job.status is JobStatus.FAILED:
             raise job.failure()
-        raise ExhaustError(f"exhaust job {job.request_id} ({job.dataset}) is {job.status_text or 'unknown'}, "
-                           "not SUCCESS: wait for it (ExhaustJobSensor) before copying its files")
+        raise ExhaustError(
+            f"exhaust job {job.request_id} ({job.dataset}) is {job.status_text or 'unknown'}, "
+            "not SUCCESS: wait for it (ExhaustJobSensor) before copying its files"
+        )
 
-    def _fetch(self, url_source: Callable[[], list[str]], names: list[str], folder: Path,
-               key: str | None) -> tuple[list[Path], Path | None]:
+    def _fetch(
+        self, url_source: Callable[[], list[str]], names: list[str], folder: Path, key: str | None
+    ) -> tuple[list[Path], Path | None]:
         """Download every file into ``folder`` and open a private zip; return (files, the CSV to load)."""
         files: list[Path] = []
         csv: Path | None = None
@@ -338,8 +393,14 @@ class ExhaustCopier:
                 csv = csv or target
         return files, csv
 
-    def _copy_to_blob(self, url_source: Callable[[], list[str]], names: list[str], destination: Destination,
-                      folder: str, key: str | None) -> tuple[list[str], str | None]:
+    def _copy_to_blob(
+        self,
+        url_source: Callable[[], list[str]],
+        names: list[str],
+        destination: Destination,
+        folder: str,
+        key: str | None,
+    ) -> tuple[list[str], str | None]:
         """Stream every file into its blob; a zip goes through a temporary folder, to be opened and its CSV
         stored beside it. Return (the blobs' URIs, the CSV to load)."""
         store = BlobStore(self.options.wasb_conn_id, str(destination.container))
@@ -353,8 +414,9 @@ class ExhaustCopier:
                     self._download(url_source, index, archive)
                     extracted = self._open_zip(archive, key, Path(scratch))
                     for path in (archive, extracted):
-                        size = store.upload(path, destination.key(f"{folder}/{path.name}"),
-                                            chunk_size=self.options.chunk_size)
+                        size = store.upload(
+                            path, destination.key(f"{folder}/{path.name}"), chunk_size=self.options.chunk_size
+                        )
                         files.append(destination.uri(f"{folder}/{path.name}"))
                         self.log.info("Uploaded %s (%d bytes) to %s", path.name, size, files[-1])
                     csv = csv or destination.uri(f"{folder}/{extracted.name}")
@@ -368,11 +430,15 @@ class ExhaustCopier:
                 csv = csv or files[-1]
         return files, csv
 
-    def _download(self, url_source: Callable[[], list[str]], index: int, target: Path | Sink, *,
-                  name: str | None = None) -> int:
+    def _download(
+        self, url_source: Callable[[], list[str]], index: int, target: Path | Sink, *, name: str | None = None
+    ) -> int:
         """Fetch file ``index`` into a local path or a sink, with this task's retry settings."""
-        options = {"attempts": self.options.download_attempts, "chunk_size": self.options.chunk_size,
-                   "backoff": self.options.download_backoff}
+        options = {
+            "attempts": self.options.download_attempts,
+            "chunk_size": self.options.chunk_size,
+            "backoff": self.options.download_backoff,
+        }
         try:
             if isinstance(target, Path):
                 size = download(url_source, index, target, **options)
@@ -387,8 +453,9 @@ class ExhaustCopier:
     def _open_zip(self, target: Path, key: str | None, folder: Path) -> Path:
         """Extract the zip's CSV beside it, under the zip's own name with ``.csv``."""
         try:
-            return open_private_zip(target, key, folder, name=target.with_suffix(".csv").name,
-                                    chunk_size=self.options.chunk_size)
+            return open_private_zip(
+                target, key, folder, name=target.with_suffix(".csv").name, chunk_size=self.options.chunk_size
+            )
         except ZipPasswordError as exc:
             raise ExhaustKeyError(str(exc)) from None
         except PrivateZipError as exc:

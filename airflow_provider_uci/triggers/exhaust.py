@@ -72,8 +72,13 @@ class WaitSettings:
 
     def schedule(self, run_at: str | None) -> NightlySchedule:
         """The schedule of a job whose nightly run starts at ``run_at`` (``None``: poll all day)."""
-        return NightlySchedule(run_at=run_at, timezone=self.timezone, grace_seconds=self.grace_seconds,
-                               window_seconds=self.window_seconds, poll_interval=self.poll_interval)
+        return NightlySchedule(
+            run_at=run_at,
+            timezone=self.timezone,
+            grace_seconds=self.grace_seconds,
+            window_seconds=self.window_seconds,
+            poll_interval=self.poll_interval,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,9 +105,19 @@ class TriggerArgs(WaitSettings):
         super().__post_init__()
         if not self.jobs:
             raise ValueError("ExhaustJobTrigger: jobs must not be empty")
-        object.__setattr__(self, "jobs", [
-            {"tag": str(job["tag"]), "request_id": str(job["request_id"]), "dataset": job.get("dataset"),
-             "run_at": job.get("run_at")} for job in self.jobs])
+        object.__setattr__(
+            self,
+            "jobs",
+            [
+                {
+                    "tag": str(job["tag"]),
+                    "request_id": str(job["request_id"]),
+                    "dataset": job.get("dataset"),
+                    "run_at": job.get("run_at"),
+                }
+                for job in self.jobs
+            ],
+        )
         object.__setattr__(self, "deadline", float(self.deadline))
         object.__setattr__(self, "end_from_trigger", bool(self.end_from_trigger))
 
@@ -114,12 +129,15 @@ class TriggerArgs(WaitSettings):
 
 def wait_result(jobs: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """The wait's value: ``{dataset: answered job}`` (identifiers, state and outcome; never URLs)."""
-    return {str(job.get("dataset") or job["request_id"]): {key: job[key] for key in ANSWER_KEYS if key in job}
-            for job in jobs}
+    return {
+        str(job.get("dataset") or job["request_id"]): {key: job[key] for key in ANSWER_KEYS if key in job}
+        for job in jobs
+    }
 
 
-def job_event(status: str, job: ExhaustJob | None, message: str, outcome: Outcome | None = None,
-              **extra: Any) -> TriggerEvent:
+def job_event(
+    status: str, job: ExhaustJob | None, message: str, outcome: Outcome | None = None, **extra: Any
+) -> TriggerEvent:
     """An event carrying identifiers only (no URLs): the sensor reads them again when it needs them."""
     payload: dict[str, Any] = {"status": status, "message": message}
     if job is not None:
@@ -180,8 +198,12 @@ class ExhaustJobTrigger(BaseTrigger):
             now = self.clock()
             if now >= self.args.deadline:
                 names = ", ".join(self._who(self.args.jobs[index]) for index in waiting)
-                yield job_event("timeout", None, f"{names}: did not finish before the sensor's timeout",
-                                jobs=list(answered.values()))
+                yield job_event(
+                    "timeout",
+                    None,
+                    f"{names}: did not finish before the sensor's timeout",
+                    jobs=list(answered.values()),
+                )
                 return
             wakes: list[float] = []
             transient: Exception | None = None
@@ -196,37 +218,64 @@ class ExhaustJobTrigger(BaseTrigger):
                 except ExhaustApiError as exc:
                     yield job_event("error", None, f"{self._who(spec)}: {exc}", fatal=True)
                     return
-                except Exception as exc:  # noqa: BLE001 - transient: bear a bounded run of them
+                except Exception as exc:
                     transient = exc
                     break
                 outcome = job.outcome(self.args.fail_on_first_failure, self.args.max_attempts)
                 if outcome.is_answer:
                     answered[index] = dict(answered_job(job, outcome))
                     waiting.remove(index)
-                    self.log.info("%s: %s (%s)", self._who(spec), job.status_text,
-                                  "files ready" if outcome is Outcome.FILES else "no data in the range")
+                    self.log.info(
+                        "%s: %s (%s)",
+                        self._who(spec),
+                        job.status_text,
+                        "files ready" if outcome is Outcome.FILES else "no data in the range",
+                    )
                     continue
                 if outcome.is_final:
-                    yield job_event("failed", job, job.status_message or "the job failed", outcome,
-                                    jobs=list(answered.values()))
+                    yield job_event(
+                        "failed",
+                        job,
+                        job.status_message or "the job failed",
+                        outcome,
+                        jobs=list(answered.values()),
+                    )
                     return
                 if job.status is JobStatus.FAILED:
-                    self.log.info("%s failed (attempt %d of %d): %s; the service retries it at its next run",
-                                  self._who(spec), job.attempts, self.args.max_attempts, job.status_message)
+                    self.log.info(
+                        "%s failed (attempt %d of %d): %s; the service retries it at its next run",
+                        self._who(spec),
+                        job.attempts,
+                        self.args.max_attempts,
+                        job.status_message,
+                    )
                     waiting_since = job.completed_at.timestamp() if job.completed_at else None
                 else:
                     waiting_since = job.submitted_at.timestamp() if job.submitted_at else None
                 wake = min(self.schedules[index].next_check(now, waiting_since), self.args.deadline)
-                self.log.info("%s is %s; next look at %s", self._who(spec), job.status_text,
-                              describe_instant(wake, self.args.timezone))
+                self.log.info(
+                    "%s is %s; next look at %s",
+                    self._who(spec),
+                    job.status_text,
+                    describe_instant(wake, self.args.timezone),
+                )
                 wakes.append(wake)
             if transient is not None:
                 failures += 1
-                self.log.warning("Reading %s failed (%d in a row, %d allowed): %s", self._who(self.args.jobs[waiting[0]]),
-                                 failures, self.args.max_transient_failures, transient)
+                self.log.warning(
+                    "Reading %s failed (%d in a row, %d allowed): %s",
+                    self._who(self.args.jobs[waiting[0]]),
+                    failures,
+                    self.args.max_transient_failures,
+                    transient,
+                )
                 if failures > self.args.max_transient_failures:
-                    yield job_event("error", None, f"gave up reading {self._who(self.args.jobs[waiting[0]])} after "
-                                                   f"{failures} consecutive failures; last: {transient}")
+                    yield job_event(
+                        "error",
+                        None,
+                        f"gave up reading {self._who(self.args.jobs[waiting[0]])} after "
+                        f"{failures} consecutive failures; last: {transient}",
+                    )
                     return
                 await self.sleep(max(0.0, min(self.args.poll_interval, self.args.deadline - now)))
                 continue
@@ -234,11 +283,19 @@ class ExhaustJobTrigger(BaseTrigger):
             if not waiting:
                 ordered = [answered[index] for index in sorted(answered)]
                 if self.args.end_from_trigger:
-                    self.log.info("%severy job answered; the task ends here, in the triggerer",
-                                  prefix(self.args.conversation_id))
+                    self.log.info(
+                        "%severy job answered; the task ends here, in the triggerer",
+                        prefix(self.args.conversation_id),
+                    )
                     yield TaskSuccessEvent(xcoms={"return_value": wait_result(ordered)})
                     return
-                yield TriggerEvent({"status": "success", "message": "every job answered", "jobs": ordered,
-                                    "job": ordered[0] if len(ordered) == 1 else None})
+                yield TriggerEvent(
+                    {
+                        "status": "success",
+                        "message": "every job answered",
+                        "jobs": ordered,
+                        "job": ordered[0] if len(ordered) == 1 else None,
+                    }
+                )
                 return
             await self.sleep(max(0.0, min(wakes) - self.clock()))

@@ -53,8 +53,13 @@ with DAG(
         return plan_run(get_current_context(), conf.getint("core", "max_map_length", fallback=1024))
 
     ExhaustToWarehouseOperator.partial(
-        task_id="bot", run_at=RUN_AT, poll_interval=POLL_INTERVAL, destination=DESTINATION,
-        warehouse_conn_id=WAREHOUSE_CONN_ID, table=DEFAULT_TABLE, phone_numbers=PHONE_NUMBERS,
+        task_id="bot",
+        run_at=RUN_AT,
+        poll_interval=POLL_INTERVAL,
+        destination=DESTINATION,
+        warehouse_conn_id=WAREHOUSE_CONN_ID,
+        table=DEFAULT_TABLE,
+        phone_numbers=PHONE_NUMBERS,
         map_index_template=LABEL,
         outlets=[warehouse_asset(DEFAULT_TABLE)],  # a mapped task's outlets are read before it runs
     ).expand_kwargs(plan())

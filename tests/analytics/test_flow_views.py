@@ -26,8 +26,18 @@ Session = tuple[str, str]
 
 def loaded_rows(url: str) -> list[dict[str, Any]]:
     """Every answer in the table, with the columns the views read."""
-    names = ("conversation_id", "message_id", "session_id", "device_id", "question_id", "question_response", "eof",
-             "event_timestamp", "at_timestamp", "sync_date")
+    names = (
+        "conversation_id",
+        "message_id",
+        "session_id",
+        "device_id",
+        "question_id",
+        "question_response",
+        "eof",
+        "event_timestamp",
+        "at_timestamp",
+        "sync_date",
+    )
     with open_warehouse(url) as warehouse:
         rows = warehouse._query(f'SELECT {", ".join(names)} FROM "{TABLE}"', ())
     result = []
@@ -36,7 +46,10 @@ def loaded_rows(url: str) -> list[dict[str, Any]]:
         stamp = row["event_timestamp"] or row["at_timestamp"]
         row["moment"] = None if stamp is None else moment(stamp)
         row["eof"] = bool(row["eof"])
-        row["session"] = (row["conversation_id"], row["session_id"] or f"{row['device_id']}/{row['sync_date']}")
+        row["session"] = (
+            row["conversation_id"],
+            row["session_id"] or f"{row['device_id']}/{row['sync_date']}",
+        )
         result.append(row)
     return result
 
@@ -51,7 +64,9 @@ def positions(rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
     order = defaultdict(list)
     for (bot, question), seen in first.items():
         order[bot].append((seen is None, seen or datetime.min, question.encode(), question))
-    return {(bot, item[3]): number for bot, items in order.items() for number, item in enumerate(sorted(items), 1)}
+    return {
+        (bot, item[3]): number for bot, items in order.items() for number, item in enumerate(sorted(items), 1)
+    }
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -65,7 +80,9 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return values[low] + (at - low) * (values[high] - values[low])
 
 
-def test_the_funnel_counts_sessions_reaching_answering_and_stopping_at_each_question(seeded, warehouse_url: str) -> None:
+def test_the_funnel_counts_sessions_reaching_answering_and_stopping_at_each_question(
+    seeded, warehouse_url: str
+) -> None:
     rows = loaded_rows(warehouse_url)
     place = positions(rows)
     answered: dict[Session, set[str]] = defaultdict(set)
@@ -73,18 +90,28 @@ def test_the_funnel_counts_sessions_reaching_answering_and_stopping_at_each_ques
     for row in rows:
         answered[row["session"]].add(row["question_id"])
         ended[row["session"]] |= row["eof"]
-    last = {session: max(place[(session[0], question)] for question in questions)
-            for session, questions in answered.items()}
+    last = {
+        session: max(place[(session[0], question)] for question in questions)
+        for session, questions in answered.items()
+    }
     expected = {}
     for (bot, question), position in place.items():
         mine = [session for session in answered if session[0] == bot]
         expected[(bot, question)] = (
-            position, sum(1 for session in mine if last[session] >= position),
+            position,
+            sum(1 for session in mine if last[session] >= position),
             sum(1 for session in mine if question in answered[session]),
-            sum(1 for session in mine if not ended[session] and last[session] == position))
-    got = {(row["conversation_id"], row["question_id"]): (
-        row["position"], row["sessions_reached"], row["sessions_answered"], row["sessions_stopped_here"])
-        for row in view(warehouse_url, "_funnel")}
+            sum(1 for session in mine if not ended[session] and last[session] == position),
+        )
+    got = {
+        (row["conversation_id"], row["question_id"]): (
+            row["position"],
+            row["sessions_reached"],
+            row["sessions_answered"],
+            row["sessions_stopped_here"],
+        )
+        for row in view(warehouse_url, "_funnel")
+    }
     assert got == expected
     for bot in {bot for bot, _ in got}:
         steps = sorted(value for (owner, _), value in got.items() if owner == bot)
@@ -108,12 +135,15 @@ def test_answer_shares_are_of_each_session_s_last_answer(seeded, warehouse_url: 
     for (session, question), (_, _, answer) in latest.items():
         counts[(session[0], question, answer)] += 1
         totals[(session[0], question)] += 1
-    got = {(row["conversation_id"], row["question_id"], row["answer"]): (row["sessions"], row["share"])
-           for row in view(warehouse_url, "_answer_shares")}
+    got = {
+        (row["conversation_id"], row["question_id"], row["answer"]): (row["sessions"], row["share"])
+        for row in view(warehouse_url, "_answer_shares")
+    }
     assert got == {key: (n, pytest.approx(n / totals[key[:2]])) for key, n in counts.items()}
     for question in totals:
-        assert sum(share for (bot, asked, _), (_, share) in got.items()
-                   if (bot, asked) == question) == pytest.approx(1.0)
+        assert sum(
+            share for (bot, asked, _), (_, share) in got.items() if (bot, asked) == question
+        ) == pytest.approx(1.0)
     assert any(answer == "" for _, _, answer in got), "withheld answers are a value of their own"
 
 
@@ -129,10 +159,17 @@ def test_time_to_complete_is_from_a_session_s_first_answer_to_its_end(seeded, wa
     seconds = defaultdict(list)
     for session, end in finished.items():
         seconds[session[0]].append(round((end - started[session]).total_seconds(), 3))
-    got = {row["conversation_id"]: (row["median_seconds_to_complete"], row["p90_seconds_to_complete"])
-           for row in view(warehouse_url, "_completion")}
-    assert got == {bot: (pytest.approx(percentile(seconds[bot], 0.5), abs=1e-6),
-                         pytest.approx(percentile(seconds[bot], 0.9), abs=1e-6)) for bot in got}
+    got = {
+        row["conversation_id"]: (row["median_seconds_to_complete"], row["p90_seconds_to_complete"])
+        for row in view(warehouse_url, "_completion")
+    }
+    assert got == {
+        bot: (
+            pytest.approx(percentile(seconds[bot], 0.5), abs=1e-6),
+            pytest.approx(percentile(seconds[bot], 0.9), abs=1e-6),
+        )
+        for bot in got
+    }
     assert all(60 < median < 900 for median, _ in got.values()), "sessions take minutes"
 
 
@@ -140,29 +177,76 @@ def test_time_to_complete_is_from_a_session_s_first_answer_to_its_end(seeded, wa
 def test_known_sessions_give_known_funnel_shares_and_times(backend: str, tmp_path: Path) -> None:
     """Three sessions by hand: one finishes in 90 s, one stops after the first question, one finishes
     in 30 s after changing its answer; and a session-less vintage's answers grouped by device and day."""
-    def answer(message: str, session: str | None, device: str, question: str, response: str, second: int,
-               eof: bool) -> tuple[Any, ...]:
-        stamp = f"2026-01-10T04:{second // 60:02d}:{second % 60:02d}.000Z"
-        return ("bot", message, device, question, "Bot", session, "mcq", question, "", 5, 1, 1, "[]", response,
-                None, eof, stamp, stamp, None, None)
 
-    rows = [answer("m1", "s1", "d1", "q1", "A", 0, False), answer("m2", "s1", "d1", "q2", "Y", 90, True),
-            answer("m3", "s2", "d2", "q1", "B", 10, False),
-            answer("m4", "s3", "d3", "q1", "B", 20, False), answer("m5", "s3", "d3", "q1", "A", 30, False),
-            answer("m6", "s3", "d3", "q2", "", 50, True),
-            answer("m7", None, "d4", "q1", "A", 100, False), answer("m8", None, "d4", "q2", "Y", 200, True)]
+    def answer(
+        message: str, session: str | None, device: str, question: str, response: str, second: int, eof: bool
+    ) -> tuple[Any, ...]:
+        stamp = f"2026-01-10T04:{second // 60:02d}:{second % 60:02d}.000Z"
+        return (
+            "bot",
+            message,
+            device,
+            question,
+            "Bot",
+            session,
+            "mcq",
+            question,
+            "",
+            5,
+            1,
+            1,
+            "[]",
+            response,
+            None,
+            eof,
+            stamp,
+            stamp,
+            None,
+            None,
+        )
+
+    rows = [
+        answer("m1", "s1", "d1", "q1", "A", 0, False),
+        answer("m2", "s1", "d1", "q2", "Y", 90, True),
+        answer("m3", "s2", "d2", "q1", "B", 10, False),
+        answer("m4", "s3", "d3", "q1", "B", 20, False),
+        answer("m5", "s3", "d3", "q1", "A", 30, False),
+        answer("m6", "s3", "d3", "q2", "", 50, True),
+        answer("m7", None, "d4", "q1", "A", 100, False),
+        answer("m8", None, "d4", "q2", "Y", 200, True),
+    ]
 
     def check(url: str) -> None:
         with open_warehouse(url) as warehouse:
-            warehouse.load(table=TABLE, conversation_id="bot", from_date="2026-01-10", to_date="2026-01-10",
-                           responses=response_batches(rows), users=user_table([]), audit={})
-        funnel = {row["question_id"]: (row["position"], row["sessions_reached"], row["sessions_answered"],
-                                       row["sessions_stopped_here"]) for row in view(url, "_funnel")}
+            warehouse.load(
+                table=TABLE,
+                conversation_id="bot",
+                from_date="2026-01-10",
+                to_date="2026-01-10",
+                responses=response_batches(rows),
+                users=user_table([]),
+                audit={},
+            )
+        funnel = {
+            row["question_id"]: (
+                row["position"],
+                row["sessions_reached"],
+                row["sessions_answered"],
+                row["sessions_stopped_here"],
+            )
+            for row in view(url, "_funnel")
+        }
         assert funnel == {"q1": (1, 4, 4, 1), "q2": (2, 3, 3, 0)}
-        shares = {(row["question_id"], row["answer"]): (row["sessions"], row["share"])
-                  for row in view(url, "_answer_shares")}
-        assert shares == {("q1", "A"): (3, 0.75), ("q1", "B"): (1, 0.25), ("q2", "Y"): (2, pytest.approx(2 / 3)),
-                          ("q2", ""): (1, pytest.approx(1 / 3))}
+        shares = {
+            (row["question_id"], row["answer"]): (row["sessions"], row["share"])
+            for row in view(url, "_answer_shares")
+        }
+        assert shares == {
+            ("q1", "A"): (3, 0.75),
+            ("q1", "B"): (1, 0.25),
+            ("q2", "Y"): (2, pytest.approx(2 / 3)),
+            ("q2", ""): (1, pytest.approx(1 / 3)),
+        }
         (completion,) = view(url, "_completion")
         assert (completion["sessions"], completion["completed"]) == (4, 3)
         assert completion["median_seconds_to_complete"] == pytest.approx(90.0)  # of 30, 90, 100

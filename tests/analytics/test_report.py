@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_uci.analytics.report import WITHHELD, answer_label, collect
-from airflow_provider_uci.exhaust.warehouse.views import Scope
 from airflow_provider_uci.exhaust.load import load_exhaust
 from airflow_provider_uci.exhaust.warehouse import open_warehouse
+from airflow_provider_uci.exhaust.warehouse.views import Scope
 from tests.support.services import postgres_database, unavailable
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "sunbird"
@@ -23,9 +23,11 @@ SCRIPT = Path(sys.executable).with_name("uci-exhaust")
 MENTOR_BOT = "1ffc932f-1220-458d-9d9a-a5a377a42139"
 DST_BOT = "c5629c27-7416-453c-b79e-43d781cc7d36"
 HINDI_TITLE = "कृपया मेंटर का नाम लिखे"
-LOADS = [(FIXTURES / "response-exhaust-2022-04-sample.csv", None),
-         (FIXTURES / "response-exhaust-2022-06-sample.csv", FIXTURES / "private-exhaust-2022-06-sample.csv"),
-         (FIXTURES / "response-exhaust-2022-06-24-mentor-feedback.csv", None)]
+LOADS = [
+    (FIXTURES / "response-exhaust-2022-04-sample.csv", None),
+    (FIXTURES / "response-exhaust-2022-06-sample.csv", FIXTURES / "private-exhaust-2022-06-sample.csv"),
+    (FIXTURES / "response-exhaust-2022-06-24-mentor-feedback.csv", None),
+]
 
 
 def load_fixtures(url: str) -> str:
@@ -49,10 +51,25 @@ def screenshot(page: Path, width: int, height: int) -> Path:
     if browser is None:
         unavailable("no headless Chromium on this machine")
     out = page.with_suffix(f".{width}.png")
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-                    f"--screenshot={out}", f"--window-size={width},{height}", page.as_uri()],
-                   capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            f"--screenshot={out}",
+            f"--window-size={width},{height}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     return out
 
 
@@ -78,7 +95,9 @@ def test_the_fleet_page_works_offline_on_a_desktop_and_a_phone(sqlite_url: str, 
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in text
     assert '<meta charset="utf-8">' in text and "@media (max-width:600px)" in text
     assert "<script" not in text.lower() and "<link" not in text.lower() and "@import" not in text
-    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", text), "nothing fetched from a network"
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", text), (
+        "nothing fetched from a network"
+    )
     assert not re.search(r"url\(\s*['\"]?(?:https?:)?//", text)
     for svg in re.findall(r"<svg.*?</svg>", text, flags=re.S):
         assert "viewBox" in svg and not re.match(r'<svg[^>]* width="', svg), "each chart sizes to its column"
@@ -92,8 +111,18 @@ def test_the_fleet_page_works_offline_on_a_desktop_and_a_phone(sqlite_url: str, 
 
 def test_one_bot_over_a_range_of_days(sqlite_url: str, tmp_path: Path) -> None:
     page = tmp_path / "dst.html"
-    done = report("--warehouse", sqlite_url, "--conversation-id", DST_BOT, "--from-date", "2022-03-01",
-                  "--to-date", "2022-03-09", "--out", str(page))
+    done = report(
+        "--warehouse",
+        sqlite_url,
+        "--conversation-id",
+        DST_BOT,
+        "--from-date",
+        "2022-03-01",
+        "--to-date",
+        "2022-03-09",
+        "--out",
+        str(page),
+    )
     assert done.returncode == 0, done.stderr
     text = page.read_text(encoding="utf-8")
     assert "DST Form Bot: conversation report" in text
@@ -118,7 +147,9 @@ def test_bad_input_exits_2_naming_the_field(sqlite_url: str, tmp_path: Path) -> 
     missing = tmp_path / "no-such.db"
     done = report("--warehouse", f"sqlite:///{missing}", "--out", str(tmp_path / "x.html"))
     assert done.returncode == 2 and f"warehouse: no SQLite database at '{missing}'" in done.stderr
-    assert not missing.exists() and not (tmp_path / "x.html").exists(), "no empty database made, no page written"
+    assert not missing.exists() and not (tmp_path / "x.html").exists(), (
+        "no empty database made, no page written"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -127,11 +158,17 @@ def postgres_url() -> Iterator[str]:
         yield load_fixtures(url)
 
 
-@pytest.mark.parametrize("scope", [Scope(), Scope(MENTOR_BOT), Scope(DST_BOT, "2022-03-10", None)],
-                         ids=["fleet", "one bot", "a range"])
+@pytest.mark.parametrize(
+    "scope",
+    [Scope(), Scope(MENTOR_BOT), Scope(DST_BOT, "2022-03-10", None)],
+    ids=["fleet", "one bot", "a range"],
+)
 def test_sqlite_and_postgres_give_the_same_numbers(sqlite_url: str, postgres_url: str, scope: Scope) -> None:
     with open_warehouse(sqlite_url) as lite, open_warehouse(postgres_url) as postgres:
-        from_sqlite, from_postgres = collect(lite, "uci_responses", scope), collect(postgres, "uci_responses", scope)
+        from_sqlite, from_postgres = (
+            collect(lite, "uci_responses", scope),
+            collect(postgres, "uci_responses", scope),
+        )
     assert from_sqlite == from_postgres
     assert from_sqlite and all(bot.questions and bot.daily for bot in from_sqlite)
     if scope.from_date:

@@ -33,8 +33,11 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowS
         unavailable(f"the airflow command is not installed beside {AIRFLOW.parent}")
     root = tmp_path_factory.mktemp("ui")
     url = f"sqlite:///{root / 'warehouse.db'}"
-    load_exhaust(response_csv=FIXTURES / "response-exhaust-2022-06-24-mentor-feedback.csv", private=None,
-                 warehouse_url=url)
+    load_exhaust(
+        response_csv=FIXTURES / "response-exhaust-2022-06-24-mentor-feedback.csv",
+        private=None,
+        warehouse_url=url,
+    )
     destination = root / "files"
     refresh(url, Destination.parse(str(destination)), [MENTOR_BOT])
     with postgres_database() as metadata:
@@ -50,8 +53,9 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowS
 
 
 def token(system: AirflowSystem) -> str:
-    answer = requests.post(f"{system.base_url}/auth/token", json={"username": "admin", "password": system.password},
-                           timeout=30)
+    answer = requests.post(
+        f"{system.base_url}/auth/token", json={"username": "admin", "password": system.password}, timeout=30
+    )
     answer.raise_for_status()
     return answer.json()["access_token"]
 
@@ -61,14 +65,20 @@ def test_the_pages_need_airflow_s_login(airflow) -> None:
     for path in ("/uci-reports/", "/uci-reports/fleet", f"/uci-reports/bots/{MENTOR_BOT}"):
         answer = requests.get(system.base_url + path, timeout=30)
         assert answer.status_code == 401 and "Mentor" not in answer.text, path
-        signed = requests.get(system.base_url + path, headers={"Authorization": f"Bearer {token(system)}"},
-                              timeout=30)
+        signed = requests.get(
+            system.base_url + path, headers={"Authorization": f"Bearer {token(system)}"}, timeout=30
+        )
         assert signed.status_code == 200 and "MPC-UP-Mentor Feedback" in signed.text, path
-        assert signed.headers["cache-control"] == "no-store" and "frame-ancestors 'self'" in signed.headers[
-            "content-security-policy"]
+        assert (
+            signed.headers["cache-control"] == "no-store"
+            and "frame-ancestors 'self'" in signed.headers["content-security-policy"]
+        )
     bearer = {"Authorization": f"Bearer {token(system)}"}
     for bad in ("..%2F..%2Fetc", "not-a-uuid", "%2E%2E"):
-        assert requests.get(f"{system.base_url}/uci-reports/bots/{bad}", headers=bearer, timeout=30).status_code == 404
+        assert (
+            requests.get(f"{system.base_url}/uci-reports/bots/{bad}", headers=bearer, timeout=30).status_code
+            == 404
+        )
     plugins = requests.get(f"{system.base_url}/api/v2/plugins", headers=bearer, timeout=30).json()["plugins"]
     (mine,) = [plugin for plugin in plugins if plugin["name"] == "uci_exhaust_reports"]
     assert mine["external_views"][0]["name"] == "Conversation reports"
@@ -85,8 +95,13 @@ def test_the_menu_entry_shows_the_reports_inside_airflow_in_chromium(airflow, tm
     system, _ = airflow
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1400,1000"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=webdriver.ChromeService(shutil.which("chromedriver")), options=options)
     wait = WebDriverWait(driver, 60)
@@ -96,16 +111,25 @@ def test_the_menu_entry_shows_the_reports_inside_airflow_in_chromium(airflow, tm
         driver.get(f"{system.base_url}/")  # Airflow's own session: its JWT in its cookie
         driver.add_cookie({"name": "_token", "value": token(system), "path": "/"})
         driver.get(f"{system.base_url}/")
-        browse = wait.until(expected_conditions.element_to_be_clickable(
-            (By.XPATH, "//button[normalize-space()='Browse']")))
+        browse = wait.until(
+            expected_conditions.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Browse']"))
+        )
         browse.click()
-        wait.until(expected_conditions.element_to_be_clickable(
-            (By.XPATH, "//*[@role='menuitem'][normalize-space()='Conversation reports'] | "
-                       "//a[normalize-space()='Conversation reports']"))).click()
+        wait.until(
+            expected_conditions.element_to_be_clickable(
+                (
+                    By.XPATH,
+                    "//*[@role='menuitem'][normalize-space()='Conversation reports'] | "
+                    "//a[normalize-space()='Conversation reports']",
+                )
+            )
+        ).click()
         wait.until(lambda d: "/plugin/uci-reports" in d.current_url)
         frame = wait.until(expected_conditions.presence_of_element_located((By.TAG_NAME, "iframe")))
         driver.switch_to.frame(frame)
-        wait.until(expected_conditions.element_to_be_clickable((By.LINK_TEXT, "MPC-UP-Mentor Feedback"))).click()
+        wait.until(
+            expected_conditions.element_to_be_clickable((By.LINK_TEXT, "MPC-UP-Mentor Feedback"))
+        ).click()
         heading = wait.until(expected_conditions.presence_of_element_located((By.TAG_NAME, "h1")))
         assert heading.text == "MPC-UP-Mentor Feedback: conversation report"
         assert driver.find_elements(By.CSS_SELECTOR, "figure svg"), "the bot's charts are drawn"

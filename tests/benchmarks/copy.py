@@ -112,10 +112,12 @@ print(json.dumps({"seconds": seconds, "rss_before_mb": before / 1024, "peak_rss_
 
 def make_file(path: Path, megabytes: int) -> str:
     """Write ``megabytes`` MiB of exhaust-like CSV text to ``path`` a block at a time; return its SHA-256."""
-    row = ('ASSESS:{n:032x},c387e983-f87b-4471-aef5-c31634fd1433,Global Tara Bot,'
-           'cbcf21a0-73ad-4e96-9802-38ea535cf88b,a3fd00b8-eac9-4efa-944a-19b8788e1084,mcq,"Hi, I\'m Tara,\n'
-           'May I help you?","",0,1,1,"[{{\\"1\\":{{\\"text\\":\\"1 Yes\\"}}}}]","[{{\\"ans1\\":\\"{n}\\"}}]",'
-           'question./data/q[1],false,2022-06-21T14:45:56.892Z,2022-06-21T14:45:56.892Z\n')
+    row = (
+        "ASSESS:{n:032x},c387e983-f87b-4471-aef5-c31634fd1433,Global Tara Bot,"
+        "cbcf21a0-73ad-4e96-9802-38ea535cf88b,a3fd00b8-eac9-4efa-944a-19b8788e1084,mcq,\"Hi, I'm Tara,\n"
+        'May I help you?","",0,1,1,"[{{\\"1\\":{{\\"text\\":\\"1 Yes\\"}}}}]","[{{\\"ans1\\":\\"{n}\\"}}]",'
+        "question./data/q[1],false,2022-06-21T14:45:56.892Z,2022-06-21T14:45:56.892Z\n"
+    )
     digest = hashlib.sha256()
     total = megabytes * MIB
     written = number = 0
@@ -153,15 +155,25 @@ def place(emulator: Emulator, source: Path) -> tuple[str, str]:
     answer.raise_for_status()
     request_id = answer.json()["result"]["requestId"]
     with source.open("rb") as body:
-        requests.post(f"{emulator.root}/admin/jobs/{request_id}/file",
-                      params={"tag": f"{tag}:{CHANNEL}", "name": "export.csv"}, data=body,
-                      headers={"Content-Length": str(source.stat().st_size)}, timeout=3600).raise_for_status()
+        requests.post(
+            f"{emulator.root}/admin/jobs/{request_id}/file",
+            params={"tag": f"{tag}:{CHANNEL}", "name": "export.csv"},
+            data=body,
+            headers={"Content-Length": str(source.stat().st_size)},
+            timeout=3600,
+        ).raise_for_status()
     return tag, request_id
 
 
 def child(mode: str, tag: str, request_id: str, target: str, digest: str, env: dict[str, str]) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, mode, tag, request_id, target, digest], check=False,
-                          capture_output=True, text=True, env=env, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, tag, request_id, target, digest],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     if done.returncode != 0:
         raise SystemExit(f"the {mode} copy failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -187,13 +199,31 @@ def curl_put(connection_string: str, source: Path) -> float:
     if not container.exists():
         container.create_container()
     blob = container.get_blob_client("reference/curl.csv")
-    sas = generate_blob_sas(service.account_name, "bench-curl", "reference/curl.csv",
-                            account_key=service.credential.account_key,
-                            permission=BlobSasPermissions(write=True, create=True),
-                            expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+    sas = generate_blob_sas(
+        service.account_name,
+        "bench-curl",
+        "reference/curl.csv",
+        account_key=service.credential.account_key,
+        permission=BlobSasPermissions(write=True, create=True),
+        expiry=datetime.now(timezone.utc) + timedelta(hours=1),
+    )
     began = time.perf_counter()
-    subprocess.run(["curl", "-s", "-S", "-f", "-o", os.devnull, "-H", "x-ms-blob-type: BlockBlob", "-T", str(source),
-                    f"{blob.url}?{sas}"], check=True)
+    subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-S",
+            "-f",
+            "-o",
+            os.devnull,
+            "-H",
+            "x-ms-blob-type: BlockBlob",
+            "-T",
+            str(source),
+            f"{blob.url}?{sas}",
+        ],
+        check=True,
+    )
     seconds = time.perf_counter() - began
     if blob.get_blob_properties().size != source.stat().st_size:
         raise SystemExit("curl stored another size in Azurite")
@@ -201,8 +231,9 @@ def curl_put(connection_string: str, source: Path) -> float:
     return seconds
 
 
-def measure(emulator: Emulator, azure: str | None, work: Path, megabytes: int, env: dict[str, str],
-            repeat: int = 3) -> dict:
+def measure(
+    emulator: Emulator, azure: str | None, work: Path, megabytes: int, env: dict[str, str], repeat: int = 3
+) -> dict:
     source = work / f"source-{megabytes}.csv"
     digest = make_file(source, megabytes)
     size = source.stat().st_size
@@ -247,38 +278,59 @@ def report(result: dict) -> dict[str, bool]:
     megabytes = result["mb"]
     reference = megabytes / result["curl"]["seconds"]
     print(f"{megabytes:,.0f} MB file")
-    print(f"  curl -s -o FILE URL (fastest run):    {result['curl']['seconds']:7.2f} s  {reference:8.1f} MB/s")
+    print(
+        f"  curl -s -o FILE URL (fastest run):    {result['curl']['seconds']:7.2f} s  {reference:8.1f} MB/s"
+    )
     verdicts = {}
-    for name, label in (("local", "download(), fastest run:"), ("azure", "CopyExhaustFilesOperator to Azurite:")):
+    for name, label in (
+        ("local", "download(), fastest run:"),
+        ("azure", "CopyExhaustFilesOperator to Azurite:"),
+    ):
         if name not in result:
             continue
         run = result[name]
         rate = megabytes / run["seconds"]
         verdicts[name] = rate >= RATE_TARGET * reference
-        print(f"  {label:<37} {run['seconds']:7.2f} s  {rate:8.1f} MB/s = {rate / reference:6.1%} of curl "
-              f"({'PASS' if verdicts[name] else 'MISS'}), peak RSS {run['peak_rss_mb']:.0f} MB "
-              f"(after the imports {run['rss_before_mb']:.0f} MB), CPU {run['result']['cpu']['user']:.1f} s user "
-              f"{run['result']['cpu']['system']:.1f} s system (imports included)")
+        print(
+            f"  {label:<37} {run['seconds']:7.2f} s  {rate:8.1f} MB/s = {rate / reference:6.1%} of curl "
+            f"({'PASS' if verdicts[name] else 'MISS'}), peak RSS {run['peak_rss_mb']:.0f} MB "
+            f"(after the imports {run['rss_before_mb']:.0f} MB), CPU {run['result']['cpu']['user']:.1f} s user "
+            f"{run['result']['cpu']['system']:.1f} s system (imports included)"
+        )
     if "curl_put" in result:
         copied = result["curl"]["seconds"] + result["curl_put"]["seconds"]
-        print(f"  for reference, curl's own copy into Azurite (the download, then curl -T to a SAS URL): "
-              f"{copied:.2f} s = {megabytes / copied:.1f} MB/s, the operator at "
-              f"{copied / result['azure']['seconds']:.1%} of it")
+        print(
+            f"  for reference, curl's own copy into Azurite (the download, then curl -T to a SAS URL): "
+            f"{copied:.2f} s = {megabytes / copied:.1f} MB/s, the operator at "
+            f"{copied / result['azure']['seconds']:.1%} of it"
+        )
         intake = result["curl_put"]["seconds"]
-        print(f"  and curl -T of the file alone (one Put Blob): {intake:.2f} s = {megabytes / intake:.1f} MB/s: "
-              f"what Azurite takes in at best, the operator's copy at {intake / result['azure']['seconds']:.1%} "
-              f"of that")
+        print(
+            f"  and curl -T of the file alone (one Put Blob): {intake:.2f} s = {megabytes / intake:.1f} MB/s: "
+            f"what Azurite takes in at best, the operator's copy at {intake / result['azure']['seconds']:.1%} "
+            f"of that"
+        )
     return verdicts
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--mb", type=int, default=1024, help="size of the file in MiB (default 1024)")
-    parser.add_argument("--small-mb", type=int, default=64,
-                        help="size of the reference file for the memory check, in MiB (default 64; 0 skips it)")
+    parser.add_argument(
+        "--small-mb",
+        type=int,
+        default=64,
+        help="size of the reference file for the memory check, in MiB (default 64; 0 skips it)",
+    )
     parser.add_argument("--no-azure", action="store_true", help="skip the copy to Azurite")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="runs of curl and of download() each, taking turns; the fastest of each counts")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of curl and of download() each, taking turns; the fastest of each counts",
+    )
     args = parser.parse_args()
     if shutil.which("curl") is None:
         raise SystemExit("curl is not on PATH")
@@ -288,14 +340,22 @@ def main() -> int:
         work = Path(tmp)
         airflow_home = work / "airflow-home"
         airflow_home.mkdir()
-        with run_emulator(work / "emulator", "--no-schedule") as emulator, \
-                (contextlib.nullcontext() if args.no_azure else run_azurite(work / "azurite")) as azurite:
-            env = {**os.environ, "AIRFLOW_HOME": str(airflow_home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                   "AIRFLOW_CONN_UCI_EXHAUST_DEFAULT": uci_connection(emulator.api), "TMPDIR": str(work),
-                   "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        with (
+            run_emulator(work / "emulator", "--no-schedule") as emulator,
+            contextlib.nullcontext() if args.no_azure else run_azurite(work / "azurite") as azurite,
+        ):
+            env = {
+                **os.environ,
+                "AIRFLOW_HOME": str(airflow_home),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW_CONN_UCI_EXHAUST_DEFAULT": uci_connection(emulator.api),
+                "TMPDIR": str(work),
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            }
             if azurite is not None:
                 env["AIRFLOW_CONN_UCI_BLOB"] = json.dumps(
-                    {"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}})
+                    {"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}}
+                )
             results = []
             target = azurite.connection_string if azurite is not None else None
             if args.small_mb:
@@ -313,13 +373,21 @@ def main() -> int:
             if name in large:
                 growth = large[name]["peak_rss_mb"] / small[name]["peak_rss_mb"] - 1
                 verdicts[f"{name} memory flat"] = abs(growth) <= FLAT_TARGET
-                print(f"  {name}: peak RSS {small[name]['peak_rss_mb']:.0f} MB at {small['mb']:,.0f} MB -> "
-                      f"{large[name]['peak_rss_mb']:.0f} MB at {large['mb']:,.0f} MB = {growth:+.1%}: "
-                      f"{'PASS' if verdicts[f'{name} memory flat'] else 'MISS'} (target within {FLAT_TARGET:.0%})")
+                print(
+                    f"  {name}: peak RSS {small[name]['peak_rss_mb']:.0f} MB at {small['mb']:,.0f} MB -> "
+                    f"{large[name]['peak_rss_mb']:.0f} MB at {large['mb']:,.0f} MB = {growth:+.1%}: "
+                    f"{'PASS' if verdicts[f'{name} memory flat'] else 'MISS'} (target within {FLAT_TARGET:.0%})"
+                )
     finish = os.getloadavg()[0]
     print(f"load average (1 min) {load:.2f} at the start, {finish:.2f} at the end, on {os.cpu_count()} CPUs")
-    print("overall: " + ("PASS" if all(verdicts.values()) else
-                         "MISS (" + ", ".join(key for key, value in verdicts.items() if not value) + ")"))
+    print(
+        "overall: "
+        + (
+            "PASS"
+            if all(verdicts.values())
+            else "MISS (" + ", ".join(key for key, value in verdicts.items() if not value) + ")"
+        )
+    )
     return 0
 
 

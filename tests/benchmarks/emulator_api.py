@@ -102,7 +102,7 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     """Nearest-rank percentile of an ascending list (0 for an empty one)."""
     if not sorted_values:
         return 0.0
-    rank = max(1, min(len(sorted_values), int(round(fraction * len(sorted_values) + 0.5))))
+    rank = max(1, min(len(sorted_values), round(fraction * len(sorted_values) + 0.5)))
     return sorted_values[rank - 1]
 
 
@@ -142,8 +142,15 @@ async def client(session: aiohttp.ClientSession, api: str, stats: Stats, stop_at
                 stats.record("read", started, finished)
 
 
-def check(stats: Stats, kind: str, status: int, body: bytes, *, expected_tag: str | None = None,
-          expected_request_id: str | None = None) -> str | None:
+def check(
+    stats: Stats,
+    kind: str,
+    status: int,
+    body: bytes,
+    *,
+    expected_tag: str | None = None,
+    expected_request_id: str | None = None,
+) -> str | None:
     """Verify one answer; return the job's request id, or ``None`` (and count an error)."""
     if status != 200:
         stats.error(kind, f"HTTP {status}", body.decode("utf-8", "replace"))
@@ -189,19 +196,28 @@ def process_cpu_seconds(pid: int) -> float | None:
         return None
 
 
-async def run_load(emulator: Emulator, clients: int, seconds: float, warmup: float, reads: int) -> tuple[Stats, dict]:
+async def run_load(
+    emulator: Emulator, clients: int, seconds: float, warmup: float, reads: int
+) -> tuple[Stats, dict]:
     stats = Stats()
-    connector = aiohttp.TCPConnector(limit=clients, limit_per_host=clients, keepalive_timeout=60, force_close=False)
+    connector = aiohttp.TCPConnector(
+        limit=clients, limit_per_host=clients, keepalive_timeout=60, force_close=False
+    )
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         now = time.perf_counter()
         stats.window_start = now + warmup
         stats.window_end = stats.window_start + seconds
-        tasks = [asyncio.create_task(client(session, emulator.api, stats, stats.window_end, reads))
-                 for _ in range(clients)]
+        tasks = [
+            asyncio.create_task(client(session, emulator.api, stats, stats.window_end, reads))
+            for _ in range(clients)
+        ]
         await asyncio.sleep(max(0.0, stats.window_start - time.perf_counter()))
-        cpu = {"server_start": process_cpu_seconds(emulator.process.pid), "client_start": time.process_time(),
-               "machine_start": machine_busy_seconds()}
+        cpu = {
+            "server_start": process_cpu_seconds(emulator.process.pid),
+            "client_start": time.process_time(),
+            "machine_start": machine_busy_seconds(),
+        }
         await asyncio.sleep(max(0.0, stats.window_end - time.perf_counter()))
         cpu["server_end"] = process_cpu_seconds(emulator.process.pid)
         cpu["client_end"] = time.process_time()
@@ -221,18 +237,28 @@ def report(stats: Stats, cpu: dict, args: argparse.Namespace) -> bool:
         return f"{percentile(values, fraction) * 1000:7.2f}"
 
     print()
-    print(f"emulator API benchmark: store={args.store} clients={args.clients} window={window:.1f}s "
-          f"(after {args.warmup:.1f}s warm-up) mix=1 submit + {args.reads} reads per tag")
+    print(
+        f"emulator API benchmark: store={args.store} clients={args.clients} window={window:.1f}s "
+        f"(after {args.warmup:.1f}s warm-up) mix=1 submit + {args.reads} reads per tag"
+    )
     print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}")
-    print(f"requests:  {len(reads) + len(submits):8d} in window   total  {read_rate + submit_rate:9.1f} req/s")
+    print(
+        f"requests:  {len(reads) + len(submits):8d} in window   total  {read_rate + submit_rate:9.1f} req/s"
+    )
     print(f"           reads   {len(reads):8d}              {read_rate:9.1f} req/s")
     print(f"           submits {len(submits):8d}              {submit_rate:9.1f} req/s")
     print("latency (ms)      p50      p95      p99      max")
     for name, values in (("reads  ", reads), ("submits", submits)):
         top = f"{values[-1] * 1000:7.2f}" if values else "   0.00"
         print(f"  {name}      {ms(values, 0.50)}  {ms(values, 0.95)}  {ms(values, 0.99)}  {top}")
-    print(f"errors: {stats.error_count}" + ("" if not stats.errors else "  " + ", ".join(
-        f"{key} x{count}" for key, count in sorted(stats.errors.items()))))
+    print(
+        f"errors: {stats.error_count}"
+        + (
+            ""
+            if not stats.errors
+            else "  " + ", ".join(f"{key} x{count}" for key, count in sorted(stats.errors.items()))
+        )
+    )
     for example in stats.error_examples:
         print(f"  e.g. {example}")
     if None not in (cpu["server_start"], cpu["server_end"]):
@@ -249,13 +275,17 @@ def report(stats: Stats, cpu: dict, args: argparse.Namespace) -> bool:
         print(line)
         print(f"emulator CPU per request: {server_seconds / max(len(reads) + len(submits), 1) * 1e6:.0f} us")
         if other is not None and other > 10.0 and args.store == "sqlite":
-            print(f"note: other processes used {other:.0f}% of a core during the window; the figures are lower "
-                  "than on an idle machine")
+            print(
+                f"note: other processes used {other:.0f}% of a core during the window; the figures are lower "
+                "than on an idle machine"
+            )
     met = read_rate >= TARGET_READS_PER_SECOND and percentile(reads, 0.99) * 1000 < TARGET_READ_P99_MS
     verdict = "PASS" if met else "MISS"
     scope = "" if args.store == "sqlite" else f" (the target is set for SQLite; this run used {args.store})"
-    print(f"target: >= {TARGET_READS_PER_SECOND:,.0f} reads/s and read p99 < {TARGET_READ_P99_MS:.0f} ms with SQLite: "
-          f"{verdict} ({read_rate:,.0f} reads/s, p99 {percentile(reads, 0.99) * 1000:.2f} ms){scope}")
+    print(
+        f"target: >= {TARGET_READS_PER_SECOND:,.0f} reads/s and read p99 < {TARGET_READ_P99_MS:.0f} ms with SQLite: "
+        f"{verdict} ({read_rate:,.0f} reads/s, p99 {percentile(reads, 0.99) * 1000:.2f} ms){scope}"
+    )
     return met
 
 
@@ -290,10 +320,16 @@ def postgres_url() -> Iterator[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of the measured window (default 20)")
-    parser.add_argument("--warmup", type=float, default=3.0, help="warm-up before measuring, in seconds (default 3)")
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="length of the measured window (default 20)"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=3.0, help="warm-up before measuring, in seconds (default 3)"
+    )
     parser.add_argument("--reads", type=int, default=4, help="reads of each submitted job (default 4)")
-    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite", help="job store (default sqlite)")
+    parser.add_argument(
+        "--store", choices=["sqlite", "postgres"], default="sqlite", help="job store (default sqlite)"
+    )
     args = parser.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0 or args.warmup < 0 or args.reads < 0:
         parser.error("--clients and --seconds must be positive, --warmup and --reads not negative")
@@ -308,8 +344,11 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as exc:
             print(f"could not start the emulator: {exc}", file=sys.stderr)
             return 2
-        print(f"emulator pid {emulator.process.pid} on {emulator.api}; warming up for {args.warmup:.1f}s, "
-              f"then measuring for {args.seconds:.1f}s ...", flush=True)
+        print(
+            f"emulator pid {emulator.process.pid} on {emulator.api}; warming up for {args.warmup:.1f}s, "
+            f"then measuring for {args.seconds:.1f}s ...",
+            flush=True,
+        )
         stats, cpu = run_async(run_load(emulator, args.clients, args.seconds, args.warmup, args.reads))
     # The emulator is stopped (and the database dropped) by now.
     report(stats, cpu, args)

@@ -48,9 +48,29 @@ print(json.dumps({"seconds": seconds, "status": outcome.status, "message": outco
 def seed(data_dir: Path, events: int, days: int) -> dict:
     script = Path(sys.executable).with_name("uci-exhaust")
     began = time.perf_counter()
-    out = subprocess.run([str(script), "emulator", "seed", "--data-dir", str(data_dir), "--events", str(events),
-                          "--days", str(days), "--start", "2026-01-01", "--bots", "3", "--users", "5000", "--json"],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [
+            str(script),
+            "emulator",
+            "seed",
+            "--data-dir",
+            str(data_dir),
+            "--events",
+            str(events),
+            "--days",
+            str(days),
+            "--start",
+            "2026-01-01",
+            "--bots",
+            "3",
+            "--users",
+            "5000",
+            "--json",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     summary = json.loads(out)
     summary["seed_seconds"] = time.perf_counter() - began
     return summary
@@ -62,40 +82,59 @@ def measure(events: int, days: int) -> dict:
         summary = seed(data_dir, events, days)
         bot = summary["bots"][0]
         days_seen = sorted({day for b in summary["bots"] for day in b["events_by_day"]})
-        child = subprocess.run([sys.executable, "-c", CHILD, str(data_dir), bot["id"], days_seen[0], days_seen[-1]],
-                               check=True, capture_output=True, text=True)
+        child = subprocess.run(
+            [sys.executable, "-c", CHILD, str(data_dir), bot["id"], days_seen[0], days_seen[-1]],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         result = json.loads(child.stdout.strip().splitlines()[-1])
-        result.update(events=summary["events"]["kept"], rows=sum(bot["events_by_day"].values()),
-                      seed_seconds=summary["seed_seconds"])
+        result.update(
+            events=summary["events"]["kept"],
+            rows=sum(bot["events_by_day"].values()),
+            seed_seconds=summary["seed_seconds"],
+        )
         return result
 
 
 def report(label: str, result: dict) -> None:
     rate = result["events"] / result["seconds"]
-    print(f"{label}: {result['events']:,} events read, {result['rows']:,} rows written, "
-          f"job {result['seconds']:.2f} s = {rate:,.0f} events/s, peak RSS {result['peak_rss_mb']:.0f} MB "
-          f"(seeding took {result['seed_seconds']:.1f} s; job status {result['status']})")
+    print(
+        f"{label}: {result['events']:,} events read, {result['rows']:,} rows written, "
+        f"job {result['seconds']:.2f} s = {rate:,.0f} events/s, peak RSS {result['peak_rss_mb']:.0f} MB "
+        f"(seeding took {result['seed_seconds']:.1f} s; job status {result['status']})"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--compare", type=int, default=0, help="also run at this many events and compare peak RSS")
-    parser.add_argument("--days", type=int, default=12, help="sync days (86,400 distinct seconds a day at most)")
+    parser.add_argument(
+        "--compare", type=int, default=0, help="also run at this many events and compare peak RSS"
+    )
+    parser.add_argument(
+        "--days", type=int, default=12, help="sync days (86,400 distinct seconds a day at most)"
+    )
     args = parser.parse_args()
 
     first = measure(args.events, args.days)
     report(f"{args.events:,} events", first)
     rate = first["events"] / first["seconds"]
-    print(f"target >= 100,000 events/s and peak RSS < 1 GB: "
-          f"{'PASS' if rate >= 100_000 and first['peak_rss_mb'] < 1024 else 'MISS'}")
+    print(
+        f"target >= 100,000 events/s and peak RSS < 1 GB: "
+        f"{'PASS' if rate >= 100_000 and first['peak_rss_mb'] < 1024 else 'MISS'}"
+    )
     if args.compare:
         days = max(args.days, -(-args.compare // 80_000))
         second = measure(args.compare, days)
         report(f"{args.compare:,} events", second)
         growth = second["peak_rss_mb"] / first["peak_rss_mb"] - 1
-        print(f"peak RSS growth {first['peak_rss_mb']:.0f} -> {second['peak_rss_mb']:.0f} MB = {growth:+.1%}: "
-              f"{'PASS' if abs(growth) <= 0.2 else 'MISS'} (target within 20%)")
+        print(
+            f"peak RSS growth {first['peak_rss_mb']:.0f} -> {second['peak_rss_mb']:.0f} MB = {growth:+.1%}: "
+            f"{'PASS' if abs(growth) <= 0.2 else 'MISS'} (target within 20%)"
+        )
     return 0 if first["status"] == "SUCCESS" else 1
 
 

@@ -95,9 +95,17 @@ class CountingProxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                route = ("submit" if "/request/submit" in self.path else "read" if "/request/read/" in self.path
-                         else "list" if "/request/list/" in self.path else "download" if "/blob/" in self.path
-                         else "other")
+                route = (
+                    "submit"
+                    if "/request/submit" in self.path
+                    else "read"
+                    if "/request/read/" in self.path
+                    else "list"
+                    if "/request/list/" in self.path
+                    else "download"
+                    if "/blob/" in self.path
+                    else "other"
+                )
                 with proxy.lock:
                     proxy.counts[route] += 1
                 upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=120)
@@ -174,9 +182,13 @@ class ProcessSampler:
     def _sample(self) -> None:
         while not self.done.wait(self.every):
             for process in psutil.process_iter(["cmdline", "create_time"]):
-                title = " ".join(" ".join(process.info["cmdline"] or []).split())  # setproctitle pads with blanks
+                title = " ".join(
+                    " ".join(process.info["cmdline"] or []).split()
+                )  # setproctitle pads with blanks
                 task = TASK_TITLE.match(title)
-                backend = title.startswith("postgres:") and any(f" {name} " in title for name in self.databases)
+                backend = title.startswith("postgres:") and any(
+                    f" {name} " in title for name in self.databases
+                )
                 if not task and not backend:
                     continue
                 try:
@@ -231,7 +243,11 @@ def component_seconds(roots: dict[str, int]) -> dict[str, float]:
         used[name] = tree_seconds(roots[name])[0] if roots.get(name) else 0.0
     own = psutil.Process().cpu_times()  # this process alone: the services are its children
     used["this script and its proxy"] = own.user + own.system
-    postmasters = [p for p in psutil.process_iter(["name", "ppid"]) if p.info["name"] == "postgres" and p.info["ppid"] == 1]
+    postmasters = [
+        p
+        for p in psutil.process_iter(["name", "ppid"])
+        if p.info["name"] == "postgres" and p.info["ppid"] == 1
+    ]
     used["the whole PostgreSQL server"] = sum(tree_seconds(p.pid)[0] for p in postmasters)
     return used
 
@@ -244,10 +260,34 @@ def seed(data: Path, bots: int, day: str, seed_number: int) -> dict[str, int]:
     """Seed bots on ``day`` (some more than ``bots``: the seed leaves a few without answers); return
     ``bots`` of them that have answers, with how many each has."""
     seeded = bots + bots // 5 + 3
-    summary = json.loads(subprocess.run(
-        [str(UCI_EXHAUST), "emulator", "seed", "--data-dir", str(data), "--bots", str(seeded), "--users",
-         str(max(20, bots * 2)), "--events", str(bots * 40), "--start", day, "--days", "1", "--seed",
-         str(seed_number), "--json"], check=True, capture_output=True, text=True, timeout=600).stdout)
+    summary = json.loads(
+        subprocess.run(
+            [
+                str(UCI_EXHAUST),
+                "emulator",
+                "seed",
+                "--data-dir",
+                str(data),
+                "--bots",
+                str(seeded),
+                "--users",
+                str(max(20, bots * 2)),
+                "--events",
+                str(bots * 40),
+                "--start",
+                day,
+                "--days",
+                "1",
+                "--seed",
+                str(seed_number),
+                "--json",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        ).stdout
+    )
     answers = {bot["id"]: bot["events_by_day"].get(day, 0) for bot in summary["bots"]}
     ids = [bot for bot, count in answers.items() if count > 0]
     if len(ids) < bots:
@@ -259,8 +299,11 @@ def task_instances(airflow: AirflowSystem, dag_id: str, run_id: str) -> list[dic
     tis: list[dict[str, Any]] = []
     offset = 0
     while True:
-        page = airflow.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances",
-                            params={"limit": 2000, "offset": offset, "order_by": "id"}).json()["task_instances"]
+        page = airflow.call(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances",
+            params={"limit": 2000, "offset": offset, "order_by": "id"},
+        ).json()["task_instances"]
         tis += page
         offset += len(page)
         if len(page) < 2000:
@@ -277,14 +320,18 @@ def load_task_of(per_bot: list[dict[str, Any]], wanted: str | None) -> str:
     """The step that loads a bot: ``wanted``, else the first of :data:`LOAD_TASKS` the run has (batches
     ``bot_2``... count as ``bot``)."""
     steps = {re.sub(r"_\d+$", "", step(ti["task_id"])) for ti in per_bot}
-    for name in ([wanted] if wanted else LOAD_TASKS):
+    for name in [wanted] if wanted else LOAD_TASKS:
         if name in steps:
             return name
-    raise SystemExit(f"no load task {wanted or ' or '.join(LOAD_TASKS)} among the run's mapped steps {sorted(steps)}; "
-                     "name it with --load-task")
+    raise SystemExit(
+        f"no load task {wanted or ' or '.join(LOAD_TASKS)} among the run's mapped steps {sorted(steps)}; "
+        "name it with --load-task"
+    )
 
 
-def wait_for(airflow: AirflowSystem, dag_id: str, run_id: str, done: Any, timeout: float, every: float = 2.0) -> str:
+def wait_for(
+    airflow: AirflowSystem, dag_id: str, run_id: str, done: Any, timeout: float, every: float = 2.0
+) -> str:
     """Poll the run until ``done(state, task instances)``; return the run's state."""
     deadline = time.monotonic() + timeout
     state = "queued"
@@ -299,8 +346,16 @@ def wait_for(airflow: AirflowSystem, dag_id: str, run_id: str, done: Any, timeou
     return state
 
 
-def run_fleet(airflow: AirflowSystem, emulator: EmulatorService, proxy: CountingProxy, fleet: dict[str, int],
-              day: str, options: argparse.Namespace, databases: list[str], warehouse: str) -> dict[str, Any]:
+def run_fleet(
+    airflow: AirflowSystem,
+    emulator: EmulatorService,
+    proxy: CountingProxy,
+    fleet: dict[str, int],
+    day: str,
+    options: argparse.Namespace,
+    databases: list[str],
+    warehouse: str,
+) -> dict[str, Any]:
     """Trigger one run over the bots of ``fleet`` for ``day`` and measure it."""
     bots, dag_id = list(fleet), options.dag_id
     roots = {name: process.pid for name, process in airflow.processes.items()}
@@ -311,11 +366,22 @@ def run_fleet(airflow: AirflowSystem, emulator: EmulatorService, proxy: Counting
     rss = PeakRss(airflow.processes["triggerer"].pid)
     cpu_before, db_before = component_seconds(roots), sampler.backend_seconds()
     began = time.time()
-    run_id = airflow.trigger(dag_id, {"conversation_ids": bots, "start_date": day, "end_date": day,
-                                      "poll_continuously": True, "poll_interval": options.poll_interval})
+    run_id = airflow.trigger(
+        dag_id,
+        {
+            "conversation_ids": bots,
+            "start_date": day,
+            "end_date": day,
+            "poll_continuously": True,
+            "poll_interval": options.poll_interval,
+        },
+    )
     if options.waiting_minutes:
+
         def all_waiting(_: str, system: AirflowSystem, run: str) -> bool:
-            return sum(ti.get("state") == "deferred" for ti in task_instances(system, dag_id, run)) >= len(bots)
+            return sum(ti.get("state") == "deferred" for ti in task_instances(system, dag_id, run)) >= len(
+                bots
+            )
 
         state = wait_for(airflow, dag_id, run_id, all_waiting, 3600, every=5)
         if state in ("success", "failed"):
@@ -341,8 +407,11 @@ def run_fleet(airflow: AirflowSystem, emulator: EmulatorService, proxy: Counting
     ran = [ti for ti in tis if ti.get("state") != "skipped"]
     per_bot = [ti for ti in ran if (ti.get("map_index") if ti.get("map_index") is not None else -1) >= 0]
     load_step = load_task_of(per_bot, options.load_task)
-    loads = [ti for ti in per_bot if re.sub(r"_\d+$", "", step(ti["task_id"])) == load_step
-             and ti.get("state") == "success"]
+    loads = [
+        ti
+        for ti in per_bot
+        if re.sub(r"_\d+$", "", step(ti["task_id"])) == load_step and ti.get("state") == "success"
+    ]
     recorded = load_rows(warehouse, bots, day)
     labels = {ti.get("rendered_map_index") for ti in loads}
     if labels <= set(bots):  # each load task labelled with its bot
@@ -354,8 +423,14 @@ def run_fleet(airflow: AirflowSystem, emulator: EmulatorService, proxy: Counting
     processes = sampler.by_task_instance()
     bot_cpu = sum(sum(processes.get(ti["id"], [])) for ti in per_bot)
     steps: dict[str, dict[str, float]] = {}
-    for name in dict.fromkeys(step(ti["task_id"]) for ti in sorted(per_bot, key=lambda ti: ti.get("start_date") or "")):
-        done = [ti for ti in per_bot if step(ti["task_id"]) == name and ti.get("start_date") and ti.get("end_date")]
+    for name in dict.fromkeys(
+        step(ti["task_id"]) for ti in sorted(per_bot, key=lambda ti: ti.get("start_date") or "")
+    ):
+        done = [
+            ti
+            for ti in per_bot
+            if step(ti["task_id"]) == name and ti.get("start_date") and ti.get("end_date")
+        ]
         if done:
             steps[name] = {
                 "mean_s": sum(stamp(ti["end_date"]) - stamp(ti["start_date"]) for ti in done) / len(done),
@@ -365,21 +440,37 @@ def run_fleet(airflow: AirflowSystem, emulator: EmulatorService, proxy: Counting
                 "last_end": max(stamp(ti["end_date"]) for ti in done) - began,
             }
     try:
-        rows = len(assert_table_matches(warehouse, emulator.data_dir, bots, [day], ZIP_KEY, sum(fleet.values())))
+        rows = len(
+            assert_table_matches(warehouse, emulator.data_dir, bots, [day], ZIP_KEY, sum(fleet.values()))
+        )
         checked = f"{rows:,} rows = the emulator's {sum(fleet.values()):,} answers of those bots, checked row by row"
     except AssertionError as exc:
         rows, checked = -1, f"MISMATCH with the emulator's {sum(fleet.values()):,} answers: {str(exc)[:300]}"
     api_calls = proxy.counts["submit"] + proxy.counts["read"] + proxy.counts["list"]
-    result.update({
-        "state": state, "load_step": load_step, "loaded": loaded, "load_tasks_succeeded": len(loads),
-        "recorded": len(recorded), "seconds": seconds, "bots_per_minute": loaded / seconds * 60 if seconds > 0 else 0.0,
-        "rows": rows, "checked": checked,
-        "task_instances_per_bot": len(per_bot) / len(bots), "run_tasks": len(ran) - len(per_bot),
-        "task_processes_per_bot": sum(len(processes.get(ti["id"], [])) for ti in per_bot) / len(bots),
-        "bot_task_cpu": bot_cpu, "retried": sum(1 for ti in ran if (ti.get("try_number") or 1) > 1),
-        "triggerer_peak_rss_mb": peak / 1e6, "api_calls_per_job": api_calls / (2 * len(bots)),
-        "calls": dict(proxy.counts), "steps": steps, "cpu": cpu, "load_after": os.getloadavg(),
-    })
+    result.update(
+        {
+            "state": state,
+            "load_step": load_step,
+            "loaded": loaded,
+            "load_tasks_succeeded": len(loads),
+            "recorded": len(recorded),
+            "seconds": seconds,
+            "bots_per_minute": loaded / seconds * 60 if seconds > 0 else 0.0,
+            "rows": rows,
+            "checked": checked,
+            "task_instances_per_bot": len(per_bot) / len(bots),
+            "run_tasks": len(ran) - len(per_bot),
+            "task_processes_per_bot": sum(len(processes.get(ti["id"], [])) for ti in per_bot) / len(bots),
+            "bot_task_cpu": bot_cpu,
+            "retried": sum(1 for ti in ran if (ti.get("try_number") or 1) > 1),
+            "triggerer_peak_rss_mb": peak / 1e6,
+            "api_calls_per_job": api_calls / (2 * len(bots)),
+            "calls": dict(proxy.counts),
+            "steps": steps,
+            "cpu": cpu,
+            "load_after": os.getloadavg(),
+        }
+    )
     return result
 
 
@@ -390,44 +481,62 @@ def load_rows(warehouse: str, bots: list[str], day: str) -> set[str]:
     try:
         with open_warehouse(warehouse) as opened:
             rows = opened.loads(TABLE)
-    except Exception as exc:  # noqa: BLE001 - no load at all made no table: none loaded
+    except Exception as exc:
         print(f"  (no {TABLE}_loads to read: {exc})")
         return set()
-    return {row["conversation_id"] for row in rows if row["conversation_id"] in set(bots)
-            and (row["from_date"], row["to_date"]) == (day, day)}
+    return {
+        row["conversation_id"]
+        for row in rows
+        if row["conversation_id"] in set(bots) and (row["from_date"], row["to_date"]) == (day, day)
+    }
 
 
 def report(result: dict[str, Any], options: argparse.Namespace) -> None:
     """Print one fleet's figures: the lines the README quotes."""
     bots, cpu = result["bots"], result["cpu"]
     before, after = result["load_before"], result["load_after"]
-    print(f"{bots} bots: run {result['state']}; {result['loaded']} loaded ({result['load_step']} succeeded: "
-          f"{result['load_tasks_succeeded']}; recorded in {TABLE}_loads: {result['recorded']}) in "
-          f"{result['seconds']:.1f} s = {result['bots_per_minute']:.1f} bots/min; warehouse: {result['checked']}")
-    print(f"  {result['task_instances_per_bot']:.1f} task instances per bot + {result['run_tasks']} per run; "
-          f"{result['task_processes_per_bot']:.1f} task processes per bot (by pid); {result['retried']} retried; "
-          f"triggerer peak RSS {result['triggerer_peak_rss_mb']:.0f} MB; {result['api_calls_per_job']:.2f} API calls "
-          f"per job {result['calls']}")
+    print(
+        f"{bots} bots: run {result['state']}; {result['loaded']} loaded ({result['load_step']} succeeded: "
+        f"{result['load_tasks_succeeded']}; recorded in {TABLE}_loads: {result['recorded']}) in "
+        f"{result['seconds']:.1f} s = {result['bots_per_minute']:.1f} bots/min; warehouse: {result['checked']}"
+    )
+    print(
+        f"  {result['task_instances_per_bot']:.1f} task instances per bot + {result['run_tasks']} per run; "
+        f"{result['task_processes_per_bot']:.1f} task processes per bot (by pid); {result['retried']} retried; "
+        f"triggerer peak RSS {result['triggerer_peak_rss_mb']:.0f} MB; {result['api_calls_per_job']:.2f} API calls "
+        f"per job {result['calls']}"
+    )
     total = sum(cpu[name] for name in COMPONENTS)
-    print("  CPU-s by component: " + ", ".join(f"{name} {cpu[name]:.1f} ({cpu[name] / bots:.2f} a bot)"
-                                               for name in COMPONENTS)
-          + f"; together {total:.1f} = {total / bots:.2f} a bot")
-    print(f"    of the task processes, the bots' own (sampled by pid): {result['bot_task_cpu']:.1f} = "
-          f"{result['bot_task_cpu'] / bots:.2f} a bot; the rest is the executor's workers supervising them; "
-          f"beside: emulator {cpu['emulator']:.1f}, this script and its proxy {cpu['this script and its proxy']:.1f}, "
-          f"the whole PostgreSQL server {cpu['the whole PostgreSQL server']:.1f} (other databases included)")
+    print(
+        "  CPU-s by component: "
+        + ", ".join(f"{name} {cpu[name]:.1f} ({cpu[name] / bots:.2f} a bot)" for name in COMPONENTS)
+        + f"; together {total:.1f} = {total / bots:.2f} a bot"
+    )
+    print(
+        f"    of the task processes, the bots' own (sampled by pid): {result['bot_task_cpu']:.1f} = "
+        f"{result['bot_task_cpu'] / bots:.2f} a bot; the rest is the executor's workers supervising them; "
+        f"beside: emulator {cpu['emulator']:.1f}, this script and its proxy {cpu['this script and its proxy']:.1f}, "
+        f"the whole PostgreSQL server {cpu['the whole PostgreSQL server']:.1f} (other databases included)"
+    )
     for name, figures in result["steps"].items():
-        print(f"  {name:<14} {figures['mean_s']:5.1f} s a task, {figures['processes']:.1f} processes, "
-              f"{figures['cpu_s']:4.2f} CPU-s in them; ended {figures['first_end']:6.1f} s to "
-              f"{figures['last_end']:6.1f} s after the {'jobs ran' if options.waiting_minutes else 'trigger'}")
+        print(
+            f"  {name:<14} {figures['mean_s']:5.1f} s a task, {figures['processes']:.1f} processes, "
+            f"{figures['cpu_s']:4.2f} CPU-s in them; ended {figures['first_end']:6.1f} s to "
+            f"{figures['last_end']:6.1f} s after the {'jobs ran' if options.waiting_minutes else 'trigger'}"
+        )
     if "waiting" in result:
         waiting = result["waiting"]
-        print(f"  while {bots} bots waited deferred for {options.waiting_minutes:g} min (their jobs not run; polling "
-              f"every {options.poll_interval} s), CPU-s a minute: "
-              + ", ".join(f"{name} {waiting[name]:.2f}" for name in COMPONENTS)
-              + f"; the whole PostgreSQL server {waiting['the whole PostgreSQL server']:.2f}")
-    print(f"  load average (1, 5, 15 min) {before[0]:.2f} {before[1]:.2f} {before[2]:.2f} before, "
-          f"{after[0]:.2f} {after[1]:.2f} {after[2]:.2f} after, on {os.cpu_count()} CPUs", flush=True)
+        print(
+            f"  while {bots} bots waited deferred for {options.waiting_minutes:g} min (their jobs not run; polling "
+            f"every {options.poll_interval} s), CPU-s a minute: "
+            + ", ".join(f"{name} {waiting[name]:.2f}" for name in COMPONENTS)
+            + f"; the whole PostgreSQL server {waiting['the whole PostgreSQL server']:.2f}"
+        )
+    print(
+        f"  load average (1, 5, 15 min) {before[0]:.2f} {before[1]:.2f} {before[2]:.2f} before, "
+        f"{after[0]:.2f} {after[1]:.2f} {after[2]:.2f} after, on {os.cpu_count()} CPUs",
+        flush=True,
+    )
 
 
 def main() -> int:
@@ -435,28 +544,52 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bots", type=int, default=100)
     parser.add_argument("--compare", type=int, default=0, help="a second run over this many bots (e.g. 300)")
-    parser.add_argument("--dag-file", type=Path, default=ROOT / "dags" / "uci_exhaust.py",
-                        help="the DAG file to copy into the DAGs folder (default dags/uci_exhaust.py)")
+    parser.add_argument(
+        "--dag-file",
+        type=Path,
+        default=ROOT / "dags" / "uci_exhaust.py",
+        help="the DAG file to copy into the DAGs folder (default dags/uci_exhaust.py)",
+    )
     parser.add_argument("--dag-id", default="uci_exhaust", help="the DAG to trigger (default uci_exhaust)")
     parser.add_argument("--load-task", help=f"the step that loads a bot (default: {' or '.join(LOAD_TASKS)})")
-    parser.add_argument("--waiting-minutes", type=float, default=0.0,
-                        help="measure the CPU of every component while the bots wait deferred for this long")
-    parser.add_argument("--poll-interval", type=int, default=None,
-                        help="the run's poll_interval, seconds (default 2; 60 with --waiting-minutes)")
+    parser.add_argument(
+        "--waiting-minutes",
+        type=float,
+        default=0.0,
+        help="measure the CPU of every component while the bots wait deferred for this long",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=int,
+        default=None,
+        help="the run's poll_interval, seconds (default 2; 60 with --waiting-minutes)",
+    )
     parser.add_argument("--parallelism", type=int, default=8)
-    parser.add_argument("--jobs-every", type=float, default=10.0, help="the emulator's fast schedule, seconds")
-    parser.add_argument("--test-intervals", action="store_true",
-                        help="keep the e2e tests' short scheduler, heartbeat and parsing intervals (more CPU a bot)")
+    parser.add_argument(
+        "--jobs-every", type=float, default=10.0, help="the emulator's fast schedule, seconds"
+    )
+    parser.add_argument(
+        "--test-intervals",
+        action="store_true",
+        help="keep the e2e tests' short scheduler, heartbeat and parsing intervals (more CPU a bot)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs) afterwards")
-    parser.add_argument("--max-map-length", type=int, default=0,
-                        help="[core] max_map_length (default: Airflow's, 1,024): bots per mapped task")
+    parser.add_argument(
+        "--max-map-length",
+        type=int,
+        default=0,
+        help="[core] max_map_length (default: Airflow's, 1,024): bots per mapped task",
+    )
     options = parser.parse_args()
     if options.poll_interval is None:
         options.poll_interval = 60 if options.waiting_minutes else 2
     dag_file = options.dag_file.absolute()
     shown = dag_file.relative_to(ROOT) if dag_file.is_relative_to(ROOT) else dag_file
-    print(f"fleet.py {' '.join(sys.argv[1:])}: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs; "
-          f"DAG {options.dag_id} from {shown}", flush=True)
+    print(
+        f"fleet.py {' '.join(sys.argv[1:])}: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs; "
+        f"DAG {options.dag_id} from {shown}",
+        flush=True,
+    )
 
     root = Path(tempfile.mkdtemp(prefix="uci-fleet-bench-"))
     data = root / "emulator"
@@ -464,29 +597,42 @@ def main() -> int:
     fleets = [seed(data, options.bots, DAYS[0], 7)]
     if options.compare:
         fleets.append(seed(data, options.compare, DAYS[1], 8))
-    print(f"seeded {' + '.join(str(len(f)) for f in fleets)} bots in {time.monotonic() - began:.1f} s", flush=True)
+    print(
+        f"seeded {' + '.join(str(len(f)) for f in fleets)} bots in {time.monotonic() - began:.1f} s",
+        flush=True,
+    )
     results = []
     with postgres_database() as metadata, postgres_database() as warehouse:
         airflow = AirflowSystem.configure(root, metadata)
         airflow.env["AIRFLOW__CORE__PARALLELISM"] = str(options.parallelism)
-        if not options.test_intervals:  # a deployment's intervals: the e2e tests shorten them, buying latency with CPU
+        if (
+            not options.test_intervals
+        ):  # a deployment's intervals: the e2e tests shorten them, buying latency with CPU
             for key in DEPLOYMENT_RESTORES:
                 airflow.env.pop(key, None)
         airflow.env["AIRFLOW__API__MAXIMUM_PAGE_LIMIT"] = "2000"  # the run's task instances in few pages
         if options.max_map_length:
             airflow.env["AIRFLOW__CORE__MAX_MAP_LENGTH"] = str(options.max_map_length)
-        jobs_every = 10**6 if options.waiting_minutes else options.jobs_every  # waiting: the jobs run when asked
-        emulator = EmulatorService(data, airflow.log_path("emulator"), jobs_every,
-                                   {k: v for k, v in airflow.env.items() if not k.startswith("AIRFLOW")})
+        jobs_every = (
+            10**6 if options.waiting_minutes else options.jobs_every
+        )  # waiting: the jobs run when asked
+        emulator = EmulatorService(
+            data,
+            airflow.log_path("emulator"),
+            jobs_every,
+            {k: v for k, v in airflow.env.items() if not k.startswith("AIRFLOW")},
+        )
         emulator.restart(None)
         proxy = CountingProxy(emulator.port)
-        airflow.env.update({
-            "AIRFLOW_CONN_UCI_EXHAUST_DEFAULT": uci_connection(proxy.api, encryption_key=ZIP_KEY),
-            "AIRFLOW_CONN_UCI_WAREHOUSE": warehouse,
-            "AIRFLOW_VAR_UCI_EXHAUST_WAREHOUSE_CONN_ID": "uci_warehouse",
-            "AIRFLOW_VAR_UCI_EXHAUST_DESTINATION": str(root / "files"),
-            "AIRFLOW_VAR_UCI_EXHAUST_POLL_CONTINUOUSLY": "true",
-        })
+        airflow.env.update(
+            {
+                "AIRFLOW_CONN_UCI_EXHAUST_DEFAULT": uci_connection(proxy.api, encryption_key=ZIP_KEY),
+                "AIRFLOW_CONN_UCI_WAREHOUSE": warehouse,
+                "AIRFLOW_VAR_UCI_EXHAUST_WAREHOUSE_CONN_ID": "uci_warehouse",
+                "AIRFLOW_VAR_UCI_EXHAUST_DESTINATION": str(root / "files"),
+                "AIRFLOW_VAR_UCI_EXHAUST_POLL_CONTINUOUSLY": "true",
+            }
+        )
         shutil.copy(dag_file, airflow.dags_folder / dag_file.name)
         databases = [url.rsplit("/", 1)[1] for url in (metadata, warehouse)]
         try:
@@ -497,7 +643,7 @@ def main() -> int:
             airflow.login()
             airflow.wait_for_dag(options.dag_id, 180)
             airflow.unpause(options.dag_id)
-            for fleet, day in zip(fleets, DAYS):
+            for fleet, day in zip(fleets, DAYS, strict=False):
                 results.append(run_fleet(airflow, emulator, proxy, fleet, day, options, databases, warehouse))
                 report(results[-1], options)
         finally:

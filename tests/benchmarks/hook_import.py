@@ -33,7 +33,7 @@ DAG = "airflow_provider_uci.dags.uci_exhaust"
 #: What a task process has imported before it runs a task's code.
 BASELINE = ("airflow.sdk", "airflow.sdk.execution_time.task_runner")
 
-_PROBE = """
+_PROBE = f"""
 import importlib, json, sys, time
 baseline, before, target = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 for name in baseline + before:
@@ -42,18 +42,24 @@ loaded = set(sys.modules)
 cpu, wall = time.process_time(), time.perf_counter()
 importlib.import_module(target)
 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-added = sorted({name.partition(".")[0] for name in set(sys.modules) - loaded})
-print(json.dumps({"cpu": cpu, "wall": wall, "modules": len(set(sys.modules) - loaded), "packages": added,
-                  "hooks_loaded": %r in sys.modules}))
-""" % HOOKS
+added = sorted({{name.partition(".")[0] for name in set(sys.modules) - loaded}})
+print(json.dumps({{"cpu": cpu, "wall": wall, "modules": len(set(sys.modules) - loaded), "packages": added,
+                  "hooks_loaded": {HOOKS!r} in sys.modules}}))
+"""
 
 
 def probe(target: str, before: list[str], baseline: list[str]) -> dict:
     """Import ``target`` in a fresh interpreter after ``baseline`` and ``before``; its cost and what it added."""
     env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     env.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="uci-bench-airflow-home-"))
-    result = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(baseline), json.dumps(before), target],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(baseline), json.dumps(before), target],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if result.returncode != 0:
         raise SystemExit(f"importing {target} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -61,8 +67,13 @@ def probe(target: str, before: list[str], baseline: list[str]) -> dict:
 
 def measure(target: str, before: list[str], baseline: list[str], repeat: int) -> dict:
     runs = [probe(target, before, baseline) for _ in range(repeat)]
-    return {"cpu": statistics.median(run["cpu"] for run in runs), "wall": statistics.median(run["wall"] for run in runs),
-            "modules": runs[-1]["modules"], "packages": runs[-1]["packages"], "hooks_loaded": runs[-1]["hooks_loaded"]}
+    return {
+        "cpu": statistics.median(run["cpu"] for run in runs),
+        "wall": statistics.median(run["wall"] for run in runs),
+        "modules": runs[-1]["modules"],
+        "packages": runs[-1]["packages"],
+        "hooks_loaded": runs[-1]["hooks_loaded"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,15 +94,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(figures))
         return 0
-    print(f"import {HOOKS} in a fresh task-like interpreter (median of {args.repeat}; baseline: {', '.join(baseline)})")
+    print(
+        f"import {HOOKS} in a fresh task-like interpreter (median of {args.repeat}; baseline: {', '.join(baseline)})"
+    )
     for name, label in (("cold", "HTTP provider not loaded"), ("provider_loaded", "HTTP provider loaded")):
         figure = figures[name]
-        print(f"  {label:26s} {figure['cpu']:.3f} CPU s ({figure['wall']:.3f} s wall), {figure['modules']} modules"
-              f" of {len(figure['packages'])} packages: {', '.join(figure['packages'])}")
+        print(
+            f"  {label:26s} {figure['cpu']:.3f} CPU s ({figure['wall']:.3f} s wall), {figure['modules']} modules"
+            f" of {len(figure['packages'])} packages: {', '.join(figure['packages'])}"
+        )
     dag = figures["dag_parse"]
-    print(f"parsing {DAG}: {dag['cpu']:.3f} CPU s; imports the hooks: {'yes' if dag['hooks_loaded'] else 'no'}")
-    print("load average before / after: " + " / ".join(", ".join(f"{value:.2f}" for value in load)
-                                                     for load in (load_before, figures["load_after"])))
+    print(
+        f"parsing {DAG}: {dag['cpu']:.3f} CPU s; imports the hooks: {'yes' if dag['hooks_loaded'] else 'no'}"
+    )
+    print(
+        "load average before / after: "
+        + " / ".join(
+            ", ".join(f"{value:.2f}" for value in load) for load in (load_before, figures["load_after"])
+        )
+    )
     return 0
 
 

@@ -90,13 +90,36 @@ def bomb_zip(target: Path, line_bytes: int, *, declared: int | None = None, chun
         stated = size if declared is None else declared
         if stated >= 1 << 32 or compressed >= 1 << 32:
             raise ValueError("bomb_zip writes no zip64 records: keep the entry under 4 GiB")
-        central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc, compressed, stated,
-                              len(name), 0, 0, 0, 0, 0o100600 << 16, 0) + name
+        central = (
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                0,
+                8,
+                0,
+                0x21,
+                crc,
+                compressed,
+                stated,
+                len(name),
+                0,
+                0,
+                0,
+                0,
+                0o100600 << 16,
+                0,
+            )
+            + name
+        )
         end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), 30 + len(name) + compressed, 0)
         out.write(central + end)
         out.seek(0)
-        out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, compressed, stated, len(name), 0)
-                  + name)
+        out.write(
+            struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, compressed, stated, len(name), 0)
+            + name
+        )
         return out.seek(0, os.SEEK_END)
 
 
@@ -107,20 +130,22 @@ def long_field_csv(target: Path, field_bytes: int, *, newline_every: int = 0, ch
     lines = TARA_RESPONSE.read_text(encoding="utf-8").split("\n")
     header = lines[0]
     columns = header.split(",")
-    first = next(line for line in lines[1:] if line.startswith("ASSESS:") and line.count(",") == header.count(","))
+    first = next(
+        line for line in lines[1:] if line.startswith("ASSESS:") and line.count(",") == header.count(",")
+    )
     at = columns.index("Question Response")
     values = first.split(",")
-    before, after = ",".join(values[:at]), ",".join(values[at + 1:])
+    before, after = ",".join(values[:at]), ",".join(values[at + 1 :])
     line = (b"y" * (newline_every - 1) + b"\n") if newline_every else b""
     piece = (line * max(1, chunk // len(line))) if line else b"y" * chunk
     with target.open("wb") as out:
-        out.write(f"{header}\n{first}\n{before},\"".encode())
+        out.write(f'{header}\n{first}\n{before},"'.encode())
         left = field_bytes
         while left > 0:
             part = piece if left >= len(piece) else piece[:left]
             out.write(part)
             left -= len(part)
-        out.write(f"\",{after}\n".encode())
+        out.write(f'",{after}\n'.encode())
         return out.tell()
 
 
@@ -149,8 +174,9 @@ def newline_zip(target: Path, newline_bytes: int = 4 * MIB) -> int:
 
 def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
     """Run ``command`` under :data:`MEASURE`; its exit code, seconds, peak RSS and output."""
-    done = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, check=True,
-                          env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, check=True, env=env
+    )
     return json.loads(done.stdout)
 
 
@@ -162,8 +188,12 @@ def uci_exhaust() -> list[str]:
 def table_state(database: Path) -> list[tuple[object, ...]]:
     """Every row of every table of a SQLite file, to compare before and after."""
     with sqlite3.connect(database) as conn:
-        tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1")]
-        state = [(table, *row) for table in tables for row in conn.execute(f'SELECT * FROM "{table}" ORDER BY 1')]
+        tables = [
+            name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1")
+        ]
+        state = [
+            (table, *row) for table in tables for row in conn.execute(f'SELECT * FROM "{table}" ORDER BY 1')
+        ]
     conn.close()
     return state
 
@@ -171,8 +201,12 @@ def table_state(database: Path) -> list[tuple[object, ...]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bomb-gib", type=float, default=3.0, help="the zip bomb's line, in GiB (default 3)")
-    parser.add_argument("--field-mib", type=int, default=512, help="the CSV's long value, in MiB (default 512)")
-    parser.add_argument("--blank-gib", type=float, default=1.0, help="the CSV of blank lines, in GiB (default 1)")
+    parser.add_argument(
+        "--field-mib", type=int, default=512, help="the CSV's long value, in MiB (default 512)"
+    )
+    parser.add_argument(
+        "--blank-gib", type=float, default=1.0, help="the CSV of blank lines, in GiB (default 1)"
+    )
     parser.add_argument("--keep", type=Path, help="build the files here and keep them")
     options = parser.parse_args()
     folder = options.keep or Path(tempfile.mkdtemp(prefix="uci-hostile-"))
@@ -180,9 +214,22 @@ def main() -> int:
     try:
         warehouse = folder / "warehouse.db"
         url = f"sqlite:///{warehouse}"
-        subprocess.run([*uci_exhaust(), "load", "--response", str(TARA_RESPONSE), "--private", str(TARA_PRIVATE),
-                        "--warehouse", url, "--rejects", str(folder / "seed.rejects.jsonl")], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [
+                *uci_exhaust(),
+                "load",
+                "--response",
+                str(TARA_RESPONSE),
+                "--private",
+                str(TARA_PRIVATE),
+                "--warehouse",
+                url,
+                "--rejects",
+                str(folder / "seed.rejects.jsonl"),
+            ],
+            check=True,
+            capture_output=True,
+        )
         before = table_state(warehouse)
         began = time.perf_counter()
         line = int(options.bomb_gib * (1 << 30))
@@ -198,42 +245,70 @@ def main() -> int:
         blank_lines_csv(blank_20, 20 * MIB)
         newlines = folder / "newlines.zip"
         newlines_size = newline_zip(newlines)
-        print(f"built in {time.perf_counter() - began:.1f} s: {bomb.name} {bomb_size / 1e6:.1f} MB holding "
-              f"{line / (1 << 30):.2f} GiB on one line; {field.name} {field_size / 1e6:.0f} MB with one "
-              f"{options.field_mib} MiB value; {blank.name} {blank_size / 1e6:.0f} MB of blank lines; "
-              f"{newlines.name} {newlines_size} bytes holding 4 MiB of newlines")
+        print(
+            f"built in {time.perf_counter() - began:.1f} s: {bomb.name} {bomb_size / 1e6:.1f} MB holding "
+            f"{line / (1 << 30):.2f} GiB on one line; {field.name} {field_size / 1e6:.0f} MB with one "
+            f"{options.field_mib} MiB value; {blank.name} {blank_size / 1e6:.0f} MB of blank lines; "
+            f"{newlines.name} {newlines_size} bytes holding 4 MiB of newlines"
+        )
         env = {**os.environ, "TMPDIR": str(folder)}
         cases = [
             ("zip bomb, true size declared", ["--response", str(TARA_RESPONSE), "--private", str(bomb)]),
             ("zip bomb, 1 KiB declared", ["--response", str(TARA_RESPONSE), "--private", str(liar)]),
             (f"a {options.field_mib} MiB value", ["--response", str(field), "--private", str(TARA_PRIVATE)]),
-            (f"{options.blank_gib:g} GiB of blank lines", ["--response", str(blank), "--private", str(TARA_PRIVATE)]),
-            (f"{newlines_size} B zip of 4 MiB newlines", ["--response", str(TARA_RESPONSE), "--private",
-                                                          str(newlines)]),
-            ("20 MiB blank, max-rejects 1e6", ["--response", str(blank_20), "--private", str(TARA_PRIVATE),
-                                               "--conversation-id", "c387e983-f87b-4471-aef5-c31634fd1433",
-                                               "--max-rejects", "1000000"]),
+            (
+                f"{options.blank_gib:g} GiB of blank lines",
+                ["--response", str(blank), "--private", str(TARA_PRIVATE)],
+            ),
+            (
+                f"{newlines_size} B zip of 4 MiB newlines",
+                ["--response", str(TARA_RESPONSE), "--private", str(newlines)],
+            ),
+            (
+                "20 MiB blank, max-rejects 1e6",
+                [
+                    "--response",
+                    str(blank_20),
+                    "--private",
+                    str(TARA_PRIVATE),
+                    "--conversation-id",
+                    "c387e983-f87b-4471-aef5-c31634fd1433",
+                    "--max-rejects",
+                    "1000000",
+                ],
+            ),
         ]
         met = True
         for label, files in cases:
             rejects = folder / "rejects.jsonl"
             rejects.unlink(missing_ok=True)
-            result = measure([*uci_exhaust(), "load", *files, "--warehouse", url, "--rejects", str(rejects)],
-                             env=env)
+            result = measure(
+                [*uci_exhaust(), "load", *files, "--warehouse", url, "--rejects", str(rejects)], env=env
+            )
             unchanged = table_state(warehouse) == before
             scratch = sorted(path.name for path in folder.glob("uci-load-*"))
             reject_bytes = rejects.stat().st_size if rejects.exists() else 0
-            ok = (result["returncode"] == 2 and unchanged and not scratch and result["seconds"] < TIME_TARGET
-                  and result["peak_rss_mb"] < RSS_TARGET_MB and reject_bytes < REJECTS_TARGET_BYTES)
+            ok = (
+                result["returncode"] == 2
+                and unchanged
+                and not scratch
+                and result["seconds"] < TIME_TARGET
+                and result["peak_rss_mb"] < RSS_TARGET_MB
+                and reject_bytes < REJECTS_TARGET_BYTES
+            )
             met = met and ok
             message = str(result["stderr"]).strip().splitlines()
-            print(f"{label:32} exit {result['returncode']}  {result['seconds']:5.2f} s  peak RSS "
-                  f"{result['peak_rss_mb']:6.1f} MB  rejects {reject_bytes:>7} B  tables "
-                  f"{'unchanged' if unchanged else 'CHANGED'}  scratch {'removed' if not scratch else scratch}  "
-                  f"{'ok' if ok else 'MISSED'}")
+            print(
+                f"{label:32} exit {result['returncode']}  {result['seconds']:5.2f} s  peak RSS "
+                f"{result['peak_rss_mb']:6.1f} MB  rejects {reject_bytes:>7} B  tables "
+                f"{'unchanged' if unchanged else 'CHANGED'}  scratch {'removed' if not scratch else scratch}  "
+                f"{'ok' if ok else 'MISSED'}"
+            )
             print(f"  {message[-1][:300] if message else '(no message)'}")
-        print(f"targets (exit 2, tables unchanged, < {TIME_TARGET:.0f} s, < {RSS_TARGET_MB} MB, reject file < "
-              f"{REJECTS_TARGET_BYTES // 1000} kB): {'met' if met else 'MISSED'}")
+        print(
+            f"targets (exit 2, tables unchanged, < {TIME_TARGET:.0f} s, < {RSS_TARGET_MB} MB, reject file < "
+            f"{REJECTS_TARGET_BYTES // 1000} kB): {'met' if met else 'MISSED'}"
+        )
         return 0 if met else 1
     finally:
         if options.keep is None:

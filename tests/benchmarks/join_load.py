@@ -87,24 +87,47 @@ print(json.dumps({"seconds": seconds, "rss_before_mb": start.ru_maxrss / 1024, "
 # -- the generated exhaust --------------------------------------------------------------------------
 
 QUESTIONS_EN = [
-    ("mcq", "Hi, I'm Tara,\nMay I help you?\n\nReply with a number from to the options shown to explore further",
-     ["1 Your Education Boards", "2 Comic books", "3 DIKSHA mobile app", "4 DIKSHA queries"]),
-    ("mcq", ("Have fun while you learn using comic books! \nEach comic book is aligned to a specific "
-             "chapter/concept within the NCERT textbooks.\n\nReply with a number from the options shown below to "
-             "choose your class"), [f"{n} Class {n}" for n in range(1, 13)]),
+    (
+        "mcq",
+        "Hi, I'm Tara,\nMay I help you?\n\nReply with a number from to the options shown to explore further",
+        ["1 Your Education Boards", "2 Comic books", "3 DIKSHA mobile app", "4 DIKSHA queries"],
+    ),
+    (
+        "mcq",
+        (
+            "Have fun while you learn using comic books! \nEach comic book is aligned to a specific "
+            "chapter/concept within the NCERT textbooks.\n\nReply with a number from the options shown below to "
+            "choose your class"
+        ),
+        [f"{n} Class {n}" for n in range(1, 13)],
+    ),
     ("ftp", "Record your location.", []),
     ("mcq", "Are you present in the OJT Industry?", ["1 Yes", "2 No"]),
-    ("ftp", "Please type your school's \"UDISE\" code, then press send", []),
+    ("ftp", 'Please type your school\'s "UDISE" code, then press send', []),
 ]
 QUESTIONS_HI = [
     ("ftp", "सत्यापन के लिए कृपया अपना *मानव संपदा* आईडी दर्ज करें", []),
-    ("mcq", ("मेंटर का विद्यालय के स्टाफ के साथ परस्पर क्रिया पर अपनी प्रतिक्रिया दें\n\n"
-             "क्या मेंटर ने परस्पर क्रिया के लिए पर्याप्त समय दिया (~ 20 मिनट) ?"), ["हाँ", "ना"]),
+    (
+        "mcq",
+        (
+            "मेंटर का विद्यालय के स्टाफ के साथ परस्पर क्रिया पर अपनी प्रतिक्रिया दें\n\n"
+            "क्या मेंटर ने परस्पर क्रिया के लिए पर्याप्त समय दिया (~ 20 मिनट) ?"
+        ),
+        ["हाँ", "ना"],
+    ),
     ("mcq", "क्या मेंटर ने कक्षा अवलोकन में पर्याप्त समय दिया ? (~40 मिनट)", ["हाँ", "ना"]),
     ("ftp", "कृपया मेंटर का नाम लिखे", []),
 ]
-FREE_TEXT = ["26.824541 75.8505031", "Ground Floor,\nSector \"5\", Jaipur", "8989898", "Sinha",
-             "हाँ, मैं ठीक हूँ", "line one\nline two", "C:\\Users\\teacher", "👍🏽 done"]
+FREE_TEXT = [
+    "26.824541 75.8505031",
+    'Ground Floor,\nSector "5", Jaipur',
+    "8989898",
+    "Sinha",
+    "हाँ, मैं ठीक हूँ",
+    "line one\nline two",
+    "C:\\Users\\teacher",
+    "👍🏽 done",
+]
 
 
 def _json(value: object) -> str:
@@ -117,11 +140,21 @@ def _questions(rng: random.Random) -> list[dict[str, object]]:
     for number in range(40):
         kind, title, options = (QUESTIONS_EN + QUESTIONS_HI)[number % 9]
         choices = [{str(at): {"text": text}} for at, text in enumerate(options, start=1)]
-        answers = ([_json([{str(at): {"text": text}}]) for at, text in enumerate(options, start=1)] if options else
-                   [_json([{"ans1": text}]) for text in FREE_TEXT])
-        pool.append({"id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "type": kind,
-                     "title": title if number < 9 else f"{title} ({number})", "options": _json(choices),
-                     "xpath": f"question./data/section_{number // 5}[1]/q_{number}[1]", "answers": answers})
+        answers = (
+            [_json([{str(at): {"text": text}}]) for at, text in enumerate(options, start=1)]
+            if options
+            else [_json([{"ans1": text}]) for text in FREE_TEXT]
+        )
+        pool.append(
+            {
+                "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                "type": kind,
+                "title": title if number < 9 else f"{title} ({number})",
+                "options": _json(choices),
+                "xpath": f"question./data/section_{number // 5}[1]/q_{number}[1]",
+                "answers": answers,
+            }
+        )
     return pool
 
 
@@ -160,8 +193,10 @@ def generate(folder: Path, rows: int, devices: int, seed: int = 7) -> dict[str, 
     salt = rng.getrandbits(128)
     batch: list[str] = []
     ceiling: list[str] = []
-    with (folder / "response.csv").open("w", encoding="utf-8", newline="") as response, \
-            (folder / "ceiling.csv").open("w", encoding="utf-8", newline="") as copy:
+    with (
+        (folder / "response.csv").open("w", encoding="utf-8", newline="") as response,
+        (folder / "ceiling.csv").open("w", encoding="utf-8", newline="") as copy,
+    ):
         response.write(format_row(RESPONSE_COLUMNS))
         for number in range(rows):
             question = questions[rng.randrange(len(questions))]
@@ -171,20 +206,48 @@ def generate(folder: Path, rows: int, devices: int, seed: int = 7) -> dict[str, 
             answers = question["answers"]
             values = {
                 "Message ID": f"ASSESS:{(number * 0x9E3779B97F4A7C15F39CC0605CEDC835 + salt) % (1 << 128):032x}",
-                "Conversation ID": BOT, "Conversation Name": BOT_NAME, "Device ID": device,
-                "Session ID": f"{device[:8]}-{number // 50:08d}", "Question Id": question["id"],
-                "Question Type": question["type"], "Question Title": question["title"], "Question Description": "",
-                "Question Duration": str(rng.randrange(600)), "Question Score": "1", "Question Max Score": "1",
-                "Question Options": question["options"], "Question Response": answers[rng.randrange(len(answers))],
-                "X Path": question["xpath"], "Eof": "true" if number % 7 == 0 else "false",
-                "Timestamp": stamp, "@timestamp": stamp,
+                "Conversation ID": BOT,
+                "Conversation Name": BOT_NAME,
+                "Device ID": device,
+                "Session ID": f"{device[:8]}-{number // 50:08d}",
+                "Question Id": question["id"],
+                "Question Type": question["type"],
+                "Question Title": question["title"],
+                "Question Description": "",
+                "Question Duration": str(rng.randrange(600)),
+                "Question Score": "1",
+                "Question Max Score": "1",
+                "Question Options": question["options"],
+                "Question Response": answers[rng.randrange(len(answers))],
+                "X Path": question["xpath"],
+                "Eof": "true" if number % 7 == 0 else "false",
+                "Timestamp": stamp,
+                "@timestamp": stamp,
             }
             batch.append(format_row([values[name] for name in RESPONSE_COLUMNS]))
             phone, encrypted = users.get(device, (None, None))
-            joined = (BOT, values["Message ID"], device, question["id"], BOT_NAME, values["Session ID"],
-                      question["type"], question["title"], "", int(values["Question Duration"]), 1, 1,
-                      question["options"], values["Question Response"], question["xpath"], values["Eof"] == "true",
-                      stamp, stamp, phone, encrypted)
+            joined = (
+                BOT,
+                values["Message ID"],
+                device,
+                question["id"],
+                BOT_NAME,
+                values["Session ID"],
+                question["type"],
+                question["title"],
+                "",
+                int(values["Question Duration"]),
+                1,
+                1,
+                question["options"],
+                values["Question Response"],
+                question["xpath"],
+                values["Eof"] == "true",
+                stamp,
+                stamp,
+                phone,
+                encrypted,
+            )
             ceiling.append(",".join(_pg(value) for value in joined) + "\n")
             if len(batch) >= 10_000:
                 response.write("".join(batch))
@@ -193,9 +256,13 @@ def generate(folder: Path, rows: int, devices: int, seed: int = 7) -> dict[str, 
                 ceiling.clear()
         response.write("".join(batch))
         copy.write("".join(ceiling))
-    return {"rows": rows, "devices": devices, "users": len(users),
-            "response_mb": (folder / "response.csv").stat().st_size / 1e6,
-            "private_mb": (folder / "private.csv").stat().st_size / 1e6}
+    return {
+        "rows": rows,
+        "devices": devices,
+        "users": len(users),
+        "response_mb": (folder / "response.csv").stat().st_size / 1e6,
+        "private_mb": (folder / "private.csv").stat().st_size / 1e6,
+    }
 
 
 # -- the measurements -------------------------------------------------------------------------------
@@ -264,8 +331,12 @@ def make_binary(folder: Path) -> None:
     """``ceiling.bin``: the joined rows as ``COPY ... TO ... (FORMAT binary)`` writes them; both files made
     readable by the server's own user, for its ``COPY FROM`` a file."""
     with database() as url:
-        psql(url, create_table("joined"), f"\\copy joined FROM '{folder / 'ceiling.csv'}' WITH (FORMAT csv)",
-             f"\\copy joined TO '{folder / 'ceiling.bin'}' WITH (FORMAT binary)")
+        psql(
+            url,
+            create_table("joined"),
+            f"\\copy joined FROM '{folder / 'ceiling.csv'}' WITH (FORMAT csv)",
+            f"\\copy joined TO '{folder / 'ceiling.bin'}' WITH (FORMAT binary)",
+        )
     folder.chmod(0o755)
     for name in ("ceiling.csv", "ceiling.bin"):
         (folder / name).chmod(0o644)
@@ -276,14 +347,22 @@ def ceiling(url: str, folder: Path, name: str) -> dict:
     table = name.replace(" ", "_")
     if name == "keyed":
         settle(url)
-        seconds = timed_psql(url, "BEGIN", create_table(table),
-                             f"\\copy {table} FROM '{folder / 'ceiling.csv'}' WITH (FORMAT csv)",
-                             f"ALTER TABLE {table} ADD PRIMARY KEY ({', '.join(RESPONSE_TABLE_COLUMNS[:4])})", "COMMIT")
+        seconds = timed_psql(
+            url,
+            "BEGIN",
+            create_table(table),
+            f"\\copy {table} FROM '{folder / 'ceiling.csv'}' WITH (FORMAT csv)",
+            f"ALTER TABLE {table} ADD PRIMARY KEY ({', '.join(RESPONSE_TABLE_COLUMNS[:4])})",
+            "COMMIT",
+        )
     else:
         fmt = "binary" if "binary" in name else "csv"
         path = folder / ("ceiling.bin" if fmt == "binary" else "ceiling.csv")
-        copy = (f"COPY {table} FROM '{path}' WITH (FORMAT {fmt})" if name.startswith("server")
-                else f"\\copy {table} FROM '{path}' WITH (FORMAT {fmt})")
+        copy = (
+            f"COPY {table} FROM '{path}' WITH (FORMAT {fmt})"
+            if name.startswith("server")
+            else f"\\copy {table} FROM '{path}' WITH (FORMAT {fmt})"
+        )
         psql(url, create_table(table))
         settle(url)
         seconds = timed_psql(url, copy)
@@ -293,19 +372,36 @@ def ceiling(url: str, folder: Path, name: str) -> dict:
 
 def run_child(args: list[str], what: str) -> dict:
     """Run a Python child (this checkout first on its path), timed whole; return the JSON it prints last."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     began = time.perf_counter()
-    done = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, env=env, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, *args], check=False, capture_output=True, text=True, env=env, cwd=ROOT
+    )
     whole = time.perf_counter() - began
     if done.returncode != 0:
         raise SystemExit(f"{what} failed:\n{done.stderr[-3000:]}")
     return {**json.loads(done.stdout.strip().splitlines()[-1]), "process_seconds": whole}
 
 
-def child_load(folder: Path, url: str, name: str, response: str = "response.csv", max_rejects: int = 0) -> dict:
+def child_load(
+    folder: Path, url: str, name: str, response: str = "response.csv", max_rejects: int = 0
+) -> dict:
     settle(POSTGRES_URL)
-    loaded = run_child(["-c", CHILD, str(folder / response), str(folder / "private.csv"), url,
-                        str(folder / f"{name}.rejects.jsonl"), str(max_rejects)], f"the {name} load")
+    loaded = run_child(
+        [
+            "-c",
+            CHILD,
+            str(folder / response),
+            str(folder / "private.csv"),
+            url,
+            str(folder / f"{name}.rejects.jsonl"),
+            str(max_rejects),
+        ],
+        f"the {name} load",
+    )
     # the figure is the whole process, as the ceiling's is; what it did in itself is kept apart
     return {**loaded, "own_seconds": loaded["seconds"], "seconds": loaded["process_seconds"]}
 
@@ -318,9 +414,16 @@ def with_a_bad_last_record(folder: Path) -> None:
     source = folder / "response.csv"
     with source.open(encoding="utf-8", newline="") as handle:
         header = handle.readline().rstrip("\n").split(",")
-    values = {"Conversation ID": BOT, "Message ID": "bad-last", "Device ID": "bad-device", "Question Id": "bad-q",
-              "Question Duration": "1.5", "Question Options": "[]", "Timestamp": "2022-06-21T14:48:17.046Z",
-              "@timestamp": "2022-06-21T14:48:17.046Z"}
+    values = {
+        "Conversation ID": BOT,
+        "Message ID": "bad-last",
+        "Device ID": "bad-device",
+        "Question Id": "bad-q",
+        "Question Duration": "1.5",
+        "Question Options": "[]",
+        "Timestamp": "2022-06-21T14:48:17.046Z",
+        "@timestamp": "2022-06-21T14:48:17.046Z",
+    }
     shutil.copyfile(source, folder / "response-bad.csv")
     with (folder / "response-bad.csv").open("a", encoding="utf-8", newline="") as handle:
         handle.write(format_row([values.get(name) for name in header]))
@@ -356,32 +459,61 @@ def one_run(folder: Path, rows: int, names: list[str], rerun: bool) -> dict[str,
     return result
 
 
-def measure(rows: int, devices: int, repeat: int = 1, sqlite: bool = True, rerun: bool = False,
-            bad_last: bool = False, keyed: bool = False, references: bool = True) -> dict:
+def measure(
+    rows: int,
+    devices: int,
+    repeat: int = 1,
+    sqlite: bool = True,
+    rerun: bool = False,
+    bad_last: bool = False,
+    keyed: bool = False,
+    references: bool = True,
+) -> dict:
     """Generate the files (in a child, so that this process stays small), then run every measurement
     ``repeat`` times over the same files, in alternating order."""
     with tempfile.TemporaryDirectory(prefix="uci-bench-join-") as tmp:
         folder = Path(tmp)
         began = time.perf_counter()
-        generated = run_child([str(Path(__file__).resolve()), "--generate-into", str(folder), "--rows", str(rows),
-                               "--devices", str(devices)], "generating the files")
+        generated = run_child(
+            [
+                str(Path(__file__).resolve()),
+                "--generate-into",
+                str(folder),
+                "--rows",
+                str(rows),
+                "--devices",
+                str(devices),
+            ],
+            "generating the files",
+        )
         generated["generate_seconds"] = time.perf_counter() - began
         make_binary(folder)
         if bad_last:
             with_a_bad_last_record(folder)
-        names = ["binary copy", *(("csv copy", "server binary", "server csv") if references else ()),
-                 *(("keyed",) if keyed else ()), "postgres", *(("postgres bad last",) if bad_last else ()),
-                 *(("sqlite",) if sqlite else ())]
+        names = [
+            "binary copy",
+            *(("csv copy", "server binary", "server csv") if references else ()),
+            *(("keyed",) if keyed else ()),
+            "postgres",
+            *(("postgres bad last",) if bad_last else ()),
+            *(("sqlite",) if sqlite else ()),
+        ]
         load_before = os.getloadavg()
         runs = []
         for number in range(repeat):
             order = names if number % 2 == 0 else names[::-1]
             runs.append(one_run(folder, rows, order, rerun))
-        return {"generated": generated, "runs": runs, "load_before": load_before, "load_after": os.getloadavg(),
-                "repeat": repeat}
+        return {
+            "generated": generated,
+            "runs": runs,
+            "load_before": load_before,
+            "load_after": os.getloadavg(),
+            "repeat": repeat,
+        }
 
 
 # -- the report -------------------------------------------------------------------------------------
+
 
 def spread(values: list[float], fmt: str) -> str:
     """``median (min-max)`` of ``values``, or the one value."""
@@ -394,9 +526,13 @@ def report(measured: dict, verdicts: dict[str, bool], suffix: str = "") -> None:
     """Print the figures of one ``measure`` (medians and ranges); add its verdicts."""
     files, runs = measured["generated"], measured["runs"]
     rows = files["rows"]
-    print(f"{rows:,} response rows ({files['response_mb']:.0f} MB), {files['devices']:,} devices, "
-          f"{files['users']:,} user rows ({files['private_mb']:.1f} MB); generated in {files['generate_seconds']:.1f} s")
-    print(f"medians of {len(runs)} run(s) in alternating order (min-max); each a whole process, start-up included")
+    print(
+        f"{rows:,} response rows ({files['response_mb']:.0f} MB), {files['devices']:,} devices, "
+        f"{files['users']:,} user rows ({files['private_mb']:.1f} MB); generated in {files['generate_seconds']:.1f} s"
+    )
+    print(
+        f"medians of {len(runs)} run(s) in alternating order (min-max); each a whole process, start-up included"
+    )
     for name, label in LABELS.items():
         seconds = [run[name]["seconds"] for run in runs if name in run]
         if not seconds:
@@ -404,70 +540,131 @@ def report(measured: dict, verdicts: dict[str, bool], suffix: str = "") -> None:
         line = f"  {label + ':':<46}{spread(seconds, '.2f')} s  {spread([rows / s for s in seconds], ',.0f')} rows/s"
         if name in LOADS:
             loads = [run[name] for run in runs]
-            line += (f"\n    start-up (interpreter, imports) {spread([r['seconds'] - r['own_seconds'] for r in loads], '.2f')} s; "
-                     f"peak RSS {spread([r['peak_rss_mb'] for r in loads], '.0f')} MB; "
-                     f"its own CPU {spread([r['cpu_seconds'] for r in loads], '.1f')} s; "
-                     f"read by {'/'.join(sorted({r['summary']['reader'] for r in loads}))}")
+            line += (
+                f"\n    start-up (interpreter, imports) {spread([r['seconds'] - r['own_seconds'] for r in loads], '.2f')} s; "
+                f"peak RSS {spread([r['peak_rss_mb'] for r in loads], '.0f')} MB; "
+                f"its own CPU {spread([r['cpu_seconds'] for r in loads], '.1f')} s; "
+                f"read by {'/'.join(sorted({r['summary']['reader'] for r in loads}))}"
+            )
         if name == "postgres":
-            shares = [f"{LABELS[c].split(': ', 1)[1]} {spread([run[c]['seconds'] / run[name]['seconds'] * 100 for run in runs], '.1f')}%"
-                      for c in CEILINGS if c in runs[0]]
+            shares = [
+                f"{LABELS[c].split(': ', 1)[1]} {spread([run[c]['seconds'] / run[name]['seconds'] * 100 for run in runs], '.1f')}%"
+                for c in CEILINGS
+                if c in runs[0]
+            ]
             line += "\n    the loader's rate as a share of: " + "; ".join(shares)
             verdicts["rss" + suffix] = max(run[name]["peak_rss_mb"] for run in runs) <= RSS_TARGET_MB
             line += f"\n    peak RSS <= {RSS_TARGET_MB} MB: {'PASS' if verdicts['rss' + suffix] else 'MISS'}"
         if name == "postgres bad last":
             slower = statistics.median(run[name]["seconds"] / run["postgres"]["seconds"] for run in runs)
             verdicts["bad last" + suffix] = slower <= BAD_LAST_TARGET
-            line += (f"\n    {slower:.2f}x the clean file's time, target <= {BAD_LAST_TARGET:.1f}x: "
-                     f"{'PASS' if verdicts['bad last' + suffix] else 'MISS'}")
+            line += (
+                f"\n    {slower:.2f}x the clean file's time, target <= {BAD_LAST_TARGET:.1f}x: "
+                f"{'PASS' if verdicts['bad last' + suffix] else 'MISS'}"
+            )
         if name == "sqlite":
             rate = statistics.median(rows / run[name]["seconds"] for run in runs)
             verdicts["sqlite" + suffix] = rate >= SQLITE_TARGET
-            line += f"\n    rate >= {SQLITE_TARGET:,} rows/s: {'PASS' if verdicts['sqlite' + suffix] else 'MISS'}"
+            line += (
+                f"\n    rate >= {SQLITE_TARGET:,} rows/s: {'PASS' if verdicts['sqlite' + suffix] else 'MISS'}"
+            )
         print(line)
     before, after = measured["load_before"], measured["load_after"]
-    print(f"  load average (1, 5, 15 min) {before[0]:.2f} {before[1]:.2f} {before[2]:.2f} before the runs, "
-          f"{after[0]:.2f} {after[1]:.2f} {after[2]:.2f} after, on {os.cpu_count()} CPUs")
+    print(
+        f"  load average (1, 5, 15 min) {before[0]:.2f} {before[1]:.2f} {before[2]:.2f} before the runs, "
+        f"{after[0]:.2f} {after[1]:.2f} {after[2]:.2f} after, on {os.cpu_count()} CPUs"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=1_000_000, help="response rows to generate (default 1,000,000)")
-    parser.add_argument("--devices", type=int, default=0,
-                        help="distinct devices (default: a fifth of the rows, at most 200,000)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="run every measurement this many times over the same files (default 1)")
-    parser.add_argument("--compare", type=int, default=0,
-                        help="also load this many rows into PostgreSQL and compare peak RSS (e.g. 4000000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--rows", type=int, default=1_000_000, help="response rows to generate (default 1,000,000)"
+    )
+    parser.add_argument(
+        "--devices",
+        type=int,
+        default=0,
+        help="distinct devices (default: a fifth of the rows, at most 200,000)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every measurement this many times over the same files (default 1)",
+    )
+    parser.add_argument(
+        "--compare",
+        type=int,
+        default=0,
+        help="also load this many rows into PostgreSQL and compare peak RSS (e.g. 4000000)",
+    )
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite load")
-    parser.add_argument("--rerun", action="store_true", help="also load the same files again (every key already there)")
-    parser.add_argument("--bad-last", action="store_true",
-                        help="also load into PostgreSQL the file with one bad record in its last block")
-    parser.add_argument("--keyed", action="store_true", help="also time the CSV copy into a table then given a key")
+    parser.add_argument(
+        "--rerun", action="store_true", help="also load the same files again (every key already there)"
+    )
+    parser.add_argument(
+        "--bad-last",
+        action="store_true",
+        help="also load into PostgreSQL the file with one bad record in its last block",
+    )
+    parser.add_argument(
+        "--keyed", action="store_true", help="also time the CSV copy into a table then given a key"
+    )
     parser.add_argument("--generate-into", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate_into:
-        print(json.dumps(generate(args.generate_into, args.rows, args.devices or max(1, min(200_000, args.rows // 5)))))
+        print(
+            json.dumps(
+                generate(args.generate_into, args.rows, args.devices or max(1, min(200_000, args.rows // 5)))
+            )
+        )
         return 0
 
     command = " ".join(["join_load.py", *sys.argv[1:]])
-    print(f"{command}: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"{command}: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     verdicts: dict[str, bool] = {}
-    first = measure(args.rows, args.devices or max(1, min(200_000, args.rows // 5)), args.repeat,
-                    sqlite=not args.no_sqlite, rerun=args.rerun, bad_last=args.bad_last, keyed=args.keyed)
+    first = measure(
+        args.rows,
+        args.devices or max(1, min(200_000, args.rows // 5)),
+        args.repeat,
+        sqlite=not args.no_sqlite,
+        rerun=args.rerun,
+        bad_last=args.bad_last,
+        keyed=args.keyed,
+    )
     report(first, verdicts)
     if args.compare:
-        second = measure(args.compare, args.devices or max(1, min(200_000, args.compare // 5)), 1, sqlite=False,
-                         references=False)
+        second = measure(
+            args.compare,
+            args.devices or max(1, min(200_000, args.compare // 5)),
+            1,
+            sqlite=False,
+            references=False,
+        )
         report(second, verdicts, f" at {args.compare:,}")
         before = max(run["postgres"]["peak_rss_mb"] for run in first["runs"])
         after = second["runs"][0]["postgres"]["peak_rss_mb"]
         growth = after / before - 1
         verdicts["flat"] = abs(growth) <= FLAT_TARGET
-        print(f"peak RSS {args.rows:,} -> {args.compare:,} rows: {before:.0f} -> {after:.0f} MB = {growth:+.1%}: "
-              f"{'PASS' if verdicts['flat'] else 'MISS'} (target within {FLAT_TARGET:.0%})")
-    print("targets: " + ("PASS" if all(verdicts.values()) else
-                         "MISS (" + ", ".join(key for key, value in verdicts.items() if not value) + ")"))
+        print(
+            f"peak RSS {args.rows:,} -> {args.compare:,} rows: {before:.0f} -> {after:.0f} MB = {growth:+.1%}: "
+            f"{'PASS' if verdicts['flat'] else 'MISS'} (target within {FLAT_TARGET:.0%})"
+        )
+    print(
+        "targets: "
+        + (
+            "PASS"
+            if all(verdicts.values())
+            else "MISS (" + ", ".join(key for key, value in verdicts.items() if not value) + ")"
+        )
+    )
     return 0
 
 

@@ -52,29 +52,45 @@ SELECT 'bench-bot-' || (g % {bots}), 'ASSESS:' || g, 'device-' || ((h / 6) % {de
   {day}, 1
 """
 
-_POSTGRES_ROWS = "INSERT INTO uci_responses ({columns})" + _ROW_SELECT.replace(
-    "{day}", "(ts AT TIME ZONE 'Asia/Kolkata')::date") + """FROM (SELECT g, g / {bots} AS h,
+_POSTGRES_ROWS = (
+    "INSERT INTO uci_responses ({columns})"
+    + _ROW_SELECT.replace("{day}", "(ts AT TIME ZONE 'Asia/Kolkata')::date")
+    + """FROM (SELECT g, g / {bots} AS h,
       timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second' * (2500000.0 / {rows}) AS ts
       FROM generate_series(1, {rows}) AS g) AS s
 """
+)
 
-_SQLITE_ROWS = """
+_SQLITE_ROWS = (
+    """
 WITH RECURSIVE c(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM c WHERE g < {rows}),
 s AS (SELECT g, g / {bots} AS h, strftime('%Y-%m-%dT%H:%M:%fZ', 1767225600 + g * (2500000.0 / {rows}), 'unixepoch')
       AS ts FROM c)
-INSERT INTO uci_responses ({columns})""" + _ROW_SELECT.replace("{day}", "date(ts, '+5 hours', '+30 minutes')") + """FROM s
+INSERT INTO uci_responses ({columns})"""
+    + _ROW_SELECT.replace("{day}", "date(ts, '+5 hours', '+30 minutes')")
+    + """FROM s
 """
+)
 #: The cases: answers (``None``: ``--rows``), bots, distinct answers of a bot's first question, pages.
-CASES = {"fleet": (None, 20, 4, ("fleet", "one bot")), "distinct": (200_000, 1, 30_000, ("one bot",)),
-         "bots": (300_000, 300, 4, ("fleet",))}
+CASES = {
+    "fleet": (None, 20, 4, ("fleet", "one bot")),
+    "distinct": (200_000, 1, 30_000, ("one bot",)),
+    "bots": (300_000, 300, 4, ("fleet",)),
+}
 
 
 def fill(url: str, rows: int, bots: int, distinct: int) -> None:
     """Make the table (and its views) with a small load, then write ``rows`` answers of ``bots`` bots."""
     load_exhaust(response_csv=SEED_FILE, private=None, warehouse_url=url)
     columns = ", ".join(STORED_RESPONSE_COLUMNS)
-    shape = {"columns": columns, "rows": rows, "bots": bots, "distinct": distinct,
-             "devices": max(50, rows // bots // 60), "per_day": max(1, rows // bots // 29)}
+    shape = {
+        "columns": columns,
+        "rows": rows,
+        "bots": bots,
+        "distinct": distinct,
+        "devices": max(50, rows // bots // 60),
+        "per_day": max(1, rows // bots // 29),
+    }
     started = time.perf_counter()
     with open_warehouse(url) as warehouse:
         if warehouse.backend == "postgres":
@@ -87,8 +103,10 @@ def fill(url: str, rows: int, bots: int, distinct: int) -> None:
             warehouse._execute(_SQLITE_ROWS.format(**shape))
             warehouse._execute("COMMIT")
             warehouse._execute("ANALYZE")
-    print(f"  filled {rows:,} answers of {bots} bot(s), {distinct:,} distinct answers to a question, in "
-          f"{time.perf_counter() - started:.1f} s")
+    print(
+        f"  filled {rows:,} answers of {bots} bot(s), {distinct:,} distinct answers to a question, in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
 
 
 def run_report(url: str, out: Path, *extra: str) -> tuple[float, float, float]:
@@ -96,8 +114,11 @@ def run_report(url: str, out: Path, *extra: str) -> tuple[float, float, float]:
     process (the CPU time is what a shared machine's load does not stretch)."""
     script = Path(sys.executable).with_name("uci-exhaust")
     started = time.perf_counter()
-    child = subprocess.Popen([str(script), "report", "--warehouse", url, "--out", str(out), *extra],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [str(script), "report", "--warehouse", url, "--out", str(out), *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     _, _, usage = os.wait4(child.pid, 0)
     elapsed = time.perf_counter() - started
     if child.stderr is not None:
@@ -128,6 +149,7 @@ def bench(backend: str, case: str, rows: int, scratch: Path) -> None:
             with admin.cursor() as cursor:
                 cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             admin.close()
+
     try:
         fill(url, rows, bots, distinct)
         for label in pages:
@@ -135,8 +157,10 @@ def bench(backend: str, case: str, rows: int, scratch: Path) -> None:
             out = scratch / f"{backend}-{case}-{label.replace(' ', '-')}.html"
             load = os.getloadavg()[0]
             elapsed, cpu, rss = run_report(url, out, *extra)
-            print(f"  report ({label}): {elapsed:.1f} s (CPU {cpu:.1f} s), peak RSS {rss:.0f} MB, page {out.stat().st_size / 1024:.0f} KiB "
-                  f"(load average {load:.1f} before, {os.getloadavg()[0]:.1f} after)")
+            print(
+                f"  report ({label}): {elapsed:.1f} s (CPU {cpu:.1f} s), peak RSS {rss:.0f} MB, page {out.stat().st_size / 1024:.0f} KiB "
+                f"(load average {load:.1f} before, {os.getloadavg()[0]:.1f} after)"
+            )
     finally:
         if drop is not None:
             drop()
@@ -150,11 +174,13 @@ def main() -> None:
     parser.add_argument("--backend", choices=["postgres", "sqlite", "both"], default="both")
     parser.add_argument("--case", choices=["all", *CASES], default="all")
     args = parser.parse_args()
-    print(f"{args.rows:,} answers; {os.cpu_count()} CPUs; own peak RSS so far "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(
+        f"{args.rows:,} answers; {os.cpu_count()} CPUs; own peak RSS so far "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+    )
     with tempfile.TemporaryDirectory(prefix="uci-report-bench-") as scratch:
-        for backend in (("postgres", "sqlite") if args.backend == "both" else (args.backend,)):
-            for case in (CASES if args.case == "all" else (args.case,)):
+        for backend in ("postgres", "sqlite") if args.backend == "both" else (args.backend,):
+            for case in CASES if args.case == "all" else (args.case,):
                 bench(backend, case, args.rows, Path(scratch))
 
 

@@ -71,8 +71,12 @@ class SimulatedNight:
     def finish_run(self) -> float:
         """Mark the job SUCCESS with a file at the run's end, as the nightly run would; return when."""
         self.move_emulator(self.run_done)
-        answer = requests.post(f"{self.emulator.root}/admin/jobs/{self.request_id}/file", params={"tag": self.tag},
-                               data=b"Message ID,Device ID\nm-1,d-1\n", timeout=10)
+        answer = requests.post(
+            f"{self.emulator.root}/admin/jobs/{self.request_id}/file",
+            params={"tag": self.tag},
+            data=b"Message ID,Device ID\nm-1,d-1\n",
+            timeout=10,
+        )
         answer.raise_for_status()
         return answer.json()["jobStats"]["dtJobCompleted"] / 1000
 
@@ -96,18 +100,30 @@ async def wait(trigger: ExhaustJobTrigger, night: SimulatedNight) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--grace", type=float, default=600.0, help="seconds after the run to look first (600)")
-    parser.add_argument("--poll", type=float, default=600.0, help="seconds between looks during the run (600)")
-    parser.add_argument("--run-minutes", type=float, default=0.0,
-                        help="how long the nightly run takes after 02:00 IST before the job is SUCCESS (0)")
+    parser.add_argument(
+        "--grace", type=float, default=600.0, help="seconds after the run to look first (600)"
+    )
+    parser.add_argument(
+        "--poll", type=float, default=600.0, help="seconds between looks during the run (600)"
+    )
+    parser.add_argument(
+        "--run-minutes",
+        type=float,
+        default=0.0,
+        help="how long the nightly run takes after 02:00 IST before the job is SUCCESS (0)",
+    )
     parser.add_argument("--day", default="2024-06-12", help="the day of submission, YYYY-MM-DD (2024-06-12)")
     options = parser.parse_args()
 
     day = date.fromisoformat(options.day)
     submit_at = datetime(day.year, day.month, day.day, 10, 0, tzinfo=IST)
-    with tempfile.TemporaryDirectory(prefix="uci-bench-sensor-") as tmp, \
-            run_emulator(Path(tmp), "--no-schedule", "--now", submit_at.isoformat()) as emulator:
-        os.environ["AIRFLOW_CONN_UCI_EXHAUST_DEFAULT"] = uci_connection(emulator.api, requested_by="benchmark")
+    with (
+        tempfile.TemporaryDirectory(prefix="uci-bench-sensor-") as tmp,
+        run_emulator(Path(tmp), "--no-schedule", "--now", submit_at.isoformat()) as emulator,
+    ):
+        os.environ["AIRFLOW_CONN_UCI_EXHAUST_DEFAULT"] = uci_connection(
+            emulator.api, requested_by="benchmark"
+        )
 
         from airflow_provider_uci.hooks.exhaust import UciExhaustHook
         from airflow_provider_uci.schedule import NightlySchedule
@@ -115,17 +131,29 @@ def main() -> int:
 
         hook = UciExhaustHook()
         emulator.set_clock(submit_at.isoformat())  # its clock ticked on while it started
-        job = hook.submit_request(hook.request_for(BOT, "response", "2024-06-01", "2024-06-11",
-                                                   f"sensor-calls-{time.time_ns()}"))
+        job = hook.submit_request(
+            hook.request_for(BOT, "response", "2024-06-01", "2024-06-11", f"sensor-calls-{time.time_ns()}")
+        )
         assert job.submitted_at is not None
         submitted_at = job.submitted_at.timestamp()
         schedule = NightlySchedule.for_dataset(job.dataset)
         run_start = datetime.combine(day, schedule.run_time(), IST).timestamp() + 86400
-        night = SimulatedNight(emulator, submitted_at, run_start + options.run_minutes * 60, job.tag, job.request_id)
-        trigger = ExhaustJobTrigger(jobs=[{"tag": job.tag, "request_id": job.request_id, "dataset": job.dataset,
-                                           "run_at": schedule.run_at}],
-                                    deadline=submitted_at + 48 * 3600, grace_seconds=options.grace,
-                                    poll_interval=options.poll)
+        night = SimulatedNight(
+            emulator, submitted_at, run_start + options.run_minutes * 60, job.tag, job.request_id
+        )
+        trigger = ExhaustJobTrigger(
+            jobs=[
+                {
+                    "tag": job.tag,
+                    "request_id": job.request_id,
+                    "dataset": job.dataset,
+                    "run_at": schedule.run_at,
+                }
+            ],
+            deadline=submitted_at + 48 * 3600,
+            grace_seconds=options.grace,
+            poll_interval=options.poll,
+        )
         began = time.perf_counter()
         payload = asyncio.run(wait(trigger, night))
         elapsed = time.perf_counter() - began
@@ -136,14 +164,22 @@ def main() -> int:
     calls = trigger.reads
     span = night.succeeded_at - submitted_at
     poke_calls = math.ceil(span / POKE_INTERVAL) + 1
-    print(f"response exhaust submitted {ist_text(submitted_at)}; nightly run {ist_text(run_start)}, "
-          f"job SUCCESS {ist_text(night.succeeded_at)} ({span / 3600:.2f} h later)")
-    print(f"grace {options.grace:.0f} s, poll {options.poll:.0f} s; trigger looked at: "
-          + ", ".join([ist_text(submitted_at)[11:19]] + [ist_text(wake)[11:19] for wake in night.wakes]))
-    print(f"deferrable trigger:      {calls} calls to the API until the success event "
-          f"({calls + 1} with the sensor's first poke before deferring); simulated in {elapsed:.2f} s")
-    print(f"60-second poke sensor:   {poke_calls} calls over the same span "
-          f"(({span:.0f} s) / 60 + 1), {poke_calls / calls:.0f}x as many")
+    print(
+        f"response exhaust submitted {ist_text(submitted_at)}; nightly run {ist_text(run_start)}, "
+        f"job SUCCESS {ist_text(night.succeeded_at)} ({span / 3600:.2f} h later)"
+    )
+    print(
+        f"grace {options.grace:.0f} s, poll {options.poll:.0f} s; trigger looked at: "
+        + ", ".join([ist_text(submitted_at)[11:19]] + [ist_text(wake)[11:19] for wake in night.wakes])
+    )
+    print(
+        f"deferrable trigger:      {calls} calls to the API until the success event "
+        f"({calls + 1} with the sensor's first poke before deferring); simulated in {elapsed:.2f} s"
+    )
+    print(
+        f"60-second poke sensor:   {poke_calls} calls over the same span "
+        f"(({span:.0f} s) / 60 + 1), {poke_calls / calls:.0f}x as many"
+    )
     print(f"target <= {TARGET_CALLS} calls: {'PASS' if calls <= TARGET_CALLS else 'MISS'}")
     return 0
 

@@ -51,12 +51,17 @@ class Engine:
     compose: str
     workdir: Path
 
-    def run(self, *args: str, timeout: float = 1800, check: bool = True, **kwargs: object
-            ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([self.docker, *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+    def run(
+        self, *args: str, timeout: float = 1800, check: bool = True, **kwargs: object
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [self.docker, *args], capture_output=True, text=True, timeout=timeout, **kwargs
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args[:3])} failed ({result.returncode}):\n"
-                                 f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            raise AssertionError(
+                f"docker {' '.join(args[:3])} failed ({result.returncode}):\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
         return result
 
     def has_image(self, tag: str) -> bool:
@@ -77,11 +82,15 @@ def may_install() -> bool:
 def install_packages() -> None:
     """apt-get install the engine, docker-compose and debootstrap (root, Debian), or say why not."""
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        unavailable(f"the Docker Engine is missing and cannot be installed here (needs root and apt-get): "
-                    f"apt-get install {' '.join(PACKAGES)}")
+        unavailable(
+            f"the Docker Engine is missing and cannot be installed here (needs root and apt-get): "
+            f"apt-get install {' '.join(PACKAGES)}"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"],
-                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES]):
+    for command in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES],
+    ):
         result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
         if result.returncode != 0:
             unavailable(f"{' '.join(command)} failed: {result.stderr[-2000:]}")
@@ -90,7 +99,7 @@ def install_packages() -> None:
 def docker_client() -> str | None:
     """The client beside the daemon when there is one (same release), else the first on PATH."""
     daemon = shutil.which("dockerd")
-    for candidate in ([str(Path(daemon).parent.parent / "bin" / "docker")] if daemon else []):
+    for candidate in [str(Path(daemon).parent.parent / "bin" / "docker")] if daemon else []:
         if Path(candidate).exists():
             return candidate
     return shutil.which("docker")
@@ -103,8 +112,10 @@ def docker_engine(workdir: Path) -> Iterator[Engine]:
         install_packages()
     docker, compose = docker_client(), shutil.which("docker-compose")
     if docker is None or compose is None:
-        unavailable("the Docker Engine or docker-compose is not installed (apt-get install docker.io "
-                    "docker-compose debootstrap; .ci/run does, and so does this test under CI=true)")
+        unavailable(
+            "the Docker Engine or docker-compose is not installed (apt-get install docker.io "
+            "docker-compose debootstrap; .ci/run does, and so does this test under CI=true)"
+        )
     daemon = None
     if not answers(docker):
         daemon = start_daemon(workdir)
@@ -128,8 +139,13 @@ def start_daemon(workdir: Path) -> subprocess.Popen:
     for driver in ("overlay2", "vfs"):
         log = workdir / f"dockerd-{driver}.log"
         with log.open("wb") as out:
-            daemon = subprocess.Popen([dockerd, "--iptables=false", f"--storage-driver={driver}"], stdout=out,
-                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            daemon = subprocess.Popen(
+                [dockerd, "--iptables=false", f"--storage-driver={driver}"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and daemon.poll() is None:
             if answers(docker_client() or "docker"):
@@ -150,8 +166,12 @@ def build_debian(engine: Engine) -> None:
     if debootstrap is None:
         unavailable("debootstrap is not installed: it makes the base image no registry can give")
     with tempfile.TemporaryDirectory(prefix="uci-rootfs-", dir=engine.workdir) as rootfs:
-        made = subprocess.run([debootstrap, "--variant=minbase", "bookworm", rootfs, "http://deb.debian.org/debian"],
-                              capture_output=True, text=True, timeout=1200)
+        made = subprocess.run(
+            [debootstrap, "--variant=minbase", "bookworm", rootfs, "http://deb.debian.org/debian"],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
         assert made.returncode == 0, f"debootstrap failed:\n{made.stdout[-2000:]}\n{made.stderr[-2000:]}"
         tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
         engine.run("import", "-", DEBIAN_IMAGE, stdin=tar.stdout)
@@ -164,13 +184,21 @@ def requirements() -> str:
     if uv is None:
         unavailable("uv is not installed: it exports uv.lock's packages for the Airflow stand-in")
     prune = [argument for name in NOT_IN_IMAGE for argument in ("--prune", name)]
-    return subprocess.run([uv, "export", "--locked", "--no-emit-project", "--quiet", *prune], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, check=True).stdout
+    return subprocess.run(
+        [uv, "export", "--locked", "--no-emit-project", "--quiet", *prune],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
 
 
 def uv_version() -> str:
-    found = re.search(r"\d+\.\d+\.\d+", subprocess.run(["uv", "--version"], capture_output=True, text=True,
-                                                       check=True).stdout)
+    found = re.search(
+        r"\d+\.\d+\.\d+",
+        subprocess.run(["uv", "--version"], capture_output=True, text=True, check=True).stdout,
+    )
     assert found, "uv --version"
     return found.group(0)
 
@@ -198,12 +226,36 @@ def build_images(engine: Engine) -> dict[str, float]:
         (Path(context) / "requirements.txt").write_text(requirements())
         for name, tag in STAND_INS.items():
             started = time.monotonic()
-            engine.run("build", "--network", "host", "-f", str(Path(context) / f"{name}.Dockerfile"), "--build-arg",
-                       f"DEBIAN_IMAGE={DEBIAN_IMAGE}", "--build-arg", f"UV_VERSION={uv_version()}", "--build-arg",
-                       f"AZURITE_VERSION={AZURITE_VERSION}", "-t", tag, context)
+            engine.run(
+                "build",
+                "--network",
+                "host",
+                "-f",
+                str(Path(context) / f"{name}.Dockerfile"),
+                "--build-arg",
+                f"DEBIAN_IMAGE={DEBIAN_IMAGE}",
+                "--build-arg",
+                f"UV_VERSION={uv_version()}",
+                "--build-arg",
+                f"AZURITE_VERSION={AZURITE_VERSION}",
+                "-t",
+                tag,
+                context,
+            )
             took[name] = time.monotonic() - started
     started = time.monotonic()
-    engine.run("build", "--network", "host", "-f", "docker/Dockerfile", "--build-arg",
-               f"BASE_IMAGE={STAND_INS['airflow']}", "-t", PROJECT_IMAGE, ".", cwd=ROOT)
+    engine.run(
+        "build",
+        "--network",
+        "host",
+        "-f",
+        "docker/Dockerfile",
+        "--build-arg",
+        f"BASE_IMAGE={STAND_INS['airflow']}",
+        "-t",
+        PROJECT_IMAGE,
+        ".",
+        cwd=ROOT,
+    )
     took["project"] = time.monotonic() - started
     return took

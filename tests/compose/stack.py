@@ -41,13 +41,31 @@ class Stack:
         if not self.env_file.exists():
             self.env_file.write_text("")
 
-    def compose(self, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = [self.engine.compose, "--project-name", PROJECT, "--project-directory", str(ROOT), "--env-file",
-                   str(self.env_file), "-f", str(COMPOSE_FILE), "-f", str(OVERRIDE), *args]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=self.env)
+    def compose(
+        self, *args: str, timeout: float = 900, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        command = [
+            self.engine.compose,
+            "--project-name",
+            PROJECT,
+            "--project-directory",
+            str(ROOT),
+            "--env-file",
+            str(self.env_file),
+            "-f",
+            str(COMPOSE_FILE),
+            "-f",
+            str(OVERRIDE),
+            *args,
+        ]
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=self.env
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"docker-compose {' '.join(args)} failed ({result.returncode}):\n"
-                                 f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            raise AssertionError(
+                f"docker-compose {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
         return result
 
     def services(self) -> list[str]:
@@ -98,8 +116,11 @@ class Stack:
             if init and init[0] == "exited" and init[2] != 0:
                 raise AssertionError(f"{INIT} exited {init[2]}:\n{self.logs(INIT)}")
             others = {name: state for name, state in states.items() if name != INIT}
-            if (init == ("exited", None, 0) and len(others) == len(self.services()) - 1
-                    and all(health == "healthy" for _, health, _ in others.values())):
+            if (
+                init == ("exited", None, 0)
+                and len(others) == len(self.services()) - 1
+                and all(health == "healthy" for _, health, _ in others.values())
+            ):
                 return time.monotonic() - started
             if time.monotonic() - started > timeout:
                 path = self.save_logs("not-healthy")
@@ -120,7 +141,9 @@ class Rest:
     def __init__(self, password: str, base: str = API) -> None:
         self.base = base
         self.session = requests.Session()
-        answer = requests.post(f"{base}/auth/token", json={"username": "admin", "password": password}, timeout=30)
+        answer = requests.post(
+            f"{base}/auth/token", json={"username": "admin", "password": password}, timeout=30
+        )
         answer.raise_for_status()
         self.session.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
 
@@ -136,8 +159,9 @@ class Rest:
                 time.sleep(2)
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
-        answer = self.session.post(f"{self.base}/api/v2/dags/{dag_id}/dagRuns",
-                                   json={"logical_date": None, "conf": conf}, timeout=60)
+        answer = self.session.post(
+            f"{self.base}/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf}, timeout=60
+        )
         assert answer.status_code in (200, 201), answer.text
         return answer.json()["dag_run_id"]
 
@@ -148,11 +172,17 @@ class Rest:
         return self.get(f"dags/{dag_id}/dagRuns", limit=100, order_by="-start_date")["dag_runs"]
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        return self.get(f"dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances",
-                        limit=1000)["task_instances"]
+        return self.get(f"dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances", limit=1000)[
+            "task_instances"
+        ]
 
-    def wait_run(self, dag_id: str, run_id: str, timeout: float,
-                 during: Callable[[list[dict[str, Any]]], None] | None = None) -> tuple[str, list[dict[str, Any]]]:
+    def wait_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        timeout: float,
+        during: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> tuple[str, list[dict[str, Any]]]:
         """Poll the run until it ends (``during`` sees each poll's task instances); its state and tasks."""
         deadline = time.monotonic() + timeout
         while True:
@@ -163,11 +193,15 @@ class Rest:
             if state in ("success", "failed"):
                 return state, tis
             if time.monotonic() > deadline:
-                raise AssertionError(f"{dag_id} {run_id}: still {state} after {timeout:.0f} s: "
-                                     f"{summary(tis)}")
+                raise AssertionError(
+                    f"{dag_id} {run_id}: still {state} after {timeout:.0f} s: {summary(tis)}"
+                )
             time.sleep(1)
 
 
 def summary(tis: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{ti['task_id']}[{ti.get('rendered_map_index') or ti.get('map_index')}] {ti.get('state')} "
-                     f"try {ti.get('try_number')}" for ti in tis)
+    return ", ".join(
+        f"{ti['task_id']}[{ti.get('rendered_map_index') or ti.get('map_index')}] {ti.get('state')} "
+        f"try {ti.get('try_number')}"
+        for ti in tis
+    )

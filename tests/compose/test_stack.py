@@ -77,8 +77,10 @@ DAG_ID = "uci_exhaust"
 REPORT_DAG_ID = "uci_exhaust_report"
 ZIP_KEY = "compose-zip-key"  # the emulator's development zip password (docker/write_secrets.py)
 SECRET_FILES = ("jwt_secret", "secret_key", "fernet_key", "passwords.json", "emulator_admin_token")
-AZURITE = (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-           f"BlobEndpoint=http://127.0.0.1:10000/{AZURITE_ACCOUNT};")  # the port the compose file publishes
+AZURITE = (
+    f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+    f"BlobEndpoint=http://127.0.0.1:10000/{AZURITE_ACCOUNT};"
+)  # the port the compose file publishes
 FILES = {"uci-response-exhaust.csv", "uci-private-exhaust.zip", "uci-private-exhaust.csv"}
 #: a bot's step that copies or loads (the design's shape), or the compact shape's whole bot
 COPY_OR_LOAD = re.compile(r"(bot|copy|join_and_load)$")
@@ -107,8 +109,11 @@ def stack(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         print(f"\n[compose] logs: {running.save_logs('stack')}")
         running.compose("down", "--volumes", "--remove-orphans", check=False)
         with open("/proc/loadavg") as load:
-            print("[compose] " + "; ".join(f"{name} {seconds:.0f} s" for name, seconds in TIMES.items())
-                  + f" (load average {load.read().split()[0]})")
+            print(
+                "[compose] "
+                + "; ".join(f"{name} {seconds:.0f} s" for name, seconds in TIMES.items())
+                + f" (load average {load.read().split()[0]})"
+            )
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +123,9 @@ def seen() -> dict[str, Any]:
 
 
 def read_secrets(stack: Stack) -> dict[str, str]:
-    return {name: stack.exec("airflow-apiserver", "cat", f"/opt/airflow/secrets/{name}") for name in SECRET_FILES}
+    return {
+        name: stack.exec("airflow-apiserver", "cat", f"/opt/airflow/secrets/{name}") for name in SECRET_FILES
+    }
 
 
 def admin_password(stack: Stack) -> str:
@@ -146,7 +153,12 @@ def blobs(container: str, prefix: str) -> dict[str, Any]:
 def blob_bytes(container: str, name: str) -> bytes:
     from azure.storage.blob import BlobServiceClient
 
-    return BlobServiceClient.from_connection_string(AZURITE).get_blob_client(container, name).download_blob().readall()
+    return (
+        BlobServiceClient.from_connection_string(AZURITE)
+        .get_blob_client(container, name)
+        .download_blob()
+        .readall()
+    )
 
 
 def blob_text(container: str, name: str) -> str:
@@ -160,10 +172,13 @@ def assert_files(container: str, prefix: str, seeded: dict[str, int], days: list
     for bot, count in seeded.items():
         folder = f"{prefix}/{bot}/{days[0]}_{days[-1]}/"
         found = blobs(container, folder)
-        assert {name[len(folder):] for name in found} >= FILES, (folder, sorted(found))
-        records = list(read_records(io.StringIO(blob_text(container, folder + "uci-response-exhaust.csv"),
-                                                newline="")))
-        assert len(records) - 1 == count, f"{bot}: {len(records) - 1} response records in Azurite, seed said {count}"
+        assert {name[len(folder) :] for name in found} >= FILES, (folder, sorted(found))
+        records = list(
+            read_records(io.StringIO(blob_text(container, folder + "uci-response-exhaust.csv"), newline=""))
+        )
+        assert len(records) - 1 == count, (
+            f"{bot}: {len(records) - 1} response records in Azurite, seed said {count}"
+        )
 
 
 def test_up_every_service_healthy_and_init_exits_0(stack: Stack, seen: dict[str, Any]) -> None:
@@ -172,10 +187,14 @@ def test_up_every_service_healthy_and_init_exits_0(stack: Stack, seen: dict[str,
     states = stack.states()
     assert states[INIT] == ("exited", None, 0)
     assert {name for name, (_, health, _) in states.items() if health == "healthy"} == set(states) - {INIT}
-    print(f"\n[compose] every service healthy, {INIT} exited 0, {took:.0f} s after up (stated limit {UP_TIMEOUT:.0f})")
+    print(
+        f"\n[compose] every service healthy, {INIT} exited 0, {took:.0f} s after up (stated limit {UP_TIMEOUT:.0f})"
+    )
     seen["secrets"] = read_secrets(stack)
     assert all(seen["secrets"].values())
-    seen["seeded"] = {bot: int(count) for bot, count in SEEDED.findall(stack.logs("uci-exhaust-emulator", 5000))}
+    seen["seeded"] = {
+        bot: int(count) for bot, count in SEEDED.findall(stack.logs("uci-exhaust-emulator", 5000))
+    }
     assert len(seen["seeded"]) == 3, stack.logs("uci-exhaust-emulator")
     raw = stack.exec("uci-exhaust-emulator", "ls", "/data/blobs/telemetry-data-store/unique/raw").split()
     seen["days"] = sorted({name[:10] for name in raw})
@@ -187,8 +206,9 @@ def test_login_with_the_generated_admin_password(stack: Stack, seen: dict[str, A
     assert len(password) >= 12
     api = Rest(password)
     assert api.get("version")["version"].startswith("3.3")
-    refused = requests.post(f"{api.base}/auth/token", json={"username": "admin", "password": password + "x"},
-                            timeout=30)
+    refused = requests.post(
+        f"{api.base}/auth/token", json={"username": "admin", "password": password + "x"}, timeout=30
+    )
     assert refused.status_code == 401, refused.text
     seen["api"] = api
 
@@ -205,23 +225,29 @@ def wait_for_dags(api: Rest, timeout: float = 300.0) -> dict[str, dict[str, Any]
         time.sleep(5)
 
 
-def run_and_check(stack: Stack, seen: dict[str, Any], name: str, *, during: Any = None,
-                  timeout: float = RUN_TIMEOUT) -> str:
+def run_and_check(
+    stack: Stack, seen: dict[str, Any], name: str, *, during: Any = None, timeout: float = RUN_TIMEOUT
+) -> str:
     """Trigger a run of the seeded bots (the compose's Variable) over the seeded days; it must end green."""
     api: Rest = seen["api"]
     days: list[str] = seen["days"]
     started = time.monotonic()
     # polled as often as the emulator runs its jobs (--jobs-every 30), not every 600 s (the default)
-    run_id = api.trigger(DAG_ID, {"start_date": days[0], "end_date": days[-1], "poll_interval": POLL_INTERVAL})
+    run_id = api.trigger(
+        DAG_ID, {"start_date": days[0], "end_date": days[-1], "poll_interval": POLL_INTERVAL}
+    )
     state, tis = api.wait_run(DAG_ID, run_id, timeout, during)
     TIMES[name] = time.monotonic() - started
-    assert state == "success", f"{run_id} {state}: {summary(tis)}\n(logs: {stack.save_logs(name.replace(' ', '-'))})"
+    assert state == "success", (
+        f"{run_id} {state}: {summary(tis)}\n(logs: {stack.save_logs(name.replace(' ', '-'))})"
+    )
     seen["last_tis"] = tis
     return run_id
 
 
-def test_the_dag_runs_green_in_the_image_with_exact_rows_and_files(stack: Stack, seen: dict[str, Any],
-                                                                   tmp_path: Path) -> None:
+def test_the_dag_runs_green_in_the_image_with_exact_rows_and_files(
+    stack: Stack, seen: dict[str, Any], tmp_path: Path
+) -> None:
     api: Rest = seen["api"]
     dags = wait_for_dags(api)
     assert not dags[DAG_ID]["is_paused"] and not dags[REPORT_DAG_ID]["is_paused"], "unpaused at creation"
@@ -229,7 +255,9 @@ def test_the_dag_runs_green_in_the_image_with_exact_rows_and_files(stack: Stack,
     seen["first_run"] = run_check
     bots = list(seen["seeded"])
     data = emulator_data(stack, tmp_path / "emulator")
-    rows = assert_table_matches(warehouse_url(stack), data, bots, seen["days"], ZIP_KEY, sum(seen["seeded"].values()))
+    rows = assert_table_matches(
+        warehouse_url(stack), data, bots, seen["days"], ZIP_KEY, sum(seen["seeded"].values())
+    )
     seen["rows"] = rows
     assert_files("exhaust", "uci", seen["seeded"], seen["days"])
     print(f"\n[compose] {run_check}: {len(rows)} rows of {len(bots)} bots in {TIMES['first run']:.0f} s")
@@ -263,7 +291,9 @@ def test_the_report_dag_writes_its_pages_after_the_loads(stack: Stack, seen: dic
         assert bot in blob_text("exhaust", f"uci/{bot}/report.html")
 
 
-def test_down_then_up_keeps_the_secrets_and_initialises_nothing_again(stack: Stack, seen: dict[str, Any]) -> None:
+def test_down_then_up_keeps_the_secrets_and_initialises_nothing_again(
+    stack: Stack, seen: dict[str, Any]
+) -> None:
     stack.compose("down")
     TIMES["up again to healthy"] = stack.up(UP_TIMEOUT)
     assert read_secrets(stack) == seen["secrets"]
@@ -277,8 +307,9 @@ def test_down_then_up_keeps_the_secrets_and_initialises_nothing_again(stack: Sta
     seen["api"] = api
 
 
-def test_a_second_run_survives_the_worker_killed_while_a_bot_copies_or_loads(stack: Stack, seen: dict[str, Any],
-                                                                             tmp_path: Path) -> None:
+def test_a_second_run_survives_the_worker_killed_while_a_bot_copies_or_loads(
+    stack: Stack, seen: dict[str, Any], tmp_path: Path
+) -> None:
     killed: list[dict[str, Any]] = []
 
     def kill_once(tis: list[dict[str, Any]]) -> None:
@@ -292,24 +323,37 @@ def test_a_second_run_survives_the_worker_killed_while_a_bot_copies_or_loads(sta
 
     loads_before = load_count(warehouse_url(stack))
     restarts = stack.inspect("airflow-worker")["RestartCount"]
-    run_id = run_and_check(stack, seen, "run with the worker killed", during=kill_once,
-                           timeout=KILLED_RUN_TIMEOUT)
+    run_id = run_and_check(
+        stack, seen, "run with the worker killed", during=kill_once, timeout=KILLED_RUN_TIMEOUT
+    )
     assert killed, "no bot was seen copying or loading: the worker was never killed"
-    victim = next(ti for ti in seen["last_tis"] if (ti["task_id"], ti.get("map_index")) ==
-                  (killed[0]["task_id"], killed[0].get("map_index")))
+    victim = next(
+        ti
+        for ti in seen["last_tis"]
+        if (ti["task_id"], ti.get("map_index")) == (killed[0]["task_id"], killed[0].get("map_index"))
+    )
     assert victim["try_number"] > killed[0]["try_number"], f"not retried: {victim}"
-    assert stack.inspect("airflow-worker")["RestartCount"] > restarts, "the restart policy started the worker again"
+    assert stack.inspect("airflow-worker")["RestartCount"] > restarts, (
+        "the restart policy started the worker again"
+    )
     rows = table_rows(warehouse_url(stack), list(seen["seeded"]))  # fails on any key held twice
     assert len(rows) == sum(seen["seeded"].values()) and content(rows) == content(seen["rows"])
-    assert load_count(warehouse_url(stack)) >= loads_before + len(seen["seeded"]), "the second run loaded again"
-    print(f"\n[compose] {run_id}: worker killed while {killed[0]['task_id']}[{killed[0].get('map_index')}] ran "
-          f"(try {killed[0]['try_number']}); green after try {victim['try_number']}, "
-          f"{TIMES['run with the worker killed']:.0f} s")
+    assert load_count(warehouse_url(stack)) >= loads_before + len(seen["seeded"]), (
+        "the second run loaded again"
+    )
+    print(
+        f"\n[compose] {run_id}: worker killed while {killed[0]['task_id']}[{killed[0].get('map_index')}] ran "
+        f"(try {killed[0]['try_number']}); green after try {victim['try_number']}, "
+        f"{TIMES['run with the worker killed']:.0f} s"
+    )
 
 
 def content(rows: dict[tuple, dict]) -> dict[tuple, dict]:
     """The rows without what differs from one load to the next (which load wrote them)."""
-    return {key: {column: value for column, value in row.items() if column != "load_id"} for key, row in rows.items()}
+    return {
+        key: {column: value for column, value in row.items() if column != "load_id"}
+        for key, row in rows.items()
+    }
 
 
 def load_count(url: str) -> int:
@@ -320,20 +364,44 @@ def load_count(url: str) -> int:
         return cursor.fetchone()[0]
 
 
-def test_an_env_file_with_its_own_secrets_and_production_settings_is_honoured(stack: Stack, seen: dict[str, Any]
-                                                                               ) -> None:
+def test_an_env_file_with_its_own_secrets_and_production_settings_is_honoured(
+    stack: Stack, seen: dict[str, Any]
+) -> None:
     from cryptography.fernet import Fernet
 
     loader_password = "Pr0d@loader/" + secrets.token_hex(4)
-    stack.exec("postgres", "psql", "-v", "ON_ERROR_STOP=1", "-U", "airflow", "-d", "postgres", "-c",
-               f"CREATE ROLE analytics_loader LOGIN PASSWORD '{loader_password}'")
-    stack.exec("postgres", "psql", "-v", "ON_ERROR_STOP=1", "-U", "airflow", "-d", "postgres", "-c",
-               "CREATE DATABASE analytics OWNER analytics_loader")
+    stack.exec(
+        "postgres",
+        "psql",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-U",
+        "airflow",
+        "-d",
+        "postgres",
+        "-c",
+        f"CREATE ROLE analytics_loader LOGIN PASSWORD '{loader_password}'",
+    )
+    stack.exec(
+        "postgres",
+        "psql",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-U",
+        "airflow",
+        "-d",
+        "postgres",
+        "-c",
+        "CREATE DATABASE analytics OWNER analytics_loader",
+    )
     env = {
-        "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(64), "AIRFLOW_SECRET_KEY": secrets.token_urlsafe(64),
-        "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(), "AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(18),
+        "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(64),
+        "AIRFLOW_SECRET_KEY": secrets.token_urlsafe(64),
+        "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(),
+        "AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(18),
         "UCI_EMULATOR_ADMIN_TOKEN": secrets.token_urlsafe(32),
-        "UCI_EXHAUST_ENCRYPTION_KEY": "prod-zip-" + secrets.token_hex(6), "UCI_EXHAUST_REQUESTED_BY": "data-team",
+        "UCI_EXHAUST_ENCRYPTION_KEY": "prod-zip-" + secrets.token_hex(6),
+        "UCI_EXHAUST_REQUESTED_BY": "data-team",
         "UCI_WAREHOUSE_URL": f"postgresql://analytics_loader:{quote(loader_password, safe='')}@postgres:5432/analytics",
         "UCI_EXHAUST_DESTINATION": "wasb://nightly-exhaust/prod/uci",
     }
@@ -344,10 +412,17 @@ def test_an_env_file_with_its_own_secrets_and_production_settings_is_honoured(st
     assert all(f"{name} changed" in init for name in SECRET_FILES), init
     written = read_secrets(stack)
     assert json.loads(written.pop("passwords.json")) == {"admin": env["AIRFLOW_ADMIN_PASSWORD"]}
-    assert written == {"jwt_secret": env["AIRFLOW_JWT_SECRET"], "secret_key": env["AIRFLOW_SECRET_KEY"],
-                       "fernet_key": env["AIRFLOW_FERNET_KEY"], "emulator_admin_token": env["UCI_EMULATOR_ADMIN_TOKEN"]}
-    old = requests.post("http://127.0.0.1:8080/auth/token", json={"username": "admin", "password":
-                        admin_password_from(seen["secrets"])}, timeout=30)
+    assert written == {
+        "jwt_secret": env["AIRFLOW_JWT_SECRET"],
+        "secret_key": env["AIRFLOW_SECRET_KEY"],
+        "fernet_key": env["AIRFLOW_FERNET_KEY"],
+        "emulator_admin_token": env["UCI_EMULATOR_ADMIN_TOKEN"],
+    }
+    old = requests.post(
+        "http://127.0.0.1:8080/auth/token",
+        json={"username": "admin", "password": admin_password_from(seen["secrets"])},
+        timeout=30,
+    )
     assert old.status_code == 401, "the generated password no longer logs in"
     seen["api"] = Rest(env["AIRFLOW_ADMIN_PASSWORD"])
     url = f"postgresql://analytics_loader:{quote(loader_password, safe='')}@{stack.ip('postgres')}:5432/analytics"
@@ -358,7 +433,9 @@ def test_an_env_file_with_its_own_secrets_and_production_settings_is_honoured(st
     # the service encrypted the private files with the .env's zip password (only it opens them)
     days = seen["days"]
     for bot in seen["seeded"]:
-        archive = blob_bytes("nightly-exhaust", f"prod/uci/{bot}/{days[0]}_{days[-1]}/uci-private-exhaust.zip")
+        archive = blob_bytes(
+            "nightly-exhaust", f"prod/uci/{bot}/{days[0]}_{days[-1]}/uci-private-exhaust.zip"
+        )
         with zipfile.ZipFile(io.BytesIO(archive)) as opened:
             member = opened.namelist()[0]
             assert opened.read(member, pwd=env["UCI_EXHAUST_ENCRYPTION_KEY"].encode())

@@ -34,5 +34,11 @@ with DAG(
             # a secret templated from a Variable: Airflow shows the rendered field as ***
             zip_password="{{ var.value.get('uci_test_zip_password', '') }}" if short == "private" else None,
         )
-        ExhaustJobSensor(task_id=f"wait_{short}", jobs=submit.output, run_at=None, poll_interval=1, timeout=180,
-                         deferrable=True)
+        ExhaustJobSensor(
+            task_id=f"wait_{short}",
+            jobs=submit.output,
+            run_at=None,
+            poll_interval=1,
+            timeout=180,
+            deferrable=True,
+        )

@@ -62,26 +62,78 @@ def deploy(root: Path, azurite: Azurite) -> Iterator[Deployment]:
     """
     began = time.monotonic()
     data = root / "emulator"
-    summary = json.loads(subprocess.run(
-        [str(UCI_EXHAUST), "emulator", "seed", "--data-dir", str(data), "--bots", "3", "--users", "20",
-         "--events", "300", "--start", DAYS[0], "--days", str(len(DAYS)), "--seed", "31", "--json"],
-        check=True, capture_output=True, text=True, timeout=120).stdout)
-    subprocess.run([str(UCI_EXHAUST), "emulator", "seed", "--data-dir", str(data), "--bots", "0", "--users", "0",
-                    "--events", "0", "--start", DAYS[0], "--days", str(len(DAYS)), "--bot", f"{QUIET}=Quiet bot"],
-                   check=True, capture_output=True, timeout=120)
+    summary = json.loads(
+        subprocess.run(
+            [
+                str(UCI_EXHAUST),
+                "emulator",
+                "seed",
+                "--data-dir",
+                str(data),
+                "--bots",
+                "3",
+                "--users",
+                "20",
+                "--events",
+                "300",
+                "--start",
+                DAYS[0],
+                "--days",
+                str(len(DAYS)),
+                "--seed",
+                "31",
+                "--json",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+    )
+    subprocess.run(
+        [
+            str(UCI_EXHAUST),
+            "emulator",
+            "seed",
+            "--data-dir",
+            str(data),
+            "--bots",
+            "0",
+            "--users",
+            "0",
+            "--events",
+            "0",
+            "--start",
+            DAYS[0],
+            "--days",
+            str(len(DAYS)),
+            "--bot",
+            f"{QUIET}=Quiet bot",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     with postgres_database() as metadata, postgres_database() as warehouse:
         airflow = AirflowSystem.configure(root, metadata)
-        emulator = EmulatorService(data, airflow.log_path("emulator"), JOBS_EVERY,
-                                   {k: v for k, v in airflow.env.items() if not k.startswith("AIRFLOW")})
-        airflow.env.update({
-            "AIRFLOW_CONN_UCI_EXHAUST_DEFAULT": uci_connection(emulator.api, encryption_key=ZIP_KEY),
-            "AIRFLOW_CONN_UCI_WAREHOUSE": warehouse,
-            "AIRFLOW_CONN_WASB_DEFAULT": json.dumps(
-                {"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}}),
-            "AIRFLOW_VAR_UCI_EXHAUST_WAREHOUSE_CONN_ID": "uci_warehouse",
-            "AIRFLOW_VAR_UCI_EXHAUST_DESTINATION": "wasb://uci-e2e/exhaust",
-            "AIRFLOW_VAR_UCI_EXHAUST_POLL_CONTINUOUSLY": "true",
-        })
+        emulator = EmulatorService(
+            data,
+            airflow.log_path("emulator"),
+            JOBS_EVERY,
+            {k: v for k, v in airflow.env.items() if not k.startswith("AIRFLOW")},
+        )
+        airflow.env.update(
+            {
+                "AIRFLOW_CONN_UCI_EXHAUST_DEFAULT": uci_connection(emulator.api, encryption_key=ZIP_KEY),
+                "AIRFLOW_CONN_UCI_WAREHOUSE": warehouse,
+                "AIRFLOW_CONN_WASB_DEFAULT": json.dumps(
+                    {"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}}
+                ),
+                "AIRFLOW_VAR_UCI_EXHAUST_WAREHOUSE_CONN_ID": "uci_warehouse",
+                "AIRFLOW_VAR_UCI_EXHAUST_DESTINATION": "wasb://uci-e2e/exhaust",
+                "AIRFLOW_VAR_UCI_EXHAUST_POLL_CONTINUOUSLY": "true",
+            }
+        )
         airflow.env["AIRFLOW_VAR_UCI_TEST_ZIP_PASSWORD"] = ZIP_KEY
         shutil.copy(ROOT / "dags" / "uci_exhaust.py", airflow.dags_folder / "uci_exhaust.py")
         shutil.copy(ROOT / "tests" / "dags" / "uci_test_submit_wait.py", airflow.dags_folder)
@@ -94,13 +146,17 @@ def deploy(root: Path, azurite: Azurite) -> Iterator[Deployment]:
             airflow.login()
             airflow.wait_for_dag(DAG_ID, 120)
             airflow.unpause(DAG_ID)
-            print(f"\n[e2e] seeded + migrated in {migrated - began:.1f} s; Airflow healthy with the DAG parsed "
-                  f"{time.monotonic() - migrated:.1f} s later")
+            print(
+                f"\n[e2e] seeded + migrated in {migrated - began:.1f} s; Airflow healthy with the DAG parsed "
+                f"{time.monotonic() - migrated:.1f} s later"
+            )
             yield Deployment(airflow, emulator, summary, warehouse)
         finally:
             stopping = time.monotonic()
             strays = airflow.stop_all()
             emulator.stop()
-            print(f"\n[e2e] stopped in {time.monotonic() - stopping:.1f} s; "
-                  f"whole module {time.monotonic() - began:.1f} s")
+            print(
+                f"\n[e2e] stopped in {time.monotonic() - stopping:.1f} s; "
+                f"whole module {time.monotonic() - began:.1f} s"
+            )
         assert not strays, f"processes outlived their process groups (killed now): {strays}"

@@ -40,8 +40,22 @@ BAD_TASK_STATES = {"failed", "up_for_retry", "upstream_failed"}
 
 #: The fault knobs: 10% HTTP 500, 5% 429 with Retry-After, 2 s latency on 10% of calls, 5% truncated
 #: downloads, signed URLs that expire after 60 s.
-FAULT_ARGS = ("--fault-500", "0.1", "--fault-429", "0.05", "--retry-after", "1", "--fault-latency", "0.1",
-              "--latency-seconds", "2", "--fault-truncate", "0.05", "--expiry-seconds", "60")
+FAULT_ARGS = (
+    "--fault-500",
+    "0.1",
+    "--fault-429",
+    "0.05",
+    "--retry-after",
+    "1",
+    "--fault-latency",
+    "0.1",
+    "--latency-seconds",
+    "2",
+    "--fault-truncate",
+    "0.05",
+    "--expiry-seconds",
+    "60",
+)
 #: The kinds of fault those knobs serve, as the emulator's ``/admin/served`` names them.
 FAULT_KINDS = ("error_500", "error_429", "latency", "truncate")
 #: Seeds under which, at those rates, every kind fires early in a run of one bot: within the first 8
@@ -65,8 +79,15 @@ def start_process(command: list[str], log: Path, env: dict[str, str], cwd: Path)
     with log.open("ab") as out:
         out.write(f"\n===== {time.strftime('%H:%M:%S')} start: {' '.join(command[1:])}\n".encode())
         out.flush()
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                cwd=cwd, start_new_session=True)
+        return subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
 
 
 def kill_group(process: subprocess.Popen, sig: int = signal.SIGTERM, wait: float = 15.0) -> None:
@@ -80,7 +101,9 @@ def kill_group(process: subprocess.Popen, sig: int = signal.SIGTERM, wait: float
     except subprocess.TimeoutExpired:
         pass
     try:
-        os.killpg(process.pid, signal.SIGKILL)  # children that outlived their leader (trigger runners, workers)
+        os.killpg(
+            process.pid, signal.SIGKILL
+        )  # children that outlived their leader (trigger runners, workers)
     except ProcessLookupError:
         pass
     process.wait()
@@ -125,9 +148,24 @@ class EmulatorService(EmulatorAddress):
         self.stop()
         args = [] if fault_seed is None else [*FAULT_ARGS, "--fault-seed", str(fault_seed)]
         self.process = start_process(
-            [str(UCI_EXHAUST), "emulator", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
-             "--jobs-every", str(self.jobs_every), "--log-level", "warning", *args],
-            self.log, self.env, self.data_dir)
+            [
+                str(UCI_EXHAUST),
+                "emulator",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                "--jobs-every",
+                str(self.jobs_every),
+                "--log-level",
+                "warning",
+                *args,
+            ],
+            self.log,
+            self.env,
+            self.data_dir,
+        )
         self.fault_seed = fault_seed
         wait_for_port(self.port, self.process, 60, "the emulator", self.log)
         return time.monotonic()
@@ -145,11 +183,17 @@ class EmulatorService(EmulatorAddress):
 
     def jobs_of(self, conversation_id: str) -> list[dict[str, Any]]:
         """Every job the service holds for ``conversation_id`` (through its internal search)."""
-        answer = requests.post(f"{self.root}/request/search", timeout=30, json={
-            "request": {"filters": {"channel": "dev-channel"}, "limit": 100_000}})
+        answer = requests.post(
+            f"{self.root}/request/search",
+            timeout=30,
+            json={"request": {"filters": {"channel": "dev-channel"}, "limit": 100_000}},
+        )
         answer.raise_for_status()
-        return [job for job in answer.json()["result"]["jobs"]
-                if (job.get("datasetConfig") or {}).get("conversationId") == conversation_id]
+        return [
+            job
+            for job in answer.json()["result"]["jobs"]
+            if (job.get("datasetConfig") or {}).get("conversationId") == conversation_id
+        ]
 
 
 @dataclass
@@ -173,31 +217,38 @@ class AirflowSystem:
         password = secrets.token_urlsafe(16)
         passwords = root / "passwords.json"
         passwords.write_text(json.dumps({"admin": password}))
-        env = {key: value for key, value in os.environ.items()
-               if not key.startswith(("AIRFLOW", "UCI_EMULATOR_", "PYTEST_"))}
-        env.update({
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url.replace("postgresql://", "postgresql+psycopg2://", 1),
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(48),
-            "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the runs the tests trigger
-            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
-            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
-            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
-            "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "1",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
-            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
-        })
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("AIRFLOW", "UCI_EMULATOR_", "PYTEST_"))
+        }
+        env.update(
+            {
+                "AIRFLOW_HOME": str(home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url.replace(
+                    "postgresql://", "postgresql+psycopg2://", 1
+                ),
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(port),
+                "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(48),
+                "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the runs the tests trigger
+                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
+                "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "1",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+            }
+        )
         return cls(root=root, env=env, port=port, password=password)
 
     @property
@@ -218,11 +269,20 @@ class AirflowSystem:
     # --- processes -------------------------------------------------------------------------------
 
     def migrate(self) -> None:
-        result = subprocess.run([str(AIRFLOW), "db", "migrate"], env=self.env, cwd=self.root, capture_output=True,
-                                text=True, timeout=300, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [str(AIRFLOW), "db", "migrate"],
+            env=self.env,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
         if result.returncode != 0:
-            raise RuntimeError(f"airflow db migrate failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
-                               f"{result.stderr[-3000:]}")
+            raise RuntimeError(
+                f"airflow db migrate failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
+                f"{result.stderr[-3000:]}"
+            )
 
     def start(self, name: str) -> None:
         args = list(COMPONENTS[name])
@@ -258,8 +318,9 @@ class AirflowSystem:
     def check_alive(self) -> None:
         for name, process in self.processes.items():
             if process.poll() is not None:
-                raise RuntimeError(f"airflow {name} exited with {process.returncode}:\n"
-                                   f"{tail(self.log_path(name), 60)}")
+                raise RuntimeError(
+                    f"airflow {name} exited with {process.returncode}:\n{tail(self.log_path(name), 60)}"
+                )
 
     # --- REST ----------------------------------------------------------------------------------
 
@@ -293,8 +354,9 @@ class AirflowSystem:
         return time.monotonic() - started
 
     def login(self) -> None:
-        answer = requests.post(f"{self.base_url}/auth/token", json={"username": "admin", "password": self.password},
-                               timeout=30)
+        answer = requests.post(
+            f"{self.base_url}/auth/token", json={"username": "admin", "password": self.password}, timeout=30
+        )
         answer.raise_for_status()
         self.session.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
 
@@ -324,7 +386,9 @@ class AirflowSystem:
         assert answer.status_code == 200, answer.text
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
-        answer = self.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+        answer = self.call(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf}
+        )
         assert answer.status_code == 200, answer.text
         return answer.json()["dag_run_id"]
 
@@ -334,8 +398,11 @@ class AirflowSystem:
         return answer.json()["state"]
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        answer = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances",
-                           params={"limit": 100})
+        answer = self.call(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances",
+            params={"limit": 100},
+        )
         answer.raise_for_status()
         return answer.json()["task_instances"]
 
@@ -355,15 +422,19 @@ class AirflowSystem:
         for log in sorted(run_dir.rglob(pattern)):
             relative = log.relative_to(run_dir).parts
             task = relative[0].removeprefix("task_id=")
-            index = next((part.removeprefix("map_index=") for part in relative if part.startswith("map_index=")), None)
+            index = next(
+                (part.removeprefix("map_index=") for part in relative if part.startswith("map_index=")), None
+            )
             yield (f"{task}[{index}]" if index not in (None, "-1") else task), task, log
 
     def task_log_tails(self, dag_id: str, run_id: str, keys: Iterable[str], lines: int = 30) -> str:
         """The logs (trigger logs included) of the given task instances (``task_id[map_index]``) of one run."""
         wanted = set(keys)
-        return "\n".join(f"----- task log {log.parent.name}/{log.name} of {key}\n{tail(log, lines)}"
-                         for key, task, log in self._run_logs(dag_id, run_id, "*.log")
-                         if key in wanted or task in wanted)
+        return "\n".join(
+            f"----- task log {log.parent.name}/{log.name} of {key}\n{tail(log, lines)}"
+            for key, task, log in self._run_logs(dag_id, run_id, "*.log")
+            if key in wanted or task in wanted
+        )
 
     def trigger_logs(self, dag_id: str, run_id: str) -> dict[str, dict[str, str]]:
         """What each triggerer logged for one run's triggers: task instance key -> triggerer job id -> text."""
@@ -415,8 +486,13 @@ class RunWatch:
                 history.append(state)
         return self.last
 
-    def until(self, condition: Callable[[str, list[dict[str, Any]]], bool], timeout: float, what: str,
-              interval: float = 0.3) -> list[dict[str, Any]]:
+    def until(
+        self,
+        condition: Callable[[str, list[dict[str, Any]]], bool],
+        timeout: float,
+        what: str,
+        interval: float = 0.3,
+    ) -> list[dict[str, Any]]:
         """Poll until ``condition(run_state, task_instances)``; fail with a report on a failure or timeout.
 
         A failed or retrying task ends the wait at once: the DAG's retry delay is minutes long, and the
@@ -434,36 +510,61 @@ class RunWatch:
                 return tis
             bad = [ti_key(ti) for ti in tis if ti.get("state") in BAD_TASK_STATES]
             if self.state == "failed" or bad:
-                raise AssertionError(f"run {self.run_id} went wrong while waiting for {what}: run {self.state}, "
-                                     f"tasks {bad}\n{self.report(bad)}")
+                raise AssertionError(
+                    f"run {self.run_id} went wrong while waiting for {what}: run {self.state}, "
+                    f"tasks {bad}\n{self.report(bad)}"
+                )
             if time.monotonic() > deadline:
-                raise AssertionError(f"run {self.run_id}: no {what} after {timeout} s (run {self.state})\n"
-                                     f"{self.report([ti_key(ti) for ti in tis if ti.get('state') != 'success'])}")
+                raise AssertionError(
+                    f"run {self.run_id}: no {what} after {timeout} s (run {self.state})\n"
+                    f"{self.report([ti_key(ti) for ti in tis if ti.get('state') != 'success'])}"
+                )
             self.system.check_alive()
             time.sleep(interval)
 
     def report(self, task_keys: Iterable[str] = ()) -> str:
-        rows = [f"{ti_key(ti):28} {str(ti.get('rendered_map_index') or ''):38} {str(ti.get('state')):14} "
-                f"try {ti.get('try_number')}  seen {' -> '.join(self.seen.get(ti_key(ti), []))}"
-                for ti in sorted(self.last, key=lambda ti: (ti["task_id"], ti.get("map_index", -1)))]
-        return "\n".join([f"task instances of {self.run_id}:", *rows, self.system.task_log_tails(
-            self.dag_id, self.run_id, task_keys), self.system.log_tails()])
+        rows = [
+            f"{ti_key(ti):28} {ti.get('rendered_map_index') or ''!s:38} {ti.get('state')!s:14} "
+            f"try {ti.get('try_number')}  seen {' -> '.join(self.seen.get(ti_key(ti), []))}"
+            for ti in sorted(self.last, key=lambda ti: (ti["task_id"], ti.get("map_index", -1)))
+        ]
+        return "\n".join(
+            [
+                f"task instances of {self.run_id}:",
+                *rows,
+                self.system.task_log_tails(self.dag_id, self.run_id, task_keys),
+                self.system.log_tails(),
+            ]
+        )
 
 
 def xcom(system: AirflowSystem, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> Any:
     """The return value of one task instance, through the REST API."""
-    answer = system.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/"
-                                f"{task_id}/xcomEntries/return_value", params={"map_index": map_index,
-                                                                               "deserialize": True})
+    answer = system.call(
+        "GET",
+        f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/"
+        f"{task_id}/xcomEntries/return_value",
+        params={"map_index": map_index, "deserialize": True},
+    )
     answer.raise_for_status()
     return answer.json()["value"]
 
 
 def clear(system: AirflowSystem, dag_id: str, run_id: str, task_ids: list[str]) -> None:
     """Clear the given tasks (every map index) of one run, and nothing downstream: as the UI's Clear does."""
-    answer = system.call("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", json={
-        "dry_run": False, "dag_run_id": run_id, "task_ids": task_ids, "only_failed": False,
-        "include_downstream": False, "include_upstream": False, "reset_dag_runs": True})
+    answer = system.call(
+        "POST",
+        f"/api/v2/dags/{dag_id}/clearTaskInstances",
+        json={
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": task_ids,
+            "only_failed": False,
+            "include_downstream": False,
+            "include_upstream": False,
+            "reset_dag_runs": True,
+        },
+    )
     assert answer.status_code == 200, answer.text
     cleared = answer.json()["task_instances"]
     assert {ti["task_id"] for ti in cleared} == set(task_ids), cleared

@@ -34,7 +34,9 @@ from tests.support.services import Azurite, unavailable
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 RUN_TIMEOUT = 420.0  # a deadline against a hang, not a figure
-REFUSAL = re.compile(r"destination.*every worker can reach|every worker can reach.*destination", re.IGNORECASE)
+REFUSAL = re.compile(
+    r"destination.*every worker can reach|every worker can reach.*destination", re.IGNORECASE
+)
 #: The exception of a failed task, in its JSON log line.
 EXCEPTION = re.compile(r'"exc_type":\s*"([^"]+)",\s*"exc_value":\s*"((?:[^"\\]|\\.)*)"')
 
@@ -91,16 +93,21 @@ def test_three_bots_over_azure_blob_load_exactly(celery: CeleryDeployment) -> No
         raise AssertionError(f"{exc}\n{celery.task_log_tails(watch.run_id)}") from None
     took = watch.elapsed()
     by_class = routed_as_planned(celery, watch)
-    loaded = assert_table_matches(celery.warehouses["uci_warehouse"], celery.emulator.data_dir, bots, DAYS, ZIP_KEY,
-                                  expected)
+    loaded = assert_table_matches(
+        celery.warehouses["uci_warehouse"], celery.emulator.data_dir, bots, DAYS, ZIP_KEY, expected
+    )
     assert {row["conversation_id"] for row in loaded.values()} == set(bots)
-    print(f"\n[celery] {watch.run_id}: {len(loaded)} rows of {len(bots)} bots in {took:.1f} s; "
-          + ", ".join(f"{operator} on {sorted(workers)}" for operator, workers in sorted(by_class.items())))
+    print(
+        f"\n[celery] {watch.run_id}: {len(loaded)} rows of {len(bots)} bots in {took:.1f} s; "
+        + ", ".join(f"{operator} on {sorted(workers)}" for operator, workers in sorted(by_class.items()))
+    )
 
 
 def test_a_local_folder_destination_works_or_fails_at_once(celery: CeleryDeployment) -> None:
     bots, expected = celery.bots()
-    celery.set_variable("uci_exhaust_destination", None)  # the default: a folder under each worker's AIRFLOW_HOME
+    celery.set_variable(
+        "uci_exhaust_destination", None
+    )  # the default: a folder under each worker's AIRFLOW_HOME
     celery.set_variable("uci_exhaust_warehouse_conn_id", "uci_warehouse_local_run")
     warehouse = celery.warehouses["uci_warehouse_local_run"]
     watch = RunWatch(celery.airflow, DAG_ID, celery.trigger(bots))
@@ -113,11 +120,18 @@ def test_a_local_folder_destination_works_or_fails_at_once(celery: CeleryDeploym
         celery.airflow.check_alive()
         time.sleep(0.3)
     took = watch.elapsed()
-    errors = sorted({f"{kind}: {value}" for text in celery.task_log_text(watch.run_id).values()
-                     for kind, value in EXCEPTION.findall(text)})
+    errors = sorted(
+        {
+            f"{kind}: {value}"
+            for text in celery.task_log_text(watch.run_id).values()
+            for kind, value in EXCEPTION.findall(text)
+        }
+    )
     reasons = [error for error in errors if REFUSAL.search(error)]
-    summary = (f"run {watch.run_id} {watch.state} after {took:.1f} s; retried {retried}; "
-               f"warehouse rows: {responses_in(warehouse)}; tasks failed with: {[e[:300] for e in errors]}")
+    summary = (
+        f"run {watch.run_id} {watch.state} after {took:.1f} s; retried {retried}; "
+        f"warehouse rows: {responses_in(warehouse)}; tasks failed with: {[e[:300] for e in errors]}"
+    )
 
     if watch.state == "success":  # it worked: each load had every file its copy wrote on the other worker
         routed_as_planned(celery, watch)
@@ -127,8 +141,10 @@ def test_a_local_folder_destination_works_or_fails_at_once(celery: CeleryDeploym
     if retried:
         raise LocalFolderNotRefused(f"tasks went up for retry instead of failing at once: {summary}")
     if not reasons:
-        raise LocalFolderNotRefused(f"the run failed without saying that the destination must be storage every "
-                                    f"worker can reach: {summary}")
+        raise LocalFolderNotRefused(
+            f"the run failed without saying that the destination must be storage every "
+            f"worker can reach: {summary}"
+        )
     assert watch.state == "failed", summary
     # at once: on the first try of every task, none waiting for a retry (the DAG's retries are minutes apart)
     tries = {ti_key(ti): (ti.get("state"), ti.get("try_number")) for ti in watch.last}

@@ -19,14 +19,41 @@ from tests.support.api import PRIVATE, RESPONSE, ExhaustApi, new_tag, submit_bod
 from tests.support.services import Emulator, run_emulator
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+00:00$")
-MAP_ORDER = ["attempts", "lastUpdated", "tag", "expiresAt", "datasetConfig", "downloadUrls", "requestedBy", "jobStats",
-             "status", "dataset", "requestId", "requestedChannel"]
-LIST_ORDER = ["requestId", "tag", "dataset", "requestedBy", "requestedChannel", "status", "lastUpdated",
-              "datasetConfig", "attempts", "jobStats", "downloadUrls", "expiresAt", "statusMessage"]
+MAP_ORDER = [
+    "attempts",
+    "lastUpdated",
+    "tag",
+    "expiresAt",
+    "datasetConfig",
+    "downloadUrls",
+    "requestedBy",
+    "jobStats",
+    "status",
+    "dataset",
+    "requestId",
+    "requestedChannel",
+]
+LIST_ORDER = [
+    "requestId",
+    "tag",
+    "dataset",
+    "requestedBy",
+    "requestedChannel",
+    "status",
+    "lastUpdated",
+    "datasetConfig",
+    "attempts",
+    "jobStats",
+    "downloadUrls",
+    "expiresAt",
+    "statusMessage",
+]
 NO_JOB = "no job available with the given request_id and tag"
 
 
-def expected_request_id(dataset: str, tag: str, requested_by: str, channel: str, day: str, kind: str | None) -> str:
+def expected_request_id(
+    dataset: str, tag: str, requested_by: str, channel: str, day: str, kind: str | None
+) -> str:
     parts = [dataset, tag, requested_by, channel, day] + ([kind] if kind is not None else [])
     return hashlib.md5("|".join(parts).encode()).hexdigest().upper()
 
@@ -47,17 +74,26 @@ def clock(emulator: Emulator) -> Iterator[Emulator]:
     emulator.reset_clock()
 
 
-def place_file(emulator: Emulator, tag: str, request_id: str, data: bytes = b"a,b\n1,2\n", name: str | None = None) -> None:
+def place_file(
+    emulator: Emulator, tag: str, request_id: str, data: bytes = b"a,b\n1,2\n", name: str | None = None
+) -> None:
     params = {"tag": tag} | ({"name": name} if name else {})
-    requests.post(f"{emulator.root}/admin/jobs/{request_id}/file", params=params, data=data, timeout=10).raise_for_status()
+    requests.post(
+        f"{emulator.root}/admin/jobs/{request_id}/file", params=params, data=data, timeout=10
+    ).raise_for_status()
 
 
 def fail_job(emulator: Emulator, tag: str, request_id: str, message: str) -> None:
-    requests.post(f"{emulator.root}/admin/jobs/{request_id}/fail", params={"tag": tag}, json={"message": message},
-                  timeout=10).raise_for_status()
+    requests.post(
+        f"{emulator.root}/admin/jobs/{request_id}/fail",
+        params={"tag": tag},
+        json={"message": message},
+        timeout=10,
+    ).raise_for_status()
 
 
 # -- envelope ----------------------------------------------------------------------------------
+
 
 def test_submit_success_envelope_order_ts_and_params(api: ExhaustApi) -> None:
     answer = api.submit(submit_body(new_tag()))
@@ -90,10 +126,14 @@ def test_error_envelope_shape_and_http_status(api: ExhaustApi) -> None:
 
 # -- validation --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("drop", "message"),
-    [(("tag", "dataset", "datasetConfig"), "tag is empty"), (("dataset", "datasetConfig"), "dataset is empty"),
-     (("datasetConfig",), "datasetConfig is empty")],
+    [
+        (("tag", "dataset", "datasetConfig"), "tag is empty"),
+        (("dataset", "datasetConfig"), "dataset is empty"),
+        (("datasetConfig",), "datasetConfig is empty"),
+    ],
 )
 def test_validation_messages_in_order(api: ExhaustApi, drop: tuple[str, ...], message: str) -> None:
     body = submit_body(new_tag())
@@ -137,8 +177,12 @@ def test_validation_runs_before_authorization(emulator: Emulator) -> None:
 
 
 def test_non_json_body_is_a_415_error_envelope(api: ExhaustApi) -> None:
-    answer = api.session.post(f"{api.base}/dataset/v1/request/submit", data="tag=x",
-                              headers=api.headers(**{"Content-Type": "text/plain"}), timeout=10)
+    answer = api.session.post(
+        f"{api.base}/dataset/v1/request/submit",
+        data="tag=x",
+        headers=api.headers(**{"Content-Type": "text/plain"}),
+        timeout=10,
+    )
     assert answer.status_code == 415
     body = answer.json()
     assert body["responseCode"] == "CLIENT_ERROR" and body["result"] is None
@@ -149,7 +193,11 @@ def test_missing_request_object_is_a_400_error_envelope(api: ExhaustApi) -> None
     answer = api.submit({"id": "x", "params": {}})
     assert answer.status_code == 400
     body = answer.json()
-    assert body["responseCode"] == "CLIENT_ERROR" and body["params"]["err"] == "CLIENT_ERROR" and body["result"] is None
+    assert (
+        body["responseCode"] == "CLIENT_ERROR"
+        and body["params"]["err"] == "CLIENT_ERROR"
+        and body["result"] is None
+    )
     assert body["params"]["errmsg"] == "request: must be a JSON object"
 
 
@@ -161,15 +209,20 @@ def play(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExhaustApi]:
 
 
 def test_play_errors_non_json_body_is_plays_html_500(play: ExhaustApi) -> None:
-    answer = play.session.post(f"{play.base}/dataset/v1/request/submit", data="tag=x",
-                               headers=play.headers(**{"Content-Type": "text/plain"}), timeout=10)
+    answer = play.session.post(
+        f"{play.base}/dataset/v1/request/submit",
+        data="tag=x",
+        headers=play.headers(**{"Content-Type": "text/plain"}),
+        timeout=10,
+    )
     assert answer.status_code == 500
     assert not answer.headers["content-type"].startswith("application/json")
 
 
 def test_play_errors_invalid_json_is_plays_html_400(play: ExhaustApi) -> None:
-    answer = play.session.post(f"{play.base}/dataset/v1/request/submit", data="{not json",
-                               headers=play.headers(), timeout=10)
+    answer = play.session.post(
+        f"{play.base}/dataset/v1/request/submit", data="{not json", headers=play.headers(), timeout=10
+    )
     assert answer.status_code == 400
     assert answer.headers["content-type"].startswith("text/html") and b"Invalid Json" in answer.content
 
@@ -193,6 +246,7 @@ def test_play_errors_bad_list_limits_are_server_errors(play: ExhaustApi) -> None
 
 # -- authorization -----------------------------------------------------------------------------
 
+
 def test_missing_channel_is_forbidden_with_exact_message(emulator: Emulator) -> None:
     for channel in (None, ""):
         answer = ExhaustApi(emulator.api, channel=channel).submit(submit_body(new_tag()))
@@ -206,11 +260,14 @@ def test_wrong_channel_is_forbidden_with_exact_message(emulator: Emulator) -> No
     answer = ExhaustApi(emulator.api, channel="01269878797503692810").submit(submit_body(new_tag()))
     assert answer.status_code == 403
     assert answer.json()["params"]["errmsg"] == (
-        "Given X-Consumer-ID='dev-consumer' and X-Channel-ID='01269878797503692810' are not authorized")
+        "Given X-Consumer-ID='dev-consumer' and X-Channel-ID='01269878797503692810' are not authorized"
+    )
 
 
 def test_user_token_headers_empty_count_as_absent_non_empty_is_refused(api: ExhaustApi) -> None:
-    ok = api.submit(submit_body(new_tag()), **{"x-authenticated-user-token": "", "X-Authenticated-Userid": ""})
+    ok = api.submit(
+        submit_body(new_tag()), **{"x-authenticated-user-token": "", "X-Authenticated-Userid": ""}
+    )
     assert ok.status_code == 200 and ok.json()["responseCode"] == "OK"
     refused = api.submit(submit_body(new_tag()), **{"x-authenticated-user-token": "eyJhbGciOi.user.token"})
     assert refused.status_code == 403
@@ -236,8 +293,17 @@ def test_read_looks_up_before_it_authorizes(api: ExhaustApi) -> None:
 @pytest.fixture(scope="module")
 def two_consumers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     """An emulator with two consumers: k1 may use ch1 only, k2 may use ch2 only."""
-    with run_emulator(tmp_path_factory.mktemp("two-consumers"), "--api-key", "k1=c1", "--api-key", "k2=c2",
-                      "--authorize", "c1=ch1", "--authorize", "c2=ch2") as running:
+    with run_emulator(
+        tmp_path_factory.mktemp("two-consumers"),
+        "--api-key",
+        "k1=c1",
+        "--api-key",
+        "k2=c2",
+        "--authorize",
+        "c1=ch1",
+        "--authorize",
+        "c2=ch2",
+    ) as running:
         yield running
 
 
@@ -259,30 +325,47 @@ def test_read_and_list_of_an_existing_tag_by_an_unauthorized_consumer(two_consum
 
 # -- request id and upsert ---------------------------------------------------------------------
 
-def test_request_id_is_md5_of_dataset_tag_requester_channel_date_type(clock: Emulator, api: ExhaustApi) -> None:
+
+def test_request_id_is_md5_of_dataset_tag_requester_channel_date_type(
+    clock: Emulator, api: ExhaustApi
+) -> None:
     clock.set_clock("2024-02-29T12:00:00+00:00")
     tag = new_tag()
     job = api.submit(submit_body(tag, requested_by="analyst")).json()["result"]
-    assert job["requestId"] == expected_request_id(RESPONSE, tag, "analyst", "dev-channel", "2024-02-29", RESPONSE)
+    assert job["requestId"] == expected_request_id(
+        RESPONSE, tag, "analyst", "dev-channel", "2024-02-29", RESPONSE
+    )
     assert job["tag"] == f"{tag}:dev-channel"
-    assert datetime.fromtimestamp(job["jobStats"]["dtJobSubmitted"] / 1000, timezone.utc).date().isoformat() == "2024-02-29"
+    assert (
+        datetime.fromtimestamp(job["jobStats"]["dtJobSubmitted"] / 1000, timezone.utc).date().isoformat()
+        == "2024-02-29"
+    )
 
     untyped = submit_body(new_tag(), requested_by=None)
     del untyped["request"]["requestedBy"]
     del untyped["request"]["datasetConfig"]["type"]
     job = api.submit(untyped).json()["result"]
     assert job["requestedBy"] == ""
-    assert job["requestId"] == expected_request_id(RESPONSE, untyped["request"]["tag"], "", "dev-channel", "2024-02-29", None)
+    assert job["requestId"] == expected_request_id(
+        RESPONSE, untyped["request"]["tag"], "", "dev-channel", "2024-02-29", None
+    )
 
 
 def test_same_day_resubmission_returns_the_original_job_unchanged(api: ExhaustApi) -> None:
     tag = new_tag()
     first = api.submit(submit_body(tag, start="2022-03-01", end="2022-03-02")).json()["result"]
-    again = api.submit(submit_body(tag, start="2023-01-01", end="2023-12-31", conversation_id=new_tag(),
-                                   encryption_key="other")).json()["result"]
+    again = api.submit(
+        submit_body(
+            tag, start="2023-01-01", end="2023-12-31", conversation_id=new_tag(), encryption_key="other"
+        )
+    ).json()["result"]
     assert again["requestId"] == first["requestId"]
-    assert again["datasetConfig"] == {"type": RESPONSE, "conversationId": "c63b6faa-11a9-4259-b941-11cd2f8446c6",
-                                      "startDate": "2022-03-01", "endDate": "2022-03-02"}
+    assert again["datasetConfig"] == {
+        "type": RESPONSE,
+        "conversationId": "c63b6faa-11a9-4259-b941-11cd2f8446c6",
+        "startDate": "2022-03-01",
+        "endDate": "2022-03-02",
+    }
     assert again["jobStats"]["dtJobSubmitted"] == first["jobStats"]["dtJobSubmitted"]
     assert api.list(tag).json()["result"]["count"] == 1
 
@@ -298,7 +381,9 @@ def test_a_new_day_gives_a_new_request_id_and_row(clock: Emulator, api: ExhaustA
     assert [job["requestId"] for job in listed["jobs"]] == [day_two["requestId"], day_one["requestId"]]
 
 
-def test_resubmitting_a_successful_job_returns_it_with_signed_urls(emulator: Emulator, api: ExhaustApi) -> None:
+def test_resubmitting_a_successful_job_returns_it_with_signed_urls(
+    emulator: Emulator, api: ExhaustApi
+) -> None:
     tag = new_tag()
     job = api.submit(submit_body(tag)).json()["result"]
     place_file(emulator, job["tag"], job["requestId"])
@@ -315,18 +400,28 @@ def test_resubmitting_a_failed_job_resets_it_keeping_attempts(emulator: Emulator
     job = api.submit(submit_body(tag, start="2022-01-01")).json()["result"]
     fail_job(emulator, job["tag"], job["requestId"], "No data found")
     failed = api.read(tag, job["requestId"]).json()["result"]
-    assert failed["status"] == "FAILED" and failed["attempts"] == 1 and failed["statusMessage"] == "No data found"
+    assert (
+        failed["status"] == "FAILED"
+        and failed["attempts"] == 1
+        and failed["statusMessage"] == "No data found"
+    )
     assert failed["downloadUrls"] == [] and failed["jobStats"]["executionTime"] == 0
     reset = api.submit(submit_body(tag, start="2022-02-02")).json()["result"]
     assert reset["status"] == "SUBMITTED" and reset["attempts"] == 1
     assert reset["datasetConfig"]["startDate"] == "2022-02-02", "a FAILED job takes the new request data"
     assert reset["statusMessage"] == "No data found", "the reset does not clear err_message"
-    assert reset["jobStats"] == {"dtJobSubmitted": reset["jobStats"]["dtJobSubmitted"], "dtJobCompleted": None,
-                                 "executionTime": None}
-    assert reset["lastUpdated"] == failed["jobStats"]["dtJobCompleted"], "dt_job_completed is kept, so lastUpdated too"
+    assert reset["jobStats"] == {
+        "dtJobSubmitted": reset["jobStats"]["dtJobSubmitted"],
+        "dtJobCompleted": None,
+        "executionTime": None,
+    }
+    assert reset["lastUpdated"] == failed["jobStats"]["dtJobCompleted"], (
+        "dt_job_completed is kept, so lastUpdated too"
+    )
 
 
 # -- read --------------------------------------------------------------------------------------
+
 
 def test_read_of_unknown_job_is_http_200_with_failed_envelope(api: ExhaustApi) -> None:
     answer = api.read(new_tag(), "0" * 32)
@@ -343,7 +438,9 @@ def test_read_takes_the_bare_tag_only(emulator: Emulator, api: ExhaustApi) -> No
     tag = new_tag()
     job = api.submit(submit_body(tag)).json()["result"]
     found = api.read(tag, job["requestId"]).json()
-    assert found["id"] == "ekstep.analytics.dataset.request.info" and found["params"]["status"] == "successful"
+    assert (
+        found["id"] == "ekstep.analytics.dataset.request.info" and found["params"]["status"] == "successful"
+    )
     assert found["result"]["requestId"] == job["requestId"]
     assert list(found["result"]) == MAP_ORDER
     with_channel = api.read(job["tag"], job["requestId"])
@@ -382,12 +479,15 @@ def test_expires_at_is_thirty_minutes_from_now_on_every_job(clock: Emulator, api
 
 # -- list --------------------------------------------------------------------------------------
 
+
 def test_list_newest_first_mixing_datasets(clock: Emulator, api: ExhaustApi) -> None:
     tag = new_tag()
     ids = []
     for minute, (dataset, who) in enumerate([(RESPONSE, "a"), (PRIVATE, "a"), (RESPONSE, "b")]):
         clock.set_clock(f"2025-03-10T08:{minute:02d}:00+00:00")
-        ids.append(api.submit(submit_body(tag, dataset=dataset, requested_by=who)).json()["result"]["requestId"])
+        ids.append(
+            api.submit(submit_body(tag, dataset=dataset, requested_by=who)).json()["result"]["requestId"]
+        )
     answer = api.list(tag)
     assert answer.status_code == 200
     body = answer.json()
@@ -425,14 +525,21 @@ def test_list_of_unknown_tag_is_empty(api: ExhaustApi) -> None:
 
 # -- internal search ---------------------------------------------------------------------------
 
+
 def test_search_filters_count_and_errors(clock: Emulator, api: ExhaustApi) -> None:
     root = clock.root
     clock.set_clock("2019-07-04T10:00:00+00:00")
-    mine = [api.submit(submit_body(new_tag(), dataset=PRIVATE)).json()["result"]["requestId"] for _ in range(12)]
+    mine = [
+        api.submit(submit_body(new_tag(), dataset=PRIVATE)).json()["result"]["requestId"] for _ in range(12)
+    ]
 
     def search(body: object) -> requests.Response:
-        return requests.post(f"{root}/request/search", data=json.dumps(body), headers={"Content-Type": "application/json"},
-                             timeout=10)
+        return requests.post(
+            f"{root}/request/search",
+            data=json.dumps(body),
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
 
     found = search({"request": {"filters": {"requestedDate": "2019-07-04", "dataset": PRIVATE}}})
     assert found.status_code == 200
@@ -442,8 +549,14 @@ def test_search_filters_count_and_errors(clock: Emulator, api: ExhaustApi) -> No
     assert len(body["result"]["jobs"]) == 10, "limit defaults to 10"
     assert {job["requestId"] for job in body["result"]["jobs"]} <= set(mine)
     assert list(body["result"]["jobs"][0]) == LIST_ORDER
-    limited = search({"request": {"filters": {"requestedDate": "2019-07-04", "status": "SUBMITTED",
-                                              "channel": "dev-channel"}, "limit": 3}}).json()
+    limited = search(
+        {
+            "request": {
+                "filters": {"requestedDate": "2019-07-04", "status": "SUBMITTED", "channel": "dev-channel"},
+                "limit": 3,
+            }
+        }
+    ).json()
     assert limited["result"]["count"] == 12 and len(limited["result"]["jobs"]) == 3
     assert search({"request": {"filters": {"requestedDate": "2019-07-05"}}}).json()["result"]["count"] == 0
 

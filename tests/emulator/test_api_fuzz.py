@@ -53,8 +53,10 @@ def api_schema(fuzzed: Emulator) -> schemathesis.BaseSchema:
 
 
 def test_the_document_declares_exactly_the_served_operations(api_schema: schemathesis.BaseSchema) -> None:
-    served = {(operation.method.lower(), operation.path) for operation in
-              (result.ok() for result in api_schema.get_all_operations())}
+    served = {
+        (operation.method.lower(), operation.path)
+        for operation in (result.ok() for result in api_schema.get_all_operations())
+    }
     assert served == set(OPERATIONS)
 
 
@@ -69,15 +71,25 @@ class Job:
     def anchors(self, method: str, path: str) -> dict[str, dict[str, str]]:
         """The parameters that point an operation at this job; the rest is generated."""
         anchored: dict[tuple[str, str], dict[str, dict[str, str]]] = {
-            ("get", "/dataset/v1/request/read/{tag}"): {"path_parameters": {"tag": self.tag},
-                                                        "query": {"requestId": self.request_id}},
+            ("get", "/dataset/v1/request/read/{tag}"): {
+                "path_parameters": {"tag": self.tag},
+                "query": {"requestId": self.request_id},
+            },
             ("get", "/dataset/v1/request/list/{tag}"): {"path_parameters": {"tag": self.tag}},
-            ("post", "/admin/jobs/{request_id}/file"): {"path_parameters": {"request_id": self.request_id},
-                                                        "query": {"tag": f"{self.tag}:dev-channel"}},
-            ("post", "/admin/jobs/{request_id}/fail"): {"path_parameters": {"request_id": self.request_id},
-                                                        "query": {"tag": f"{self.tag}:dev-channel"}},
-            ("get", BLOB): {"path_parameters": {"account": "uciemulator", "container": "reports", "key": self.key}},
-            ("head", BLOB): {"path_parameters": {"account": "uciemulator", "container": "reports", "key": self.key}},
+            ("post", "/admin/jobs/{request_id}/file"): {
+                "path_parameters": {"request_id": self.request_id},
+                "query": {"tag": f"{self.tag}:dev-channel"},
+            },
+            ("post", "/admin/jobs/{request_id}/fail"): {
+                "path_parameters": {"request_id": self.request_id},
+                "query": {"tag": f"{self.tag}:dev-channel"},
+            },
+            ("get", BLOB): {
+                "path_parameters": {"account": "uciemulator", "container": "reports", "key": self.key}
+            },
+            ("head", BLOB): {
+                "path_parameters": {"account": "uciemulator", "container": "reports", "key": self.key}
+            },
         }
         return anchored.get((method, path), {})
 
@@ -86,9 +98,13 @@ class Job:
 def job(fuzzed: Emulator) -> Job:
     tag = new_tag()
     submitted = ExhaustApi(fuzzed.api).submit(submit_body(tag)).json()["result"]
-    placed = requests.post(f"{fuzzed.root}/admin/jobs/{submitted['requestId']}/file",
-                           params={"tag": submitted["tag"], "name": "fuzzed.csv"}, data=b"a,b\n1,2\n",
-                           headers={"X-Admin-Token": TOKEN}, timeout=30)
+    placed = requests.post(
+        f"{fuzzed.root}/admin/jobs/{submitted['requestId']}/file",
+        params={"tag": submitted["tag"], "name": "fuzzed.csv"},
+        data=b"a,b\n1,2\n",
+        headers={"X-Admin-Token": TOKEN},
+        timeout=30,
+    )
     placed.raise_for_status()
     (stored,) = placed.json()["downloadUrls"]
     return Job(tag, submitted["requestId"], stored.split("/reports/", 1)[-1].split(".net/", 1)[-1])
@@ -104,21 +120,33 @@ def runs() -> list[object]:
         if declared.get("parameters") or declared.get("requestBody"):
             found.append(pytest.param(method, path, GenerationMode.NEGATIVE, False, id=f"{label} negative"))
         if any(p["in"] == "path" for p in declared.get("parameters", [])):
-            found.append(pytest.param(method, path, GenerationMode.POSITIVE, True, id=f"{label} on a real job"))
+            found.append(
+                pytest.param(method, path, GenerationMode.POSITIVE, True, id=f"{label} on a real job")
+            )
     return found
 
 
 @pytest.mark.parametrize(("method", "path", "mode", "anchored"), runs())
 def test_every_input_is_answered_as_documented_and_never_with_a_server_error(
-        api_schema: schemathesis.BaseSchema, job: Job, method: str, path: str, mode: GenerationMode,
-        anchored: bool) -> None:
+    api_schema: schemathesis.BaseSchema,
+    job: Job,
+    method: str,
+    path: str,
+    mode: GenerationMode,
+    anchored: bool,
+) -> None:
     operation = api_schema.find_operation_by_label(f"{method.upper()} {path}")
     assert operation is not None, f"{method.upper()} {path} is not in the served document"
     fixed = job.anchors(method, path) if anchored else {}
 
     @given(case=operation.as_strategy(generation_mode=mode, **fixed))
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     def answers(case: schemathesis.Case) -> None:
         case.call_and_validate(headers=HEADERS, checks=CHECKS)
 

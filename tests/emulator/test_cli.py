@@ -37,8 +37,14 @@ def user_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``uci-exhaust`` by name and wait for it (for commands that end on their own)."""
-    return subprocess.run(["uci-exhaust", *args], env=user_env(env), capture_output=True, text=True, timeout=30,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        ["uci-exhaust", *args],
+        env=user_env(env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @contextmanager
@@ -51,7 +57,11 @@ def serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Iter
     with log.open("wb") as out:
         process = subprocess.Popen(
             ["uci-exhaust", "emulator", "serve", "--port", str(port), "--data-dir", str(data_dir), *args],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=user_env(env), start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=user_env(env),
+            start_new_session=True,
         )
     try:
         wait_for_port(port, process, 30, "uci-exhaust emulator serve", log)
@@ -62,7 +72,9 @@ def serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Iter
 
 def expected_request_id(tag: str, requested_by: str, channel: str, day: str, dataset: str = DATASET) -> str:
     """The service's id: upper-case MD5 of ``dataset|tag|requestedBy|channel|date|type``."""
-    return hashlib.md5(f"{dataset}|{tag}|{requested_by}|{channel}|{day}|{dataset}".encode()).hexdigest().upper()
+    return (
+        hashlib.md5(f"{dataset}|{tag}|{requested_by}|{channel}|{day}|{dataset}".encode()).hexdigest().upper()
+    )
 
 
 def test_console_script_serves_and_accepts_a_submission(tmp_path: Path) -> None:
@@ -87,11 +99,29 @@ def test_serve_help_documents_keys_channels_clock_and_faults() -> None:
     result = run_cli("emulator", "serve", "--help")
     assert result.returncode == 0, result.stderr
     text = result.stdout
-    for flag in ("--api-key", "--authorize", "--now", "--timezone", "--fault-500", "--fault-429", "--fault-latency",
-                 "--fault-drop", "--fault-truncate", "--fault-seed", "--retry-after", "--port", "--data-dir"):
+    for flag in (
+        "--api-key",
+        "--authorize",
+        "--now",
+        "--timezone",
+        "--fault-500",
+        "--fault-429",
+        "--fault-latency",
+        "--fault-drop",
+        "--fault-truncate",
+        "--fault-seed",
+        "--retry-after",
+        "--port",
+        "--data-dir",
+    ):
         assert flag in text, flag
-    for variable in ("UCI_EMULATOR_API_KEYS", "UCI_EMULATOR_AUTHORIZED", "UCI_EMULATOR_NOW", "UCI_EMULATOR_TIMEZONE",
-                     "UCI_EMULATOR_FAULT_500"):
+    for variable in (
+        "UCI_EMULATOR_API_KEYS",
+        "UCI_EMULATOR_AUTHORIZED",
+        "UCI_EMULATOR_NOW",
+        "UCI_EMULATOR_TIMEZONE",
+        "UCI_EMULATOR_FAULT_500",
+    ):
         assert variable in text, variable
     assert "KEY=CONSUMER" in text and "CONSUMER=CHANNEL" in text
     assert "dev-key" in text and "dev-channel" in text
@@ -134,26 +164,40 @@ def test_api_keys_and_channels_are_configurable(tmp_path: Path, how: str) -> Non
         assert denied["result"] is None
 
 
-@pytest.mark.parametrize(("args", "env", "named"), [
-    pytest.param(("--api-key", "nokey"), {}, "--api-key", id="--api-key"),
-    pytest.param(("--authorize", "c2"), {}, "--authorize", id="--authorize"),
-    pytest.param(("--timezone", "Mars/Base"), {}, "--timezone", id="--timezone"),
-    pytest.param(("--now", "next tuesday"), {}, "--now", id="--now"),
-    pytest.param(("--fault-500", "2"), {}, "--fault-500", id="--fault-500"),
-    pytest.param(("--fault-429", "sometimes"), {}, "--fault-429", id="--fault-429"),
-    pytest.param(("--fault-latency", "upload=0.5"), {}, "--fault-latency", id="--fault-latency"),
-    pytest.param((), {"UCI_EMULATOR_API_KEYS": "nokey"}, "UCI_EMULATOR_API_KEYS", id="UCI_EMULATOR_API_KEYS"),
-    pytest.param((), {"UCI_EMULATOR_AUTHORIZED": "c2"}, "UCI_EMULATOR_AUTHORIZED", id="UCI_EMULATOR_AUTHORIZED"),
-    pytest.param((), {"UCI_EMULATOR_TIMEZONE": "Mars/Base"}, "UCI_EMULATOR_TIMEZONE", id="UCI_EMULATOR_TIMEZONE"),
-    pytest.param((), {"UCI_EMULATOR_NOW": "next tuesday"}, "UCI_EMULATOR_NOW", id="UCI_EMULATOR_NOW"),
-    pytest.param((), {"UCI_EMULATOR_FAULT_500": "2"}, "UCI_EMULATOR_FAULT_500", id="UCI_EMULATOR_FAULT_500"),
-    pytest.param(("--port", "nine-thousand"), {}, "--port", id="--port"),
-])
-def test_malformed_settings_exit_2_naming_the_setting(tmp_path: Path, args: tuple[str, ...], env: dict[str, str],
-                                                      named: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        pytest.param(("--api-key", "nokey"), {}, "--api-key", id="--api-key"),
+        pytest.param(("--authorize", "c2"), {}, "--authorize", id="--authorize"),
+        pytest.param(("--timezone", "Mars/Base"), {}, "--timezone", id="--timezone"),
+        pytest.param(("--now", "next tuesday"), {}, "--now", id="--now"),
+        pytest.param(("--fault-500", "2"), {}, "--fault-500", id="--fault-500"),
+        pytest.param(("--fault-429", "sometimes"), {}, "--fault-429", id="--fault-429"),
+        pytest.param(("--fault-latency", "upload=0.5"), {}, "--fault-latency", id="--fault-latency"),
+        pytest.param(
+            (), {"UCI_EMULATOR_API_KEYS": "nokey"}, "UCI_EMULATOR_API_KEYS", id="UCI_EMULATOR_API_KEYS"
+        ),
+        pytest.param(
+            (), {"UCI_EMULATOR_AUTHORIZED": "c2"}, "UCI_EMULATOR_AUTHORIZED", id="UCI_EMULATOR_AUTHORIZED"
+        ),
+        pytest.param(
+            (), {"UCI_EMULATOR_TIMEZONE": "Mars/Base"}, "UCI_EMULATOR_TIMEZONE", id="UCI_EMULATOR_TIMEZONE"
+        ),
+        pytest.param((), {"UCI_EMULATOR_NOW": "next tuesday"}, "UCI_EMULATOR_NOW", id="UCI_EMULATOR_NOW"),
+        pytest.param(
+            (), {"UCI_EMULATOR_FAULT_500": "2"}, "UCI_EMULATOR_FAULT_500", id="UCI_EMULATOR_FAULT_500"
+        ),
+        pytest.param(("--port", "nine-thousand"), {}, "--port", id="--port"),
+    ],
+)
+def test_malformed_settings_exit_2_naming_the_setting(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str], named: str
+) -> None:
     """A malformed flag or variable stops ``serve`` before it listens: exit 2, one line naming it, no traceback."""
     port = str(free_port())
-    result = run_cli("emulator", "serve", "--port", port, "--data-dir", str(tmp_path / "data"), *args, env=env)
+    result = run_cli(
+        "emulator", "serve", "--port", port, "--data-dir", str(tmp_path / "data"), *args, env=env
+    )
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert named in result.stderr, result.stderr
     assert "error" in result.stderr
@@ -161,25 +205,54 @@ def test_malformed_settings_exit_2_naming_the_setting(tmp_path: Path, args: tupl
     assert "uci-exhaust emulator: http://" not in result.stdout
 
 
-@pytest.mark.parametrize(("args", "env", "instant", "day"), [
-    # given in the configured zone: 10:00 in Kolkata is 04:30 UTC, the same day everywhere
-    (("--now", "2024-01-05T10:00:00+05:30", "--timezone", "Asia/Kolkata"), {}, "2024-01-05T04:30:00+00:00",
-     "2024-01-05"),
-    # 23:30 UTC is already 05:00 the next day in Kolkata
-    (("--now", "2024-01-05T23:30:00+00:00", "--timezone", "Asia/Kolkata"), {}, "2024-01-05T23:30:00+00:00",
-     "2024-01-06"),
-    # the same instant with the default zone (UTC) stays on the 5th
-    (("--now", "2024-01-05T23:30:00+00:00"), {}, "2024-01-05T23:30:00+00:00", "2024-01-05"),
-    # the offset written in --now does not choose the zone: 02:00 +05:30 is the 5th in UTC
-    (("--now", "2024-01-06T02:00:00+05:30"), {}, "2024-01-05T20:30:00+00:00", "2024-01-05"),
-    # a --now without an offset is read in the configured zone
-    (("--now", "2024-01-05T23:30:00", "--timezone", "Asia/Kolkata"), {}, "2024-01-05T18:00:00+00:00", "2024-01-05"),
-    # the same settings by variable
-    ((), {"UCI_EMULATOR_NOW": "2024-01-05T23:30:00+00:00", "UCI_EMULATOR_TIMEZONE": "Asia/Kolkata"},
-     "2024-01-05T23:30:00+00:00", "2024-01-06"),
-], ids=["kolkata-morning", "kolkata-next-day", "utc-same-day", "offset-is-not-zone", "naive-in-zone", "by-variable"])
-def test_now_and_timezone_set_the_submission_date(tmp_path: Path, args: tuple[str, ...], env: dict[str, str],
-                                                  instant: str, day: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "env", "instant", "day"),
+    [
+        # given in the configured zone: 10:00 in Kolkata is 04:30 UTC, the same day everywhere
+        (
+            ("--now", "2024-01-05T10:00:00+05:30", "--timezone", "Asia/Kolkata"),
+            {},
+            "2024-01-05T04:30:00+00:00",
+            "2024-01-05",
+        ),
+        # 23:30 UTC is already 05:00 the next day in Kolkata
+        (
+            ("--now", "2024-01-05T23:30:00+00:00", "--timezone", "Asia/Kolkata"),
+            {},
+            "2024-01-05T23:30:00+00:00",
+            "2024-01-06",
+        ),
+        # the same instant with the default zone (UTC) stays on the 5th
+        (("--now", "2024-01-05T23:30:00+00:00"), {}, "2024-01-05T23:30:00+00:00", "2024-01-05"),
+        # the offset written in --now does not choose the zone: 02:00 +05:30 is the 5th in UTC
+        (("--now", "2024-01-06T02:00:00+05:30"), {}, "2024-01-05T20:30:00+00:00", "2024-01-05"),
+        # a --now without an offset is read in the configured zone
+        (
+            ("--now", "2024-01-05T23:30:00", "--timezone", "Asia/Kolkata"),
+            {},
+            "2024-01-05T18:00:00+00:00",
+            "2024-01-05",
+        ),
+        # the same settings by variable
+        (
+            (),
+            {"UCI_EMULATOR_NOW": "2024-01-05T23:30:00+00:00", "UCI_EMULATOR_TIMEZONE": "Asia/Kolkata"},
+            "2024-01-05T23:30:00+00:00",
+            "2024-01-06",
+        ),
+    ],
+    ids=[
+        "kolkata-morning",
+        "kolkata-next-day",
+        "utc-same-day",
+        "offset-is-not-zone",
+        "naive-in-zone",
+        "by-variable",
+    ],
+)
+def test_now_and_timezone_set_the_submission_date(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str], instant: str, day: str
+) -> None:
     """The clock starts at ``--now``; the request id's date is that instant's date in ``--timezone``."""
     start = datetime.fromisoformat(instant)
     launched = time.monotonic()

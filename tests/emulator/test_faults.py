@@ -26,8 +26,12 @@ def job_with_file(emulator: Emulator, data: bytes) -> tuple[str, str]:
     """Submit a job, place ``data`` as its file; return (bare tag, request id)."""
     tag = new_tag()
     job = ExhaustApi(emulator.api).submit(submit_body(tag)).json()["result"]
-    requests.post(f"{emulator.root}/admin/jobs/{job['requestId']}/file", params={"tag": job["tag"]}, data=data,
-                  timeout=10).raise_for_status()
+    requests.post(
+        f"{emulator.root}/admin/jobs/{job['requestId']}/file",
+        params={"tag": job["tag"]},
+        data=data,
+        timeout=10,
+    ).raise_for_status()
     return tag, job["requestId"]
 
 
@@ -56,7 +60,9 @@ def test_server_error_rate_is_roughly_the_rate_asked(start_emulator) -> None:
 
 
 def test_rate_limit_answers_429_with_retry_after(start_emulator) -> None:
-    emulator = start_emulator(env={"UCI_EMULATOR_FAULT_429": "submit=1", "UCI_EMULATOR_FAULT_RETRY_AFTER": "7"})
+    emulator = start_emulator(
+        env={"UCI_EMULATOR_FAULT_429": "submit=1", "UCI_EMULATOR_FAULT_RETRY_AFTER": "7"}
+    )
     api = ExhaustApi(emulator.api)
     answer = api.submit(submit_body(new_tag()))
     assert answer.status_code == 429
@@ -114,7 +120,9 @@ def test_shorter_url_expiry(start_emulator) -> None:
     before = clock_ms()
     body = ExhaustApi(emulator.api).read(tag, request_id).json()
     after = clock_ms()
-    assert before + 2000 <= body["result"]["expiresAt"] <= after + 2000, "2 s after the read, by the emulator's clock"
+    assert before + 2000 <= body["result"]["expiresAt"] <= after + 2000, (
+        "2 s after the read, by the emulator's clock"
+    )
     (url,) = body["result"]["downloadUrls"]
     assert requests.get(url, timeout=10).content == data
     time.sleep(3)
@@ -123,21 +131,39 @@ def test_shorter_url_expiry(start_emulator) -> None:
 
 
 def test_the_faults_served_are_counted_by_kind_and_route(start_emulator) -> None:
-    emulator = start_emulator("--fault-500", "list=1", "--fault-429", "search=1", "--fault-latency", "submit=1",
-                              "--latency-seconds", "0.1", "--fault-truncate", "1")
-    assert served(emulator)["faults"] == {kind: {} for kind in ("latency", "drop", "error_429", "error_500", "truncate")}
+    emulator = start_emulator(
+        "--fault-500",
+        "list=1",
+        "--fault-429",
+        "search=1",
+        "--fault-latency",
+        "submit=1",
+        "--latency-seconds",
+        "0.1",
+        "--fault-truncate",
+        "1",
+    )
+    assert served(emulator)["faults"] == {
+        kind: {} for kind in ("latency", "drop", "error_429", "error_500", "truncate")
+    }
     api = ExhaustApi(emulator.api)
     tag, request_id = job_with_file(emulator, b"0123456789" * 50_000)
     for _ in range(3):
         assert api.list(tag).status_code == 500
-    search = requests.post(f"{emulator.root}/request/search", json={"request": {"filters": {"status": "SUCCESS"}}},
-                           timeout=10)
+    search = requests.post(
+        f"{emulator.root}/request/search", json={"request": {"filters": {"status": "SUCCESS"}}}, timeout=10
+    )
     assert search.status_code == 429
     (url,) = api.read(tag, request_id).json()["result"]["downloadUrls"]
     with pytest.raises(requests.exceptions.ChunkedEncodingError):  # the body is cut short
-        requests.get(url, timeout=10).content
-    assert served(emulator)["faults"] == {"latency": {"submit": 1}, "drop": {}, "error_429": {"search": 1},
-                                          "error_500": {"list": 3}, "truncate": {"download": 1}}
+        _ = requests.get(url, timeout=10).content
+    assert served(emulator)["faults"] == {
+        "latency": {"submit": 1},
+        "drop": {},
+        "error_429": {"search": 1},
+        "error_500": {"list": 3},
+        "truncate": {"download": 1},
+    }
 
 
 def test_each_submission_is_counted_by_job_whatever_its_tag(emulator: Emulator) -> None:
@@ -147,9 +173,15 @@ def test_each_submission_is_counted_by_job_whatever_its_tag(emulator: Emulator) 
     for tag in (first, first, second):  # the same job twice under one tag, then under another tag
         assert api.submit(submit_body(tag, conversation_id=bot)).status_code == 200
     assert api.submit(submit_body(first, conversation_id=bot, start="2022-03-02")).status_code == 200
-    mine = {(s["startDate"], s["endDate"]): s for s in served(emulator)["submissions"] if s["conversationId"] == bot}
-    assert {key: s["count"] for key, s in mine.items()} == {("2022-03-01", "2022-04-01"): 3,
-                                                           ("2022-03-02", "2022-04-01"): 1}
+    mine = {
+        (s["startDate"], s["endDate"]): s
+        for s in served(emulator)["submissions"]
+        if s["conversationId"] == bot
+    }
+    assert {key: s["count"] for key, s in mine.items()} == {
+        ("2022-03-01", "2022-04-01"): 3,
+        ("2022-03-02", "2022-04-01"): 1,
+    }
     assert {s["dataset"] for s in mine.values()} == {"uci-response-exhaust"}
 
 
@@ -170,7 +202,11 @@ def test_bad_knob_values_are_refused_by_name(tmp_path: Path) -> None:
     import sys
 
     script = Path(sys.executable).with_name("uci-exhaust")
-    result = subprocess.run([str(script), "emulator", "serve", "--data-dir", str(tmp_path), "--fault-500", "nope=0.1"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(script), "emulator", "serve", "--data-dir", str(tmp_path), "--fault-500", "nope=0.1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "--fault-500" in result.stderr and "unknown route 'nope'" in result.stderr

@@ -26,7 +26,9 @@ DEEP = b"[" * 100_000
 SCRIPT = Path(sys.executable).with_name("uci-exhaust")
 
 
-def assert_envelope(answer: requests.Response, status: int, message_start: str, api_id: str | None = None) -> None:
+def assert_envelope(
+    answer: requests.Response, status: int, message_start: str, api_id: str | None = None
+) -> None:
     """``answer`` is the service's error envelope with ``status`` and an errmsg starting ``message_start``."""
     assert answer.status_code == status, answer.text[:500]
     body = answer.json()
@@ -38,9 +40,16 @@ def assert_envelope(answer: requests.Response, status: int, message_start: str, 
         assert body["id"] == api_id
 
 
-def post_raw(url: str, data: bytes, content_type: str = "application/json", **kwargs: Any) -> requests.Response:
-    return requests.post(url, data=data, headers={"Content-Type": content_type, **kwargs.pop("headers", {})},
-                         timeout=60, **kwargs)
+def post_raw(
+    url: str, data: bytes, content_type: str = "application/json", **kwargs: Any
+) -> requests.Response:
+    return requests.post(
+        url,
+        data=data,
+        headers={"Content-Type": content_type, **kwargs.pop("headers", {})},
+        timeout=60,
+        **kwargs,
+    )
 
 
 def gateway_headers() -> dict[str, str]:
@@ -59,10 +68,15 @@ def blobs_of(emulator: Emulator, request_id: str) -> list[Path]:
 
 # -- signed downloads -----------------------------------------------------------------------------
 
+
 def signed_url(emulator: Emulator) -> str:
     placed = job(emulator)
-    requests.post(f"{emulator.root}/admin/jobs/{placed['requestId']}/file", params={"tag": placed["tag"]},
-                  data=b"a,b\n1,2\n", timeout=10).raise_for_status()
+    requests.post(
+        f"{emulator.root}/admin/jobs/{placed['requestId']}/file",
+        params={"tag": placed["tag"]},
+        data=b"a,b\n1,2\n",
+        timeout=10,
+    ).raise_for_status()
     bare = placed["tag"].rsplit(":", 1)[0]
     (url,) = ExhaustApi(emulator.api).read(bare, placed["requestId"]).json()["result"]["downloadUrls"]
     assert requests.get(url, timeout=10).content == b"a,b\n1,2\n"
@@ -90,35 +104,52 @@ def test_non_ascii_se_on_a_signed_download_is_a_403(emulator: Emulator) -> None:
 
 # -- list and search limits ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("limit", [str(2**63), str(2**64), str(10**30), "-" + str(2**64)])
 def test_list_limit_past_64_bits_is_a_400(emulator: Emulator, limit: str) -> None:
     answer = ExhaustApi(emulator.api).list(new_tag(), limit=limit)
-    assert_envelope(answer, 400, "limit: must be a whole number from 0 to 2147483647",
-                    "ekstep.analytics.dataset.request.list")
+    assert_envelope(
+        answer,
+        400,
+        "limit: must be a whole number from 0 to 2147483647",
+        "ekstep.analytics.dataset.request.list",
+    )
 
 
 @pytest.mark.parametrize("limit", [2**64, -1, "ten", True, 1.5, None, [1]])
 def test_search_limit_out_of_range_or_not_a_number_is_a_400(emulator: Emulator, limit: Any) -> None:
     body = json.dumps({"request": {"filters": {"status": "SUBMITTED"}, "limit": limit}}).encode()
-    assert_envelope(post_raw(f"{emulator.root}/request/search", body), 400, "limit: must be a whole number",
-                    "ekstep.analytics.dataset.request.search")
+    assert_envelope(
+        post_raw(f"{emulator.root}/request/search", body),
+        400,
+        "limit: must be a whole number",
+        "ekstep.analytics.dataset.request.search",
+    )
 
 
 def test_search_requested_date_that_is_no_date_is_a_400(emulator: Emulator) -> None:
     for day in ("yesterday", "2026-02-30", "2026-W01-1", "20260101"):
         body = json.dumps({"request": {"filters": {"requestedDate": day}}}).encode()
-        assert_envelope(post_raw(f"{emulator.root}/request/search", body), 400,
-                        "filters.requestedDate: expected yyyy-MM-dd")
+        assert_envelope(
+            post_raw(f"{emulator.root}/request/search", body),
+            400,
+            "filters.requestedDate: expected yyyy-MM-dd",
+        )
 
 
 # -- JSON bodies ------------------------------------------------------------------------------------
 
+
 def test_100k_deep_json_body_is_a_400_on_every_json_route(emulator: Emulator) -> None:
     rid = job(emulator)["requestId"]
     submit = post_raw(f"{emulator.api}/dataset/v1/request/submit", DEEP, headers=gateway_headers())
-    assert_envelope(submit, 400, "body: JSON must nest at most 64 levels deep", "ekstep.analytics.dataset.request.submit")
+    assert_envelope(
+        submit, 400, "body: JSON must nest at most 64 levels deep", "ekstep.analytics.dataset.request.submit"
+    )
     search = post_raw(f"{emulator.root}/request/search", DEEP)
-    assert_envelope(search, 400, "body: JSON must nest at most 64 levels deep", "ekstep.analytics.dataset.request.search")
+    assert_envelope(
+        search, 400, "body: JSON must nest at most 64 levels deep", "ekstep.analytics.dataset.request.search"
+    )
     for url in (f"{emulator.root}/admin/clock", f"{emulator.root}/admin/jobs/{rid}/fail?tag=x"):
         # admin bodies are capped at 64 KiB: 100,000 bytes are refused unread, 60,000 levels unparsed
         assert_envelope(post_raw(url, DEEP), 413, "body: must be at most 65536 bytes", "uci.emulator.admin")
@@ -139,33 +170,59 @@ def test_json_nested_past_64_levels_is_refused_and_64_taken(emulator: Emulator) 
     assert_envelope(ExhaustApi(emulator.api).submit(body), 400, "body: JSON must nest at most 64 levels deep")
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    (b'{"request": {"tag": "\\ud800", "dataset": "d", "datasetConfig": {}}}', "body: text must be valid Unicode"),
-    (b'{"request": {"tag": "t", "dataset": "d", "datasetConfig": {"n": NaN}}}', "body: must be valid JSON"),
-    (b'{"request": {"tag": "t", "dataset": "d", "datasetConfig": {"n": 1e400}}}', "body: must be valid JSON"),
-    (b'{"request": {"tag": "t", "dataset": "d", "datasetConfig": {"n": ' + b"9" * 5000 + b"}}}",
-     "body: must be valid JSON"),
-    (b"\xff\xfe{}", "body: must be UTF-8 text"),
-    (b'{"request": "x"}', "request: must be a JSON object"),
-    (b'{"request": {"tag": "t\\u0000x", "dataset": "d", "datasetConfig": {}}}', "tag: must not contain the NUL"),
-    (b'{"request": {"tag": "t", "dataset": "d", "requestedBy": "\\u0000", "datasetConfig": {}}}',
-     "requestedBy: must not contain the NUL"),
-    (b'{"request": {"tag": "t", "dataset": "' + b"d" * 51 + b'", "datasetConfig": {}}}',
-     "dataset: must be at most 50 characters"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            b'{"request": {"tag": "\\ud800", "dataset": "d", "datasetConfig": {}}}',
+            "body: text must be valid Unicode",
+        ),
+        (
+            b'{"request": {"tag": "t", "dataset": "d", "datasetConfig": {"n": NaN}}}',
+            "body: must be valid JSON",
+        ),
+        (
+            b'{"request": {"tag": "t", "dataset": "d", "datasetConfig": {"n": 1e400}}}',
+            "body: must be valid JSON",
+        ),
+        (
+            b'{"request": {"tag": "t", "dataset": "d", "datasetConfig": {"n": ' + b"9" * 5000 + b"}}}",
+            "body: must be valid JSON",
+        ),
+        (b"\xff\xfe{}", "body: must be UTF-8 text"),
+        (b'{"request": "x"}', "request: must be a JSON object"),
+        (
+            b'{"request": {"tag": "t\\u0000x", "dataset": "d", "datasetConfig": {}}}',
+            "tag: must not contain the NUL",
+        ),
+        (
+            b'{"request": {"tag": "t", "dataset": "d", "requestedBy": "\\u0000", "datasetConfig": {}}}',
+            "requestedBy: must not contain the NUL",
+        ),
+        (
+            b'{"request": {"tag": "t", "dataset": "' + b"d" * 51 + b'", "datasetConfig": {}}}',
+            "dataset: must be at most 50 characters",
+        ),
+    ],
+)
 def test_malformed_submit_bodies_are_400s(emulator: Emulator, raw: bytes, message: str) -> None:
     answer = post_raw(f"{emulator.api}/dataset/v1/request/submit", raw, headers=gateway_headers())
     assert_envelope(answer, 400, message, "ekstep.analytics.dataset.request.submit")
 
 
 def test_submit_body_over_1_mb_is_kongs_413(emulator: Emulator) -> None:
-    answer = post_raw(f"{emulator.api}/dataset/v1/request/submit", b" " * (1024 * 1024 + 1), headers=gateway_headers())
+    answer = post_raw(
+        f"{emulator.api}/dataset/v1/request/submit", b" " * (1024 * 1024 + 1), headers=gateway_headers()
+    )
     assert answer.status_code == 413 and answer.json() == {"message": "Request size limit exceeded"}
 
 
 def test_search_body_over_1_mb_is_a_413_envelope(emulator: Emulator) -> None:
-    assert_envelope(post_raw(f"{emulator.root}/request/search", b" " * (1024 * 1024 + 1)), 413,
-                    "body: must be at most 1048576 bytes")
+    assert_envelope(
+        post_raw(f"{emulator.root}/request/search", b" " * (1024 * 1024 + 1)),
+        413,
+        "body: must be at most 1048576 bytes",
+    )
 
 
 def test_nul_in_a_read_tag_or_request_id_finds_no_job(emulator: Emulator) -> None:
@@ -178,18 +235,24 @@ def test_nul_in_a_read_tag_or_request_id_finds_no_job(emulator: Emulator) -> Non
 
 # -- admin bodies and parameters ---------------------------------------------------------------------
 
-@pytest.mark.parametrize(("raw", "message"), [
-    (b"", "body: must be valid JSON"),
-    (b"{not json", "body: must be valid JSON"),
-    (b"[]", "body: must be a JSON object, got list"),
-    (b'{"now": 5}', "now: expected an ISO 8601 date-time with an offset"),
-    (b'{"now": "next tuesday"}', "now: expected an ISO 8601 date-time with an offset"),
-    (b'{"now": "2026-01-01T00:00:00"}', "now: the date-time must carry a UTC offset"),
-    (b'{"now": "9999-12-31T23:59:59+00:00"}', "now: must be from 1970-01-01 to 2999-12-31"),
-    (b'{"now": "0001-01-01T00:00:00+00:00"}', "now: must be from 1970-01-01 to 2999-12-31"),
-    (b'{"reset": "yes"}', "reset: must be true or false"),
-])
-def test_malformed_clock_bodies_are_400s_and_leave_the_clock(emulator: Emulator, raw: bytes, message: str) -> None:
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"", "body: must be valid JSON"),
+        (b"{not json", "body: must be valid JSON"),
+        (b"[]", "body: must be a JSON object, got list"),
+        (b'{"now": 5}', "now: expected an ISO 8601 date-time with an offset"),
+        (b'{"now": "next tuesday"}', "now: expected an ISO 8601 date-time with an offset"),
+        (b'{"now": "2026-01-01T00:00:00"}', "now: the date-time must carry a UTC offset"),
+        (b'{"now": "9999-12-31T23:59:59+00:00"}', "now: must be from 1970-01-01 to 2999-12-31"),
+        (b'{"now": "0001-01-01T00:00:00+00:00"}', "now: must be from 1970-01-01 to 2999-12-31"),
+        (b'{"reset": "yes"}', "reset: must be true or false"),
+    ],
+)
+def test_malformed_clock_bodies_are_400s_and_leave_the_clock(
+    emulator: Emulator, raw: bytes, message: str
+) -> None:
     before = requests.get(f"{emulator.root}/admin/clock", timeout=10).json()
     assert_envelope(post_raw(f"{emulator.root}/admin/clock", raw), 400, message, "uci.emulator.admin")
     after = requests.get(f"{emulator.root}/admin/clock", timeout=10).json()
@@ -197,46 +260,66 @@ def test_malformed_clock_bodies_are_400s_and_leave_the_clock(emulator: Emulator,
     assert ExhaustApi(emulator.api).list(new_tag()).status_code == 200
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    (b"{not json", "body: must be valid JSON"),
-    (b"[1]", "body: must be a JSON object, got list"),
-    (b'{"message": 5}', "message: must be a string, got int"),
-    (b'{"message": "a\\u0000b"}', "message: must not contain the NUL"),
-])
-def test_malformed_fail_bodies_are_400s_and_leave_the_job(emulator: Emulator, raw: bytes, message: str) -> None:
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{not json", "body: must be valid JSON"),
+        (b"[1]", "body: must be a JSON object, got list"),
+        (b'{"message": 5}', "message: must be a string, got int"),
+        (b'{"message": "a\\u0000b"}', "message: must not contain the NUL"),
+    ],
+)
+def test_malformed_fail_bodies_are_400s_and_leave_the_job(
+    emulator: Emulator, raw: bytes, message: str
+) -> None:
     submitted = job(emulator)
-    answer = post_raw(f"{emulator.root}/admin/jobs/{submitted['requestId']}/fail", raw, params={"tag": submitted["tag"]})
+    answer = post_raw(
+        f"{emulator.root}/admin/jobs/{submitted['requestId']}/fail", raw, params={"tag": submitted["tag"]}
+    )
     assert_envelope(answer, 400, message, "uci.emulator.admin")
     bare = submitted["tag"].rsplit(":", 1)[0]
-    assert ExhaustApi(emulator.api).read(bare, submitted["requestId"]).json()["result"]["status"] == "SUBMITTED"
+    assert (
+        ExhaustApi(emulator.api).read(bare, submitted["requestId"]).json()["result"]["status"] == "SUBMITTED"
+    )
 
 
 def test_an_empty_fail_body_fails_the_job_with_the_default_message(emulator: Emulator) -> None:
     submitted = job(emulator)
-    answer = requests.post(f"{emulator.root}/admin/jobs/{submitted['requestId']}/fail",
-                           params={"tag": submitted["tag"]}, timeout=10)
+    answer = requests.post(
+        f"{emulator.root}/admin/jobs/{submitted['requestId']}/fail",
+        params={"tag": submitted["tag"]},
+        timeout=10,
+    )
     assert answer.status_code == 200 and answer.json()["statusMessage"] == "Invalid request"
 
 
-@pytest.mark.parametrize(("params", "status", "message"), [
-    ({"executionTime": "abc"}, 400, "executionTime: must be a whole number"),
-    ({"executionTime": str(2**40)}, 400, "executionTime: must be a whole number"),
-    ({"executionTime": "-5"}, 400, "executionTime: must be a whole number"),
-    ({"name": "../../escape.csv"}, 400, "name: must be one file name"),
-    ({"name": "a/b.csv"}, 400, "name: must be one file name"),
-    ({"name": ".."}, 400, "name: must be one file name"),
-    ({"name": "x.csv.partial"}, 400, "name: must be one file name"),
-    ({"name": "tab\there.csv"}, 400, "name: must be one file name"),
-    ({"name": "n" * 201}, 400, "name: must be 1 to 200 characters"),
-    ({"tag": ""}, 400, "tag: required query parameter"),
-    ({"tag": "no-such-tag:dev-channel"}, 404, "no job with tag"),
-])
-def test_a_refused_place_file_leaves_no_blob(emulator: Emulator, params: dict[str, str], status: int,
-                                             message: str) -> None:
+@pytest.mark.parametrize(
+    ("params", "status", "message"),
+    [
+        ({"executionTime": "abc"}, 400, "executionTime: must be a whole number"),
+        ({"executionTime": str(2**40)}, 400, "executionTime: must be a whole number"),
+        ({"executionTime": "-5"}, 400, "executionTime: must be a whole number"),
+        ({"name": "../../escape.csv"}, 400, "name: must be one file name"),
+        ({"name": "a/b.csv"}, 400, "name: must be one file name"),
+        ({"name": ".."}, 400, "name: must be one file name"),
+        ({"name": "x.csv.partial"}, 400, "name: must be one file name"),
+        ({"name": "tab\there.csv"}, 400, "name: must be one file name"),
+        ({"name": "n" * 201}, 400, "name: must be 1 to 200 characters"),
+        ({"tag": ""}, 400, "tag: required query parameter"),
+        ({"tag": "no-such-tag:dev-channel"}, 404, "no job with tag"),
+    ],
+)
+def test_a_refused_place_file_leaves_no_blob(
+    emulator: Emulator, params: dict[str, str], status: int, message: str
+) -> None:
     submitted = job(emulator)
     rid = submitted["requestId"]
-    answer = requests.post(f"{emulator.root}/admin/jobs/{rid}/file", params={"tag": submitted["tag"], **params},
-                           data=b"a,b\n1,2\n" * 1000, timeout=10)
+    answer = requests.post(
+        f"{emulator.root}/admin/jobs/{rid}/file",
+        params={"tag": submitted["tag"], **params},
+        data=b"a,b\n1,2\n" * 1000,
+        timeout=10,
+    )
     assert_envelope(answer, status, message, "uci.emulator.admin")
     assert blobs_of(emulator, rid) == []
     bare = submitted["tag"].rsplit(":", 1)[0]
@@ -247,8 +330,12 @@ def test_a_conversation_id_that_makes_no_file_name_is_refused_without_a_blob(emu
     body = submit_body(new_tag())
     body["request"]["datasetConfig"]["conversationId"] = "../../../outside"
     submitted = ExhaustApi(emulator.api).submit(body).json()["result"]
-    answer = requests.post(f"{emulator.root}/admin/jobs/{submitted['requestId']}/file",
-                           params={"tag": submitted["tag"]}, data=b"a\n", timeout=10)
+    answer = requests.post(
+        f"{emulator.root}/admin/jobs/{submitted['requestId']}/file",
+        params={"tag": submitted["tag"]},
+        data=b"a\n",
+        timeout=10,
+    )
     assert_envelope(answer, 400, "name (from the job's conversationId; pass ?name=): must be one file name")
     assert blobs_of(emulator, submitted["requestId"]) == []
     assert not list(emulator.data_dir.rglob("outside*"))
@@ -261,23 +348,46 @@ def test_an_unknown_run_jobs_dataset_is_a_400(emulator: Emulator) -> None:
 
 # -- a request for every day there is ------------------------------------------------------------------
 
+
 def test_a_request_over_every_representable_day_is_one_listing(tmp_path: Path) -> None:
     """0001-01-01 to 9999-12-31 once meant a storage listing per day (3.65 million); now the run just ends."""
     data = tmp_path / "data"
     command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "airflow_provider_uci.cli"]
-    seeded = subprocess.run([*command, "emulator", "seed", "--data-dir", str(data), "--bots", "1", "--users", "5",
-                             "--events", "60", "--json"], capture_output=True, text=True, timeout=120, check=True)
+    seeded = subprocess.run(
+        [
+            *command,
+            "emulator",
+            "seed",
+            "--data-dir",
+            str(data),
+            "--bots",
+            "1",
+            "--users",
+            "5",
+            "--events",
+            "60",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     summary = json.loads(seeded.stdout)
     (bot,) = summary["bots"]
     with run_emulator(data, "--no-schedule") as emulator:
         submitted = job(emulator, conversation_id=bot["id"], start="0001-01-01", end="9999-12-31")
-        answer = requests.post(f"{emulator.root}/admin/run-jobs", params={"dataset": "uci-response-exhaust"},
-                               timeout=120)
+        answer = requests.post(
+            f"{emulator.root}/admin/run-jobs", params={"dataset": "uci-response-exhaust"}, timeout=120
+        )
         assert answer.status_code == 200, answer.text
         (outcome,) = [o for o in answer.json()["processed"] if o["requestId"] == submitted["requestId"]]
         assert outcome["status"] == "SUCCESS", outcome
-        (url,) = ExhaustApi(emulator.api).read(submitted["tag"].rsplit(":", 1)[0],
-                                               submitted["requestId"]).json()["result"]["downloadUrls"]
+        (url,) = (
+            ExhaustApi(emulator.api)
+            .read(submitted["tag"].rsplit(":", 1)[0], submitted["requestId"])
+            .json()["result"]["downloadUrls"]
+        )
         data = requests.get(url, timeout=30).content
     records = list(read_records(io.StringIO(data.decode("utf-8"), newline="")))
     assert len(records) - 1 == sum(bot["events_by_day"].values()) > 0  # every seeded day, after the header
@@ -285,16 +395,30 @@ def test_a_request_over_every_representable_day_is_one_listing(tmp_path: Path) -
 
 # -- paths no route takes --------------------------------------------------------------------------------
 
+
 def test_a_path_no_route_takes_gets_the_answer_of_the_part_in_front(emulator: Emulator) -> None:
     """Kong's 404 for the API (a tag holding '/', an empty one), Azure's for downloads, the envelope for admin."""
     headers = gateway_headers()
-    for url in (f"{emulator.api}/dataset/v1/request/read/a%2Fb?requestId=X", f"{emulator.api}/dataset/v1/request/read/",
-                f"{emulator.root}/dataset/v1/request/list/a/b", f"{emulator.root}/no/such/path"):
+    for url in (
+        f"{emulator.api}/dataset/v1/request/read/a%2Fb?requestId=X",
+        f"{emulator.api}/dataset/v1/request/read/",
+        f"{emulator.root}/dataset/v1/request/list/a/b",
+        f"{emulator.root}/no/such/path",
+    ):
         answer = requests.get(url, headers=headers, timeout=10)
-        assert answer.status_code == 404 and answer.json() == {"message": "no Route matched with those values"}, url
-    assert requests.get(f"{emulator.root}/blob/uciemulator", timeout=10).headers["x-ms-error-code"] == "ResourceNotFound"
-    assert_envelope(requests.get(f"{emulator.root}/admin/nothing-here", timeout=10), 404, "no route for GET /admin/",
-                    "uci.emulator.admin")
+        assert answer.status_code == 404 and answer.json() == {
+            "message": "no Route matched with those values"
+        }, url
+    assert (
+        requests.get(f"{emulator.root}/blob/uciemulator", timeout=10).headers["x-ms-error-code"]
+        == "ResourceNotFound"
+    )
+    assert_envelope(
+        requests.get(f"{emulator.root}/admin/nothing-here", timeout=10),
+        404,
+        "no route for GET /admin/",
+        "uci.emulator.admin",
+    )
     wrong_method = requests.delete(f"{emulator.api}/dataset/v1/request/submit", headers=headers, timeout=10)
     assert wrong_method.status_code == 405 and wrong_method.json() == {"message": "Method Not Allowed"}
 
@@ -302,8 +426,12 @@ def test_a_path_no_route_takes_gets_the_answer_of_the_part_in_front(emulator: Em
 def test_a_dataset_that_makes_no_folder_is_refused_by_place_file_without_a_blob(emulator: Emulator) -> None:
     """Any dataset text is accepted at submit (as the real service does), but '..' names no folder."""
     submitted = job(emulator, dataset="..")
-    answer = requests.post(f"{emulator.root}/admin/jobs/{submitted['requestId']}/file",
-                           params={"tag": submitted["tag"], "name": "x.csv"}, data=b"a\n", timeout=10)
+    answer = requests.post(
+        f"{emulator.root}/admin/jobs/{submitted['requestId']}/file",
+        params={"tag": submitted["tag"], "name": "x.csv"},
+        data=b"a\n",
+        timeout=10,
+    )
     assert_envelope(answer, 400, "dataset: the job's dataset '..' makes no blob key", "uci.emulator.admin")
     assert blobs_of(emulator, submitted["requestId"]) == []
 
@@ -324,14 +452,39 @@ def private_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
     previous = os.umask(0o022)  # the usual umask: files are world-readable unless made otherwise
     try:
         command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "airflow_provider_uci.cli"]
-        done = subprocess.run([*command, "emulator", "seed", "--data-dir", str(data_dir), "--bots", "0", "--users",
-                               "2", "--events", "20", "--days", "1", "--bot", f"{PRIVATE_BOT}=Beta Bot", "--user",
-                               f"{PRIVATE_USER}=true"], capture_output=True, text=True, timeout=120,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [
+                *command,
+                "emulator",
+                "seed",
+                "--data-dir",
+                str(data_dir),
+                "--bots",
+                "0",
+                "--users",
+                "2",
+                "--events",
+                "20",
+                "--days",
+                "1",
+                "--bot",
+                f"{PRIVATE_BOT}=Beta Bot",
+                "--user",
+                f"{PRIVATE_USER}=true",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
         assert done.returncode == 0, done.stderr
         with run_emulator(data_dir, "--no-schedule") as emulator:
-            submitted = job(emulator, dataset="uci-private-exhaust", conversation_id=PRIVATE_BOT,
-                            encryption_key=ZIP_PASSWORD)
+            submitted = job(
+                emulator,
+                dataset="uci-private-exhaust",
+                conversation_id=PRIVATE_BOT,
+                encryption_key=ZIP_PASSWORD,
+            )
             ran = requests.post(f"{emulator.root}/admin/run-jobs", timeout=60)
             assert ran.status_code == 200, ran.text
             yield emulator, submitted
@@ -366,17 +519,21 @@ def test_the_private_job_keeps_no_plain_csv_and_its_files_are_private(private_ru
     assert stat.S_IMODE(store.stat().st_mode) == 0o600
 
 
-@pytest.mark.parametrize(("headers", "answered"), [
-    ({"Forwarded": "for=203.0.113.7;proto=https"}, False),
-    ({"Forwarded": 'for="[2001:db8::7]:4711"'}, False),
-    ({"Forwarded": "for=127.0.0.1, for=198.51.100.9"}, False),
-    ({"Forwarded": "for=unknown"}, False),
-    ({"X-Real-IP": "203.0.113.7"}, False),
-    ({"Forwarded": "for=127.0.0.1:5000;by=127.0.0.1"}, True),
-    ({}, True),
-])
+@pytest.mark.parametrize(
+    ("headers", "answered"),
+    [
+        ({"Forwarded": "for=203.0.113.7;proto=https"}, False),
+        ({"Forwarded": 'for="[2001:db8::7]:4711"'}, False),
+        ({"Forwarded": "for=127.0.0.1, for=198.51.100.9"}, False),
+        ({"Forwarded": "for=unknown"}, False),
+        ({"X-Real-IP": "203.0.113.7"}, False),
+        ({"Forwarded": "for=127.0.0.1:5000;by=127.0.0.1"}, True),
+        ({}, True),
+    ],
+)
 def test_a_proxy_that_sends_only_forwarded_does_not_make_remote_clients_local(
-        tmp_path: Path, headers: dict[str, str], answered: bool) -> None:
+    tmp_path: Path, headers: dict[str, str], answered: bool
+) -> None:
     import asyncio
 
     import httpx

@@ -82,13 +82,27 @@ class Store:
         return self.query("SELECT count(*) FROM job_request WHERE tag = ?", (tag,))[0][0]
 
     def row(self, tag: str, request_id: str) -> dict[str, Any]:
-        rows = self.query("SELECT tag, request_id, job_id, status, request_data, requested_by, requested_channel, "
-                          "download_urls, iteration, err_message, encryption_key FROM job_request "
-                          "WHERE tag = ? AND request_id = ?", (tag, request_id))
+        rows = self.query(
+            "SELECT tag, request_id, job_id, status, request_data, requested_by, requested_channel, "
+            "download_urls, iteration, err_message, encryption_key FROM job_request "
+            "WHERE tag = ? AND request_id = ?",
+            (tag, request_id),
+        )
         assert len(rows) == 1
-        names = ("tag", "request_id", "job_id", "status", "request_data", "requested_by", "requested_channel",
-                 "download_urls", "iteration", "err_message", "encryption_key")
-        row = dict(zip(names, rows[0]))
+        names = (
+            "tag",
+            "request_id",
+            "job_id",
+            "status",
+            "request_data",
+            "requested_by",
+            "requested_channel",
+            "download_urls",
+            "iteration",
+            "err_message",
+            "encryption_key",
+        )
+        row = dict(zip(names, rows[0], strict=False))
         for name in ("request_data", "download_urls"):  # SQLite keeps them as JSON text
             if isinstance(row[name], str):
                 row[name] = json.loads(row[name])
@@ -104,7 +118,10 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         with run_emulator(data_dir, "--no-schedule") as running:
             yield Store("sqlite", running, str(data_dir / "job_request.sqlite3"))
     else:
-        with postgres_database() as url, run_emulator(data_dir, "--no-schedule", "--database-url", url) as running:
+        with (
+            postgres_database() as url,
+            run_emulator(data_dir, "--no-schedule", "--database-url", url) as running,
+        ):
             yield Store("postgres", running, url)
 
 
@@ -136,11 +153,21 @@ def listed(api: ExhaustApi, tag: str) -> list[dict[str, Any]]:
     return result["jobs"]
 
 
-def admin(emulator: Emulator, request_id: str, action: str, tag: str, params: dict[str, str] | None = None,
-          **kwargs: Any) -> dict[str, Any]:
+def admin(
+    emulator: Emulator,
+    request_id: str,
+    action: str,
+    tag: str,
+    params: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
     """POST to /admin/jobs/<id>/file (place a file) or /fail; returns the job with stored URLs."""
-    answer = requests.post(f"{emulator.root}/admin/jobs/{request_id}/{action}",
-                           params={"tag": f"{tag}:{CHANNEL}"} | (params or {}), timeout=30, **kwargs)
+    answer = requests.post(
+        f"{emulator.root}/admin/jobs/{request_id}/{action}",
+        params={"tag": f"{tag}:{CHANNEL}"} | (params or {}),
+        timeout=30,
+        **kwargs,
+    )
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -151,17 +178,21 @@ def ms(instant: datetime) -> int:
 
 # -- schema ---------------------------------------------------------------------------------------
 
+
 def test_table_has_the_contract_columns_and_primary_key(store: Store) -> None:
     submit(store.api, submit_body(new_tag()))
     expected = CONTRACT_COLUMNS + LATER_COLUMNS
     if store.kind == "sqlite":
         info = store.query("PRAGMA table_info(job_request)")  # cid, name, type, notnull, dflt_value, pk
-        assert [(name, kind) for _, name, kind, _, _, _ in info] == [(name, lite) for name, _, lite in expected]
+        assert [(name, kind) for _, name, kind, _, _, _ in info] == [
+            (name, lite) for name, _, lite in expected
+        ]
         key = [name for _, name, _, _, _, pk in sorted(info, key=lambda column: column[5]) if pk]
     else:
         info = store.query(
             "SELECT column_name, data_type, character_maximum_length, udt_name FROM information_schema.columns "
-            "WHERE table_schema = 'public' AND table_name = 'job_request' ORDER BY ordinal_position")
+            "WHERE table_schema = 'public' AND table_name = 'job_request' ORDER BY ordinal_position"
+        )
 
         def described(data_type: str, length: int | None, udt: str) -> str:
             if data_type == "character varying":
@@ -171,16 +202,21 @@ def test_table_has_the_contract_columns_and_primary_key(store: Store) -> None:
             return data_type
 
         assert [(name, described(*rest)) for name, *rest in info] == [(name, pg) for name, pg, _ in expected]
-        key = [name for (name,) in store.query(
-            "SELECT kcu.column_name FROM information_schema.table_constraints tc "
-            "JOIN information_schema.key_column_usage kcu "
-            "ON kcu.constraint_name = tc.constraint_name AND kcu.table_schema = tc.table_schema "
-            "WHERE tc.table_schema = 'public' AND tc.table_name = 'job_request' AND tc.constraint_type = 'PRIMARY KEY' "
-            "ORDER BY kcu.ordinal_position")]
+        key = [
+            name
+            for (name,) in store.query(
+                "SELECT kcu.column_name FROM information_schema.table_constraints tc "
+                "JOIN information_schema.key_column_usage kcu "
+                "ON kcu.constraint_name = tc.constraint_name AND kcu.table_schema = tc.table_schema "
+                "WHERE tc.table_schema = 'public' AND tc.table_name = 'job_request' AND tc.constraint_type = 'PRIMARY KEY' "
+                "ORDER BY kcu.ordinal_position"
+            )
+        ]
     assert key == ["tag", "request_id"]
 
 
 # -- submit, read, list ---------------------------------------------------------------------------
+
 
 def test_submit_read_list_and_the_row_written(store: Store) -> None:
     api, tag = store.api, new_tag()
@@ -192,13 +228,22 @@ def test_submit_read_list_and_the_row_written(store: Store) -> None:
     assert "statusMessage" not in job
 
     assert store.row(f"{tag}:{CHANNEL}", rid) == {
-        "tag": f"{tag}:{CHANNEL}", "request_id": rid, "job_id": RESPONSE, "status": "SUBMITTED",
-        "request_data": body["request"]["datasetConfig"], "requested_by": "someone", "requested_channel": CHANNEL,
-        "download_urls": [], "iteration": 0, "err_message": None, "encryption_key": None,
+        "tag": f"{tag}:{CHANNEL}",
+        "request_id": rid,
+        "job_id": RESPONSE,
+        "status": "SUBMITTED",
+        "request_data": body["request"]["datasetConfig"],
+        "requested_by": "someone",
+        "requested_channel": CHANNEL,
+        "download_urls": [],
+        "iteration": 0,
+        "err_message": None,
+        "encryption_key": None,
     }
     # the zip password is kept sealed beside the real table, never as it was given
-    (sealed,) = store.query("SELECT sealed_key FROM job_request_key WHERE tag = ? AND request_id = ?",
-                            (f"{tag}:{CHANNEL}", rid))
+    (sealed,) = store.query(
+        "SELECT sealed_key FROM job_request_key WHERE tag = ? AND request_id = ?", (f"{tag}:{CHANNEL}", rid)
+    )
     assert sealed[0].startswith("sealed:v1:") and "secret-key" not in sealed[0]
     found = read(api, tag, rid)
     assert found == job | {"expiresAt": found["expiresAt"]}
@@ -208,14 +253,19 @@ def test_submit_read_list_and_the_row_written(store: Store) -> None:
 
     admin(store.emulator, rid, "file", tag, data=b"a,b\n1,2\n", params={"executionTime": "6210"})
     done = read(api, tag, rid)
-    assert done["status"] == "SUCCESS" and done["statusMessage"] == "" and done["jobStats"]["executionTime"] == 6210
+    assert (
+        done["status"] == "SUCCESS"
+        and done["statusMessage"] == ""
+        and done["jobStats"]["executionTime"] == 6210
+    )
     (url,) = done["downloadUrls"]
     assert requests.get(url, timeout=30).content == b"a,b\n1,2\n"
     assert listed(api, tag)[0]["downloadUrls"][0].split("?")[0] == url.split("?")[0]
     stored = store.row(f"{tag}:{CHANNEL}", rid)
     assert stored["status"] == "SUCCESS" and stored["err_message"] == ""
     assert stored["download_urls"] == [
-        f"wasb://reports@uciemulator.blob.core.windows.net/uci-response-exhaust/{rid}/{url.split('?')[0].rsplit('/', 1)[1]}"]
+        f"wasb://reports@uciemulator.blob.core.windows.net/uci-response-exhaust/{rid}/{url.split('?')[0].rsplit('/', 1)[1]}"
+    ]
 
 
 def test_concurrent_identical_submits_make_one_row(store: Store) -> None:
@@ -229,7 +279,7 @@ def test_concurrent_identical_submits_make_one_row(store: Store) -> None:
         try:
             barrier.wait(timeout=30)
             answers[index] = api.submit(body)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             answers[index] = exc
 
     workers = [threading.Thread(target=post, args=(index,)) for index in range(threads)]
@@ -239,7 +289,9 @@ def test_concurrent_identical_submits_make_one_row(store: Store) -> None:
         worker.join(timeout=60)
 
     assert all(isinstance(answer, requests.Response) for answer in answers), answers
-    assert [answer.status_code for answer in answers] == [200] * threads, [a.text for a in answers if a.status_code != 200]
+    assert [answer.status_code for answer in answers] == [200] * threads, [
+        a.text for a in answers if a.status_code != 200
+    ]
     jobs = [answer.json()["result"] for answer in answers]
     assert len({job["requestId"] for job in jobs}) == 1
     assert {job["status"] for job in jobs} == {"SUBMITTED"}
@@ -248,6 +300,7 @@ def test_concurrent_identical_submits_make_one_row(store: Store) -> None:
 
 
 # -- resubmission ---------------------------------------------------------------------------------
+
 
 def test_failed_job_resubmitted_same_day_goes_back_to_submitted(clocked: Store) -> None:
     emulator, api, tag = clocked.emulator, clocked.api, new_tag()
@@ -272,7 +325,9 @@ def test_failed_job_resubmitted_same_day_goes_back_to_submitted(clocked: Store) 
     assert untouched["jobStats"] == second["jobStats"]
 
     emulator.set_clock((start + timedelta(minutes=4)).isoformat())
-    again = submit(api, submit_body(tag, conversation_id="d655cf03-1f6f-4510-acf6-d3f51b488a5e", start="2022-03-02"))
+    again = submit(
+        api, submit_body(tag, conversation_id="d655cf03-1f6f-4510-acf6-d3f51b488a5e", start="2022-03-02")
+    )
     assert again["requestId"] == rid
     assert again["status"] == "SUBMITTED"
     assert again["attempts"] == 1
@@ -357,6 +412,7 @@ def test_too_long_resubmit_leaves_a_failed_row_as_it_was(store: Store) -> None:
 
 # -- persistence ----------------------------------------------------------------------------------
 
+
 def test_sqlite_store_survives_a_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "emulator"
     tag = new_tag()
@@ -381,6 +437,11 @@ def test_sqlite_store_survives_a_restart(tmp_path: Path) -> None:
         assert requests.get(old, timeout=30).content == b"kept,across\n1,2\n"
     conn = sqlite3.connect(data_dir / "job_request.sqlite3")
     try:
-        assert conn.execute("SELECT count(*) FROM job_request WHERE tag = ?", (f"{tag}:{CHANNEL}",)).fetchone()[0] == 1
+        assert (
+            conn.execute("SELECT count(*) FROM job_request WHERE tag = ?", (f"{tag}:{CHANNEL}",)).fetchone()[
+                0
+            ]
+            == 1
+        )
     finally:
         conn.close()

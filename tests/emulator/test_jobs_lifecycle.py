@@ -62,24 +62,60 @@ BROKEN_DAY = "2026-03-05"
 LONELY = "c3c3c3c3-0000-4000-8000-00000000000c"
 
 RESPONSE_COLUMNS = [
-    "Message ID", "Conversation ID", "Conversation Name", "Device ID", "Session ID", "Question Id", "Question Type",
-    "Question Title", "Question Description", "Question Duration", "Question Score", "Question Max Score",
-    "Question Options", "Question Response", "X Path", "Eof", "Timestamp", "@timestamp",
+    "Message ID",
+    "Conversation ID",
+    "Conversation Name",
+    "Device ID",
+    "Session ID",
+    "Question Id",
+    "Question Type",
+    "Question Title",
+    "Question Description",
+    "Question Duration",
+    "Question Score",
+    "Question Max Score",
+    "Question Options",
+    "Question Response",
+    "X Path",
+    "Eof",
+    "Timestamp",
+    "@timestamp",
 ]
-PRIVATE_COLUMNS = ["Conversation ID", "Conversation Name", "Decrypted Device ID", "Encrypted Device ID", "Device UUID"]
+PRIVATE_COLUMNS = [
+    "Conversation ID",
+    "Conversation Name",
+    "Decrypted Device ID",
+    "Encrypted Device ID",
+    "Device UUID",
+]
 
 #: Two consumers: the default one on dev-channel, and one that may use another channel.
-TWO_CONSUMERS = ("--api-key", "dev-key=dev-consumer", "--api-key", "other-key=other-consumer",
-                 "--authorize", "dev-consumer=dev-channel", "--authorize", f"other-consumer={OTHER_CHANNEL}")
+TWO_CONSUMERS = (
+    "--api-key",
+    "dev-key=dev-consumer",
+    "--api-key",
+    "other-key=other-consumer",
+    "--authorize",
+    "dev-consumer=dev-channel",
+    "--authorize",
+    f"other-consumer={OTHER_CHANNEL}",
+)
 
 
 # -- the command line -----------------------------------------------------------------------------
 
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     """Run ``uci-exhaust`` (the console script next to this interpreter) to its end."""
     command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "airflow_provider_uci.cli"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-                          env=dict(os.environ))
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env=dict(os.environ),
+    )
 
 
 def seed(data_dir: Path, *args: str) -> dict[str, Any]:
@@ -103,6 +139,7 @@ def rows_for(summary: dict[str, Any], bot_id: str) -> int:
 
 
 # -- HTTP -----------------------------------------------------------------------------------------
+
 
 def run_jobs(emulator: Emulator, dataset: str | None = None) -> list[dict[str, Any]]:
     """``POST /admin/run-jobs[?dataset=]``; return the outcomes."""
@@ -160,6 +197,7 @@ def ist_ms(text: str) -> int:
 
 # -- files ----------------------------------------------------------------------------------------
 
+
 def report_dir(data_dir: Path, dataset: str, request_id: str) -> Path:
     return data_dir / "blobs" / "reports" / dataset / request_id
 
@@ -173,7 +211,7 @@ def parse_csv(data: bytes) -> tuple[list[str | None], list[dict[str, str | None]
 
 def aes_ecb_decrypt(encrypted_b64: str, secret_b64: str) -> str:
     """UCI's AES/ECB/PKCS5Padding, base64 in and out of the key and the text."""
-    decryptor = Cipher(algorithms.AES(base64.b64decode(secret_b64)), modes.ECB()).decryptor()  # noqa: S305
+    decryptor = Cipher(algorithms.AES(base64.b64decode(secret_b64)), modes.ECB()).decryptor()
     padded = decryptor.update(base64.b64decode(encrypted_b64)) + decryptor.finalize()
     unpadder = padding.PKCS7(128).unpadder()
     return (unpadder.update(padded) + unpadder.finalize()).decode("utf-8")
@@ -185,6 +223,7 @@ def uci_query(data_dir: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
 
 
 # -- the shared, seeded emulator ------------------------------------------------------------------
+
 
 @dataclass
 class Seeded:
@@ -206,9 +245,27 @@ class Seeded:
 def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """A data dir holding the main bot: 4 generated users plus one consenting and one refusing user."""
     data_dir = tmp_path_factory.mktemp("template")
-    summary = seed(data_dir, "--bots", "0", "--users", "4", "--events", "200", "--days", "2", "--start", START,
-                   "--seed", "11", "--bot", f"{ALPHA}={ALPHA_NAME}", "--user", f"{AGREES}=true",
-                   "--user", f"{REFUSES}=false")
+    summary = seed(
+        data_dir,
+        "--bots",
+        "0",
+        "--users",
+        "4",
+        "--events",
+        "200",
+        "--days",
+        "2",
+        "--start",
+        START,
+        "--seed",
+        "11",
+        "--bot",
+        f"{ALPHA}={ALPHA_NAME}",
+        "--user",
+        f"{AGREES}=true",
+        "--user",
+        f"{REFUSES}=false",
+    )
     assert rows_for(summary, ALPHA) > 0
     return data_dir, summary
 
@@ -219,20 +276,42 @@ def copy_of(template: tuple[Path, dict[str, Any]], target: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def seeded(template: tuple[Path, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+def seeded(
+    template: tuple[Path, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Seeded]:
     """The template plus a bot with a broken user and a bot with no users, served without a schedule."""
     data_dir = copy_of(template, tmp_path_factory.mktemp("shared") / "data")
-    seed(data_dir, "--bots", "0", "--users", "0", "--events", "30", "--days", "1", "--start", BROKEN_DAY,
-         "--seed", "12", "--bot", f"{BROKEN}=Broken Bot", "--user", f"{BROKEN_USER}=true")
+    seed(
+        data_dir,
+        "--bots",
+        "0",
+        "--users",
+        "0",
+        "--events",
+        "30",
+        "--days",
+        "1",
+        "--start",
+        BROKEN_DAY,
+        "--seed",
+        "12",
+        "--bot",
+        f"{BROKEN}=Broken Bot",
+        "--user",
+        f"{BROKEN_USER}=true",
+    )
     with sqlite3.connect(data_dir / "uci.sqlite3") as conn:
         conn.execute("UPDATE users SET data = ? WHERE id = ?", ('{"device": {"consent": tru', BROKEN_USER))
-        conn.execute('INSERT INTO bot (id, name, "ownerOrgID", "startDate", "endDate") VALUES (?, ?, ?, NULL, NULL)',
-                     (LONELY, "Lonely Bot", CHANNEL))
+        conn.execute(
+            'INSERT INTO bot (id, name, "ownerOrgID", "startDate", "endDate") VALUES (?, ?, ?, NULL, NULL)',
+            (LONELY, "Lonely Bot", CHANNEL),
+        )
     with run_emulator(data_dir, "--no-schedule", "--now", NOW, *TWO_CONSUMERS) as running:
         yield Seeded(running, template[1])
 
 
 # -- failure messages (contract 2.4) --------------------------------------------------------------
+
 
 def _no_conversation(dataset: str) -> Any:
     def make(tag: str) -> dict[str, Any]:
@@ -245,48 +324,111 @@ def _no_conversation(dataset: str) -> Any:
 
 FAILURES = {
     # case: (dataset, channel, body maker, message, whole message or prefix)
-    "no conversationId key": (RESPONSE, CHANNEL, _no_conversation(RESPONSE), "Request should have conversationId", True),
+    "no conversationId key": (
+        RESPONSE,
+        CHANNEL,
+        _no_conversation(RESPONSE),
+        "Request should have conversationId",
+        True,
+    ),
     "no conversationId key, private": (
-        PRIVATE, CHANNEL, _no_conversation(PRIVATE), "Request should have conversationId", True),
+        PRIVATE,
+        CHANNEL,
+        _no_conversation(PRIVATE),
+        "Request should have conversationId",
+        True,
+    ),
     "conversation not in the bot table": (
-        RESPONSE, CHANNEL, lambda tag: submit_body(tag, conversation_id=str(uuid.uuid4()), start=START, end=END),
-        "No data found for conversation in DB", True),
+        RESPONSE,
+        CHANNEL,
+        lambda tag: submit_body(tag, conversation_id=str(uuid.uuid4()), start=START, end=END),
+        "No data found for conversation in DB",
+        True,
+    ),
     "conversation not in the bot table, private": (
-        PRIVATE, CHANNEL, lambda tag: submit_body(tag, dataset=PRIVATE, conversation_id=str(uuid.uuid4())),
-        "No data found for conversation in DB", True),
+        PRIVATE,
+        CHANNEL,
+        lambda tag: submit_body(tag, dataset=PRIVATE, conversation_id=str(uuid.uuid4())),
+        "No data found for conversation in DB",
+        True,
+    ),
     "real bot under another channel": (
-        RESPONSE, OTHER_CHANNEL, lambda tag: submit_body(tag, conversation_id=ALPHA, start=START, end=END),
-        "No data found for conversation in DB", True),
+        RESPONSE,
+        OTHER_CHANNEL,
+        lambda tag: submit_body(tag, conversation_id=ALPHA, start=START, end=END),
+        "No data found for conversation in DB",
+        True,
+    ),
     "real bot under another channel, private": (
-        PRIVATE, OTHER_CHANNEL, lambda tag: submit_body(tag, dataset=PRIVATE, conversation_id=ALPHA),
-        "No data found for conversation in DB", True),
+        PRIVATE,
+        OTHER_CHANNEL,
+        lambda tag: submit_body(tag, dataset=PRIVATE, conversation_id=ALPHA),
+        "No data found for conversation in DB",
+        True,
+    ),
     "date range without telemetry": (
-        RESPONSE, CHANNEL, lambda tag: submit_body(tag, conversation_id=ALPHA, start="2026-02-01", end="2026-02-02"),
-        "No data found", True),
+        RESPONSE,
+        CHANNEL,
+        lambda tag: submit_body(tag, conversation_id=ALPHA, start="2026-02-01", end="2026-02-02"),
+        "No data found",
+        True,
+    ),
     "start after end": (
-        RESPONSE, CHANNEL, lambda tag: submit_body(tag, conversation_id=ALPHA, start=END, end=START),
-        "No data found", True),
+        RESPONSE,
+        CHANNEL,
+        lambda tag: submit_body(tag, conversation_id=ALPHA, start=END, end=START),
+        "No data found",
+        True,
+    ),
     "bot without telemetry": (
-        RESPONSE, CHANNEL, lambda tag: submit_body(tag, conversation_id=LONELY, start=START, end=END),
-        "No data found", True),
+        RESPONSE,
+        CHANNEL,
+        lambda tag: submit_body(tag, conversation_id=LONELY, start=START, end=END),
+        "No data found",
+        True,
+    ),
     "bot without registered users, private": (
-        PRIVATE, CHANNEL, lambda tag: submit_body(tag, dataset=PRIVATE, conversation_id=LONELY),
-        "No data found", True),
+        PRIVATE,
+        CHANNEL,
+        lambda tag: submit_body(tag, dataset=PRIVATE, conversation_id=LONELY),
+        "No data found",
+        True,
+    ),
     "badly formatted date": (
-        RESPONSE, CHANNEL, lambda tag: submit_body(tag, conversation_id=ALPHA, start="08/03/2026", end=END),
-        "Invalid request", True),
+        RESPONSE,
+        CHANNEL,
+        lambda tag: submit_body(tag, conversation_id=ALPHA, start="08/03/2026", end=END),
+        "Invalid request",
+        True,
+    ),
     "conversationId not a UUID": (
-        RESPONSE, CHANNEL, lambda tag: submit_body(tag, conversation_id="alpha-bot", start=START, end=END),
-        "Invalid request", True),
+        RESPONSE,
+        CHANNEL,
+        lambda tag: submit_body(tag, conversation_id="alpha-bot", start=START, end=END),
+        "Invalid request",
+        True,
+    ),
     "conversationId not a UUID, private": (
-        PRIVATE, CHANNEL, lambda tag: submit_body(tag, dataset=PRIVATE, conversation_id="alpha-bot"),
-        "Invalid request", True),
+        PRIVATE,
+        CHANNEL,
+        lambda tag: submit_body(tag, dataset=PRIVATE, conversation_id="alpha-bot"),
+        "Invalid request",
+        True,
+    ),
     "users.data not JSON": (
-        RESPONSE, CHANNEL, lambda tag: submit_body(tag, conversation_id=BROKEN, start=BROKEN_DAY, end=BROKEN_DAY),
-        "Request processing failed with ", False),
+        RESPONSE,
+        CHANNEL,
+        lambda tag: submit_body(tag, conversation_id=BROKEN, start=BROKEN_DAY, end=BROKEN_DAY),
+        "Request processing failed with ",
+        False,
+    ),
     "users.data not JSON, private": (
-        PRIVATE, CHANNEL, lambda tag: submit_body(tag, dataset=PRIVATE, conversation_id=BROKEN),
-        "Request processing failed with ", False),
+        PRIVATE,
+        CHANNEL,
+        lambda tag: submit_body(tag, dataset=PRIVATE, conversation_id=BROKEN),
+        "Request processing failed with ",
+        False,
+    ),
 }
 
 
@@ -316,6 +458,7 @@ def test_each_failure_message_comes_from_its_cause(seeded: Seeded, case: str) ->
 
 
 # -- retries and attempts (contract 2.1, 2.2, 4.4) ------------------------------------------------
+
 
 def test_failed_job_is_retried_at_each_run_until_three_attempts(seeded: Seeded) -> None:
     api, tag = seeded.api, new_tag()
@@ -354,8 +497,12 @@ def test_status_message_is_cut_to_300_characters(seeded: Seeded) -> None:
     exact_message = ("Request processing failed with " + "x" * 300)[:300]
 
     for tag, rid, message in ((long_tag, long_rid, long_message), (exact_tag, exact_rid, exact_message)):
-        answer = requests.post(f"{seeded.emulator.root}/admin/jobs/{rid}/fail", params={"tag": f"{tag}:{CHANNEL}"},
-                               json={"message": message}, timeout=10)
+        answer = requests.post(
+            f"{seeded.emulator.root}/admin/jobs/{rid}/fail",
+            params={"tag": f"{tag}:{CHANNEL}"},
+            json={"message": message},
+            timeout=10,
+        )
         assert answer.status_code == 200, answer.text
 
     cut = read(api, long_tag, long_rid)["statusMessage"]
@@ -367,7 +514,9 @@ def test_status_message_is_cut_to_300_characters(seeded: Seeded) -> None:
 
 def test_unknown_dataset_stays_submitted_through_every_run(seeded: Seeded) -> None:
     api, tag = seeded.api, new_tag()
-    rid = submit(api, tag, dataset="uci-unknown-exhaust", conversation_id=ALPHA, start=START, end=END)["requestId"]
+    rid = submit(api, tag, dataset="uci-unknown-exhaust", conversation_id=ALPHA, start=START, end=END)[
+        "requestId"
+    ]
     for _ in range(2):
         assert rid not in {o["requestId"] for o in run_jobs(seeded.emulator)}
     assert rid not in {o["requestId"] for o in cli_run_jobs(seeded.data_dir)}
@@ -379,6 +528,7 @@ def test_unknown_dataset_stays_submitted_through_every_run(seeded: Seeded) -> No
 
 
 # -- success (contract 2.2, 3.3, 3.5, 4.5) --------------------------------------------------------
+
 
 def test_response_success_writes_the_csv_at_its_path(seeded: Seeded) -> None:
     api, tag = seeded.api, new_tag()
@@ -410,9 +560,12 @@ def test_response_success_writes_the_csv_at_its_path(seeded: Seeded) -> None:
     assert header == RESPONSE_COLUMNS
     assert len(rows) == rows_for(seeded.summary, ALPHA)
     assert {(r["Conversation ID"], r["Conversation Name"]) for r in rows} == {(ALPHA, ALPHA_NAME)}
-    registered = {user for (user,) in uci_query(seeded.data_dir,
-                                                "SELECT users_id FROM user_registrations WHERE applications_id = ?",
-                                                ALPHA)}
+    registered = {
+        user
+        for (user,) in uci_query(
+            seeded.data_dir, "SELECT users_id FROM user_registrations WHERE applications_id = ?", ALPHA
+        )
+    }
     assert {r["Device ID"] for r in rows} <= registered
 
 
@@ -434,7 +587,9 @@ def test_response_without_dates_reads_the_bots_and_ignores_an_encryption_key(see
     rid = submit_raw(api, body)["requestId"]
     outcome = outcome_of(run_jobs(seeded.emulator, RESPONSE), rid)
     name = f"{ALPHA}_response_{RUN_DAY}.csv"
-    assert outcome["downloadUrls"] == [f"wasb://reports@{ACCOUNT}.blob.core.windows.net/uci-response-exhaust/{rid}/{name}"]
+    assert outcome["downloadUrls"] == [
+        f"wasb://reports@{ACCOUNT}.blob.core.windows.net/uci-response-exhaust/{rid}/{name}"
+    ]
     assert [p.name for p in report_dir(seeded.data_dir, RESPONSE, rid).iterdir()] == [name]
     _, rows = parse_csv(download(read(api, tag, rid)["downloadUrls"][0]))
     assert len(rows) == rows_for(seeded.summary, ALPHA)  # the bot's startDate..endDate is the seed's range
@@ -449,8 +604,21 @@ def test_success_after_a_failure_keeps_the_old_message(seeded: Seeded) -> None:
     assert (failed["status"], failed["attempts"]) == ("FAILED", 1)
     assert failed["statusMessage"] == "No data found for conversation in DB"
 
-    seed(seeded.data_dir, "--bots", "0", "--users", "0", "--events", "0", "--seed", "13",
-         "--bot", f"{late_bot}=Late Bot", "--user", f"{late_user}=true")
+    seed(
+        seeded.data_dir,
+        "--bots",
+        "0",
+        "--users",
+        "0",
+        "--events",
+        "0",
+        "--seed",
+        "13",
+        "--bot",
+        f"{late_bot}=Late Bot",
+        "--user",
+        f"{late_user}=true",
+    )
     outcome = outcome_of(run_jobs(seeded.emulator, PRIVATE), rid)
     job = read(api, tag, rid)
 
@@ -463,10 +631,12 @@ def test_success_after_a_failure_keeps_the_old_message(seeded: Seeded) -> None:
     with zipfile.ZipFile(io.BytesIO(download(job["downloadUrls"][0]))) as archive:
         _, rows = parse_csv(archive.read(f"{late_bot}_userinfo_{RUN_DAY}.csv"))
     assert [(r["Conversation ID"], r["Conversation Name"], r["Device UUID"]) for r in rows] == [
-        (late_bot, "Late Bot", late_user)]
+        (late_bot, "Late Bot", late_user)
+    ]
 
 
 # -- dataset selection ----------------------------------------------------------------------------
+
 
 def test_run_jobs_dataset_runs_only_that_dataset(seeded: Seeded) -> None:
     api, tag = seeded.api, new_tag()
@@ -488,10 +658,14 @@ def test_run_jobs_dataset_runs_only_that_dataset(seeded: Seeded) -> None:
 def test_a_bad_dataset_is_refused_by_the_route_and_the_command(seeded: Seeded) -> None:
     api, tag = seeded.api, new_tag()
     rid = submit(api, tag, conversation_id=ALPHA, start=START, end=END)["requestId"]
-    answer = requests.post(f"{seeded.emulator.root}/admin/run-jobs", params={"dataset": "uci-nothing"}, timeout=10)
+    answer = requests.post(
+        f"{seeded.emulator.root}/admin/run-jobs", params={"dataset": "uci-nothing"}, timeout=10
+    )
     assert answer.status_code == 400
     body = answer.json()
-    assert body["responseCode"] == "CLIENT_ERROR" and body["params"]["errmsg"].startswith("dataset: must be one of")
+    assert body["responseCode"] == "CLIENT_ERROR" and body["params"]["errmsg"].startswith(
+        "dataset: must be one of"
+    )
     assert "uci-nothing" in body["params"]["errmsg"]
     done = cli("emulator", "run-jobs", "--data-dir", str(seeded.data_dir), "--dataset", "uci-nothing")
     assert done.returncode == 2
@@ -500,6 +674,7 @@ def test_a_bad_dataset_is_refused_by_the_route_and_the_command(seeded: Seeded) -
 
 
 # -- consent (contract 3.2, 3.4) ------------------------------------------------------------------
+
 
 def test_consent_hides_the_answer_and_the_phone_number(seeded: Seeded) -> None:
     api, tag = seeded.api, new_tag()
@@ -517,8 +692,14 @@ def test_consent_hides_the_answer_and_the_phone_number(seeded: Seeded) -> None:
     with zipfile.ZipFile(io.BytesIO(download(read(api, tag, private_rid)["downloadUrls"][0]))) as archive:
         header, rows = parse_csv(archive.read(f"{ALPHA}_userinfo_{RUN_DAY}.csv"))
     assert header == PRIVATE_COLUMNS
-    identities = dict(uci_query(seeded.data_dir, "SELECT users_id, username FROM identities WHERE users_id IN (?, ?)",
-                                AGREES, REFUSES))
+    identities = dict(
+        uci_query(
+            seeded.data_dir,
+            "SELECT users_id, username FROM identities WHERE users_id IN (?, ?)",
+            AGREES,
+            REFUSES,
+        )
+    )
     by_user = {r["Device UUID"]: r for r in rows}
     assert by_user[REFUSES]["Decrypted Device ID"] == REFUSES
     assert by_user[REFUSES]["Encrypted Device ID"] == identities[REFUSES]
@@ -526,14 +707,18 @@ def test_consent_hides_the_answer_and_the_phone_number(seeded: Seeded) -> None:
     assert phone.startswith("phone:")
     assert by_user[AGREES]["Decrypted Device ID"] == phone
     assert by_user[AGREES]["Encrypted Device ID"] == identities[AGREES]
-    registered = {user for (user,) in uci_query(seeded.data_dir,
-                                                "SELECT users_id FROM user_registrations WHERE applications_id = ?",
-                                                ALPHA)}
+    registered = {
+        user
+        for (user,) in uci_query(
+            seeded.data_dir, "SELECT users_id FROM user_registrations WHERE applications_id = ?", ALPHA
+        )
+    }
     assert set(by_user) == registered
     assert {(r["Conversation ID"], r["Conversation Name"]) for r in rows} == {(ALPHA, ALPHA_NAME)}
 
 
 # -- the private zip (contract 3.5) ---------------------------------------------------------------
+
 
 def _private_job(seeded: Seeded, **kwargs: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
     api, tag = seeded.api, new_tag()
@@ -571,7 +756,8 @@ def test_private_zip_without_a_key_is_not_encrypted(seeded: Seeded) -> None:
     rid, outcome, job = _private_job(seeded)
     entry = f"{ALPHA}_userinfo_{RUN_DAY}.csv"
     assert outcome["downloadUrls"] == [
-        f"https://{ACCOUNT}.blob.core.windows.net/reports/uci-private-exhaust/{rid}/{ALPHA}_userinfo_{RUN_DAY}.zip"]
+        f"https://{ACCOUNT}.blob.core.windows.net/reports/uci-private-exhaust/{rid}/{ALPHA}_userinfo_{RUN_DAY}.zip"
+    ]
     with zipfile.ZipFile(io.BytesIO(download(job["downloadUrls"][0]))) as archive:
         assert archive.namelist() == [entry]
         assert not archive.getinfo(entry).flag_bits & 0x1
@@ -589,7 +775,9 @@ def test_private_ignores_the_date_range(seeded: Seeded) -> None:
 def test_private_with_an_empty_key_falls_back_to_the_csv(seeded: Seeded) -> None:
     rid, outcome, job = _private_job(seeded, encryption_key="")
     name = f"{ALPHA}_userinfo_{RUN_DAY}.csv"
-    assert outcome["downloadUrls"] == [f"wasb://reports@{ACCOUNT}.blob.core.windows.net/uci-private-exhaust/{rid}/{name}"]
+    assert outcome["downloadUrls"] == [
+        f"wasb://reports@{ACCOUNT}.blob.core.windows.net/uci-private-exhaust/{rid}/{name}"
+    ]
     stored = report_dir(seeded.data_dir, PRIVATE, rid)
     assert [p.name for p in stored.iterdir()] == [name]
     data = download(job["downloadUrls"][0])
@@ -600,6 +788,7 @@ def test_private_with_an_empty_key_falls_back_to_the_csv(seeded: Seeded) -> None
 
 # -- the schedule (contract 2.1) ------------------------------------------------------------------
 
+
 def _schedule(emulator: Emulator) -> dict[str, Any]:
     answer = requests.get(f"{emulator.root}/admin/schedule", timeout=10)
     assert answer.status_code == 200, answer.text
@@ -607,7 +796,8 @@ def _schedule(emulator: Emulator) -> dict[str, Any]:
 
 
 def test_the_nightly_schedule_runs_response_at_two_and_private_at_three(
-        template: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    template: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
     data_dir = copy_of(template, tmp_path / "data")
     tag = new_tag()
     with run_emulator(data_dir, "--now", "2026-03-11T01:00:00+05:30") as night:
@@ -641,7 +831,9 @@ def test_the_nightly_schedule_runs_response_at_two_and_private_at_three(
         assert (report_dir(data_dir, PRIVATE, private_rid) / f"{ALPHA}_userinfo_{RUN_DAY}.zip").is_file()
 
 
-def test_fast_mode_processes_a_job_without_being_asked(template: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+def test_fast_mode_processes_a_job_without_being_asked(
+    template: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
     data_dir = copy_of(template, tmp_path / "data")
     with run_emulator(data_dir, "--jobs-every", "1", "--now", NOW) as fast:
         api, tag = ExhaustApi(fast.api), new_tag()
@@ -655,14 +847,31 @@ def test_fast_mode_processes_a_job_without_being_asked(template: tuple[Path, dic
 
 # -- Azure Blob storage ---------------------------------------------------------------------------
 
+
 @pytest.mark.azure
 @pytest.mark.node
 def test_happy_path_on_azure_blob_storage(azurite: Azurite, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     storage = ("--storage", "azure", "--azure-connection-string", azurite.connection_string)
     bot = str(uuid.uuid4())
-    summary = seed(data_dir, *storage, "--bots", "0", "--users", "3", "--events", "60", "--days", "1",
-                   "--start", "2026-02-20", "--seed", "21", "--bot", f"{bot}=Azure Bot")
+    summary = seed(
+        data_dir,
+        *storage,
+        "--bots",
+        "0",
+        "--users",
+        "3",
+        "--events",
+        "60",
+        "--days",
+        "1",
+        "--start",
+        "2026-02-20",
+        "--seed",
+        "21",
+        "--bot",
+        f"{bot}=Azure Bot",
+    )
     assert rows_for(summary, bot) > 0
     with run_emulator(data_dir, "--no-schedule", "--now", NOW, *storage) as running:
         api, tag = ExhaustApi(running.api), new_tag()
@@ -672,11 +881,14 @@ def test_happy_path_on_azure_blob_storage(azurite: Azurite, tmp_path: Path) -> N
 
     name = f"{bot}_response_{RUN_DAY}.csv"
     assert outcome["downloadUrls"] == [
-        f"wasb://reports@{AZURITE_ACCOUNT}.blob.core.windows.net/uci-response-exhaust/{rid}/{name}"]
+        f"wasb://reports@{AZURITE_ACCOUNT}.blob.core.windows.net/uci-response-exhaust/{rid}/{name}"
+    ]
     assert job["status"] == "SUCCESS" and job["statusMessage"] == ""
     assert not (data_dir / "blobs" / "reports").exists()
     url = job["downloadUrls"][0]
-    assert url.startswith(f"http://127.0.0.1:{azurite.port}/{AZURITE_ACCOUNT}/reports/uci-response-exhaust/{rid}/")
+    assert url.startswith(
+        f"http://127.0.0.1:{azurite.port}/{AZURITE_ACCOUNT}/reports/uci-response-exhaust/{rid}/"
+    )
     header, rows = parse_csv(download(url))
     assert header == RESPONSE_COLUMNS
     assert len(rows) == rows_for(summary, bot)

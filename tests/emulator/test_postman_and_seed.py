@@ -68,7 +68,11 @@ SEED_SAMPLE_RESPONSE: dict[str, Any] = {
     "id": "ekstep.analytics.dataset.request.submit",
     "ver": "1.0",
     "ts": "2022-04-06T09:32:00.079+00:00",
-    "params": {"resmsgid": "d15de3c9-875d-4fbd-912c-4daa1cee0f1b", "status": "successful", "client_key": None},
+    "params": {
+        "resmsgid": "d15de3c9-875d-4fbd-912c-4daa1cee0f1b",
+        "status": "successful",
+        "client_key": None,
+    },
     "responseCode": "OK",
     "result": {
         "attempts": 0,
@@ -110,14 +114,36 @@ def newman_report(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) 
     report = workdir / "report.json"
     try:
         result = subprocess.run(
-            [str(newman), "run", str(COLLECTION), "--environment", str(ENVIRONMENT),
-             "--env-var", f"host={emulator.api}", "--env-var", "token=dev-key", "--env-var", "orgId=dev-channel",
-             "--reporters", "json", "--reporter-json-export", str(report), "--color", "off", "--disable-unicode"],
-            cwd=workdir, capture_output=True, text=True, timeout=120,
+            [
+                str(newman),
+                "run",
+                str(COLLECTION),
+                "--environment",
+                str(ENVIRONMENT),
+                "--env-var",
+                f"host={emulator.api}",
+                "--env-var",
+                "token=dev-key",
+                "--env-var",
+                "orgId=dev-channel",
+                "--reporters",
+                "json",
+                "--reporter-json-export",
+                str(report),
+                "--color",
+                "off",
+                "--disable-unicode",
+            ],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     except OSError as exc:  # node itself missing or broken
         unavailable(f"newman could not run: {exc}")
-    assert report.exists(), f"newman wrote no report (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
+    assert report.exists(), (
+        f"newman wrote no report (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
+    )
     data = json.loads(report.read_text())
     assert data["run"]["error"] is None, data["run"]["error"]
     return data
@@ -146,9 +172,15 @@ def collection_script(name: str) -> list[str]:
 
 
 @pytest.mark.node
-def test_newman_runs_every_request_against_the_emulator(newman_report: dict[str, Any], emulator: Emulator) -> None:
+def test_newman_runs_every_request_against_the_emulator(
+    newman_report: dict[str, Any], emulator: Emulator
+) -> None:
     """All three requests are sent (none errors at the transport level) and all go to the emulator."""
-    assert [e["item"]["name"] for e in newman_report["run"]["executions"]] == [READ_ITEM, SUBMIT_ITEM, LIST_ITEM]
+    assert [e["item"]["name"] for e in newman_report["run"]["executions"]] == [
+        READ_ITEM,
+        SUBMIT_ITEM,
+        LIST_ITEM,
+    ]
     stats = newman_report["run"]["stats"]
     assert stats["requests"] == {"total": 3, "pending": 0, "failed": 0}
     for item in newman_report["run"]["executions"]:
@@ -164,7 +196,7 @@ def test_newman_runs_every_request_against_the_emulator(newman_report: dict[str,
 
 @pytest.mark.node
 def test_collection_submit_is_accepted(newman_report: dict[str, Any]) -> None:
-    """"Data Exhaust - Request API" gets HTTP 200 and a submit envelope, and all its own assertions pass.
+    """ "Data Exhaust - Request API" gets HTTP 200 and a submit envelope, and all its own assertions pass.
 
     The body's ``requestedChannel`` (01309282781705830427) is ignored: the job is filed under the
     X-Channel-ID header, as the real service does.
@@ -181,7 +213,10 @@ def test_collection_submit_is_accepted(newman_report: dict[str, Any]) -> None:
     assert result["dataset"] == "uci-response-exhaust"
     assert re.fullmatch(r"[0-9A-F]{32}", result["requestId"])
     assert [a["assertion"] for a in item["assertions"]] == [
-        "Content-Type is present", "Response code is OK", "Status code is 200"]
+        "Content-Type is present",
+        "Response code is OK",
+        "Status code is 200",
+    ]
     assert all("error" not in a and not a["skipped"] for a in item["assertions"])
     assert "testScript" not in item or all("error" not in s for s in item["testScript"])
     assert failures(newman_report, SUBMIT_ITEM) == []
@@ -189,7 +224,7 @@ def test_collection_submit_is_accepted(newman_report: dict[str, Any]) -> None:
 
 @pytest.mark.node
 def test_collection_read_gets_the_no_job_envelope(newman_report: dict[str, Any]) -> None:
-    """"Get Job Info" gets HTTP 200 with the "no job" envelope; only its "Healthy" check fails.
+    """ "Get Job Info" gets HTTP 200 with the "no job" envelope; only its "Healthy" check fails.
 
     The collection hard-codes requestId EE8031071F3F73285BA1ABDCAD3BD2DB, which matches no job
     (request ids embed the submission date and channel), so the service answers HTTP 200 with
@@ -220,7 +255,9 @@ def test_collection_read_gets_the_no_job_envelope(newman_report: dict[str, Any])
     assert [a["assertion"] for a in item["assertions"]] == ["Content-Type is present"]
     assert all("error" not in a for a in item["assertions"])
     # what failed: exactly one thing, the "Healthy" line reading `healthy` of the null result
-    assert 'tests["Analytics Platform - Healthy"] = jsonData.result.healthy === true;' in collection_script(READ_ITEM)
+    assert 'tests["Analytics Platform - Healthy"] = jsonData.result.healthy === true;' in collection_script(
+        READ_ITEM
+    )
     failed = failures(newman_report, READ_ITEM)
     assert len(failed) == 1
     assert failed[0]["at"] == "test-script"
@@ -230,7 +267,7 @@ def test_collection_read_gets_the_no_job_envelope(newman_report: dict[str, Any])
 
 @pytest.mark.node
 def test_collection_list_url_is_not_routable(newman_report: dict[str, Any]) -> None:
-    """"Get Job List" keeps the unresolved ``{{tag(bot/conversation Id)}}`` variable and gets a 404.
+    """ "Get Job List" keeps the unresolved ``{{tag(bot/conversation Id)}}`` variable and gets a 404.
 
     Neither the collection nor its environment defines a variable of that name (it is a placeholder
     for a person to fill in), so newman sends it as text. The ``/`` inside the name splits it into
@@ -244,7 +281,11 @@ def test_collection_list_url_is_not_routable(newman_report: dict[str, Any]) -> N
     url = item["request"]["url"]
     path = unquote("/".join(url["path"]))
     assert path == "api/dataset/v1/request/list/{{tag(bot/conversation Id)}}"
-    assert url["path"][4:] == ["list", "%7B%7Btag(bot", "conversation%20Id)%7D%7D"]  # two segments after "list"
+    assert url["path"][4:] == [
+        "list",
+        "%7B%7Btag(bot",
+        "conversation%20Id)%7D%7D",
+    ]  # two segments after "list"
     assert url["query"] == [{"key": "limit", "value": "5"}]
 
     assert item["response"]["code"] == 404
@@ -273,9 +314,13 @@ def load_ordered(text: str) -> Any:
 
 def same_types(actual: Any, sample: Any, where: str = "result") -> None:
     """``actual`` has the JSON value types of ``sample`` (recursively for objects)."""
-    assert type(actual) is type(sample), f"{where}: {type(actual).__name__}, the sample {type(sample).__name__}"
+    assert type(actual) is type(sample), (
+        f"{where}: {type(actual).__name__}, the sample {type(sample).__name__}"
+    )
     if isinstance(sample, dict):
-        assert list(actual) == list(sample), f"{where}: keys {list(actual)} where the sample has {list(sample)}"
+        assert list(actual) == list(sample), (
+            f"{where}: keys {list(actual)} where the sample has {list(sample)}"
+        )
         for key, value in sample.items():
             same_types(actual[key], value, f"{where}.{key}")
 
@@ -334,12 +379,17 @@ def test_seed_sample_submit_answers_like_the_seed_sample_response(emulator: Emul
     assert result["status"] == "SUBMITTED"
     assert result["attempts"] == 0
     assert result["downloadUrls"] == []
-    assert result["jobStats"] == {"dtJobSubmitted": result["lastUpdated"], "dtJobCompleted": None,
-                                  "executionTime": None}
+    assert result["jobStats"] == {
+        "dtJobSubmitted": result["lastUpdated"],
+        "dtJobCompleted": None,
+        "executionTime": None,
+    }
 
     assert re.fullmatch(r"[0-9A-F]{32}", result["requestId"])
     submitted = datetime.fromtimestamp(result["jobStats"]["dtJobSubmitted"] / 1000, timezone.utc)
-    key = f"uci-response-exhaust|{tag}|user_id|dev-channel|{submitted.date().isoformat()}|uci-response-exhaust"
+    key = (
+        f"uci-response-exhaust|{tag}|user_id|dev-channel|{submitted.date().isoformat()}|uci-response-exhaust"
+    )
     assert result["requestId"] == hashlib.md5(key.encode()).hexdigest().upper()
 
     sent = ts_ms(answer["ts"])
@@ -350,4 +400,3 @@ def test_seed_sample_submit_answers_like_the_seed_sample_response(emulator: Emul
     again = api.read(tag, result["requestId"])
     assert again.status_code == 200
     assert again.json()["result"]["requestId"] == result["requestId"]
-

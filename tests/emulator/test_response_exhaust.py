@@ -42,9 +42,31 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator,
     """An emulator over seeded data: its summary and the generator's record of every expected row."""
     data = tmp_path_factory.mktemp("seeded")
     record = data / "record.jsonl"
-    summary = json.loads(uci_exhaust("emulator", "seed", "--data-dir", str(data), "--bots", "3", "--users", "40",
-                                     "--events", "900", "--start", START, "--days", str(DAYS), "--seed", "11",
-                                     "--edge-cases", "0.3", "--record", str(record), "--json"))
+    summary = json.loads(
+        uci_exhaust(
+            "emulator",
+            "seed",
+            "--data-dir",
+            str(data),
+            "--bots",
+            "3",
+            "--users",
+            "40",
+            "--events",
+            "900",
+            "--start",
+            START,
+            "--days",
+            str(DAYS),
+            "--seed",
+            "11",
+            "--edge-cases",
+            "0.3",
+            "--record",
+            str(record),
+            "--json",
+        )
+    )
     rows = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
     with run_emulator(data, "--no-schedule", "--now", "2026-01-14T09:00:00+05:30") as emulator:
         yield emulator, summary, rows
@@ -56,7 +78,9 @@ def run_jobs(emulator: Emulator, dataset: str = RESPONSE) -> list[dict]:
     return answer.json()["processed"]
 
 
-def submit_and_run(emulator: Emulator, conversation_id: str, start: str, end: str, channel: str = "dev-channel") -> dict:
+def submit_and_run(
+    emulator: Emulator, conversation_id: str, start: str, end: str, channel: str = "dev-channel"
+) -> dict:
     api = ExhaustApi(emulator.api, channel=channel)
     tag = new_tag()
     job = api.submit(submit_body(tag, conversation_id=conversation_id, start=start, end=end)).json()["result"]
@@ -69,17 +93,32 @@ def download_rows(job: dict) -> tuple[list[str], list[dict], bytes]:
     content = requests.get(url, timeout=30).content
     records = [values for _, values in read_records(io.StringIO(content.decode("utf-8"), newline=""))]
     header = records[0]
-    return header, [dict(zip(header, values)) for values in records[1:]], content
+    return header, [dict(zip(header, values, strict=False)) for values in records[1:]], content
 
 
-HEADER_2022_06 = ["Message ID", "Conversation ID", "Conversation Name", "Device ID", "Question Id", "Question Type",
-                  "Question Title", "Question Description", "Question Duration", "Question Score",
-                  "Question Max Score", "Question Options", "Question Response", "X Path", "Eof", "Timestamp",
-                  "@timestamp"]
+HEADER_2022_06 = [
+    "Message ID",
+    "Conversation ID",
+    "Conversation Name",
+    "Device ID",
+    "Question Id",
+    "Question Type",
+    "Question Title",
+    "Question Description",
+    "Question Duration",
+    "Question Score",
+    "Question Max Score",
+    "Question Options",
+    "Question Response",
+    "X Path",
+    "Eof",
+    "Timestamp",
+    "@timestamp",
+]
 
 
 def test_summary_is_machine_readable_and_counts_match_the_record(seeded) -> None:
-    emulator, summary, record = seeded
+    _emulator, summary, record = seeded
     assert summary["channel"] == "dev-channel" and summary["pdata_id"] == "prod.uci.diksha"
     assert set(summary["users"]) == {"consent_true", "consent_false", "consent_unset"}
     assert sum(summary["users"].values()) == 40
@@ -88,8 +127,10 @@ def test_summary_is_machine_readable_and_counts_match_the_record(seeded) -> None
     for bot in summary["bots"]:
         assert set(bot) >= {"id", "name", "events_by_day"}
         mine = [row for row in record if row["conversation_id"] == bot["id"]]
-        by_day = Counter(datetime.fromisoformat(row["timestamp"].replace("Z", "+00:00")).astimezone(IST).date().isoformat()
-                         for row in mine)
+        by_day = Counter(
+            datetime.fromisoformat(row["timestamp"].replace("Z", "+00:00")).astimezone(IST).date().isoformat()
+            for row in mine
+        )
         assert dict(by_day) == bot["events_by_day"]
 
 
@@ -102,7 +143,7 @@ def test_every_value_of_every_row_is_what_the_generator_wrote(seeded) -> None:
         job = submit_and_run(emulator, bot["id"], START, end)
         assert job["status"] == "SUCCESS", job
         header, rows, content = download_rows(job)
-        assert header == HEADER_2022_06[:4] + ["Session ID"] + HEADER_2022_06[4:]
+        assert header == [*HEADER_2022_06[:4], "Session ID", *HEADER_2022_06[4:]]
         expected = {row["mid"]: row for row in record if row["conversation_id"] == bot["id"]}
         assert len(rows) == len(expected) == sum(bot["events_by_day"].values())
         assert {row["Message ID"] for row in rows} == set(expected)
@@ -117,7 +158,10 @@ def test_every_value_of_every_row_is_what_the_generator_wrote(seeded) -> None:
             assert row["Question Title"] == want["title"].strip()
             assert row["Question Description"] == ""
             assert (row["Question Duration"], row["Question Score"], row["Question Max Score"]) == (
-                str(want["duration"]), "1", "1")
+                str(want["duration"]),
+                "1",
+                "1",
+            )
             assert json.loads(row["Question Options"]) == want["params"]
             if want["consent"]:
                 assert json.loads(row["Question Response"]) == want["resvalues"]
@@ -147,20 +191,52 @@ def test_the_file_is_where_the_real_job_puts_it(seeded) -> None:
     stored = emulator.data_dir / "blobs" / "reports" / "uci-response-exhaust" / job["requestId"]
     run_day = "20260114"  # the IST date of the run (the emulator's clock)
     assert [path.name for path in stored.iterdir()] == [f"{bot['id']}_response_{run_day}.csv"]
-    assert f"/reports/uci-response-exhaust/{job['requestId']}/{bot['id']}_response_{run_day}.csv?" in job["downloadUrls"][0]
+    assert (
+        f"/reports/uci-response-exhaust/{job['requestId']}/{bot['id']}_response_{run_day}.csv?"
+        in job["downloadUrls"][0]
+    )
 
 
 def test_the_same_seed_gives_the_same_data(tmp_path: Path) -> None:
     outputs = []
     for name in ("one", "two"):
         data = tmp_path / name
-        summary = uci_exhaust("emulator", "seed", "--data-dir", str(data), "--events", "300", "--start", START,
-                              "--seed", "5", "--json")
+        summary = uci_exhaust(
+            "emulator",
+            "seed",
+            "--data-dir",
+            str(data),
+            "--events",
+            "300",
+            "--start",
+            START,
+            "--seed",
+            "5",
+            "--json",
+        )
         blobs = sorted((data / "blobs").rglob("*.json.gz"))
-        outputs.append((summary.replace(str(data), ""), [(p.relative_to(data).as_posix(), p.read_bytes()) for p in blobs]))
+        outputs.append(
+            (
+                summary.replace(str(data), ""),
+                [(p.relative_to(data).as_posix(), p.read_bytes()) for p in blobs],
+            )
+        )
     assert outputs[0] == outputs[1]
-    other = json.loads(uci_exhaust("emulator", "seed", "--data-dir", str(tmp_path / "three"), "--events", "300",
-                                   "--start", START, "--seed", "6", "--json"))
+    other = json.loads(
+        uci_exhaust(
+            "emulator",
+            "seed",
+            "--data-dir",
+            str(tmp_path / "three"),
+            "--events",
+            "300",
+            "--start",
+            START,
+            "--seed",
+            "6",
+            "--json",
+        )
+    )
     assert [b["id"] for b in other["bots"]] != [b["id"] for b in json.loads(outputs[0][0])["bots"]]
 
 
@@ -168,20 +244,49 @@ def test_real_telemetry_fixtures_through_the_job(tmp_path: Path) -> None:
     """The published ASSESS events give rows whose header is the 2022-06 sample's plus Session ID."""
     conversation = "fabc64a7-c9b0-4d0b-b8a6-8778757b2bb5"
     devices = ["6798fa5a-2d83-35c4-3ba6-4d5b96a944b9", "4711abba-d06f-49fb-8c63-c80d0d3df790"]
-    uci_exhaust("emulator", "seed", "--data-dir", str(tmp_path), "--bots", "0", "--users", "0", "--events", "0",
-                "--channel", "channel-001", "--bot", f"{conversation}=UCI Fixture Bot",
-                "--user", devices[0], "--user", f"{devices[1]}=false",
-                "--telemetry", str(FIXTURES / "assess-telemetry-a.jsonl"),
-                "--telemetry", str(FIXTURES / "assess-telemetry-b.jsonl"), "--pdata-id", "dev.UCI.sunbird")
-    with run_emulator(tmp_path, "--no-schedule", "--pdata-id", "dev.UCI.sunbird", "--api-key", "dev-key=dev-consumer",
-                      "--authorize", "dev-consumer=channel-001") as emulator:
+    uci_exhaust(
+        "emulator",
+        "seed",
+        "--data-dir",
+        str(tmp_path),
+        "--bots",
+        "0",
+        "--users",
+        "0",
+        "--events",
+        "0",
+        "--channel",
+        "channel-001",
+        "--bot",
+        f"{conversation}=UCI Fixture Bot",
+        "--user",
+        devices[0],
+        "--user",
+        f"{devices[1]}=false",
+        "--telemetry",
+        str(FIXTURES / "assess-telemetry-a.jsonl"),
+        "--telemetry",
+        str(FIXTURES / "assess-telemetry-b.jsonl"),
+        "--pdata-id",
+        "dev.UCI.sunbird",
+    )
+    with run_emulator(
+        tmp_path,
+        "--no-schedule",
+        "--pdata-id",
+        "dev.UCI.sunbird",
+        "--api-key",
+        "dev-key=dev-consumer",
+        "--authorize",
+        "dev-consumer=channel-001",
+    ) as emulator:
         job = submit_and_run(emulator, conversation, "2020-06-24", "2020-06-24", channel="channel-001")
         assert job["status"] == "SUCCESS", job
         header, rows, _ = download_rows(job)
     with open(FIXTURES / "response-exhaust-2022-06-sample.csv", encoding="utf-8", newline="") as handle:
         sample_header = next(read_records(handle))[1]
     assert sample_header == HEADER_2022_06
-    assert header == sample_header[:4] + ["Session ID"] + sample_header[4:]
+    assert header == [*sample_header[:4], "Session ID", *sample_header[4:]]
     # a: 5 events; b: 3 of its 6 ASSESS events pass (other channel, other conversation, other pdata id fail)
     assert len(rows) == 8
     assert Counter(row["Device ID"] for row in rows) == {devices[0]: 6, devices[1]: 2}
@@ -191,4 +296,3 @@ def test_real_telemetry_fixtures_through_the_job(tmp_path: Path) -> None:
     assert all(row["Question Response"] == "" for row in rows if row["Device ID"] == devices[1])
     assert {row["Question Type"] for row in rows} == {"mcq"}
     assert {row["Question Duration"] for row in rows} == {"21"}
-

@@ -41,34 +41,48 @@ SEED_SIGNED_URL = (
 
 # -- the key extraction rule, on its own ---------------------------------------------------------
 
+
 def test_key_from_stored_wasb_url_drops_three_segments() -> None:
-    stored = ("wasb://reports@sunbirddevprivate.blob.core.windows.net/uci-response-exhaust/"
-              "1E2A13DA30671FDBA10C418C9EF14A70/c63b6faa-11a9-4259-b941-11cd2f8446c6_response_20220405.csv")
+    stored = (
+        "wasb://reports@sunbirddevprivate.blob.core.windows.net/uci-response-exhaust/"
+        "1E2A13DA30671FDBA10C418C9EF14A70/c63b6faa-11a9-4259-b941-11cd2f8446c6_response_20220405.csv"
+    )
     assert key_from_stored_url(stored) == (
-        "uci-response-exhaust/1E2A13DA30671FDBA10C418C9EF14A70/c63b6faa-11a9-4259-b941-11cd2f8446c6_response_20220405.csv")
+        "uci-response-exhaust/1E2A13DA30671FDBA10C418C9EF14A70/c63b6faa-11a9-4259-b941-11cd2f8446c6_response_20220405.csv"
+    )
 
 
 def test_key_from_stored_https_url_drops_four_segments() -> None:
-    stored = ("https://sunbirddevprivate.blob.core.windows.net/reports/uci-private-exhaust/"
-              "84B26F9012D6E2E53BFC422B245C6350/d655cf03-1f6f-4510-acf6-d3f51b488a5e_userinfo_20220405.zip")
+    stored = (
+        "https://sunbirddevprivate.blob.core.windows.net/reports/uci-private-exhaust/"
+        "84B26F9012D6E2E53BFC422B245C6350/d655cf03-1f6f-4510-acf6-d3f51b488a5e_userinfo_20220405.zip"
+    )
     assert key_from_stored_url(stored) == (
-        "uci-private-exhaust/84B26F9012D6E2E53BFC422B245C6350/d655cf03-1f6f-4510-acf6-d3f51b488a5e_userinfo_20220405.zip")
+        "uci-private-exhaust/84B26F9012D6E2E53BFC422B245C6350/d655cf03-1f6f-4510-acf6-d3f51b488a5e_userinfo_20220405.zip"
+    )
 
 
 def test_key_from_real_signed_url_keeps_everything_after_the_container() -> None:
     # The rule only drops segments: the query stays, and the "/" inside sig survives the split and join.
     assert key_from_stored_url(SEED_SIGNED_URL) == (
         "uci-response-exhaust/1E2A13DA30671FDBA10C418C9EF14A70/c63b6faa-11a9-4259-b941-11cd2f8446c6_response_20220405.csv"
-        "?sv=2017-04-17&se=2022-04-06T10%3A06%3A21Z&sr=b&sp=r&sig=L5etefAbBA/2PUQHaqSvbDPbyC%2BPfftS2jkf8y64R6E%3D")
-    assert key_from_stored_url(SEED_SIGNED_URL).split("?")[0] == urlsplit(SEED_SIGNED_URL).path.split("/", 2)[2]
+        "?sv=2017-04-17&se=2022-04-06T10%3A06%3A21Z&sr=b&sp=r&sig=L5etefAbBA/2PUQHaqSvbDPbyC%2BPfftS2jkf8y64R6E%3D"
+    )
+    assert (
+        key_from_stored_url(SEED_SIGNED_URL).split("?")[0] == urlsplit(SEED_SIGNED_URL).path.split("/", 2)[2]
+    )
 
 
 def test_key_rule_tests_for_http_anywhere_in_the_url() -> None:
     # "contains http", not "starts with": a wasb URL whose key mentions http loses four segments too.
-    assert key_from_stored_url("wasb://reports@acct.blob.core.windows.net/uci-response-exhaust/http-rid/f.csv") == "http-rid/f.csv"
+    assert (
+        key_from_stored_url("wasb://reports@acct.blob.core.windows.net/uci-response-exhaust/http-rid/f.csv")
+        == "http-rid/f.csv"
+    )
 
 
 # -- backends -------------------------------------------------------------------------------------
+
 
 @dataclass
 class Backend:
@@ -97,8 +111,13 @@ class Backend:
 
 @pytest.fixture(scope="module")
 def azure_emulator(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with run_emulator(tmp_path_factory.mktemp("emulator-azure"), "--storage", "azure",
-                      "--azure-connection-string", azurite.connection_string) as running:
+    with run_emulator(
+        tmp_path_factory.mktemp("emulator-azure"),
+        "--storage",
+        "azure",
+        "--azure-connection-string",
+        azurite.connection_string,
+    ) as running:
         yield running
 
 
@@ -115,6 +134,7 @@ def backend(request: pytest.FixtureRequest, emulator: Emulator) -> Iterator[Back
 
 # -- helpers --------------------------------------------------------------------------------------
 
+
 def submit(api: ExhaustApi, tag: str, **kwargs: object) -> dict:
     answer = api.submit(submit_body(tag, **kwargs))
     assert answer.status_code == 200, answer.text
@@ -124,7 +144,9 @@ def submit(api: ExhaustApi, tag: str, **kwargs: object) -> dict:
 def place(emulator: Emulator, tag: str, request_id: str, data: bytes, name: str | None = None) -> dict:
     """Store ``data`` as the job's file; returns the job with its stored (unsigned) URLs."""
     params = {"tag": f"{tag}:{CHANNEL}"} | ({"name": name} if name else {})
-    answer = requests.post(f"{emulator.root}/admin/jobs/{request_id}/file", params=params, data=data, timeout=30)
+    answer = requests.post(
+        f"{emulator.root}/admin/jobs/{request_id}/file", params=params, data=data, timeout=30
+    )
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -154,7 +176,9 @@ def assert_refused(answer: requests.Response, backend: str) -> None:
     assert answer.status_code == 403, answer.text
     code = re.search(r"<Code>(\w+)</Code>", answer.text)
     assert code, answer.text
-    assert code.group(1) in ({"AuthenticationFailed"} if backend == "local" else {"AuthenticationFailed", "AuthorizationFailure"})
+    assert code.group(1) in (
+        {"AuthenticationFailed"} if backend == "local" else {"AuthenticationFailed", "AuthorizationFailure"}
+    )
 
 
 def sas(url: str) -> dict[str, str]:
@@ -168,7 +192,7 @@ def with_changed_sig(url: str) -> str:
         if pair[0] == "sig":
             sig = unquote(pair[1])
             at = next(i for i, char in enumerate(sig) if char.isalnum())
-            sig = sig[:at] + ("B" if sig[at] == "A" else "A") + sig[at + 1:]
+            sig = sig[:at] + ("B" if sig[at] == "A" else "A") + sig[at + 1 :]
             pair[1] = quote(sig, safe="")
     return urlunsplit(parts._replace(query="&".join("=".join(pair) for pair in pairs)))
 
@@ -179,8 +203,10 @@ def with_query_of(url: str, other: str) -> str:
 
 
 def csv_bytes(label: str) -> bytes:
-    return (f'Conversation ID,Message Text,@timestamp\r\n{label},"said \\"hi\\", then left",2022-04-05T10:00:00Z\r\n'
-            "x,ünïcödé,2022-04-05T10:00:01Z\r\n").encode()
+    return (
+        f'Conversation ID,Message Text,@timestamp\r\n{label},"said \\"hi\\", then left",2022-04-05T10:00:00Z\r\n'
+        "x,ünïcödé,2022-04-05T10:00:01Z\r\n"
+    ).encode()
 
 
 def ist_days(before: datetime, after: datetime) -> set[str]:
@@ -188,6 +214,7 @@ def ist_days(before: datetime, after: datetime) -> set[str]:
 
 
 # -- both backends --------------------------------------------------------------------------------
+
 
 def test_csv_is_stored_as_wasb_and_downloads_with_plain_and_ranged_gets(backend: Backend) -> None:
     api, tag = backend.api, new_tag()
@@ -201,7 +228,8 @@ def test_csv_is_stored_as_wasb_and_downloads_with_plain_and_ranged_gets(backend:
     (stored_url,) = stored["downloadUrls"]
     match = re.fullmatch(
         rf"wasb://reports@{backend.account}\.blob\.core\.windows\.net/uci-response-exhaust/{rid}/{CONVERSATION}_response_(\d{{8}})\.csv",
-        stored_url)
+        stored_url,
+    )
     assert match, stored_url
     assert match.group(1) in ist_days(before, after)  # the job run's IST date
     key = key_from_stored_url(stored_url)
@@ -271,7 +299,9 @@ def test_tampered_urls_are_refused(backend: Backend) -> None:
     moved = with_query_of(other, url)  # the other blob's path, this blob's signature
     assert_refused(plain_get(moved), backend.name)
 
-    later = (datetime.fromisoformat(sas(url)["se"].replace("Z", "+00:00")) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = (datetime.fromisoformat(sas(url)["se"].replace("Z", "+00:00")) + timedelta(days=1)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
     extended = url.replace(quote(sas(url)["se"], safe=""), quote(later, safe=""))
     assert extended != url
     assert_refused(plain_get(extended), backend.name)
@@ -295,10 +325,13 @@ def test_zip_is_stored_as_https_and_downloads(backend: Backend) -> None:
     assert answer.status_code == 200
     assert answer.content == data
     with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
-        assert archive.read(f"{CONVERSATION}_userinfo_20220405.csv") == b"Conversation ID,Device UUID\r\nc,d\r\n"
+        assert (
+            archive.read(f"{CONVERSATION}_userinfo_20220405.csv") == b"Conversation ID,Device UUID\r\nc,d\r\n"
+        )
 
 
 # -- expiry ---------------------------------------------------------------------------------------
+
 
 def test_local_url_expires_after_thirty_minutes_of_emulator_time(emulator: Emulator) -> None:
     backend = Backend("local", emulator, LOCAL_ACCOUNT)
@@ -313,7 +346,11 @@ def test_local_url_expires_after_thirty_minutes_of_emulator_time(emulator: Emula
         expiry = datetime.fromisoformat(sas(url)["se"].replace("Z", "+00:00"))  # whole seconds
         lifetime = timedelta(minutes=30)
         assert start + lifetime - timedelta(seconds=1) <= expiry <= end + lifetime
-        assert (start + lifetime).timestamp() * 1000 - 1 <= result["expiresAt"] <= (end + lifetime).timestamp() * 1000 + 1
+        assert (
+            (start + lifetime).timestamp() * 1000 - 1
+            <= result["expiresAt"]
+            <= (end + lifetime).timestamp() * 1000 + 1
+        )
 
         emulator.set_clock((start + timedelta(minutes=29)).isoformat())
         assert plain_get(url).status_code == 200
@@ -326,8 +363,15 @@ def test_local_url_expires_after_thirty_minutes_of_emulator_time(emulator: Emula
 
 
 def test_azure_url_expires_after_its_lifetime(azurite: Azurite, tmp_path: Path) -> None:
-    with run_emulator(tmp_path / "emulator", "--storage", "azure", "--azure-connection-string",
-                      azurite.connection_string, "--expiry-seconds", "2") as short:
+    with run_emulator(
+        tmp_path / "emulator",
+        "--storage",
+        "azure",
+        "--azure-connection-string",
+        azurite.connection_string,
+        "--expiry-seconds",
+        "2",
+    ) as short:
         api, tag = ExhaustApi(short.api), new_tag()
         rid = submit(api, tag)["requestId"]
         place(short, tag, rid, b"a,b\n1,2\n", name=f"{uuid.uuid4()}.csv")

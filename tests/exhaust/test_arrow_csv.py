@@ -18,8 +18,12 @@ import pyarrow as pa
 import pytest
 
 from airflow_provider_uci.exhaust.arrow_csv import quotes_out_of_place, rfc4180, spark_blocks
-from airflow_provider_uci.exhaust.warehouse.pg_binary import PG_BINARY_HEADER, PG_BINARY_TRAILER, pg_binary_rows
 from airflow_provider_uci.exhaust.spark_csv import format_row, read_records
+from airflow_provider_uci.exhaust.warehouse.pg_binary import (
+    PG_BINARY_HEADER,
+    PG_BINARY_TRAILER,
+    pg_binary_rows,
+)
 from tests.support.services import postgres_database
 
 SUNBIRD = Path(__file__).resolve().parent.parent / "fixtures" / "sunbird"
@@ -32,9 +36,14 @@ def random_rows(seed: int, count: int) -> list[list[str | None]]:
     rng = random.Random(seed)
     rows = []
     for _ in range(count):
-        rows.append([None if rng.random() < 0.1 else
-                     "".join(rng.choice(PIECES) for _ in range(rng.randrange(8))) + "z"
-                     for _ in range(4)])
+        rows.append(
+            [
+                None
+                if rng.random() < 0.1
+                else "".join(rng.choice(PIECES) for _ in range(rng.randrange(8))) + "z"
+                for _ in range(4)
+            ]
+        )
     return rows
 
 
@@ -81,21 +90,25 @@ def test_blocks_hold_whole_records_whatever_their_size(size: int, tmp_path: Path
         expected = list(read_records(handle))
     got = []
     for block in found:
-        text = io.StringIO(data[block.offset:block.end].decode("utf-8"), newline="")
+        text = io.StringIO(data[block.offset : block.end].decode("utf-8"), newline="")
         got += [(line + block.first_line - 1, values) for line, values in read_records(text)]
     assert got == expected
 
 
-@pytest.mark.parametrize(("spark", "rfc"), [
-    ('"a\\"b"\n', '"a""b"\n'),  # an escaped quote
-    ('"a\\\\"\n', '"a\\"\n'),  # a value ending in a backslash
-    ('"a\\\\\\"b"\n', '"a\\""b"\n'),  # a backslash, then an escaped quote
-    ('"a\\\\\\\\"b"\n', '"a\\\\""b"\n'),  # two backslashes, then an escaped quote
-    ('\\"a",b\n', '""a",b\n'),  # the line (inside a value) starts with an escaped quote
-    ('\\\\"\n', '\\"\n'),  # ... with a value's last backslash
-    ('\\\\\\"a"\n', '\\""a"\n'),  # ... with a backslash and an escaped quote
-    ('a\\b,"c\\nd"\n', 'a\\b,"c\\nd"\n'),  # backslashes before anything else stay
-], ids=["n=1", "n=2", "n=3", "n=4", "n=1 first", "n=2 first", "n=3 first", "no quote"])
+@pytest.mark.parametrize(
+    ("spark", "rfc"),
+    [
+        ('"a\\"b"\n', '"a""b"\n'),  # an escaped quote
+        ('"a\\\\"\n', '"a\\"\n'),  # a value ending in a backslash
+        ('"a\\\\\\"b"\n', '"a\\""b"\n'),  # a backslash, then an escaped quote
+        ('"a\\\\\\\\"b"\n', '"a\\\\""b"\n'),  # two backslashes, then an escaped quote
+        ('\\"a",b\n', '""a",b\n'),  # the line (inside a value) starts with an escaped quote
+        ('\\\\"\n', '\\"\n'),  # ... with a value's last backslash
+        ('\\\\\\"a"\n', '\\""a"\n'),  # ... with a backslash and an escaped quote
+        ('a\\b,"c\\nd"\n', 'a\\b,"c\\nd"\n'),  # backslashes before anything else stay
+    ],
+    ids=["n=1", "n=2", "n=3", "n=4", "n=1 first", "n=2 first", "n=3 first", "no quote"],
+)
 def test_each_run_of_backslashes_before_a_quote(spark: str, rfc: str) -> None:
     assert rewritten(spark) == rfc.encode()
 
@@ -105,15 +118,20 @@ def test_a_last_line_without_its_line_end_and_a_value_left_open(tmp_path: Path) 
     path.write_bytes(b'a,b\n1,"x\\"y"\n2,')
     blocks = [bytes(block.data) for block in spark_blocks(path, 4)]
     assert b"".join(blocks) == b'a,b\n1,"x""y"\n2,\n'  # a line end added: the empty last value is null
-    assert [values for block in blocks for values in rfc4180_values(block)] == [["a", "b"], ["1", 'x"y'], ["2", ""]]
+    assert [values for block in blocks for values in rfc4180_values(block)] == [
+        ["a", "b"],
+        ["1", 'x"y'],
+        ["2", ""],
+    ]
     path.write_bytes(b'a,b\n1,"x\ny\n2,z\n')  # a quote never closed: the file is cut short
     *whole, last = spark_blocks(path, 4)
     assert [bytes(block.data) for block in whole] == [b"a,b\n"]
     assert (last.doubt, last.offset, last.first_line) == ("the file ends inside a quoted value", 4, 2)
 
 
-def test_a_record_longer_than_the_longest_ends_the_blocks_with_a_doubt(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_record_longer_than_the_longest_ends_the_blocks_with_a_doubt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from airflow_provider_uci.exhaust import arrow_csv
 
     monkeypatch.setattr(arrow_csv, "LONGEST_RECORD", 64)
@@ -130,7 +148,9 @@ def test_a_real_file_in_blocks() -> None:
     blocks = list(spark_blocks(path, 200))
     assert len(blocks) > 5
     with path.open(encoding="utf-8", newline="") as handle:
-        expected = [["" if value is None else value for value in values] for _, values in read_records(handle)]
+        expected = [
+            ["" if value is None else value for value in values] for _, values in read_records(handle)
+        ]
     assert [values for block in blocks for values in rfc4180_values(block.data)] == expected
 
 
@@ -138,18 +158,34 @@ def test_a_real_file_in_blocks() -> None:
 def test_binary_rows_read_back_as_their_values() -> None:
     import psycopg2
 
-    texts = ["", None, "हाँ\n\"quoted\"\\n", "x" * 70_000, "\\.", "tab\tand\r\nreturns"]
+    texts = ["", None, 'हाँ\n"quoted"\\n', "x" * 70_000, "\\.", "tab\tand\r\nreturns"]
     count = len(texts)
     columns = [
         pa.array(texts, pa.string()),
         pa.array([0, None, -1, 2**62, -(2**63), 7], pa.int64()),
         pa.array([True, False, None, True, False, None]),
-        pa.array([datetime(2022, 6, 21, 14, 45, 56, 892000, tzinfo=timezone.utc), None,
-                  datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
-                  datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2262, 1, 1, tzinfo=timezone.utc),
-                  datetime(1970, 1, 1, tzinfo=timezone.utc)], pa.timestamp("us", "UTC")),
-        pa.array([date(2022, 6, 21), date(1999, 12, 31), None, date(2000, 1, 1), date(1900, 3, 1),
-                  date(9999, 12, 31)], pa.date32()),
+        pa.array(
+            [
+                datetime(2022, 6, 21, 14, 45, 56, 892000, tzinfo=timezone.utc),
+                None,
+                datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
+                datetime(2000, 1, 1, tzinfo=timezone.utc),
+                datetime(2262, 1, 1, tzinfo=timezone.utc),
+                datetime(1970, 1, 1, tzinfo=timezone.utc),
+            ],
+            pa.timestamp("us", "UTC"),
+        ),
+        pa.array(
+            [
+                date(2022, 6, 21),
+                date(1999, 12, 31),
+                None,
+                date(2000, 1, 1),
+                date(1900, 3, 1),
+                date(9999, 12, 31),
+            ],
+            pa.date32(),
+        ),
         pa.nulls(count, pa.string()),
     ]
     data = PG_BINARY_HEADER + bytes(pg_binary_rows(columns)) + PG_BINARY_TRAILER
@@ -209,11 +245,15 @@ def test_a_block_longer_than_pyarrows_is_parsed_whole() -> None:
     assert doubt is None and table.to_pylist() == [{"c0": "1", "c1": value}, {"c0": "2", "c1": "z"}]
 
 
-@pytest.mark.parametrize("text", [
-    b'1,Ta"ra,x\n',  # a quote inside an unquoted value
-    b'1,"Title" 3,x\n',  # text after a closing quote
-    b'1,ab",x\n2,"y",z\n',  # a stray quote that looks like a closing one
-], ids=["inside", "after", "stray"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'1,Ta"ra,x\n',  # a quote inside an unquoted value
+        b'1,"Title" 3,x\n',  # text after a closing quote
+        b'1,ab",x\n2,"y",z\n',  # a stray quote that looks like a closing one
+    ],
+    ids=["inside", "after", "stray"],
+)
 def test_a_quote_out_of_place_is_found(text: bytes) -> None:
     assert quotes_out_of_place(memoryview(text))
 

@@ -48,17 +48,27 @@ def mode(path: Path) -> int:
 def broken_private(path: Path) -> Path:
     """The Tara sample's users, and two broken records with phones: no Device UUID; one value too many."""
     text = TARA_PRIVATE.read_text(encoding="utf-8")
-    path.write_text(text + f"{BOT},Global Tara Bot,{PHONE},enc1=,\n"
-                    + f"{BOT},Global Tara Bot,{OTHER_PHONE},enc2=,d2,extra\n", encoding="utf-8", newline="")
+    path.write_text(
+        text
+        + f"{BOT},Global Tara Bot,{PHONE},enc1=,\n"
+        + f"{BOT},Global Tara Bot,{OTHER_PHONE},enc2=,d2,extra\n",
+        encoding="utf-8",
+        newline="",
+    )
     return path
 
 
 @pytest.mark.parametrize("phones", ["plain", "hashed", "none"])
 def test_reject_files_hold_phone_numbers_only_as_the_load_stores_them(phones: str, tmp_path: Path) -> None:
     rejects = tmp_path / "rejects.jsonl"
-    summary = load_exhaust(response_csv=TARA_RESPONSE, private=broken_private(tmp_path / "users.csv"),
-                           warehouse_url=f"sqlite:///{tmp_path}/w.db", phone_numbers=phones, max_rejects=2,
-                           reject_path=rejects)
+    summary = load_exhaust(
+        response_csv=TARA_RESPONSE,
+        private=broken_private(tmp_path / "users.csv"),
+        warehouse_url=f"sqlite:///{tmp_path}/w.db",
+        phone_numbers=phones,
+        max_rejects=2,
+        reject_path=rejects,
+    )
 
     assert summary.rejected == 2
     text = rejects.read_text(encoding="utf-8")
@@ -72,7 +82,9 @@ def test_reject_files_hold_phone_numbers_only_as_the_load_stores_them(phones: st
     assert no_device["values"][2] == (hashed if phones == "hashed" else None)
     assert no_device["values"][0] == BOT and no_device["values"][3] == "enc1="
     assert too_wide["values"] is None
-    assert too_wide["values_withheld"].startswith(f"phone_numbers={phones}: the record's values cannot be told apart")
+    assert too_wide["values_withheld"].startswith(
+        f"phone_numbers={phones}: the record's values cannot be told apart"
+    )
     assert (no_device["line"], too_wide["line"]) == (4, 5)
 
 
@@ -81,8 +93,12 @@ def test_a_reject_file_and_the_folders_made_for_it_are_private(tmp_path: Path) -
     shared.mkdir(mode=0o755)
     rejects = shared / "new" / "rejects" / "load.jsonl"
     with pytest.raises(RejectLimitExceeded):
-        load_exhaust(response_csv=TARA_RESPONSE, private=broken_private(tmp_path / "users.csv"),
-                     warehouse_url=f"sqlite:///{tmp_path}/w.db", reject_path=rejects)
+        load_exhaust(
+            response_csv=TARA_RESPONSE,
+            private=broken_private(tmp_path / "users.csv"),
+            warehouse_url=f"sqlite:///{tmp_path}/w.db",
+            reject_path=rejects,
+        )
     assert mode(rejects) == 0o600
     assert mode(rejects.parent) == 0o700 and mode(rejects.parent.parent) == 0o700
     assert mode(shared) == 0o755, "a folder that was there is left as it was"
@@ -132,12 +148,32 @@ def test_a_failed_load_leaves_no_decrypted_file(tmp_path: Path) -> None:
     url, archive, scratch = loads_into(tmp_path)
     before = table_state(tmp_path / "w.db")
     response = tmp_path / "response.csv"
-    response.write_text(TARA_RESPONSE.read_text(encoding="utf-8").replace(',ftp,"","",0,1,1,', ',ftp,"","",x,1,1,', 1),
-                        encoding="utf-8", newline="")
+    response.write_text(
+        TARA_RESPONSE.read_text(encoding="utf-8").replace(',ftp,"","",0,1,1,', ',ftp,"","",x,1,1,', 1),
+        encoding="utf-8",
+        newline="",
+    )
 
-    done = subprocess.run([*uci_exhaust(), "load", "--response", str(response), "--private", str(archive),
-                           "--encryption-key", ZIP_KEY, "--warehouse", url, "--rejects", str(tmp_path / "r.jsonl")],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(scratch)})
+    done = subprocess.run(
+        [
+            *uci_exhaust(),
+            "load",
+            "--response",
+            str(response),
+            "--private",
+            str(archive),
+            "--encryption-key",
+            ZIP_KEY,
+            "--warehouse",
+            url,
+            "--rejects",
+            str(tmp_path / "r.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
 
     assert done.returncode == 2 and "max_rejects=0" in done.stderr
     assert list(scratch.iterdir()) == []
@@ -151,10 +187,26 @@ def test_sigterm_during_a_load_removes_the_decrypted_file_and_rolls_back(tmp_pat
     before = table_state(tmp_path / "w.db")
     holder = sqlite3.connect(tmp_path / "w.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
-    load = subprocess.Popen([*uci_exhaust(), "load", "--response", str(TARA_RESPONSE), "--private", str(archive),
-                             "--encryption-key", ZIP_KEY, "--warehouse", url, "--rejects", str(tmp_path / "r.jsonl")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "TMPDIR": str(scratch)})
+    load = subprocess.Popen(
+        [
+            *uci_exhaust(),
+            "load",
+            "--response",
+            str(TARA_RESPONSE),
+            "--private",
+            str(archive),
+            "--encryption-key",
+            ZIP_KEY,
+            "--warehouse",
+            url,
+            "--rejects",
+            str(tmp_path / "r.jsonl"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
     try:
         deadline = time.monotonic() + 60
         while not list(scratch.glob("uci-load-*/users.csv")):
@@ -165,7 +217,7 @@ def test_sigterm_during_a_load_removes_the_decrypted_file_and_rolls_back(tmp_pat
         load.send_signal(signal.SIGTERM)
         time.sleep(0.5)
         holder.execute("ROLLBACK")  # the load goes on from its wait, and meets the signal
-        out, err = load.communicate(timeout=60)
+        _out, err = load.communicate(timeout=60)
     finally:
         if load.poll() is None:
             load.kill()
@@ -178,15 +230,17 @@ def test_sigterm_during_a_load_removes_the_decrypted_file_and_rolls_back(tmp_pat
 
 
 def test_the_sigterm_handler_is_set_only_while_a_load_runs(tmp_path: Path) -> None:
-    code = ("import signal, sys; from pathlib import Path; from airflow_provider_uci.exhaust.load import load_exhaust\n"
-            "seen = []\n"
-            "signal.signal(signal.SIGTERM, lambda *_: seen.append(1))\n"
-            "handler = signal.getsignal(signal.SIGTERM)\n"
-            f"load_exhaust(response_csv=Path({str(TARA_RESPONSE)!r}), private=Path({str(TARA_PRIVATE)!r}), "
-            f"warehouse_url='sqlite:///{tmp_path}/w.db')\n"
-            "assert signal.getsignal(signal.SIGTERM) is handler\n"
-            "signal.raise_signal(signal.SIGTERM)\n"
-            "print(seen)\n")
+    code = (
+        "import signal, sys; from pathlib import Path; from airflow_provider_uci.exhaust.load import load_exhaust\n"
+        "seen = []\n"
+        "signal.signal(signal.SIGTERM, lambda *_: seen.append(1))\n"
+        "handler = signal.getsignal(signal.SIGTERM)\n"
+        f"load_exhaust(response_csv=Path({str(TARA_RESPONSE)!r}), private=Path({str(TARA_PRIVATE)!r}), "
+        f"warehouse_url='sqlite:///{tmp_path}/w.db')\n"
+        "assert signal.getsignal(signal.SIGTERM) is handler\n"
+        "signal.raise_signal(signal.SIGTERM)\n"
+        "print(seen)\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[1]"

@@ -53,7 +53,7 @@ def blank_lines_file(path: Path, blank_bytes: int, header: bytes | None = None) 
         chunk = b"\n" * MIB
         left = blank_bytes
         while left > 0:
-            out.write(chunk[:min(left, MIB)])
+            out.write(chunk[: min(left, MIB)])
             left -= MIB
     return path
 
@@ -67,14 +67,23 @@ def newline_zip(path: Path, newline_bytes: int) -> Path:
 
 # -- rejects -----------------------------------------------------------------------------------------
 
+
 def test_max_rejects_0_stops_the_read_at_the_first_reject(tmp_path: Path) -> None:
     """20 MiB of blank lines: the load fails at the first, having written one reject, not twenty million."""
     response = blank_lines_file(tmp_path / "response.csv", 20 * MIB)
     rejects = tmp_path / "response.rejects.jsonl"
-    with pytest.raises(RejectLimitExceeded, match=r"^1 record\(s\) rejected, more than max_rejects=0: line 2 of "
-                                                  r"response.csv: a blank line .*the read stopped there"):
-        load_exhaust(response_csv=response, private=TARA_PRIVATE, warehouse_url=f"sqlite:///{tmp_path}/w.db",
-                     conversation_id=BOT, reject_path=rejects)
+    with pytest.raises(
+        RejectLimitExceeded,
+        match=r"^1 record\(s\) rejected, more than max_rejects=0: line 2 of "
+        r"response.csv: a blank line .*the read stopped there",
+    ):
+        load_exhaust(
+            response_csv=response,
+            private=TARA_PRIVATE,
+            warehouse_url=f"sqlite:///{tmp_path}/w.db",
+            conversation_id=BOT,
+            reject_path=rejects,
+        )
     entries = [json.loads(line) for line in rejects.read_text(encoding="utf-8").splitlines()]
     assert [(entry["line"], entry["last_line"]) for entry in entries] == [(2, 2)]
     assert rejects.stat().st_size < 1000
@@ -83,16 +92,25 @@ def test_max_rejects_0_stops_the_read_at_the_first_reject(tmp_path: Path) -> Non
 def test_a_run_of_blank_lines_is_one_reject_entry_and_each_line_counts(tmp_path: Path) -> None:
     header, records = tara_lines()
     response = tmp_path / "response.csv"
-    response.write_text(header + "\n" + "".join(records[:10]) + "\n" * 1000 + "".join(records[10:]),
-                        encoding="utf-8", newline="")
+    response.write_text(
+        header + "\n" + "".join(records[:10]) + "\n" * 1000 + "".join(records[10:]),
+        encoding="utf-8",
+        newline="",
+    )
     rejects = tmp_path / "rejects.jsonl"
     url = f"sqlite:///{tmp_path}/w.db"
     with pytest.raises(RejectLimitExceeded, match=r"^1000 record\(s\) rejected, more than max_rejects=999"):
-        load_exhaust(response_csv=response, private=TARA_PRIVATE, warehouse_url=url, max_rejects=999,
-                     reject_path=rejects)
+        load_exhaust(
+            response_csv=response,
+            private=TARA_PRIVATE,
+            warehouse_url=url,
+            max_rejects=999,
+            reject_path=rejects,
+        )
 
-    summary = load_exhaust(response_csv=response, private=TARA_PRIVATE, warehouse_url=url, max_rejects=1000,
-                           reject_path=rejects)
+    summary = load_exhaust(
+        response_csv=response, private=TARA_PRIVATE, warehouse_url=url, max_rejects=1000, reject_path=rejects
+    )
 
     assert (summary.rejected, summary.responses_loaded) == (1000, len(records))
     (entry,) = [json.loads(line) for line in rejects.read_text(encoding="utf-8").splitlines()]
@@ -130,17 +148,25 @@ def test_a_file_whose_every_record_is_rejected_says_how_many_why_and_where(tmp_p
     rejects = tmp_path / "rejects.jsonl"
 
     with pytest.raises(ExhaustFormatError) as refused:
-        load_exhaust(response_csv=response, private=TARA_PRIVATE, warehouse_url=f"sqlite:///{tmp_path}/w.db",
-                     max_rejects=10, reject_path=rejects)
+        load_exhaust(
+            response_csv=response,
+            private=TARA_PRIVATE,
+            warehouse_url=f"sqlite:///{tmp_path}/w.db",
+            max_rejects=10,
+            reject_path=rejects,
+        )
 
     message = str(refused.value)
-    assert message.startswith("response.csv: no readable response record to take the conversation id from: "
-                              "3 record(s) rejected: line 2 of response.csv: conversation_id: must not be empty")
+    assert message.startswith(
+        "response.csv: no readable response record to take the conversation id from: "
+        "3 record(s) rejected: line 2 of response.csv: conversation_id: must not be empty"
+    )
     assert f"they are in {rejects}" in message
     assert len(rejects.read_text(encoding="utf-8").splitlines()) == 3
 
 
 # -- the private zip ------------------------------------------------------------------------------------
+
 
 def test_a_tiny_zip_cannot_unzip_to_megabytes(tmp_path: Path) -> None:
     """4 MiB of newlines deflate to about 4 KB: the default limit is 100 times the zip, with no 64 MiB floor."""
@@ -163,8 +189,21 @@ def test_a_zip_of_newlines_fails_the_load_fast_with_a_tiny_reject_file(tmp_path:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
 
-    result = measure([*uci_exhaust(), "load", "--response", str(TARA_RESPONSE), "--private", str(archive),
-                      "--warehouse", url, "--rejects", str(rejects)], env={**os.environ, "TMPDIR": str(scratch)})
+    result = measure(
+        [
+            *uci_exhaust(),
+            "load",
+            "--response",
+            str(TARA_RESPONSE),
+            "--private",
+            str(archive),
+            "--warehouse",
+            url,
+            "--rejects",
+            str(rejects),
+        ],
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
 
     assert result["returncode"] == 2, result["stderr"]
     assert "users.zip" in str(result["stderr"]) and "Traceback" not in str(result["stderr"])
@@ -174,19 +213,30 @@ def test_a_zip_of_newlines_fails_the_load_fast_with_a_tiny_reject_file(tmp_path:
 
 # -- a byte order mark ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fast", [True, False], ids=["in C", "record by record"])
 def test_files_that_start_with_a_utf8_byte_order_mark_load(fast: bool, tmp_path: Path) -> None:
     response, private = tmp_path / "response.csv", tmp_path / "private.csv"
     response.write_bytes(b"\xef\xbb\xbf" + TARA_RESPONSE.read_bytes())
     private.write_bytes(b"\xef\xbb\xbf" + TARA_PRIVATE.read_bytes())
-    reference = load_exhaust(response_csv=TARA_RESPONSE, private=TARA_PRIVATE,
-                             warehouse_url=f"sqlite:///{tmp_path}/a.db", fast=fast)
+    reference = load_exhaust(
+        response_csv=TARA_RESPONSE,
+        private=TARA_PRIVATE,
+        warehouse_url=f"sqlite:///{tmp_path}/a.db",
+        fast=fast,
+    )
 
-    summary = load_exhaust(response_csv=response, private=private, warehouse_url=f"sqlite:///{tmp_path}/b.db",
-                           fast=fast)
+    summary = load_exhaust(
+        response_csv=response, private=private, warehouse_url=f"sqlite:///{tmp_path}/b.db", fast=fast
+    )
 
     assert (summary.conversation_id, summary.responses_loaded, summary.users_loaded, summary.rejected) == (
-        BOT, reference.responses_loaded, reference.users_loaded, 0)
+        BOT,
+        reference.responses_loaded,
+        reference.users_loaded,
+        0,
+    )
+
     def rows(database: Path) -> list[tuple[object, ...]]:  # the audit rows differ in their times
         return [row for row in table_state(database) if row[0] != "uci_responses_loads"]
 
@@ -195,17 +245,26 @@ def test_files_that_start_with_a_utf8_byte_order_mark_load(fast: bool, tmp_path:
 
 # -- ids and names ---------------------------------------------------------------------------------------
 
+
 def test_a_conversation_id_taken_from_the_file_must_be_a_uuid(tmp_path: Path) -> None:
     response = tmp_path / "response.csv"
-    response.write_text(TARA_RESPONSE.read_text(encoding="utf-8").replace(BOT, "../../../outside/pwned"),
-                        encoding="utf-8", newline="")
-    with pytest.raises(ValueError, match=r"^response.csv: Conversation ID: must be a UUID, 8-4-4-4-12 hex digits .*"
-                                         r"got '../../../outside/pwned'"):
+    response.write_text(
+        TARA_RESPONSE.read_text(encoding="utf-8").replace(BOT, "../../../outside/pwned"),
+        encoding="utf-8",
+        newline="",
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"^response.csv: Conversation ID: must be a UUID, 8-4-4-4-12 hex digits .*"
+        r"got '../../../outside/pwned'",
+    ):
         load_exhaust(response_csv=response, private=None, warehouse_url=f"sqlite:///{tmp_path}/w.db")
     assert not (tmp_path / "w.db").exists() or table_state(tmp_path / "w.db") == []
 
 
-@pytest.mark.parametrize("value", ["../../escaped", f"{BOT}\n", f"{{{BOT}}}", BOT.replace("-", ""), "", "x" * 36])
+@pytest.mark.parametrize(
+    "value", ["../../escaped", f"{BOT}\n", f"{{{BOT}}}", BOT.replace("-", ""), "", "x" * 36]
+)
 def test_a_conversation_id_given_must_be_a_uuid(value: str, tmp_path: Path) -> None:
     from airflow_provider_uci.exhaust.names import InvalidConversationId, conversation_id
 
@@ -213,8 +272,12 @@ def test_a_conversation_id_given_must_be_a_uuid(value: str, tmp_path: Path) -> N
         conversation_id(value, "from_asset")
     if value:  # an empty id is taken from the file, as a missing one
         with pytest.raises(ValueError, match=r"^conversation_id: must be a UUID"):
-            load_exhaust(response_csv=TARA_RESPONSE, private=TARA_PRIVATE, warehouse_url=f"sqlite:///{tmp_path}/w.db",
-                         conversation_id=value)
+            load_exhaust(
+                response_csv=TARA_RESPONSE,
+                private=TARA_PRIVATE,
+                warehouse_url=f"sqlite:///{tmp_path}/w.db",
+                conversation_id=value,
+            )
     assert conversation_id(BOT.upper(), "x") == BOT.upper()
 
 

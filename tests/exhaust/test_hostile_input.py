@@ -52,8 +52,10 @@ def uci_load(tmp_path: Path, url: str, *files: str) -> dict[str, object]:
     scratch.mkdir(exist_ok=True)
     env = {**os.environ, "TMPDIR": str(scratch)}
     env.pop("UCI_EXHAUST_ENCRYPTION_KEY", None)
-    result = measure([*uci_exhaust(), "load", *files, "--warehouse", url, "--rejects",
-                      str(tmp_path / "rejects.jsonl")], env=env)
+    result = measure(
+        [*uci_exhaust(), "load", *files, "--warehouse", url, "--rejects", str(tmp_path / "rejects.jsonl")],
+        env=env,
+    )
     result["scratch_left"] = sorted(path.name for path in scratch.iterdir())
     return result
 
@@ -69,8 +71,10 @@ def test_a_zip_bomb_is_refused_before_it_is_unzipped(warehouse: tuple[str, Path]
     result = uci_load(tmp_path, url, "--response", str(TARA_RESPONSE), "--private", str(bomb))
 
     assert result["returncode"] == 2, result["stderr"]
-    assert str(result["stderr"]).startswith(f"uci-exhaust: error: users.zip: its entry says it unzips to "
-                                            f"{200 * MIB + 87} bytes, more than the limit of {limit}")
+    assert str(result["stderr"]).startswith(
+        f"uci-exhaust: error: users.zip: its entry says it unzips to "
+        f"{200 * MIB + 87} bytes, more than the limit of {limit}"
+    )
     assert "refused before unzipping it" in str(result["stderr"])
     assert str(result["stderr"]).count("\n") == 1 and "Traceback" not in str(result["stderr"])
     assert result["peak_rss_mb"] < RSS_BOUND_MB
@@ -84,8 +88,9 @@ def test_a_zip_bomb_over_a_configured_limit_is_refused(warehouse: tuple[str, Pat
     bomb = tmp_path / "users.zip"
     bomb_zip(bomb, 3 * MIB)
 
-    result = uci_load(tmp_path, url, "--response", str(TARA_RESPONSE), "--private", str(bomb),
-                      "--max-unzipped-mb", "2")
+    result = uci_load(
+        tmp_path, url, "--response", str(TARA_RESPONSE), "--private", str(bomb), "--max-unzipped-mb", "2"
+    )
 
     assert result["returncode"] == 2
     assert f"more than the limit of {2 * MIB} (max_unzipped_bytes)" in str(result["stderr"])
@@ -121,13 +126,17 @@ def test_the_default_unzip_limit_follows_the_zips_size() -> None:
     assert unzip_limit(1 << 30) == 4096 * MIB
 
 
-@pytest.mark.parametrize(("field_mib", "newline_every", "expected"), [
-    (512, 0, f"a record longer than {RECORD_LIMIT} characters"),
-    (40, 100, "field larger than field limit (131072)"),
-], ids=["512 MiB on one line", "40 MiB over many lines"])
-def test_a_huge_value_fails_the_load_fast_in_bounded_memory(warehouse: tuple[str, Path], tmp_path: Path,
-                                                            field_mib: int, newline_every: int,
-                                                            expected: str) -> None:
+@pytest.mark.parametrize(
+    ("field_mib", "newline_every", "expected"),
+    [
+        (512, 0, f"a record longer than {RECORD_LIMIT} characters"),
+        (40, 100, "field larger than field limit (131072)"),
+    ],
+    ids=["512 MiB on one line", "40 MiB over many lines"],
+)
+def test_a_huge_value_fails_the_load_fast_in_bounded_memory(
+    warehouse: tuple[str, Path], tmp_path: Path, field_mib: int, newline_every: int, expected: str
+) -> None:
     url, database = warehouse
     before = table_state(database)
     response = tmp_path / "response.csv"
@@ -145,9 +154,13 @@ def test_a_huge_value_fails_the_load_fast_in_bounded_memory(warehouse: tuple[str
 
 def test_the_record_reader_refuses_a_record_of_many_lines_and_values_past_the_limit() -> None:
     """Short values over many lines: no single value is too long, the record is."""
-    record = '"a\n",' * (RECORD_LIMIT // 4)  # line 2 is '"a', each after it '","a': 3, then 5 characters a line
+    record = '"a\n",' * (
+        RECORD_LIMIT // 4
+    )  # line 2 is '"a', each after it '","a': 3, then 5 characters a line
     too_long_at = (RECORD_LIMIT - 3) // 5 + 3
-    with pytest.raises(SparkCsvError, match=rf"^line {too_long_at}: a record longer than {RECORD_LIMIT} characters"):
+    with pytest.raises(
+        SparkCsvError, match=rf"^line {too_long_at}: a record longer than {RECORD_LIMIT} characters"
+    ):
         for _ in read_records(io.StringIO("h1,h2\n" + record + "\n", newline="")):
             pass
 
@@ -156,8 +169,12 @@ def test_a_long_value_is_refused_by_the_record_reader_too(tmp_path: Path) -> Non
     response = tmp_path / "response.csv"
     long_field_csv(response, 200_000)
     with pytest.raises(ValueError, match=r"^response.csv: line 3: field larger than field limit"):
-        load_exhaust(response_csv=response, private=TARA_PRIVATE, warehouse_url=f"sqlite:///{tmp_path}/w.db",
-                     fast=False)
+        load_exhaust(
+            response_csv=response,
+            private=TARA_PRIVATE,
+            warehouse_url=f"sqlite:///{tmp_path}/w.db",
+            fast=False,
+        )
     with sqlite3.connect(tmp_path / "w.db") as conn:
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone() == (0,)
     conn.close()

@@ -23,10 +23,13 @@ def test_a_text_hashes_alike_in_any_batch_and_apart_from_others() -> None:
         assert (text_hashes(values.slice(1, 4)) == whole[1:5]).all(), "a slice of a batch hashes as the batch"
         assert (text_hashes(pa.array(values.to_pylist()[::-1])) == whole[::-1]).all()
         assert len(set(whole.tolist())) == len(set(values.to_pylist()))
-    assert text_hashes(pa.array(["ab", "ba", "a\x00", "ab\x00"])).tolist() == list(dict.fromkeys(
-        text_hashes(pa.array(["ab", "ba", "a\x00", "ab\x00"])).tolist())), "order, bytes and length all count"
+    assert text_hashes(pa.array(["ab", "ba", "a\x00", "ab\x00"])).tolist() == list(
+        dict.fromkeys(text_hashes(pa.array(["ab", "ba", "a\x00", "ab\x00"])).tolist())
+    ), "order, bytes and length all count"
     one = key_hashes(pa.array(["m"]), pa.array(["d1"]), pa.array(["q"]))
-    assert one != key_hashes(pa.array(["m"]), pa.array(["q"]), pa.array(["d1"])), "columns are not interchangeable"
+    assert one != key_hashes(pa.array(["m"]), pa.array(["q"]), pa.array(["d1"])), (
+        "columns are not interchangeable"
+    )
 
 
 def test_repeated_finds_only_hashes_seen_twice() -> None:
@@ -37,15 +40,17 @@ def test_repeated_finds_only_hashes_seen_twice() -> None:
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["read in C", "record by record"])
-def test_keys_that_share_a_hash_are_not_taken_for_one_answer_twice(fast: bool, monkeypatch: pytest.MonkeyPatch,
-                                                                   tmp_path: Path) -> None:
+def test_keys_that_share_a_hash_are_not_taken_for_one_answer_twice(
+    fast: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """Every key made to hash alike: the file is read again, its keys compared, and it loads."""
     monkeypatch.setattr(reader, "key_hashes", lambda *columns: np.zeros(len(columns[0]), dtype=np.uint64))
     monkeypatch.setattr(keys, "_hash_keys", lambda rows: np.zeros(len(rows), dtype=np.uint64))
     url = f"sqlite:///{tmp_path}/w.db"
 
-    summary = load_exhaust(response_csv=SUNBIRD / TARA.response, private=SUNBIRD / TARA.private, warehouse_url=url,
-                           fast=fast)
+    summary = load_exhaust(
+        response_csv=SUNBIRD / TARA.response, private=SUNBIRD / TARA.private, warehouse_url=url, fast=fast
+    )
 
     assert (summary.reader, summary.responses_loaded) == ("arrow" if fast else "records", TARA.rows)
     assert len(state(url)[0]) == TARA.rows
@@ -56,7 +61,12 @@ def test_repeats_are_found_alike_whether_the_hashes_stay_in_memory_or_go_to_file
     """Hashes past ``spill_bytes`` go to temporary files by their top bits; the same repeats come back."""
     rng = np.random.default_rng(7)
     batches = [rng.integers(0, 2**64, size=size, dtype=np.uint64) for size in (1, 40, 3, 500, 7)]
-    twice = [batches[1][5], batches[3][0], np.uint64(2**64 - 1), np.uint64(0)]  # the top and the bottom bucket too
+    twice = [
+        batches[1][5],
+        batches[3][0],
+        np.uint64(2**64 - 1),
+        np.uint64(0),
+    ]  # the top and the bottom bucket too
     batches += [np.array(twice, dtype=np.uint64), np.array([2**64 - 1, 0, 0], dtype=np.uint64)]
     hashes = KeyHashes(spill_bytes=spill_bytes)
     for batch in batches:

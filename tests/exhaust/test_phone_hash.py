@@ -33,13 +33,20 @@ def stored_phones(database: Path) -> list[str]:
 
 
 def load(database: Path, mode: str, secret: str | None = None) -> None:
-    load_exhaust(response_csv=TARA_RESPONSE, private=TARA_PRIVATE, warehouse_url=f"sqlite:///{database}",
-                 phone_numbers=mode, phone_hash_secret=secret)
+    load_exhaust(
+        response_csv=TARA_RESPONSE,
+        private=TARA_PRIVATE,
+        warehouse_url=f"sqlite:///{database}",
+        phone_numbers=mode,
+        phone_hash_secret=secret,
+    )
 
 
 def test_hashed_phones_are_hmac_sha256_under_the_secret(tmp_path: Path) -> None:
     load(tmp_path / "w.db", "hashed", SECRET)
-    expected = sorted(hmac.new(SECRET.encode(), phone.encode(), hashlib.sha256).hexdigest() for phone in PHONES)
+    expected = sorted(
+        hmac.new(SECRET.encode(), phone.encode(), hashlib.sha256).hexdigest() for phone in PHONES
+    )
     assert stored_phones(tmp_path / "w.db") == expected
     unkeyed = {hashlib.sha256(phone.encode()).hexdigest() for phone in PHONES}
     assert not unkeyed & set(stored_phones(tmp_path / "w.db"))
@@ -53,13 +60,17 @@ def test_the_secret_may_come_from_the_environment(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("UCI_EXHAUST_PHONE_HASH_SECRET", SECRET)
     load(tmp_path / "w.db", "hashed")
     assert stored_phones(tmp_path / "w.db") == sorted(
-        hmac.new(SECRET.encode(), phone.encode(), hashlib.sha256).hexdigest() for phone in PHONES)
+        hmac.new(SECRET.encode(), phone.encode(), hashlib.sha256).hexdigest() for phone in PHONES
+    )
 
 
-@pytest.mark.parametrize(("secret", "rule"), [(None, "phone_numbers=hashed needs a secret"),
-                                              ("short", "must be at least 16 characters")])
-def test_hashed_without_a_usable_secret_is_refused_before_anything_is_written(secret: str | None, rule: str,
-                                                                              tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("secret", "rule"),
+    [(None, "phone_numbers=hashed needs a secret"), ("short", "must be at least 16 characters")],
+)
+def test_hashed_without_a_usable_secret_is_refused_before_anything_is_written(
+    secret: str | None, rule: str, tmp_path: Path
+) -> None:
     with pytest.raises(ValueError, match=rf"^phone_hash_secret: .*{rule}"):
         load(tmp_path / "w.db", "hashed", secret)
     assert not (tmp_path / "w.db").exists()
@@ -72,9 +83,12 @@ def test_a_table_keeps_one_way_of_storing_phones(tmp_path: Path) -> None:
     load(database, "none")  # stores no phone: mixes with anything
     before = stored_phones(database)
 
-    with pytest.raises(ValueError, match=r"^phone_numbers: uci_responses holds phone numbers stored as HMAC-SHA256 "
-                                         r"hashes under the secret with key id [0-9a-f]{16}, and this load would store "
-                                         r"them as HMAC-SHA256 hashes under the secret with key id"):
+    with pytest.raises(
+        ValueError,
+        match=r"^phone_numbers: uci_responses holds phone numbers stored as HMAC-SHA256 "
+        r"hashes under the secret with key id [0-9a-f]{16}, and this load would store "
+        r"them as HMAC-SHA256 hashes under the secret with key id",
+    ):
         load(database, "hashed", OTHER_SECRET)
     with pytest.raises(ValueError, match=r"and this load would store them as plain numbers"):
         load(database, "plain")
@@ -91,13 +105,18 @@ def test_a_table_of_unkeyed_hashes_refuses_keyed_ones_until_they_are_removed(tmp
     load(database, "plain")
     with sqlite3.connect(database) as conn:
         for phone in PHONES:
-            conn.execute("UPDATE uci_responses_users SET phone = ? WHERE phone = ?",
-                         (hashlib.sha256(phone.encode()).hexdigest(), phone))
+            conn.execute(
+                "UPDATE uci_responses_users SET phone = ? WHERE phone = ?",
+                (hashlib.sha256(phone.encode()).hexdigest(), phone),
+            )
         conn.execute("ALTER TABLE uci_responses_loads DROP COLUMN phone_numbers")
     conn.close()
 
-    with pytest.raises(ValueError, match=r"^phone_numbers: uci_responses_users holds phone numbers hashed with the "
-                                         r"unkeyed SHA-256 .*UPDATE uci_responses_users SET phone = NULL"):
+    with pytest.raises(
+        ValueError,
+        match=r"^phone_numbers: uci_responses_users holds phone numbers hashed with the "
+        r"unkeyed SHA-256 .*UPDATE uci_responses_users SET phone = NULL",
+    ):
         load(database, "hashed", SECRET)
 
     with sqlite3.connect(database) as conn:

@@ -61,13 +61,19 @@ def broken_response(tmp_path: Path) -> Path:
 
 # -- reject files ----------------------------------------------------------------------------------------
 
+
 def test_a_link_planted_at_the_reject_file_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
     target = victim(tmp_path)
     rejects = tmp_path / "response.rejects.jsonl"
     rejects.symlink_to(target)
     with pytest.raises(ValueError, match=r"^rejects: .*response.rejects.jsonl' is a symbolic link"):
-        load_exhaust(response_csv=broken_response(tmp_path), private=TARA_PRIVATE,
-                     warehouse_url=f"sqlite:///{tmp_path}/w.db", max_rejects=5, reject_path=rejects)
+        load_exhaust(
+            response_csv=broken_response(tmp_path),
+            private=TARA_PRIVATE,
+            warehouse_url=f"sqlite:///{tmp_path}/w.db",
+            max_rejects=5,
+            reject_path=rejects,
+        )
     assert untouched(target) and rejects.is_symlink()
 
 
@@ -75,8 +81,13 @@ def test_a_fifo_at_the_reject_file_is_refused(tmp_path: Path) -> None:
     rejects = tmp_path / "rejects.jsonl"
     os.mkfifo(rejects)
     with pytest.raises(ValueError, match=r"^rejects: .* is a FIFO"):
-        load_exhaust(response_csv=broken_response(tmp_path), private=TARA_PRIVATE,
-                     warehouse_url=f"sqlite:///{tmp_path}/w.db", max_rejects=5, reject_path=rejects)
+        load_exhaust(
+            response_csv=broken_response(tmp_path),
+            private=TARA_PRIVATE,
+            warehouse_url=f"sqlite:///{tmp_path}/w.db",
+            max_rejects=5,
+            reject_path=rejects,
+        )
     assert stat.S_ISFIFO(os.lstat(rejects).st_mode)
 
 
@@ -86,14 +97,20 @@ def test_an_earlier_reject_file_is_replaced_by_a_new_private_one(tmp_path: Path)
     rejects.chmod(0o644)
     linked = tmp_path / "hard-link"
     os.link(rejects, linked)  # a hard link to the old file keeps the old text: the new file is a new inode
-    load_exhaust(response_csv=broken_response(tmp_path), private=TARA_PRIVATE,
-                 warehouse_url=f"sqlite:///{tmp_path}/w.db", max_rejects=5, reject_path=rejects)
+    load_exhaust(
+        response_csv=broken_response(tmp_path),
+        private=TARA_PRIVATE,
+        warehouse_url=f"sqlite:///{tmp_path}/w.db",
+        max_rejects=5,
+        reject_path=rejects,
+    )
     (entry,) = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert entry["reason"].startswith("question_duration") and mode(rejects) == 0o600
     assert linked.read_text() == "old\n"
 
 
 # -- the private zip's CSV ---------------------------------------------------------------------------------
+
 
 def test_a_link_planted_beside_the_unzipped_csv_is_not_followed(tmp_path: Path) -> None:
     target = victim(tmp_path)
@@ -117,8 +134,11 @@ def test_the_unzipped_csv_is_not_written_over_what_is_not_a_file(kind: str, tmp_
     out = tmp_path / "out"
     out.mkdir()
     planted = out / "users.csv"
-    {"link": lambda: planted.symlink_to(target), "fifo": lambda: os.mkfifo(planted),
-     "folder": lambda: planted.mkdir()}[kind]()
+    {
+        "link": lambda: planted.symlink_to(target),
+        "fifo": lambda: os.mkfifo(planted),
+        "folder": lambda: planted.mkdir(),
+    }[kind]()
 
     with pytest.raises(ValueError, match=r"^the private zip's CSV: .*users.csv' is a"):
         open_private_zip(archive, None, out)
@@ -128,13 +148,14 @@ def test_the_unzipped_csv_is_not_written_over_what_is_not_a_file(kind: str, tmp_
 
 # -- downloads ---------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def file_server() -> Iterator[str]:
     """A plain HTTP server that answers every GET with the Tara sample."""
     body = TARA_RESPONSE.read_bytes()
 
     class Answer(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -163,7 +184,11 @@ def test_a_download_follows_no_link_planted_at_its_scratch_name(file_server: str
 
     assert untouched(target)
     saved = out / "uci-response-exhaust.csv"
-    assert size == saved.stat().st_size and saved.read_bytes() == TARA_RESPONSE.read_bytes() and mode(saved) == 0o600
+    assert (
+        size == saved.stat().st_size
+        and saved.read_bytes() == TARA_RESPONSE.read_bytes()
+        and mode(saved) == 0o600
+    )
 
 
 def test_a_download_over_a_link_is_refused(file_server: str, tmp_path: Path) -> None:
@@ -177,6 +202,7 @@ def test_a_download_over_a_link_is_refused(file_server: str, tmp_path: Path) -> 
 
 
 # -- the SQLite warehouse ------------------------------------------------------------------------------------
+
 
 def test_a_new_sqlite_warehouse_is_private(tmp_path: Path) -> None:
     database = tmp_path / "made" / "here" / "warehouse.db"
@@ -199,16 +225,22 @@ with scratch_folder("uci-load-") as folder:
 """
 
 
-def test_the_scratch_folder_of_a_killed_run_is_swept_by_the_next_load(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_scratch_folder_of_a_killed_run_is_swept_by_the_next_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     temp = tmp_path / "tmp"
     temp.mkdir()
     env = {**os.environ, "TMPDIR": str(temp)}
     killed = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE, text=True, env=env)
     alive = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE, text=True, env=env)
     try:
-        killed_folder, alive_folder = Path(killed.stdout.readline().strip()), Path(alive.stdout.readline().strip())
-        killed.send_signal(signal.SIGKILL)  # runs no finally: the decrypted CSV stays, as after the OOM killer
+        killed_folder, alive_folder = (
+            Path(killed.stdout.readline().strip()),
+            Path(alive.stdout.readline().strip()),
+        )
+        killed.send_signal(
+            signal.SIGKILL
+        )  # runs no finally: the decrypted CSV stays, as after the OOM killer
         killed.wait()
         assert (killed_folder / "users.csv").exists()
         stale = temp / "uci-exhaust-stale"  # no lock (another tool's, or older), two days old
@@ -225,7 +257,9 @@ def test_the_scratch_folder_of_a_killed_run_is_swept_by_the_next_load(tmp_path: 
 
         monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
 
-        load_exhaust(response_csv=TARA_RESPONSE, private=TARA_PRIVATE, warehouse_url=f"sqlite:///{tmp_path}/w.db")
+        load_exhaust(
+            response_csv=TARA_RESPONSE, private=TARA_PRIVATE, warehouse_url=f"sqlite:///{tmp_path}/w.db"
+        )
 
         assert not killed_folder.exists() and not stale.exists()
         assert (alive_folder / "users.csv").exists(), "a live run's folder is kept"

@@ -30,7 +30,9 @@ def pragma(database: Path, name: str) -> object:
 
 def schema(database: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(database) as conn:
-        rows = conn.execute("SELECT type, name FROM sqlite_master WHERE name LIKE 'answers%' ORDER BY name").fetchall()
+        rows = conn.execute(
+            "SELECT type, name FROM sqlite_master WHERE name LIKE 'answers%' ORDER BY name"
+        ).fetchall()
     conn.close()
     return rows
 
@@ -66,9 +68,14 @@ def test_a_table_a_load_creates_gets_its_index_and_the_next_load_replaces_throug
         assert ("index", "answers_bot_day") in schema(database)
         with sqlite3.connect(database) as conn:
             columns = [row[2] for row in conn.execute('PRAGMA index_info("answers_bot_day")')]
-            plan = " ".join(row[3] for row in conn.execute(
-                "EXPLAIN QUERY PLAN DELETE FROM answers WHERE conversation_id = ? AND sync_date BETWEEN ? AND ? "
-                "AND load_id <> ?", (BOT, "2022-06-21", "2022-06-21", 0)))
+            plan = " ".join(
+                row[3]
+                for row in conn.execute(
+                    "EXPLAIN QUERY PLAN DELETE FROM answers WHERE conversation_id = ? AND sync_date BETWEEN ? AND ? "
+                    "AND load_id <> ?",
+                    (BOT, "2022-06-21", "2022-06-21", 0),
+                )
+            )
         conn.close()
         assert columns == ["conversation_id", "sync_date"]
         assert "USING INDEX answers_bot_day" in plan
@@ -78,15 +85,24 @@ def test_a_table_a_load_creates_gets_its_index_and_the_next_load_replaces_throug
         assert warehouse.count("answers") == 30
 
 
-def test_users_go_in_key_order_and_the_last_of_a_repeated_key_wins(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_users_go_in_key_order_and_the_last_of_a_repeated_key_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(sqlite_warehouse, "CHUNK_ROWS", 2)  # the repeats fall in different statements
-    users = [user(3, phone="3 first"), user(1, phone="1 first"), user(2), user(3, phone="3 last"),
-             user(1, phone="1 last")]
+    users = [
+        user(3, phone="3 first"),
+        user(1, phone="1 first"),
+        user(2),
+        user(3, phone="3 last"),
+        user(1, phone="1 last"),
+    ]
     with open_warehouse(f"sqlite:///{tmp_path}/warehouse.db") as warehouse:
         assert load(warehouse, [], users).users == 3
         assert [(row[1], row[3]) for row in warehouse.fetch_users("answers")] == [
-            ("device-1", "1 last"), ("device-2", "+919000000002"), ("device-3", "3 last")]
+            ("device-1", "1 last"),
+            ("device-2", "+919000000002"),
+            ("device-3", "3 last"),
+        ]
 
 
 def test_readers_keep_reading_while_a_load_writes(tmp_path: Path) -> None:
@@ -110,7 +126,9 @@ def test_readers_keep_reading_while_a_load_writes(tmp_path: Path) -> None:
             while not stop.is_set():
                 try:
                     seen.append(reader.execute("SELECT count(*) FROM uci_responses").fetchone()[0])
-                    reader.execute("SELECT question_response FROM uci_responses LIMIT 50 OFFSET 1000").fetchall()
+                    reader.execute(
+                        "SELECT question_response FROM uci_responses LIMIT 50 OFFSET 1000"
+                    ).fetchall()
                 except sqlite3.OperationalError as exc:
                     errors.append(str(exc))
         finally:
@@ -119,7 +137,9 @@ def test_readers_keep_reading_while_a_load_writes(tmp_path: Path) -> None:
     thread = threading.Thread(target=read)
     thread.start()
     try:
-        summary = load_exhaust(response_csv=response, private=private, warehouse_url=url)  # every row replaced
+        summary = load_exhaust(
+            response_csv=response, private=private, warehouse_url=url
+        )  # every row replaced
     finally:
         stop.set()
         thread.join(30)

@@ -28,15 +28,38 @@ RESPONSE, PRIVATE = "uci-response-exhaust", "uci-private-exhaust"
 @pytest.fixture(scope="module")
 def fast_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator, dict]]:
     data = tmp_path_factory.mktemp("fast")
-    summary = json.loads(subprocess.run(
-        [str(SCRIPT), "emulator", "seed", "--data-dir", str(data), "--bots", "2", "--users", "12", "--events", "150",
-         "--start", "2026-02-01", "--days", "2", "--json"], check=True, capture_output=True, text=True).stdout)
+    summary = json.loads(
+        subprocess.run(
+            [
+                str(SCRIPT),
+                "emulator",
+                "seed",
+                "--data-dir",
+                str(data),
+                "--bots",
+                "2",
+                "--users",
+                "12",
+                "--events",
+                "150",
+                "--start",
+                "2026-02-01",
+                "--days",
+                "2",
+                "--json",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     with run_emulator(data, "--jobs-every", "1", "--api-key", f"{API_KEY}=dev-consumer") as emulator:
         yield emulator, summary
 
 
-def test_submit_and_wait_for_both_exhausts(fast_emulator, airflow_db: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capfd: pytest.CaptureFixture[str]) -> None:
+def test_submit_and_wait_for_both_exhausts(
+    fast_emulator, airflow_db: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     emulator, summary = fast_emulator
     set_uci_connection(monkeypatch, emulator.api, api_key=API_KEY, encryption_key=ENCRYPTION_KEY)
     dag = load_dag(airflow_db, "uci_test_submit_wait")
@@ -64,8 +87,15 @@ def test_submit_and_wait_for_both_exhausts(fast_emulator, airflow_db: Path, monk
     # secret hygiene: nothing the runs printed or stored holds a key or a signed URL
     out, err = capfd.readouterr()
     stored = json.dumps([values, again])
-    logs = "".join(path.read_text(errors="replace") for path in Path(airflow_db.parent / "logs").rglob("*")
-                   if path.is_file()) if (airflow_db.parent / "logs").exists() else ""
+    logs = (
+        "".join(
+            path.read_text(errors="replace")
+            for path in Path(airflow_db.parent / "logs").rglob("*")
+            if path.is_file()
+        )
+        if (airflow_db.parent / "logs").exists()
+        else ""
+    )
     for text in (out, err, stored, logs):
         assert API_KEY not in text
         assert ENCRYPTION_KEY not in text

@@ -9,7 +9,6 @@ import requests
 from airflow.providers.http.hooks.http import HttpAsyncHook, HttpHook
 
 from airflow_provider_uci.hooks.exhaust import UciExhaustAsyncHook, UciExhaustHook
-from airflow_provider_uci.retry import RetryPolicy
 from airflow_provider_uci.models import (
     ExhaustApiError,
     ExhaustJobNotFound,
@@ -17,6 +16,7 @@ from airflow_provider_uci.models import (
     ExhaustValidationError,
     JobStatus,
 )
+from airflow_provider_uci.retry import RetryPolicy
 from tests.support.api import ExhaustApi, new_tag
 from tests.support.connections import set_uci_connection
 from tests.support.services import Emulator
@@ -46,8 +46,12 @@ def hook(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> UciExhaustHook:
 
 def test_submit_read_list_round_trip(hook: UciExhaustHook) -> None:
     tag = new_tag()
-    job = hook.submit_request(hook.request_for(BOT, "private", "2022-03-01", "2022-03-02", tag, encryption_key="pw-123"))
-    assert job.status is JobStatus.SUBMITTED and job.tag == f"{tag}:dev-channel" and job.requested_by == "tests"
+    job = hook.submit_request(
+        hook.request_for(BOT, "private", "2022-03-01", "2022-03-02", tag, encryption_key="pw-123")
+    )
+    assert (
+        job.status is JobStatus.SUBMITTED and job.tag == f"{tag}:dev-channel" and job.requested_by == "tests"
+    )
     assert len(job.request_id) == 32
     again = hook.submit_request(hook.request_for(BOT, "private", "2022-03-01", "2022-03-02", tag))
     assert again.request_id == job.request_id, "a repeated submit lands on the same job"
@@ -63,8 +67,13 @@ TRANSPORT = {"host", "user-agent", "accept", "accept-encoding", "connection", "c
 #: The three headers the real gateway accepts from a UCI client.
 THREE = {"authorization", "x-channel-id", "content-type"}
 #: Extras of a connection a user of HTTP connections may write: none of them may become a header.
-EXTRAS = {"zip_password": "zip-secret-77", "timeout": 30, "verify": True, "proxies": {},
-          "x_custom_header": "must-not-be-sent"}
+EXTRAS = {
+    "zip_password": "zip-secret-77",
+    "timeout": 30,
+    "verify": True,
+    "proxies": {},
+    "x_custom_header": "must-not-be-sent",
+}
 
 
 def received(emulator: Emulator) -> set[str]:
@@ -77,8 +86,9 @@ def test_the_hooks_are_the_http_providers() -> None:
     assert isinstance(UciExhaustAsyncHook(), HttpAsyncHook)
 
 
-def test_the_service_receives_the_three_headers_and_no_extra(emulator: Emulator,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_service_receives_the_three_headers_and_no_extra(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     set_uci_connection(monkeypatch, emulator.api, extra=EXTRAS)
     hook = UciExhaustHook()
     job = hook.submit_request(hook.request_for(BOT, "private", "2022-03-01", "2022-03-02", new_tag()))
@@ -91,8 +101,9 @@ def test_the_service_receives_the_three_headers_and_no_extra(emulator: Emulator,
 
 
 @pytest.mark.asyncio
-async def test_the_async_hook_sends_the_three_headers_and_no_extra(emulator: Emulator,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_async_hook_sends_the_three_headers_and_no_extra(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     set_uci_connection(monkeypatch, emulator.api, extra=EXTRAS)
     hook = UciExhaustAsyncHook()
     try:
@@ -109,15 +120,23 @@ async def test_the_async_hook_sends_the_three_headers_and_no_extra(emulator: Emu
 def test_the_emulator_reports_a_header_it_was_sent(emulator: Emulator) -> None:
     """The check above can fail: a header a client adds is in the emulator's report."""
     ExhaustApi(emulator.api).list(new_tag())
-    answer = requests.get(f"{emulator.api}/dataset/v1/request/list/{new_tag()}", timeout=10,
-                          headers={"Authorization": "Bearer dev-key", "X-Channel-ID": "dev-channel",
-                                   "channel_id": "dev-channel"})
+    answer = requests.get(
+        f"{emulator.api}/dataset/v1/request/list/{new_tag()}",
+        timeout=10,
+        headers={
+            "Authorization": "Bearer dev-key",
+            "X-Channel-ID": "dev-channel",
+            "channel_id": "dev-channel",
+        },
+    )
     assert answer.status_code == 200
     assert received(emulator) == {"authorization", "x-channel-id", "channel_id"}
 
 
 def test_no_header_can_be_added_to_the_session(hook: UciExhaustHook) -> None:
-    with pytest.raises(ValueError, match="headers: the service takes only Authorization, X-Channel-ID, Content-Type"):
+    with pytest.raises(
+        ValueError, match="headers: the service takes only Authorization, X-Channel-ID, Content-Type"
+    ):
         hook.get_conn(headers={"X-Authenticated-User-Token": ""})
 
 
@@ -133,8 +152,9 @@ def test_the_connection_timeout_applies(start_emulator, monkeypatch: pytest.Monk
 
 
 @pytest.mark.asyncio
-async def test_the_connection_timeout_applies_to_the_async_hook(start_emulator,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_connection_timeout_applies_to_the_async_hook(
+    start_emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     slow = start_emulator("--fault-latency", "list=1", "--latency-seconds", "1.5")
     set_uci_connection(monkeypatch, slow.api, extra={"timeout": [2, 0.5]})
     hook = UciExhaustAsyncHook(retry=RetryPolicy(attempts=1))
@@ -146,7 +166,9 @@ async def test_the_connection_timeout_applies_to_the_async_hook(start_emulator,
 
 
 @pytest.mark.asyncio
-async def test_calls_go_through_the_connections_proxy(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_calls_go_through_the_connections_proxy(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A proxy nobody listens on: calls fail to connect through it, so they went to it, not to the service."""
     import socket
 
@@ -166,19 +188,26 @@ async def test_calls_go_through_the_connections_proxy(emulator: Emulator, monkey
     assert make_hook()[0].list_requests(new_tag()) == [], "an https proxy is not used for an http URL"
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ({"timeout": 0}, "timeout: must be seconds above 0"),
-    ({"timeout": [1, 2, 3]}, "timeout: must be seconds above 0, or [connect, read]"),
-    ({"timeout": "soon"}, "timeout: must be seconds above 0"),
-    ({"verify": "/no/such/ca-bundle.pem"}, "verify: must be true, false, or the path of a CA bundle file"),
-    ({"proxies": "http://proxy:3128"}, "proxies: must map a scheme to a proxy URL"),
-    ({"proxies": {"https": "proxy:3128"}}, "proxies: must map a scheme to a proxy URL"),
-])
-def test_bad_http_settings_are_named(extra: dict, message: str, emulator: Emulator,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"timeout": 0}, "timeout: must be seconds above 0"),
+        ({"timeout": [1, 2, 3]}, "timeout: must be seconds above 0, or [connect, read]"),
+        ({"timeout": "soon"}, "timeout: must be seconds above 0"),
+        (
+            {"verify": "/no/such/ca-bundle.pem"},
+            "verify: must be true, false, or the path of a CA bundle file",
+        ),
+        ({"proxies": "http://proxy:3128"}, "proxies: must map a scheme to a proxy URL"),
+        ({"proxies": {"https": "proxy:3128"}}, "proxies: must map a scheme to a proxy URL"),
+    ],
+)
+def test_bad_http_settings_are_named(
+    extra: dict, message: str, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     set_uci_connection(monkeypatch, emulator.api, extra=extra)
     with pytest.raises(ExhaustValidationError) as raised:
-        UciExhaustHook().settings
+        _ = UciExhaustHook().settings
     assert str(raised.value).startswith(message)
 
 
@@ -199,8 +228,12 @@ def test_tls_settings_reach_both_hooks(emulator: Emulator, monkeypatch: pytest.M
     assert "ssl" not in asyncio.run(UciExhaustAsyncHook().config()).extra_options
 
 
-def test_secrets_are_never_logged(emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
-                                  caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+def test_secrets_are_never_logged(
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Neither Airflow's log (printed) nor the HTTP libraries' (standard logging, at debug) shows a key."""
     set_uci_connection(monkeypatch, emulator.api, encryption_key="zip-secret-4471")
     caplog.set_level(logging.DEBUG)
@@ -222,14 +255,17 @@ def test_unknown_job_is_not_found(hook: UciExhaustHook) -> None:
         hook.read_request(new_tag(), "0" * 32)
 
 
-def test_forbidden_channel_carries_the_service_message(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_forbidden_channel_carries_the_service_message(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     set_uci_connection(monkeypatch, emulator.api, channel="someone-elses-channel")
     hook, _ = make_hook()
     with pytest.raises(ExhaustApiError) as raised:
         hook.submit_request(hook.request_for(BOT, "response", "2022-03-01", "2022-03-02", new_tag()))
     assert raised.value.status == 403 and raised.value.err == "FORBIDDEN"
-    assert raised.value.errmsg == ("Given X-Consumer-ID='dev-consumer' and X-Channel-ID='someone-elses-channel' "
-                                   "are not authorized")
+    assert raised.value.errmsg == (
+        "Given X-Consumer-ID='dev-consumer' and X-Channel-ID='someone-elses-channel' are not authorized"
+    )
     assert hook.test_connection()[0] is False
 
 
@@ -285,7 +321,9 @@ def test_rate_limit_waits_retry_after(start_emulator, monkeypatch: pytest.Monkey
     assert sleeps == [7.0, 7.0]
 
 
-def test_timeouts_and_dropped_connections_are_retried(start_emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timeouts_and_dropped_connections_are_retried(
+    start_emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     slow = start_emulator("--fault-latency", "list=1", "--latency-seconds", "1.5", "--fault-drop", "read=1")
     set_uci_connection(monkeypatch, slow.api)
     hook, sleeps = make_hook(RetryPolicy(attempts=2, backoff=0.1), timeout=(2.0, 0.5))
@@ -302,7 +340,8 @@ def test_timeouts_and_dropped_connections_are_retried(start_emulator, monkeypatc
 async def test_async_hook_reads_and_lists(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     set_uci_connection(monkeypatch, emulator.api)
     job = make_hook()[0].submit_request(
-        UciExhaustHook().request_for(BOT, "response", "2022-03-01", "2022-03-02", new_tag()))
+        UciExhaustHook().request_for(BOT, "response", "2022-03-01", "2022-03-02", new_tag())
+    )
     hook = UciExhaustAsyncHook()
     assert (await hook.read_request(job.tag, job.request_id)).request_id == job.request_id
     assert [j.request_id for j in await hook.list_requests(job.bare_tag)] == [job.request_id]
@@ -329,8 +368,9 @@ async def test_async_hook_retries_like_the_sync_one(start_emulator, monkeypatch:
 
 
 @pytest.mark.parametrize("server", ["nothing listening", "listening, never answering"])
-def test_connection_test_tries_once_with_its_short_timeout_naming_the_url(server: str,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connection_test_tries_once_with_its_short_timeout_naming_the_url(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import socket
 
     with socket.socket() as silent:

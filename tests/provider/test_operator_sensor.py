@@ -37,8 +37,9 @@ def context(try_number: int = 1) -> dict:
 
 
 def operator(task_id: str, dataset: str = "response") -> SubmitExhaustOperator:
-    return SubmitExhaustOperator(task_id=task_id, conversation_id=BOT, datasets=[dataset], from_date="2022-03-01",
-                                 to_date="2022-03-02")
+    return SubmitExhaustOperator(
+        task_id=task_id, conversation_id=BOT, datasets=[dataset], from_date="2022-03-01", to_date="2022-03-02"
+    )
 
 
 def only(jobs: dict) -> dict:
@@ -48,13 +49,21 @@ def only(jobs: dict) -> dict:
 
 
 def fail(emulator: Emulator, job: dict, message: str = "Report generation failed") -> None:
-    requests.post(f"{emulator.root}/admin/jobs/{job['request_id']}/fail", params={"tag": job["tag"] + ":dev-channel"},
-                  json={"message": message}, timeout=10).raise_for_status()
+    requests.post(
+        f"{emulator.root}/admin/jobs/{job['request_id']}/fail",
+        params={"tag": job["tag"] + ":dev-channel"},
+        json={"message": message},
+        timeout=10,
+    ).raise_for_status()
 
 
 def succeed(emulator: Emulator, job: dict) -> None:
-    requests.post(f"{emulator.root}/admin/jobs/{job['request_id']}/file", params={"tag": job["tag"] + ":dev-channel"},
-                  data=b"a\n1\n", timeout=10).raise_for_status()
+    requests.post(
+        f"{emulator.root}/admin/jobs/{job['request_id']}/file",
+        params={"tag": job["tag"] + ":dev-channel"},
+        data=b"a\n1\n",
+        timeout=10,
+    ).raise_for_status()
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +78,9 @@ def test_derived_tag_is_stable_and_distinct() -> None:
     assert len(one) == 36
 
 
-def test_first_try_submits_and_returns_identifiers_only(emulator: Emulator, request: pytest.FixtureRequest) -> None:
+def test_first_try_submits_and_returns_identifiers_only(
+    emulator: Emulator, request: pytest.FixtureRequest
+) -> None:
     task = operator(f"submit-{request.node.name}")
     pushed = task.execute(context())
     assert set(pushed) == {RESPONSE}, "keyed by the dataset's full name"
@@ -77,10 +88,14 @@ def test_first_try_submits_and_returns_identifiers_only(emulator: Emulator, requ
     assert set(job_ref) == IDENTIFIERS and job_ref["dataset"] == RESPONSE
     job = ExhaustApi(emulator.api).read(job_ref["tag"], job_ref["request_id"]).json()["result"]
     assert job["status"] == "SUBMITTED" and job["requestedBy"] == "tests"
-    assert task.execute(context())[RESPONSE]["request_id"] == job_ref["request_id"], "a rerun the same day: the same job"
+    assert task.execute(context())[RESPONSE]["request_id"] == job_ref["request_id"], (
+        "a rerun the same day: the same job"
+    )
 
 
-def test_retry_reuses_a_known_job_and_resubmits_a_failed_one(emulator: Emulator, request: pytest.FixtureRequest) -> None:
+def test_retry_reuses_a_known_job_and_resubmits_a_failed_one(
+    emulator: Emulator, request: pytest.FixtureRequest
+) -> None:
     task = operator(f"retry-{request.node.name}", dataset="private")
     pushed = task.execute(context())
     assert set(pushed) == {PRIVATE}
@@ -96,8 +111,9 @@ def test_retry_reuses_a_known_job_and_resubmits_a_failed_one(emulator: Emulator,
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "reschedule"])
-def test_sensor_succeeds_at_once_when_the_job_is_done(emulator: Emulator, request: pytest.FixtureRequest,
-                                                      deferrable: bool) -> None:
+def test_sensor_succeeds_at_once_when_the_job_is_done(
+    emulator: Emulator, request: pytest.FixtureRequest, deferrable: bool
+) -> None:
     pushed = operator(f"done-{request.node.originalname}-{deferrable}").execute(context())
     job = pushed[RESPONSE]
     succeed(emulator, job)
@@ -107,14 +123,17 @@ def test_sensor_succeeds_at_once_when_the_job_is_done(emulator: Emulator, reques
     assert set(result) == {RESPONSE}
     answered = result[RESPONSE]
     assert answered["status"] == "SUCCESS" and answered["file_count"] == 1 and answered["outcome"] == "files"
-    assert answered["request_id"] == job["request_id"] and {**answered, **job} == answered, "the identifiers go on"
+    assert answered["request_id"] == job["request_id"] and {**answered, **job} == answered, (
+        "the identifiers go on"
+    )
     assert not any("http" in str(value) for value in answered.values())
     # a wait the triggerer ended, resumed on a worker (``dag.test()`` does so), reads the jobs again
     assert sensor.execute_complete({}, "success") == result
 
 
 def test_sensor_in_reschedule_mode_frees_the_worker_until_the_job_answers(
-        emulator: Emulator, request: pytest.FixtureRequest) -> None:
+    emulator: Emulator, request: pytest.FixtureRequest
+) -> None:
     pushed = operator(f"poke-{request.node.name}").execute(context())
     sensor = ExhaustJobSensor(task_id="wait", jobs=pushed, deferrable=False, poll_interval=900)
     assert sensor.mode == "reschedule" and sensor.poke_interval == 900
@@ -133,11 +152,15 @@ def test_sensor_defers_with_primitive_kwargs(emulator: Emulator, request: pytest
         sensor.execute(context())
     trigger = deferred.value.trigger
     assert isinstance(trigger, ExhaustJobTrigger)
-    classpath, kwargs = trigger.serialize()
+    _classpath, kwargs = trigger.serialize()
     assert [job["run_at"] for job in kwargs["jobs"]] == ["03:00"] and kwargs["timezone"] == "Asia/Kolkata"
     assert [job["dataset"] for job in kwargs["jobs"]] == [PRIVATE]
     assert json.loads(json.dumps(kwargs)) == kwargs
-    assert all(isinstance(value, (str, int, float, bool, type(None))) for key, value in kwargs.items() if key != "jobs")
+    assert all(
+        isinstance(value, (str, int, float, bool, type(None)))
+        for key, value in kwargs.items()
+        if key != "jobs"
+    )
     assert all(isinstance(value, (str, type(None))) for job in kwargs["jobs"] for value in job.values())
     assert kwargs["end_from_trigger"] is True, "by default the triggerer ends the task"
     assert deferred.value.method_name == "execute_complete"
@@ -149,18 +172,25 @@ def test_sensor_fails_fast_only_when_asked(emulator: Emulator, request: pytest.F
     patient = ExhaustJobSensor(task_id="wait", jobs=pushed, deferrable=True)
     with pytest.raises(TaskDeferred):
         patient.execute(context())
-    hasty = ExhaustJobSensor(task_id="wait", jobs=pushed, deferrable=True,
-                             settings=WaitSettings(fail_on_first_failure=True))
+    hasty = ExhaustJobSensor(
+        task_id="wait", jobs=pushed, deferrable=True, settings=WaitSettings(fail_on_first_failure=True)
+    )
     with pytest.raises(ExhaustJobFailed, match="Report generation failed") as failed:
         hasty.execute(context())
     assert isinstance(failed.value, AirflowFailException), "a job failed for good is not retried by Airflow"
     assert BOT in str(failed.value)
 
 
-def test_both_jobs_in_one_sensor_and_no_data_found_is_an_empty_answer(emulator: Emulator,
-                                                                       request: pytest.FixtureRequest) -> None:
-    submit = SubmitExhaustOperator(task_id=f"both-{request.node.name}", conversation_id=BOT,
-                                   datasets=["response", "private"], from_date="2022-03-01", to_date="2022-03-02")
+def test_both_jobs_in_one_sensor_and_no_data_found_is_an_empty_answer(
+    emulator: Emulator, request: pytest.FixtureRequest
+) -> None:
+    submit = SubmitExhaustOperator(
+        task_id=f"both-{request.node.name}",
+        conversation_id=BOT,
+        datasets=["response", "private"],
+        from_date="2022-03-01",
+        to_date="2022-03-02",
+    )
     jobs = submit.execute(context())
     assert set(jobs) == {RESPONSE, PRIVATE}
     response, private = jobs[RESPONSE], jobs[PRIVATE]
@@ -170,7 +200,9 @@ def test_both_jobs_in_one_sensor_and_no_data_found_is_an_empty_answer(emulator: 
         sensor.execute(context())
     kwargs = deferred.value.trigger.serialize()[1]
     assert [(job["request_id"], job["run_at"]) for job in kwargs["jobs"]] == [
-        (response["request_id"], "02:00"), (private["request_id"], "03:00")], "one trigger for both, each its night"
+        (response["request_id"], "02:00"),
+        (private["request_id"], "03:00"),
+    ], "one trigger for both, each its night"
     assert kwargs["conversation_id"] == BOT
     succeed(emulator, private)
     fail(emulator, response, "No data found")
@@ -179,8 +211,9 @@ def test_both_jobs_in_one_sensor_and_no_data_found_is_an_empty_answer(emulator: 
     assert result[PRIVATE]["outcome"] == "files" and result[PRIVATE]["file_count"] == 1
 
 
-def test_a_bot_the_channel_does_not_own_fails_at_once_naming_bot_and_channel(emulator: Emulator,
-                                                                              request: pytest.FixtureRequest) -> None:
+def test_a_bot_the_channel_does_not_own_fails_at_once_naming_bot_and_channel(
+    emulator: Emulator, request: pytest.FixtureRequest
+) -> None:
     pushed = operator(f"stranger-{request.node.name}").execute(context())
     fail(emulator, only(pushed), "No data found for conversation in DB")
     sensor = ExhaustJobSensor(task_id="wait", jobs=pushed, deferrable=True)
@@ -189,9 +222,18 @@ def test_a_bot_the_channel_does_not_own_fails_at_once_naming_bot_and_channel(emu
     poking = ExhaustJobSensor(task_id="wait", jobs=pushed, deferrable=False)
     with pytest.raises(AirflowFailException, match=f"bot {BOT}: .*channel dev-channel"):
         poking.execute(context())
-    event = {"status": "failed", "message": "No data found for conversation in DB",
-             "job": {"request_id": "R", "dataset": "uci-response-exhaust", "conversation_id": BOT, "attempts": 1,
-                     "status_message": "No data found for conversation in DB", "outcome": "no_such_bot"}}
+    event = {
+        "status": "failed",
+        "message": "No data found for conversation in DB",
+        "job": {
+            "request_id": "R",
+            "dataset": "uci-response-exhaust",
+            "conversation_id": BOT,
+            "attempts": 1,
+            "status_message": "No data found for conversation in DB",
+            "outcome": "no_such_bot",
+        },
+    }
     with pytest.raises(AirflowFailException, match=f"bot {BOT}: .*channel dev-channel"):
         sensor.execute_complete({}, event)
 
@@ -199,15 +241,28 @@ def test_a_bot_the_channel_does_not_own_fails_at_once_naming_bot_and_channel(emu
 def test_trigger_events_become_task_outcomes() -> None:
     jobs = {"response": {"tag": "t", "request_id": "R"}}
     sensor = ExhaustJobSensor(task_id="wait", jobs=jobs)
-    job = {"request_id": "R", "tag": "t", "dataset": "uci-response-exhaust", "status": "SUCCESS", "attempts": 0,
-           "file_count": 1, "outcome": "files", "channel": "dev-channel", "status_message": ""}
+    job = {
+        "request_id": "R",
+        "tag": "t",
+        "dataset": "uci-response-exhaust",
+        "status": "SUCCESS",
+        "attempts": 0,
+        "file_count": 1,
+        "outcome": "files",
+        "channel": "dev-channel",
+        "status_message": "",
+    }
     result = sensor.execute_complete({}, {"status": "success", "jobs": [job]})
     assert set(result) == {RESPONSE} and result[RESPONSE]["file_count"] == 1
-    assert "channel" not in result[RESPONSE] and "status_message" not in result[RESPONSE], "the answer's keys only"
+    assert "channel" not in result[RESPONSE] and "status_message" not in result[RESPONSE], (
+        "the answer's keys only"
+    )
     with pytest.raises(AirflowSensorTimeout):
         sensor.execute_complete({}, {"status": "timeout", "message": "too late"})
     with pytest.raises(ExhaustError, match="Invalid request"):
-        sensor.execute_complete({}, {"status": "failed", "message": "Invalid request", "job": {**job, "attempts": 3}})
+        sensor.execute_complete(
+            {}, {"status": "failed", "message": "Invalid request", "job": {**job, "attempts": 3}}
+        )
     with pytest.raises(ExhaustError, match="unexpected trigger event"):
         sensor.execute_complete({}, ["not", "an", "event"])
     skipping = ExhaustJobSensor(task_id="wait", jobs=jobs, soft_fail=True)
@@ -231,19 +286,32 @@ def test_sensor_needs_a_job_reference(deferrable: bool) -> None:
 
 
 def test_imports_raise_no_deprecation_warnings() -> None:
-    modules = ["airflow_provider_uci.hooks.exhaust", "airflow_provider_uci.operators.exhaust",
-               "airflow_provider_uci.sensors.exhaust", "airflow_provider_uci.triggers.exhaust",
-               "airflow_provider_uci.models", "airflow_provider_uci.schedule"]
-    code = "import warnings; warnings.simplefilter('error'); " + "; ".join(f"import {name}" for name in modules)
-    result = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c", code], capture_output=True,
-                            text=True, timeout=120)
+    modules = [
+        "airflow_provider_uci.hooks.exhaust",
+        "airflow_provider_uci.operators.exhaust",
+        "airflow_provider_uci.sensors.exhaust",
+        "airflow_provider_uci.triggers.exhaust",
+        "airflow_provider_uci.models",
+        "airflow_provider_uci.schedule",
+    ]
+    code = "import warnings; warnings.simplefilter('error'); " + "; ".join(
+        f"import {name}" for name in modules
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "error::DeprecationWarning", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_parsing_the_dag_does_not_import_the_loader() -> None:
     """Every task process parses the DAG file: the loader (pyarrow, numpy) is imported by the load task only."""
-    code = ("import sys, airflow_provider_uci.dags.uci_exhaust; "
-            "print(sorted(m for m in ('pyarrow', 'numpy', 'airflow_provider_uci.exhaust.load') if m in sys.modules))")
+    code = (
+        "import sys, airflow_provider_uci.dags.uci_exhaust; "
+        "print(sorted(m for m in ('pyarrow', 'numpy', 'airflow_provider_uci.exhaust.load') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from airflow_provider_uci import get_provider_info
 from tests.support.connections import uci_connection
 
@@ -16,8 +15,9 @@ AIRFLOW = Path(sys.executable).with_name("airflow")
 
 
 def airflow_cli(*args: str, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run([str(AIRFLOW), *args], capture_output=True, text=True, timeout=180,
-                            env={**os.environ, **(env or {})})
+    result = subprocess.run(
+        [str(AIRFLOW), *args], capture_output=True, text=True, timeout=180, env={**os.environ, **(env or {})}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -44,19 +44,34 @@ def test_airflow_lists_the_provider_and_its_connection_type(airflow_db: Path) ->
     hook = ProvidersManagerTaskRuntime().hooks["uci_exhaust"]
     assert hook.hook_class_name == "airflow_provider_uci.hooks.exhaust.UciExhaustHook"
     manager = ProvidersManager()
-    ours = {name: widget for name, widget in manager.connection_form_widgets.items()
-            if widget.package_name == "airflow-provider-uci"}
-    assert set(ours) == {"extra__uci_exhaust__channel_id", "extra__uci_exhaust__requested_by",
-                         "extra__uci_exhaust__zip_password", "extra__uci_exhaust__timeout",
-                         "extra__uci_exhaust__verify"}
+    ours = {
+        name: widget
+        for name, widget in manager.connection_form_widgets.items()
+        if widget.package_name == "airflow-provider-uci"
+    }
+    assert set(ours) == {
+        "extra__uci_exhaust__channel_id",
+        "extra__uci_exhaust__requested_by",
+        "extra__uci_exhaust__zip_password",
+        "extra__uci_exhaust__timeout",
+        "extra__uci_exhaust__verify",
+    }
     assert ours["extra__uci_exhaust__zip_password"].is_sensitive
-    assert manager.field_behaviours["uci_exhaust"]["relabeling"] == {"host": "API base URL", "password": "API key"}
+    assert manager.field_behaviours["uci_exhaust"]["relabeling"] == {
+        "host": "API base URL",
+        "password": "API key",
+    }
 
 
 def test_airflow_connections_get_reads_a_uci_connection(airflow_db: Path) -> None:
-    env = {"AIRFLOW_CONN_UCI_EXHAUST_DEFAULT": uci_connection("https://exhaust.example.org/api",
-                                                              api_key="not-a-real-key")}
-    (record,) = json.loads(airflow_cli("connections", "get", "uci_exhaust_default", "--output", "json", env=env))
+    env = {
+        "AIRFLOW_CONN_UCI_EXHAUST_DEFAULT": uci_connection(
+            "https://exhaust.example.org/api", api_key="not-a-real-key"
+        )
+    }
+    (record,) = json.loads(
+        airflow_cli("connections", "get", "uci_exhaust_default", "--output", "json", env=env)
+    )
     assert record["conn_type"] == "uci_exhaust"
     assert record["host"] == "https://exhaust.example.org/api"
     assert record["extra_dejson"] == {"channel_id": "dev-channel", "requested_by": "tests"}

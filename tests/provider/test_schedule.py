@@ -29,8 +29,13 @@ def utc(year: int, month: int, day: int, hour: int, minute: int = 0) -> float:
 
 
 def response_schedule(**overrides: object) -> NightlySchedule:
-    values: dict[str, object] = {"run_at": "02:00", "timezone": "Asia/Kolkata", "grace_seconds": GRACE,
-                                 "window_seconds": WINDOW, "poll_interval": POLL}
+    values: dict[str, object] = {
+        "run_at": "02:00",
+        "timezone": "Asia/Kolkata",
+        "grace_seconds": GRACE,
+        "window_seconds": WINDOW,
+        "poll_interval": POLL,
+    }
     values.update(overrides)
     return NightlySchedule(**values)  # type: ignore[arg-type]
 
@@ -39,7 +44,9 @@ def test_submitted_in_the_day_first_looks_after_next_nights_run() -> None:
     submitted = ist(2024, 6, 12, 10, 0)
     assert response_schedule().next_check(submitted, submitted) == ist(2024, 6, 13, 2, 0) + GRACE
     later = ist(2024, 6, 12, 23, 59)
-    assert response_schedule().next_check(later, submitted) == ist(2024, 6, 13, 2, 10), "the same night, later"
+    assert response_schedule().next_check(later, submitted) == ist(2024, 6, 13, 2, 10), (
+        "the same night, later"
+    )
 
 
 def test_woken_before_the_run_still_waits_for_its_grace() -> None:
@@ -53,8 +60,9 @@ def test_during_the_window_after_grace_polls_every_interval() -> None:
     schedule = response_schedule()
     for now in (ist(2024, 6, 13, 2, 10), ist(2024, 6, 13, 2, 30), ist(2024, 6, 13, 5, 59, 59)):
         assert schedule.next_check(now, submitted) == now + POLL
-    assert response_schedule(poll_interval=120.0).next_check(ist(2024, 6, 13, 3, 0), submitted) == \
-        ist(2024, 6, 13, 3, 2)
+    assert response_schedule(poll_interval=120.0).next_check(ist(2024, 6, 13, 3, 0), submitted) == ist(
+        2024, 6, 13, 3, 2
+    )
 
 
 def test_after_the_window_a_pending_job_waits_for_the_next_night() -> None:
@@ -69,10 +77,12 @@ def test_submitted_after_tonights_run_started_waits_for_tomorrows() -> None:
     submitted = ist(2024, 6, 13, 2, 30)
     schedule = response_schedule()
     assert schedule.next_check(submitted, submitted) == ist(2024, 6, 14, 2, 10)
-    assert schedule.next_check(ist(2024, 6, 13, 3, 0), submitted) == ist(2024, 6, 14, 2, 10), \
+    assert schedule.next_check(ist(2024, 6, 13, 3, 0), submitted) == ist(2024, 6, 14, 2, 10), (
         "tonight's run is still in its window, but it did not pick this request up"
-    assert schedule.next_check(ist(2024, 6, 14, 2, 20), submitted) == ist(2024, 6, 14, 2, 30), \
+    )
+    assert schedule.next_check(ist(2024, 6, 14, 2, 20), submitted) == ist(2024, 6, 14, 2, 30), (
         "tomorrow's run did: poll during it"
+    )
 
 
 def test_failed_job_waits_for_the_next_nights_retry() -> None:
@@ -95,7 +105,9 @@ def test_days_follow_india_not_utc_across_midnight() -> None:
     now = utc(2024, 6, 12, 20, 45)  # 02:15 IST on 13 June: the run that picks the job up is under way
     assert now == ist(2024, 6, 13, 2, 15)
     assert schedule.next_check(now, submitted) == now + POLL
-    evening = utc(2024, 6, 12, 18, 0)  # 23:30 IST on 12 June: the run is 02:00 IST = 20:30 UTC the same UTC day
+    evening = utc(
+        2024, 6, 12, 18, 0
+    )  # 23:30 IST on 12 June: the run is 02:00 IST = 20:30 UTC the same UTC day
     assert schedule.next_check(evening, submitted) == utc(2024, 6, 12, 20, 40)
     after_utc_midnight = utc(2024, 6, 13, 0, 30)  # 06:00 IST on 13 June: the window just closed
     assert schedule.next_check(after_utc_midnight, submitted) == utc(2024, 6, 13, 20, 40)
@@ -106,8 +118,9 @@ def test_private_exhaust_runs_at_three() -> None:
     private = NightlySchedule.for_dataset("uci-private-exhaust")
     assert private.run_at == "03:00"
     assert private.next_check(submitted, submitted) == ist(2024, 6, 13, 3, 10)
-    assert private.next_check(ist(2024, 6, 13, 2, 30), submitted) == ist(2024, 6, 13, 3, 10), \
+    assert private.next_check(ist(2024, 6, 13, 2, 30), submitted) == ist(2024, 6, 13, 3, 10), (
         "02:30 is the response run's window, not the private one's"
+    )
     assert private.next_check(ist(2024, 6, 13, 3, 20), submitted) == ist(2024, 6, 13, 3, 30)
     assert private.next_check(ist(2024, 6, 13, 7, 0), submitted) == ist(2024, 6, 14, 3, 10)
     assert NightlySchedule.for_dataset("uci-response-exhaust").run_at == "02:00"
@@ -121,34 +134,42 @@ def test_no_run_time_polls_every_interval() -> None:
         assert schedule.next_check(now, None) == now + 30.0
 
 
-@pytest.mark.parametrize("day", [
-    (2024, 3, 9),    # the US springs forward on 10 March
-    (2024, 3, 30),   # Europe springs forward on 31 March
-    (2024, 10, 26),  # Europe falls back on 27 October
-    (2024, 11, 2),   # the US falls back on 3 November
-    (2024, 6, 12),   # an ordinary day
-])
+@pytest.mark.parametrize(
+    "day",
+    [
+        (2024, 3, 9),  # the US springs forward on 10 March
+        (2024, 3, 30),  # Europe springs forward on 31 March
+        (2024, 10, 26),  # Europe falls back on 27 October
+        (2024, 11, 2),  # the US falls back on 3 November
+        (2024, 6, 12),  # an ordinary day
+    ],
+)
 def test_india_has_no_daylight_saving(day: tuple[int, int, int]) -> None:
     submitted = ist(*day, 10, 0)
     schedule = response_schedule()
     wake = schedule.next_check(submitted, submitted)
     following = datetime(*day, 2, 10, tzinfo=IST) + timedelta(days=1)
     assert wake == following.timestamp()
-    assert wake == datetime(*day, 20, 40, tzinfo=timezone.utc).timestamp(), "02:10 IST is 20:40 UTC the day before"
+    assert wake == datetime(*day, 20, 40, tzinfo=timezone.utc).timestamp(), (
+        "02:10 IST is 20:40 UTC the day before"
+    )
     assert wake - submitted == 16 * 3600 + 10 * 60
     window_end = ist(*day, 6, 0) + 86400
     assert schedule.next_check(window_end, submitted) - wake == 86400, "a day is 24 hours"
 
 
-@pytest.mark.parametrize(("overrides", "field"), [
-    ({"run_at": "25:00"}, "run_at"),
-    ({"run_at": "2am"}, "run_at"),
-    ({"run_at": "02:00:00"}, "run_at"),
-    ({"grace_seconds": 600.0, "window_seconds": 600.0}, "window_seconds"),
-    ({"grace_seconds": 900.0, "window_seconds": 600.0}, "window_seconds"),
-    ({"poll_interval": 0.0}, "poll_interval"),
-    ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"run_at": "25:00"}, "run_at"),
+        ({"run_at": "2am"}, "run_at"),
+        ({"run_at": "02:00:00"}, "run_at"),
+        ({"grace_seconds": 600.0, "window_seconds": 600.0}, "window_seconds"),
+        ({"grace_seconds": 900.0, "window_seconds": 600.0}, "window_seconds"),
+        ({"poll_interval": 0.0}, "poll_interval"),
+        ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
+    ],
+)
 def test_invalid_values_name_the_field(overrides: dict[str, object], field: str) -> None:
     with pytest.raises(ValueError, match=f"^{field}: "):
         response_schedule(**overrides)

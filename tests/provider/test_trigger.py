@@ -75,12 +75,20 @@ class Jobs:
         return answer.json()["result"]
 
     def succeed(self, job: dict[str, Any], content: bytes = b"Message ID,Device ID\nm-1,d-1\n") -> None:
-        requests.post(f"{self.emulator.root}/admin/jobs/{job['requestId']}/file", params={"tag": job["tag"]},
-                      data=content, timeout=10).raise_for_status()
+        requests.post(
+            f"{self.emulator.root}/admin/jobs/{job['requestId']}/file",
+            params={"tag": job["tag"]},
+            data=content,
+            timeout=10,
+        ).raise_for_status()
 
     def fail(self, job: dict[str, Any], message: str) -> dict[str, Any]:
-        answer = requests.post(f"{self.emulator.root}/admin/jobs/{job['requestId']}/fail",
-                               params={"tag": job["tag"]}, json={"message": message}, timeout=10)
+        answer = requests.post(
+            f"{self.emulator.root}/admin/jobs/{job['requestId']}/fail",
+            params={"tag": job["tag"]},
+            json={"message": message},
+            timeout=10,
+        )
         answer.raise_for_status()
         return answer.json()
 
@@ -109,14 +117,29 @@ def seconds(epoch_ms: int) -> float:
     return epoch_ms / 1000
 
 
-def make_trigger(job: dict[str, Any] | None, fake: FakeTime, *, request_id: str | None = None,
-                 deadline: float | None = None, run_at: str | None = "02:00", **options: Any) -> ExhaustJobTrigger:
+def make_trigger(
+    job: dict[str, Any] | None,
+    fake: FakeTime,
+    *,
+    request_id: str | None = None,
+    deadline: float | None = None,
+    run_at: str | None = "02:00",
+    **options: Any,
+) -> ExhaustJobTrigger:
     """A trigger waiting for ``job`` (or for a job the service does not know), on ``fake``'s clock."""
     tag, known_id = (bare(job), job["requestId"]) if job else (new_tag(), "0" * 32)
     trigger = ExhaustJobTrigger(
-        jobs=[{"tag": tag, "request_id": request_id or known_id, "dataset": job["dataset"] if job else None,
-               "run_at": run_at}],
-        deadline=fake.now + 3 * DAY if deadline is None else deadline, grace_seconds=GRACE, poll_interval=POLL,
+        jobs=[
+            {
+                "tag": tag,
+                "request_id": request_id or known_id,
+                "dataset": job["dataset"] if job else None,
+                "run_at": run_at,
+            }
+        ],
+        deadline=fake.now + 3 * DAY if deadline is None else deadline,
+        grace_seconds=GRACE,
+        poll_interval=POLL,
         **options,
     )
     trigger.clock = fake.clock
@@ -174,19 +197,34 @@ def without_retries(trigger: ExhaustJobTrigger, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(trigger, "hook", factory)
 
 
-@pytest.mark.parametrize("options", [{}, {"timezone": "UTC", "fail_on_first_failure": True,
-                                          "max_transient_failures": 2, "uci_exhaust_conn_id": "other",
-                                          "conversation_id": "c63b6faa-11a9-4259-b941-11cd2f8446c6",
-                                          "end_from_trigger": True}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {
+            "timezone": "UTC",
+            "fail_on_first_failure": True,
+            "max_transient_failures": 2,
+            "uci_exhaust_conn_id": "other",
+            "conversation_id": "c63b6faa-11a9-4259-b941-11cd2f8446c6",
+            "end_from_trigger": True,
+        },
+    ],
+)
 def test_serialize_round_trip(options: dict[str, Any]) -> None:
-    jobs = [{"tag": "t-1", "request_id": "ABC", "dataset": "uci-response-exhaust", "run_at": "02:00"},
-            {"tag": "t-2", "request_id": "DEF", "dataset": "uci-private-exhaust", "run_at": None}]
+    jobs = [
+        {"tag": "t-1", "request_id": "ABC", "dataset": "uci-response-exhaust", "run_at": "02:00"},
+        {"tag": "t-2", "request_id": "DEF", "dataset": "uci-private-exhaust", "run_at": None},
+    ]
     trigger = ExhaustJobTrigger(jobs=jobs, deadline=1718150400, **options)
     classpath, kwargs = trigger.serialize()
     module, _, name = classpath.rpartition(".")
     assert getattr(importlib.import_module(module), name) is ExhaustJobTrigger
-    assert all(value is None or type(value) in (str, float, int, bool) for key, value in kwargs.items()
-               if key != "jobs"), kwargs
+    assert all(
+        value is None or type(value) in (str, float, int, bool)
+        for key, value in kwargs.items()
+        if key != "jobs"
+    ), kwargs
     assert all(value is None or type(value) is str for job in kwargs["jobs"] for value in job.values())
     assert json.loads(json.dumps(kwargs)) == kwargs
     assert kwargs["deadline"] == 1718150400.0
@@ -199,18 +237,31 @@ def test_serialize_round_trip(options: dict[str, Any]) -> None:
 def test_the_jobs_are_required_and_read_as_strings() -> None:
     with pytest.raises(ValueError, match="jobs must not be empty"):
         ExhaustJobTrigger(deadline=1718150400)
-    trigger = ExhaustJobTrigger(jobs=[{"tag": 7, "request_id": 123, "dataset": "uci-response-exhaust"}],
-                                deadline="1718150400", poll_interval="60", max_attempts="3")
-    assert trigger.args.jobs == [{"tag": "7", "request_id": "123", "dataset": "uci-response-exhaust", "run_at": None}]
-    assert (trigger.args.deadline, trigger.args.poll_interval, trigger.args.max_attempts) == (1718150400.0, 60.0, 3)
+    trigger = ExhaustJobTrigger(
+        jobs=[{"tag": 7, "request_id": 123, "dataset": "uci-response-exhaust"}],
+        deadline="1718150400",
+        poll_interval="60",
+        max_attempts="3",
+    )
+    assert trigger.args.jobs == [
+        {"tag": "7", "request_id": "123", "dataset": "uci-response-exhaust", "run_at": None}
+    ]
+    assert (trigger.args.deadline, trigger.args.poll_interval, trigger.args.max_attempts) == (
+        1718150400.0,
+        60.0,
+        3,
+    )
 
 
 @pytest.mark.asyncio
 async def test_pending_job_sleeps_to_the_nightly_run_then_succeeds(jobs: Jobs, quiet: Emulator) -> None:
     job = jobs.submit()
-    now = datetime.fromisoformat(requests.get(f"{quiet.root}/admin/clock", timeout=10).json()["now"]).timestamp()
+    now = datetime.fromisoformat(
+        requests.get(f"{quiet.root}/admin/clock", timeout=10).json()["now"]
+    ).timestamp()
     assert job["status"] == "SUBMITTED" and SUBMITTED <= seconds(job["jobStats"]["dtJobSubmitted"]) <= now, (
-        "submitted on the emulator's clock, moved to SUBMITTED")
+        "submitted on the emulator's clock, moved to SUBMITTED"
+    )
     fake = FakeTime(STARTED, quiet)
     trigger = make_trigger(job, fake)
     fake.on_sleep = lambda count: jobs.succeed(job)  # the night's run has finished by the first look
@@ -221,11 +272,20 @@ async def test_pending_job_sleeps_to_the_nightly_run_then_succeeds(jobs: Jobs, q
     assert trigger.reads == 2, "one look now, one after the night's run"
     assert payload["status"] == "success"
     answered = {
-        "request_id": job["requestId"], "tag": bare(job), "dataset": "uci-response-exhaust",
-        "conversation_id": "c63b6faa-11a9-4259-b941-11cd2f8446c6", "start_date": "2022-03-01",
-        "end_date": "2022-04-01", "status": "SUCCESS", "attempts": 0, "file_count": 1, "outcome": "files",
+        "request_id": job["requestId"],
+        "tag": bare(job),
+        "dataset": "uci-response-exhaust",
+        "conversation_id": "c63b6faa-11a9-4259-b941-11cd2f8446c6",
+        "start_date": "2022-03-01",
+        "end_date": "2022-04-01",
+        "status": "SUCCESS",
+        "attempts": 0,
+        "file_count": 1,
+        "outcome": "files",
     }
-    assert payload["job"] == answered and payload["jobs"] == [answered], "the answered job, as a wait hands it on"
+    assert payload["job"] == answered and payload["jobs"] == [answered], (
+        "the answered job, as a wait hands it on"
+    )
     text = json.dumps(payload)
     assert "sig=" not in text and "://" not in text and "blob" not in text, "no URL travels in the event"
 
@@ -294,8 +354,9 @@ async def test_first_failures_wait_for_the_nightly_retry(jobs: Jobs, quiet: Emul
     fake.on_sleep = night
     payload = await only_event(trigger)
     assert payload["status"] == "success" and payload["job"]["attempts"] == 2
-    assert fake.wakes == [ist(2024, 6, 14, 2, 10), ist(2024, 6, 15, 2, 10)], \
+    assert fake.wakes == [ist(2024, 6, 14, 2, 10), ist(2024, 6, 15, 2, 10)], (
         "each FAILED attempt waits for the next night's retry"
+    )
     assert trigger.reads == 3
 
 
@@ -356,7 +417,9 @@ async def test_transient_failures_within_the_limit_are_borne(start, monkeypatch:
 
 
 @pytest.mark.asyncio
-async def test_transient_failures_beyond_the_limit_are_one_error(start, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_transient_failures_beyond_the_limit_are_one_error(
+    start, monkeypatch: pytest.MonkeyPatch
+) -> None:
     broken = start("--fault-500", "read=1")
     set_uci_connection(monkeypatch, broken.api)
     job = Jobs(broken).submit()
@@ -370,12 +433,16 @@ async def test_transient_failures_beyond_the_limit_are_one_error(start, monkeypa
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("restarted_at", [
-    ist(2024, 6, 12, 10, 1),   # right after the first look
-    ist(2024, 6, 12, 21, 0),   # in the evening
-    ist(2024, 6, 13, 0, 30),   # after midnight in India (19:00 UTC the day before)
-    ist(2024, 6, 13, 2, 5),    # the run has started, the grace period has not passed
-], ids=["10:01", "21:00", "00:30", "02:05"])
+@pytest.mark.parametrize(
+    "restarted_at",
+    [
+        ist(2024, 6, 12, 10, 1),  # right after the first look
+        ist(2024, 6, 12, 21, 0),  # in the evening
+        ist(2024, 6, 13, 0, 30),  # after midnight in India (19:00 UTC the day before)
+        ist(2024, 6, 13, 2, 5),  # the run has started, the grace period has not passed
+    ],
+    ids=["10:01", "21:00", "00:30", "02:05"],
+)
 async def test_restarted_trigger_wakes_at_the_same_time(jobs: Jobs, restarted_at: float) -> None:
     job = jobs.submit()
     first_clock = FakeTime(STARTED)
@@ -404,20 +471,35 @@ async def test_restarted_trigger_wakes_at_the_same_time(jobs: Jobs, restarted_at
 
 
 @pytest.mark.asyncio
-async def test_end_from_trigger_ends_the_task_with_the_waits_return_value(jobs: Jobs, quiet: Emulator) -> None:
+async def test_end_from_trigger_ends_the_task_with_the_waits_return_value(
+    jobs: Jobs, quiet: Emulator
+) -> None:
     from airflow.triggers.base import TaskSuccessEvent
 
     job = jobs.submit()
     jobs.succeed(job)
-    trigger = ExhaustJobTrigger(jobs=[{"tag": job["tag"], "request_id": job["requestId"],
-                                       "dataset": "uci-response-exhaust", "run_at": None}],
-                                deadline=SUBMITTED + DAY, poll_interval=1, end_from_trigger=True)
+    trigger = ExhaustJobTrigger(
+        jobs=[
+            {
+                "tag": job["tag"],
+                "request_id": job["requestId"],
+                "dataset": "uci-response-exhaust",
+                "run_at": None,
+            }
+        ],
+        deadline=SUBMITTED + DAY,
+        poll_interval=1,
+        end_from_trigger=True,
+    )
     trigger.clock = lambda: SUBMITTED
     events = [event async for event in trigger.run()]
     assert len(events) == 1 and isinstance(events[0], TaskSuccessEvent)
     value = events[0].xcoms["return_value"]
     assert set(value) == {"uci-response-exhaust"}
-    assert value["uci-response-exhaust"]["outcome"] == "files" and value["uci-response-exhaust"]["file_count"] == 1
+    assert (
+        value["uci-response-exhaust"]["outcome"] == "files"
+        and value["uci-response-exhaust"]["file_count"] == 1
+    )
     assert "://" not in json.dumps(value), "no URL travels in XCom"
 
 
@@ -428,12 +510,26 @@ async def test_one_trigger_waits_for_both_jobs_each_on_its_night(jobs: Jobs, qui
     response, private = jobs.submit(), jobs.submit(dataset="uci-private-exhaust")
     fake = FakeTime(STARTED, quiet)
     trigger = ExhaustJobTrigger(
-        jobs=[{"tag": bare(response), "request_id": response["requestId"], "dataset": "uci-response-exhaust",
-               "run_at": "02:00"},
-              {"tag": bare(private), "request_id": private["requestId"], "dataset": "uci-private-exhaust",
-               "run_at": "03:00"}],
-        deadline=STARTED + 3 * DAY, grace_seconds=GRACE, poll_interval=POLL, end_from_trigger=True,
-        conversation_id="c63b6faa-11a9-4259-b941-11cd2f8446c6")
+        jobs=[
+            {
+                "tag": bare(response),
+                "request_id": response["requestId"],
+                "dataset": "uci-response-exhaust",
+                "run_at": "02:00",
+            },
+            {
+                "tag": bare(private),
+                "request_id": private["requestId"],
+                "dataset": "uci-private-exhaust",
+                "run_at": "03:00",
+            },
+        ],
+        deadline=STARTED + 3 * DAY,
+        grace_seconds=GRACE,
+        poll_interval=POLL,
+        end_from_trigger=True,
+        conversation_id="c63b6faa-11a9-4259-b941-11cd2f8446c6",
+    )
     trigger.clock, trigger.sleep = fake.clock, fake.sleep
 
     def night(count: int) -> None:
@@ -449,7 +545,12 @@ async def test_one_trigger_waits_for_both_jobs_each_on_its_night(jobs: Jobs, qui
     assert trigger.reads == 5, "both at once, both at 02:10, the private one at 03:10"
     value = events[0].xcoms["return_value"]
     assert list(value) == ["uci-response-exhaust", "uci-private-exhaust"]
-    assert value["uci-response-exhaust"]["outcome"] == "files" and value["uci-response-exhaust"]["file_count"] == 1
-    assert value["uci-private-exhaust"]["outcome"] == "empty" and value["uci-private-exhaust"]["file_count"] == 0
+    assert (
+        value["uci-response-exhaust"]["outcome"] == "files"
+        and value["uci-response-exhaust"]["file_count"] == 1
+    )
+    assert (
+        value["uci-private-exhaust"]["outcome"] == "empty" and value["uci-private-exhaust"]["file_count"] == 0
+    )
     assert value["uci-private-exhaust"]["request_id"] == private["requestId"]
     assert "://" not in json.dumps(value), "no URL travels in XCom"

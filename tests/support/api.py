@@ -16,21 +16,39 @@ def new_tag() -> str:
     return str(uuid.uuid4())
 
 
-def submit_body(tag: str | None, *, dataset: str = RESPONSE, conversation_id: str = "c63b6faa-11a9-4259-b941-11cd2f8446c6",
-                start: str = "2022-03-01", end: str = "2022-04-01", requested_by: str = "user_id",
-                encryption_key: str | None = None, **extra: Any) -> dict[str, Any]:
+def submit_body(
+    tag: str | None,
+    *,
+    dataset: str = RESPONSE,
+    conversation_id: str = "c63b6faa-11a9-4259-b941-11cd2f8446c6",
+    start: str = "2022-03-01",
+    end: str = "2022-04-01",
+    requested_by: str = "user_id",
+    encryption_key: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """The seed document's submit body, with the given values."""
     request: dict[str, Any] = {
         "dataset": dataset,
         "tag": tag,
         "requestedBy": requested_by,
-        "datasetConfig": {"type": dataset, "conversationId": conversation_id, "startDate": start, "endDate": end},
+        "datasetConfig": {
+            "type": dataset,
+            "conversationId": conversation_id,
+            "startDate": start,
+            "endDate": end,
+        },
     }
     if encryption_key is not None:
         request["encryptionKey"] = encryption_key
     request.update(extra)
-    return {"id": "ekstep.analytics.job.request.submit", "ver": "1.0", "ts": "2022-02-15T10:07:00+05:30",
-            "params": {"msgid": str(uuid.uuid4())}, "request": request}
+    return {
+        "id": "ekstep.analytics.job.request.submit",
+        "ver": "1.0",
+        "ts": "2022-02-15T10:07:00+05:30",
+        "params": {"msgid": str(uuid.uuid4())},
+        "request": request,
+    }
 
 
 class ExhaustApi:
@@ -52,15 +70,24 @@ class ExhaustApi:
         return headers
 
     def submit(self, body: dict[str, Any], **headers: str) -> requests.Response:
-        return self.session.post(f"{self.base}/dataset/v1/request/submit", json=body, headers=self.headers(**headers),
-                                 timeout=30)
+        return self.session.post(
+            f"{self.base}/dataset/v1/request/submit", json=body, headers=self.headers(**headers), timeout=30
+        )
 
     def read(self, tag: str, request_id: str | None, **headers: str) -> requests.Response:
         params = {} if request_id is None else {"requestId": request_id}
-        return self.session.get(f"{self.base}/dataset/v1/request/read/{tag}", params=params,
-                                headers=self.headers(**headers), timeout=30)
+        return self.session.get(
+            f"{self.base}/dataset/v1/request/read/{tag}",
+            params=params,
+            headers=self.headers(**headers),
+            timeout=30,
+        )
 
     def list(self, tag: str, limit: int | str | None = None, **headers: str) -> requests.Response:
         params = {} if limit is None else {"limit": limit}
-        return self.session.get(f"{self.base}/dataset/v1/request/list/{tag}", params=params,
-                                headers=self.headers(**headers), timeout=30)
+        return self.session.get(
+            f"{self.base}/dataset/v1/request/list/{tag}",
+            params=params,
+            headers=self.headers(**headers),
+            timeout=30,
+        )

@@ -25,8 +25,9 @@ def _kind(column: str) -> pa.DataType:
     return pa.date32() if column == "sync_date" else pa.string()
 
 
-def response_batches(rows: Iterable[tuple[Any, ...] | pa.RecordBatch], single_day: str | None = None,
-                     size: int = 1000) -> Iterator[pa.RecordBatch]:
+def response_batches(
+    rows: Iterable[tuple[Any, ...] | pa.RecordBatch], single_day: str | None = None, size: int = 1000
+) -> Iterator[pa.RecordBatch]:
     """Batches of ``size`` rows of ``rows``, made as they are pulled (a batch given is passed on)."""
     rows = iter(rows)
     at, event = RESPONSE_TABLE_COLUMNS.index("at_timestamp"), RESPONSE_TABLE_COLUMNS.index("event_timestamp")
@@ -38,10 +39,17 @@ def response_batches(rows: Iterable[tuple[Any, ...] | pa.RecordBatch], single_da
         chunk = [row for row in chunk if not isinstance(row, pa.RecordBatch)]
         if chunk:
             days = [sync_day(row[at], row[event]) or single_day for row in chunk]
-            columns = [*zip(*chunk, strict=True), [None if day is None else date.fromisoformat(day) for day in days]]
-            yield pa.RecordBatch.from_arrays([pa.array(values, _kind(column))
-                                              for column, values in zip(BATCH_COLUMNS, columns, strict=True)],
-                                             names=list(BATCH_COLUMNS))
+            columns = [
+                *zip(*chunk, strict=True),
+                [None if day is None else date.fromisoformat(day) for day in days],
+            ]
+            yield pa.RecordBatch.from_arrays(
+                [
+                    pa.array(values, _kind(column))
+                    for column, values in zip(BATCH_COLUMNS, columns, strict=True)
+                ],
+                names=list(BATCH_COLUMNS),
+            )
         yield from given
 
 
@@ -49,5 +57,7 @@ def user_table(users: Iterable[tuple[Any, ...]]) -> pa.Table:
     """Users (``UserRecord`` tuples) as a table of ``USER_TABLE_COLUMNS``."""
     users = list(users)
     columns = list(zip(*users, strict=True)) if users else [[] for _ in USER_TABLE_COLUMNS]
-    return pa.table([pa.array(values, _kind(column)) for column, values in zip(USER_TABLE_COLUMNS, columns, strict=True)],
-                    names=list(USER_TABLE_COLUMNS))
+    return pa.table(
+        [pa.array(values, _kind(column)) for column, values in zip(USER_TABLE_COLUMNS, columns, strict=True)],
+        names=list(USER_TABLE_COLUMNS),
+    )

@@ -7,8 +7,15 @@ import json
 import pytest
 
 
-def uci_connection(host: str, *, api_key: str = "dev-key", channel: str = "dev-channel", requested_by: str = "tests",
-                   encryption_key: str | None = None, extra: dict | None = None) -> str:
+def uci_connection(
+    host: str,
+    *,
+    api_key: str = "dev-key",
+    channel: str = "dev-channel",
+    requested_by: str = "tests",
+    encryption_key: str | None = None,
+    extra: dict | None = None,
+) -> str:
     """A ``uci_exhaust`` connection as JSON; ``extra`` adds to (or overrides) the extras made from the options."""
     extra = {"channel_id": channel, "requested_by": requested_by, **(extra or {})}
     if encryption_key is not None:
@@ -16,7 +23,11 @@ def uci_connection(host: str, *, api_key: str = "dev-key", channel: str = "dev-c
     return json.dumps({"conn_type": "uci_exhaust", "host": host, "password": api_key, "extra": extra})
 
 
-def set_uci_connection(monkeypatch: pytest.MonkeyPatch, host: str, conn_id: str = "uci_exhaust_default",
-                       **options: str | dict | None) -> str:
+def set_uci_connection(
+    monkeypatch: pytest.MonkeyPatch,
+    host: str,
+    conn_id: str = "uci_exhaust_default",
+    **options: str | dict | None,
+) -> str:
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", uci_connection(host, **options))  # type: ignore[arg-type]
     return conn_id

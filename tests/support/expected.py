@@ -21,7 +21,9 @@ IST = ZoneInfo("Asia/Kolkata")
 TABLE = "uci_responses"
 
 
-def expected_rows(data_dir: Path, bots: Collection[str], days: Collection[str], zip_key: str) -> dict[tuple, dict]:
+def expected_rows(
+    data_dir: Path, bots: Collection[str], days: Collection[str], zip_key: str
+) -> dict[tuple, dict]:
     """Every response row the emulator wrote for ``bots`` on ``days`` (IST), with its user's phone, by key."""
     reports = data_dir / "blobs" / "reports"
     users: dict[tuple[str, str], str | None] = {}
@@ -37,8 +39,13 @@ def expected_rows(data_dir: Path, bots: Collection[str], days: Collection[str], 
             records = [values for _, values in read_records(handle)]
         header = records[0]
         for values in records[1:]:
-            row = dict(zip(header, values))
-            day = datetime.fromisoformat(row["@timestamp"].replace("Z", "+00:00")).astimezone(IST).date().isoformat()
+            row = dict(zip(header, values, strict=False))
+            day = (
+                datetime.fromisoformat(row["@timestamp"].replace("Z", "+00:00"))
+                .astimezone(IST)
+                .date()
+                .isoformat()
+            )
             if row["Conversation ID"] not in bots or day not in days:
                 continue
             row["phone"] = users.get((row["Conversation ID"], row["Device ID"]))
@@ -50,20 +57,27 @@ def table_rows(warehouse_url: str, bots: Collection[str] | None = None) -> dict[
     """The warehouse's response rows (of ``bots``, if given), by key; a key held twice fails."""
     with open_warehouse(warehouse_url) as warehouse:
         fetched = [row for row in warehouse.fetch_normalised(TABLE) if bots is None or row[0] in bots]
-    rows = {tuple(row[:4]): dict(zip(RESPONSE_TABLE_COLUMNS, row)) for row in fetched}
+    rows = {tuple(row[:4]): dict(zip(RESPONSE_TABLE_COLUMNS, row, strict=False)) for row in fetched}
     assert len(rows) == len(fetched), f"{len(fetched) - len(rows)} answer(s) held twice"
     return rows
 
 
-def assert_table_matches(warehouse_url: str, data_dir: Path, bots: Collection[str], days: Collection[str],
-                         zip_key: str, expected_count: int) -> dict[tuple, dict]:
+def assert_table_matches(
+    warehouse_url: str,
+    data_dir: Path,
+    bots: Collection[str],
+    days: Collection[str],
+    zip_key: str,
+    expected_count: int,
+) -> dict[tuple, dict]:
     """The table holds exactly the bots' expected rows, each with its values and its user's phone (rows of
     other bots, loaded by other runs into the same warehouse, are not looked at)."""
     want = expected_rows(data_dir, bots, days, zip_key)
     assert len(want) == expected_count, "the emulator wrote every seeded event of the bots' days"
     got = table_rows(warehouse_url, bots)
-    assert set(got) == set(want), (f"{len(set(want) - set(got))} row(s) missing, "
-                                   f"{len(set(got) - set(want))} unexpected")
+    assert set(got) == set(want), (
+        f"{len(set(want) - set(got))} row(s) missing, {len(set(got) - set(want))} unexpected"
+    )
     for key, row in got.items():
         source = want[key]
         assert row["question_title"] == source["Question Title"]

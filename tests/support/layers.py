@@ -61,13 +61,20 @@ def loaded_by(modules: Iterable[str], forbidden: Iterable[str]) -> dict[str, lis
     :returns: module -> the forbidden packages its import added; only modules that added any.
     """
     names, watched = list(modules), sorted(set(forbidden))
-    result = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(names), json.dumps(watched)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(names), json.dumps(watched)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if result.returncode != 0:
         raise AssertionError(f"importing {names} failed:\n{result.stderr[-3000:]}")
     report = json.loads(result.stdout.strip().splitlines()[-1])
     if report["at_start"]:
-        raise AssertionError(f"{report['at_start']} loaded before any import: the check cannot tell who loads them")
+        raise AssertionError(
+            f"{report['at_start']} loaded before any import: the check cannot tell who loads them"
+        )
     found = report["found"]
     assert set(found) == set(names), "every module was imported"
     return {name: packages for name, packages in found.items() if packages}

@@ -111,9 +111,23 @@ def run_emulator(data_dir: Path, *args: str, env: dict[str, str] | None = None) 
     full_env = {**os.environ, **(env or {})}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*command, "emulator", "serve", "--port", str(port), "--data-dir", str(data_dir), "--log-level", "warning",
-             *args],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env, start_new_session=True,
+            [
+                *command,
+                "emulator",
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                "--log-level",
+                "warning",
+                *args,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=full_env,
+            start_new_session=True,
         )
     try:
         wait_for_port(port, process, 30, "the emulator", log)
@@ -130,8 +144,9 @@ def node_tool(name: str) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         unavailable("npm is not installed; Node.js 20 and npm are needed for Azurite and newman")
-    result = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, capture_output=True, text=True, timeout=600
+    )
     if result.returncode != 0 or not binary.exists():
         unavailable(f"npm ci in {NODE_DIR} failed: {result.stderr[-2000:]}")
     return binary
@@ -144,8 +159,10 @@ class Azurite:
 
     @property
     def connection_string(self) -> str:
-        return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-                f"BlobEndpoint=http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT};")
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT};"
+        )
 
 
 @contextmanager
@@ -157,9 +174,23 @@ def run_azurite(workdir: Path) -> Iterator[Azurite]:
     log = workdir / "azurite.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence", "--silent",
-             "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
-            cwd=workdir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [
+                str(binary),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(port),
+                "--inMemoryPersistence",
+                "--silent",
+                "--skipApiVersionCheck",
+                "--disableTelemetry",
+                "--loose",
+            ],
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     try:
         wait_for_port(port, process, 30, "Azurite", log)
@@ -177,7 +208,7 @@ def postgres_database() -> Iterator[str]:
         unavailable("psycopg2 is not installed")
     try:
         admin = psycopg2.connect(POSTGRES_URL, connect_timeout=5)
-    except Exception as exc:  # noqa: BLE001 - any connection failure means the service is missing
+    except Exception as exc:
         unavailable(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}")
     admin.autocommit = True
     name = f"uci_test_{uuid.uuid4().hex[:12]}"

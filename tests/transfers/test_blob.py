@@ -29,7 +29,7 @@ def container(azurite: Azurite, request: pytest.FixtureRequest) -> Iterator[Any]
 
 
 def committed_blocks(blob: Any) -> list[int]:
-    committed, uncommitted = blob.get_block_list("all")
+    committed, _uncommitted = blob.get_block_list("all")
     return [block.size for block in committed]
 
 
@@ -39,7 +39,7 @@ def test_bytes_written_in_any_pieces_land_in_blocks_of_the_block_size(container:
     with BlockBlobWriter(blob, "text/csv", block_size=1000, threads=3) as writer:
         offset = 0
         for size in (1, 999, 1000, 2500, 0, 3, 5504):  # across, at and inside block boundaries
-            assert writer.write(memoryview(data)[offset:offset + size]) == size
+            assert writer.write(memoryview(data)[offset : offset + size]) == size
             offset += size
         assert offset == len(data) and writer.tell() == len(data)
         assert writer.commit() == len(data)
@@ -59,8 +59,9 @@ def test_each_block_carries_its_md5(azurite: Azurite, container: Any) -> None:
         if http.method == "PUT" and "comp=block" in http.url and "blocklist" not in http.url:
             sent.append((http.data, http.headers.get("Content-MD5")))
 
-    blob = BlobClient.from_connection_string(azurite.connection_string, container.container_name, "md5.csv",
-                                             raw_request_hook=record)
+    blob = BlobClient.from_connection_string(
+        azurite.connection_string, container.container_name, "md5.csv", raw_request_hook=record
+    )
     data = os.urandom(2500)
     with BlockBlobWriter(blob, "text/csv", block_size=1000, threads=2) as writer:
         writer.write(data)
@@ -107,9 +108,13 @@ def test_a_refused_block_names_the_blob_and_not_the_key(azurite: Azurite, contai
     from azure.storage.blob import BlobClient
 
     wrong_key = "V3Jvbmcga2V5IGZvciB0aGUgZGV2c3RvcmVhY2NvdW50MQ=="
-    blob = BlobClient(container.url.rsplit("/", 1)[0], container.container_name, "refused.csv",
-                      credential={"account_name": "devstoreaccount1", "account_key": wrong_key},
-                      retry_total=0)
+    blob = BlobClient(
+        container.url.rsplit("/", 1)[0],
+        container.container_name,
+        "refused.csv",
+        credential={"account_name": "devstoreaccount1", "account_key": wrong_key},
+        retry_total=0,
+    )
     writer = BlockBlobWriter(blob, "text/csv", block_size=100, threads=2)
     with pytest.raises(BlobUploadError) as caught:
         with writer:

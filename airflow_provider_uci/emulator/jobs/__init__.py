@@ -38,9 +38,15 @@ class Outcome:
     execution_time: int
 
     def as_dict(self) -> dict[str, object]:
-        return {"requestId": self.request_id, "tag": self.tag, "dataset": self.dataset, "status": self.status,
-                "statusMessage": self.message, "downloadUrls": list(self.download_urls),
-                "executionTime": self.execution_time}
+        return {
+            "requestId": self.request_id,
+            "tag": self.tag,
+            "dataset": self.dataset,
+            "status": self.status,
+            "statusMessage": self.message,
+            "downloadUrls": list(self.download_urls),
+            "executionTime": self.execution_time,
+        }
 
 
 def run_dataset(dataset: str, store: JobStore, context: JobContext) -> list[Outcome]:
@@ -68,15 +74,27 @@ def _run_one(dataset: str, request: JobRow, store: JobStore, context: JobContext
         urls, execution = JOBS[dataset](context, request, workdir)
     except JobFailure as failure:
         message = failure.message
-    except Exception:  # noqa: BLE001 - any other error fails the request as the real job does
+    except Exception:
         log.exception("request %s failed", request.request_id)
         message = INVALID_REQUEST
     else:
-        store.mark_success(request.tag, request.request_id, download_urls=urls, execution_time=execution,
-                           completed=context.clock.now())
+        store.mark_success(
+            request.tag,
+            request.request_id,
+            download_urls=urls,
+            execution_time=execution,
+            completed=context.clock.now(),
+        )
         log.info("request %s (%s) succeeded in %d ms", request.request_id, dataset, execution)
-        return Outcome(request.request_id, request.tag, dataset, "SUCCESS", request.err_message or "", tuple(urls),
-                       execution)
+        return Outcome(
+            request.request_id,
+            request.tag,
+            dataset,
+            "SUCCESS",
+            request.err_message or "",
+            tuple(urls),
+            execution,
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     message = abbreviate(message)

@@ -43,7 +43,9 @@ class ProcessingError(JobFailure):
 
 INVALID_REQUEST = "Invalid request"
 #: What PostgreSQL's uuid type accepts in the usual form (any case, with or without braces).
-UUID_TEXT = re.compile(r"\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?\Z")
+UUID_TEXT = re.compile(
+    r"\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?\Z"
+)
 
 
 @dataclass
@@ -113,8 +115,9 @@ def request_dates(request: JobRow, bot: Bot, context: JobContext) -> tuple[date,
     return days[0], days[1]
 
 
-def write_report(context: JobContext, path: Path, columns: Sequence[str],
-                 rows: Iterable[Sequence[str | None]]) -> int:
+def write_report(
+    context: JobContext, path: Path, columns: Sequence[str], rows: Iterable[Sequence[str | None]]
+) -> int:
     """Write the report CSV in Spark's dialect; return its processing time in ms.
 
     :raises ProcessingError: for any error while building or writing it, as the real job reports it.
@@ -130,7 +133,7 @@ def write_report(context: JobContext, path: Path, columns: Sequence[str],
                     count += 1
         except JobFailure:
             raise
-        except Exception as exc:  # noqa: BLE001 - the real job reports any such error this way
+        except Exception as exc:
             raise ProcessingError(str(exc)) from exc
     if count == 0:
         path.unlink(missing_ok=True)

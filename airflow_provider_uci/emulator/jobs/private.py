@@ -19,7 +19,13 @@ from airflow_provider_uci.emulator.store import JobRow
 from airflow_provider_uci.emulator.ucidb import PRIVATE_CONSENT_PATH, UserDataError, consent_at
 
 DATASET = "uci-private-exhaust"
-COLUMNS = ("Conversation ID", "Conversation Name", "Decrypted Device ID", "Encrypted Device ID", "Device UUID")
+COLUMNS = (
+    "Conversation ID",
+    "Conversation Name",
+    "Decrypted Device ID",
+    "Encrypted Device ID",
+    "Device UUID",
+)
 
 
 def report_rows(context: JobContext, conversation_id: str, bot_name: str) -> Iterator[list[str | None]]:

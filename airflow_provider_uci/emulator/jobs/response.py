@@ -34,9 +34,24 @@ CHUNK = 1024 * 1024
 
 #: Column order of the current job (``columnsOrder``), with the trailing raw ``@timestamp``.
 COLUMNS = (
-    "Message ID", "Conversation ID", "Conversation Name", "Device ID", "Session ID", "Question Id", "Question Type",
-    "Question Title", "Question Description", "Question Duration", "Question Score", "Question Max Score",
-    "Question Options", "Question Response", "X Path", "Eof", "Timestamp", "@timestamp",
+    "Message ID",
+    "Conversation ID",
+    "Conversation Name",
+    "Device ID",
+    "Session ID",
+    "Question Id",
+    "Question Type",
+    "Question Title",
+    "Question Description",
+    "Question Duration",
+    "Question Score",
+    "Question Max Score",
+    "Question Options",
+    "Question Response",
+    "X Path",
+    "Eof",
+    "Timestamp",
+    "@timestamp",
 )
 
 
@@ -52,7 +67,7 @@ def telemetry_keys(context: JobContext, start: date, end: date) -> Iterator[str]
     first, last = start.isoformat(), end.isoformat()
     cut = len(TELEMETRY_PREFIX)
     for key in context.storage.list_keys(context.settings.telemetry_container, TELEMETRY_PREFIX):
-        if first <= key[cut:cut + 10] <= last:
+        if first <= key[cut : cut + 10] <= last:
             yield key
 
 
@@ -141,8 +156,10 @@ class Scan:
                 continue
             if ctx.get("channel") != self.channel:
                 continue
-            if not any(c.get("type") == "Conversation" and c.get("id") == conversation_id
-                       for c in ctx.get("cdata") or []):
+            if not any(
+                c.get("type") == "Conversation" and c.get("id") == conversation_id
+                for c in ctx.get("cdata") or []
+            ):
                 continue
             device = ctx.get("did")
             if device not in users:
@@ -158,12 +175,24 @@ class Scan:
             stamp = _text(event.get("@timestamp"))
             resvalues = edata.get("resvalues")
             yield [
-                _text(event.get("mid")), conversation_id, self.bot_name, _text(device), _text(ctx.get("sid")),
-                _text(item.get("id")), _text(item.get("type")), _text(item.get("title")), _text(item.get("desc")),
-                _long(edata.get("duration")), _long(edata.get("score")), _long(item.get("maxscore")),
+                _text(event.get("mid")),
+                conversation_id,
+                self.bot_name,
+                _text(device),
+                _text(ctx.get("sid")),
+                _text(item.get("id")),
+                _text(item.get("type")),
+                _text(item.get("title")),
+                _text(item.get("desc")),
+                _long(edata.get("duration")),
+                _long(edata.get("score")),
+                _long(item.get("maxscore")),
                 None if item.get("params") is None else to_json(item["params"]),
                 ("" if not consents[device] else None if resvalues is None else to_json(resvalues)),
-                _text(rollup.get("l3")), _text(rollup.get("l4")), stamp, stamp,
+                _text(rollup.get("l3")),
+                _text(rollup.get("l4")),
+                stamp,
+                stamp,
             ]
 
 
@@ -175,9 +204,16 @@ def run(context: JobContext, request: JobRow, workdir: Path) -> tuple[list[str],
         raise JobFailure("No data found for conversation in DB")
     start, end = request_dates(request, bot, context)
     keys = sorted(telemetry_keys(context, start, end))
-    scan = Scan(storage=context.storage, container=context.settings.telemetry_container, keys=tuple(keys),
-                conversation_id=conversation_id, channel=request.requested_channel,
-                pdata_id=context.settings.bot_pdata_id, bot_name=bot.name, users=dict(context.uci.user_data()))
+    scan = Scan(
+        storage=context.storage,
+        container=context.settings.telemetry_container,
+        keys=tuple(keys),
+        conversation_id=conversation_id,
+        channel=request.requested_channel,
+        pdata_id=context.settings.bot_pdata_id,
+        bot_name=bot.name,
+        users=dict(context.uci.user_data()),
+    )
     name = f"{conversation_id}_response_{context.run_day()}.csv"
     local = workdir / name
     elapsed = write_report(context, local, COLUMNS, scan.rows())

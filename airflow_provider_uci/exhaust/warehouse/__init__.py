@@ -35,9 +35,22 @@ from airflow_provider_uci.exhaust.warehouse.urls import (
 )
 
 __all__ = [
-    "BOOLEAN_COLUMNS", "INTEGER_COLUMNS", "RESPONSE_SCHEMA", "STORED_RESPONSE_COLUMNS", "TIMESTAMP_COLUMNS", "URL_FORMS",
-    "BATCH_COLUMNS", "LoadResult", "SqliteWarehouse", "Warehouse", "WarehouseUnavailable",
-    "check_table", "logical_type", "open_warehouse", "redact_url", "warehouse_url_from_parts",
+    "BATCH_COLUMNS",
+    "BOOLEAN_COLUMNS",
+    "INTEGER_COLUMNS",
+    "RESPONSE_SCHEMA",
+    "STORED_RESPONSE_COLUMNS",
+    "TIMESTAMP_COLUMNS",
+    "URL_FORMS",
+    "LoadResult",
+    "SqliteWarehouse",
+    "Warehouse",
+    "WarehouseUnavailable",
+    "check_table",
+    "logical_type",
+    "open_warehouse",
+    "redact_url",
+    "warehouse_url_from_parts",
 ]
 
 
@@ -48,21 +61,25 @@ def open_warehouse(url: str) -> Warehouse:
     """
     if isinstance(url, str) and url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
         try:
-            return SqliteWarehouse(url[len("sqlite:///"):], url)
+            return SqliteWarehouse(url[len("sqlite:///") :], url)
         except (sqlite3.Error, OSError) as exc:
-            raise WarehouseUnavailable(f"warehouse: cannot open {redact_url(url)}: {one_line(exc, url)}") from None
+            raise WarehouseUnavailable(
+                f"warehouse: cannot open {redact_url(url)}: {one_line(exc, url)}"
+            ) from None
     if isinstance(url, str) and url.startswith(("postgresql://", "postgres://")):
-        from airflow_provider_uci.exhaust.warehouse.postgres import PostgresWarehouse
-
         import psycopg2
+
+        from airflow_provider_uci.exhaust.warehouse.postgres import PostgresWarehouse
 
         try:
             return PostgresWarehouse(url)
         except psycopg2.OperationalError as exc:  # told in one line, without the password
-            raise WarehouseUnavailable(f"warehouse: cannot connect to {redact_url(url)}: "
-                                       f"{one_line(exc, url)}") from None
+            raise WarehouseUnavailable(
+                f"warehouse: cannot connect to {redact_url(url)}: {one_line(exc, url)}"
+            ) from None
         except psycopg2.ProgrammingError as exc:  # an invalid connection string
-            raise ValueError(f"warehouse: {redact_url(url)} is not a valid PostgreSQL URL: "
-                             f"{one_line(exc, url)}") from None
+            raise ValueError(
+                f"warehouse: {redact_url(url)} is not a valid PostgreSQL URL: {one_line(exc, url)}"
+            ) from None
     shown = redact_url(url) if isinstance(url, str) else repr(url)
     raise ValueError(f"warehouse: expected {URL_FORMS}, got {shown!r}")

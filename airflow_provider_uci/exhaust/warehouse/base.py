@@ -79,7 +79,9 @@ def _utc_iso(value: datetime | str) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     value = value.astimezone(timezone.utc)
-    fraction = f"{value.microsecond // 1000:03d}" if value.microsecond % 1000 == 0 else f"{value.microsecond:06d}"
+    fraction = (
+        f"{value.microsecond // 1000:03d}" if value.microsecond % 1000 == 0 else f"{value.microsecond:06d}"
+    )
     return f"{value:%Y-%m-%dT%H:%M:%S}.{fraction}Z"
 
 
@@ -106,8 +108,10 @@ class _Days:
                 continue
             bots = batch.column("conversation_id")
             if bots.null_count or not pc.all(pc.equal(bots, self.conversation_id)).as_py():
-                raise ValueError(f"responses: batch {number} holds rows of a conversation other than the load's "
-                                 f"{self.conversation_id!r}")
+                raise ValueError(
+                    f"responses: batch {number} holds rows of a conversation other than the load's "
+                    f"{self.conversation_id!r}"
+                )
             days = batch.column("sync_date")
             if days.null_count:
                 raise ValueError(f"responses: batch {number} has a row with no sync_date")
@@ -120,10 +124,13 @@ class _Days:
 
     def check(self, day: str | None) -> None:
         """Raise unless ``day`` lies in the load's range (either end may be open)."""
-        if day is not None and ((self.first is not None and day < self.first)
-                                or (self.last is not None and day > self.last)):
-            raise ValueError(f"responses: a row synced on {day} is outside the load's range "
-                             f"{self.first or '...'}..{self.last or '...'}")
+        if day is not None and (
+            (self.first is not None and day < self.first) or (self.last is not None and day > self.last)
+        ):
+            raise ValueError(
+                f"responses: a row synced on {day} is outside the load's range "
+                f"{self.first or '...'}..{self.last or '...'}"
+            )
 
 
 class Warehouse(ABC):
@@ -144,9 +151,19 @@ class Warehouse(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def load(self, *, table: str, conversation_id: str, from_date: date | str | None, to_date: date | str | None,
-             responses: Iterable[Any], users: Any, audit: dict[str, Any],
-             before_commit: Callable[[], None] | None = None, phone_numbers: str | None = None) -> LoadResult:
+    def load(
+        self,
+        *,
+        table: str,
+        conversation_id: str,
+        from_date: date | str | None,
+        to_date: date | str | None,
+        responses: Iterable[Any],
+        users: Any,
+        audit: dict[str, Any],
+        before_commit: Callable[[], None] | None = None,
+        phone_numbers: str | None = None,
+    ) -> LoadResult:
         """Write one bot's users and responses for one range of sync days, all or nothing.
 
         :param table: the responses table; ``<table>_users`` and ``<table>_loads`` go with it.
@@ -191,8 +208,21 @@ class Warehouse(ABC):
                 f"INSERT INTO {quote_name(table + '_loads')} (conversation_id, from_date, to_date, response_request_id, "
                 f"private_request_id, responses, users, replaced, rejected, loaded_at, {phones.COLUMN}) "
                 f"VALUES ({p}, {p}, {p}, {p}, {p}, 0, 0, 0, 0, {p}, {p})",
-                (conversation_id, first, last, response_request_id, private_request_id, self._now(), phone_numbers))
-            user_count = self._upsert_users(users_table, users.select(list(USER_TABLE_COLUMNS))) if users.num_rows else 0
+                (
+                    conversation_id,
+                    first,
+                    last,
+                    response_request_id,
+                    private_request_id,
+                    self._now(),
+                    phone_numbers,
+                ),
+            )
+            user_count = (
+                self._upsert_users(users_table, users.select(list(USER_TABLE_COLUMNS)))
+                if users.num_rows
+                else 0
+            )
             days = _Days(conversation_id, first, last)
             response_count = self._insert_batches(responses_table, days.batches(responses), load_id)
             low, high = first or days.low, last or days.high
@@ -202,14 +232,16 @@ class Warehouse(ABC):
             if before_commit is not None:
                 before_commit()
             rejected = _audit(audit, resolve=True)[2]
-            self._execute(f"UPDATE {quote_name(table + '_loads')} SET responses = {p}, users = {p}, replaced = {p}, "
-                          f"rejected = {p}, loaded_at = {p} WHERE id = {p}",
-                          (response_count, user_count, replaced, rejected, self._now(), load_id))
+            self._execute(
+                f"UPDATE {quote_name(table + '_loads')} SET responses = {p}, users = {p}, replaced = {p}, "
+                f"rejected = {p}, loaded_at = {p} WHERE id = {p}",
+                (response_count, user_count, replaced, rejected, self._now(), load_id),
+            )
             self._commit()
         except BaseException:
             try:
                 self._rollback()
-            except Exception:  # noqa: BLE001 - the first error is the one to report
+            except Exception:
                 log.warning("Rolling back the load into %s failed as well", table, exc_info=True)
             raise
         finally:
@@ -222,9 +254,11 @@ class Warehouse(ABC):
 
     def fetch_normalised(self, table: str) -> list[tuple[Any, ...]]:
         """Like :meth:`fetch`, with values both backends give alike: booleans, UTC ISO timestamps."""
-        converters = [(index, _utc_iso if column in TIMESTAMP_COLUMNS else bool)
-                      for index, column in enumerate(RESPONSE_TABLE_COLUMNS)
-                      if column in TIMESTAMP_COLUMNS or column in BOOLEAN_COLUMNS]
+        converters = [
+            (index, _utc_iso if column in TIMESTAMP_COLUMNS else bool)
+            for index, column in enumerate(RESPONSE_TABLE_COLUMNS)
+            if column in TIMESTAMP_COLUMNS or column in BOOLEAN_COLUMNS
+        ]
         result = []
         for row in self.fetch(table):
             values = list(row)
@@ -237,8 +271,10 @@ class Warehouse(ABC):
     def fetch_users(self, table: str) -> list[tuple[Any, ...]]:
         """All user rows of ``<table>_users`` ordered by key, ``consented`` as a boolean."""
         at = USER_TABLE_COLUMNS.index("consented")
-        return [(*row[:at], None if row[at] is None else bool(row[at]), *row[at + 1:])
-                for row in self._select(table_specs(table)[1])]
+        return [
+            (*row[:at], None if row[at] is None else bool(row[at]), *row[at + 1 :])
+            for row in self._select(table_specs(table)[1])
+        ]
 
     def count(self, table: str) -> int:
         """How many response rows ``table`` holds (0 if it does not exist)."""
@@ -249,9 +285,22 @@ class Warehouse(ABC):
     def loads(self, table: str) -> list[dict[str, Any]]:
         """The audit rows of ``<table>_loads`` in load order; dates as ``YYYY-MM-DD``, ``loaded_at`` in UTC."""
         check_table(table)
-        names = ("id", "conversation_id", "from_date", "to_date", "response_request_id", "private_request_id",
-                 "responses", "users", "replaced", "rejected", "loaded_at")
-        rows = self._read(f"{table}_loads", f"SELECT {', '.join(names)} FROM {quote_name(table + '_loads')} ORDER BY id")
+        names = (
+            "id",
+            "conversation_id",
+            "from_date",
+            "to_date",
+            "response_request_id",
+            "private_request_id",
+            "responses",
+            "users",
+            "replaced",
+            "rejected",
+            "loaded_at",
+        )
+        rows = self._read(
+            f"{table}_loads", f"SELECT {', '.join(names)} FROM {quote_name(table + '_loads')} ORDER BY id"
+        )
         result = []
         for row in rows:
             entry = dict(zip(names, row, strict=True))
@@ -270,15 +319,20 @@ class Warehouse(ABC):
     def _replace(self, table: str, conversation_id: str, low: str, high: str, load_id: int) -> int:
         """Delete the bot's rows of days ``low``..``high`` that earlier loads wrote; return how many."""
         p = self.param
-        return self._delete(f"DELETE FROM {quote_name(table)} WHERE conversation_id = {p} AND sync_date BETWEEN {p} "
-                            f"AND {p} AND load_id <> {p}", (conversation_id, low, high, load_id))
+        return self._delete(
+            f"DELETE FROM {quote_name(table)} WHERE conversation_id = {p} AND sync_date BETWEEN {p} "
+            f"AND {p} AND load_id <> {p}",
+            (conversation_id, low, high, load_id),
+        )
 
     def _select(self, spec: TableSpec) -> list[tuple[Any, ...]]:
         order = ", ".join(f"{column}{self._binary_order}" for column in spec.key)
         columns = RESPONSE_TABLE_COLUMNS if spec.columns == STORED_RESPONSE_COLUMNS else spec.columns
         if spec.columns == STORED_RESPONSE_COLUMNS:
             order += ", sync_date, load_id"
-        return self._read(spec.name, f"SELECT {', '.join(columns)} FROM {quote_name(spec.name)} ORDER BY {order}")
+        return self._read(
+            spec.name, f"SELECT {', '.join(columns)} FROM {quote_name(spec.name)} ORDER BY {order}"
+        )
 
     def _read(self, name: str, sql: str) -> list[tuple[Any, ...]]:
         """Run a query on table ``name``; no rows if it does not exist. Inside a load it sees the load's writes."""
@@ -290,13 +344,20 @@ class Warehouse(ABC):
 
     def _ddl(self, table: str) -> list[str]:
         responses, users = table_specs(table)
-        return [self._table_ddl(responses), self._index_ddl(table), self._table_ddl(users), self._loads_ddl(table)]
+        return [
+            self._table_ddl(responses),
+            self._index_ddl(table),
+            self._table_ddl(users),
+            self._loads_ddl(table),
+        ]
 
     def _table_ddl(self, spec: TableSpec, with_key: bool = True) -> str:
         """Responses have no primary key (a load replaces days, see the module); users have theirs."""
         required = set(spec.key) | {"sync_date", "load_id"}
-        columns = [f"{column} {self._type(column)}{' NOT NULL' if column in required else ''}"
-                   for column in spec.columns]
+        columns = [
+            f"{column} {self._type(column)}{' NOT NULL' if column in required else ''}"
+            for column in spec.columns
+        ]
         key = f", PRIMARY KEY ({', '.join(spec.key)})" if with_key and spec.key == USER_KEY else ""
         return f"CREATE TABLE IF NOT EXISTS {quote_name(spec.name)} ({', '.join(columns)}{key})"
 
@@ -305,18 +366,25 @@ class Warehouse(ABC):
         return f"CREATE INDEX IF NOT EXISTS {day_index_name(table)} ON {quote_name(table)} (conversation_id, sync_date)"
 
     def _loads_ddl(self, table: str) -> str:
-        return (f"CREATE TABLE IF NOT EXISTS {quote_name(table + '_loads')} ({self._serial}, "
-                f"conversation_id {self._text} NOT NULL, from_date {self._date}, "
-                f"to_date {self._date}, response_request_id {self._text}, private_request_id {self._text}, "
-                f"responses {self._int} NOT NULL, users {self._int} NOT NULL, replaced {self._int} NOT NULL, "
-                f"rejected {self._int} NOT NULL, loaded_at {self._timestamp} NOT NULL, {phones.COLUMN} {self._text})")
+        return (
+            f"CREATE TABLE IF NOT EXISTS {quote_name(table + '_loads')} ({self._serial}, "
+            f"conversation_id {self._text} NOT NULL, from_date {self._date}, "
+            f"to_date {self._date}, response_request_id {self._text}, private_request_id {self._text}, "
+            f"responses {self._int} NOT NULL, users {self._int} NOT NULL, replaced {self._int} NOT NULL, "
+            f"rejected {self._int} NOT NULL, loaded_at {self._timestamp} NOT NULL, {phones.COLUMN} {self._text})"
+        )
 
     def _update_clause(self, spec: TableSpec) -> str:
         return ", ".join(f"{column} = excluded.{column}" for column in spec.columns if column not in spec.key)
 
     def _type(self, column: str) -> str:
-        return {"integer": self._int, "date": self._date, "boolean": self._bool, "timestamp": self._timestamp,
-                "text": self._text}[logical_type(column)]
+        return {
+            "integer": self._int,
+            "date": self._date,
+            "boolean": self._bool,
+            "timestamp": self._timestamp,
+            "text": self._text,
+        }[logical_type(column)]
 
     # What each backend provides: SQL spellings, then the transaction and statement primitives.
     #: How a statement marks a parameter, as the backend's driver wants it (``?``, ``%s``).

@@ -21,8 +21,9 @@ def _fixed_width(values: Any, width: int, validity: Any = None) -> Any:
 
     count = len(values)
     offsets = np.arange(0, (count + 1) * width, width, dtype=np.int32)
-    return pa.Array.from_buffers(pa.binary(), count, [validity, pa.py_buffer(offsets),
-                                                      pa.py_buffer(np.ascontiguousarray(values))])
+    return pa.Array.from_buffers(
+        pa.binary(), count, [validity, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(values))]
+    )
 
 
 def pg_binary_rows(columns: list[Any]) -> memoryview | bytes:
@@ -75,7 +76,10 @@ def pg_binary_rows(columns: list[Any]) -> memoryview | bytes:
         elif pa.types.is_boolean(kind):
             data, width = values.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint8), 1
         elif pa.types.is_timestamp(kind) and kind.unit == "us":
-            data, width = (values.cast(pa.int64()).fill_null(0).to_numpy() - _PG_EPOCH_MICROSECONDS).astype(">i8"), 8
+            data, width = (
+                (values.cast(pa.int64()).fill_null(0).to_numpy() - _PG_EPOCH_MICROSECONDS).astype(">i8"),
+                8,
+            )
         elif pa.types.is_date32(kind):
             data, width = (values.cast(pa.int32()).fill_null(0).to_numpy() - _PG_EPOCH_DAYS).astype(">i4"), 4
         else:
@@ -92,4 +96,4 @@ def pg_binary_rows(columns: list[Any]) -> memoryview | bytes:
     flush()
     rows = pc.binary_join_element_wise(*parts, b"", null_handling="replace", null_replacement=b"")
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32, count=count + 1, offset=rows.offset * 4)
-    return memoryview(rows.buffers()[2])[offsets[0]:offsets[-1]]
+    return memoryview(rows.buffers()[2])[offsets[0] : offsets[-1]]

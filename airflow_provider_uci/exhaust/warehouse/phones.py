@@ -39,22 +39,28 @@ def check_scheme(warehouse: Any, table: str, scheme: str) -> None:
         return
     p = warehouse.param
     loads = quote_name(f"{table}_loads")
-    earlier = {row[0] for row in warehouse._query(
-        f"SELECT DISTINCT {COLUMN} FROM {loads} WHERE {COLUMN} IS NOT NULL AND {COLUMN} <> {p}", ("none",))}
+    earlier = {
+        row[0]
+        for row in warehouse._query(
+            f"SELECT DISTINCT {COLUMN} FROM {loads} WHERE {COLUMN} IS NOT NULL AND {COLUMN} <> {p}", ("none",)
+        )
+    }
     others = sorted(earlier - {scheme})
     if others:
         raise PhoneSchemeConflict(
             f"phone_numbers: {table} holds phone numbers stored as {_told(others[0])}, and this load would store "
             f"them as {_told(scheme)}; one table keeps one way (a hash under another secret joins nothing), so "
             f"load into another table, or reload the table's bots the same way after emptying it; nothing was "
-            "loaded")
+            "loaded"
+        )
     if scheme.startswith("hmac-") and scheme not in earlier and _unkeyed_hashes(warehouse, table):
         raise PhoneSchemeConflict(
             f"phone_numbers: {table}_users holds phone numbers hashed with the unkeyed SHA-256 of earlier versions "
             "(reversible by trying every number); keyed hashes cannot be made of them (the numbers are not kept), "
             f"and mixed they would not join. Load into a new table, or remove the old hashes first (UPDATE "
             f"{table}_users SET phone = NULL; UPDATE {table} SET user_phone = NULL) and reload the bots; nothing "
-            "was loaded")
+            "was loaded"
+        )
 
 
 def _unkeyed_hashes(warehouse: Any, table: str) -> bool:
@@ -65,8 +71,9 @@ def _unkeyed_hashes(warehouse: Any, table: str) -> bool:
         looks = "phone ~ '^[0-9a-f]{64}$'"
     else:
         looks = "length(phone) = 64 AND phone NOT GLOB '*[^0-9a-f]*'"
-    untold = warehouse._query(f"SELECT count(*) FROM {quote_name(table + '_loads')} WHERE {COLUMN} IS NULL "
-                              "AND users > 0")[0][0]
+    untold = warehouse._query(
+        f"SELECT count(*) FROM {quote_name(table + '_loads')} WHERE {COLUMN} IS NULL AND users > 0"
+    )[0][0]
     return bool(untold) and bool(warehouse._query(f"SELECT 1 FROM {users} WHERE {looks} LIMIT 1"))
 
 

@@ -20,8 +20,11 @@ from typing import Any
 
 from airflow_provider_uci.exhaust.pipeline import in_order
 from airflow_provider_uci.exhaust.warehouse.base import Warehouse
-from airflow_provider_uci.exhaust.warehouse.pg_binary import PG_BINARY_HEADER, PG_BINARY_TRAILER, pg_binary_rows
-from airflow_provider_uci.exhaust.warehouse.urls import postgres_connect_args
+from airflow_provider_uci.exhaust.warehouse.pg_binary import (
+    PG_BINARY_HEADER,
+    PG_BINARY_TRAILER,
+    pg_binary_rows,
+)
 from airflow_provider_uci.exhaust.warehouse.schema import (
     TIMESTAMP_COLUMNS,
     USER_KEY,
@@ -30,7 +33,7 @@ from airflow_provider_uci.exhaust.warehouse.schema import (
     quote_name,
     table_specs,
 )
-
+from airflow_provider_uci.exhaust.warehouse.urls import postgres_connect_args
 
 #: Chunks of ``COPY`` data made ahead of the server.
 PREFETCH_DEPTH = 4
@@ -51,7 +54,9 @@ def _typed(values: Any, column: str) -> Any:
         try:
             return pc.cast(values, pa.timestamp("us", "UTC"))
         except pa.ArrowInvalid:
-            raise ValueError(f"responses: {column} holds text that is not an ISO 8601 timestamp with its zone") from None
+            raise ValueError(
+                f"responses: {column} holds text that is not an ISO 8601 timestamp with its zone"
+            ) from None
     return values
 
 
@@ -63,11 +68,14 @@ class _Prefetched:
 
     def __init__(self, chunks: Iterator[bytes | memoryview], depth: int | None = None) -> None:
         self._queue: queue.Queue[tuple[bytes | memoryview | None, BaseException | None]] = queue.Queue(
-            depth or PREFETCH_DEPTH)
+            depth or PREFETCH_DEPTH
+        )
         self._stop = threading.Event()
         self._buffer = memoryview(b"")
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._produce, args=(chunks,), name="uci-copy-reader", daemon=True)
+        self._thread = threading.Thread(
+            target=self._produce, args=(chunks,), name="uci-copy-reader", daemon=True
+        )
         self._thread.start()
 
     def _produce(self, chunks: Iterator[bytes | memoryview]) -> None:
@@ -82,7 +90,7 @@ class _Prefetched:
                 if self._stop.is_set():
                     return
             self._queue.put((None, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the reader
+        except BaseException as exc:
             self._queue.put((None, exc))
 
     def read(self, size: int = -1) -> bytes:
@@ -137,7 +145,9 @@ class PostgresWarehouse(Warehouse):
         with self._conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
         self._conn.commit()
-        self._fresh: dict[str, TableSpec] = {}  # tables created by this load, still without their key or index
+        self._fresh: dict[
+            str, TableSpec
+        ] = {}  # tables created by this load, still without their key or index
 
     def close(self) -> None:
         self._conn.close()
@@ -157,7 +167,9 @@ class PostgresWarehouse(Warehouse):
         self._conn.rollback()
 
     def _exist(self, names: list[str]) -> list[bool]:
-        found = self._query("SELECT " + ", ".join("to_regclass(%s)" for _ in names), tuple(map(quote_name, names)))[0]
+        found = self._query(
+            "SELECT " + ", ".join("to_regclass(%s)" for _ in names), tuple(map(quote_name, names))
+        )[0]
         return [value is not None for value in found]
 
     def _create(self, table: str) -> None:
@@ -169,9 +181,14 @@ class PostgresWarehouse(Warehouse):
         self._query("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(f"uci-warehouse:{table}".encode()),))
         # Read the catalog itself: to_regclass may still answer from this session's cache, from before
         # the lock was granted. A table is made where CREATE TABLE would make it (the current schema).
-        here = {row[0] for row in self._query(
-            "SELECT relname FROM pg_catalog.pg_class WHERE relname = ANY(%s) AND relnamespace = "
-            "(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())", (names,))}
+        here = {
+            row[0]
+            for row in self._query(
+                "SELECT relname FROM pg_catalog.pg_class WHERE relname = ANY(%s) AND relnamespace = "
+                "(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())",
+                (names,),
+            )
+        }
         for spec in specs:
             if spec.name not in here:
                 self._execute(self._table_ddl(spec, with_key=False))
@@ -182,8 +199,11 @@ class PostgresWarehouse(Warehouse):
     def _type(self, column: str) -> str:
         kind = super()._type(column)
         # identifiers compare byte by byte, as SQLite compares them: faster to sort, index and join on
-        return f'{kind} COLLATE "C"' if column in ("conversation_id", "message_id", "device_id", "question_id",
-                                                   "device_uuid") else kind
+        return (
+            f'{kind} COLLATE "C"'
+            if column in ("conversation_id", "message_id", "device_id", "question_id", "device_uuid")
+            else kind
+        )
 
     def _index(self, spec: TableSpec) -> int:
         """Give a users table this load created its primary key; a repeated key keeps its last row.
@@ -198,8 +218,10 @@ class PostgresWarehouse(Warehouse):
                 cur.execute("ROLLBACK TO SAVEPOINT uci_key")
                 # rows went in by one COPY into a new table, so their physical order is the order they came in
                 same = " AND ".join(f"older.{column} = newer.{column}" for column in spec.key)
-                cur.execute(f"DELETE FROM {quote_name(spec.name)} AS older USING {quote_name(spec.name)} AS newer "
-                            f"WHERE {same} AND older.ctid < newer.ctid")
+                cur.execute(
+                    f"DELETE FROM {quote_name(spec.name)} AS older USING {quote_name(spec.name)} AS newer "
+                    f"WHERE {same} AND older.ctid < newer.ctid"
+                )
                 removed = cur.rowcount
                 cur.execute(f"ALTER TABLE {quote_name(spec.name)} ADD PRIMARY KEY ({key})")
             cur.execute("RELEASE SAVEPOINT uci_key")
@@ -209,18 +231,28 @@ class PostgresWarehouse(Warehouse):
     def _index_ddl(self, table: str) -> str:
         """A BRIN index: a load appends a bot's days together, so block ranges find them; it costs next to
         nothing to build or keep up, where a B-tree entry per row would cost the load a tenth of its time."""
-        return (f"CREATE INDEX IF NOT EXISTS {day_index_name(table)} ON {quote_name(table)} USING brin (conversation_id, sync_date)"
-                " WITH (autosummarize = on)")
+        return (
+            f"CREATE INDEX IF NOT EXISTS {day_index_name(table)} ON {quote_name(table)} USING brin (conversation_id, sync_date)"
+            " WITH (autosummarize = on)"
+        )
 
     def _lock(self, table: str, conversation_id: str) -> None:
         """One load of a bot into a table at a time: each replaces what the other would see."""
-        self._query("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(f"uci-load:{table}:{conversation_id}".encode()),))
+        self._query(
+            "SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(f"uci-load:{table}:{conversation_id}".encode()),)
+        )
 
-    def _copy(self, spec: TableSpec, stream: Any, columns: tuple[str, ...], target: str | None = None) -> None:
+    def _copy(
+        self, spec: TableSpec, stream: Any, columns: tuple[str, ...], target: str | None = None
+    ) -> None:
         with self._conn.cursor() as cur:
             try:
-                cur.copy_expert(f"COPY {target or quote_name(spec.name)} ({', '.join(columns)}) FROM STDIN "
-                                "WITH (FORMAT binary)", stream, size=COPY_READ)
+                cur.copy_expert(
+                    f"COPY {target or quote_name(spec.name)} ({', '.join(columns)}) FROM STDIN "
+                    "WITH (FORMAT binary)",
+                    stream,
+                    size=COPY_READ,
+                )
             except self._psycopg2.Error as exc:
                 if stream.error is not None:
                     raise stream.error from exc
@@ -285,18 +317,22 @@ class PostgresWarehouse(Warehouse):
         with self._conn.cursor() as cur:
             target = "_uci_stage_users"
             definitions = ", ".join(f"{column} {self._type(column)}" for column in spec.columns)
-            cur.execute(f"CREATE TEMPORARY TABLE {target} ({definitions}, _ordinal bigint NOT NULL) ON COMMIT DROP")
+            cur.execute(
+                f"CREATE TEMPORARY TABLE {target} ({definitions}, _ordinal bigint NOT NULL) ON COMMIT DROP"
+            )
         self._copy(spec, stream, (*spec.columns, "_ordinal"), target=target)
         with self._conn.cursor() as cur:
             key = ", ".join(spec.key)
             values = [column for column in spec.columns if column not in spec.key]
             # a row that would not change is left alone (a rerun writes nothing), so the rows written
             # are the keys only when every row was new or changed; otherwise the keys are counted
-            cur.execute(f"INSERT INTO {quote_name(spec.name)} AS target ({columns}) SELECT DISTINCT ON ({key}) {columns} "
-                        f"FROM {target} ORDER BY {key}, _ordinal DESC "
-                        f"ON CONFLICT ({key}) DO UPDATE SET {self._update_clause(spec)} "
-                        f"WHERE ({', '.join(f'target.{column}' for column in values)}) IS DISTINCT FROM "
-                        f"({', '.join(f'excluded.{column}' for column in values)})")
+            cur.execute(
+                f"INSERT INTO {quote_name(spec.name)} AS target ({columns}) SELECT DISTINCT ON ({key}) {columns} "
+                f"FROM {target} ORDER BY {key}, _ordinal DESC "
+                f"ON CONFLICT ({key}) DO UPDATE SET {self._update_clause(spec)} "
+                f"WHERE ({', '.join(f'target.{column}' for column in values)}) IS DISTINCT FROM "
+                f"({', '.join(f'excluded.{column}' for column in values)})"
+            )
             written = cur.rowcount
             if written != copied:
                 cur.execute(f"SELECT count(*) FROM (SELECT DISTINCT {key} FROM {target}) AS keys")
@@ -325,9 +361,14 @@ class PostgresWarehouse(Warehouse):
         return self._query("SELECT to_regclass(%s) IS NOT NULL", (quote_name(name),))[0][0]
 
     def _columns(self, name: str) -> set[str]:
-        return {row[0] for row in self._query(
-            "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
-            "AND NOT attisdropped", (quote_name(name),))}
+        return {
+            row[0]
+            for row in self._query(
+                "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+                "AND NOT attisdropped",
+                (quote_name(name),),
+            )
+        }
 
     def _now(self) -> datetime:
         return datetime.now(timezone.utc)

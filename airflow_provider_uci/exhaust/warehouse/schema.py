@@ -16,10 +16,21 @@ TABLE_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")  # matched whole (ful
 #: Prefixes of the databases' own tables: SQLite's ``sqlite_master``..., PostgreSQL's ``pg_catalog``...
 RESERVED_PREFIXES = ("sqlite_", "pg_")
 #: What a responses table's side tables and index are named with, or reserved for: ``<table>_users``...
-SIDE_SUFFIXES = ("_users", "_loads", "_bot_day", "_daily", "_question_stats", "_sessions", "_completion", "_funnel",
-                 "_answer_shares")
-URL_FORMS = ("sqlite:///relative/path.db, sqlite:////absolute/path.db or "
-             "postgresql://user:password@host:port/database (or postgres://...)")
+SIDE_SUFFIXES = (
+    "_users",
+    "_loads",
+    "_bot_day",
+    "_daily",
+    "_question_stats",
+    "_sessions",
+    "_completion",
+    "_funnel",
+    "_answer_shares",
+)
+URL_FORMS = (
+    "sqlite:///relative/path.db, sqlite:////absolute/path.db or "
+    "postgresql://user:password@host:port/database (or postgres://...)"
+)
 AUDIT_FIELDS = ("response_request_id", "private_request_id", "rejected")
 USER_KEY = ("conversation_id", "device_uuid")
 INTEGER_COLUMNS = frozenset({"question_duration", "question_score", "question_max_score"})
@@ -72,24 +83,32 @@ def check_table(table: str) -> str:
     (:data:`SIDE_SUFFIXES`), which would make it one of another table's.
     """
     if not isinstance(table, str) or not TABLE_PATTERN.fullmatch(table):
-        raise ValueError(f"table: must be a plain identifier (a letter or _, then up to 47 letters, digits or _), "
-                         f"got {table!r}")
+        raise ValueError(
+            f"table: must be a plain identifier (a letter or _, then up to 47 letters, digits or _), "
+            f"got {table!r}"
+        )
     lowered = table.lower()
     if lowered.startswith(RESERVED_PREFIXES):
-        raise ValueError(f"table: must not start with {' or '.join(RESERVED_PREFIXES)}, which name the databases' "
-                         f"own tables, got {table!r}")
+        raise ValueError(
+            f"table: must not start with {' or '.join(RESERVED_PREFIXES)}, which name the databases' "
+            f"own tables, got {table!r}"
+        )
     if lowered.endswith(SIDE_SUFFIXES):
         suffix = next(end for end in SIDE_SUFFIXES if lowered.endswith(end))
-        raise ValueError(f"table: must not end in {', '.join(SIDE_SUFFIXES)}, the names of another table's side "
-                         f"tables (here {table[:-len(suffix)]!r}'s {suffix}), got {table!r}")
+        raise ValueError(
+            f"table: must not end in {', '.join(SIDE_SUFFIXES)}, the names of another table's side "
+            f"tables (here {table[: -len(suffix)]!r}'s {suffix}), got {table!r}"
+        )
     return table
 
 
 def table_specs(table: str) -> tuple[TableSpec, TableSpec]:
     """The responses table ``table`` and its users table, once the name is checked."""
     check_table(table)
-    return (TableSpec(table, STORED_RESPONSE_COLUMNS, KEY_FIELDS),
-            TableSpec(f"{table}_users", USER_TABLE_COLUMNS, USER_KEY))
+    return (
+        TableSpec(table, STORED_RESPONSE_COLUMNS, KEY_FIELDS),
+        TableSpec(f"{table}_users", USER_TABLE_COLUMNS, USER_KEY),
+    )
 
 
 def quote_name(name: str) -> str:

@@ -47,7 +47,9 @@ class SqliteWarehouse(Warehouse):
         self._created: str | None = None  # a responses table this load created: its index made after its rows
         if path != ":memory:":
             try:
-                self._conn.execute(f"PRAGMA page_size={PAGE_BYTES}")  # a new file only: before its first table
+                self._conn.execute(
+                    f"PRAGMA page_size={PAGE_BYTES}"
+                )  # a new file only: before its first table
                 self._conn.execute("PRAGMA journal_mode=WAL")
             except BaseException:
                 self._conn.close()
@@ -84,8 +86,14 @@ class SqliteWarehouse(Warehouse):
         for batch in batches:
             for start in range(0, batch.num_rows, CHUNK_ROWS):
                 chunk = batch.slice(start, CHUNK_ROWS)
-                self._conn.executemany(insert, zip(*(_values(chunk.column(column)) for column in spec.columns[:-1]),
-                                                   repeat(load_id), strict=False))
+                self._conn.executemany(
+                    insert,
+                    zip(
+                        *(_values(chunk.column(column)) for column in spec.columns[:-1]),
+                        repeat(load_id),
+                        strict=False,
+                    ),
+                )
                 written += chunk.num_rows
         if self._created == spec.name:
             self._conn.execute(self._index_ddl(spec.name))
@@ -105,14 +113,18 @@ class SqliteWarehouse(Warehouse):
     def _upsert_users(self, spec: TableSpec, users: Any) -> int:
         import pyarrow.compute as pc
 
-        upsert = (f"INSERT INTO {quote_name(spec.name)} ({', '.join(spec.columns)}) "
-                  f"VALUES ({', '.join('?' for _ in spec.columns)}) "
-                  f"ON CONFLICT ({', '.join(spec.key)}) DO UPDATE SET {self._update_clause(spec)}")
+        upsert = (
+            f"INSERT INTO {quote_name(spec.name)} ({', '.join(spec.columns)}) "
+            f"VALUES ({', '.join('?' for _ in spec.columns)}) "
+            f"ON CONFLICT ({', '.join(spec.key)}) DO UPDATE SET {self._update_clause(spec)}"
+        )
         # a stable sort: of rows with the same key, the last is still written last, and wins
         order = pc.sort_indices(users, [(column, "ascending") for column in spec.key])
         for start in range(0, len(order), CHUNK_ROWS):
-            chunk = users.take(order[start:start + CHUNK_ROWS])
-            self._conn.executemany(upsert, zip(*(_values(chunk.column(column)) for column in spec.columns), strict=True))
+            chunk = users.take(order[start : start + CHUNK_ROWS])
+            self._conn.executemany(
+                upsert, zip(*(_values(chunk.column(column)) for column in spec.columns), strict=True)
+            )
         return users.group_by(list(spec.key)).aggregate([]).num_rows
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
@@ -129,8 +141,6 @@ class SqliteWarehouse(Warehouse):
 
     def _now(self) -> str:
         return datetime.now(timezone.utc).isoformat()
-
-
 
 
 def _values(values: Any) -> list[Any]:

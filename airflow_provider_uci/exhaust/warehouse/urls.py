@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, quote, unquote
 
-URL_FORMS = ("sqlite:///relative/path.db, sqlite:////absolute/path.db or "
-             "postgresql://user:password@host:port/database (or postgres://...)")
+URL_FORMS = (
+    "sqlite:///relative/path.db, sqlite:////absolute/path.db or "
+    "postgresql://user:password@host:port/database (or postgres://...)"
+)
 
 
 #: ``scheme://user:`` and what follows up to the last ``@``: the password, whatever it holds (``?``, ``#``,
@@ -28,7 +30,7 @@ def redact_url(url: str) -> str:
     replaced by ``***``."""
     match = _USERINFO.match(url)
     if match:
-        url = f"{match.group(1)}***@{url[match.end():]}"
+        url = f"{match.group(1)}***@{url[match.end() :]}"
     return _PASSWORD_PARAMETER.sub(r"\1***", url)
 
 
@@ -45,8 +47,14 @@ def secret_pieces(url: str) -> list[str]:
     return sorted(pieces, key=len, reverse=True)
 
 
-def warehouse_url_from_parts(conn_type: str | None, host: str | None, login: str | None, password: str | None,
-                             schema: str | None, port: int | str | None) -> str:
+def warehouse_url_from_parts(
+    conn_type: str | None,
+    host: str | None,
+    login: str | None,
+    password: str | None,
+    schema: str | None,
+    port: int | str | None,
+) -> str:
     """Build a warehouse URL from an Airflow connection's fields.
 
     :param conn_type: ``sqlite`` (``host`` is the file path; a ``sqlite:///path`` URI puts it in ``schema``)
@@ -70,13 +78,13 @@ def warehouse_url_from_parts(conn_type: str | None, host: str | None, login: str
                 raise ValueError(f"port: expected a number, got {port!r}")
             where = f"{where}:{port}"
         return f"postgresql://{credentials}{where}/{quote(schema or '', safe='')}"
-    raise ValueError(f"conn_type: a warehouse connection must be of type sqlite, postgres or postgresql, "
-                     f"got {conn_type!r}")
+    raise ValueError(
+        f"conn_type: a warehouse connection must be of type sqlite, postgres or postgresql, got {conn_type!r}"
+    )
 
 
 class WarehouseUnavailable(RuntimeError):
     """The warehouse could not be reached or opened; the message names it without its password."""
-
 
 
 def one_line(exc: BaseException, url: str) -> str:
@@ -112,13 +120,20 @@ def postgres_connect_args(url: str) -> dict[str, str]:
         else:
             host, _, port = item.partition(":")
         if port and not (port.isdigit() and 0 < int(port) < 65536):
-            raise ValueError("warehouse: the URL's port must be a number from 1 to 65535 (the URL is not shown: what "
-                             "stands where its port should may be a password)")
+            raise ValueError(
+                "warehouse: the URL's port must be a number from 1 to 65535 (the URL is not shown: what "
+                "stands where its port should may be a password)"
+            )
         hosts.append(unquote(host))
         ports.append(port)
-    args = {key: value for key, value in parse_qsl(query, keep_blank_values=True)}
-    for key, value in (("user", unquote(user)), ("password", unquote(password)), ("dbname", unquote(database)),
-                       ("host", ",".join(hosts)), ("port", ",".join(ports) if any(ports) else "")):
+    args = dict(parse_qsl(query, keep_blank_values=True))
+    for key, value in (
+        ("user", unquote(user)),
+        ("password", unquote(password)),
+        ("dbname", unquote(database)),
+        ("host", ",".join(hosts)),
+        ("port", ",".join(ports) if any(ports) else ""),
+    ):
         if value:
             args[key] = value
     return args

@@ -115,7 +115,11 @@ class SqlBuilder:
         return column if self.backend == "postgres" else f"strftime('%Y-%m-%dT%H:%M:%fZ', {column})"
 
     def any_true(self, column: str) -> str:
-        return f"coalesce(bool_or({column}), false)" if self.backend == "postgres" else f"coalesce(max({column}), 0)"
+        return (
+            f"coalesce(bool_or({column}), false)"
+            if self.backend == "postgres"
+            else f"coalesce(max({column}), 0)"
+        )
 
     @property
     def integer(self) -> str:
@@ -124,7 +128,9 @@ class SqlBuilder:
     def seconds(self, start: str, end: str) -> str:
         """Seconds from one :meth:`moment` to another, to the millisecond."""
         if self.backend == "postgres":
-            return f"CAST(round(CAST(extract(epoch FROM ({end} - {start})) AS numeric), 3) AS double precision)"
+            return (
+                f"CAST(round(CAST(extract(epoch FROM ({end} - {start})) AS numeric), 3) AS double precision)"
+            )
         return f"round((julianday({end}) - julianday({start})) * 86400.0, 3)"
 
 
@@ -141,20 +147,27 @@ def daily_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str
     """Per bot and sync day: devices, answers, new devices (first answer to the bot ever)."""
     sql, t = SqlBuilder(backend), quoted_table(table)
     # distinct devices by grouping (hashed), not count(DISTINCT ...) (a sort of every row)
-    days = (f"SELECT conversation_id, sync_date, count(*) AS devices, sum(n) AS answers FROM (SELECT conversation_id, "
-            f"sync_date, device_id, count(*) AS n FROM {t}{sql.where(scope)} GROUP BY conversation_id, sync_date, "
-            f"device_id) AS per_device GROUP BY conversation_id, sync_date")
-    firsts = (f"SELECT conversation_id, first_date, count(*) AS new_devices FROM (SELECT conversation_id, "
-              f"min(sync_date) AS first_date FROM {t}{sql.where(scope, days=False)} GROUP BY conversation_id, "
-              f"device_id) AS f GROUP BY conversation_id, first_date")
-    text = (f"SELECT d.conversation_id, d.sync_date, d.devices, d.answers, coalesce(n.new_devices, 0) AS new_devices "
-            f"FROM ({days}) AS d LEFT JOIN ({firsts}) AS n ON n.conversation_id = d.conversation_id "
-            f"AND n.first_date = d.sync_date")
+    days = (
+        f"SELECT conversation_id, sync_date, count(*) AS devices, sum(n) AS answers FROM (SELECT conversation_id, "
+        f"sync_date, device_id, count(*) AS n FROM {t}{sql.where(scope)} GROUP BY conversation_id, sync_date, "
+        f"device_id) AS per_device GROUP BY conversation_id, sync_date"
+    )
+    firsts = (
+        f"SELECT conversation_id, first_date, count(*) AS new_devices FROM (SELECT conversation_id, "
+        f"min(sync_date) AS first_date FROM {t}{sql.where(scope, days=False)} GROUP BY conversation_id, "
+        f"device_id) AS f GROUP BY conversation_id, first_date"
+    )
+    text = (
+        f"SELECT d.conversation_id, d.sync_date, d.devices, d.answers, coalesce(n.new_devices, 0) AS new_devices "
+        f"FROM ({days}) AS d LEFT JOIN ({firsts}) AS n ON n.conversation_id = d.conversation_id "
+        f"AND n.first_date = d.sync_date"
+    )
     return text, sql.params
 
 
-def question_stats_sql(table: str, backend: str, scope: Scope | None = None, devices: bool = True
-                       ) -> tuple[str, list[Any]]:
+def question_stats_sql(
+    table: str, backend: str, scope: Scope | None = None, devices: bool = True
+) -> tuple[str, list[Any]]:
     """Per bot and question: title, type, position, devices (null without ``devices``: a pass over the rows
     saved), answers, withheld, median duration.
 
@@ -163,48 +176,69 @@ def question_stats_sql(table: str, backend: str, scope: Scope | None = None, dev
     """
     sql, t = SqlBuilder(backend), quoted_table(table)
     moment = sql.moment("coalesce(event_timestamp, at_timestamp)")
-    questions = (f"SELECT conversation_id, question_id, max(question_title{sql.binary}) AS question_title, "
-                 f"max(question_type{sql.binary}) AS question_type, min(x_path{sql.binary}) AS x_path, "
-                 f"min({moment}) AS first_seen, count(*) AS answers, "
-                 f"sum(CASE WHEN question_response = '' THEN 1 ELSE 0 END) AS withheld "
-                 f"FROM {t}{sql.where(scope)} GROUP BY conversation_id, question_id")
-    seen = (f"SELECT conversation_id, question_id, count(*) AS devices FROM (SELECT DISTINCT conversation_id, "
-            f"question_id, device_id FROM {t}{sql.where(scope)}) AS seen GROUP BY conversation_id, question_id"
-            if devices else "")  # its parameters are taken only when it is part of the text
+    questions = (
+        f"SELECT conversation_id, question_id, max(question_title{sql.binary}) AS question_title, "
+        f"max(question_type{sql.binary}) AS question_type, min(x_path{sql.binary}) AS x_path, "
+        f"min({moment}) AS first_seen, count(*) AS answers, "
+        f"sum(CASE WHEN question_response = '' THEN 1 ELSE 0 END) AS withheld "
+        f"FROM {t}{sql.where(scope)} GROUP BY conversation_id, question_id"
+    )
+    seen = (
+        f"SELECT conversation_id, question_id, count(*) AS devices FROM (SELECT DISTINCT conversation_id, "
+        f"question_id, device_id FROM {t}{sql.where(scope)}) AS seen GROUP BY conversation_id, question_id"
+        if devices
+        else ""
+    )  # its parameters are taken only when it is part of the text
     where = sql.where(scope)
     if backend == "postgres":
         # an ordered-set aggregate cannot be hashed: fed by an index scan it would visit the rows in index
         # order; OFFSET 0 keeps the narrow rows apart, to be sorted once
-        medians = (f"SELECT conversation_id, question_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY "
-                   f"question_duration) AS median_duration FROM (SELECT conversation_id, question_id, "
-                   f"question_duration FROM {t}{where} OFFSET 0) AS durations GROUP BY conversation_id, question_id")
+        medians = (
+            f"SELECT conversation_id, question_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY "
+            f"question_duration) AS median_duration FROM (SELECT conversation_id, question_id, "
+            f"question_duration FROM {t}{where} OFFSET 0) AS durations GROUP BY conversation_id, question_id"
+        )
     else:
-        medians = (f"SELECT conversation_id, question_id, avg(CAST(question_duration AS REAL)) AS median_duration "
-                   f"FROM (SELECT conversation_id, question_id, question_duration, row_number() OVER (PARTITION BY "
-                   f"conversation_id, question_id ORDER BY question_duration) AS place, count(*) OVER (PARTITION BY "
-                   f"conversation_id, question_id) AS n FROM {t}{where}{' AND' if where else ' WHERE'} "
-                   f"question_duration IS NOT NULL) AS ranked WHERE place IN ((n + 1) / 2, (n + 2) / 2) "
-                   f"GROUP BY conversation_id, question_id")
-    join_medians = (f" LEFT JOIN ({medians}) AS m ON m.conversation_id = q.conversation_id AND "
-                    f"m.question_id = q.question_id")
+        medians = (
+            f"SELECT conversation_id, question_id, avg(CAST(question_duration AS REAL)) AS median_duration "
+            f"FROM (SELECT conversation_id, question_id, question_duration, row_number() OVER (PARTITION BY "
+            f"conversation_id, question_id ORDER BY question_duration) AS place, count(*) OVER (PARTITION BY "
+            f"conversation_id, question_id) AS n FROM {t}{where}{' AND' if where else ' WHERE'} "
+            f"question_duration IS NOT NULL) AS ranked WHERE place IN ((n + 1) / 2, (n + 2) / 2) "
+            f"GROUP BY conversation_id, question_id"
+        )
+    join_medians = (
+        f" LEFT JOIN ({medians}) AS m ON m.conversation_id = q.conversation_id AND "
+        f"m.question_id = q.question_id"
+    )
     text = (
         f"SELECT q.conversation_id, q.question_id, q.question_title, q.question_type, q.x_path, "
         f"row_number() OVER (PARTITION BY q.conversation_id ORDER BY {_conversation_order('q.', sql.binary)}) "
         f"AS position, {'d.devices' if devices else 'NULL AS devices'}, q.answers, q.withheld, m.median_duration "
-        f"FROM ({questions}) AS q" + (f" JOIN ({seen}) AS d ON d.conversation_id = q.conversation_id AND "
-                                      f"d.question_id = q.question_id" if devices else "") + join_medians)
+        f"FROM ({questions}) AS q"
+        + (
+            f" JOIN ({seen}) AS d ON d.conversation_id = q.conversation_id AND d.question_id = q.question_id"
+            if devices
+            else ""
+        )
+        + join_medians
+    )
     return text, sql.params
 
 
 def sessions_sql(table: str, backend: str, scope: Scope | None = None) -> tuple[str, list[Any]]:
     """Per bot and session: device, questions answered, answers, reached the end, started and ended."""
     sql, t = SqlBuilder(backend), quoted_table(table)
-    base = (f"SELECT conversation_id, {SESSION_KEY} AS session_id, device_id, question_id, eof, sync_date, "
-            f"{sql.moment('coalesce(event_timestamp, at_timestamp)')} AS moment FROM {t}{sql.where(scope)}")
-    text = (f"SELECT conversation_id, session_id, min(device_id) AS device_id, min(sync_date) AS sync_date, "
-            f"count(DISTINCT question_id) AS questions_answered, count(*) AS answers, "
-            f"{sql.any_true('eof')} AS reached_end, min(moment) AS started_at, max(moment) AS ended_at "
-            f"FROM ({base}) AS s GROUP BY conversation_id, session_id")
+    base = (
+        f"SELECT conversation_id, {SESSION_KEY} AS session_id, device_id, question_id, eof, sync_date, "
+        f"{sql.moment('coalesce(event_timestamp, at_timestamp)')} AS moment FROM {t}{sql.where(scope)}"
+    )
+    text = (
+        f"SELECT conversation_id, session_id, min(device_id) AS device_id, min(sync_date) AS sync_date, "
+        f"count(DISTINCT question_id) AS questions_answered, count(*) AS answers, "
+        f"{sql.any_true('eof')} AS reached_end, min(moment) AS started_at, max(moment) AS ended_at "
+        f"FROM ({base}) AS s GROUP BY conversation_id, session_id"
+    )
     return text, sql.params
 
 
@@ -214,29 +248,42 @@ def completion_sql(table: str, backend: str, scope: Scope | None = None) -> tupl
     sql, t = SqlBuilder(backend), quoted_table(table)
     moment = sql.moment("coalesce(event_timestamp, at_timestamp)")
     ended = "eof" if backend == "postgres" else "eof = 1"
-    base = (f"SELECT conversation_id, {SESSION_KEY} AS session_key, eof, {moment} AS moment FROM {t}{sql.where(scope)}")
-    sessions = (f"SELECT conversation_id, session_key, {sql.any_true('eof')} AS reached_end, min(moment) AS started, "
-                f"min(CASE WHEN {ended} THEN moment END) AS finished FROM ({base}) AS b "
-                f"GROUP BY conversation_id, session_key")
+    base = f"SELECT conversation_id, {SESSION_KEY} AS session_key, eof, {moment} AS moment FROM {t}{sql.where(scope)}"
+    sessions = (
+        f"SELECT conversation_id, session_key, {sql.any_true('eof')} AS reached_end, min(moment) AS started, "
+        f"min(CASE WHEN {ended} THEN moment END) AS finished FROM ({base}) AS b "
+        f"GROUP BY conversation_id, session_key"
+    )
     timed = f"SELECT conversation_id, reached_end, {sql.seconds('started', 'finished')} AS seconds FROM ({sessions}) AS s"
     reached = "CASE WHEN reached_end THEN 1 ELSE 0 END"
-    counts = (f"SELECT conversation_id, count(*) AS sessions, sum({reached}) AS completed, CAST(sum({reached}) AS "
-              f"{sql.real}) / count(*) AS completion_rate")
+    counts = (
+        f"SELECT conversation_id, count(*) AS sessions, sum({reached}) AS completed, CAST(sum({reached}) AS "
+        f"{sql.real}) / count(*) AS completion_rate"
+    )
     if backend == "postgres":
-        return (f"{counts}, percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS median_seconds_to_complete, "
-                f"percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds) AS p90_seconds_to_complete "
-                f"FROM ({timed}) AS d GROUP BY conversation_id"), sql.params
-    ranked = (f"SELECT conversation_id, reached_end, seconds, CASE WHEN seconds IS NULL THEN NULL ELSE row_number() "
-              f"OVER (PARTITION BY conversation_id, seconds IS NULL ORDER BY seconds) END AS place, count(seconds) "
-              f"OVER (PARTITION BY conversation_id) AS n FROM ({timed}) AS d")
-    return (f"{counts}, {_sqlite_percentile(0.5)} AS median_seconds_to_complete, {_sqlite_percentile(0.9)} AS "
-            f"p90_seconds_to_complete FROM ({ranked}) AS r GROUP BY conversation_id"), sql.params
+        return (
+            f"{counts}, percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS median_seconds_to_complete, "
+            f"percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds) AS p90_seconds_to_complete "
+            f"FROM ({timed}) AS d GROUP BY conversation_id"
+        ), sql.params
+    ranked = (
+        f"SELECT conversation_id, reached_end, seconds, CASE WHEN seconds IS NULL THEN NULL ELSE row_number() "
+        f"OVER (PARTITION BY conversation_id, seconds IS NULL ORDER BY seconds) END AS place, count(seconds) "
+        f"OVER (PARTITION BY conversation_id) AS n FROM ({timed}) AS d"
+    )
+    return (
+        f"{counts}, {_sqlite_percentile(0.5)} AS median_seconds_to_complete, {_sqlite_percentile(0.9)} AS "
+        f"p90_seconds_to_complete FROM ({ranked}) AS r GROUP BY conversation_id"
+    ), sql.params
 
 
 def _sqlite_percentile(fraction: float) -> str:
     """PostgreSQL's ``percentile_cont(fraction)`` over the ``place``-numbered ``seconds`` of a group of
     ``n``: the value at ``(n - 1) * fraction``, interpolated between the rows either side."""
-    row, group = f"(n - 1) * {fraction!r}", f"(max(n) - 1) * {fraction!r}"  # n: the same on every row of a group
+    row, group = (
+        f"(n - 1) * {fraction!r}",
+        f"(max(n) - 1) * {fraction!r}",
+    )  # n: the same on every row of a group
     below = f"min(CASE WHEN place = CAST({row} AS INTEGER) + 1 THEN seconds END)"
     above = f"coalesce(min(CASE WHEN place = CAST({row} AS INTEGER) + 2 THEN seconds END), {below})"
     return f"{below} + ({group} - CAST({group} AS INTEGER)) * ({above} - {below})"
@@ -247,22 +294,30 @@ def funnel_view_sql(table: str, backend: str, scope: Scope | None = None) -> tup
     sql, t = SqlBuilder(backend), quoted_table(table)
     moment = sql.moment("coalesce(event_timestamp, at_timestamp)")
     # one row per session and question, the rest read from these
-    pairs = (f"SELECT conversation_id, {SESSION_KEY} AS session_key, question_id, {sql.any_true('eof')} AS eof, "
-             f"min({moment}) AS first_seen FROM {t}{sql.where(scope)} GROUP BY 1, 2, 3")
-    positions = (f"SELECT conversation_id, question_id, row_number() OVER (PARTITION BY conversation_id ORDER BY "
-                 f"{_conversation_order('', sql.binary)}) AS position, answered FROM (SELECT conversation_id, "
-                 f"question_id, min(first_seen) AS first_seen, count(*) AS answered FROM pairs GROUP BY 1, 2) AS q")
+    pairs = (
+        f"SELECT conversation_id, {SESSION_KEY} AS session_key, question_id, {sql.any_true('eof')} AS eof, "
+        f"min({moment}) AS first_seen FROM {t}{sql.where(scope)} GROUP BY 1, 2, 3"
+    )
+    positions = (
+        f"SELECT conversation_id, question_id, row_number() OVER (PARTITION BY conversation_id ORDER BY "
+        f"{_conversation_order('', sql.binary)}) AS position, answered FROM (SELECT conversation_id, "
+        f"question_id, min(first_seen) AS first_seen, count(*) AS answered FROM pairs GROUP BY 1, 2) AS q"
+    )
     reached = "CASE WHEN s.reached_end THEN 1 ELSE 0 END"
-    lasts = (f"SELECT conversation_id, last_position, count(*) AS sessions, sum(1 - {reached}) AS stopped FROM "
-             f"(SELECT p.conversation_id, max(p.position) AS last_position, {sql.any_true('pairs.eof')} AS reached_end "
-             f"FROM pairs JOIN positions AS p ON p.conversation_id = pairs.conversation_id AND p.question_id = "
-             f"pairs.question_id GROUP BY p.conversation_id, pairs.session_key) AS s GROUP BY 1, 2")
-    text = (f"WITH pairs AS ({pairs}), positions AS ({positions}), lasts AS ({lasts}) "
-            f"SELECT p.conversation_id, p.question_id, p.position, CAST(sum(coalesce(l.sessions, 0)) OVER (PARTITION BY "
-            f"p.conversation_id ORDER BY p.position DESC ROWS UNBOUNDED PRECEDING) AS {sql.integer}) AS sessions_reached, "
-            f"p.answered AS sessions_answered, CAST(coalesce(l.stopped, 0) AS {sql.integer}) AS sessions_stopped_here "
-            f"FROM positions AS p LEFT JOIN lasts AS l ON l.conversation_id = p.conversation_id AND "
-            f"l.last_position = p.position")
+    lasts = (
+        f"SELECT conversation_id, last_position, count(*) AS sessions, sum(1 - {reached}) AS stopped FROM "
+        f"(SELECT p.conversation_id, max(p.position) AS last_position, {sql.any_true('pairs.eof')} AS reached_end "
+        f"FROM pairs JOIN positions AS p ON p.conversation_id = pairs.conversation_id AND p.question_id = "
+        f"pairs.question_id GROUP BY p.conversation_id, pairs.session_key) AS s GROUP BY 1, 2"
+    )
+    text = (
+        f"WITH pairs AS ({pairs}), positions AS ({positions}), lasts AS ({lasts}) "
+        f"SELECT p.conversation_id, p.question_id, p.position, CAST(sum(coalesce(l.sessions, 0)) OVER (PARTITION BY "
+        f"p.conversation_id ORDER BY p.position DESC ROWS UNBOUNDED PRECEDING) AS {sql.integer}) AS sessions_reached, "
+        f"p.answered AS sessions_answered, CAST(coalesce(l.stopped, 0) AS {sql.integer}) AS sessions_stopped_here "
+        f"FROM positions AS p LEFT JOIN lasts AS l ON l.conversation_id = p.conversation_id AND "
+        f"l.last_position = p.position"
+    )
     return text, sql.params
 
 
@@ -270,12 +325,16 @@ def answer_shares_sql(table: str, backend: str, scope: Scope | None = None) -> t
     """Per bot, question and answer: the sessions whose last answer to the question it is, and their share."""
     sql, t = SqlBuilder(backend), quoted_table(table)
     moment = sql.moment("coalesce(event_timestamp, at_timestamp)")
-    ranked = (f"SELECT conversation_id, question_id, question_response AS answer, row_number() OVER (PARTITION BY "
-              f"conversation_id, {SESSION_KEY}, question_id ORDER BY {moment} DESC, message_id{sql.binary} DESC) "
-              f"AS place FROM {t}{sql.where(scope)}")
-    text = (f"SELECT conversation_id, question_id, answer, count(*) AS sessions, CAST(count(*) AS {sql.real}) / "
-            f"CAST(sum(count(*)) OVER (PARTITION BY conversation_id, question_id) AS {sql.real}) AS share FROM ({ranked}) AS r "
-            f"WHERE place = 1 GROUP BY conversation_id, question_id, answer")
+    ranked = (
+        f"SELECT conversation_id, question_id, question_response AS answer, row_number() OVER (PARTITION BY "
+        f"conversation_id, {SESSION_KEY}, question_id ORDER BY {moment} DESC, message_id{sql.binary} DESC) "
+        f"AS place FROM {t}{sql.where(scope)}"
+    )
+    text = (
+        f"SELECT conversation_id, question_id, answer, count(*) AS sessions, CAST(count(*) AS {sql.real}) / "
+        f"CAST(sum(count(*)) OVER (PARTITION BY conversation_id, question_id) AS {sql.real}) AS share FROM ({ranked}) AS r "
+        f"WHERE place = 1 GROUP BY conversation_id, question_id, answer"
+    )
     return text, sql.params
 
 
@@ -285,8 +344,14 @@ def _conversation_order(prefix: str, binary: str) -> str:
     return f"CASE WHEN {prefix}first_seen IS NULL THEN 1 ELSE 0 END, {prefix}first_seen, {prefix}question_id{binary}"
 
 
-_BUILDERS = {"_daily": daily_sql, "_question_stats": question_stats_sql, "_sessions": sessions_sql,
-             "_completion": completion_sql, "_funnel": funnel_view_sql, "_answer_shares": answer_shares_sql}
+_BUILDERS = {
+    "_daily": daily_sql,
+    "_question_stats": question_stats_sql,
+    "_sessions": sessions_sql,
+    "_completion": completion_sql,
+    "_funnel": funnel_view_sql,
+    "_answer_shares": answer_shares_sql,
+}
 
 
 def view_names(table: str) -> list[str]:
@@ -320,9 +385,12 @@ def create_views(warehouse: Any, table: str) -> None:
     names, statements = view_names(table), view_ddl(table, warehouse.backend)
     _drop_old_funnel_index(warehouse, table)
     if warehouse.backend == "sqlite":
-        made = dict(warehouse._query(
-            f"SELECT name, sql FROM sqlite_master WHERE type = 'view' AND name IN ({', '.join('?' for _ in names)})",
-            tuple(names)))
+        made = dict(
+            warehouse._query(
+                f"SELECT name, sql FROM sqlite_master WHERE type = 'view' AND name IN ({', '.join('?' for _ in names)})",
+                tuple(names),
+            )
+        )
         for name, statement in zip(names, statements, strict=True):
             if made.get(name) != statement:
                 if name in made:
@@ -331,8 +399,12 @@ def create_views(warehouse: Any, table: str) -> None:
         return
 
     def comments() -> list[Any]:
-        return list(warehouse._query("SELECT " + ", ".join("obj_description(to_regclass(%s), 'pg_class')" for _ in names),
-                                     tuple(f'"{name}"' for name in names))[0])
+        return list(
+            warehouse._query(
+                "SELECT " + ", ".join("obj_description(to_regclass(%s), 'pg_class')" for _ in names),
+                tuple(f'"{name}"' for name in names),
+            )[0]
+        )
 
     wanted = [fingerprint(statement) for statement in statements]
     if comments() == wanted:
@@ -347,10 +419,13 @@ def _drop_old_funnel_index(warehouse: Any, table: str) -> None:
     """Drop the index an earlier version could make under the name the ``_funnel`` view now has."""
     name = f"{table}_funnel"
     if warehouse.backend == "postgres":
-        found = warehouse._query("SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = %s",
-                                 (name,))
+        found = warehouse._query(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = %s", (name,)
+        )
     else:
-        found = warehouse._query("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?", (name,))
+        found = warehouse._query(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
+        )
     if found[0][0]:
         warehouse._execute(f'DROP INDEX "{name}"')
 
@@ -360,20 +435,29 @@ def _replace_view(warehouse: Any, name: str, statement: str, mark: str) -> None:
     A view that cannot be dropped (another view of the user's reads it) is kept as it is, with a warning:
     the load goes on."""
     exists = warehouse._query("SELECT to_regclass(%s) IS NOT NULL", (f'"{name}"',))[0][0]
-    attempts = [[statement]] if not exists else [
-        [statement.replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1)], [f'DROP VIEW "{name}"', statement]]
+    attempts = (
+        [[statement]]
+        if not exists
+        else [
+            [statement.replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1)],
+            [f'DROP VIEW "{name}"', statement],
+        ]
+    )
     for number, attempt in enumerate(attempts, start=1):
         warehouse._execute("SAVEPOINT uci_view")
         try:
             for text in attempt:
                 warehouse._execute(text)
-        except Exception as exc:  # noqa: BLE001 - told below, or by the next attempt
+        except Exception as exc:
             warehouse._execute("ROLLBACK TO SAVEPOINT uci_view")
             if number == len(attempts):
-                log.warning("Kept the view %s of an earlier version: it could not be replaced (%s)", name,
-                            str(exc).splitlines()[0])
+                log.warning(
+                    "Kept the view %s of an earlier version: it could not be replaced (%s)",
+                    name,
+                    str(exc).splitlines()[0],
+                )
                 return
             continue
         warehouse._execute("RELEASE SAVEPOINT uci_view")
-        warehouse._execute(f'COMMENT ON VIEW "{name}" IS \'{mark}\'')
+        warehouse._execute(f"COMMENT ON VIEW \"{name}\" IS '{mark}'")
         return
