@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 CLI_CONN_ID = "uci_exhaust_cli"
-#: ``list --limit``: the service has no maximum and answers a limit below 1 with HTTP 500 (contract 1.5).
+#: ``list --limit``: the service has no maximum and answers a limit below 1 with HTTP 500
+#: (docs/service-contract.md §1.5).
 LIST_LIMITS = (1, 10_000)
 
 

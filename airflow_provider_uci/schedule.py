@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-#: The real schedule per dataset (contract 2.1).
+#: The real schedule per dataset (docs/service-contract.md §2.1).
 NIGHTLY_RUN = {"uci-response-exhaust": "02:00", "uci-private-exhaust": "03:00"}
 #: The service's time zone: its nightly runs, its sync days and its file names (India has no daylight saving).
 SCHEDULE_TIMEZONE = "Asia/Kolkata"

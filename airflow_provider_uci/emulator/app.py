@@ -1,4 +1,4 @@
-"""The Data Exhaust API (contract section 1) as a FastAPI application.
+"""The Data Exhaust API (docs/service-contract.md §1) as a FastAPI application.
 
 Routes are served at the gateway paths (``/dataset/v1/request/...``) and again under ``/api``, so a
 connection host of ``http://127.0.0.1:9000/api`` works as ``https://<host>/api`` does for the real

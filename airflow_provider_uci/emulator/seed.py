@@ -1,6 +1,6 @@
 """Realistic UCI data for the emulator: bots, FusionAuth users and ASSESS telemetry as UCI emits it.
 
-Telemetry follows the transformer's ``AssessmentTelemetryBuilder`` (contract 3.2): ``mid`` is
+Telemetry follows the transformer's ``AssessmentTelemetryBuilder`` (docs/service-contract.md §3.2): ``mid`` is
 ``ASSESS:`` plus the name-based UUID of the second-resolution timestamp string, so events emitted in
 the same second share a ``mid``, and the pipeline's ``unique/raw`` keeps only the first of them. The
 generator does the same, emitting events in time order so that de-duplication needs constant memory.

@@ -1,6 +1,6 @@
 """Fetch one exhaust file through its signed URL, and open the private exhaust's zip.
 
-Signed URLs expire (30 minutes, contract 1.8) and carry their signature in the query (``sig=``), so
+Signed URLs expire (docs/service-contract.md §1.8: 30 minutes), signed in the query (``sig=``), so
 :func:`download_to` asks ``url_source`` for freshly signed URLs before every attempt and never names a
 URL in an error or a log line: it names the file. Bodies stream into a :class:`Sink` in chunks, a
 cut-off body is resumed with a ranged GET where the server allows it, and the byte count is checked
@@ -328,7 +328,8 @@ def open_private_zip(
     """Extract the private exhaust zip's one CSV entry into ``target_dir``, streaming; return its path.
 
     The service protects the zip with ZipCrypto when the request carried an ``encryptionKey``
-    (contract 3.5), and leaves it unencrypted otherwise; an unencrypted zip opens with or without a key.
+    (docs/service-contract.md §3.5), and leaves it unencrypted otherwise; an unencrypted zip opens with or
+    without a key.
     The CSV is created with mode 0600 (``target_dir``, if made, 0700).
 
     :param zip_path: the downloaded zip.

@@ -1,8 +1,8 @@
 """The private exhaust read record by record: its users, the rules their records keep, and the phone
 as a load stores it.
 
-A user without consent has the Device UUID as "Decrypted Device ID" (contract 3.4): no phone. A
-rejected record's phone goes to the rejects only as the load would store it.
+A user without consent has the Device UUID as "Decrypted Device ID" (docs/service-contract.md §3.4): no
+phone. A rejected record's phone goes to the rejects only as the load would store it.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def read_users(
 ) -> Iterator[UserRecord]:
     """Stream the users of a private exhaust CSV (already unzipped).
 
-    A user without consent has the Device UUID as "Decrypted Device ID" (contract 3.4): no phone. A
-    rejected record's phone goes to ``rejects`` only as ``phone_numbers`` stores it.
+    A user without consent has the Device UUID as "Decrypted Device ID" (docs/service-contract.md §3.4): no
+    phone. A rejected record's phone goes to ``rejects`` only as ``phone_numbers`` stores it.
     """
     source = Path(path).name
     secret = hash_secret(phone_numbers, phone_hash_secret)  # the mode and the secret checked before reading

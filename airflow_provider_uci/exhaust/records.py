@@ -1,6 +1,6 @@
 """Typed records of the two exhausts, read by header name from any published vintage.
 
-Response exhaust files have had 12, 15, 17 and 18 columns over the years (contract 3.3): columns are
+Response exhaust files have had 12, 15, 17 and 18 columns (docs/service-contract.md §3.3): columns are
 found by name, and those a vintage lacks (``Session ID``, ``X Path``, ``Eof``) read as null. Values are
 typed (integers, booleans, timestamps) and the JSON columns checked; a record that breaks a rule is
 handed to a :class:`Rejects` log with its line number instead of being loaded.
@@ -93,7 +93,8 @@ PRIVATE_HEADERS = (
 )
 #: What a file saved by a spreadsheet may start with; not part of the first column's name.
 BYTE_ORDER_MARK = "\ufeff"
-#: India Standard Time, the zone of the service's sync days (contract 3.2); no daylight saving since 1945.
+#: India Standard Time, the zone of the service's sync days (docs/service-contract.md §3.2); no daylight
+#: saving since 1945.
 IST = timezone(
     timedelta(hours=5, minutes=30)
 )  # schedule.SCHEDULE_TIMEZONE, as a fixed offset: quicker per row
@@ -374,8 +375,8 @@ def sync_day(
     """The IST day an answer was synced on, ``YYYY-MM-DD``: the day of the telemetry file it came from.
 
     The pipeline files each event under the IST date of its ``syncts`` and copies ``syncts`` into
-    ``@timestamp`` (contract 3.2), which the exhaust writes as ``@timestamp`` and ``Timestamp``; the
-    first of the two that is there decides. ``None`` when neither is (the oldest vintages).
+    ``@timestamp`` (docs/service-contract.md §3.2), which the exhaust writes as ``@timestamp`` and
+    ``Timestamp``; the first of the two that is there decides. ``None`` when neither is (the oldest vintages).
     """
     value = at_timestamp or event_timestamp
     if not value:

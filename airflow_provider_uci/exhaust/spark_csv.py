@@ -1,4 +1,4 @@
-"""Spark's CSV dialect, as the real exhaust jobs write it (contract 3.3), for writing and reading.
+"""Spark's CSV dialect, as the real exhaust jobs write it (docs/service-contract.md §3.3): write and read.
 
 Spark writes CSV through univocity with ``quote='"'``, ``escape='\\'`` and
 ``charToEscapeQuoteEscaping='\\'``, trimming leading and trailing whitespace (its write defaults):

@@ -6,7 +6,7 @@ in ``config``, from the connection's host, password and the extras ``timeout``, 
 ``proxies``. Left to themselves, both would send every other extra (the channel, ``requested_by``,
 the zip password) as an HTTP header; these send exactly ``Authorization: Bearer <API key>``,
 ``X-Channel-ID`` and ``Content-Type`` (the user-token headers switch the real service to a path that
-refuses UCI datasets, contract 4.11). Both read every answer the same way
+refuses UCI datasets, docs/service-contract.md §4.11). Both read every answer the same way
 (:mod:`airflow_provider_uci.hooks.wire`): HTTP 200 with ``result: null`` is :class:`ExhaustJobNotFound`,
 400/401/403 are :class:`ExhaustApiError`, and 5xx, 429, timeouts and dropped connections are retried
 by one :class:`RetryPolicy` (429 waits its ``Retry-After``), the HTTP provider's own retries off.

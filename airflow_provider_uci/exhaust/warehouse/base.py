@@ -4,7 +4,7 @@ A load is one bot and one range of sync days, in one transaction. Responses are 
 every row of the bot synced on a day of the range that an earlier load wrote is deleted, and the
 rows of this load take their place, so a rerun, or a backfill whose range overlaps earlier ones,
 leaves each answer exactly once (the service's rows for a day are all in every exhaust over that day,
-contract 3.2). Rows are kept as the exhaust holds them; their key (conversation, Message ID,
+docs/service-contract.md §3.2). Rows are kept as the exhaust holds them; their key (conversation, Message ID,
 device, question) is unique in what the service writes, because the pipeline de-duplicates events
 by ``mid`` before the job reads them. Users (one row per device) are upserted on
 ``(conversation_id, device_uuid)``. An audit row in ``<table>_loads`` says what each load did. Any
