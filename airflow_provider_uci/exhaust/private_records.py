@@ -14,12 +14,12 @@ from airflow_provider_uci.exhaust.phone_hash import check_mode, hash_phone, hash
 from airflow_provider_uci.exhaust.records import (
     PRIVATE_HEADERS,
     ExhaustFormatError,
-    Rejects,
     UserRecord,
     checked_records,
     nul_reason,
     read_header,
 )
+from airflow_provider_uci.exhaust.rejects import Rejects
 from airflow_provider_uci.exhaust.spark_csv import read_records
 
 

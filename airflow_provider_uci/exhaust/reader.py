@@ -42,13 +42,13 @@ from airflow_provider_uci.exhaust.pipeline import in_order
 from airflow_provider_uci.exhaust.records import (
     IST,
     KEY_FIELDS,
-    Rejects,
     ResponseRecord,
     header_positions,
     moment,
     read_header,
     typed_responses,
 )
+from airflow_provider_uci.exhaust.rejects import Rejects
 from airflow_provider_uci.exhaust.spark_csv import read_records
 
 #: Bytes of the file parsed at a time: larger blocks cost less per row, and hold more memory.

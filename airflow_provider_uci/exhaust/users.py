@@ -27,7 +27,8 @@ from airflow_provider_uci.exhaust.arrow_csv import (
 )
 from airflow_provider_uci.exhaust.phone_hash import hash_phone, hash_secret, keyed_secret
 from airflow_provider_uci.exhaust.private_records import private_positions, user_values
-from airflow_provider_uci.exhaust.records import USER_TABLE_COLUMNS, ExhaustRefused, Rejects, read_header
+from airflow_provider_uci.exhaust.records import USER_TABLE_COLUMNS, ExhaustRefused, read_header
+from airflow_provider_uci.exhaust.rejects import Rejects
 from airflow_provider_uci.exhaust.spark_csv import read_records
 
 #: Other bots a private exhaust is found to hold users of, named at most.

@@ -165,7 +165,6 @@ class ExhaustToWarehouseOperator(BaseOperator):
             kwargs={"jobs": jobs},
             timeout=timedelta(seconds=self.wait_timeout + 300),
         )
-        return None
 
     def execute_complete(
         self,

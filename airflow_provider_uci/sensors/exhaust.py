@@ -125,7 +125,6 @@ class ExhaustJobSensor(BaseSensorOperator):
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout) + 300),
         )
-        return None
 
     def execute_complete(self, context: Context, event: dict[str, Any] | str) -> dict[str, AnsweredJob]:
         """Turn the trigger's one event into the sensor's value."""
