@@ -266,7 +266,7 @@ class ResponseBatches:
         if not self.timestamps_as_text:
             for field in _TIMESTAMPS:
                 columns[field] = [None if text is None else moment(text) for text in columns[field]]
-        single = self.range[0] or ""  # a record with no timestamp is kept only in a load of one day (this)
+        single = self.range[0] or ""  # a record with no timestamp is kept only in a load of one day: that day
         days = [date.fromisoformat(day or single) for _, _, day in rows]
         columns["sync_date"] = days
         low, high = min(days).isoformat(), max(days).isoformat()

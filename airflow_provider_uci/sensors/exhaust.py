@@ -113,7 +113,7 @@ class ExhaustJobSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> dict[str, AnsweredJob] | None:
         if not self.deferrable:
-            poked: dict[str, AnsweredJob] | None = super().execute(context)  # what poke's value held
+            poked: dict[str, AnsweredJob] | None = super().execute(context)  # poke's xcom_value
             return poked
         waiter = self.waiter()
         jobs = jobs_by_dataset(self.jobs)

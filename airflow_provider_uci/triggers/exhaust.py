@@ -289,7 +289,7 @@ class ExhaustJobTrigger(BaseTrigger):
                         "%severy job answered; the task ends here, in the triggerer",
                         prefix(self.args.conversation_id),
                     )
-                    # plain JSON (see refs), which the event's JsonValue type cannot tell of a TypedDict
+                    # JSON all through (refs), though Airflow's JsonValue type cannot see it in a TypedDict
                     value: dict[str, Any] = wait_result(ordered)
                     yield TaskSuccessEvent(xcoms={"return_value": value})
                     return
