@@ -64,6 +64,7 @@ def _pyplot() -> Any:
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.rcsetup import cycler  # matplotlib.cycler, which its stubs do not export
 
     plt.rcParams.update(
         {
@@ -75,7 +76,7 @@ def _pyplot() -> Any:
             "axes.spines.top": False,
             "axes.spines.right": False,
             "axes.titlesize": 11,
-            "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+            "axes.prop_cycle": cycler(color=PALETTE),
         }
     )
     return plt

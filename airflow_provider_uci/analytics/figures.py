@@ -129,7 +129,8 @@ class _Reader:
 
     def query(self, text: str, params: list[Any]) -> list[tuple[Any, ...]]:
         try:
-            return self.warehouse._query(text, tuple(params))
+            rows: list[tuple[Any, ...]] = self.warehouse._query(text, tuple(params))
+            return rows
         finally:
             self.warehouse._rollback()
 

@@ -25,8 +25,8 @@ from airflow_provider_uci.exhaust.records import (
     RESPONSE_TABLE_COLUMNS,
     USER_TABLE_COLUMNS,
     ExhaustFormatError,
-    Rejects,
 )
+from airflow_provider_uci.exhaust.rejects import Rejects
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -112,7 +112,7 @@ def refresh(url: str, destination: Destination, bots: Iterable[str]) -> list[str
 
                 WasbHook(wasb_conn_id=DEFAULT_WASB_CONN_ID).load_file(
                     str(local),
-                    container_name=destination.container,
+                    container_name=str(destination.container),  # a wasb destination names one
                     blob_name=destination.key(relative),
                     overwrite=True,
                     content_settings=_html_settings(),

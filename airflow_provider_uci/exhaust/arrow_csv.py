@@ -17,7 +17,7 @@ limit.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -97,7 +97,7 @@ def line_breaks(data: bytes | bytearray, end: int) -> int:
     return breaks + returns - data.count(b"\r\n", 0, end) if returns else breaks
 
 
-def spark_blocks(path: Path, size: int) -> Iterator[Block]:
+def spark_blocks(path: Path, size: int) -> Generator[Block, None, None]:
     """The file rewritten as RFC 4180, in blocks of whole records (of about ``size`` bytes or more).
 
     Each read ends at a line end and is rewritten alone (:func:`rfc4180`). A record ends at a line end
@@ -119,6 +119,7 @@ def spark_blocks(path: Path, size: int) -> Iterator[Block]:
             at_end = got < want  # a file's read comes short only at its end
             del data[got:]
             end = got if at_end else data.rfind(b"\n") + 1
+            block: bytearray | bytes
             block, cut, dropped = bytearray(), 0, 0
             if end:
                 del data[end:]

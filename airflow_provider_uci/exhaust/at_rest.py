@@ -158,7 +158,7 @@ def sweep_scratch(
     """
     root = Path(parent or tempfile.gettempdir())
     now = time.time() if now is None else now
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(os.scandir(root))
     except OSError:

@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_uci.exhaust.safe_files import atomic_writer
 from airflow_provider_uci.retry import RetryPolicy, Verdict
@@ -128,7 +128,7 @@ class Sink(Protocol):
 class _FileSink:
     """A :class:`Sink` over an open binary file."""
 
-    def __init__(self, handle: BinaryIO) -> None:
+    def __init__(self, handle: IO[bytes]) -> None:
         self.write = handle.write
         self.tell = handle.tell
         self._handle = handle

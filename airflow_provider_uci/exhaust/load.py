@@ -175,7 +175,8 @@ def _load(
     rejects = Rejects(reject_path, limit=max_rejects)
     with closing(rejects):
         if conversation_id is None:
-            conversation = _first_conversation(response_csv, rejects)  # type: ignore[arg-type]
+            assert response_csv is not None, "_checked_arguments requires the bot without a response exhaust"
+            conversation = _first_conversation(response_csv, rejects)
             rejects.restart()  # the load reads the file again from its start, and rejects those records again
         else:
             conversation = conversation_id

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from datetime import date
 from pathlib import Path
@@ -42,13 +42,13 @@ from airflow_provider_uci.exhaust.pipeline import in_order
 from airflow_provider_uci.exhaust.records import (
     IST,
     KEY_FIELDS,
-    Rejects,
     ResponseRecord,
     header_positions,
     moment,
     read_header,
     typed_responses,
 )
+from airflow_provider_uci.exhaust.rejects import Rejects
 from airflow_provider_uci.exhaust.spark_csv import read_records
 
 #: Bytes of the file parsed at a time: larger blocks cost less per row, and hold more memory.
@@ -165,7 +165,7 @@ class ResponseBatches:
         first = next(blocks, None)
         head = plain_header(first) if first is not None and first.doubt is None else None
         if (
-            head is None
+            first is None or head is None
         ):  # nothing read in C: the record engine reads the file, and says what is wrong with it
             blocks.close()
             yield from self._rest(0, 1, None)
@@ -215,7 +215,7 @@ class ResponseBatches:
                 else:
                     yield from self._block(block, header)
 
-    def _block(self, block: Block, header: list[str]) -> Iterator[tuple[Any, Any]]:
+    def _block(self, block: Block, header: Sequence[str | None]) -> Iterator[tuple[Any, Any]]:
         """A block the C engine is not sure of, read record by record from its bytes in the file."""
         self.blocks_by_records += 1
         with open(self.path, "rb") as handle:
@@ -225,7 +225,9 @@ class ResponseBatches:
             )
         yield from self._typed_records(read_records(text), header, block.first_line)
 
-    def _rest(self, offset: int, first_line: int, header: list[str] | None) -> Iterator[tuple[Any, Any]]:
+    def _rest(
+        self, offset: int, first_line: int, header: Sequence[str | None] | None
+    ) -> Iterator[tuple[Any, Any]]:
         """The file from ``offset`` (the start of a record, or of the file) to its end, record by record."""
         self.blocks_by_records += 1
         with open(self.path, "rb") as handle:
@@ -237,7 +239,7 @@ class ResponseBatches:
             yield from self._typed_records(records, header, first_line)
 
     def _typed_records(
-        self, records: Iterator[tuple[int, list[str | None]]], header: list[str], first_line: int
+        self, records: Iterator[tuple[int, list[str | None]]], header: Sequence[str | None], first_line: int
     ) -> Iterator[tuple[Any, Any]]:
         """Batches of the records that keep the rules (``records.typed_responses``), with their key hashes;
         the others are rejects."""
@@ -264,8 +266,8 @@ class ResponseBatches:
         if not self.timestamps_as_text:
             for field in _TIMESTAMPS:
                 columns[field] = [None if text is None else moment(text) for text in columns[field]]
-        single = self.range[0]  # a record with no timestamp is kept only in a load of one day
-        days = [date.fromisoformat(day or single) for _, _, day in rows]  # type: ignore[arg-type]
+        single = self.range[0] or ""  # a record with no timestamp is kept only in a load of one day: that day
+        days = [date.fromisoformat(day or single) for _, _, day in rows]
         columns["sync_date"] = days
         low, high = min(days).isoformat(), max(days).isoformat()
         self._synced(low, high)
@@ -300,7 +302,9 @@ class ResponseBatches:
             return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
 
         def all_match(values: Any, pattern: str) -> bool:
-            return values.null_count == rows or pc.all(pc.match_substring_regex(values, pattern)).as_py()
+            return bool(
+                values.null_count == rows or pc.all(pc.match_substring_regex(values, pattern)).as_py()
+            )
 
         for field in KEY_FIELDS:
             values = column(field)

@@ -8,7 +8,7 @@ handed to a :class:`Rejects` log with its line number instead of being loaded.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta, timezone
 from operator import itemgetter
 from pathlib import Path
@@ -223,7 +223,7 @@ def checked_records(
         raise ExhaustFormatError(f"{source}: {exc.moved(shift)}") from None
 
 
-def header_positions(header: list[str | None], source: str) -> dict[str, int]:
+def header_positions(header: Sequence[str | None], source: str) -> dict[str, int]:
     positions = {}
     for index, name in enumerate(header):
         if name in RESPONSE_HEADERS and RESPONSE_HEADERS[name] not in positions:
@@ -277,7 +277,7 @@ def read_response_lines(
 
 def typed_responses(
     records: Iterator[tuple[int, list[str | None]]],
-    header: list[str | None],
+    header: Sequence[str | None],
     source: str,
     rejects: Rejects,
     conversation_id: str | None = None,

@@ -157,9 +157,10 @@ class UciExhaustHook(HttpHook):
                 return _transport_failure(exc)
             return judge(route, response.status_code, response.headers, response.content)
 
-        return self.retry.call(
+        result: dict[str, Any] | None = self.retry.call(
             attempt, what=route, log=self.log, sleep=self.sleep, give_up=ExhaustTransientError
         )
+        return result
 
     def request_for(
         self,
@@ -229,7 +230,7 @@ class UciExhaustHook(HttpHook):
         except Exception as exc:
             return False, str(exc)
         probe = type(self)(self.uci_exhaust_conn_id, retry=RetryPolicy(attempts=1), timeout=TEST_TIMEOUT)
-        probe.settings = settings  # type: ignore[misc]  # the cached property, already read
+        probe.settings = settings  # the cached property, already read
         try:
             probe.list_requests("airflow-connection-test", limit=1)
         except Exception as exc:
@@ -321,9 +322,10 @@ class UciExhaustAsyncHook(HttpAsyncHook):
                 return _transport_failure(exc)
             return judge(route, response.status, response.headers, content)
 
-        return await self.retry.acall(
+        result: dict[str, Any] | None = await self.retry.acall(
             attempt, what=route, log=self.log, sleep=self.sleep, give_up=ExhaustTransientError
         )
+        return result
 
     async def read_request(self, tag: str, request_id: str) -> ExhaustJob:
         """Read one job (see :meth:`UciExhaustHook.read_request`)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -79,14 +79,14 @@ def arrow_without_pandas() -> None:
                 )
 
     finder = NoPandas()
-    sys.meta_path.insert(0, finder)  # type: ignore[arg-type]
+    sys.meta_path.insert(0, finder)
     try:
         import pyarrow as pa
 
         pa.array(["x"])  # pyarrow looks for pandas now (in Python and in C++), once for the process
         pa.scalar(1)
     finally:
-        sys.meta_path.remove(finder)  # type: ignore[arg-type]
+        sys.meta_path.remove(finder)
 
 
 class LoadExhaustOperator(BaseOperator):
@@ -243,7 +243,7 @@ class ExhaustLoader:
             mask_secret(secret)
         return secret or None
 
-    def _local(self, copied: dict[str, Any], scratch: Path) -> Path | None:
+    def _local(self, copied: Mapping[str, Any], scratch: Path) -> Path | None:
         """A local path for a copy's CSV; Azure blobs (``wasb://container/key``) are streamed down first."""
         location = copied.get("csv")
         if not location or copied.get("empty"):
@@ -281,7 +281,7 @@ class ExhaustLoader:
 
         return UciExhaustHook(self.options.uci_exhaust_conn_id).settings.encryption_key
 
-    def load(self, context: Context, copies: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def load(self, context: Context, copies: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         """Load the copied response exhaust joined to the private one (``{dataset: copied}``; a dataset
         left out, or ``empty``, loads as nothing). Returns the load's summary."""
         arrow_without_pandas()

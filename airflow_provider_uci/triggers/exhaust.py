@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
@@ -30,7 +30,7 @@ from airflow_provider_uci.models import (
     JobStatus,
     Outcome,
 )
-from airflow_provider_uci.refs import ANSWER_KEYS
+from airflow_provider_uci.refs import ANSWER_KEYS, AnsweredJob
 from airflow_provider_uci.refs import answered as answered_job
 from airflow_provider_uci.schedule import (
     DEFAULT_GRACE_SECONDS,
@@ -127,10 +127,12 @@ class TriggerArgs(WaitSettings):
         return cls(**{item.name: getattr(settings, item.name) for item in fields(WaitSettings)}, **args)
 
 
-def wait_result(jobs: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def wait_result(jobs: Sequence[Mapping[str, Any]]) -> dict[str, AnsweredJob]:
     """The wait's value: ``{dataset: answered job}`` (identifiers, state and outcome; never URLs)."""
     return {
-        str(job.get("dataset") or job["request_id"]): {key: job[key] for key in ANSWER_KEYS if key in job}
+        str(job.get("dataset") or job["request_id"]): cast(
+            AnsweredJob, {key: job[key] for key in ANSWER_KEYS if key in job}
+        )
         for job in jobs
     }
 
@@ -287,7 +289,9 @@ class ExhaustJobTrigger(BaseTrigger):
                         "%severy job answered; the task ends here, in the triggerer",
                         prefix(self.args.conversation_id),
                     )
-                    yield TaskSuccessEvent(xcoms={"return_value": wait_result(ordered)})
+                    # JSON all through (refs), though Airflow's JsonValue type cannot see it in a TypedDict
+                    value: dict[str, Any] = wait_result(ordered)
+                    yield TaskSuccessEvent(xcoms={"return_value": value})
                     return
                 yield TriggerEvent(
                     {
