@@ -2,7 +2,7 @@
 
 Every failure is told on one line of stderr, with no traceback and no secret, and an exit code:
 1 the service, the network or the warehouse failed; 2 bad input (a flag, a file, a value); 3 no such
-job (``cli_client.exit_code``).
+job (``cli_client.exit_code``). A command whose extra is not installed says which to install, with 2.
 """
 
 from __future__ import annotations
