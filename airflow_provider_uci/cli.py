@@ -2,7 +2,7 @@
 
 Every failure is told on one line of stderr, with no traceback and no secret, and an exit code:
 1 the service, the network or the warehouse failed; 2 bad input (a flag, a file, a value); 3 no such
-job (``cli_client.exit_code``).
+job (``cli_client.exit_code``). A command whose extra is not installed says which to install, with 2.
 """
 
 from __future__ import annotations
@@ -21,6 +21,15 @@ from airflow_provider_uci.cli_client import (
     secrets_of,
     unzip_limit_of,
 )
+from airflow_provider_uci.extras import EXTRAS, MissingExtra, extra_for, install_line, require
+
+#: The extras each command needs, and the modules of them it imports (``None``: all of them); checked
+#: before the command starts, so that it fails at once in one line rather than halfway through.
+COMMAND_EXTRAS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
+    "emulator": (("emulator",), None),
+    "report": (("analytics",), ("matplotlib",)),
+    "demo": (("emulator", "analytics"), (*EXTRAS["emulator"], "matplotlib")),
+}
 
 EMULATOR_ENV_HELP = """\
 Every flag has an environment variable; a flag wins over its variable.
@@ -500,11 +509,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("uci-exhaust: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
+        extra_line = _missing_extra_line(exc)
+        if extra_line:
+            print(f"uci-exhaust {args.command}: {extra_line}", file=sys.stderr)
+            return 2
         print(f"uci-exhaust: error: {failure_line(exc, secrets_of(args))}", file=sys.stderr)
         return exit_code(exc)
 
 
+def _missing_extra_line(exc: Exception) -> str | None:
+    """The line saying which extra to install, when ``exc`` is a missing extra's module."""
+    if isinstance(exc, MissingExtra):
+        return str(exc)
+    extra = extra_for(exc) if isinstance(exc, ImportError) else None
+    return install_line([extra]) if extra else None
+
+
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.command in COMMAND_EXTRAS:
+        extras, modules = COMMAND_EXTRAS[args.command]
+        require(extras, modules=modules)
     if args.command == "emulator" and args.emulator_command == "serve":
         settings = _emulator_settings(args)  # before the server's heavy imports: bad settings fail fast
         from airflow_provider_uci.emulator.server import serve

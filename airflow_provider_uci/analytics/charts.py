@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from airflow_provider_uci.extras import require
+
 #: Colours of the series, in order (colour-blind safe): a bot keeps its colour in every chart.
 PALETTE = (
     "#1b6ca8",
@@ -60,6 +62,7 @@ def plain(text: object, limit: int | None = None) -> str:
 
 
 def _pyplot() -> Any:
+    require(["analytics"], "the report", modules=["matplotlib"])
     import matplotlib
 
     matplotlib.use("Agg", force=False)

@@ -27,6 +27,7 @@ from airflow_provider_uci.exhaust.records import (
     ExhaustFormatError,
 )
 from airflow_provider_uci.exhaust.rejects import Rejects
+from airflow_provider_uci.extras import require
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,6 +44,7 @@ JOINED_FRAME_COLUMNS = (*RESPONSE_TABLE_COLUMNS, "sync_date")
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
     """An arrow table as a frame of nullable pandas types (``string``, ``Int64``, ``boolean``)."""
+    require(["analytics"], "a pandas DataFrame", modules=["pandas"])
     import pandas as pd
     import pyarrow as pa
 

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from airflow_provider_uci.emulator.crypto import seal, unseal
 from airflow_provider_uci.exhaust.safe_files import create_private_empty
 from airflow_provider_uci.exhaust.warehouse.urls import one_line, postgres_connect_args, redact_url
+from airflow_provider_uci.extras import require
 
 ERR_MESSAGE_LIMIT = 300
 #: PostgreSQL connections the store keeps open at most.
@@ -130,6 +131,7 @@ class JobStore:
         self.is_postgres = database_url is not None
         self._local = threading.local()
         if database_url is not None:
+            require(["postgres"], "a PostgreSQL job store")
             import psycopg2.pool
 
             try:

@@ -7,7 +7,7 @@ What stands in for what (no image registry is reachable here; ``tests/compose/im
 and ``tests/compose/override.yaml`` swaps them in; docker-compose.yaml itself is not changed):
 
 - ``apache/airflow:3.3.2-python3.11`` -> Debian bookworm's Python 3.11 with exactly uv.lock's
-  packages (the project's dependencies plus the Celery and OpenLineage providers), the user
+  packages (the project's dependencies and extras, plus the Celery provider), the user
   airflow (50000:0), AIRFLOW_HOME=/opt/airflow, a virtual environment at /home/airflow/.local first on
   PATH, dumb-init and a short /entrypoint (``airflow <command>`` after waiting for the database).
   Differs: not Airflow's constraints nor its ~80 providers; the host's CA bundle trusted; the official
