@@ -25,7 +25,6 @@ import random
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -518,8 +517,3 @@ def seed(
     result = seeder.summary()
     result["telemetry_events_loaded"] = loaded
     return result
-
-
-def iter_days(start: date, days: int) -> Iterator[date]:
-    for offset in range(days):
-        yield start + timedelta(days=offset)
