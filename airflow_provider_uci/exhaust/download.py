@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from airflow_provider_uci.exhaust.safe_files import atomic_writer
 from airflow_provider_uci.retry import RetryPolicy, Verdict
@@ -198,38 +198,58 @@ def download_to(
         import requests
 
         session = requests.Session()
-    http = session
-    expected: list[int | None] = [None]  # the file's size, once an answer told it
-
-    def attempt() -> Verdict:
-        try:
-            url = _url(url_source, index, what)
-            expected[0] = _attempt(http, url, sink, expected[0], chunk_size, timeout, what, progress)
-            return Verdict(result=expected[0])
-        except _Retry as failure:
-            reason = failure.reason
-            if failure.restart:
-                sink.restart()
-                expected[0] = None
-            elif failure.total is not None:
-                expected[0] = failure.total
-        except _transient() as exc:
-            # The exception's own text names the URL (and its signature): keep its type only.
-            reason = f"{type(exc).__name__} after {sink.tell()} bytes"
-        if expected[0] is not None and sink.tell() == expected[0]:
-            return Verdict(result=expected[0])  # every byte arrived before the connection failed
-        # a refused signature is re-signed at once: the next attempt reads the job again
-        return Verdict.transient(reason, retry_after=0.0 if reason.startswith("HTTP 403") else None)
-
+    attempt = _Attempts(url_source, index, sink, session, chunk_size, timeout, what, progress)
     policy = RetryPolicy(attempts=attempts, backoff=backoff, max_backoff=MAX_BACKOFF)
     try:
         policy.call(attempt, what=what, log=log, sleep=sleep, give_up=DownloadError)
         written = sink.tell()
     finally:
         if own_session:
-            http.close()
+            session.close()
     log.info("%s: downloaded %d bytes", what, written)
     return written
+
+
+class _Attempts:
+    """The attempts at one file: each fetches what the sink lacks, and says whether to try again."""
+
+    def __init__(
+        self,
+        url_source: Callable[[], list[str]],
+        index: int,
+        sink: Sink,
+        http: requests.Session,
+        chunk_size: int,
+        timeout: tuple[float, float],
+        what: str,
+        progress: Callable[[int, int | None], None] | None,
+    ) -> None:
+        self.url_source, self.index, self.sink, self.http = url_source, index, sink, http
+        self.chunk_size, self.timeout, self.what, self.progress = chunk_size, timeout, what, progress
+        self.expected: int | None = None  # the file's size, once an answer told it
+
+    def __call__(self) -> Verdict:
+        sink = self.sink
+        try:
+            url = _url(self.url_source, self.index, self.what)
+            self.expected = _attempt(
+                self.http, url, sink, self.expected, self.chunk_size, self.timeout, self.what, self.progress
+            )
+            return Verdict(result=self.expected)
+        except _Retry as failure:
+            reason = failure.reason
+            if failure.restart:
+                sink.restart()
+                self.expected = None
+            elif failure.total is not None:
+                self.expected = failure.total
+        except _transient() as exc:
+            # The exception's own text names the URL (and its signature): keep its type only.
+            reason = f"{type(exc).__name__} after {sink.tell()} bytes"
+        if self.expected is not None and sink.tell() == self.expected:
+            return Verdict(result=self.expected)  # every byte arrived before the connection failed
+        # a refused signature is re-signed at once: the next attempt reads the job again
+        return Verdict.transient(reason, retry_after=0.0 if reason.startswith("HTTP 403") else None)
 
 
 def _url(url_source: Callable[[], list[str]], index: int, what: str) -> str:
@@ -351,49 +371,80 @@ def open_private_zip(
     except zipfile.BadZipFile:
         raise PrivateZipError(f"{zip_path.name}: not a zip file") from None
     with archive:
-        entries = [info for info in archive.infolist() if not info.is_dir()]
-        if len(entries) != 1 or not entries[0].filename.lower().endswith(".csv"):
-            listed = ", ".join(info.filename for info in entries) or "nothing"
-            raise PrivateZipError(f"{zip_path.name}: expected one CSV entry, found {listed}")
-        entry = entries[0]
+        entry = _single_csv(archive, zip_path)
         encrypted = bool(entry.flag_bits & 0x1)
         if encrypted and not password:
             raise ZipPasswordError(
                 f"encryption_key: missing; {zip_path.name} is encrypted (the request was submitted with an "
                 "encryptionKey), so give the same key as encryption_key (on the task or the connection)"
             )
-        limit = unzip_limit(zip_path.stat().st_size) if max_bytes is None else max_bytes
-        if entry.file_size > limit:
-            raise ZipTooLarge(
-                f"{zip_path.name}: its entry says it unzips to {entry.file_size} bytes, more than "
-                f"the limit of {limit} ({_limit_rule(max_bytes)}); refused before unzipping it"
-            )
-        out_name = name or PurePosixPath(entry.filename).name
-        if out_name in ("", ".", "..") or out_name.startswith("."):
-            raise PrivateZipError(f"{zip_path.name}: its entry's name {entry.filename!r} makes no file name")
-        target = target_dir / out_name
+        limit = _entry_limit(zip_path, entry, max_bytes)
+        target = target_dir / _out_name(zip_path, entry, name)
+        over_limit = (
+            f"{zip_path.name}: its entry unzips to more than the limit of {limit} "
+            f"bytes ({_limit_rule(max_bytes)}); stopped there, nothing kept"
+        )
         try:
-            with (
-                archive.open(entry, pwd=password.encode("utf-8") if password else None) as source,
-                atomic_writer(target, field="the private zip's CSV") as sink,
-            ):
-                written = 0
-                while chunk := source.read(chunk_size):
-                    written += len(chunk)
-                    if written > limit:
-                        raise ZipTooLarge(
-                            f"{zip_path.name}: its entry unzips to more than the limit of {limit} "
-                            f"bytes ({_limit_rule(max_bytes)}); stopped there, nothing kept"
-                        )
-                    sink.write(chunk)
+            _unzip(
+                archive.open(entry, pwd=password.encode("utf-8") if password else None),
+                target,
+                limit,
+                chunk_size,
+                over_limit,
+            )
         except (RuntimeError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
-            if encrypted:
-                raise ZipPasswordError(
-                    f"encryption_key: wrong key; the encryption_key given does not decrypt {zip_path.name} "
-                    "(it must be the encryptionKey the request was submitted with)"
-                ) from None
-            raise PrivateZipError(f"{zip_path.name}: cannot be read ({type(exc).__name__}: {exc})") from None
+            raise _unreadable(zip_path, exc, encrypted) from None
     return target
+
+
+def _unreadable(zip_path: Path, exc: BaseException, encrypted: bool) -> PrivateZipError:
+    """The error of an entry that cannot be unzipped: for an encrypted zip, a wrong key."""
+    if encrypted:
+        return ZipPasswordError(
+            f"encryption_key: wrong key; the encryption_key given does not decrypt {zip_path.name} "
+            "(it must be the encryptionKey the request was submitted with)"
+        )
+    return PrivateZipError(f"{zip_path.name}: cannot be read ({type(exc).__name__}: {exc})")
+
+
+def _single_csv(archive: zipfile.ZipFile, zip_path: Path) -> zipfile.ZipInfo:
+    """The zip's one entry, a CSV; anything else is refused."""
+    entries = [info for info in archive.infolist() if not info.is_dir()]
+    if len(entries) != 1 or not entries[0].filename.lower().endswith(".csv"):
+        listed = ", ".join(info.filename for info in entries) or "nothing"
+        raise PrivateZipError(f"{zip_path.name}: expected one CSV entry, found {listed}")
+    return entries[0]
+
+
+def _entry_limit(zip_path: Path, entry: zipfile.ZipInfo, max_bytes: int | None) -> int:
+    """The most bytes the entry may unzip to; an entry that says it is larger is refused."""
+    limit = unzip_limit(zip_path.stat().st_size) if max_bytes is None else max_bytes
+    if entry.file_size > limit:
+        raise ZipTooLarge(
+            f"{zip_path.name}: its entry says it unzips to {entry.file_size} bytes, more than "
+            f"the limit of {limit} ({_limit_rule(max_bytes)}); refused before unzipping it"
+        )
+    return limit
+
+
+def _out_name(zip_path: Path, entry: zipfile.ZipInfo, name: str | None) -> str:
+    """The CSV's file name: ``name``, or the entry's own when it makes one (no folder, no dot file)."""
+    out_name = name or PurePosixPath(entry.filename).name
+    if out_name in ("", ".", "..") or out_name.startswith("."):
+        raise PrivateZipError(f"{zip_path.name}: its entry's name {entry.filename!r} makes no file name")
+    return out_name
+
+
+def _unzip(source: IO[bytes], target: Path, limit: int, chunk_size: int, over_limit: str) -> None:
+    """Copy the open entry ``source`` to a new ``target`` (whole or not at all), refusing past ``limit``
+    bytes with ``ZipTooLarge(over_limit)``."""
+    with source, atomic_writer(target, field="the private zip's CSV") as sink:
+        written = 0
+        while chunk := source.read(chunk_size):
+            written += len(chunk)
+            if written > limit:
+                raise ZipTooLarge(over_limit)
+            sink.write(chunk)
 
 
 def _limit_rule(max_bytes: int | None) -> str:
