@@ -332,16 +332,7 @@ class ResponseBatches:
                 raise _Doubt(f"{field}: a timestamp that is not a real moment") from None
             typed[field] = text if self.timestamps_as_text else moments[field]
         for field, empty_allowed in (("question_options", False), ("question_response", True)):
-            for value in pc.unique(column(field)).to_pylist():
-                if value is None or value in checked or (empty_allowed and value == ""):
-                    continue
-                try:
-                    orjson.loads(value)
-                except orjson.JSONDecodeError:
-                    raise _Doubt(f"{field}: a value that is not JSON") from None
-                if len(checked) > 100_000:
-                    checked.clear()
-                checked.add(value)
+            _check_json(column(field), field, empty_allowed, checked)
         days, low, high = self._days(pc.coalesce(moments["at_timestamp"], moments["event_timestamp"]), rows)
         typed["sync_date"] = days
         arrays = [typed[field] if field in typed else column(field) for field in RESPONSE_BATCH_COLUMNS]
@@ -365,6 +356,23 @@ class ResponseBatches:
         if (first is not None and low < first) or (last is not None and high > last):
             raise _Doubt("a row synced on a day outside the load's range")
         return days, low, high
+
+
+def _check_json(values: Any, field: str, empty_allowed: bool, checked: set[str]) -> None:
+    """Raise :class:`_Doubt` unless each distinct value of ``values`` is JSON (``""`` too when
+    ``empty_allowed``); ``checked`` keeps the values already found good, across batches."""
+    import pyarrow.compute as pc
+
+    for value in pc.unique(values).to_pylist():
+        if value is None or value in checked or (empty_allowed and value == ""):
+            continue
+        try:
+            orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise _Doubt(f"{field}: a value that is not JSON") from None
+        if len(checked) > 100_000:
+            checked.clear()
+        checked.add(value)
 
 
 def _key_hashes(batch: Any) -> Any:
