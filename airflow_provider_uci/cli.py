@@ -112,24 +112,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--server-error-delay", type=float, help="seconds before a 500 answers (the real service takes 20)"
     )
-    serve.add_argument("--response-cron", help="when the response job runs (default '0 2 * * *')")
-    serve.add_argument("--private-cron", help="when the private job runs (default '0 3 * * *')")
-    serve.add_argument("--jobs-timezone", help="time zone of the crons (default Asia/Kolkata)")
-    serve.add_argument(
-        "--jobs-every",
-        type=float,
-        metavar="SECONDS",
-        help="fast mode: run both jobs every this many seconds instead of on the crons",
-    )
-    serve.add_argument("--no-schedule", action="store_true", help="never run the jobs by themselves")
-    serve.add_argument("--fault-500", metavar="RATE", help="rate of HTTP 500 with the error envelope")
-    serve.add_argument("--fault-429", metavar="RATE", help="rate of HTTP 429 with Retry-After")
-    serve.add_argument("--retry-after", metavar="SECONDS", help="Retry-After of injected 429s (default 1)")
-    serve.add_argument("--fault-latency", metavar="RATE", help="rate of calls that get added latency")
-    serve.add_argument("--latency-seconds", metavar="SECONDS", help="added latency (default 2)")
-    serve.add_argument("--fault-drop", metavar="RATE", help="rate of connections dropped without an answer")
-    serve.add_argument("--fault-truncate", metavar="RATE", help="rate of downloads cut short")
-    serve.add_argument("--fault-seed", metavar="N", help="seed of the fault draws, for repeatable runs")
+    _add_schedule_flags(serve)
+    _add_fault_flags(serve)
     serve.add_argument(
         "--admin-token",
         metavar="TOKEN",
@@ -143,6 +127,32 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "instead of a 4xx error envelope",
     )
     serve.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+
+
+def _add_schedule_flags(serve: argparse.ArgumentParser) -> None:
+    """The flags of when the emulator runs its nightly jobs."""
+    serve.add_argument("--response-cron", help="when the response job runs (default '0 2 * * *')")
+    serve.add_argument("--private-cron", help="when the private job runs (default '0 3 * * *')")
+    serve.add_argument("--jobs-timezone", help="time zone of the crons (default Asia/Kolkata)")
+    serve.add_argument(
+        "--jobs-every",
+        type=float,
+        metavar="SECONDS",
+        help="fast mode: run both jobs every this many seconds instead of on the crons",
+    )
+    serve.add_argument("--no-schedule", action="store_true", help="never run the jobs by themselves")
+
+
+def _add_fault_flags(serve: argparse.ArgumentParser) -> None:
+    """The fault knobs' flags (each also read from ``UCI_EMULATOR_FAULT_*``)."""
+    serve.add_argument("--fault-500", metavar="RATE", help="rate of HTTP 500 with the error envelope")
+    serve.add_argument("--fault-429", metavar="RATE", help="rate of HTTP 429 with Retry-After")
+    serve.add_argument("--retry-after", metavar="SECONDS", help="Retry-After of injected 429s (default 1)")
+    serve.add_argument("--fault-latency", metavar="RATE", help="rate of calls that get added latency")
+    serve.add_argument("--latency-seconds", metavar="SECONDS", help="added latency (default 2)")
+    serve.add_argument("--fault-drop", metavar="RATE", help="rate of connections dropped without an answer")
+    serve.add_argument("--fault-truncate", metavar="RATE", help="rate of downloads cut short")
+    serve.add_argument("--fault-seed", metavar="N", help="seed of the fault draws, for repeatable runs")
 
 
 def _add_run_jobs(sub: argparse._SubParsersAction) -> None:
@@ -214,6 +224,43 @@ def _add_seed(sub: argparse._SubParsersAction) -> None:
     seed.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
+#: The emulator's settings that its flags of the same name give as they are.
+_SETTINGS_AS_GIVEN = (
+    "data_dir",
+    "database_url",
+    "expiry_seconds",
+    "storage",
+    "storage_account",
+    "azure_connection_string",
+    "signing_key",
+    "server_error_delay",
+    "response_cron",
+    "private_cron",
+    "jobs_every",
+    "encryption_secret",
+)
+
+
+def _fault_settings(args: argparse.Namespace):
+    """The fault knobs: the flags given, over the ``UCI_EMULATOR_FAULT_*`` variables."""
+    from airflow_provider_uci.emulator.faults import FaultSettings
+
+    def flag(name: str) -> object:
+        return getattr(args, name, None)
+
+    return FaultSettings.from_env(
+        os.environ,
+        error_500=flag("fault_500"),
+        error_429=flag("fault_429"),
+        retry_after=flag("retry_after"),
+        latency=flag("fault_latency"),
+        latency_seconds=flag("latency_seconds"),
+        drop=flag("fault_drop"),
+        truncate=flag("fault_truncate"),
+        seed=flag("fault_seed"),
+    )
+
+
 def _emulator_settings(args: argparse.Namespace):
     from airflow_provider_uci.emulator.config import (
         EmulatorSettings,
@@ -222,28 +269,11 @@ def _emulator_settings(args: argparse.Namespace):
         parse_pairs,
         parse_zone,
     )
-    from airflow_provider_uci.emulator.faults import FaultSettings
 
     def flag(name: str) -> object:
         return getattr(args, name, None)
 
-    overrides: dict[str, object] = {
-        name: flag(name)
-        for name in (
-            "data_dir",
-            "database_url",
-            "expiry_seconds",
-            "storage",
-            "storage_account",
-            "azure_connection_string",
-            "signing_key",
-            "server_error_delay",
-            "response_cron",
-            "private_cron",
-            "jobs_every",
-            "encryption_secret",
-        )
-    }
+    overrides: dict[str, object] = {name: flag(name) for name in _SETTINGS_AS_GIVEN}
     overrides["bot_pdata_id"] = flag("pdata_id")
     if flag("no_schedule"):
         overrides["schedule"] = False
@@ -266,17 +296,7 @@ def _emulator_settings(args: argparse.Namespace):
 
         tz = overrides.get("timezone") or ZoneInfo("UTC")
         overrides["now"] = parse_instant(args.now, "--now", tz)  # type: ignore[arg-type]
-    overrides["faults"] = FaultSettings.from_env(
-        os.environ,
-        error_500=flag("fault_500"),
-        error_429=flag("fault_429"),
-        retry_after=flag("retry_after"),
-        latency=flag("fault_latency"),
-        latency_seconds=flag("latency_seconds"),
-        drop=flag("fault_drop"),
-        truncate=flag("fault_truncate"),
-        seed=flag("fault_seed"),
-    )
+    overrides["faults"] = _fault_settings(args)
     settings = EmulatorSettings.from_env(**overrides)
     if flag("host") is not None:  # serve: refuse to open the admin routes to the network without a token
         from airflow_provider_uci.emulator.access import check_exposure
@@ -308,6 +328,38 @@ def _run_jobs(args: argparse.Namespace, settings) -> int:
     return 0
 
 
+def _seed_user(item: str) -> tuple[str, bool | None]:
+    """A ``--user`` value: ``ID[=true|false|unset]`` (a bare ID consents)."""
+    user_id, _, consent = item.partition("=")
+    value = {"": True, "true": True, "false": False, "unset": None}.get(consent.strip().lower(), "bad")
+    if value == "bad" or not user_id.strip():
+        raise ValueError(f"--user: expected ID[=true|false|unset], got {item!r}")
+    return user_id.strip(), value  # type: ignore[return-value]
+
+
+def _print_seeded(summary: dict, data_dir: Path) -> None:
+    """What the seed wrote, in a few lines."""
+    users = summary["users"]
+    print(f"seeded {data_dir}: channel {summary['channel']}, pdata id {summary['pdata_id']}")
+    for bot in summary["bots"]:
+        total = sum(bot["events_by_day"].values())
+        print(
+            f"  bot {bot['id']}  {bot['name']}: {total} response rows over {len(bot['events_by_day'])} day(s)"
+        )
+    print(
+        f"  users: {users['consent_true']} consenting, {users['consent_false']} not, "
+        f"{users['consent_unset']} unset"
+    )
+    events = summary["events"]
+    print(
+        f"  events: {events['emitted']} emitted, {events['kept']} kept in unique/raw "
+        f"({events['duplicates_dropped']} same-second duplicates dropped), {events['filtered_out']} "
+        f"that the job filters out, {events['unknown_device']} from unknown devices"
+    )
+    if summary["telemetry_events_loaded"]:
+        print(f"  telemetry files: {summary['telemetry_events_loaded']} events loaded")
+
+
 def _seed(args: argparse.Namespace, settings) -> int:
     import json
     from datetime import date
@@ -316,13 +368,6 @@ def _seed(args: argparse.Namespace, settings) -> int:
     from airflow_provider_uci.emulator.jobs.common import IST
     from airflow_provider_uci.emulator.seed import SeedOptions
     from airflow_provider_uci.emulator.service import Service
-
-    def parse_user(item: str) -> tuple[str, bool | None]:
-        user_id, _, consent = item.partition("=")
-        value = {"": True, "true": True, "false": False, "unset": None}.get(consent.strip().lower(), "bad")
-        if value == "bad" or not user_id.strip():
-            raise ValueError(f"--user: expected ID[=true|false|unset], got {item!r}")
-        return user_id.strip(), value  # type: ignore[return-value]
 
     try:
         start = date.fromisoformat(args.start) if args.start else None
@@ -343,7 +388,7 @@ def _seed(args: argparse.Namespace, settings) -> int:
         record=args.record,
         telemetry_files=list(args.telemetry or []),
         extra_bots=[pair for item in args.bot or [] for pair in parse_pairs(item, "--bot")],
-        extra_users=[parse_user(item) for item in args.user or []],
+        extra_users=[_seed_user(item) for item in args.user or []],
         edge_cases=args.edge_cases,
     )
     service = Service(settings)
@@ -351,25 +396,7 @@ def _seed(args: argparse.Namespace, settings) -> int:
     if args.json:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
-        users = summary["users"]
-        print(f"seeded {settings.data_dir}: channel {summary['channel']}, pdata id {summary['pdata_id']}")
-        for bot in summary["bots"]:
-            total = sum(bot["events_by_day"].values())
-            print(
-                f"  bot {bot['id']}  {bot['name']}: {total} response rows over {len(bot['events_by_day'])} day(s)"
-            )
-        print(
-            f"  users: {users['consent_true']} consenting, {users['consent_false']} not, "
-            f"{users['consent_unset']} unset"
-        )
-        events = summary["events"]
-        print(
-            f"  events: {events['emitted']} emitted, {events['kept']} kept in unique/raw "
-            f"({events['duplicates_dropped']} same-second duplicates dropped), {events['filtered_out']} "
-            f"that the job filters out, {events['unknown_device']} from unknown devices"
-        )
-        if summary["telemetry_events_loaded"]:
-            print(f"  telemetry files: {summary['telemetry_events_loaded']} events loaded")
+        _print_seeded(summary, settings.data_dir)
     return 0
 
 
