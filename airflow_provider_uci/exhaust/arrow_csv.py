@@ -97,6 +97,17 @@ def line_breaks(data: bytes | bytearray, end: int) -> int:
     return breaks + returns - data.count(b"\r\n", 0, end) if returns else breaks
 
 
+def _whole_records(block: bytearray, quotes: int) -> tuple[int, int]:
+    """Where the block's whole records end, and how many of its last lines that leaves out: a block with
+    an odd number of quotes ends inside a value, so its last lines go until the count is even."""
+    cut, dropped = len(block), 0
+    while quotes % 2 and cut > 0:
+        cut_line = block.rfind(b"\n", 0, cut - 1) + 1
+        quotes -= block.count(b'"', cut_line, cut)
+        cut, dropped = cut_line, dropped + 1
+    return cut, dropped
+
+
 def spark_blocks(path: Path, size: int) -> Iterator[Block]:
     """The file rewritten as RFC 4180, in blocks of whole records (of about ``size`` bytes or more).
 
@@ -133,11 +144,7 @@ def spark_blocks(path: Path, size: int) -> Iterator[Block]:
                         block = bytes(block) + b"\n"
                     yield Block(memoryview(block), start, start + got, line)
                     return
-                cut = len(block)
-                while quotes % 2 and cut > 0:  # inside a value: leave out the last line
-                    cut_line = block.rfind(b"\n", 0, cut - 1) + 1
-                    quotes -= block.count(b'"', cut_line, cut)
-                    cut, dropped = cut_line, dropped + 1
+                cut, dropped = _whole_records(block, quotes)
             if cut == 0:  # a line longer than the read, or no whole record yet: read more at once
                 if want >= LONGEST_RECORD:
                     yield Block(
