@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from airflow_provider_uci.emulator import protocol
-from airflow_provider_uci.emulator.config import EmulatorSettings
-from airflow_provider_uci.emulator.deps import ServedDep, ServiceDep, admin_guard
+from airflow_provider_uci.emulator.deps import Refused, ServedDep, ServiceDep, SettingsDep, admin_guard
 from airflow_provider_uci.emulator.fields import SEARCH_FILTERS, check_day, check_submission
 from airflow_provider_uci.emulator.gateway import (
     authorize,
@@ -86,14 +86,35 @@ async def server_error(service: Service, api_id: str, message: str, started: flo
     return envelope_response(protocol.failure(api_id, service.clock.now(), "ERROR", message), started)
 
 
-async def _through_gateway(
-    request: Request, settings: EmulatorSettings, route: str, api_id: str
-) -> str | Response:
-    """The consumer the gateway resolves the API key to, or the answer that replaces the route's: a
-    fault the knobs inject, or the gateway's 401."""
-    if (fault := await inject_faults(request, route, api_id)) is not None:
-        return fault
-    return gateway_consumer(request, settings)
+@dataclass(frozen=True)
+class Caller:
+    """A call the gateway let through: the consumer its API key names, the channel it asks for, and when
+    it came (for the ``Request-Time`` header)."""
+
+    consumer: str
+    channel: str
+    started: float
+
+
+def through_gateway(route: str, api_id: str) -> Any:
+    """A dependency that passes a call through the gateway: the fault knobs first, then the API key.
+    A fault, or the gateway's 401, answers in the route's place."""
+
+    async def gateway_caller(request: Request, settings: SettingsDep) -> Caller:
+        started = _loop_time()
+        if (fault := await inject_faults(request, route, api_id)) is not None:
+            raise Refused(fault)
+        consumer = gateway_consumer(request, settings)
+        if isinstance(consumer, Response):
+            raise Refused(consumer)
+        return Caller(consumer, request.headers.get("x-channel-id", ""), started)
+
+    return Depends(gateway_caller)
+
+
+SubmitCaller = Annotated[Caller, through_gateway("submit", protocol.SUBMIT_ID)]
+ReadCaller = Annotated[Caller, through_gateway("read", protocol.READ_ID)]
+ListCaller = Annotated[Caller, through_gateway("list", protocol.LIST_ID)]
 
 
 def _text(value: Any) -> str:
@@ -138,17 +159,13 @@ async def _submitted_request(
 
 
 @router.post("/dataset/v1/request/submit")
-async def submit(request: Request, service: ServiceDep, served: ServedDep) -> Response:
-    started = _loop_time()
-    consumer = await _through_gateway(request, service.settings, "submit", protocol.SUBMIT_ID)
-    if isinstance(consumer, Response):
-        return consumer
+async def submit(request: Request, service: ServiceDep, served: ServedDep, caller: SubmitCaller) -> Response:
+    started, channel = caller.started, caller.channel
     submitted = await _submitted_request(request, service, started)
     if isinstance(submitted, Response):
         return submitted
     req, now = submitted
-    channel = request.headers.get("x-channel-id", "")
-    if (denied := authorize(request, service.settings, consumer, channel)) is not None:
+    if (denied := authorize(request, service.settings, caller.consumer, channel)) is not None:
         return _failure(protocol.SUBMIT_ID, now, "FORBIDDEN", denied, started)
     tag, dataset, config = _text(req["tag"]), _text(req["dataset"]), req["datasetConfig"]
     requested_by = _text(req.get("requestedBy") or "")
@@ -193,12 +210,8 @@ async def submit(request: Request, service: ServiceDep, served: ServedDep) -> Re
 
 
 @router.get("/dataset/v1/request/read/{tag}")
-async def read(request: Request, tag: str, service: ServiceDep) -> Response:
-    started = _loop_time()
-    consumer = await _through_gateway(request, service.settings, "read", protocol.READ_ID)
-    if isinstance(consumer, Response):
-        return consumer
-    channel = request.headers.get("x-channel-id", "")
+async def read(request: Request, tag: str, service: ServiceDep, caller: ReadCaller) -> Response:
+    started, channel = caller.started, caller.channel
     rid = request.query_params.get("requestId", "")
     try:
         # a NUL can be in no stored tag or id (submit refuses it), and PostgreSQL refuses to compare it
@@ -211,7 +224,7 @@ async def read(request: Request, tag: str, service: ServiceDep) -> Response:
             protocol.failure(protocol.READ_ID, now, "OK", protocol.NO_JOB_MESSAGE, response_code="OK"),
             started,
         )
-    if (denied := authorize(request, service.settings, consumer, channel)) is not None:
+    if (denied := authorize(request, service.settings, caller.consumer, channel)) is not None:
         return _failure(protocol.READ_ID, now, "FORBIDDEN", denied, started)
     job = protocol.job_as_map(service.job_fields(row, partial(base_url, request)))
     return envelope_response(protocol.success(protocol.READ_ID, now, job), started)
@@ -245,12 +258,8 @@ def _listed(
 
 
 @router.get("/dataset/v1/request/list/{tag}")
-async def list_jobs(request: Request, tag: str, service: ServiceDep) -> Response:
-    started = _loop_time()
-    consumer = await _through_gateway(request, service.settings, "list", protocol.LIST_ID)
-    if isinstance(consumer, Response):
-        return consumer
-    channel = request.headers.get("x-channel-id", "")
+async def list_jobs(request: Request, tag: str, service: ServiceDep, caller: ListCaller) -> Response:
+    started, channel = caller.started, caller.channel
     limit = _list_limit(request.query_params.get("limit"), service)
     if isinstance(limit, Response):
         return limit
@@ -259,7 +268,7 @@ async def list_jobs(request: Request, tag: str, service: ServiceDep) -> Response
     except StoreError as exc:
         return await server_error(service, protocol.LIST_ID, str(exc), started)
     now = service.clock.now()
-    if (denied := authorize(request, service.settings, consumer, channel)) is not None:
+    if (denied := authorize(request, service.settings, caller.consumer, channel)) is not None:
         return _failure(protocol.LIST_ID, now, "FORBIDDEN", denied, started)
     return envelope_response(_listed(service, request, protocol.LIST_ID, now, rows), started)
 

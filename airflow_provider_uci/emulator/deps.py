@@ -7,6 +7,7 @@ that declares it, so the routes live in module-level routers and not in closures
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
@@ -34,38 +35,23 @@ async def answer_refusal(request: Request, exc: Exception) -> Response:
     return exc.response
 
 
-def get_service(request: Request) -> Service:
-    """The service: settings, clock, job store, blob storage and UCI's tables."""
-    service: Service = request.app.state.service
-    return service
+def from_state(name: str) -> Callable[[Request], Any]:
+    """A dependency that gives the application's ``app.state.<name>``."""
+
+    def shared(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    shared.__name__ = f"get_{name}"
+    return shared
 
 
-def get_settings(request: Request) -> EmulatorSettings:
-    settings: EmulatorSettings = request.app.state.settings
-    return settings
-
-
-def get_clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
-
-
-def get_served(request: Request) -> ServedLog:
-    """The count of faults served and submissions accepted since the emulator started."""
-    served: ServedLog = request.app.state.served
-    return served
-
-
-def get_scheduler(request: Request) -> JobScheduler:
-    scheduler: JobScheduler = request.app.state.scheduler
-    return scheduler
-
-
-ServiceDep = Annotated[Service, Depends(get_service)]
-SettingsDep = Annotated[EmulatorSettings, Depends(get_settings)]
-ClockDep = Annotated[Clock, Depends(get_clock)]
-ServedDep = Annotated[ServedLog, Depends(get_served)]
-SchedulerDep = Annotated[JobScheduler, Depends(get_scheduler)]
+#: The service: settings, clock, job store, blob storage and UCI's tables.
+ServiceDep = Annotated[Service, Depends(from_state("service"))]
+SettingsDep = Annotated[EmulatorSettings, Depends(from_state("settings"))]
+ClockDep = Annotated[Clock, Depends(from_state("clock"))]
+#: The count of faults served and submissions accepted since the emulator started.
+ServedDep = Annotated[ServedLog, Depends(from_state("served"))]
+SchedulerDep = Annotated[JobScheduler, Depends(from_state("scheduler"))]
 
 
 def admin_guard(api_id: str) -> Any:
