@@ -134,6 +134,22 @@ class Seeder:
             "unknown_device": 0,
         }
 
+    def seed(self, scratch_root: Path) -> dict[str, Any]:
+        """Generate and write everything (its scratch files under ``scratch_root``); return the summary."""
+        self.make_tables()
+        scratch_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=scratch_root) as scratch:
+            record = self.options.record.open("w", encoding="utf-8") if self.options.record else None
+            try:
+                self.make_events(Path(scratch), record)
+            finally:
+                if record is not None:
+                    record.close()
+            loaded = self.load_telemetry_files(Path(scratch))
+        result = self.summary()
+        result["telemetry_events_loaded"] = loaded
+        return result
+
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
@@ -499,39 +515,3 @@ def _user_data(consent: bool | None) -> dict[str, Any]:
     if consent is not None:
         device["consent"] = consent
     return {"device": dict(device), "data": {"device": dict(device)}}
-
-
-def seed(
-    options: SeedOptions,
-    *,
-    storage: BlobStorage,
-    uci: UciDatabase,
-    telemetry_container: str,
-    pdata_id: str,
-    encryption_secret: str,
-    today: date,
-    scratch_root: Path,
-) -> dict[str, Any]:
-    """Generate and write everything; return the summary."""
-    seeder = Seeder(
-        options,
-        storage=storage,
-        uci=uci,
-        telemetry_container=telemetry_container,
-        pdata_id=pdata_id,
-        encryption_secret=encryption_secret,
-        today=today,
-    )
-    seeder.make_tables()
-    scratch_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=scratch_root) as scratch:
-        record = options.record.open("w", encoding="utf-8") if options.record else None
-        try:
-            seeder.make_events(Path(scratch), record)
-        finally:
-            if record is not None:
-                record.close()
-        loaded = seeder.load_telemetry_files(Path(scratch))
-    result = seeder.summary()
-    result["telemetry_events_loaded"] = loaded
-    return result
