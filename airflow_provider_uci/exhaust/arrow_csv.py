@@ -17,7 +17,7 @@ limit.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -108,7 +108,7 @@ def _whole_records(block: bytearray, quotes: int) -> tuple[int, int]:
     return cut, dropped
 
 
-def spark_blocks(path: Path, size: int) -> Iterator[Block]:
+def spark_blocks(path: Path, size: int) -> Generator[Block, None, None]:
     """The file rewritten as RFC 4180, in blocks of whole records (of about ``size`` bytes or more).
 
     Each read ends at a line end and is rewritten alone (:func:`rfc4180`). A record ends at a line end
@@ -165,6 +165,27 @@ def spark_blocks(path: Path, size: int) -> Iterator[Block]:
             kept = memoryview(block)[:cut]
             yield Block(kept, start, start + end, line)
             line += line_breaks(block, cut)
+
+
+def headed_blocks(path: Path, size: int) -> tuple[list[str], Generator[Block, None, None]] | None:
+    """The file's header and its blocks after the header (:func:`spark_blocks`; a generator, to close);
+    ``None`` when the file does not start with a plain header, so the record reader must read it all."""
+    blocks = spark_blocks(path, size)
+    first = next(blocks, None)
+    head = plain_header(first) if first is not None and first.doubt is None else None
+    if first is None or head is None:
+        blocks.close()
+        return None
+    header, length = head
+    return header, _following(first.after_line(length), blocks)
+
+
+def _following(first: Block, rest: Generator[Block, None, None]) -> Generator[Block, None, None]:
+    try:
+        yield first
+        yield from rest
+    finally:
+        rest.close()
 
 
 def plain_header(block: Block) -> tuple[list[str], int] | None:

@@ -32,10 +32,9 @@ import orjson
 from airflow_provider_uci.exhaust.arrow_csv import (
     Block,
     csv_options,
+    headed_blocks,
     parse_block,
-    plain_header,
     quotes_out_of_place,
-    spark_blocks,
 )
 from airflow_provider_uci.exhaust.keys import KeyHashes, key_hashes
 from airflow_provider_uci.exhaust.pipeline import in_order
@@ -158,19 +157,11 @@ class ResponseBatches:
 
     def _batches(self) -> Iterator[tuple[Any, Any]]:
         """Each batch, with its rows' key hashes (made on the C engine's threads where it read them)."""
-        if not self.fast:
+        headed = headed_blocks(self.path, self.block_bytes) if self.fast else None
+        if headed is None:  # nothing read in C: the record engine reads the file, and says what is wrong
             yield from self._rest(0, 1, None)
             return
-        blocks = spark_blocks(self.path, self.block_bytes)
-        first = next(blocks, None)
-        head = plain_header(first) if first is not None and first.doubt is None else None
-        if (
-            head is None
-        ):  # nothing read in C: the record engine reads the file, and says what is wrong with it
-            blocks.close()
-            yield from self._rest(0, 1, None)
-            return
-        header, length = head
+        header, blocks = headed
         by_field = header_positions(header, self.path.name)
         options = csv_options(len(header), self.block_bytes)
         checked: set[str] = set()
@@ -197,9 +188,7 @@ class ResponseBatches:
 
         with (
             closing(blocks),
-            closing(
-                in_order(in_c, itertools.chain([first.after_line(length)], blocks), self.workers)
-            ) as done,
+            closing(in_order(in_c, blocks, self.workers)) as done,
         ):
             for number, (block, outcome) in enumerate(done):
                 if number % RELEASE_EVERY == RELEASE_EVERY - 1:
