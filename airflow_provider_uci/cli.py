@@ -73,9 +73,30 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _emulator_command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    *,
+    epilog: str = EMULATOR_ENV_HELP,
+    common: bool = True,
+    **texts: str,
+) -> argparse.ArgumentParser:
+    """An emulator command's parser (``texts``: its ``help`` and ``description``), with the options every
+    emulator command shares unless ``common`` is false; ``epilog`` lists the environment variables it
+    reads, laid out as written."""
+    parser = sub.add_parser(
+        name, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter, **texts
+    )
+    if common:
+        _add_common(parser)
+    return parser
+
+
 def _add_serve(sub: argparse._SubParsersAction) -> None:
-    serve = sub.add_parser(
+    serve = _emulator_command(  # the options it shares come after where it listens
+        sub,
         "serve",
+        common=False,
         help="serve the Data Exhaust API and run the nightly jobs on schedule",
         description="Serve the Data Exhaust API at /dataset/v1/request/... and /api/dataset/v1/request/..., "
         "the internal POST /request/search, signed downloads and /admin routes, and run the nightly "
@@ -86,7 +107,6 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "\nThe /admin routes and POST /request/search take the admin token as header X-Admin-Token (or as\n"
         "Authorization: Bearer); without a token they answer loopback clients only, and serve refuses a\n"
         "--host beyond loopback.\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument(
         "--host",
@@ -156,15 +176,13 @@ def _add_fault_flags(serve: argparse.ArgumentParser) -> None:
 
 
 def _add_run_jobs(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser(
+    run = _emulator_command(
+        sub,
         "run-jobs",
         help="run the nightly exhaust jobs now",
         description="Run the nightly exhaust jobs now over the data dir, as the real service's on-demand "
         "replay does: every SUBMITTED or FAILED request with fewer than 3 attempts is processed.",
-        epilog=EMULATOR_ENV_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_common(run)
     run.add_argument(
         "--dataset",
         choices=["uci-response-exhaust", "uci-private-exhaust"],
@@ -174,15 +192,13 @@ def _add_run_jobs(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_seed(sub: argparse._SubParsersAction) -> None:
-    seed = sub.add_parser(
+    seed = _emulator_command(
+        sub,
         "seed",
         help="write realistic bots, users and ASSESS telemetry",
         description="Write bots, FusionAuth users, registrations, identities and ASSESS telemetry in the "
         "shape UCI emits it into the data dir (deterministic for a given --seed).",
-        epilog=EMULATOR_ENV_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_common(seed)
     seed.add_argument("--bots", type=int, default=3, help="bots to generate (default 3)")
     seed.add_argument("--users", type=int, default=50, help="users to generate (default 50)")
     seed.add_argument("--events", type=int, default=5000, help="telemetry events to emit (default 5000)")

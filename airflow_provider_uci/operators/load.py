@@ -164,17 +164,8 @@ class LoadExhaustOperator(BaseOperator):
     @cached_property
     def loader(self) -> ExhaustLoader:
         """The part that loads, with this task's rendered options."""
-        options = LoadOptions(
-            conversation_id=self.conversation_id or None,
-            from_date=self.from_date or None,
-            to_date=self.to_date or None,
-            warehouse_conn_id=self.warehouse_conn_id or None,
-            table=self.table,
-            phone_numbers=self.phone_numbers,
-            max_rejects=self.max_rejects,
-            uci_exhaust_conn_id=self.uci_exhaust_conn_id,
-            wasb_conn_id=self.wasb_conn_id,
-            dag_id=self.dag_id,
+        options = LoadOptions.of_task(
+            self, self.conversation_id or None, self.from_date or None, self.to_date or None
         )
         return ExhaustLoader(options, bot_log(self.log, options.conversation_id))
 
@@ -201,6 +192,24 @@ class LoadOptions:
     uci_exhaust_conn_id: str | None = DEFAULT_CONN_ID
     wasb_conn_id: str = "wasb_default"
     dag_id: str = ""
+
+    @classmethod
+    def of_task(
+        cls, task: Any, conversation_id: str | None, from_date: str | None, to_date: str | None
+    ) -> LoadOptions:
+        """The options of ``task``, an operator with the load's parameters (rendered), for this bot and range."""
+        return cls(
+            conversation_id=conversation_id,
+            from_date=from_date,
+            to_date=to_date,
+            warehouse_conn_id=task.warehouse_conn_id or None,
+            table=task.table,
+            phone_numbers=task.phone_numbers,
+            max_rejects=task.max_rejects,
+            uci_exhaust_conn_id=task.uci_exhaust_conn_id,
+            wasb_conn_id=task.wasb_conn_id,
+            dag_id=task.dag_id,
+        )
 
 
 @dataclass
