@@ -144,7 +144,8 @@ def zip_single_file(source: Path, target: Path, entry_name: str, password: str |
         handle.write(local + payload + central + end)
 
 
-#: What a sealed value starts with; a value without it was stored before values were sealed.
+#: What a sealed value starts with. A stored value without it is taken as plain text, so that a job store
+#: whose values were written unsealed still opens.
 SEAL_PREFIX = "sealed:v1:"
 _SEAL_CONTEXT = b"uci-emulator job_request encryption_key"
 
