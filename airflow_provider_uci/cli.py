@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from airflow_provider_uci.cli_client import (
     OneLineParser,
@@ -77,15 +78,19 @@ def _emulator_command(
     sub: argparse._SubParsersAction,
     name: str,
     *,
+    help: str,
+    description: str,
     epilog: str = EMULATOR_ENV_HELP,
     common: bool = True,
-    **texts: str,
 ) -> argparse.ArgumentParser:
-    """An emulator command's parser (``texts``: its ``help`` and ``description``), with the options every
-    emulator command shares unless ``common`` is false; ``epilog`` lists the environment variables it
-    reads, laid out as written."""
+    """An emulator command's parser, with the options every emulator command shares unless ``common`` is
+    false; ``epilog`` lists the environment variables it reads, laid out as written."""
     parser = sub.add_parser(
-        name, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter, **texts
+        name,
+        help=help,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     if common:
         _add_common(parser)
@@ -261,7 +266,7 @@ def _fault_settings(args: argparse.Namespace):
     """The fault knobs: the flags given, over the ``UCI_EMULATOR_FAULT_*`` variables."""
     from airflow_provider_uci.emulator.faults import FaultSettings
 
-    def flag(name: str) -> object:
+    def flag(name: str) -> Any:
         return getattr(args, name, None)
 
     return FaultSettings.from_env(
