@@ -179,7 +179,7 @@ def _load(
             rejects.restart()  # the load reads the file again from its start, and rejects those records again
         else:
             conversation = conversation_id
-        bot = _Bot(
+        bot = _BotLoad(
             response_csv=response_csv,
             private=private,
             warehouse_url=warehouse_url,
@@ -199,7 +199,7 @@ def _load(
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Bot:
+class _BotLoad:
     """One load's checked arguments, with the bot it is for."""
 
     response_csv: Path | None
@@ -218,7 +218,7 @@ class _Bot:
     max_unzipped_bytes: int | None
 
 
-def _load_bot(bot: _Bot, rejects: Rejects) -> LoadSummary:
+def _load_bot(bot: _BotLoad, rejects: Rejects) -> LoadSummary:
     """Load the bot's users and responses, reading the private exhaust first (unzipped into scratch)."""
     with scratch_folder("uci-load-") as scratch:  # mode 0700; swept by the next run if this one is killed
         users = _users(bot, Path(scratch), rejects)
@@ -315,7 +315,7 @@ class _Phones:
         self.mode, self.secret, self.scheme = mode, secret, phone_scheme(mode, secret)
 
 
-def _users(bot: _Bot, scratch: Path, rejects: Rejects) -> Users:
+def _users(bot: _BotLoad, scratch: Path, rejects: Rejects) -> Users:
     """The bot's users, read whole before the load starts: none without a private exhaust; its zip is
     unzipped into ``scratch``. A file with no user of the bot is refused."""
     private = bot.private
