@@ -13,7 +13,7 @@ Files that are not as the service writes them are refused as a whole (:class:`Ex
 header and nothing else: the service answers ``No data found`` rather than write an empty file), and a
 response exhaust that holds one answer's key twice (``exhaust.keys``). The private zip is unzipped
 into a scratch folder removed however the load ends, or swept by the next run after a kill
-(``exhaust.at_rest``), within a size limit (``exhaust.download.unzip_limit``).
+(``exhaust.at_rest``), within a size limit (``exhaust.private_zip.unzip_limit``).
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def load_exhaust(
         of (``exhaust.reader``), the default (``None`` is the same); ``False`` reads every record record
         by record (the reference, for comparison).
     :param max_unzipped_bytes: the most bytes the private zip's CSV may unzip to (default
-        ``exhaust.download.unzip_limit`` of the zip's size).
+        ``exhaust.private_zip.unzip_limit`` of the zip's size).
     :raises ExhaustRefused: a private exhaust with no user of the bot, or a response exhaust with an
         answer twice.
     :raises LoadTerminated: SIGTERM arrived (in the main thread): rolled back, scratch files removed.
@@ -323,7 +323,7 @@ def _users(bot: _BotLoad, scratch: Path, rejects: Rejects) -> Users:
         return Users.none(bot.conversation)
     private_csv = private
     if private.suffix.lower() == ".zip":
-        from airflow_provider_uci.exhaust.download import open_private_zip
+        from airflow_provider_uci.exhaust.private_zip import open_private_zip
 
         private_csv = open_private_zip(private, bot.encryption_key, scratch, max_bytes=bot.max_unzipped_bytes)
     phones = bot.phones

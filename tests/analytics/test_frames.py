@@ -18,8 +18,8 @@ import pytest
 from airflow_provider_uci.analytics import read_joined_exhaust, read_private_exhaust, read_response_exhaust
 from airflow_provider_uci.analytics.frames import RESPONSE_FRAME_COLUMNS
 from airflow_provider_uci.emulator.crypto import zip_single_file
-from airflow_provider_uci.exhaust.download import ZipPasswordError
 from airflow_provider_uci.exhaust.load import load_exhaust
+from airflow_provider_uci.exhaust.private_zip import ZipPasswordError
 from airflow_provider_uci.exhaust.records import ExhaustFormatError
 from airflow_provider_uci.exhaust.warehouse import open_warehouse
 from tests.support.services import postgres_database

@@ -20,8 +20,8 @@ import pytest
 
 from airflow_provider_uci.emulator.crypto import zip_single_file
 from airflow_provider_uci.exhaust.at_rest import private_folder
-from airflow_provider_uci.exhaust.download import open_private_zip
 from airflow_provider_uci.exhaust.load import RejectLimitExceeded, load_exhaust
+from airflow_provider_uci.exhaust.private_zip import open_private_zip
 from airflow_provider_uci.exhaust.safe_files import create_private
 from tests.benchmarks.hostile_input import TARA_PRIVATE, TARA_RESPONSE, table_state, uci_exhaust
 from tests.support.phones import hashed as keyed_hash
