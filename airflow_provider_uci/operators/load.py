@@ -198,18 +198,9 @@ class LoadOptions:
         cls, task: Any, conversation_id: str | None, from_date: str | None, to_date: str | None
     ) -> LoadOptions:
         """The options of ``task``, an operator with the load's parameters (rendered), for this bot and range."""
-        return cls(
-            conversation_id=conversation_id,
-            from_date=from_date,
-            to_date=to_date,
-            warehouse_conn_id=task.warehouse_conn_id or None,
-            table=task.table,
-            phone_numbers=task.phone_numbers,
-            max_rejects=task.max_rejects,
-            uci_exhaust_conn_id=task.uci_exhaust_conn_id,
-            wasb_conn_id=task.wasb_conn_id,
-            dag_id=task.dag_id,
-        )
+        same = ("table", "phone_numbers", "max_rejects", "uci_exhaust_conn_id", "wasb_conn_id", "dag_id")
+        given = {name: getattr(task, name) for name in same}
+        return cls(conversation_id, from_date, to_date, task.warehouse_conn_id or None, **given)
 
 
 @dataclass
