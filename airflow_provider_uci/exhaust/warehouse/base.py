@@ -187,12 +187,13 @@ class Warehouse(ABC):
         :param phone_numbers: how the users' phones are stored (``exhaust.phone_hash.phone_scheme``), recorded
             in ``<table>_loads``; a table keeps one way (``exhaust.warehouse.phones``). ``None``: not told.
         """
+        specs = table_specs(table)
         first, last = _load_range(conversation_id, from_date, to_date, audit, users)
         self._begin()
         self._loading = True
         try:
             load_id = self._open_load(table, conversation_id, first, last, audit, users, phone_numbers)
-            result = self._write(table, conversation_id, first, last, responses, users, load_id)
+            result = self._write(table, specs, conversation_id, first, last, responses, users, load_id)
             if before_commit is not None:
                 before_commit()
             p = self.param
@@ -251,6 +252,7 @@ class Warehouse(ABC):
     def _write(
         self,
         table: str,
+        specs: tuple[TableSpec, TableSpec],
         conversation_id: str,
         first: str | None,
         last: str | None,
@@ -259,7 +261,7 @@ class Warehouse(ABC):
         load_id: int,
     ) -> LoadResult:
         """Upsert the users, insert the responses, and delete the rows of earlier loads they replace."""
-        responses_table, users_table = table_specs(table)
+        responses_table, users_table = specs
         user_count = (
             self._upsert_users(users_table, users.select(list(USER_TABLE_COLUMNS))) if users.num_rows else 0
         )
