@@ -129,23 +129,7 @@ def load_exhaust(
         answer twice.
     :raises LoadTerminated: SIGTERM arrived (in the main thread): rolled back, scratch files removed.
     """
-    return _load(
-        response_csv=response_csv,
-        private=private,
-        warehouse_url=warehouse_url,
-        table=table,
-        encryption_key=encryption_key,
-        conversation_id=conversation_id,
-        from_date=from_date,
-        to_date=to_date,
-        phone_numbers=phone_numbers,
-        max_rejects=max_rejects,
-        reject_path=reject_path,
-        audit=audit,
-        fast=fast,
-        max_unzipped_bytes=max_unzipped_bytes,
-        phone_hash_secret=phone_hash_secret,
-    )
+    return _load(**locals())  # every argument, by name: _load takes the same ones
 
 
 def _load(
