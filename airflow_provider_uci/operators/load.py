@@ -200,7 +200,8 @@ class LoadOptions:
         """The options of ``task``, an operator with the load's parameters (rendered), for this bot and range."""
         same = ("table", "phone_numbers", "max_rejects", "uci_exhaust_conn_id", "wasb_conn_id", "dag_id")
         given = {name: getattr(task, name) for name in same}
-        return cls(conversation_id, from_date, to_date, task.warehouse_conn_id or None, **given)
+        given["warehouse_conn_id"] = task.warehouse_conn_id or None
+        return cls(conversation_id=conversation_id, from_date=from_date, to_date=to_date, **given)
 
 
 @dataclass
