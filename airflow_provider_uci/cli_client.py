@@ -298,8 +298,9 @@ def run_client_command(args: argparse.Namespace) -> int:
 
 
 def _download(hook: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from airflow_provider_uci.exhaust.download import download, open_private_zip
+    from airflow_provider_uci.exhaust.download import download
     from airflow_provider_uci.exhaust.names import dataset_file_names, url_suffix
+    from airflow_provider_uci.exhaust.private_zip import open_private_zip
     from airflow_provider_uci.models import ExhaustError, JobStatus
 
     job = hook.read_request(args.tag, args.request_id)

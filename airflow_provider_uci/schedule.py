@@ -56,15 +56,6 @@ class NightlySchedule:
         if self.grace_seconds < 0 or self.window_seconds <= self.grace_seconds:
             raise ValueError("window_seconds: must be longer than grace_seconds, and grace_seconds >= 0")
 
-    @classmethod
-    def for_dataset(cls, dataset: str, **overrides: object) -> NightlySchedule:
-        """The real schedule of ``dataset``'s job, with any field overridden."""
-        values: dict[str, object] = {"run_at": NIGHTLY_RUN.get(dataset, "02:00")}
-        values.update({key: value for key, value in overrides.items() if value is not None})
-        if overrides.get("run_at", "keep") is None:
-            values["run_at"] = None
-        return cls(**values)  # type: ignore[arg-type]
-
     def run_time(self) -> time:
         try:
             hours, minutes = (int(part) for part in str(self.run_at).split(":"))

@@ -179,9 +179,8 @@ def collect(warehouse: Any, table: str, scope: Scope) -> list[Bot]:
 
 def collect_fleet(warehouse: Any, table: str, scope: Scope) -> Fleet:
     """The fleet's figures in ``scope``: each bot's (as :func:`collect`) and the distinct people."""
-    if (
-        warehouse.backend == "postgres"
-    ):  # for this session: no JIT (it costs more than it saves here), sorts in memory
+    if warehouse.backend == "postgres":
+        # for this session: no JIT (it costs more than it saves here), sorts in memory
         warehouse._execute("SET jit = off")
         warehouse._execute("SET work_mem = '64MB'")
         warehouse._commit()
@@ -214,6 +213,20 @@ def collect_fleet(warehouse: Any, table: str, scope: Scope) -> Fleet:
             None if median is None else float(median),
             None if p90 is None else float(p90),
         )
+    _shares(read, _questions(read, bots))
+    for conversation in [*read.known_bots(), *([scope.conversation_id] if scope.conversation_id else [])]:
+        if conversation not in bots:
+            bots[conversation] = Bot(conversation, read.name(conversation))
+    for bot in bots.values():
+        bot.daily.sort()
+        bot.questions.sort(key=lambda item: item.position)
+    return Fleet(
+        sorted(bots.values(), key=lambda bot: (-bot.sessions, -bot.answers, bot.conversation_id)), people
+    )
+
+
+def _questions(read: _Reader, bots: dict[str, Bot]) -> dict[tuple[str, str], Question]:
+    """Each bot's questions with their answers and funnel, by ``(conversation, question)``."""
     by_key: dict[tuple[str, str], Question] = {}
     stats = read.view(question_stats_sql, devices=False)  # devices per question: not shown, a pass saved
     for conversation, question, title, kind, _, position, _, answers, withheld, median in stats:
@@ -231,16 +244,7 @@ def collect_fleet(warehouse: Any, table: str, scope: Scope) -> Fleet:
     for conversation, question, _, reached, answered, stopped in read.view(funnel_view_sql):
         item = by_key[(conversation, question)]
         item.reached, item.answered, item.stopped = reached, answered, stopped
-    _shares(read, by_key)
-    for conversation in [*read.known_bots(), *([scope.conversation_id] if scope.conversation_id else [])]:
-        if conversation not in bots:
-            bots[conversation] = Bot(conversation, read.name(conversation))
-    for bot in bots.values():
-        bot.daily.sort()
-        bot.questions.sort(key=lambda item: item.position)
-    return Fleet(
-        sorted(bots.values(), key=lambda bot: (-bot.sessions, -bot.answers, bot.conversation_id)), people
-    )
+    return by_key
 
 
 def _shares(read: _Reader, by_key: dict[tuple[str, str], Question]) -> None:

@@ -93,7 +93,7 @@ def read_private_exhaust(
     path = Path(path_or_zip)
     if path.suffix.lower() != ".zip":
         return _users_frame(path, phone_numbers)
-    from airflow_provider_uci.exhaust.download import open_private_zip
+    from airflow_provider_uci.exhaust.private_zip import open_private_zip
 
     with tempfile.TemporaryDirectory(prefix="uci-frames-") as scratch:  # mode 0700, removed however it ends
         return _users_frame(open_private_zip(path, password, Path(scratch)), phone_numbers)

@@ -32,10 +32,9 @@ import orjson
 from airflow_provider_uci.exhaust.arrow_csv import (
     Block,
     csv_options,
+    headed_blocks,
     parse_block,
-    plain_header,
     quotes_out_of_place,
-    spark_blocks,
 )
 from airflow_provider_uci.exhaust.keys import KeyHashes, key_hashes
 from airflow_provider_uci.exhaust.pipeline import in_order
@@ -158,19 +157,11 @@ class ResponseBatches:
 
     def _batches(self) -> Iterator[tuple[Any, Any]]:
         """Each batch, with its rows' key hashes (made on the C engine's threads where it read them)."""
-        if not self.fast:
+        headed = headed_blocks(self.path, self.block_bytes) if self.fast else None
+        if headed is None:  # nothing read in C: the record engine reads the file, and says what is wrong
             yield from self._rest(0, 1, None)
             return
-        blocks = spark_blocks(self.path, self.block_bytes)
-        first = next(blocks, None)
-        head = plain_header(first) if first is not None and first.doubt is None else None
-        if (
-            first is None or head is None
-        ):  # nothing read in C: the record engine reads the file, and says what is wrong with it
-            blocks.close()
-            yield from self._rest(0, 1, None)
-            return
-        header, length = head
+        header, blocks = headed
         by_field = header_positions(header, self.path.name)
         options = csv_options(len(header), self.block_bytes)
         checked: set[str] = set()
@@ -197,9 +188,7 @@ class ResponseBatches:
 
         with (
             closing(blocks),
-            closing(
-                in_order(in_c, itertools.chain([first.after_line(length)], blocks), self.workers)
-            ) as done,
+            closing(in_order(in_c, blocks, self.workers)) as done,
         ):
             for number, (block, outcome) in enumerate(done):
                 if number % RELEASE_EVERY == RELEASE_EVERY - 1:
@@ -336,16 +325,7 @@ class ResponseBatches:
                 raise _Doubt(f"{field}: a timestamp that is not a real moment") from None
             typed[field] = text if self.timestamps_as_text else moments[field]
         for field, empty_allowed in (("question_options", False), ("question_response", True)):
-            for value in pc.unique(column(field)).to_pylist():
-                if value is None or value in checked or (empty_allowed and value == ""):
-                    continue
-                try:
-                    orjson.loads(value)
-                except orjson.JSONDecodeError:
-                    raise _Doubt(f"{field}: a value that is not JSON") from None
-                if len(checked) > 100_000:
-                    checked.clear()
-                checked.add(value)
+            _check_json(column(field), field, empty_allowed, checked)
         days, low, high = self._days(pc.coalesce(moments["at_timestamp"], moments["event_timestamp"]), rows)
         typed["sync_date"] = days
         arrays = [typed[field] if field in typed else column(field) for field in RESPONSE_BATCH_COLUMNS]
@@ -369,6 +349,23 @@ class ResponseBatches:
         if (first is not None and low < first) or (last is not None and high > last):
             raise _Doubt("a row synced on a day outside the load's range")
         return days, low, high
+
+
+def _check_json(values: Any, field: str, empty_allowed: bool, checked: set[str]) -> None:
+    """Raise :class:`_Doubt` unless each distinct value of ``values`` is JSON (``""`` too when
+    ``empty_allowed``); ``checked`` keeps the values already found good, across batches."""
+    import pyarrow.compute as pc
+
+    for value in pc.unique(values).to_pylist():
+        if value is None or value in checked or (empty_allowed and value == ""):
+            continue
+        try:
+            orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise _Doubt(f"{field}: a value that is not JSON") from None
+        if len(checked) > 100_000:
+            checked.clear()
+        checked.add(value)
 
 
 def _key_hashes(batch: Any) -> Any:

@@ -296,7 +296,6 @@ def typed_responses(
     json_checked = _JsonChecked()
     make = ResponseRecord._make
     single_day = bool(first_day) and first_day == last_day
-    check_days = bool(first_day or last_day)
     shift = first_line - 1
     for line, values in checked_records(records, source, shift):
         line += shift
@@ -321,52 +320,37 @@ def typed_responses(
             options = json_checked("question_options", raw[12], empty_allowed=False)
             response = json_checked("question_response", raw[13], empty_allowed=True)
             eof = _bool("eof", raw[15])
-            event_timestamp = _timestamp("event_timestamp", raw[16])
-            at_timestamp = (
-                event_timestamp
-                if raw[17] is not None and raw[17] == raw[16]
-                else _timestamp("at_timestamp", raw[17])
-            )
-            day = sync_day(at_timestamp, event_timestamp)
-            if day is None:
-                if not single_day:
-                    raise _Reject(
-                        "at_timestamp: no @timestamp or Timestamp to place the record in a sync day, "
-                        "and the load is not for one day"
-                    )
-            elif check_days and ((first_day and day < first_day) or (last_day and day > last_day)):
-                raise _Reject(
-                    f"at_timestamp: synced on {day} (IST), outside the range "
-                    f"{first_day or '...'}..{last_day or '...'}"
-                )
-            yield (
-                line,
-                make(
-                    (
-                        raw[0],
-                        raw[1],
-                        raw[2],
-                        raw[3],
-                        raw[4],
-                        raw[5],
-                        raw[6],
-                        raw[7],
-                        raw[8],
-                        duration,
-                        score,
-                        max_score,
-                        options,
-                        response,
-                        raw[14],
-                        eof,
-                        event_timestamp,
-                        at_timestamp,
-                    )
-                ),
-                day,
-            )
+            event_timestamp, at_timestamp, day = _synced(raw[16], raw[17], first_day, last_day, single_day)
+            record = (*raw[:9], duration, score, max_score, options, response, raw[14], eof)
+            yield line, make((*record, event_timestamp, at_timestamp)), day
         except _Reject as reason:
             rejects.add(source, line, str(reason), values)
+
+
+def _synced(
+    event_text: str | None, at_text: str | None, first_day: str | None, last_day: str | None, single_day: bool
+) -> tuple[str | None, str | None, str | None]:
+    """A record's event and ``@timestamp`` moments and its sync day, which must lie in the load's range
+    (``None`` only in a load of one day, for a record with neither timestamp)."""
+    event_timestamp = _timestamp("event_timestamp", event_text)
+    at_timestamp = (
+        event_timestamp
+        if at_text is not None and at_text == event_text
+        else _timestamp("at_timestamp", at_text)
+    )
+    day = sync_day(at_timestamp, event_timestamp)
+    if day is None:
+        if not single_day:
+            raise _Reject(
+                "at_timestamp: no @timestamp or Timestamp to place the record in a sync day, "
+                "and the load is not for one day"
+            )
+    elif (first_day and day < first_day) or (last_day and day > last_day):
+        raise _Reject(
+            f"at_timestamp: synced on {day} (IST), outside the range "
+            f"{first_day or '...'}..{last_day or '...'}"
+        )
+    return event_timestamp, at_timestamp, day
 
 
 def sync_day(

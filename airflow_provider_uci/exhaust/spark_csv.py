@@ -84,16 +84,6 @@ def format_row(values: Iterable[str | None]) -> str:
     return DELIMITER.join([format_value(value) for value in values]) + "\n"
 
 
-def write_rows(handle: IO[str], header: Iterable[str], rows: Iterable[Iterable[str | None]]) -> int:
-    """Write a header and rows to a text handle; return the number of rows."""
-    handle.write(format_row(header))
-    count = 0
-    for row in rows:
-        handle.write(format_row(row))
-        count += 1
-    return count
-
-
 #: Stands for an empty quoted value while Python's csv module parses (a private-use character).
 _EMPTY_MARK = "\ue000"
 _EMPTY_FIELD = re.compile(r'(?:(?<=^)|(?<=,))""(?=,|\r?\n|$)')

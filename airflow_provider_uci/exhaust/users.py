@@ -20,10 +20,9 @@ from typing import Any
 from airflow_provider_uci.exhaust.arrow_csv import (
     Block,
     csv_options,
+    headed_blocks,
     parse_block,
-    plain_header,
     quotes_out_of_place,
-    spark_blocks,
 )
 from airflow_provider_uci.exhaust.phone_hash import hash_phone, hash_secret, keyed_secret
 from airflow_provider_uci.exhaust.private_records import private_positions, user_values
@@ -151,17 +150,15 @@ class _Reading:
     def read(self, fast: bool) -> None:
         import pyarrow.compute as pc
 
-        blocks = spark_blocks(self.path, self.block_bytes)
+        headed = headed_blocks(self.path, self.block_bytes) if fast else None
+        if headed is None:
+            self._records(0, 1, None)
+            return
+        header, blocks = headed
         with closing(blocks):
-            first = next(blocks, None) if fast else None
-            head = plain_header(first) if first is not None and first.doubt is None else None
-            if first is None or head is None:
-                self._records(0, 1, None)
-                return
-            header, length = head
             at = private_positions(header, self.path.name)
             options = csv_options(len(header), self.block_bytes)  # every column: each must be UTF-8
-            for block in itertools.chain([first.after_line(length)], blocks):
+            for block in blocks:
                 if block.doubt is not None or quotes_out_of_place(block.data):
                     self._records(block.offset, block.first_line, header)  # where records end is unsure
                     return

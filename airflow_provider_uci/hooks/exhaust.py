@@ -21,7 +21,7 @@ import asyncio
 import ssl
 import time
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import aiohttp
@@ -62,14 +62,8 @@ def _path(route: str, tag: str) -> str:
     return f"/dataset/v1/request/{route}/{quote(tag, safe='')}"
 
 
-class UciExhaustHook(HttpHook):
-    """Talk to the Data Exhaust API from a worker (an ``HttpHook``).
-
-    The connection (type ``uci_exhaust``): host = the API base URL (``https://<host>/api``),
-    password = the API key, extras ``channel_id`` (sent as ``X-Channel-ID``), ``requested_by``,
-    ``zip_password`` (the private exhaust zip's password) and the HTTP settings ``timeout`` (seconds,
-    or ``[connect, read]``), ``verify`` (false, or a CA bundle path) and ``proxies``. One hook is for
-    one thread: each call sets the method it sends.
+class _ExhaustConnection:
+    """What both hooks take: the connection (type ``uci_exhaust``) and how to call the service.
 
     :param uci_exhaust_conn_id: the Airflow connection id.
     :param retry: how often and how long to retry transient failures.
@@ -79,7 +73,8 @@ class UciExhaustHook(HttpHook):
     conn_name_attr = "uci_exhaust_conn_id"
     default_conn_name = DEFAULT_CONN_ID
     conn_type = CONN_TYPE
-    hook_name = "Sunbird UCI Data Exhaust"
+    #: What the HTTP hook under this one is made with, besides the connection.
+    http_hook_args: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -88,12 +83,30 @@ class UciExhaustHook(HttpHook):
         retry: RetryPolicy | None = None,
         timeout: tuple[float, float] | None = None,
     ) -> None:
-        super().__init__(method="GET", http_conn_id=uci_exhaust_conn_id)
+        # the HTTP hook, which follows this class among the hook's bases
+        http_hook: Any = super()
+        http_hook.__init__(method="GET", http_conn_id=uci_exhaust_conn_id, **self.http_hook_args)
         self.uci_exhaust_conn_id = uci_exhaust_conn_id
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
-        self.sleep = time.sleep
-        self._session: requests.Session | None = None
+
+
+class UciExhaustHook(_ExhaustConnection, HttpHook):
+    """Talk to the Data Exhaust API from a worker (an ``HttpHook``).
+
+    The connection (type ``uci_exhaust``): host = the API base URL (``https://<host>/api``),
+    password = the API key, extras ``channel_id`` (sent as ``X-Channel-ID``), ``requested_by``,
+    ``zip_password`` (the private exhaust zip's password) and the HTTP settings ``timeout`` (seconds,
+    or ``[connect, read]``), ``verify`` (false, or a CA bundle path) and ``proxies``. One hook is for
+    one thread: each call sets the method it sends.
+
+    Takes the arguments of :class:`_ExhaustConnection`.
+    """
+
+    hook_name = "Sunbird UCI Data Exhaust"
+    #: Waits between attempts (an instance may be given another, as tests do).
+    sleep = staticmethod(time.sleep)
+    _session: requests.Session | None = None
 
     @cached_property
     def settings(self) -> ConnectionSettings:
@@ -240,37 +253,22 @@ class UciExhaustHook(HttpHook):
         return True, f"Connected to {settings.base_url} as channel {settings.channel}"
 
 
-class UciExhaustAsyncHook(HttpAsyncHook):
+class UciExhaustAsyncHook(_ExhaustConnection, HttpAsyncHook):
     """Read jobs from the triggerer's event loop (an ``HttpAsyncHook``), retried as :class:`UciExhaustHook` does.
 
     The connection is looked up asynchronously (a synchronous lookup would block the event loop), and
     one ``aiohttp`` session serves every call until :meth:`aclose`.
 
-    :param uci_exhaust_conn_id: the Airflow connection id.
-    :param retry: how often and how long to retry transient failures.
-    :param timeout: (connect, read) timeouts in seconds; default: the connection's, else 10 and 45.
+    Takes the arguments of :class:`_ExhaustConnection`.
     """
 
-    conn_name_attr = "uci_exhaust_conn_id"
-    default_conn_name = DEFAULT_CONN_ID
-    conn_type = CONN_TYPE
     hook_name = "Sunbird UCI Data Exhaust (async)"
-
-    def __init__(
-        self,
-        uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
-        *,
-        retry: RetryPolicy | None = None,
-        timeout: tuple[float, float] | None = None,
-    ) -> None:
-        super().__init__(method="GET", http_conn_id=uci_exhaust_conn_id, retry_limit=1)
-        self.uci_exhaust_conn_id = uci_exhaust_conn_id
-        self.retry = retry or RetryPolicy()
-        self.timeout = timeout
-        self.sleep = asyncio.sleep
-        self._settings: ConnectionSettings | None = None
-        self._session_config: SessionConfig | None = None
-        self._client: aiohttp.ClientSession | None = None
+    http_hook_args: ClassVar[dict[str, Any]] = {"retry_limit": 1}  # the retries are this hook's own
+    #: Waits between attempts (an instance may be given another, as tests do).
+    sleep = staticmethod(asyncio.sleep)
+    _settings: ConnectionSettings | None = None
+    _session_config: SessionConfig | None = None
+    _client: aiohttp.ClientSession | None = None
 
     async def get_settings(self) -> ConnectionSettings:
         if self._settings is None:

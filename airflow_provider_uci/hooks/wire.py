@@ -213,10 +213,3 @@ def judge(route: str, status: int, headers: Mapping[str, str], content: bytes) -
 def job_list(result: dict[str, Any] | None) -> list[ExhaustJob]:
     """The ``jobs`` of a list answer."""
     return [ExhaustJob.from_api(job) for job in (result or {}).get("jobs") or []]
-
-
-def read_settings(conn_id: str = DEFAULT_CONN_ID) -> ConnectionSettings:
-    """The settings of connection ``conn_id``, read without the HTTP hooks (a task that only needs the zip password)."""
-    from airflow.sdk import BaseHook
-
-    return ConnectionSettings.from_connection(BaseHook.get_connection(conn_id))

@@ -197,21 +197,8 @@ class ExhaustToWarehouseOperator(BaseOperator):
         )
         with self._step("copy"):
             copies = self._copier.copy(answered)
-        self._loader = ExhaustLoader(
-            LoadOptions(
-                conversation_id=bot,
-                from_date=str(self.from_date),
-                to_date=str(self.to_date),
-                warehouse_conn_id=self.warehouse_conn_id or None,
-                table=self.table,
-                phone_numbers=self.phone_numbers,
-                max_rejects=self.max_rejects,
-                uci_exhaust_conn_id=self.uci_exhaust_conn_id,
-                wasb_conn_id=self.wasb_conn_id,
-                dag_id=self.dag_id,
-            ),
-            self.bot_log,
-        )
+        options = LoadOptions.of_task(self, bot, str(self.from_date), str(self.to_date))
+        self._loader = ExhaustLoader(options, self.bot_log)
         with self._step("join_and_load"):
             summary = self._loader.load(context, dict(copies))
         return {"jobs": answered, "copies": copies, "load": summary}

@@ -18,18 +18,10 @@ from airflow.sdk.log import mask_secret
 from airflow_provider_uci import lineage
 from airflow_provider_uci.botlog import bot_log, naming_bot
 from airflow_provider_uci.exhaust.at_rest import scratch_folder
-from airflow_provider_uci.exhaust.download import (
-    CHUNK_SIZE,
-    DownloadError,
-    PrivateZipError,
-    Sink,
-    ZipPasswordError,
-    download,
-    download_to,
-    open_private_zip,
-)
+from airflow_provider_uci.exhaust.download import CHUNK_SIZE, DownloadError, Sink, download, download_to
 from airflow_provider_uci.exhaust.names import conversation_id as checked_conversation_id
 from airflow_provider_uci.exhaust.names import dataset_file_names, url_suffix
+from airflow_provider_uci.exhaust.private_zip import PrivateZipError, ZipPasswordError, open_private_zip
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
 from airflow_provider_uci.models import (
     ExhaustError,
