@@ -64,7 +64,7 @@ def get_provider_info() -> dict:
                         "schema": {"type": ["string", "null"], "maxLength": 50},
                     },
                     "zip_password": {
-                        "label": "Zip password (encryption key)",
+                        "label": "Zip password",
                         "description": "Password of the private exhaust zip (the request's encryptionKey, "
                         "ZipCrypto); leave empty for none. Airflow shows it as ***.",
                         "schema": {"type": ["string", "null"], "format": "password", "maxLength": 50},

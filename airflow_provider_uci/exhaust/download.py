@@ -26,6 +26,7 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
+from airflow_provider_uci.exhaust.renamed import renamed_keyword
 from airflow_provider_uci.exhaust.safe_files import atomic_writer
 from airflow_provider_uci.retry import RetryPolicy, Verdict
 
@@ -38,8 +39,9 @@ MIB = 1024 * 1024
 #: Bytes read and written at a time: a buffer that stays in the CPU's cache between the socket read and
 #: the write, which doubles throughput over 1 MiB or more here (tests/benchmarks/copy.py).
 CHUNK_SIZE = 256 * 1024
-#: (connect, read) seconds for one download call.
-DEFAULT_TIMEOUT = (10.0, 60.0)
+#: (connect, read) seconds of one download attempt: to connect, and to wait for the next bytes of the body
+#: (not for the whole file).
+DOWNLOAD_TIMEOUT_S = (10.0, 60.0)
 #: The longest wait between two attempts.
 MAX_BACKOFF = 30.0
 #: The private zip's CSV may unzip to this many times the zip's size (real ones are 3 to 10 times it),
@@ -81,7 +83,7 @@ class PrivateZipError(ValueError):
 
 
 class ZipPasswordError(PrivateZipError):
-    """The private exhaust zip needs ``encryption_key``, or the key given does not open it."""
+    """The private exhaust zip needs ``zip_password``, or the password given does not open it."""
 
 
 class ZipTooLarge(PrivateZipError):
@@ -163,7 +165,7 @@ def download_to(
     session: requests.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
     backoff: float = 1.0,
-    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    timeout: tuple[float, float] = DOWNLOAD_TIMEOUT_S,
     progress: Callable[[int, int | None], None] | None = None,
 ) -> int:
     """Stream file number ``index`` of a job into ``sink`` in constant memory; return its size in bytes.
@@ -316,9 +318,10 @@ def _body(response: requests.Response, chunk_size: int) -> Iterator[bytes | memo
         yield buffer[:count]
 
 
+@renamed_keyword("password", "zip_password")
 def open_private_zip(
     zip_path: Path,
-    password: str | None,
+    zip_password: str | None,
     target_dir: Path,
     *,
     name: str | None = None,
@@ -328,18 +331,18 @@ def open_private_zip(
     """Extract the private exhaust zip's one CSV entry into ``target_dir``, streaming; return its path.
 
     The service protects the zip with ZipCrypto when the request carried an ``encryptionKey``
-    (contract 3.5), and leaves it unencrypted otherwise; an unencrypted zip opens with or without a key.
+    (contract 3.5), and leaves it unencrypted otherwise; an unencrypted zip opens with or without a password.
     The CSV is created with mode 0600 (``target_dir``, if made, 0700).
 
     :param zip_path: the downloaded zip.
-    :param password: the request's encryption key, or ``None``.
+    :param zip_password: the zip's password (the request's ``encryptionKey``), or ``None``.
     :param target_dir: where the CSV goes (created if needed).
     :param name: the CSV's file name (default: the entry's own name).
     :param chunk_size: bytes decompressed at a time.
     :param max_bytes: the most bytes the CSV may have (default :func:`unzip_limit` of the zip's size): an
         entry that says it is larger is refused before anything is unzipped, and unzipping stops (the
         partial file removed) as soon as more arrive.
-    :raises ZipPasswordError: the zip is encrypted and no key was given, or the key is wrong.
+    :raises ZipPasswordError: the zip is encrypted and no password was given, or the password is wrong.
     :raises ZipTooLarge: the entry unzips to more than ``max_bytes``.
     :raises PrivateZipError: the file is not a zip, or does not hold exactly one CSV entry.
     """
@@ -357,10 +360,11 @@ def open_private_zip(
             raise PrivateZipError(f"{zip_path.name}: expected one CSV entry, found {listed}")
         entry = entries[0]
         encrypted = bool(entry.flag_bits & 0x1)
-        if encrypted and not password:
+        if encrypted and not zip_password:
             raise ZipPasswordError(
-                f"encryption_key: missing; {zip_path.name} is encrypted (the request was submitted with an "
-                "encryptionKey), so give the same key as encryption_key (on the task or the connection)"
+                f"zip_password: missing; {zip_path.name} is encrypted (the request was submitted with an "
+                "encryptionKey), so give the same password as zip_password (on the task or the connection; "
+                "--zip-password on the command line)"
             )
         limit = unzip_limit(zip_path.stat().st_size) if max_bytes is None else max_bytes
         if entry.file_size > limit:
@@ -374,7 +378,7 @@ def open_private_zip(
         target = target_dir / out_name
         try:
             with (
-                archive.open(entry, pwd=password.encode("utf-8") if password else None) as source,
+                archive.open(entry, pwd=zip_password.encode("utf-8") if zip_password else None) as source,
                 atomic_writer(target, field="the private zip's CSV") as sink,
             ):
                 written = 0
@@ -389,7 +393,7 @@ def open_private_zip(
         except (RuntimeError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
             if encrypted:
                 raise ZipPasswordError(
-                    f"encryption_key: wrong key; the encryption_key given does not decrypt {zip_path.name} "
+                    f"zip_password: wrong password; the zip_password given does not decrypt {zip_path.name} "
                     "(it must be the encryptionKey the request was submitted with)"
                 ) from None
             raise PrivateZipError(f"{zip_path.name}: cannot be read ({type(exc).__name__}: {exc})") from None

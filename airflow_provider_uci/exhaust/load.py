@@ -28,6 +28,7 @@ from typing import Any
 
 from airflow_provider_uci.exhaust.at_rest import scratch_folder, sigterm_unwinds
 from airflow_provider_uci.exhaust.keys import find_duplicate
+from airflow_provider_uci.exhaust.names import DEFAULT_TABLE
 from airflow_provider_uci.exhaust.names import conversation_id as checked_conversation_id
 from airflow_provider_uci.exhaust.phone_hash import hash_secret, phone_scheme
 from airflow_provider_uci.exhaust.reader import ResponseBatches
@@ -38,12 +39,12 @@ from airflow_provider_uci.exhaust.records import (
     read_responses,
 )
 from airflow_provider_uci.exhaust.rejects import RejectLimitExceeded, Rejects
+from airflow_provider_uci.exhaust.renamed import OLD_ZIP_PASSWORD, ZIP_PASSWORD, renamed_keyword
 from airflow_provider_uci.exhaust.users import Users, read_user_table
 from airflow_provider_uci.exhaust.warehouse import check_table, open_warehouse
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TABLE = "uci_responses"
 __all__ = ["DEFAULT_TABLE", "ExhaustRefused", "LoadSummary", "RejectLimitExceeded", "load_exhaust"]
 
 
@@ -85,13 +86,14 @@ def _first_conversation(path: Path, rejects: Rejects) -> str:
     )
 
 
+@renamed_keyword(OLD_ZIP_PASSWORD, ZIP_PASSWORD)
 def load_exhaust(
     *,
     response_csv: Path | None,
     private: Path | None,
     warehouse_url: str,
     table: str = DEFAULT_TABLE,
-    encryption_key: str | None = None,
+    zip_password: str | None = None,
     conversation_id: str | None = None,
     from_date: str | None = None,
     to_date: str | None = None,
@@ -108,7 +110,7 @@ def load_exhaust(
     :param response_csv: the response exhaust CSV; ``None`` when the service answered ``No data found``
         for it (no file exists): the bot's rows of every day of the range are then replaced by none,
         which needs ``conversation_id``, ``from_date`` and ``to_date``.
-    :param private: the private exhaust CSV, or its zip (opened with ``encryption_key``); ``None`` when
+    :param private: the private exhaust CSV, or its zip (opened with ``zip_password``); ``None`` when
         the service answered ``No data found`` for it: the responses load with no user joined.
     :param warehouse_url: ``sqlite:///path`` or ``postgresql://...``.
     :param conversation_id: the bot; taken from the response file when not given. Records of another
@@ -134,7 +136,7 @@ def load_exhaust(
             private=private,
             warehouse_url=warehouse_url,
             table=table,
-            encryption_key=encryption_key,
+            zip_password=zip_password,
             conversation_id=conversation_id,
             from_date=from_date,
             to_date=to_date,
@@ -154,7 +156,7 @@ def _load(
     private: Path | None,
     warehouse_url: str,
     table: str,
-    encryption_key: str | None,
+    zip_password: str | None,
     conversation_id: str | None,
     from_date: str | None,
     to_date: str | None,
@@ -184,7 +186,7 @@ def _load(
             private,
             warehouse_url,
             table,
-            encryption_key,
+            zip_password,
             conversation,
             from_date,
             to_date,
@@ -203,7 +205,7 @@ def _load_bot(
     private: Path | None,
     warehouse_url: str,
     table: str,
-    encryption_key: str | None,
+    zip_password: str | None,
     conversation: str,
     from_date: str | None,
     to_date: str | None,
@@ -217,7 +219,7 @@ def _load_bot(
 ) -> LoadSummary:
     with scratch_folder("uci-load-") as scratch:  # mode 0700; swept by the next run if this one is killed
         users = _users(
-            private, Path(scratch), rejects, conversation, phones, encryption_key, max_unzipped_bytes, fast
+            private, Path(scratch), rejects, conversation, phones, zip_password, max_unzipped_bytes, fast
         )
         with open_warehouse(warehouse_url) as warehouse:
             responses = (
@@ -318,7 +320,7 @@ def _users(
     rejects: Rejects,
     conversation: str,
     phones: _Phones,
-    encryption_key: str | None,
+    zip_password: str | None,
     max_unzipped_bytes: int | None,
     fast: bool,
 ) -> Users:
@@ -330,7 +332,7 @@ def _users(
     if private.suffix.lower() == ".zip":
         from airflow_provider_uci.exhaust.download import open_private_zip
 
-        private_csv = open_private_zip(private, encryption_key, scratch, max_bytes=max_unzipped_bytes)
+        private_csv = open_private_zip(private, zip_password, scratch, max_bytes=max_unzipped_bytes)
     users = read_user_table(
         private_csv, rejects, conversation, phones.mode, fast=fast, phone_hash_secret=phones.secret
     )
