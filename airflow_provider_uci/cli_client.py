@@ -88,11 +88,18 @@ def deprecations_shown() -> Iterator[None]:
             warnings.filterwarnings("default", category=DeprecationWarning, module=r"airflow_provider_uci\.")
         shown = warnings.showwarning
 
-        def show(message: Any, category: type[Warning], filename: str, lineno: int, *rest: Any) -> None:
+        def show(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: Any = None,
+            line: str | None = None,
+        ) -> None:
             if issubclass(category, DeprecationWarning) and "airflow_provider_uci" in filename:
                 print(f"uci-exhaust: {category.__name__}: {message}", file=sys.stderr)
             else:
-                shown(message, category, filename, lineno, *rest)
+                shown(message, category, filename, lineno, file, line)
 
         warnings.showwarning = show
         yield

@@ -486,6 +486,29 @@ def test_a_real_service_url_gets_no_public_default(missing: str, tmp_path: Path)
     )
 
 
+def test_the_zip_passwords_old_variable_is_still_read_and_init_asks_to_rename_it(tmp_path: Path) -> None:
+    production = {
+        "UCI_EXHAUST_API_URL": "https://uci.example.org/api",
+        "UCI_EXHAUST_API_KEY": "k-123",
+        "UCI_EXHAUST_CHANNEL_ID": "org-1",
+        "UCI_EXHAUST_ENCRYPTION_KEY": "zip-pass-old",
+    }
+    taken = write_secrets(tmp_path / "taken", **production)
+    assert taken.returncode == 0, taken.stderr
+    assert taken.stderr == (
+        "write-secrets: DeprecationWarning: UCI_EXHAUST_ENCRYPTION_KEY is deprecated; "
+        "name it UCI_EXHAUST_ZIP_PASSWORD in .env\n"
+    )
+    service = connections_written(tmp_path / "taken")["uci_exhaust_default"]
+    assert service.extra_dejson["zip_password"] == "zip-pass-old"
+
+    both = write_secrets(tmp_path / "both", **production, UCI_EXHAUST_ZIP_PASSWORD="zip-pass-new")
+    assert both.returncode != 0 and not (tmp_path / "both").exists()
+    refusal = both.stderr.strip().splitlines()[-1]
+    assert refusal.startswith("write-secrets: UCI_EXHAUST_ZIP_PASSWORD and UCI_EXHAUST_ENCRYPTION_KEY")
+    assert "zip-pass-old" not in both.stderr and "zip-pass-new" not in both.stderr
+
+
 def test_the_connections_are_json_encoded_whatever_the_values_hold(tmp_path: Path) -> None:
     """A key with ``"``, ``\\``, ``}`` or a newline reaches the connection as it is (string interpolation broke it)."""
     hostile = {
