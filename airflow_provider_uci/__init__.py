@@ -66,7 +66,7 @@ PROVIDER_INFO: dict[str, Any] = {
                     "schema": {"type": ["string", "null"], "maxLength": 50},
                 },
                 "zip_password": {
-                    "label": "Zip password (encryption key)",
+                    "label": "Zip password",
                     "description": "Password of the private exhaust zip (the request's encryptionKey, "
                     "ZipCrypto); leave empty for none. Airflow shows it as ***.",
                     "schema": {"type": ["string", "null"], "format": "password", "maxLength": 50},

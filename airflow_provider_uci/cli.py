@@ -17,11 +17,16 @@ from typing import Any
 from airflow_provider_uci.cli_client import (
     OneLineParser,
     add_unzip_limit,
+    add_zip_password,
+    deprecations_shown,
     exit_code,
     failure_line,
     secrets_of,
     unzip_limit_of,
+    zip_password_of,
 )
+from airflow_provider_uci.exhaust.names import DATASETS, DEFAULT_TABLE
+from airflow_provider_uci.exhaust.renamed import ZIP_PASSWORD_ENV
 from airflow_provider_uci.extras import EXTRAS, MissingExtra, extra_for, install_line, require
 
 #: The extras each command needs, and the modules of them it imports (``None``: all of them); checked
@@ -199,7 +204,7 @@ def _add_run_jobs(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument(
         "--dataset",
-        choices=["uci-response-exhaust", "uci-private-exhaust"],
+        choices=DATASETS,
         help="run only this dataset's job (default: both, response first)",
     )
     run.add_argument("--json", action="store_true", help="print the outcomes as JSON")
@@ -450,10 +455,10 @@ def _add_load(commands: argparse._SubParsersAction) -> None:
         help="the private exhaust CSV or zip; leave it out when the service answered 'No data found' "
         "for it: the responses load with no user joined",
     )
-    load.add_argument("--encryption-key", help="the private zip's password (or UCI_EXHAUST_ENCRYPTION_KEY)")
+    add_zip_password(load, f"the private zip's password (or the {ZIP_PASSWORD_ENV} variable)")
     add_unzip_limit(load)
     load.add_argument("--warehouse", required=True, help="sqlite:///path.db or postgresql://user@host/db")
-    load.add_argument("--table", default="uci_responses", help="responses table (default uci_responses)")
+    load.add_argument("--table", default=DEFAULT_TABLE, help=f"responses table (default {DEFAULT_TABLE})")
     load.add_argument("--conversation-id", help="the bot (default: read from the response file)")
     load.add_argument(
         "--from-date",
@@ -481,7 +486,7 @@ def _load(args: argparse.Namespace) -> int:
 
     from airflow_provider_uci.exhaust.load import load_exhaust
 
-    key = args.encryption_key or os.environ.get("UCI_EXHAUST_ENCRYPTION_KEY") or None
+    zip_password = zip_password_of(args)
     if args.conversation_id is not None:
         from airflow_provider_uci.exhaust.names import conversation_id
 
@@ -493,7 +498,7 @@ def _load(args: argparse.Namespace) -> int:
         private=args.private,
         warehouse_url=args.warehouse,
         table=args.table,
-        encryption_key=key,
+        zip_password=zip_password,
         conversation_id=args.conversation_id,
         from_date=args.from_date,
         to_date=args.to_date,
@@ -552,7 +557,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return _run(parser, args)
+        with deprecations_shown():
+            return _run(parser, args)
     except KeyboardInterrupt:
         print("uci-exhaust: interrupted", file=sys.stderr)
         return 130

@@ -16,9 +16,21 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
+
+from airflow_provider_uci.exhaust.names import PRIVATE_DATASET, RESPONSE_DATASET
+from airflow_provider_uci.exhaust.renamed import (
+    OLD_ZIP_PASSWORD_ENV,
+    OLD_ZIP_PASSWORD_FLAG,
+    ZIP_PASSWORD,
+    ZIP_PASSWORD_ENV,
+    ZIP_PASSWORD_FLAG,
+    one_of,
+    zip_password_from_env,
+)
 
 CLI_CONN_ID = "uci_exhaust_cli"
 #: ``list --limit``: the service has no maximum and answers a limit below 1 with HTTP 500
@@ -53,12 +65,58 @@ def unzip_limit_of(args: argparse.Namespace) -> int | None:
     return args.max_unzipped_mb * 1024 * 1024
 
 
+def add_zip_password(parser: Any, help: str) -> None:
+    """``--zip-password``, and its deprecated spelling (left out of ``--help``)."""
+    parser.add_argument(ZIP_PASSWORD_FLAG, help=help)
+    parser.add_argument(OLD_ZIP_PASSWORD_FLAG, dest="old_zip_password", help=argparse.SUPPRESS)
+
+
+def zip_password_of(args: argparse.Namespace) -> str | None:
+    """``--zip-password``, else the ``UCI_EXHAUST_ZIP_PASSWORD`` variable; their old names still count, with
+    a DeprecationWarning naming the new one."""
+    given = one_of(
+        ZIP_PASSWORD_FLAG, args.zip_password or None, OLD_ZIP_PASSWORD_FLAG, args.old_zip_password or None
+    )
+    return given or zip_password_from_env()
+
+
+@contextlib.contextmanager
+def deprecations_shown() -> Iterator[None]:
+    """Show the package's DeprecationWarnings (an old flag or variable) on one line of stderr: Python hides
+    them outside ``__main__``. A ``-W`` option given to Python decides instead."""
+    with warnings.catch_warnings():
+        if not sys.warnoptions:
+            warnings.filterwarnings("default", category=DeprecationWarning, module=r"airflow_provider_uci\.")
+        shown = warnings.showwarning
+
+        def show(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: Any = None,
+            line: str | None = None,
+        ) -> None:
+            if issubclass(category, DeprecationWarning) and "airflow_provider_uci" in filename:
+                print(f"uci-exhaust: {category.__name__}: {message}", file=sys.stderr)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
 def secrets_of(args: argparse.Namespace) -> list[str]:
     """What must never be printed: keys given by flag or variable, the warehouse URL's password."""
-    found = [getattr(args, "encryption_key", None), getattr(args, "api_key", None)]
+    found = [getattr(args, name, None) for name in (ZIP_PASSWORD, "old_zip_password", "api_key")]
     found += [
         os.environ.get(name)
-        for name in ("UCI_EXHAUST_API_KEY", "UCI_EXHAUST_ENCRYPTION_KEY", "UCI_EXHAUST_PHONE_HASH_SECRET")
+        for name in (
+            "UCI_EXHAUST_API_KEY",
+            ZIP_PASSWORD_ENV,
+            OLD_ZIP_PASSWORD_ENV,
+            "UCI_EXHAUST_PHONE_HASH_SECRET",
+        )
     ]
     from airflow_provider_uci.exhaust.warehouse.urls import url_password
 
@@ -123,13 +181,13 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     )
     where.add_argument("--api-key", help="API key; prefer the UCI_EXHAUST_API_KEY variable")
     where.add_argument("--requested-by", default=os.environ.get("UCI_EXHAUST_REQUESTED_BY", ""))
-    where.add_argument("--encryption-key", help="private zip password; prefer UCI_EXHAUST_ENCRYPTION_KEY")
+    add_zip_password(where, f"the private zip's password; prefer the {ZIP_PASSWORD_ENV} variable")
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     submit = commands.add_parser("submit", parents=[common], help="submit an exhaust request")
     submit.add_argument("--conversation-id", required=True, help="the bot id (UUID)")
     submit.add_argument(
-        "--dataset", required=True, help="response, private, uci-response-exhaust or uci-private-exhaust"
+        "--dataset", required=True, help=f"response, private, {RESPONSE_DATASET} or {PRIVATE_DATASET}"
     )
     submit.add_argument("--from-date", required=True, help="first day, YYYY-MM-DD")
     submit.add_argument("--to-date", required=True, help="last day, YYYY-MM-DD")
@@ -156,7 +214,9 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     download.add_argument("--tag", required=True)
     download.add_argument("--request-id", required=True)
     download.add_argument("--out", type=Path, default=Path("."), help="folder for the files (default .)")
-    download.add_argument("--extract", action="store_true", help="also unzip a private exhaust with the key")
+    download.add_argument(
+        "--extract", action="store_true", help="also unzip a private exhaust with the zip password"
+    )
     add_unzip_limit(download)
 
 
@@ -171,9 +231,9 @@ def _hook(args: argparse.Namespace) -> Any:
         if not value:
             raise ExhaustValidationError(name, "is needed when no --conn-id is given")
     extra = {"channel_id": args.channel, "requested_by": args.requested_by}
-    key = args.encryption_key or os.environ.get("UCI_EXHAUST_ENCRYPTION_KEY")
-    if key:
-        extra["encryption_key"] = key
+    zip_password = zip_password_of(args)
+    if zip_password:
+        extra[ZIP_PASSWORD] = zip_password
     os.environ[f"AIRFLOW_CONN_{CLI_CONN_ID.upper()}"] = json.dumps(
         {"conn_type": "uci_exhaust", "host": args.url, "password": api_key, "extra": extra}
     )
@@ -327,7 +387,7 @@ def _download(hook: Any, args: argparse.Namespace) -> dict[str, Any]:
                 str(
                     open_private_zip(
                         target,
-                        hook.settings.encryption_key,
+                        hook.settings.zip_password,
                         args.out,
                         name=target.with_suffix(".csv").name,
                         max_bytes=unzip_limit_of(args),

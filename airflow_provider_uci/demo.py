@@ -23,7 +23,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-TABLE = "uci_responses"
+from airflow_provider_uci.exhaust.names import DEFAULT_TABLE
+
 CONN_ID = "uci_exhaust_default"
 #: The file that says a folder is the demo's own, to delete and make anew.
 MARKER = ".uci-exhaust-demo"
@@ -221,8 +222,8 @@ def _summary(workdir: Path, seeded: dict[str, Any], out: IO[str], started: float
 
     warehouse = open_warehouse(f"sqlite:///{workdir / 'warehouse.db'}")
     try:
-        rows = warehouse.fetch(TABLE)
-        users = warehouse.fetch_users(TABLE)
+        rows = warehouse.fetch(DEFAULT_TABLE)
+        users = warehouse.fetch_users(DEFAULT_TABLE)
     finally:
         warehouse.close()
     out.write(f"done in {time.monotonic() - started:.0f} s\n\n")
@@ -234,13 +235,14 @@ def _summary(workdir: Path, seeded: dict[str, Any], out: IO[str], started: float
             f"{bot['id']:38} {bot['name'][:24]:24} {len(mine):>9} {joined:>9} "
             f"{sum(1 for user in users if user[0] == bot['id']):>6}\n"
         )
-    out.write(f"\nwarehouse: {workdir / 'warehouse.db'} (tables {TABLE}, {TABLE}_users, {TABLE}_loads)\n")
+    tables = f"{DEFAULT_TABLE}, {DEFAULT_TABLE}_users, {DEFAULT_TABLE}_loads"
+    out.write(f"\nwarehouse: {workdir / 'warehouse.db'} (tables {tables})\n")
     out.write(f"files:     {workdir / 'files'}\n")
     from airflow_provider_uci.analytics.report import write_report
 
-    page = write_report(f"sqlite:///{workdir / 'warehouse.db'}", workdir / "report.html", table=TABLE)
+    page = write_report(f"sqlite:///{workdir / 'warehouse.db'}", workdir / "report.html", table=DEFAULT_TABLE)
     out.write(f"report:    {page} (open it in a browser; it needs no network)\n")
     out.write(
         f"try:       sqlite3 {workdir / 'warehouse.db'} 'select conversation_name, question_title, "
-        f"question_response, user_phone from {TABLE} limit 5'\n"
+        f"question_response, user_phone from {DEFAULT_TABLE} limit 5'\n"
     )

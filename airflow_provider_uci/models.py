@@ -14,6 +14,9 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_uci.exhaust.names import PRIVATE_DATASET, RESPONSE_DATASET
+from airflow_provider_uci.exhaust.renamed import OLD_ZIP_PASSWORD, ZIP_PASSWORD, renamed_keyword
+
 #: Attempts after which a FAILED job is final (the service's ``maxIterations``).
 MAX_ATTEMPTS = 3
 #: The ``statusMessage`` of a job whose report had no rows (docs/service-contract.md §2.4): no file, and a
@@ -129,8 +132,8 @@ class Outcome(str, enum.Enum):
 class Dataset(str, enum.Enum):
     """The two UCI exhaust datasets."""
 
-    RESPONSE = "uci-response-exhaust"
-    PRIVATE = "uci-private-exhaust"
+    RESPONSE = RESPONSE_DATASET
+    PRIVATE = PRIVATE_DATASET
 
     @classmethod
     def parse(cls, value: str | Dataset, field_name: str = "dataset") -> Dataset:
@@ -304,6 +307,7 @@ def _check_day(name: str, value: str | date) -> date:
         raise ExhaustValidationError(name, "must be a date written YYYY-MM-DD", value) from None
 
 
+@renamed_keyword(OLD_ZIP_PASSWORD, ZIP_PASSWORD)
 @dataclass(frozen=True)
 class ExhaustRequest:
     """One submit request, checked before it is sent.
@@ -315,7 +319,8 @@ class ExhaustRequest:
     :param tag: the request's tag (bare, without ``:channel``).
     :param channel: the ``X-Channel-ID`` (the bot's owner org).
     :param requested_by: free text the service keeps.
-    :param encryption_key: the private exhaust zip's password; never logged.
+    :param zip_password: the private exhaust zip's password, sent as the request's ``encryptionKey``;
+        never logged.
     """
 
     conversation_id: str
@@ -325,7 +330,7 @@ class ExhaustRequest:
     tag: str
     channel: str
     requested_by: str = ""
-    encryption_key: str | None = field(default=None, repr=False)
+    zip_password: str | None = field(default=None, repr=False)
 
     def validate(self) -> ExhaustRequest:
         """Return a normalised copy, or raise :class:`ExhaustValidationError` naming field and rule."""
@@ -363,14 +368,14 @@ class ExhaustRequest:
         for name, value in (
             ("requested_by", self.requested_by),
             ("channel", self.channel),
-            ("encryption_key", self.encryption_key),
+            ("zip_password", self.zip_password),
         ):
             if value is not None and len(value) > FIELD_LIMIT:
-                shown = None if name == "encryption_key" else value
+                shown = None if name == "zip_password" else value
                 raise ExhaustValidationError(name, f"must be at most {FIELD_LIMIT} characters", shown)
-        if self.encryption_key is not None and self.encryption_key == "":
+        if self.zip_password is not None and self.zip_password == "":
             raise ExhaustValidationError(
-                "encryption_key", "must not be empty; leave it unset for an unencrypted zip"
+                "zip_password", "must not be empty; leave it unset for an unencrypted zip"
             )
         return ExhaustRequest(
             conversation_id=conversation,
@@ -380,7 +385,7 @@ class ExhaustRequest:
             tag=tag,
             channel=self.channel,
             requested_by=self.requested_by or "",
-            encryption_key=self.encryption_key,
+            zip_password=self.zip_password,
         )
 
     def body(self) -> dict[str, Any]:
@@ -397,8 +402,8 @@ class ExhaustRequest:
                 "endDate": str(self.end_date),
             },
         }
-        if self.encryption_key is not None:
-            request["encryptionKey"] = self.encryption_key
+        if self.zip_password is not None:
+            request["encryptionKey"] = self.zip_password
         return {
             "id": "ekstep.analytics.job.request.submit",
             "ver": "1.0",

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from airflow_provider_uci.exhaust.names import PRIVATE_DATASET, RESPONSE_DATASET
+
 #: The real schedule per dataset (docs/service-contract.md §2.1).
-NIGHTLY_RUN = {"uci-response-exhaust": "02:00", "uci-private-exhaust": "03:00"}
+NIGHTLY_RUN = {RESPONSE_DATASET: "02:00", PRIVATE_DATASET: "03:00"}
 #: The service's time zone: its nightly runs, its sync days and its file names (India has no daylight saving).
 SCHEDULE_TIMEZONE = "Asia/Kolkata"
 #: First look this long after a nightly run starts.

@@ -101,7 +101,7 @@ class Submitter:
             str(opts.to_date),
             tag,
             requested_by=opts.requested_by,
-            encryption_key=opts.zip_password or None,
+            zip_password=opts.zip_password or None,
         )
 
     def submit(self, retry: bool) -> dict[str, SubmittedJob]:

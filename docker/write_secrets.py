@@ -21,9 +21,11 @@ Connections (``connections.json``, read by Airflow's LocalFilesystemBackend), re
 start from the environment, JSON-encoded whatever the values hold:
 
   uci_exhaust_default     UCI_EXHAUST_API_URL, UCI_EXHAUST_API_KEY, UCI_EXHAUST_CHANNEL_ID,
-                          UCI_EXHAUST_REQUESTED_BY, UCI_EXHAUST_ENCRYPTION_KEY; without a URL, the
+                          UCI_EXHAUST_REQUESTED_BY, UCI_EXHAUST_ZIP_PASSWORD; without a URL, the
                           emulator and its development key, channel and zip password; with a URL
-                          (a real service), the key, channel and zip password must be given
+                          (a real service), the key, channel and zip password must be given.
+                          UCI_EXHAUST_ENCRYPTION_KEY, the zip password's old name, is still read,
+                          with a DeprecationWarning naming the new one
   uci_warehouse           UCI_WAREHOUSE_URL; without it, the warehouse database beside Airflow's
   wasb_default            AZURE_STORAGE_CONNECTION_STRING; without it, Azurite
 
@@ -42,6 +44,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,8 +55,10 @@ EMULATOR_API = "http://uci-exhaust-emulator:9000/api"
 EMULATOR_DEFAULTS = {
     "UCI_EXHAUST_API_KEY": "dev-key",
     "UCI_EXHAUST_CHANNEL_ID": "dev-channel",
-    "UCI_EXHAUST_ENCRYPTION_KEY": "compose-zip-key",
+    "UCI_EXHAUST_ZIP_PASSWORD": "compose-zip-key",
 }
+#: Variables renamed: the old name still read, with a DeprecationWarning.
+RENAMED = {"UCI_EXHAUST_ENCRYPTION_KEY": "UCI_EXHAUST_ZIP_PASSWORD"}
 WAREHOUSE = "postgresql://airflow:airflow@postgres:5432/warehouse"
 AZURITE = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
@@ -123,8 +128,14 @@ SECRETS = (
 
 
 def given(variable: str) -> str:
-    """The variable's value; a placeholder of .env.example is refused."""
+    """The variable's value (or its old name's, with a warning); a placeholder of .env.example is refused."""
     value = os.environ.get(variable, "")
+    for old, new in RENAMED.items():
+        if new == variable and os.environ.get(old):
+            warnings.warn(f"{old} is deprecated; name it {new} in .env", DeprecationWarning, stacklevel=2)
+            if value and value != os.environ[old]:
+                raise Refused(f"{new} and {old} (its old name) are both set, to different values; keep {new}")
+            value, variable = os.environ[old], old
     if value.startswith(PLACEHOLDER):
         raise Refused(
             f"{variable} in .env is still the placeholder from .env.example; replace it (.env.example "
@@ -166,7 +177,7 @@ def connections() -> dict[str, object]:
             "extra_dejson": {
                 "channel_id": service["UCI_EXHAUST_CHANNEL_ID"],
                 "requested_by": given("UCI_EXHAUST_REQUESTED_BY") or "airflow",
-                "zip_password": service["UCI_EXHAUST_ENCRYPTION_KEY"],
+                "zip_password": service["UCI_EXHAUST_ZIP_PASSWORD"],
             },
         },
         "uci_warehouse": given("UCI_WAREHOUSE_URL") or WAREHOUSE,
@@ -195,6 +206,8 @@ def numeric(name: str) -> str | int | None:
 
 
 def main() -> int:
+    warnings.simplefilter("default", DeprecationWarning)
+    warnings.formatwarning = lambda message, category, *_: f"write-secrets: {category.__name__}: {message}\n"
     folder = Path(os.environ.get("UCI_SECRETS_DIR") or "/opt/airflow/secrets")
     owner = os.environ.get("UCI_SECRETS_OWNER", "")
     os.umask(0o077)

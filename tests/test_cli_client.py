@@ -53,7 +53,7 @@ def cli(emulator: Emulator, *args: str, home: Path) -> subprocess.CompletedProce
         "UCI_EXHAUST_URL": emulator.api,
         "UCI_EXHAUST_CHANNEL": "dev-channel",
         "UCI_EXHAUST_API_KEY": API_KEY,
-        "UCI_EXHAUST_ENCRYPTION_KEY": ZIP_KEY,
+        "UCI_EXHAUST_ZIP_PASSWORD": ZIP_KEY,
         "AIRFLOW_HOME": str(home),
     }
     return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=120, env=env)

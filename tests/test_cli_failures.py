@@ -99,7 +99,7 @@ def uci(
             "UCI_EXHAUST_URL": url,
             "UCI_EXHAUST_CHANNEL": channel,
             "UCI_EXHAUST_API_KEY": api_key,
-            "UCI_EXHAUST_ENCRYPTION_KEY": SECRET,
+            "UCI_EXHAUST_ZIP_PASSWORD": SECRET,
             "AIRFLOW_HOME": str(home),
         }
     )

@@ -463,7 +463,7 @@ def test_without_a_service_url_the_connections_name_the_emulator_azurite_and_the
 
 
 @pytest.mark.parametrize(
-    "missing", ["UCI_EXHAUST_ENCRYPTION_KEY", "UCI_EXHAUST_API_KEY", "UCI_EXHAUST_CHANNEL_ID"]
+    "missing", ["UCI_EXHAUST_ZIP_PASSWORD", "UCI_EXHAUST_API_KEY", "UCI_EXHAUST_CHANNEL_ID"]
 )
 def test_a_real_service_url_gets_no_public_default(missing: str, tmp_path: Path) -> None:
     """With UCI_EXHAUST_API_URL set, the emulator's public zip password (or key, or channel) is never used."""
@@ -471,7 +471,7 @@ def test_a_real_service_url_gets_no_public_default(missing: str, tmp_path: Path)
         "UCI_EXHAUST_API_URL": "https://uci.example.org/api",
         "UCI_EXHAUST_API_KEY": "k-123",
         "UCI_EXHAUST_CHANNEL_ID": "org-1",
-        "UCI_EXHAUST_ENCRYPTION_KEY": "zip-pass-9",
+        "UCI_EXHAUST_ZIP_PASSWORD": "zip-pass-9",
     }
     refused = write_secrets(tmp_path / "refused", **{**production, missing: ""})
     assert refused.returncode != 0
@@ -486,13 +486,36 @@ def test_a_real_service_url_gets_no_public_default(missing: str, tmp_path: Path)
     )
 
 
+def test_the_zip_passwords_old_variable_is_still_read_and_init_asks_to_rename_it(tmp_path: Path) -> None:
+    production = {
+        "UCI_EXHAUST_API_URL": "https://uci.example.org/api",
+        "UCI_EXHAUST_API_KEY": "k-123",
+        "UCI_EXHAUST_CHANNEL_ID": "org-1",
+        "UCI_EXHAUST_ENCRYPTION_KEY": "zip-pass-old",
+    }
+    taken = write_secrets(tmp_path / "taken", **production)
+    assert taken.returncode == 0, taken.stderr
+    assert taken.stderr == (
+        "write-secrets: DeprecationWarning: UCI_EXHAUST_ENCRYPTION_KEY is deprecated; "
+        "name it UCI_EXHAUST_ZIP_PASSWORD in .env\n"
+    )
+    service = connections_written(tmp_path / "taken")["uci_exhaust_default"]
+    assert service.extra_dejson["zip_password"] == "zip-pass-old"
+
+    both = write_secrets(tmp_path / "both", **production, UCI_EXHAUST_ZIP_PASSWORD="zip-pass-new")
+    assert both.returncode != 0 and not (tmp_path / "both").exists()
+    refusal = both.stderr.strip().splitlines()[-1]
+    assert refusal.startswith("write-secrets: UCI_EXHAUST_ZIP_PASSWORD and UCI_EXHAUST_ENCRYPTION_KEY")
+    assert "zip-pass-old" not in both.stderr and "zip-pass-new" not in both.stderr
+
+
 def test_the_connections_are_json_encoded_whatever_the_values_hold(tmp_path: Path) -> None:
     """A key with ``"``, ``\\``, ``}`` or a newline reaches the connection as it is (string interpolation broke it)."""
     hostile = {
         "UCI_EXHAUST_API_URL": "https://uci.example.org/api",
         "UCI_EXHAUST_API_KEY": 'k"ey\\with}"quotes',
         "UCI_EXHAUST_CHANNEL_ID": 'org", "evil": "1',
-        "UCI_EXHAUST_ENCRYPTION_KEY": 'zip"}\nnext',
+        "UCI_EXHAUST_ZIP_PASSWORD": 'zip"}\nnext',
         "UCI_EXHAUST_REQUESTED_BY": "data team ✓",
         "AZURE_STORAGE_CONNECTION_STRING": 'AccountName=a;AccountKey=k"==;EndpointSuffix=core.windows.net',
         "UCI_WAREHOUSE_URL": "postgresql://loader:p%40ss%22word@db.example.org:5432/analytics",
@@ -505,7 +528,7 @@ def test_the_connections_are_json_encoded_whatever_the_values_hold(tmp_path: Pat
     assert service.extra_dejson == {
         "channel_id": hostile["UCI_EXHAUST_CHANNEL_ID"],
         "requested_by": "data team ✓",
-        "zip_password": hostile["UCI_EXHAUST_ENCRYPTION_KEY"],
+        "zip_password": hostile["UCI_EXHAUST_ZIP_PASSWORD"],
     }
     assert (
         found["wasb_default"].extra_dejson["connection_string"] == hostile["AZURE_STORAGE_CONNECTION_STRING"]

@@ -87,7 +87,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator, 
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, emulator: Emulator, tmp_path: Path, **connection: str) -> str:
-    set_uci_connection(monkeypatch, emulator.api, encryption_key=ZIP_KEY, **connection)
+    set_uci_connection(monkeypatch, emulator.api, zip_password=ZIP_KEY, **connection)
     warehouse = f"sqlite:///{tmp_path / 'warehouse.db'}"
     monkeypatch.setenv("AIRFLOW_CONN_UCI_WAREHOUSE", warehouse)
     monkeypatch.setenv("AIRFLOW_VAR_UCI_EXHAUST_WAREHOUSE_CONN_ID", "uci_warehouse")

@@ -65,7 +65,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator,
 def configure(
     monkeypatch: pytest.MonkeyPatch, emulator: Emulator, destination: str, warehouse_url: str
 ) -> None:
-    set_uci_connection(monkeypatch, emulator.api, encryption_key=ZIP_KEY)
+    set_uci_connection(monkeypatch, emulator.api, zip_password=ZIP_KEY)
     monkeypatch.setenv("AIRFLOW_CONN_UCI_WAREHOUSE", warehouse_url)
     monkeypatch.setenv("AIRFLOW_VAR_UCI_EXHAUST_WAREHOUSE_CONN_ID", "uci_warehouse")
     monkeypatch.setenv("AIRFLOW_VAR_UCI_EXHAUST_DESTINATION", destination)

@@ -27,6 +27,7 @@ from airflow_provider_uci.exhaust.records import (
     ExhaustFormatError,
 )
 from airflow_provider_uci.exhaust.rejects import Rejects
+from airflow_provider_uci.exhaust.renamed import ZIP_PASSWORD, renamed_keyword
 from airflow_provider_uci.extras import require
 
 if TYPE_CHECKING:
@@ -77,13 +78,14 @@ def read_response_exhaust(path: str | Path) -> pd.DataFrame:
     return _to_pandas(_response_table(Path(path)))
 
 
+@renamed_keyword("password", ZIP_PASSWORD)
 def read_private_exhaust(
-    path_or_zip: str | Path, password: str | None = None, phone_numbers: str = "plain"
+    path_or_zip: str | Path, zip_password: str | None = None, phone_numbers: str = "plain"
 ) -> pd.DataFrame:
     """Read a private exhaust (its CSV, or the zip as downloaded) into a DataFrame of users.
 
     :param path_or_zip: ``uci-private-exhaust.csv``, or ``uci-private-exhaust.zip``.
-    :param password: the zip's password (the request's encryption key); ``None`` for a plain zip.
+    :param zip_password: the zip's password (the request's ``encryptionKey``); ``None`` for a plain zip.
     :param phone_numbers: ``plain``, ``hashed`` (SHA-256) or ``none``, as the load stores them.
     :return: one row per bot and device (the last the file holds, as the load keeps it), with the
         users table's columns: ``conversation_id``, ``device_uuid``, ``conversation_name``, ``phone``
@@ -96,7 +98,7 @@ def read_private_exhaust(
     from airflow_provider_uci.exhaust.private_zip import open_private_zip
 
     with tempfile.TemporaryDirectory(prefix="uci-frames-") as scratch:  # mode 0700, removed however it ends
-        return _users_frame(open_private_zip(path, password, Path(scratch)), phone_numbers)
+        return _users_frame(open_private_zip(path, zip_password, Path(scratch)), phone_numbers)
 
 
 def _users_frame(path: Path, phone_numbers: str) -> pd.DataFrame:
@@ -123,10 +125,11 @@ def _users_frame(path: Path, phone_numbers: str) -> pd.DataFrame:
     )
 
 
+@renamed_keyword("password", ZIP_PASSWORD)
 def read_joined_exhaust(
     response: str | Path,
     private: str | Path | None = None,
-    password: str | None = None,
+    zip_password: str | None = None,
     phone_numbers: str = "plain",
 ) -> pd.DataFrame:
     """Read a response exhaust joined to its private exhaust, as the load writes the warehouse table.
@@ -143,7 +146,7 @@ def read_joined_exhaust(
         for column in ("user_phone", "user_encrypted_device_id"):
             answers[column] = pd.Series(pd.NA, index=answers.index, dtype=pd.StringDtype())
         return answers[list(JOINED_FRAME_COLUMNS)]
-    users = read_private_exhaust(private, password, phone_numbers)
+    users = read_private_exhaust(private, zip_password, phone_numbers)
     users = users.rename(
         columns={
             "device_uuid": "device_id",

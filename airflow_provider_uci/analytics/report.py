@@ -23,11 +23,11 @@ from airflow_provider_uci.analytics.figures import (
     collect_fleet,
 )
 from airflow_provider_uci.analytics.page import render
+from airflow_provider_uci.exhaust.names import DEFAULT_TABLE
 from airflow_provider_uci.exhaust.safe_files import atomic_write_text
 from airflow_provider_uci.exhaust.warehouse import open_warehouse, redact_url
 from airflow_provider_uci.exhaust.warehouse.views import Scope
 
-DEFAULT_TABLE = "uci_responses"
 __all__ = [
     "WITHHELD",
     "Bot",

@@ -32,8 +32,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, get_current_context, task, task_group
 
+from airflow_provider_uci.exhaust.names import DEFAULT_TABLE
 from airflow_provider_uci.operators.exhaust import SubmitExhaustOperator
-from airflow_provider_uci.operators.load import DEFAULT_TABLE, LoadExhaustOperator
+from airflow_provider_uci.operators.load import LoadExhaustOperator
 from airflow_provider_uci.planning import (
     DESTINATION,
     LABEL,

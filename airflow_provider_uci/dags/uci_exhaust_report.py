@@ -29,7 +29,7 @@ from typing import Any
 
 from airflow.sdk import DAG, BaseHook, Variable, get_current_context, task
 
-from airflow_provider_uci.exhaust.load import DEFAULT_TABLE
+from airflow_provider_uci.exhaust.names import DEFAULT_TABLE
 from airflow_provider_uci.exhaust.warehouse import warehouse_url_from_parts
 from airflow_provider_uci.extras import install_line, missing
 from airflow_provider_uci.operators.load import default_data_root, warehouse_asset

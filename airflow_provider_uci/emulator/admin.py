@@ -31,6 +31,7 @@ from airflow_provider_uci.emulator.inputs import (
 from airflow_provider_uci.emulator.service import Service
 from airflow_provider_uci.emulator.storage import StorageError, https_url, wasb_url
 from airflow_provider_uci.emulator.store import JobRow
+from airflow_provider_uci.exhaust.names import PRIVATE_DATASET
 
 #: The admin routes, each behind the admin guard.
 router = APIRouter(prefix="/admin", dependencies=[ADMIN_ONLY])
@@ -273,6 +274,6 @@ def default_file_name(dataset: str, request_data: Any, now: datetime) -> str:
 
     conversation = request_data.get("conversationId", "") if isinstance(request_data, dict) else ""
     day = now.astimezone(IST).strftime("%Y%m%d")
-    if dataset == "uci-private-exhaust":
+    if dataset == PRIVATE_DATASET:
         return f"{conversation}_userinfo_{day}.zip"
     return f"{conversation}_response_{day}.csv"

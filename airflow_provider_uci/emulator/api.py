@@ -170,14 +170,14 @@ async def submit(request: Request, service: ServiceDep, served: ServedDep, calle
     tag, dataset, config = _text(req["tag"]), _text(req["dataset"]), req["datasetConfig"]
     requested_by = _text(req.get("requestedBy") or "")
     key = req.get("encryptionKey")
-    encryption_key = None if key is None else _text(key)
+    zip_password = None if key is None else _text(key)
     try:
         check_submission(
             tag=tag,
             dataset=dataset,
             requested_by=requested_by,
             channel=channel,
-            encryption_key=encryption_key,
+            zip_password=zip_password,
             lengths=not service.settings.play_errors,
         )
     except ClientInputError as exc:
@@ -199,7 +199,7 @@ async def submit(request: Request, service: ServiceDep, served: ServedDep, calle
             request_data=config,
             requested_by=requested_by,
             requested_channel=channel,
-            encryption_key=encryption_key,
+            zip_password=zip_password,
             now=now,
         )
     except StoreError as exc:

@@ -147,7 +147,6 @@ def zip_single_file(source: Path, target: Path, entry_name: str, password: str |
 #: What a sealed value starts with. A stored value without it is taken as plain text, so that a job store
 #: whose values were written unsealed still opens.
 SEAL_PREFIX = "sealed:v1:"
-_SEAL_CONTEXT = b"uci-emulator job_request encryption_key"
 
 
 def sealing_key(secret: str) -> bytes:
@@ -155,16 +154,17 @@ def sealing_key(secret: str) -> bytes:
     return hmac.new(secret.encode("utf-8"), b"uci-emulator job store sealing key", hashlib.sha256).digest()
 
 
-def seal(plain: str, key: bytes) -> str:
-    """``plain`` encrypted and authenticated (AES-256-GCM), as text to store."""
+def seal(plain: str, key: bytes, context: bytes) -> str:
+    """``plain`` encrypted and authenticated (AES-256-GCM), as text to store; ``context`` (what the value
+    stands for) is authenticated with it, so that it unseals under that context only."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     nonce = os.urandom(12)
-    sealed = AESGCM(key).encrypt(nonce, plain.encode("utf-8"), _SEAL_CONTEXT)
+    sealed = AESGCM(key).encrypt(nonce, plain.encode("utf-8"), context)
     return SEAL_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
 
-def unseal(stored: str, key: bytes) -> str:
+def unseal(stored: str, key: bytes, context: bytes) -> str:
     """The plain value of a :func:`seal`; a value stored unsealed is returned as it is.
 
     :raises ValueError: the value was sealed under another key (the emulator's secret changed).
@@ -176,9 +176,9 @@ def unseal(stored: str, key: bytes) -> str:
 
     data = base64.urlsafe_b64decode(stored[len(SEAL_PREFIX) :].encode("ascii"))
     try:
-        return AESGCM(key).decrypt(data[:12], data[12:], _SEAL_CONTEXT).decode("utf-8")
+        return AESGCM(key).decrypt(data[:12], data[12:], context).decode("utf-8")
     except InvalidTag:
         raise ValueError(
-            "encryption_key: sealed under another key (the emulator's signing key changed since the "
+            "zip password: sealed under another key (the emulator's signing key changed since the "
             "request was submitted); submit the request again"
         ) from None

@@ -12,7 +12,7 @@ from datetime import date
 
 from airflow_provider_uci.emulator.inputs import check_text
 from airflow_provider_uci.emulator.protocol import ClientInputError
-from airflow_provider_uci.emulator.store import LENGTH_LIMITS
+from airflow_provider_uci.emulator.store import LENGTH_LIMITS, ZIP_PASSWORD_COLUMN
 
 #: The filters the internal search supports (docs/service-contract.md §1.9).
 SEARCH_FILTERS = ("dataset", "status", "channel", "requestedDate")
@@ -27,7 +27,7 @@ def check_submission(
     dataset: str,
     requested_by: str,
     channel: str,
-    encryption_key: str | None,
+    zip_password: str | None,
     lengths: bool = True,
 ) -> None:
     """Refuse a submission's values that no ``job_request`` column can hold.
@@ -39,7 +39,7 @@ def check_submission(
         "dataset": dataset,
         "requestedBy": requested_by,
         "X-Channel-ID": channel,
-        "encryptionKey": encryption_key,
+        "encryptionKey": zip_password,
     }
     for name, value in values.items():
         if value is not None:
@@ -50,7 +50,7 @@ def check_submission(
         "dataset": DATASET_LIMIT,
         "requestedBy": LENGTH_LIMITS["requested_by"],
         "X-Channel-ID": LENGTH_LIMITS["requested_channel"],
-        "encryptionKey": LENGTH_LIMITS["encryption_key"],
+        "encryptionKey": LENGTH_LIMITS[ZIP_PASSWORD_COLUMN],
     }
     for name, limit in limits.items():
         value = values[name]

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from airflow_provider_uci.emulator.inputs import MAX_LIMIT
+from airflow_provider_uci.exhaust.names import DATASETS
 
 STRING: dict[str, Any] = {"type": "string"}
 INTEGER: dict[str, Any] = {"type": "integer"}
@@ -353,7 +354,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "parameters": [
             query(
                 "dataset",
-                {"enum": ["uci-response-exhaust", "uci-private-exhaust"]},
+                {"enum": list(DATASETS)},
                 "run only this dataset's job",
             )
         ],

@@ -3,10 +3,10 @@
 Timestamps are stored as the real service stores them: naive ``TIMESTAMP`` values in the service's
 own time zone (the JDBC driver writes the JVM's local time). Rows come back as :class:`JobRow`.
 
-One departure from the real table: a request's zip password is not kept in ``encryption_key`` (left
-NULL) but sealed (``crypto.seal``) in the side table ``job_request_key``, so that the store's file
-holds no password; the length rule of the real column still applies to it. The SQLite file is made
-``0600`` in a folder made ``0700``.
+One departure from the real table: a request's zip password is not kept in its column
+(:data:`ZIP_PASSWORD_COLUMN`, left NULL) but sealed (``crypto.seal``) in the side table
+``job_request_key``, so that the store's file holds no password; the length rule of the real column
+still applies to it. The SQLite file is made ``0600`` in a folder made ``0700``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ ERR_MESSAGE_LIMIT = 300
 #: PostgreSQL connections the store keeps open at most.
 POOL_SIZE = 16
 
+#: The real table's column of a request's zip password (the service's name, as ``encryptionKey`` is).
+ZIP_PASSWORD_COLUMN = "encryption_key"
+#: What a sealed zip password is bound to (``crypto.seal``): it unseals as this column's value only.
+SEAL_CONTEXT = f"uci-emulator job_request {ZIP_PASSWORD_COLUMN}".encode()
+
 #: The real service's table (docs/service-contract.md §3.1), in each database's spelling of JSON and of the
 #: URL list.
 DDL = """
@@ -50,14 +55,14 @@ CREATE TABLE IF NOT EXISTS job_request (
     execution_time INTEGER,
     err_message VARCHAR(300),
     iteration INTEGER,
-    encryption_key VARCHAR(50),
+    {zip_password_column} VARCHAR(50),
     batch_number INTEGER,
     processed_batches TEXT,
     PRIMARY KEY (tag, request_id)
 )
 """
-SQLITE_DDL = DDL.format(json="JSON", urls="TEXT")
-POSTGRES_DDL = DDL.format(json="json", urls="text[]")
+SQLITE_DDL = DDL.format(json="JSON", urls="TEXT", zip_password_column=ZIP_PASSWORD_COLUMN)
+POSTGRES_DDL = DDL.format(json="json", urls="text[]", zip_password_column=ZIP_PASSWORD_COLUMN)
 #: The sealed zip passwords (``crypto.seal``), beside the real table.
 KEY_DDL = """
 CREATE TABLE IF NOT EXISTS job_request_key (
@@ -72,13 +77,13 @@ COLUMNS = (
     "tag, request_id, job_id, status, request_data, requested_by, requested_channel, dt_job_submitted, "
     "download_urls, dt_file_created, dt_job_completed, execution_time, err_message, iteration, "
     "coalesce((SELECT sealed_key FROM job_request_key AS k WHERE k.tag = job_request.tag "
-    "AND k.request_id = job_request.request_id), encryption_key)"
+    f"AND k.request_id = job_request.request_id), {ZIP_PASSWORD_COLUMN})"
 )
 
 GET_SQL = f"SELECT {COLUMNS} FROM job_request WHERE tag = ? AND request_id = ?"
 
 #: The columns whose limits make the real service fail (with a database error) rather than truncate.
-LENGTH_LIMITS = {"tag": 100, "requested_by": 50, "requested_channel": 50, "encryption_key": 50}
+LENGTH_LIMITS = {"tag": 100, "requested_by": 50, "requested_channel": 50, ZIP_PASSWORD_COLUMN: 50}
 
 
 class StoreError(RuntimeError):
@@ -103,7 +108,7 @@ class JobRow:
     execution_time: int | None
     err_message: str | None
     iteration: int
-    encryption_key: str | None
+    zip_password: str | None
 
 
 def abbreviate(message: str, limit: int = ERR_MESSAGE_LIMIT) -> str:
@@ -245,7 +250,7 @@ class JobStore:
             execution_time,
             err_message,
             iteration,
-            encryption_key,
+            zip_password,
         ) = values
         if isinstance(request_data, str):
             request_data = json.loads(request_data)
@@ -268,7 +273,9 @@ class JobStore:
             execution_time=execution_time,
             err_message=err_message,
             iteration=iteration or 0,
-            encryption_key=None if encryption_key is None else unseal(encryption_key, self._sealing_key),
+            zip_password=None
+            if zip_password is None
+            else unseal(zip_password, self._sealing_key, SEAL_CONTEXT),
         )
 
     def _urls(self, urls: list[str]) -> Any:
@@ -297,7 +304,7 @@ class JobStore:
         request_data: Any,
         requested_by: str,
         requested_channel: str,
-        encryption_key: str | None,
+        zip_password: str | None,
         now: datetime,
     ) -> JobRow:
         """Insert a new SUBMITTED row, or reset a FAILED one; any other existing row is left as it is."""
@@ -305,7 +312,7 @@ class JobStore:
             tag=tag,
             requested_by=requested_by,
             requested_channel=requested_channel,
-            encryption_key=encryption_key,
+            **{ZIP_PASSWORD_COLUMN: zip_password},
         )
         data = json.dumps(request_data, ensure_ascii=False)
         submitted = self._to_db_time(now)
@@ -313,7 +320,7 @@ class JobStore:
             cur.execute(
                 self._sql(
                     "INSERT INTO job_request (tag, request_id, job_id, status, request_data, requested_by, "
-                    "requested_channel, dt_job_submitted, download_urls, iteration, encryption_key) "
+                    f"requested_channel, dt_job_submitted, download_urls, iteration, {ZIP_PASSWORD_COLUMN}) "
                     "VALUES (?, ?, ?, 'SUBMITTED', ?, ?, ?, ?, ?, 0, NULL) ON CONFLICT (tag, request_id) DO NOTHING"
                 ),
                 (tag, request_id, job_id, data, requested_by, requested_channel, submitted, self._urls([])),
@@ -323,7 +330,7 @@ class JobStore:
                 cur.execute(
                     self._sql(
                         "UPDATE job_request SET status = 'SUBMITTED', dt_job_submitted = ?, request_data = ?, "
-                        "encryption_key = NULL, requested_by = ?, requested_channel = ?, job_id = ? "
+                        f"{ZIP_PASSWORD_COLUMN} = NULL, requested_by = ?, requested_channel = ?, job_id = ? "
                         "WHERE tag = ? AND request_id = ? AND upper(status) = 'FAILED'"
                     ),
                     (submitted, data, requested_by, requested_channel, job_id, tag, request_id),
@@ -334,12 +341,12 @@ class JobStore:
                     self._sql("DELETE FROM job_request_key WHERE tag = ? AND request_id = ?"),
                     (tag, request_id),
                 )
-                if encryption_key is not None:
+                if zip_password is not None:
                     cur.execute(
                         self._sql(
                             "INSERT INTO job_request_key (tag, request_id, sealed_key) VALUES (?, ?, ?)"
                         ),
-                        (tag, request_id, seal(encryption_key, self._sealing_key)),
+                        (tag, request_id, seal(zip_password, self._sealing_key, SEAL_CONTEXT)),
                     )
             cur.execute(
                 self._sql(f"SELECT {COLUMNS} FROM job_request WHERE tag = ? AND request_id = ?"),

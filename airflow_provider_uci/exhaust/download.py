@@ -34,8 +34,9 @@ MIB = 1024 * 1024
 #: Bytes read and written at a time: a buffer that stays in the CPU's cache between the socket read and
 #: the write, which doubles throughput over 1 MiB or more here (tests/benchmarks/copy.py).
 CHUNK_SIZE = 256 * 1024
-#: (connect, read) seconds for one download call.
-DEFAULT_TIMEOUT = (10.0, 60.0)
+#: (connect, read) seconds of one download attempt: to connect, and to wait for the next bytes of the body
+#: (not for the whole file).
+DOWNLOAD_TIMEOUT_S = (10.0, 60.0)
 #: The longest wait between two attempts.
 MAX_BACKOFF = 30.0
 
@@ -134,7 +135,7 @@ def download_to(
     session: requests.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
     backoff: float = 1.0,
-    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    timeout: tuple[float, float] = DOWNLOAD_TIMEOUT_S,
     progress: Callable[[int, int | None], None] | None = None,
 ) -> int:
     """Stream file number ``index`` of a job into ``sink`` in constant memory; return its size in bytes.

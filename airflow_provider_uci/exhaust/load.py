@@ -28,6 +28,7 @@ from typing import Any
 
 from airflow_provider_uci.exhaust.at_rest import scratch_folder, sigterm_unwinds
 from airflow_provider_uci.exhaust.keys import find_duplicate
+from airflow_provider_uci.exhaust.names import DEFAULT_TABLE
 from airflow_provider_uci.exhaust.names import conversation_id as checked_conversation_id
 from airflow_provider_uci.exhaust.phone_hash import hash_secret, phone_scheme
 from airflow_provider_uci.exhaust.reader import ResponseBatches
@@ -38,12 +39,12 @@ from airflow_provider_uci.exhaust.records import (
     read_responses,
 )
 from airflow_provider_uci.exhaust.rejects import RejectLimitExceeded, Rejects
+from airflow_provider_uci.exhaust.renamed import OLD_ZIP_PASSWORD, ZIP_PASSWORD, renamed_keyword
 from airflow_provider_uci.exhaust.users import Users, read_user_table
 from airflow_provider_uci.exhaust.warehouse import check_table, open_warehouse
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TABLE = "uci_responses"
 __all__ = ["DEFAULT_TABLE", "ExhaustRefused", "LoadSummary", "RejectLimitExceeded", "load_exhaust"]
 
 
@@ -85,6 +86,7 @@ def _first_conversation(path: Path, rejects: Rejects) -> str:
     )
 
 
+@renamed_keyword(OLD_ZIP_PASSWORD, ZIP_PASSWORD)
 @sigterm_unwinds()  # SIGTERM rolls the load back and removes its scratch files
 def load_exhaust(
     *,
@@ -92,7 +94,7 @@ def load_exhaust(
     private: Path | None,
     warehouse_url: str,
     table: str = DEFAULT_TABLE,
-    encryption_key: str | None = None,
+    zip_password: str | None = None,
     conversation_id: str | None = None,
     from_date: str | None = None,
     to_date: str | None = None,
@@ -109,7 +111,7 @@ def load_exhaust(
     :param response_csv: the response exhaust CSV; ``None`` when the service answered ``No data found``
         for it (no file exists): the bot's rows of every day of the range are then replaced by none,
         which needs ``conversation_id``, ``from_date`` and ``to_date``.
-    :param private: the private exhaust CSV, or its zip (opened with ``encryption_key``); ``None`` when
+    :param private: the private exhaust CSV, or its zip (opened with ``zip_password``); ``None`` when
         the service answered ``No data found`` for it: the responses load with no user joined.
     :param warehouse_url: ``sqlite:///path`` or ``postgresql://...``.
     :param conversation_id: the bot; taken from the response file when not given. Records of another
@@ -138,7 +140,7 @@ def _load(
     private: Path | None,
     warehouse_url: str,
     table: str,
-    encryption_key: str | None,
+    zip_password: str | None,
     conversation_id: str | None,
     from_date: str | None,
     to_date: str | None,
@@ -169,7 +171,7 @@ def _load(
             private=private,
             warehouse_url=warehouse_url,
             table=table,
-            encryption_key=encryption_key,
+            zip_password=zip_password,
             conversation=conversation,
             from_date=from_date,
             to_date=to_date,
@@ -191,7 +193,7 @@ class _BotLoad:
     private: Path | None
     warehouse_url: str
     table: str
-    encryption_key: str | None
+    zip_password: str | None
     conversation: str
     from_date: str | None
     to_date: str | None
@@ -310,7 +312,7 @@ def _users(bot: _BotLoad, scratch: Path, rejects: Rejects) -> Users:
     if private.suffix.lower() == ".zip":
         from airflow_provider_uci.exhaust.private_zip import open_private_zip
 
-        private_csv = open_private_zip(private, bot.encryption_key, scratch, max_bytes=bot.max_unzipped_bytes)
+        private_csv = open_private_zip(private, bot.zip_password, scratch, max_bytes=bot.max_unzipped_bytes)
     phones = bot.phones
     users = read_user_table(
         private_csv, rejects, bot.conversation, phones.mode, fast=bot.fast, phone_hash_secret=phones.secret

@@ -4,12 +4,21 @@ A conversation id names folders (``<destination>/<conversation_id>/...``), rejec
 pages, and is read from places an attacker may write (a file's first record, an Asset event's extra,
 a DAG run's params). Only the 36-character UUID form (hex digits and four hyphens) is taken, so no
 value can hold ``/``, ``..``, a NUL or a line break. No Airflow import: the data code, the CLI and the
-DAGs call the same rule.
+DAGs call the same rule, and take from here the names they all use: the default table and the service's
+datasets.
 """
 
 from __future__ import annotations
 
 import re
+
+#: The warehouse table of responses when none is named; its users and loads tables add ``_users`` and
+#: ``_loads`` to it.
+DEFAULT_TABLE = "uci_responses"
+#: The service's two datasets (``models.Dataset`` is them as an enum); they name the downloaded files too.
+RESPONSE_DATASET = "uci-response-exhaust"
+PRIVATE_DATASET = "uci-private-exhaust"
+DATASETS = (RESPONSE_DATASET, PRIVATE_DATASET)
 
 _UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 

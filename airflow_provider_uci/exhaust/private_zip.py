@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from airflow_provider_uci.exhaust.download import CHUNK_SIZE, MIB
+from airflow_provider_uci.exhaust.renamed import renamed_keyword
 from airflow_provider_uci.exhaust.safe_files import atomic_writer
 
 #: The private zip's CSV may unzip to this many times the zip's size (real ones are 3 to 10 times it),
@@ -29,7 +30,7 @@ class PrivateZipError(ValueError):
 
 
 class ZipPasswordError(PrivateZipError):
-    """The private exhaust zip needs ``encryption_key``, or the key given does not open it."""
+    """The private exhaust zip needs ``zip_password``, or the password given does not open it."""
 
 
 class ZipTooLarge(PrivateZipError):
@@ -42,9 +43,10 @@ def unzip_limit(zip_size: int) -> int:
     return max(UNZIP_FLOOR, min(UNZIP_RATIO * zip_size, UNZIP_CEILING))
 
 
+@renamed_keyword("password", "zip_password")
 def open_private_zip(
     zip_path: Path,
-    password: str | None,
+    zip_password: str | None,
     target_dir: Path,
     *,
     name: str | None = None,
@@ -55,18 +57,18 @@ def open_private_zip(
 
     The service protects the zip with ZipCrypto when the request carried an ``encryptionKey``
     (docs/service-contract.md §3.5), and leaves it unencrypted otherwise; an unencrypted zip opens with or
-    without a key.
+    without a password.
     The CSV is created with mode 0600 (``target_dir``, if made, 0700).
 
     :param zip_path: the downloaded zip.
-    :param password: the request's encryption key, or ``None``.
+    :param zip_password: the zip's password (the request's ``encryptionKey``), or ``None``.
     :param target_dir: where the CSV goes (created if needed).
     :param name: the CSV's file name (default: the entry's own name).
     :param chunk_size: bytes decompressed at a time.
     :param max_bytes: the most bytes the CSV may have (default :func:`unzip_limit` of the zip's size): an
         entry that says it is larger is refused before anything is unzipped, and unzipping stops (the
         partial file removed) as soon as more arrive.
-    :raises ZipPasswordError: the zip is encrypted and no key was given, or the key is wrong.
+    :raises ZipPasswordError: the zip is encrypted and no password was given, or the password is wrong.
     :raises ZipTooLarge: the entry unzips to more than ``max_bytes``.
     :raises PrivateZipError: the file is not a zip, or does not hold exactly one CSV entry.
     """
@@ -80,10 +82,11 @@ def open_private_zip(
     with archive:
         entry = _single_csv(archive, zip_path)
         encrypted = bool(entry.flag_bits & 0x1)
-        if encrypted and not password:
+        if encrypted and not zip_password:
             raise ZipPasswordError(
-                f"encryption_key: missing; {zip_path.name} is encrypted (the request was submitted with an "
-                "encryptionKey), so give the same key as encryption_key (on the task or the connection)"
+                f"zip_password: missing; {zip_path.name} is encrypted (the request was submitted with an "
+                "encryptionKey), so give the same password as zip_password (on the task or the connection; "
+                "--zip-password on the command line)"
             )
         limit = _entry_limit(zip_path, entry, max_bytes)
         target = target_dir / _out_name(zip_path, entry, name)
@@ -93,7 +96,7 @@ def open_private_zip(
         )
         try:
             _unzip(
-                archive.open(entry, pwd=password.encode("utf-8") if password else None),
+                archive.open(entry, pwd=zip_password.encode("utf-8") if zip_password else None),
                 target,
                 limit,
                 chunk_size,
@@ -105,10 +108,10 @@ def open_private_zip(
 
 
 def _unreadable(zip_path: Path, exc: BaseException, encrypted: bool) -> PrivateZipError:
-    """The error of an entry that cannot be unzipped: for an encrypted zip, a wrong key."""
+    """The error of an entry that cannot be unzipped: for an encrypted zip, a wrong password."""
     if encrypted:
         return ZipPasswordError(
-            f"encryption_key: wrong key; the encryption_key given does not decrypt {zip_path.name} "
+            f"zip_password: wrong password; the zip_password given does not decrypt {zip_path.name} "
             "(it must be the encryptionKey the request was submitted with)"
         )
     return PrivateZipError(f"{zip_path.name}: cannot be read ({type(exc).__name__}: {exc})")

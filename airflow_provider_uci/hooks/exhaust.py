@@ -28,10 +28,11 @@ import aiohttp
 import requests
 from airflow.providers.http.hooks.http import HttpAsyncHook, HttpHook, SessionConfig
 
+from airflow_provider_uci.exhaust.renamed import OLD_ZIP_PASSWORD, ZIP_PASSWORD, renamed_keyword
 from airflow_provider_uci.hooks.wire import (
+    API_CALL_TIMEOUT_S,
     CONN_TYPE,
     DEFAULT_CONN_ID,
-    DEFAULT_TIMEOUT,
     LIST_LIMIT,
     SENT_HEADERS,
     ConnectionSettings,
@@ -43,10 +44,10 @@ from airflow_provider_uci.hooks.wire import (
 from airflow_provider_uci.models import ExhaustJob, ExhaustRequest, ExhaustTransientError, strip_channel
 from airflow_provider_uci.retry import RetryPolicy, Verdict
 
-__all__ = ["DEFAULT_TIMEOUT", "TEST_TIMEOUT", "UciExhaustAsyncHook", "UciExhaustHook"]
+__all__ = ["API_CALL_TIMEOUT_S", "TEST_CONNECTION_TIMEOUT_S", "UciExhaustAsyncHook", "UciExhaustHook"]
 
 #: (connect, read) timeouts of ``test_connection``: one try, answered within about 5 s.
-TEST_TIMEOUT = (2.0, 3.0)
+TEST_CONNECTION_TIMEOUT_S = (2.0, 3.0)
 #: What a sync call may meet that a later call can mend (the text of these may hold the URL).
 _SYNC_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 _ASYNC_TRANSIENT = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
@@ -67,7 +68,7 @@ class _ExhaustConnection:
 
     :param uci_exhaust_conn_id: the Airflow connection id.
     :param retry: how often and how long to retry transient failures.
-    :param timeout: (connect, read) timeouts in seconds; default: the connection's, else 10 and 45.
+    :param timeout: (connect, read) timeouts in seconds; default: the connection's, else :data:`API_CALL_TIMEOUT_S`.
     """
 
     conn_name_attr = "uci_exhaust_conn_id"
@@ -129,7 +130,7 @@ class UciExhaustHook(_ExhaustConnection, HttpHook):
         settings = self.settings
         self.base_url = settings.base_url
         self.merged_extra = {
-            "timeout": self.timeout or settings.timeout or DEFAULT_TIMEOUT,
+            "timeout": self.timeout or settings.timeout or API_CALL_TIMEOUT_S,
             "check_response": False,
             "allow_redirects": False,
             **(extra_options or {}),
@@ -175,6 +176,7 @@ class UciExhaustHook(_ExhaustConnection, HttpHook):
         )
         return result
 
+    @renamed_keyword(OLD_ZIP_PASSWORD, ZIP_PASSWORD)
     def request_for(
         self,
         conversation_id: str,
@@ -184,9 +186,10 @@ class UciExhaustHook(_ExhaustConnection, HttpHook):
         tag: str,
         *,
         requested_by: str | None = None,
-        encryption_key: str | None = None,
+        zip_password: str | None = None,
     ) -> ExhaustRequest:
-        """A validated request that takes channel, requester and key from the connection when not given."""
+        """A validated request that takes channel, requester and zip password from the connection when not
+        given."""
         settings = self.settings
         return ExhaustRequest(
             conversation_id=conversation_id,
@@ -196,7 +199,7 @@ class UciExhaustHook(_ExhaustConnection, HttpHook):
             tag=tag,
             channel=settings.channel,
             requested_by=settings.requested_by if requested_by is None else requested_by,
-            encryption_key=settings.encryption_key if encryption_key is None else encryption_key,
+            zip_password=settings.zip_password if zip_password is None else zip_password,
         ).validate()
 
     def submit_request(self, request: ExhaustRequest) -> ExhaustJob:
@@ -242,7 +245,9 @@ class UciExhaustHook(_ExhaustConnection, HttpHook):
             settings = self.settings
         except Exception as exc:
             return False, str(exc)
-        probe = type(self)(self.uci_exhaust_conn_id, retry=RetryPolicy(attempts=1), timeout=TEST_TIMEOUT)
+        probe = type(self)(
+            self.uci_exhaust_conn_id, retry=RetryPolicy(attempts=1), timeout=TEST_CONNECTION_TIMEOUT_S
+        )
         probe.settings = settings  # the cached property, already read
         try:
             probe.list_requests("airflow-connection-test", limit=1)
@@ -280,7 +285,7 @@ class UciExhaustAsyncHook(_ExhaustConnection, HttpAsyncHook):
         """The session settings: the three headers, timeouts, TLS and proxy, and nothing else of the connection."""
         if self._session_config is None:
             settings = await self.get_settings()
-            connect, read = self.timeout or settings.timeout or DEFAULT_TIMEOUT
+            connect, read = self.timeout or settings.timeout or API_CALL_TIMEOUT_S
             options: dict[str, Any] = {
                 "timeout": aiohttp.ClientTimeout(sock_connect=connect, sock_read=read),
                 "allow_redirects": False,

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from airflow.sdk.log import mask_secret
 
+from airflow_provider_uci.exhaust.renamed import OLD_ZIP_PASSWORD, ZIP_PASSWORD, one_of
 from airflow_provider_uci.models import (
     ExhaustApiError,
     ExhaustJob,
@@ -33,8 +34,9 @@ read_route = "read"
 
 #: The headers the real gateway and service accept from a UCI client (docs/service-contract.md §1.2, §4.11).
 SENT_HEADERS = ("Authorization", "X-Channel-ID", "Content-Type")
-#: (connect, read) seconds; the service itself gives up on a call after 20 s.
-DEFAULT_TIMEOUT = (10.0, 45.0)
+#: (connect, read) seconds of one API call, unless the connection's ``timeout`` extra says otherwise; the
+#: service itself gives up on a call after 20 s.
+API_CALL_TIMEOUT_S = (10.0, 45.0)
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class ConnectionSettings:
     :param channel: the ``X-Channel-ID``.
     :param requested_by: stored with each request.
     :param api_key: the bearer API key.
-    :param encryption_key: the private exhaust zip's password.
+    :param zip_password: the private exhaust zip's password.
     :param timeout: (connect, read) seconds from the connection, or ``None`` for the hook's default.
     :param verify: verify TLS certificates (``True``), not (``False``), or against this CA bundle file.
     :param proxies: scheme (``http``/``https``) -> proxy URL, as ``requests`` takes them.
@@ -55,7 +57,7 @@ class ConnectionSettings:
     channel: str
     requested_by: str = ""
     api_key: str = field(default="", repr=False)
-    encryption_key: str | None = field(default=None, repr=False)
+    zip_password: str | None = field(default=None, repr=False)
     timeout: tuple[float, float] | None = None
     verify: bool | str = True
     proxies: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -85,18 +87,27 @@ class ConnectionSettings:
             raise ExhaustValidationError(
                 "channel_id", "the connection needs the channel id (sent as X-Channel-ID)"
             )
-        # ``zip_password``: a name Airflow's masker hides in the UI and API; ``encryption_key`` is read
-        # too, for connections made before it was renamed (Airflow shows that one in clear).
-        encryption_key = extra.get("zip_password") or extra.get("encryption_key") or None
+        # ``zip_password``: a name Airflow's masker hides in the UI and API; the old name is still read
+        # (Airflow shows that one in clear, so the warning asks for the new one).
+        old = extra.get(OLD_ZIP_PASSWORD) or None
+        try:
+            zip_password = one_of(
+                ZIP_PASSWORD, extra.get(ZIP_PASSWORD) or None, f"the extra {OLD_ZIP_PASSWORD}", old
+            )
+        except ValueError:
+            raise ExhaustValidationError(
+                ZIP_PASSWORD,
+                f"must be the connection's only zip password; its {OLD_ZIP_PASSWORD} extra differs",
+            ) from None
         mask_secret(api_key)
-        if encryption_key:
-            mask_secret(encryption_key)
+        if zip_password:
+            mask_secret(zip_password)
         return cls(
             base_url=base.rstrip("/"),
             channel=channel,
             requested_by=str(extra.get("requested_by") or ""),
             api_key=api_key,
-            encryption_key=encryption_key,
+            zip_password=zip_password,
             timeout=_timeout(extra.get("timeout")),
             verify=_verify(extra.get("verify", extra.get("verify_ssl"))),
             proxies=_proxies(extra.get("proxies", extra.get("proxy"))),

@@ -15,6 +15,7 @@ from airflow.sdk import Asset, BaseHook, BaseOperator, Context
 from airflow_provider_uci import lineage
 from airflow_provider_uci.botlog import bot_log, naming_bot
 from airflow_provider_uci.exhaust.at_rest import scratch_folder
+from airflow_provider_uci.exhaust.names import DEFAULT_TABLE
 from airflow_provider_uci.exhaust.names import conversation_id as checked_conversation_id
 from airflow_provider_uci.exhaust.safe_files import create_private
 from airflow_provider_uci.exhaust.spark_csv import read_records
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
     from airflow_provider_uci.exhaust.load import LoadSummary
 
 RESPONSE, PRIVATE = Dataset.RESPONSE.value, Dataset.PRIVATE.value
-#: The default responses table (the loader's own default, restated here so that parsing a DAG that uses
-#: this operator does not import the loader, pyarrow and numpy: every task process of the DAG parses it).
-DEFAULT_TABLE = "uci_responses"
 #: The Airflow Variable that holds the secret ``hashed`` phone numbers are keyed with (``exhaust.phone_hash``).
 PHONE_HASH_VARIABLE = "uci_exhaust_phone_hash_secret"
 
@@ -283,7 +281,7 @@ class ExhaustLoader:
             return None
         from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 
-        return UciExhaustHook(self.options.uci_exhaust_conn_id).settings.encryption_key
+        return UciExhaustHook(self.options.uci_exhaust_conn_id).settings.zip_password
 
     def load(self, context: Context, copies: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         """Load the copied response exhaust joined to the private one (``{dataset: copied}``; a dataset
@@ -308,7 +306,7 @@ class ExhaustLoader:
                         private=private,
                         warehouse_url=self._warehouse_url(),
                         table=opts.table,
-                        encryption_key=self._zip_password(private),
+                        zip_password=self._zip_password(private),
                         conversation_id=conversation,
                         from_date=from_date,
                         to_date=to_date,

@@ -14,8 +14,9 @@ from airflow.sdk.log import mask_secret
 
 from airflow_provider_uci import lineage
 from airflow_provider_uci.botlog import BotLog, bot_log
+from airflow_provider_uci.exhaust.names import DEFAULT_TABLE
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
-from airflow_provider_uci.operators.load import DEFAULT_TABLE, ExhaustLoader, LoadOptions, warehouse_asset
+from airflow_provider_uci.operators.load import ExhaustLoader, LoadOptions, warehouse_asset
 from airflow_provider_uci.schedule import DEFAULT_POLL_INTERVAL
 from airflow_provider_uci.submitting import SubmitOptions, Submitter
 from airflow_provider_uci.transfers.exhaust import DEFAULT_WASB_CONN_ID, CopyOptions, ExhaustCopier

@@ -52,7 +52,7 @@ class ExhaustZipError(ExhaustError, PrivateZipError):
 
 
 class ExhaustKeyError(ExhaustError, ZipPasswordError):
-    """The private exhaust zip needs ``encryption_key``, or the key given does not open it."""
+    """The private exhaust zip needs ``zip_password``, or the password given does not open it."""
 
 
 @dataclass(frozen=True)
@@ -339,7 +339,7 @@ class ExhaustCopier:
         if not suffixes:
             raise ExhaustError(f"exhaust job {request_id} ({dataset}) succeeded but lists no files")
         names = file_names(dataset, suffixes)
-        key = self.options.zip_password or hook.settings.encryption_key
+        zip_password = self.options.zip_password or hook.settings.zip_password
 
         def url_source() -> list[str]:
             fresh = hook.read_request(tag, request_id)
@@ -351,11 +351,13 @@ class ExhaustCopier:
         )
         self.read += [lineage.service_file(url) for url in job.download_urls]
         if destination.local is not None:
-            files, csv = self._fetch(url_source, names, destination.local / folder, key)
+            files, csv = self._fetch(url_source, names, destination.local / folder, zip_password)
             result_files = [str(path) for path in files]
             result_csv = str(csv) if csv is not None else None
         else:
-            result_files, result_csv = self._copy_to_blob(url_source, names, destination, folder, key)
+            result_files, result_csv = self._copy_to_blob(
+                url_source, names, destination, folder, zip_password
+            )
         self.wrote += [lineage.stored_file(location) for location in result_files]
         return CopiedDataset(
             **copied_ids(ids, dataset),
@@ -377,7 +379,7 @@ class ExhaustCopier:
         )
 
     def _fetch(
-        self, url_source: Callable[[], list[str]], names: list[str], folder: Path, key: str | None
+        self, url_source: Callable[[], list[str]], names: list[str], folder: Path, zip_password: str | None
     ) -> tuple[list[Path], Path | None]:
         """Download every file into ``folder`` and open a private zip; return (files, the CSV to load)."""
         files: list[Path] = []
@@ -387,7 +389,7 @@ class ExhaustCopier:
             self._download(url_source, index, target)
             files.append(target)
             if target.suffix == ".zip":
-                extracted = self._open_zip(target, key, folder)
+                extracted = self._open_zip(target, zip_password, folder)
                 files.append(extracted)
                 csv = csv or extracted
             elif target.suffix == ".csv":
@@ -400,7 +402,7 @@ class ExhaustCopier:
         names: list[str],
         destination: Destination,
         folder: str,
-        key: str | None,
+        zip_password: str | None,
     ) -> tuple[list[str], str | None]:
         """Stream every file into its blob; a zip goes through a temporary folder, to be opened and its CSV
         stored beside it. Return (the blobs' URIs, the CSV to load)."""
@@ -413,7 +415,7 @@ class ExhaustCopier:
                 with scratch_folder("uci-exhaust-") as scratch:  # swept by the next run if this one is killed
                     archive = Path(scratch) / name
                     self._download(url_source, index, archive)
-                    extracted = self._open_zip(archive, key, Path(scratch))
+                    extracted = self._open_zip(archive, zip_password, Path(scratch))
                     for path in (archive, extracted):
                         size = store.upload(
                             path, destination.key(f"{folder}/{path.name}"), chunk_size=self.options.chunk_size
@@ -451,11 +453,15 @@ class ExhaustCopier:
         self.log.info("Downloaded %s (%d bytes)", name, size)
         return size
 
-    def _open_zip(self, target: Path, key: str | None, folder: Path) -> Path:
+    def _open_zip(self, target: Path, zip_password: str | None, folder: Path) -> Path:
         """Extract the zip's CSV beside it, under the zip's own name with ``.csv``."""
         try:
             return open_private_zip(
-                target, key, folder, name=target.with_suffix(".csv").name, chunk_size=self.options.chunk_size
+                target,
+                zip_password,
+                folder,
+                name=target.with_suffix(".csv").name,
+                chunk_size=self.options.chunk_size,
             )
         except ZipPasswordError as exc:
             raise ExhaustKeyError(str(exc)) from None

@@ -211,14 +211,19 @@ def test_private_exhaust_from_csv_and_from_an_encrypted_zip(tmp_path: Path) -> N
     source = FIXTURES / "private-exhaust-2022-06-sample.csv"
     archive = tmp_path / "uci-private-exhaust.zip"
     zip_single_file(source, archive, "uci-private-exhaust.csv", "secret-key")
-    from_csv, from_zip = read_private_exhaust(source), read_private_exhaust(archive, password="secret-key")
+    from_csv, from_zip = (
+        read_private_exhaust(source),
+        read_private_exhaust(archive, zip_password="secret-key"),
+    )
     pd.testing.assert_frame_equal(from_csv, from_zip)
     assert from_csv["phone"].tolist() == ["phone:8148413883", "phone:7597185708"]
     assert from_csv["consented"].tolist() == [True, True]
-    hashed = read_private_exhaust(archive, password="secret-key", phone_numbers="hashed")
+    hashed = read_private_exhaust(archive, zip_password="secret-key", phone_numbers="hashed")
     assert all(len(phone) == 64 for phone in hashed["phone"])
-    with pytest.raises(ZipPasswordError):
-        read_private_exhaust(archive, password="wrong")
+    with pytest.raises(ZipPasswordError, match=r"^zip_password: wrong password"):
+        read_private_exhaust(archive, zip_password="wrong")
+    with pytest.warns(DeprecationWarning, match=r"^password is deprecated; use zip_password$"):
+        pd.testing.assert_frame_equal(read_private_exhaust(archive, password="secret-key"), from_csv)
     assert zipfile.is_zipfile(archive)
 
 

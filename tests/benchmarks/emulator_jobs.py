@@ -33,7 +33,7 @@ service = Service(EmulatorSettings(data_dir=data_dir, schedule=False))
 service.store.submit(tag="bench:dev-channel", request_id="BENCH" + str(time.time_ns()), job_id="uci-response-exhaust",
                      request_data={"type": "uci-response-exhaust", "conversationId": bot, "startDate": start,
                                    "endDate": end},
-                     requested_by="bench", requested_channel="dev-channel", encryption_key=None,
+                     requested_by="bench", requested_channel="dev-channel", zip_password=None,
                      now=datetime.now(timezone.utc))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 began = time.perf_counter()

@@ -626,7 +626,7 @@ def main() -> int:
         proxy = CountingProxy(emulator.port)
         airflow.env.update(
             {
-                "AIRFLOW_CONN_UCI_EXHAUST_DEFAULT": uci_connection(proxy.api, encryption_key=ZIP_KEY),
+                "AIRFLOW_CONN_UCI_EXHAUST_DEFAULT": uci_connection(proxy.api, zip_password=ZIP_KEY),
                 "AIRFLOW_CONN_UCI_WAREHOUSE": warehouse,
                 "AIRFLOW_VAR_UCI_EXHAUST_WAREHOUSE_CONN_ID": "uci_warehouse",
                 "AIRFLOW_VAR_UCI_EXHAUST_DESTINATION": str(root / "files"),

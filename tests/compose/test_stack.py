@@ -400,7 +400,7 @@ def test_an_env_file_with_its_own_secrets_and_production_settings_is_honoured(
         "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(),
         "AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(18),
         "UCI_EMULATOR_ADMIN_TOKEN": secrets.token_urlsafe(32),
-        "UCI_EXHAUST_ENCRYPTION_KEY": "prod-zip-" + secrets.token_hex(6),
+        "UCI_EXHAUST_ZIP_PASSWORD": "prod-zip-" + secrets.token_hex(6),
         "UCI_EXHAUST_REQUESTED_BY": "data-team",
         "UCI_WAREHOUSE_URL": f"postgresql://analytics_loader:{quote(loader_password, safe='')}@postgres:5432/analytics",
         "UCI_EXHAUST_DESTINATION": "wasb://nightly-exhaust/prod/uci",
@@ -438,7 +438,7 @@ def test_an_env_file_with_its_own_secrets_and_production_settings_is_honoured(
         )
         with zipfile.ZipFile(io.BytesIO(archive)) as opened:
             member = opened.namelist()[0]
-            assert opened.read(member, pwd=env["UCI_EXHAUST_ENCRYPTION_KEY"].encode())
+            assert opened.read(member, pwd=env["UCI_EXHAUST_ZIP_PASSWORD"].encode())
             with pytest.raises(RuntimeError):
                 opened.read(member, pwd=ZIP_KEY.encode())
 

@@ -277,7 +277,7 @@ def deploy_celery(root: Path, azurite: Azurite) -> Iterator[CeleryDeployment]:
                 "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
                 # the DAG file never changes here: parse it once, not every few seconds (1.4 s of CPU each time)
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
-                "AIRFLOW_CONN_UCI_EXHAUST_DEFAULT": uci_connection(emulator.api, encryption_key=ZIP_KEY),
+                "AIRFLOW_CONN_UCI_EXHAUST_DEFAULT": uci_connection(emulator.api, zip_password=ZIP_KEY),
                 **{f"AIRFLOW_CONN_{conn_id.upper()}": url for conn_id, url in warehouses.items()},
                 "AIRFLOW_CONN_WASB_DEFAULT": json.dumps(
                     {"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}}

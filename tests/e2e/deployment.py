@@ -124,7 +124,7 @@ def deploy(root: Path, azurite: Azurite) -> Iterator[Deployment]:
         )
         airflow.env.update(
             {
-                "AIRFLOW_CONN_UCI_EXHAUST_DEFAULT": uci_connection(emulator.api, encryption_key=ZIP_KEY),
+                "AIRFLOW_CONN_UCI_EXHAUST_DEFAULT": uci_connection(emulator.api, zip_password=ZIP_KEY),
                 "AIRFLOW_CONN_UCI_WAREHOUSE": warehouse,
                 "AIRFLOW_CONN_WASB_DEFAULT": json.dumps(
                     {"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}}

@@ -356,7 +356,7 @@ def test_same_day_resubmission_returns_the_original_job_unchanged(api: ExhaustAp
     first = api.submit(submit_body(tag, start="2022-03-01", end="2022-03-02")).json()["result"]
     again = api.submit(
         submit_body(
-            tag, start="2023-01-01", end="2023-12-31", conversation_id=new_tag(), encryption_key="other"
+            tag, start="2023-01-01", end="2023-12-31", conversation_id=new_tag(), zip_password="other"
         )
     ).json()["result"]
     assert again["requestId"] == first["requestId"]

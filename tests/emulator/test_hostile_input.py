@@ -483,7 +483,7 @@ def private_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
                 emulator,
                 dataset="uci-private-exhaust",
                 conversation_id=PRIVATE_BOT,
-                encryption_key=ZIP_PASSWORD,
+                zip_password=ZIP_PASSWORD,
             )
             ran = requests.post(f"{emulator.root}/admin/run-jobs", timeout=60)
             assert ran.status_code == 200, ran.text

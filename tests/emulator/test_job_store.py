@@ -220,7 +220,7 @@ def test_table_has_the_contract_columns_and_primary_key(store: Store) -> None:
 
 def test_submit_read_list_and_the_row_written(store: Store) -> None:
     api, tag = store.api, new_tag()
-    body = submit_body(tag, requested_by="someone", encryption_key="secret-key")
+    body = submit_body(tag, requested_by="someone", zip_password="secret-key")
     job = submit(api, body)
     rid = job["requestId"]
     assert job["status"] == "SUBMITTED" and job["attempts"] == 0 and job["tag"] == f"{tag}:{CHANNEL}"
@@ -354,8 +354,8 @@ LIMIT_CASES = {
     "tag+channel 100": (lambda tag: {"tag": tag + "x" * (100 - len(f"{tag}:{CHANNEL}"))}, None),
     "requestedBy 51": (lambda tag: {"requested_by": "u" * 51}, "requestedBy"),
     "requestedBy 50": (lambda tag: {"requested_by": "u" * 50}, None),
-    "encryptionKey 51": (lambda tag: {"encryption_key": "k" * 51}, "encryptionKey"),
-    "encryptionKey 50": (lambda tag: {"encryption_key": "k" * 50}, None),
+    "encryptionKey 51": (lambda tag: {"zip_password": "k" * 51}, "encryptionKey"),
+    "encryptionKey 50": (lambda tag: {"zip_password": "k" * 50}, None),
 }
 
 
@@ -397,16 +397,16 @@ def test_length_limits_under_play_errors_are_the_databases_500(start_emulator) -
 
 def test_too_long_resubmit_leaves_a_failed_row_as_it_was(store: Store) -> None:
     api, tag = store.api, new_tag()
-    rid = submit(api, submit_body(tag, encryption_key="short"))["requestId"]
+    rid = submit(api, submit_body(tag, zip_password="short"))["requestId"]
     admin(store.emulator, rid, "fail", tag, json={"message": "Invalid request"})
     before = store.row(f"{tag}:{CHANNEL}", rid)
     sealed = "SELECT sealed_key FROM job_request_key WHERE tag = ? AND request_id = ?"
     key_before = store.query(sealed, (f"{tag}:{CHANNEL}", rid))
-    answer = api.submit(submit_body(tag, encryption_key="k" * 51))
+    answer = api.submit(submit_body(tag, zip_password="k" * 51))
     assert answer.status_code == 400 and answer.json()["responseCode"] == "CLIENT_ERROR"
     assert store.row(f"{tag}:{CHANNEL}", rid) == before
     assert store.query(sealed, (f"{tag}:{CHANNEL}", rid)) == key_before and len(key_before) == 1
-    # the key is kept sealed beside the real table, not in its encryption_key column
+    # the zip password is kept sealed beside the real table, not in the real table's own column
     assert before["status"] == "FAILED" and before["encryption_key"] is None
 
 

@@ -580,9 +580,9 @@ def test_response_range_is_by_sync_day_inclusive(seeded: Seeded) -> None:
     assert len(rows) == bot["events_by_day"][START] < rows_for(seeded.summary, ALPHA)
 
 
-def test_response_without_dates_reads_the_bots_and_ignores_an_encryption_key(seeded: Seeded) -> None:
+def test_response_without_dates_reads_the_bots_and_ignores_a_zip_password(seeded: Seeded) -> None:
     api, tag = seeded.api, new_tag()
-    body = submit_body(tag, conversation_id=ALPHA, encryption_key="not-used-by-this-job")
+    body = submit_body(tag, conversation_id=ALPHA, zip_password="not-used-by-this-job")
     del body["request"]["datasetConfig"]["startDate"], body["request"]["datasetConfig"]["endDate"]
     rid = submit_raw(api, body)["requestId"]
     outcome = outcome_of(run_jobs(seeded.emulator, RESPONSE), rid)
@@ -730,7 +730,7 @@ def _private_job(seeded: Seeded, **kwargs: Any) -> tuple[str, dict[str, Any], di
 
 
 def test_private_zip_with_a_key_needs_the_password(seeded: Seeded) -> None:
-    rid, outcome, job = _private_job(seeded, encryption_key="s3cret-Key")
+    rid, outcome, job = _private_job(seeded, zip_password="s3cret-Key")
     entry = f"{ALPHA}_userinfo_{RUN_DAY}.csv"
     zip_key = f"uci-private-exhaust/{rid}/{ALPHA}_userinfo_{RUN_DAY}.zip"
     assert outcome["downloadUrls"] == [f"https://{ACCOUNT}.blob.core.windows.net/reports/{zip_key}"]
@@ -773,7 +773,7 @@ def test_private_ignores_the_date_range(seeded: Seeded) -> None:
 
 
 def test_private_with_an_empty_key_falls_back_to_the_csv(seeded: Seeded) -> None:
-    rid, outcome, job = _private_job(seeded, encryption_key="")
+    rid, outcome, job = _private_job(seeded, zip_password="")
     name = f"{ALPHA}_userinfo_{RUN_DAY}.csv"
     assert outcome["downloadUrls"] == [
         f"wasb://reports@{ACCOUNT}.blob.core.windows.net/uci-private-exhaust/{rid}/{name}"

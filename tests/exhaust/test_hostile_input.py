@@ -18,6 +18,7 @@ import pytest
 
 from airflow_provider_uci.exhaust.load import load_exhaust
 from airflow_provider_uci.exhaust.private_zip import UNZIP_FLOOR, ZipTooLarge, open_private_zip, unzip_limit
+from airflow_provider_uci.exhaust.renamed import OLD_ZIP_PASSWORD_ENV, ZIP_PASSWORD_ENV
 from airflow_provider_uci.exhaust.spark_csv import RECORD_LIMIT, SparkCsvError, read_records
 from tests.benchmarks.hostile_input import (
     TARA_PRIVATE,
@@ -46,7 +47,8 @@ def uci_load(tmp_path: Path, url: str, *files: str) -> dict[str, object]:
     scratch = tmp_path / "tmp"
     scratch.mkdir(exist_ok=True)
     env = {**os.environ, "TMPDIR": str(scratch)}
-    env.pop("UCI_EXHAUST_ENCRYPTION_KEY", None)
+    for name in (ZIP_PASSWORD_ENV, OLD_ZIP_PASSWORD_ENV):
+        env.pop(name, None)
     result = measure(
         [*uci_exhaust(), "load", *files, "--warehouse", url, "--rejects", str(tmp_path / "rejects.jsonl")],
         env=env,

@@ -15,7 +15,6 @@ import csv
 import dataclasses
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from airflow_provider_uci.emulator.crypto import zip_single_file
 from airflow_provider_uci.exhaust.keys import DuplicateAnswer
 from airflow_provider_uci.exhaust.load import RejectLimitExceeded, load_exhaust
 from airflow_provider_uci.exhaust.records import RESPONSE_TABLE_COLUMNS, USER_TABLE_COLUMNS
+from airflow_provider_uci.exhaust.renamed import OLD_ZIP_PASSWORD_ENV, ZIP_PASSWORD_ENV
 from airflow_provider_uci.exhaust.warehouse import open_warehouse
 from tests.support.phones import hashed as keyed_hash
 from tests.support.services import postgres_database
@@ -236,6 +236,7 @@ def uci_load(
     *extra: str,
     rejects: Path | None = None,
     table: str = TABLE,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``uci-exhaust load`` run in this process through the command's own ``main`` (its exit code, stdout and
     stderr as a process would give them; ``tests/test_cli_failures.py`` runs the installed command)."""
@@ -256,13 +257,14 @@ def uci_load(
         *extra,
     ]
     out, err = io.StringIO(), io.StringIO()
-    key = os.environ.pop("UCI_EXHAUST_ENCRYPTION_KEY", None)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {ZIP_PASSWORD_ENV: None, OLD_ZIP_PASSWORD_ENV: None, **(env or {})}.items():
+            if value is None:
+                patch.delenv(name, raising=False)
+            else:
+                patch.setenv(name, value)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = cli.main(args)
-    finally:
-        if key is not None:
-            os.environ["UCI_EXHAUST_ENCRYPTION_KEY"] = key
     return subprocess.CompletedProcess(["uci-exhaust", *args], code, out.getvalue(), err.getvalue())
 
 
@@ -515,15 +517,15 @@ def test_a_private_zip_needs_its_key(warehouse_url: str, tmp_path: Path) -> None
 
     missing = uci_load(SUNBIRD / TARA.response, archive, warehouse_url)
     assert missing.returncode != 0
-    assert "encryption_key: missing" in missing.stderr and "private.zip" in missing.stderr
+    assert "zip_password: missing" in missing.stderr and "private.zip" in missing.stderr
     assert state(warehouse_url) == before
 
-    wrong = uci_load(SUNBIRD / TARA.response, archive, warehouse_url, "--encryption-key", "not-the-key")
+    wrong = uci_load(SUNBIRD / TARA.response, archive, warehouse_url, "--zip-password", "not-the-key")
     assert wrong.returncode != 0
-    assert "encryption_key: wrong key" in wrong.stderr and "not-the-key" not in wrong.stderr
+    assert "zip_password: wrong password" in wrong.stderr and "not-the-key" not in wrong.stderr
     assert state(warehouse_url) == before
 
-    summary = loaded(uci_load(SUNBIRD / TARA.response, archive, warehouse_url, "--encryption-key", ZIP_KEY))
+    summary = loaded(uci_load(SUNBIRD / TARA.response, archive, warehouse_url, "--zip-password", ZIP_KEY))
     assert (summary["responses_loaded"], summary["users_loaded"], summary["responses_without_user"]) == (
         TARA.rows,
         TARA.users,
@@ -531,6 +533,60 @@ def test_a_private_zip_needs_its_key(warehouse_url: str, tmp_path: Path) -> None
     )
     tara = table_rows(warehouse_url)
     assert {key: row for key, row in tara.items() if key[0] == TARA_BOT} == expected_rows(TARA)
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "warned"),
+    [
+        (["--zip-password", ZIP_KEY], {}, ""),
+        ([], {ZIP_PASSWORD_ENV: ZIP_KEY}, ""),
+        (["--encryption-key", ZIP_KEY], {}, "--encryption-key is deprecated; use --zip-password"),
+        (
+            [],
+            {OLD_ZIP_PASSWORD_ENV: ZIP_KEY},
+            f"{OLD_ZIP_PASSWORD_ENV} is deprecated; use {ZIP_PASSWORD_ENV}",
+        ),
+    ],
+    ids=["flag", "variable", "old flag", "old variable"],
+)
+def test_the_zip_password_by_its_name_or_its_old_one(
+    flags: list[str], env: dict[str, str], warned: str, warehouse_url: str, tmp_path: Path
+) -> None:
+    """The old flag and variable still open the zip, and the user reads, on one line, what to use instead."""
+    archive = tmp_path / "private.zip"
+    zip_single_file(SUNBIRD / TARA.private, archive, "c387e983_userinfo_20220624.csv", ZIP_KEY)
+
+    done = uci_load(SUNBIRD / TARA.response, archive, warehouse_url, *flags, env=env)
+
+    assert loaded(done)["users_loaded"] == TARA.users
+    assert done.stderr == (f"uci-exhaust: DeprecationWarning: {warned}\n" if warned else "")
+    assert ZIP_KEY not in done.stdout + done.stderr
+
+
+def test_load_exhaust_takes_the_zip_passwords_old_keyword_with_a_warning(
+    warehouse_url: str, tmp_path: Path
+) -> None:
+    archive = tmp_path / "private.zip"
+    zip_single_file(SUNBIRD / TARA.private, archive, "c387e983_userinfo_20220624.csv", ZIP_KEY)
+    with pytest.warns(
+        DeprecationWarning, match=r"^encryption_key is deprecated; use zip_password$"
+    ) as caught:
+        summary = load_exhaust(
+            response_csv=SUNBIRD / TARA.response,
+            private=archive,
+            warehouse_url=warehouse_url,
+            encryption_key=ZIP_KEY,
+        )
+    assert caught[0].filename == __file__, "the warning points at the call"
+    assert (summary.responses_loaded, summary.users_loaded) == (TARA.rows, TARA.users)
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match=r"^zip_password: given twice"):
+        load_exhaust(
+            response_csv=SUNBIRD / TARA.response,
+            private=archive,
+            warehouse_url=warehouse_url,
+            zip_password=ZIP_KEY,
+            encryption_key="another",
+        )
 
 
 @pytest.mark.parametrize("mode", ["plain", "hashed", "none"])
@@ -584,7 +640,7 @@ def test_an_answer_twice_in_a_file_is_refused_naming_both_lines(
     )
     assert done.stderr.count("\n") == 1 and "nothing was loaded" in done.stderr
     assert state(warehouse_url) == before
-    with pytest.raises(DuplicateAnswer, match=f"^{re.escape(lines)}"):
+    with pytest.raises(DuplicateAnswer, match=rf"^{re.escape(lines)}"):
         load_exhaust(
             response_csv=response, private=SUNBIRD / TARA.private, warehouse_url=warehouse_url, fast=False
         )

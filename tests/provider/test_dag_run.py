@@ -20,7 +20,7 @@ from tests.support.connections import set_uci_connection
 from tests.support.services import Emulator, run_emulator
 
 API_KEY = "k-3c5f0e9a7d21"
-ENCRYPTION_KEY = "zip-pass-7731b"
+ZIP_PASSWORD = "zip-pass-7731b"
 SCRIPT = Path(sys.executable).with_name("uci-exhaust")
 RESPONSE, PRIVATE = "uci-response-exhaust", "uci-private-exhaust"
 
@@ -61,7 +61,7 @@ def test_submit_and_wait_for_both_exhausts(
     fast_emulator, airflow_db: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     emulator, summary = fast_emulator
-    set_uci_connection(monkeypatch, emulator.api, api_key=API_KEY, encryption_key=ENCRYPTION_KEY)
+    set_uci_connection(monkeypatch, emulator.api, api_key=API_KEY, zip_password=ZIP_PASSWORD)
     dag = load_dag(airflow_db, "uci_test_submit_wait")
     conf = {"conversation_id": summary["bots"][0]["id"], "start_date": "2026-02-01", "end_date": "2026-02-02"}
 
@@ -98,6 +98,6 @@ def test_submit_and_wait_for_both_exhausts(
     )
     for text in (out, err, stored, logs):
         assert API_KEY not in text
-        assert ENCRYPTION_KEY not in text
+        assert ZIP_PASSWORD not in text
         assert "sig=" not in text
     assert "submit_private" in out + err, "the run's task logs were captured"

@@ -47,7 +47,7 @@ def hook(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> UciExhaustHook:
 def test_submit_read_list_round_trip(hook: UciExhaustHook) -> None:
     tag = new_tag()
     job = hook.submit_request(
-        hook.request_for(BOT, "private", "2022-03-01", "2022-03-02", tag, encryption_key="pw-123")
+        hook.request_for(BOT, "private", "2022-03-01", "2022-03-02", tag, zip_password="pw-123")
     )
     assert (
         job.status is JobStatus.SUBMITTED and job.tag == f"{tag}:dev-channel" and job.requested_by == "tests"
@@ -235,7 +235,7 @@ def test_secrets_are_never_logged(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Neither Airflow's log (printed) nor the HTTP libraries' (standard logging, at debug) shows a key."""
-    set_uci_connection(monkeypatch, emulator.api, encryption_key="zip-secret-4471")
+    set_uci_connection(monkeypatch, emulator.api, zip_password="zip-secret-4471")
     caplog.set_level(logging.DEBUG)
     hook = UciExhaustHook()
     job = hook.submit_request(hook.request_for(BOT, "private", "2022-03-01", "2022-03-02", new_tag()))

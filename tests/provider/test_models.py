@@ -82,8 +82,8 @@ def test_a_good_request_is_normalised() -> None:
         ({"requested_by": "r" * 51}, "requested_by", "at most 50 characters"),
         ({"channel": "c" * 51}, "channel", "at most 50 characters"),
         ({"channel": ""}, "channel", "must not be empty"),
-        ({"encryption_key": "k" * 51}, "encryption_key", "at most 50 characters"),
-        ({"encryption_key": ""}, "encryption_key", "must not be empty"),
+        ({"zip_password": "k" * 51}, "zip_password", "at most 50 characters"),
+        ({"zip_password": ""}, "zip_password", "must not be empty"),
     ],
 )
 def test_each_rule_names_its_field(change: dict, field: str, rule: str) -> None:
@@ -95,12 +95,12 @@ def test_each_rule_names_its_field(change: dict, field: str, rule: str) -> None:
     assert isinstance(raised.value, ExhaustError)
 
 
-def test_the_encryption_key_never_appears_in_errors_or_repr() -> None:
+def test_the_zip_password_never_appears_in_errors_or_repr() -> None:
     secret = "zip-password-" + "x" * 40
     with pytest.raises(ExhaustValidationError) as raised:
-        ExhaustRequest(**{**GOOD, "encryption_key": secret}).validate()
+        ExhaustRequest(**{**GOOD, "zip_password": secret}).validate()
     assert secret not in str(raised.value)
-    assert "hunter2" not in repr(ExhaustRequest(**{**GOOD, "encryption_key": "hunter2"}))
+    assert "hunter2" not in repr(ExhaustRequest(**{**GOOD, "zip_password": "hunter2"}))
 
 
 def test_job_reads_every_field_of_the_sample() -> None:

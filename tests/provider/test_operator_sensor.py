@@ -315,10 +315,3 @@ def test_parsing_the_dag_does_not_import_the_loader() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
-
-
-def test_the_load_operator_default_table_is_the_loaders() -> None:
-    from airflow_provider_uci.exhaust.load import DEFAULT_TABLE
-    from airflow_provider_uci.operators import load
-
-    assert load.DEFAULT_TABLE == DEFAULT_TABLE

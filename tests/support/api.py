@@ -24,7 +24,7 @@ def submit_body(
     start: str = "2022-03-01",
     end: str = "2022-04-01",
     requested_by: str = "user_id",
-    encryption_key: str | None = None,
+    zip_password: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """The seed document's submit body, with the given values."""
@@ -39,8 +39,8 @@ def submit_body(
             "endDate": end,
         },
     }
-    if encryption_key is not None:
-        request["encryptionKey"] = encryption_key
+    if zip_password is not None:
+        request["encryptionKey"] = zip_password
     request.update(extra)
     return {
         "id": "ekstep.analytics.job.request.submit",

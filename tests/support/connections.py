@@ -13,13 +13,13 @@ def uci_connection(
     api_key: str = "dev-key",
     channel: str = "dev-channel",
     requested_by: str = "tests",
-    encryption_key: str | None = None,
+    zip_password: str | None = None,
     extra: dict | None = None,
 ) -> str:
     """A ``uci_exhaust`` connection as JSON; ``extra`` adds to (or overrides) the extras made from the options."""
     extra = {"channel_id": channel, "requested_by": requested_by, **(extra or {})}
-    if encryption_key is not None:
-        extra["zip_password"] = encryption_key
+    if zip_password is not None:
+        extra["zip_password"] = zip_password
     return json.dumps({"conn_type": "uci_exhaust", "host": host, "password": api_key, "extra": extra})
 
 

@@ -190,7 +190,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     with run_emulator(data_dir, "--no-schedule") as emulator:
         api = ExhaustApi(emulator.api)
         response = submit(api, conversation_id=BOT, start=START, end=END)
-        private = submit(api, dataset=PRIVATE, conversation_id=BOT, start=START, end=END, encryption_key=KEY)
+        private = submit(api, dataset=PRIVATE, conversation_id=BOT, start=START, end=END, zip_password=KEY)
         open_private = submit(api, dataset=PRIVATE, conversation_id=BOT, start=START, end=END)
         ran = requests.post(f"{emulator.root}/admin/run-jobs", timeout=60)
         assert ran.status_code == 200, ran.text
@@ -247,7 +247,7 @@ def test_response_csv_lands_at_its_fixed_path_and_a_rerun_overwrites(
 def test_private_zip_from_the_sensor_xcom_is_copied_and_opened_with_the_connection_key(
     seeded: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    set_uci_connection(monkeypatch, seeded.emulator.api, encryption_key=KEY)
+    set_uci_connection(monkeypatch, seeded.emulator.api, zip_password=KEY)
     pushed = {
         "request_id": seeded.private.request_id,
         "tag": seeded.private.tag,
@@ -311,7 +311,7 @@ def test_a_wrong_key_and_a_missing_key_are_told_apart(
     missing = CopyExhaustFilesOperator(
         task_id="copy", jobs=answered(job, PRIVATE), destination=str(tmp_path / "missing")
     )
-    with pytest.raises(ZipPasswordError, match=r"^encryption_key: missing") as caught:
+    with pytest.raises(ZipPasswordError, match=r"^zip_password: missing") as caught:
         missing.execute(context())
     assert isinstance(caught.value, ExhaustError)
 
@@ -321,7 +321,7 @@ def test_a_wrong_key_and_a_missing_key_are_told_apart(
         destination=str(tmp_path / "wrong"),
         zip_password="not-the-key",
     )
-    with pytest.raises(ZipPasswordError, match=r"^encryption_key: wrong key") as caught:
+    with pytest.raises(ZipPasswordError, match=r"^zip_password: wrong password") as caught:
         wrong.execute(context())
     assert "not-the-key" not in str(caught.value)
     folder = tmp_path / "wrong" / BOT / f"{START}_{END}"

@@ -20,8 +20,9 @@ from airflow_provider_uci.emulator.jobs.common import (
 from airflow_provider_uci.emulator.storage import https_url, wasb_url
 from airflow_provider_uci.emulator.store import JobRow
 from airflow_provider_uci.emulator.ucidb import PRIVATE_CONSENT_PATH, UserDataError, consent_at
+from airflow_provider_uci.exhaust.names import PRIVATE_DATASET
 
-DATASET = "uci-private-exhaust"
+DATASET = PRIVATE_DATASET
 COLUMNS = (
     "Conversation ID",
     "Conversation Name",
@@ -57,7 +58,7 @@ def run(context: JobContext, request: JobRow, workdir: Path) -> tuple[list[str],
     with context.timer() as zip_timer:
         archive = workdir / name.replace("csv", "zip")
         try:
-            zip_single_file(local, archive, name, request.encryption_key)
+            zip_single_file(local, archive, name, request.zip_password)
         except ValueError:
             # zip4j refuses an empty password; the real job ignores the zip error and keeps the CSV
             context.storage.upload_file(container, key, local)

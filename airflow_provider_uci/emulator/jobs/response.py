@@ -29,8 +29,9 @@ from airflow_provider_uci.emulator.jobs.common import (
 from airflow_provider_uci.emulator.storage import wasb_url
 from airflow_provider_uci.emulator.store import JobRow
 from airflow_provider_uci.emulator.ucidb import RESPONSE_CONSENT_PATH, UserDataError, consent_at
+from airflow_provider_uci.exhaust.names import RESPONSE_DATASET
 
-DATASET = "uci-response-exhaust"
+DATASET = RESPONSE_DATASET
 CHUNK = 1024 * 1024
 
 #: Column order of the current job (``columnsOrder``), with the trailing raw ``@timestamp``.
