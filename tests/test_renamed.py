@@ -16,13 +16,20 @@ from airflow_provider_uci.cli import build_parser
 from airflow_provider_uci.cli_client import secrets_of, zip_password_of
 from airflow_provider_uci.exhaust.renamed import OLD_ZIP_PASSWORD_ENV, ZIP_PASSWORD_ENV, zip_password_from_env
 from airflow_provider_uci.hooks.exhaust import UciExhaustHook
-from airflow_provider_uci.hooks.wire import read_settings
+from airflow_provider_uci.hooks.wire import ConnectionSettings
 from airflow_provider_uci.models import ExhaustRequest, ExhaustValidationError
 from tests.support.connections import set_uci_connection
 
 BOT = "c63b6faa-11a9-4259-b941-11cd2f8446c6"
 #: Nothing listens there: these tests build requests and read connections, and send nothing.
 NOWHERE = "http://127.0.0.1:9/api"
+
+
+def read_settings() -> ConnectionSettings:
+    """The default connection's settings, as the hooks read them."""
+    from airflow.sdk import BaseHook
+
+    return ConnectionSettings.from_connection(BaseHook.get_connection("uci_exhaust_default"))
 
 
 @pytest.fixture(autouse=True)

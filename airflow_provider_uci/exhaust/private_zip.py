@@ -57,8 +57,7 @@ def open_private_zip(
 
     The service protects the zip with ZipCrypto when the request carried an ``encryptionKey``
     (docs/service-contract.md §3.5), and leaves it unencrypted otherwise; an unencrypted zip opens with or
-    without a password.
-    The CSV is created with mode 0600 (``target_dir``, if made, 0700).
+    without a password. The CSV is created with mode 0600 (``target_dir``, if made, 0700).
 
     :param zip_path: the downloaded zip.
     :param zip_password: the zip's password (the request's ``encryptionKey``), or ``None``.
