@@ -17,7 +17,7 @@ from airflow_provider_uci.refs import (
     jobs_by_dataset,
     submitted,
 )
-from tests.provider.test_models import SAMPLE_RESULT
+from tests.test_models import SAMPLE_RESULT
 
 RESPONSE, PRIVATE = "uci-response-exhaust", "uci-private-exhaust"
 JOBS = {
