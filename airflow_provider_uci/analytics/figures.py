@@ -1,8 +1,10 @@
 """The report's numbers: each bot's sessions, funnel, answer shares and days, read from a warehouse.
 
-Every number comes from the queries behind the warehouse's views (``exhaust.warehouse.views``) narrowed to
-the report's :class:`Scope`, so a figure on the page is the figure in the view. Answers are grouped here
-by what a person reads (:func:`answer_label`), so two spellings of one choice count as one.
+Every number is what the queries behind the warehouse's views (``exhaust.warehouse.views``) give narrowed
+to the report's :class:`Scope`, so a figure on the page is the figure in the view: on PostgreSQL from those
+queries, on SQLite (which sorts the rows for each of them) from one sorted pass over the rows that computes
+the same (``analytics.one_pass``). Answers are grouped here by what a person reads (:func:`answer_label`),
+so two spellings of one choice count as one.
 """
 
 from __future__ import annotations
