@@ -138,7 +138,7 @@ def _read(cursor: Any) -> tuple[dict[str, _Bot], int]:
     devices: set[str] = set()
     bot, session, bot_id, session_key = _Bot(), _Session(), None, None
     for row in cursor:
-        conversation, key, question, moment, _, device, day, eof, response, duration = row[:10]
+        conversation, key, question, moment, _, device, day, eof, response, duration, *texts = row
         if conversation != bot_id or key != session_key:
             if session_key is not None:
                 session.close(bot)
@@ -149,7 +149,7 @@ def _read(cursor: Any) -> tuple[dict[str, _Bot], int]:
         bot.answers += 1
         devices.add(device)
         _count_day(bot, day, device)
-        _count_question(bot, question, moment, response, duration, row)
+        _count_question(bot, question, moment, response, duration, texts)
         if not session.questions or session.questions[-1] != question:
             session.questions.append(question)
         session.answers[question] = response
@@ -176,7 +176,7 @@ def _count_day(bot: _Bot, day: Any, device: str) -> None:
 
 
 def _count_question(
-    bot: _Bot, question: str, moment: str | None, response: Any, duration: Any, row: Any
+    bot: _Bot, question: str, moment: str | None, response: Any, duration: Any, texts: list[Any]
 ) -> None:
     item = bot.questions.get(question)
     if item is None:
@@ -188,7 +188,7 @@ def _count_question(
         item.durations[duration] += 1
     if moment is not None and (item.first_seen is None or moment < item.first_seen):
         item.first_seen = moment
-    name, title, kind, x_path = row[10:]
+    name, title, kind, x_path = texts
     if name is not None and (bot.name is None or name > bot.name):
         bot.name = name
     if title is not None and (item.title is None or title > item.title):
