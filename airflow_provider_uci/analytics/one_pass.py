@@ -51,7 +51,7 @@ class FleetRows(NamedTuple):
     answer_shares: list[tuple[Any, ...]]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Question:
     title: str | None = None
     kind: str | None = None
@@ -62,7 +62,7 @@ class _Question:
     durations: Counter[Any] = field(default_factory=Counter)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Bot:
     name: str | None = None
     answers: int = 0
@@ -79,7 +79,7 @@ class _Bot:
 class _Session:
     """One session's rows as they are read (they come by question, then time)."""
 
-    __slots__ = ("answers", "finished", "questions", "reached", "started")
+    __slots__ = ("answers", "day", "device", "finished", "questions", "reached", "run", "started")
 
     def __init__(self) -> None:
         self.questions: list[str] = []
@@ -87,8 +87,25 @@ class _Session:
         self.reached = False
         self.started: str | None = None
         self.finished: str | None = None
+        self.day: Any = None  # the sync day and device of the latest rows, and how many rows in a row
+        self.device: str | None = None
+        self.run = 0
+
+    def count_run(self, bot: _Bot) -> None:
+        """Count the rows of one day and device (a session's rows are mostly one run)."""
+        if self.run:
+            seen = bot.days.get(self.day)
+            if seen is None:
+                seen = bot.days[self.day] = (set(), [0])
+            seen[0].add(self.device)
+            seen[1][0] += self.run
+            first = bot.firsts.get(self.device)
+            if first is None or self.day < first:
+                bot.firsts[self.device] = self.day
+            self.run = 0
 
     def close(self, bot: _Bot) -> None:
+        self.count_run(bot)
         bot.sessions += 1
         bot.completed += self.reached
         bot.paths[(tuple(self.questions), self.reached)] += 1
@@ -135,10 +152,24 @@ def fleet_rows(warehouse: Any, table: str, scope: Scope) -> FleetRows:
 def _read(cursor: Any) -> tuple[dict[str, _Bot], int]:
     """Every row once: each bot's figures, and the distinct devices of all bots."""
     bots: dict[str, _Bot] = {}
-    devices: set[str] = set()
     bot, session, bot_id, session_key = _Bot(), _Session(), None, None
     for row in cursor:
-        conversation, key, question, moment, _, device, day, eof, response, duration, *texts = row
+        (
+            conversation,
+            key,
+            question,
+            moment,
+            _,
+            device,
+            day,
+            eof,
+            response,
+            duration,
+            name,
+            title,
+            kind,
+            path,
+        ) = row
         if conversation != bot_id or key != session_key:
             if session_key is not None:
                 session.close(bot)
@@ -146,10 +177,14 @@ def _read(cursor: Any) -> tuple[dict[str, _Bot], int]:
                 bot = bots[conversation] = _Bot()
                 bot_id = conversation
             session, session_key = _Session(), key
+        if day != session.day or device != session.device:
+            session.count_run(bot)
+            session.day, session.device = day, device
+        session.run += 1
         bot.answers += 1
-        devices.add(device)
-        _count_day(bot, day, device)
-        _count_question(bot, question, moment, response, duration, texts)
+        if name is not None and (bot.name is None or name > bot.name):
+            bot.name = name
+        _count_question(bot, question, moment, response, duration, (title, kind, path))
         if not session.questions or session.questions[-1] != question:
             session.questions.append(question)
         session.answers[question] = response
@@ -161,22 +196,11 @@ def _read(cursor: Any) -> tuple[dict[str, _Bot], int]:
                 session.finished = moment
     if session_key is not None:
         session.close(bot)
-    return bots, len(devices)
-
-
-def _count_day(bot: _Bot, day: Any, device: str) -> None:
-    seen = bot.days.get(day)
-    if seen is None:
-        seen = bot.days[day] = (set(), [0])
-    seen[0].add(device)
-    seen[1][0] += 1
-    first = bot.firsts.get(device)
-    if first is None or day < first:
-        bot.firsts[device] = day
+    return bots, len(set().union(*(bot.firsts for bot in bots.values())))
 
 
 def _count_question(
-    bot: _Bot, question: str, moment: str | None, response: Any, duration: Any, texts: list[Any]
+    bot: _Bot, question: str, moment: str | None, response: Any, duration: Any, texts: tuple[Any, ...]
 ) -> None:
     item = bot.questions.get(question)
     if item is None:
@@ -188,9 +212,7 @@ def _count_question(
         item.durations[duration] += 1
     if moment is not None and (item.first_seen is None or moment < item.first_seen):
         item.first_seen = moment
-    name, title, kind, x_path = texts
-    if name is not None and (bot.name is None or name > bot.name):
-        bot.name = name
+    title, kind, x_path = texts
     if title is not None and (item.title is None or title > item.title):
         item.title = title
     if kind is not None and (item.kind is None or kind > item.kind):
