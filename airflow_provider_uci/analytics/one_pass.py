@@ -20,13 +20,12 @@ from typing import Any, NamedTuple
 
 from airflow_provider_uci.exhaust.warehouse.views import SESSION_KEY, Scope, SqlBuilder, quoted_table
 
-#: Each row's columns, in the order :func:`_read` unpacks them.
+#: Each row's columns, in the order :func:`_read` unpacks them (the Message ID only orders them).
 _COLUMNS = (
     "conversation_id",
     f"{SESSION_KEY} AS session_key",
     "question_id",
     "strftime('%Y-%m-%dT%H:%M:%fZ', coalesce(event_timestamp, at_timestamp)) AS moment",
-    "message_id",
     "device_id",
     "sync_date",
     "eof",
@@ -88,7 +87,7 @@ class _Session:
         self.started: str | None = None
         self.finished: str | None = None
         self.day: Any = None  # the sync day and device of the latest rows, and how many rows in a row
-        self.device: str | None = None
+        self.device: Any = None
         self.run = 0
 
     def count_run(self, bot: _Bot) -> None:
@@ -159,7 +158,6 @@ def _read(cursor: Any) -> tuple[dict[str, _Bot], int]:
             key,
             question,
             moment,
-            _,
             device,
             day,
             eof,
@@ -271,7 +269,8 @@ def _median(durations: Counter[Any]) -> float | None:
     count = sum(durations.values())
     if not count:
         return None
-    wanted, middle, seen = {(count + 1) // 2, (count + 2) // 2}, [], 0
+    wanted, seen = {(count + 1) // 2, (count + 2) // 2}, 0
+    middle: list[float] = []
     for value in sorted(durations):
         upto = seen + durations[value]
         middle.extend(float(value) for place in wanted if seen < place <= upto)
@@ -338,7 +337,7 @@ def _funnel(bot_id: str, bot: _Bot) -> list[tuple[Any, ...]]:
 
 
 def _answer_shares(bot_id: str, bot: _Bot) -> list[tuple[Any, ...]]:
-    answering = Counter()
+    answering: Counter[str] = Counter()
     for (question, _), sessions in bot.shares.items():
         answering[question] += sessions
     return [
