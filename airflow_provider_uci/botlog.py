@@ -25,7 +25,7 @@ def prefix(bot: str | None) -> str:
     return f"Bot {bot}: " if bot else ""
 
 
-class BotLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+class BotLog(logging.LoggerAdapter):  # type: ignore[type-arg]  # subscriptable only from Python 3.11
     """A task's logger whose every line starts with ``Bot <conversation id>: ``."""
 
     def __init__(self, log: Any, bot: str | None) -> None:

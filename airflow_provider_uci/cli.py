@@ -2,7 +2,7 @@
 
 Every failure is told on one line of stderr, with no traceback and no secret, and an exit code:
 1 the service, the network or the warehouse failed; 2 bad input (a flag, a file, a value); 3 no such
-job (``cli_client.exit_code``).
+job (``cli_client.exit_code``). A command whose extra is not installed says which to install, with 2.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from airflow_provider_uci.cli_client import (
     OneLineParser,
@@ -21,6 +22,15 @@ from airflow_provider_uci.cli_client import (
     secrets_of,
     unzip_limit_of,
 )
+from airflow_provider_uci.extras import EXTRAS, MissingExtra, extra_for, install_line, require
+
+#: The extras each command needs, and the modules of them it imports (``None``: all of them); checked
+#: before the command starts, so that it fails at once in one line rather than halfway through.
+COMMAND_EXTRAS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
+    "emulator": (("emulator",), None),
+    "report": (("analytics",), ("matplotlib",)),
+    "demo": (("emulator", "analytics"), (*EXTRAS["emulator"], "matplotlib")),
+}
 
 EMULATOR_ENV_HELP = """\
 Every flag has an environment variable; a flag wins over its variable.
@@ -73,9 +83,34 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _emulator_command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    *,
+    help: str,
+    description: str,
+    epilog: str = EMULATOR_ENV_HELP,
+    common: bool = True,
+) -> argparse.ArgumentParser:
+    """An emulator command's parser, with the options every emulator command shares unless ``common`` is
+    false; ``epilog`` lists the environment variables it reads, laid out as written."""
+    parser = sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if common:
+        _add_common(parser)
+    return parser
+
+
 def _add_serve(sub: argparse._SubParsersAction) -> None:
-    serve = sub.add_parser(
+    serve = _emulator_command(  # the options it shares come after where it listens
+        sub,
         "serve",
+        common=False,
         help="serve the Data Exhaust API and run the nightly jobs on schedule",
         description="Serve the Data Exhaust API at /dataset/v1/request/... and /api/dataset/v1/request/..., "
         "the internal POST /request/search, signed downloads and /admin routes, and run the nightly "
@@ -86,7 +121,6 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "\nThe /admin routes and POST /request/search take the admin token as header X-Admin-Token (or as\n"
         "Authorization: Bearer); without a token they answer loopback clients only, and serve refuses a\n"
         "--host beyond loopback.\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument(
         "--host",
@@ -112,24 +146,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--server-error-delay", type=float, help="seconds before a 500 answers (the real service takes 20)"
     )
-    serve.add_argument("--response-cron", help="when the response job runs (default '0 2 * * *')")
-    serve.add_argument("--private-cron", help="when the private job runs (default '0 3 * * *')")
-    serve.add_argument("--jobs-timezone", help="time zone of the crons (default Asia/Kolkata)")
-    serve.add_argument(
-        "--jobs-every",
-        type=float,
-        metavar="SECONDS",
-        help="fast mode: run both jobs every this many seconds instead of on the crons",
-    )
-    serve.add_argument("--no-schedule", action="store_true", help="never run the jobs by themselves")
-    serve.add_argument("--fault-500", metavar="RATE", help="rate of HTTP 500 with the error envelope")
-    serve.add_argument("--fault-429", metavar="RATE", help="rate of HTTP 429 with Retry-After")
-    serve.add_argument("--retry-after", metavar="SECONDS", help="Retry-After of injected 429s (default 1)")
-    serve.add_argument("--fault-latency", metavar="RATE", help="rate of calls that get added latency")
-    serve.add_argument("--latency-seconds", metavar="SECONDS", help="added latency (default 2)")
-    serve.add_argument("--fault-drop", metavar="RATE", help="rate of connections dropped without an answer")
-    serve.add_argument("--fault-truncate", metavar="RATE", help="rate of downloads cut short")
-    serve.add_argument("--fault-seed", metavar="N", help="seed of the fault draws, for repeatable runs")
+    _add_schedule_flags(serve)
+    _add_fault_flags(serve)
     serve.add_argument(
         "--admin-token",
         metavar="TOKEN",
@@ -145,16 +163,40 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
 
 
+def _add_schedule_flags(serve: argparse.ArgumentParser) -> None:
+    """The flags of when the emulator runs its nightly jobs."""
+    serve.add_argument("--response-cron", help="when the response job runs (default '0 2 * * *')")
+    serve.add_argument("--private-cron", help="when the private job runs (default '0 3 * * *')")
+    serve.add_argument("--jobs-timezone", help="time zone of the crons (default Asia/Kolkata)")
+    serve.add_argument(
+        "--jobs-every",
+        type=float,
+        metavar="SECONDS",
+        help="fast mode: run both jobs every this many seconds instead of on the crons",
+    )
+    serve.add_argument("--no-schedule", action="store_true", help="never run the jobs by themselves")
+
+
+def _add_fault_flags(serve: argparse.ArgumentParser) -> None:
+    """The fault knobs' flags (each also read from ``UCI_EMULATOR_FAULT_*``)."""
+    serve.add_argument("--fault-500", metavar="RATE", help="rate of HTTP 500 with the error envelope")
+    serve.add_argument("--fault-429", metavar="RATE", help="rate of HTTP 429 with Retry-After")
+    serve.add_argument("--retry-after", metavar="SECONDS", help="Retry-After of injected 429s (default 1)")
+    serve.add_argument("--fault-latency", metavar="RATE", help="rate of calls that get added latency")
+    serve.add_argument("--latency-seconds", metavar="SECONDS", help="added latency (default 2)")
+    serve.add_argument("--fault-drop", metavar="RATE", help="rate of connections dropped without an answer")
+    serve.add_argument("--fault-truncate", metavar="RATE", help="rate of downloads cut short")
+    serve.add_argument("--fault-seed", metavar="N", help="seed of the fault draws, for repeatable runs")
+
+
 def _add_run_jobs(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser(
+    run = _emulator_command(
+        sub,
         "run-jobs",
         help="run the nightly exhaust jobs now",
         description="Run the nightly exhaust jobs now over the data dir, as the real service's on-demand "
         "replay does: every SUBMITTED or FAILED request with fewer than 3 attempts is processed.",
-        epilog=EMULATOR_ENV_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_common(run)
     run.add_argument(
         "--dataset",
         choices=["uci-response-exhaust", "uci-private-exhaust"],
@@ -164,15 +206,13 @@ def _add_run_jobs(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_seed(sub: argparse._SubParsersAction) -> None:
-    seed = sub.add_parser(
+    seed = _emulator_command(
+        sub,
         "seed",
         help="write realistic bots, users and ASSESS telemetry",
         description="Write bots, FusionAuth users, registrations, identities and ASSESS telemetry in the "
         "shape UCI emits it into the data dir (deterministic for a given --seed).",
-        epilog=EMULATOR_ENV_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_common(seed)
     seed.add_argument("--bots", type=int, default=3, help="bots to generate (default 3)")
     seed.add_argument("--users", type=int, default=50, help="users to generate (default 50)")
     seed.add_argument("--events", type=int, default=5000, help="telemetry events to emit (default 5000)")
@@ -214,6 +254,43 @@ def _add_seed(sub: argparse._SubParsersAction) -> None:
     seed.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
+#: The emulator's settings that its flags of the same name give as they are.
+_SETTINGS_AS_GIVEN = (
+    "data_dir",
+    "database_url",
+    "expiry_seconds",
+    "storage",
+    "storage_account",
+    "azure_connection_string",
+    "signing_key",
+    "server_error_delay",
+    "response_cron",
+    "private_cron",
+    "jobs_every",
+    "encryption_secret",
+)
+
+
+def _fault_settings(args: argparse.Namespace):
+    """The fault knobs: the flags given, over the ``UCI_EMULATOR_FAULT_*`` variables."""
+    from airflow_provider_uci.emulator.faults import FaultSettings
+
+    def flag(name: str) -> Any:
+        return getattr(args, name, None)
+
+    return FaultSettings.from_env(
+        os.environ,
+        error_500=flag("fault_500"),
+        error_429=flag("fault_429"),
+        retry_after=flag("retry_after"),
+        latency=flag("fault_latency"),
+        latency_seconds=flag("latency_seconds"),
+        drop=flag("fault_drop"),
+        truncate=flag("fault_truncate"),
+        seed=flag("fault_seed"),
+    )
+
+
 def _emulator_settings(args: argparse.Namespace):
     from airflow_provider_uci.emulator.config import (
         EmulatorSettings,
@@ -222,28 +299,11 @@ def _emulator_settings(args: argparse.Namespace):
         parse_pairs,
         parse_zone,
     )
-    from airflow_provider_uci.emulator.faults import FaultSettings
 
     def flag(name: str) -> object:
         return getattr(args, name, None)
 
-    overrides: dict[str, object] = {
-        name: flag(name)
-        for name in (
-            "data_dir",
-            "database_url",
-            "expiry_seconds",
-            "storage",
-            "storage_account",
-            "azure_connection_string",
-            "signing_key",
-            "server_error_delay",
-            "response_cron",
-            "private_cron",
-            "jobs_every",
-            "encryption_secret",
-        )
-    }
+    overrides: dict[str, object] = {name: flag(name) for name in _SETTINGS_AS_GIVEN}
     overrides["bot_pdata_id"] = flag("pdata_id")
     if flag("no_schedule"):
         overrides["schedule"] = False
@@ -266,17 +326,7 @@ def _emulator_settings(args: argparse.Namespace):
 
         tz = overrides.get("timezone") or ZoneInfo("UTC")
         overrides["now"] = parse_instant(args.now, "--now", tz)  # type: ignore[arg-type]
-    overrides["faults"] = FaultSettings.from_env(
-        os.environ,
-        error_500=flag("fault_500"),
-        error_429=flag("fault_429"),
-        retry_after=flag("retry_after"),
-        latency=flag("fault_latency"),
-        latency_seconds=flag("latency_seconds"),
-        drop=flag("fault_drop"),
-        truncate=flag("fault_truncate"),
-        seed=flag("fault_seed"),
-    )
+    overrides["faults"] = _fault_settings(args)
     settings = EmulatorSettings.from_env(**overrides)
     if flag("host") is not None:  # serve: refuse to open the admin routes to the network without a token
         from airflow_provider_uci.emulator.access import check_exposure
@@ -308,6 +358,38 @@ def _run_jobs(args: argparse.Namespace, settings) -> int:
     return 0
 
 
+def _seed_user(item: str) -> tuple[str, bool | None]:
+    """A ``--user`` value: ``ID[=true|false|unset]`` (a bare ID consents)."""
+    user_id, _, consent = item.partition("=")
+    value = {"": True, "true": True, "false": False, "unset": None}.get(consent.strip().lower(), "bad")
+    if value == "bad" or not user_id.strip():
+        raise ValueError(f"--user: expected ID[=true|false|unset], got {item!r}")
+    return user_id.strip(), value  # type: ignore[return-value]
+
+
+def _print_seeded(summary: dict, data_dir: Path) -> None:
+    """What the seed wrote, in a few lines."""
+    users = summary["users"]
+    print(f"seeded {data_dir}: channel {summary['channel']}, pdata id {summary['pdata_id']}")
+    for bot in summary["bots"]:
+        total = sum(bot["events_by_day"].values())
+        print(
+            f"  bot {bot['id']}  {bot['name']}: {total} response rows over {len(bot['events_by_day'])} day(s)"
+        )
+    print(
+        f"  users: {users['consent_true']} consenting, {users['consent_false']} not, "
+        f"{users['consent_unset']} unset"
+    )
+    events = summary["events"]
+    print(
+        f"  events: {events['emitted']} emitted, {events['kept']} kept in unique/raw "
+        f"({events['duplicates_dropped']} same-second duplicates dropped), {events['filtered_out']} "
+        f"that the job filters out, {events['unknown_device']} from unknown devices"
+    )
+    if summary["telemetry_events_loaded"]:
+        print(f"  telemetry files: {summary['telemetry_events_loaded']} events loaded")
+
+
 def _seed(args: argparse.Namespace, settings) -> int:
     import json
     from datetime import date
@@ -316,13 +398,6 @@ def _seed(args: argparse.Namespace, settings) -> int:
     from airflow_provider_uci.emulator.jobs.common import IST
     from airflow_provider_uci.emulator.seed import SeedOptions
     from airflow_provider_uci.emulator.service import Service
-
-    def parse_user(item: str) -> tuple[str, bool | None]:
-        user_id, _, consent = item.partition("=")
-        value = {"": True, "true": True, "false": False, "unset": None}.get(consent.strip().lower(), "bad")
-        if value == "bad" or not user_id.strip():
-            raise ValueError(f"--user: expected ID[=true|false|unset], got {item!r}")
-        return user_id.strip(), value  # type: ignore[return-value]
 
     try:
         start = date.fromisoformat(args.start) if args.start else None
@@ -343,7 +418,7 @@ def _seed(args: argparse.Namespace, settings) -> int:
         record=args.record,
         telemetry_files=list(args.telemetry or []),
         extra_bots=[pair for item in args.bot or [] for pair in parse_pairs(item, "--bot")],
-        extra_users=[parse_user(item) for item in args.user or []],
+        extra_users=[_seed_user(item) for item in args.user or []],
         edge_cases=args.edge_cases,
     )
     service = Service(settings)
@@ -351,25 +426,7 @@ def _seed(args: argparse.Namespace, settings) -> int:
     if args.json:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
-        users = summary["users"]
-        print(f"seeded {settings.data_dir}: channel {summary['channel']}, pdata id {summary['pdata_id']}")
-        for bot in summary["bots"]:
-            total = sum(bot["events_by_day"].values())
-            print(
-                f"  bot {bot['id']}  {bot['name']}: {total} response rows over {len(bot['events_by_day'])} day(s)"
-            )
-        print(
-            f"  users: {users['consent_true']} consenting, {users['consent_false']} not, "
-            f"{users['consent_unset']} unset"
-        )
-        events = summary["events"]
-        print(
-            f"  events: {events['emitted']} emitted, {events['kept']} kept in unique/raw "
-            f"({events['duplicates_dropped']} same-second duplicates dropped), {events['filtered_out']} "
-            f"that the job filters out, {events['unknown_device']} from unknown devices"
-        )
-        if summary["telemetry_events_loaded"]:
-            print(f"  telemetry files: {summary['telemetry_events_loaded']} events loaded")
+        _print_seeded(summary, settings.data_dir)
     return 0
 
 
@@ -500,11 +557,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("uci-exhaust: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
+        extra_line = _missing_extra_line(exc)
+        if extra_line:
+            print(f"uci-exhaust {args.command}: {extra_line}", file=sys.stderr)
+            return 2
         print(f"uci-exhaust: error: {failure_line(exc, secrets_of(args))}", file=sys.stderr)
         return exit_code(exc)
 
 
+def _missing_extra_line(exc: Exception) -> str | None:
+    """The line saying which extra to install, when ``exc`` is a missing extra's module."""
+    if isinstance(exc, MissingExtra):
+        return str(exc)
+    extra = extra_for(exc) if isinstance(exc, ImportError) else None
+    return install_line([extra]) if extra else None
+
+
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.command in COMMAND_EXTRAS:
+        extras, modules = COMMAND_EXTRAS[args.command]
+        require(extras, modules=modules)
     if args.command == "emulator" and args.emulator_command == "serve":
         settings = _emulator_settings(args)  # before the server's heavy imports: bad settings fail fast
         from airflow_provider_uci.emulator.server import serve

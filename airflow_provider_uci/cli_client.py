@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 CLI_CONN_ID = "uci_exhaust_cli"
-#: ``list --limit``: the service has no maximum and answers a limit below 1 with HTTP 500 (contract 1.5).
+#: ``list --limit``: the service has no maximum and answers a limit below 1 with HTTP 500
+#: (docs/service-contract.md §1.5).
 LIST_LIMITS = (1, 10_000)
 
 
@@ -297,8 +298,9 @@ def run_client_command(args: argparse.Namespace) -> int:
 
 
 def _download(hook: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from airflow_provider_uci.exhaust.download import download, open_private_zip
+    from airflow_provider_uci.exhaust.download import download
     from airflow_provider_uci.exhaust.names import dataset_file_names, url_suffix
+    from airflow_provider_uci.exhaust.private_zip import open_private_zip
     from airflow_provider_uci.models import ExhaustError, JobStatus
 
     job = hook.read_request(args.tag, args.request_id)

@@ -61,6 +61,7 @@ def operator_lineage(
     """The provider's ``OperatorLineage`` of these datasets; ``schemas`` gives columns (name, type) by dataset."""
     from airflow.providers.common.compat.openlineage.facet import (
         Dataset,
+        DatasetFacet,
         SchemaDatasetFacet,
         SchemaDatasetFacetFields,
     )
@@ -68,7 +69,7 @@ def operator_lineage(
 
     def dataset(name: Name) -> Any:
         columns = (schemas or {}).get(name)
-        facets = (
+        facets: dict[str, DatasetFacet] = (
             {
                 "schema": SchemaDatasetFacet(
                     fields=[SchemaDatasetFacetFields(name=column, type=kind) for column, kind in columns]

@@ -1,7 +1,7 @@
 """Typed objects of the Data Exhaust API, request validation, and the provider's errors.
 
-The real service validates almost nothing and fails the next night instead (contract 1.3 and 4.6);
-:meth:`ExhaustRequest.validate` fails before anything is sent, naming the field and the rule.
+The real service validates almost nothing and fails the next night instead (docs/service-contract.md §1.3
+and §4.6); :meth:`ExhaustRequest.validate` fails before anything is sent, naming the field and the rule.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 #: Attempts after which a FAILED job is final (the service's ``maxIterations``).
 MAX_ATTEMPTS = 3
-#: The ``statusMessage`` of a job whose report had no rows (contract 2.4): no file, and a retry the
-#: next night reads the same sync days, so it is an answer ("nothing"), not a failure.
+#: The ``statusMessage`` of a job whose report had no rows (docs/service-contract.md §2.4): no file, and a
+#: retry the next night reads the same sync days, so it is an answer ("nothing"), not a failure.
 NO_DATA = "No data found"
 #: The ``statusMessage`` of a job whose bot is not in the UCI bot table under the request's channel
-#: (contract 2.4): the connection's channel does not own the bot; no retry can change that.
+#: (docs/service-contract.md §2.4): the connection's channel does not own the bot; no retry can change that.
 NO_SUCH_BOT = "No data found for conversation in DB"
 #: Column limits of the service's job table: longer values make it answer HTTP 500.
 TAG_WITH_CHANNEL_LIMIT = 100
@@ -171,7 +171,7 @@ def _from_ms(value: Any) -> datetime | None:
 
 @dataclass(frozen=True)
 class ExhaustJob:
-    """A job object as the API returns it (contract 1.8), with times as aware UTC datetimes.
+    """A job object as the API returns it (docs/service-contract.md §1.8), with times as aware UTC datetimes.
 
     ``download_urls`` are signed and expire (30 minutes): they are kept out of ``repr`` so that they
     never reach a log by accident.

@@ -31,6 +31,11 @@ PHONE_NUMBERS = "{{ var.value.get('uci_exhaust_phone_numbers', 'plain') }}"
 POLL_INTERVAL = "{{ params.poll_interval }}"
 
 
+def _day_param(title: str, description: str) -> Param:
+    """An optional day of the form, ``YYYY-MM-DD``."""
+    return Param(None, type=["null", "string"], format="date", title=title, description=description)
+
+
 def run_params() -> dict[str, Param]:
     """The trigger form: bots, range, and how to wait."""
     return {
@@ -42,20 +47,12 @@ def run_params() -> dict[str, Param]:
             description="The bots to load, one conversation id (UUID) per line. Leave empty for the bots in "
             "the Variable uci_exhaust_conversation_ids.",
         ),
-        "start_date": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="First day (Asia/Kolkata)",
-            description="First sync day, YYYY-MM-DD. Empty: the run's data interval, or "
-            "yesterday for a manual run.",
+        "start_date": _day_param(
+            "First day (Asia/Kolkata)",
+            "First sync day, YYYY-MM-DD. Empty: the run's data interval, or yesterday for a manual run.",
         ),
-        "end_date": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="Last day (Asia/Kolkata)",
-            description="Last sync day, inclusive. Empty: as the first day.",
+        "end_date": _day_param(
+            "Last day (Asia/Kolkata)", "Last sync day, inclusive. Empty: as the first day."
         ),
         "poll_continuously": Param(
             None,

@@ -76,7 +76,7 @@ def answered(job: ExhaustJob, outcome: Outcome) -> AnsweredJob:
     return AnsweredJob(
         **submitted(job),
         status=job.status_text,
-        attempts=job.attempts,  # type: ignore[typeddict-item]
+        attempts=job.attempts,
         file_count=len(job.download_urls),
         outcome=outcome.value,
     )

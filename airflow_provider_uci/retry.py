@@ -28,6 +28,14 @@ class Verdict:
         return cls(retry=reason, retry_after=retry_after)
 
 
+def _last(state: tenacity.RetryCallState) -> Verdict:
+    """The verdict of the attempt just made (tenacity calls back only after an attempt)."""
+    if state.outcome is None:
+        raise RuntimeError("tenacity called back before any attempt")
+    verdict: Verdict = state.outcome.result()
+    return verdict
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff for transient failures; a 429's ``Retry-After`` is honoured instead.
@@ -54,28 +62,26 @@ class RetryPolicy:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after)
-        return min(self.backoff * (2 ** (attempt - 1)), self.max_backoff)
+        return min(self.backoff * (2.0 ** (attempt - 1)), self.max_backoff)
 
     def _options(
         self, what: str, log: logging.Logger | Any, give_up: Callable[[str], Exception]
     ) -> dict[str, Any]:
         def wait(state: tenacity.RetryCallState) -> float:
-            return self.delay(state.attempt_number, state.outcome.result().retry_after)  # type: ignore[union-attr]
+            return self.delay(state.attempt_number, _last(state).retry_after)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             log.warning(
                 "%s: %s; retrying in %.1f s (attempt %d of %d)",
                 what,
-                state.outcome.result().retry,
-                state.upcoming_sleep,  # type: ignore[union-attr]
+                _last(state).retry,
+                state.upcoming_sleep,
                 state.attempt_number,
                 self.attempts,
             )
 
         def gave_up(state: tenacity.RetryCallState) -> Any:
-            raise give_up(
-                f"{what}: gave up after {self.attempts} attempts; last: {state.outcome.result().retry}"
-            )  # type: ignore[union-attr]
+            raise give_up(f"{what}: gave up after {self.attempts} attempts; last: {_last(state).retry}")
 
         return {
             "stop": tenacity.stop_after_attempt(self.attempts),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-#: The real schedule per dataset (contract 2.1).
+#: The real schedule per dataset (docs/service-contract.md §2.1).
 NIGHTLY_RUN = {"uci-response-exhaust": "02:00", "uci-private-exhaust": "03:00"}
 #: The service's time zone: its nightly runs, its sync days and its file names (India has no daylight saving).
 SCHEDULE_TIMEZONE = "Asia/Kolkata"
@@ -55,15 +55,6 @@ class NightlySchedule:
             raise ValueError(f"poll_interval: must be a positive number of seconds, got {self.poll_interval}")
         if self.grace_seconds < 0 or self.window_seconds <= self.grace_seconds:
             raise ValueError("window_seconds: must be longer than grace_seconds, and grace_seconds >= 0")
-
-    @classmethod
-    def for_dataset(cls, dataset: str, **overrides: object) -> NightlySchedule:
-        """The real schedule of ``dataset``'s job, with any field overridden."""
-        values: dict[str, object] = {"run_at": NIGHTLY_RUN.get(dataset, "02:00")}
-        values.update({key: value for key, value in overrides.items() if value is not None})
-        if overrides.get("run_at", "keep") is None:
-            values["run_at"] = None
-        return cls(**values)  # type: ignore[arg-type]
 
     def run_time(self) -> time:
         try:

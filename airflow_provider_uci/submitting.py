@@ -10,10 +10,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_uci.models import Dataset, ExhaustJob, ExhaustRequest, ExhaustValidationError, JobStatus
 from airflow_provider_uci.refs import SubmittedJob, submitted
+
+if TYPE_CHECKING:
+    from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 
 #: The namespace of derived tags (a fixed, random UUID).
 TAG_NAMESPACE = uuid.UUID("5b0f3c2e-8d1a-4f6e-9a7b-2c4d6e8f0a1b")
@@ -76,7 +79,7 @@ class Submitter:
     """
 
     options: SubmitOptions
-    hook: Callable[[], Any]
+    hook: Callable[[], UciExhaustHook]
     log: Any
 
     def request(self, dataset: str) -> ExhaustRequest:

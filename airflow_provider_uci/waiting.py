@@ -12,16 +12,19 @@ a bot the connection's channel does not own, fails the task at once, without Air
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from airflow_provider_uci.models import ExhaustError, ExhaustFatalError, Outcome, job_failure
-from airflow_provider_uci.refs import answered
+from airflow_provider_uci.refs import AnsweredJob, answered
 from airflow_provider_uci.schedule import NIGHTLY_RUN
 from airflow_provider_uci.triggers.exhaust import ExhaustJobTrigger, TriggerArgs, WaitSettings, wait_result
+
+if TYPE_CHECKING:
+    from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 
 #: How long a wait lasts at most before it fails (two nights and a day).
 DEFAULT_WAIT_TIMEOUT = 48 * 3600.0
@@ -71,12 +74,12 @@ class JobWaiter:
     """
 
     options: WaitOptions
-    hook: Callable[[], Any]
+    hook: Callable[[], UciExhaustHook]
     log: Any
     conversation_id: str | None
     uci_exhaust_conn_id: str
 
-    def look(self, jobs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]] | None:
+    def look(self, jobs: Mapping[str, Mapping[str, Any]]) -> dict[str, AnsweredJob] | None:
         """Read each job once: ``{dataset: answered job}`` when all have answered, else ``None``.
 
         :raises ExhaustJobFailed: a job failed for good (or its bot is not the channel's).
@@ -97,7 +100,7 @@ class JobWaiter:
             return None
         return self.report(wait_result(found))
 
-    def report(self, result: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def report(self, result: dict[str, AnsweredJob]) -> dict[str, AnsweredJob]:
         """Log what each job answered; return ``result``."""
         for dataset, job in result.items():
             if job.get("outcome") == Outcome.EMPTY.value:
@@ -117,7 +120,7 @@ class JobWaiter:
                 )
         return result
 
-    def trigger(self, jobs: dict[str, dict[str, Any]]) -> ExhaustJobTrigger:
+    def trigger(self, jobs: Mapping[str, Mapping[str, Any]]) -> ExhaustJobTrigger:
         """The trigger that waits for ``jobs`` in the triggerer, from now until the timeout."""
         self.log.info("waiting for %d job(s) in the triggerer", len(jobs))
         return ExhaustJobTrigger(
@@ -142,8 +145,8 @@ class JobWaiter:
         )
 
     def finish(
-        self, event: dict[str, Any] | str, jobs: dict[str, dict[str, Any]]
-    ) -> dict[str, dict[str, Any]]:
+        self, event: dict[str, Any] | str, jobs: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, AnsweredJob]:
         """Turn the trigger's one event into the wait's ``{dataset: answered job}``, or raise its failure."""
         if event == "success":  # a TaskSuccessEvent resumed on a worker (``dag.test()`` does so): read again
             result = self.look(jobs)

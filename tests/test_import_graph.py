@@ -1,4 +1,4 @@
-"""The package's modules import each other without circles, and none grows past ~400 lines.
+"""The package's modules import each other without circles, and none grows past ~300 logical lines.
 
 Every import of a project module counts, the ones inside functions too (a circle made of deferred
 imports still ties the modules together). ``from package import name`` is an edge to the submodule
@@ -8,11 +8,14 @@ imports still ties the modules together). ``from package import name`` is an edg
 from __future__ import annotations
 
 import ast
+import tokenize
 from pathlib import Path
 
 PACKAGE = "airflow_provider_uci"
 ROOT = Path(__file__).resolve().parent.parent / PACKAGE
-LONGEST_MODULE = 420
+#: Logical lines (statements, as the tokenizer ends them): the formatter's line breaks inside a call
+#: or a literal do not count, so the bound is on how much a module does, not on how it is laid out.
+LONGEST_MODULE = 300
 
 
 def modules() -> dict[str, Path]:
@@ -92,8 +95,13 @@ def test_no_module_of_the_package_imports_itself_round_a_circle() -> None:
     assert not found, "import circles: " + "; ".join(" <-> ".join(group) for group in found)
 
 
-def test_no_module_is_longer_than_about_400_lines() -> None:
-    lengths = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in modules().items()}
+def logical_lines(path: Path) -> int:
+    with path.open("rb") as source:
+        return sum(1 for token in tokenize.tokenize(source.readline) if token.type == tokenize.NEWLINE)
+
+
+def test_no_module_is_longer_than_about_300_logical_lines() -> None:
+    lengths = {name: logical_lines(path) for name, path in modules().items()}
     assert len(lengths) > 50
     longer = {name: length for name, length in lengths.items() if length > LONGEST_MODULE}
-    assert not longer, f"modules over {LONGEST_MODULE} lines: {longer}"
+    assert not longer, f"modules over {LONGEST_MODULE} logical lines: {longer}"

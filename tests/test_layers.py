@@ -4,7 +4,9 @@
 runs wherever pandas and pyarrow do): no module of it may load ``airflow``, directly or through
 another module of the package. Every task process parses the DAG file: parsing it may not load the
 hooks and the HTTP provider under them (requests, aiohttp), which only the tasks that call the
-service import.
+service import. Nor may the DAG files, the UI plugin (which Airflow loads wherever it parses a DAG
+or runs a task) and the command line load the modules of an extra (``extras.EXTRAS``): the base
+install has none of them, and those it has through Airflow cost every task their import.
 """
 
 from __future__ import annotations
@@ -22,6 +24,16 @@ LAYERS = [
         ["airflow_provider_uci.dags.uci_exhaust"],
         {"airflow_provider_uci.hooks.exhaust", "airflow.providers.http.hooks", "aiohttp"},
         id="dag-parse-without-the-http-hooks",
+    ),
+    pytest.param(
+        [
+            "airflow_provider_uci.dags.uci_exhaust",
+            "airflow_provider_uci.dags.uci_exhaust_report",
+            "airflow_provider_uci.ui_plugin",
+            "airflow_provider_uci.cli",
+        ],
+        {"fastapi", "starlette", "uvicorn", "matplotlib", "pandas"},
+        id="dags-plugin-and-cli-without-the-extras",
     ),
 ]
 

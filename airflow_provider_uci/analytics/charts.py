@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from airflow_provider_uci.extras import require
+
 #: Colours of the series, in order (colour-blind safe): a bot keeps its colour in every chart.
 PALETTE = (
     "#1b6ca8",
@@ -60,10 +62,12 @@ def plain(text: object, limit: int | None = None) -> str:
 
 
 def _pyplot() -> Any:
+    require(["analytics"], "the report", modules=["matplotlib"])
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.rcsetup import cycler  # matplotlib.cycler, which its stubs do not export
 
     plt.rcParams.update(
         {
@@ -75,7 +79,7 @@ def _pyplot() -> Any:
             "axes.spines.top": False,
             "axes.spines.right": False,
             "axes.titlesize": 11,
-            "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+            "axes.prop_cycle": cycler(color=PALETTE),
         }
     )
     return plt

@@ -132,7 +132,8 @@ class _Reader:
 
     def query(self, text: str, params: list[Any]) -> list[tuple[Any, ...]]:
         try:
-            return self.warehouse._query(text, tuple(params))
+            rows: list[tuple[Any, ...]] = self.warehouse._query(text, tuple(params))
+            return rows
         finally:
             self.warehouse._rollback()
 
@@ -181,9 +182,8 @@ def collect(warehouse: Any, table: str, scope: Scope) -> list[Bot]:
 
 def collect_fleet(warehouse: Any, table: str, scope: Scope) -> Fleet:
     """The fleet's figures in ``scope``: each bot's (as :func:`collect`) and the distinct people."""
-    if (
-        warehouse.backend == "postgres"
-    ):  # for this session: no JIT (it costs more than it saves here), sorts in memory
+    if warehouse.backend == "postgres":
+        # for this session: no JIT (it costs more than it saves here), sorts in memory
         warehouse._execute("SET jit = off")
         warehouse._execute("SET work_mem = '64MB'")
         warehouse._commit()
@@ -246,7 +246,7 @@ def _view_rows(read: _Reader) -> one_pass.FleetRows:
 
 
 def _questions(bots: dict[str, Bot], rows: one_pass.FleetRows) -> dict[tuple[str, str], Question]:
-    """Each bot's questions with their stats and funnel, by bot and question."""
+    """Each bot's questions with their answers and funnel, by ``(conversation, question)``."""
     by_key: dict[tuple[str, str], Question] = {}
     for conversation, question, title, kind, _, position, _, answers, withheld, median in rows.question_stats:
         item = Question(

@@ -25,8 +25,9 @@ from airflow_provider_uci.exhaust.records import (
     RESPONSE_TABLE_COLUMNS,
     USER_TABLE_COLUMNS,
     ExhaustFormatError,
-    Rejects,
 )
+from airflow_provider_uci.exhaust.rejects import Rejects
+from airflow_provider_uci.extras import require
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,6 +44,7 @@ JOINED_FRAME_COLUMNS = (*RESPONSE_TABLE_COLUMNS, "sync_date")
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
     """An arrow table as a frame of nullable pandas types (``string``, ``Int64``, ``boolean``)."""
+    require(["analytics"], "a pandas DataFrame", modules=["pandas"])
     import pandas as pd
     import pyarrow as pa
 
@@ -91,7 +93,7 @@ def read_private_exhaust(
     path = Path(path_or_zip)
     if path.suffix.lower() != ".zip":
         return _users_frame(path, phone_numbers)
-    from airflow_provider_uci.exhaust.download import open_private_zip
+    from airflow_provider_uci.exhaust.private_zip import open_private_zip
 
     with tempfile.TemporaryDirectory(prefix="uci-frames-") as scratch:  # mode 0700, removed however it ends
         return _users_frame(open_private_zip(path, password, Path(scratch)), phone_numbers)

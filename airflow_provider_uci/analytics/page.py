@@ -294,6 +294,14 @@ def fleet_sections(fleet: Fleet, colours: dict[str, str]) -> list[str]:
             ]
         )
     ]
+    body += _fleet_charts(bots, colours)
+    body.append(_bots_table(bots, colours))
+    return body
+
+
+def _fleet_charts(bots: list[Bot], colours: dict[str, str]) -> list[str]:
+    """Charts of the bots that have a colour (the largest) and answers, naming how many are left out."""
+    body: list[str] = []
     drawn = [bot for bot in bots if bot.conversation_id in colours and bot.answers]
     left = len(bots) - len(drawn)
     more = (
@@ -328,6 +336,11 @@ def fleet_sections(fleet: Fleet, colours: dict[str, str]) -> list[str]:
                 f"Sessions that reached the end, {len(drawn)} largest bots{more}",
             )
         )
+    return body
+
+
+def _bots_table(bots: list[Bot], colours: dict[str, str]) -> str:
+    """The table of every bot, each linked to its own page, with its CSV."""
     header = [
         "bot",
         "conversation id",
@@ -370,8 +383,7 @@ def fleet_sections(fleet: Fleet, colours: dict[str, str]) -> list[str]:
                 _n(bot.answers),
             ]
         )
-    body.append(f"<h2>Bots</h2>{_table('bots.csv', header, cells, rows, {2, 3, 4, 5, 6, 7})}")
-    return body
+    return f"<h2>Bots</h2>{_table('bots.csv', header, cells, rows, {2, 3, 4, 5, 6, 7})}"
 
 
 def render(

@@ -40,7 +40,3 @@ class Clock:
     def now(self) -> datetime:
         """The current instant, in UTC."""
         return datetime.fromtimestamp(self.timestamp(), tz=timezone.utc)
-
-    def now_ms(self) -> int:
-        """The current instant in epoch milliseconds, as the real service reports times."""
-        return int(self.timestamp() * 1000)

@@ -134,52 +134,18 @@ def zip_single_file(source: Path, target: Path, entry_name: str, password: str |
     name = entry_name.encode("utf-8")
     flags = 0x0001 | 0x0800  # encrypted, UTF-8 name
     dos_time, dos_date = _dos_time(source.stat().st_mtime)
-    local = (
-        struct.pack(
-            "<IHHHHHIIIHH",
-            0x04034B50,
-            20,
-            flags,
-            8,
-            dos_time,
-            dos_date,
-            crc,
-            len(payload),
-            len(data),
-            len(name),
-            0,
-        )
-        + name
-    )
-    central = (
-        struct.pack(
-            "<IHHHHHHIIIHHHHHII",
-            0x02014B50,
-            20,
-            20,
-            flags,
-            8,
-            dos_time,
-            dos_date,
-            crc,
-            len(payload),
-            len(data),
-            len(name),
-            0,
-            0,
-            0,
-            0,
-            0o100600 << 16,
-            0,
-        )
-        + name
-    )  # unzipped owner-only
+    # what the local and the central header both say, from "compression method" to "file name length"
+    common = (flags, 8, dos_time, dos_date, crc, len(payload), len(data), len(name))
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, *common, 0) + name
+    external = 0o100600 << 16  # unzipped owner-only
+    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, *common, 0, 0, 0, 0, external, 0) + name
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local) + len(payload), 0)
     with atomic_writer(target, field="zip") as handle:
         handle.write(local + payload + central + end)
 
 
-#: What a sealed value starts with; a value without it was stored before values were sealed.
+#: What a sealed value starts with. A stored value without it is taken as plain text, so that a job store
+#: whose values were written unsealed still opens.
 SEAL_PREFIX = "sealed:v1:"
 _SEAL_CONTEXT = b"uci-emulator job_request encryption_key"
 

@@ -14,7 +14,7 @@ from airflow_provider_uci.emulator.inputs import check_text
 from airflow_provider_uci.emulator.protocol import ClientInputError
 from airflow_provider_uci.emulator.store import LENGTH_LIMITS
 
-#: The filters the internal search supports (contract 1.9).
+#: The filters the internal search supports (docs/service-contract.md §1.9).
 SEARCH_FILTERS = ("dataset", "status", "channel", "requestedDate")
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 #: ``job_id`` is a VARCHAR(50) too.

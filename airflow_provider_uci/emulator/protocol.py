@@ -1,7 +1,7 @@
 """The real service's wire format: the response envelope, the job object and the request id.
 
-Contract sections 1.3 (request id), 1.7 (envelope) and 1.8 (job object). Key orders matter to clients
-that compare bytes, so every object here is built in the order the real service writes it.
+docs/service-contract.md §1.3 (request id), §1.7 (envelope) and §1.8 (job object). Key orders matter to
+clients that compare bytes, so every object here is built in the order the real service writes it.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def _ms(instant: datetime | None) -> int | None:
 
 
 def job_fields(row: JobRow, *, expires_at_ms: int, sign: Callable[[str], str]) -> dict[str, Any]:
-    """The job object's values (contract 1.8), before choosing the key order."""
+    """The job object's values (docs/service-contract.md §1.8), before choosing the key order."""
     processed = row.status in ("SUCCESS", "FAILED")
     submitted = _ms(row.dt_job_submitted)
     completed = _ms(row.dt_job_completed)

@@ -1,6 +1,6 @@
 """Realistic UCI data for the emulator: bots, FusionAuth users and ASSESS telemetry as UCI emits it.
 
-Telemetry follows the transformer's ``AssessmentTelemetryBuilder`` (contract 3.2): ``mid`` is
+Telemetry follows the transformer's ``AssessmentTelemetryBuilder`` (docs/service-contract.md §3.2): ``mid`` is
 ``ASSESS:`` plus the name-based UUID of the second-resolution timestamp string, so events emitted in
 the same second share a ``mid``, and the pipeline's ``unique/raw`` keeps only the first of them. The
 generator does the same, emitting events in time order so that de-duplication needs constant memory.
@@ -25,7 +25,6 @@ import random
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -135,6 +134,22 @@ class Seeder:
             "unknown_device": 0,
         }
 
+    def seed(self, scratch_root: Path) -> dict[str, Any]:
+        """Generate and write everything (its scratch files under ``scratch_root``); return the summary."""
+        self.make_tables()
+        scratch_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=scratch_root) as scratch:
+            record = self.options.record.open("w", encoding="utf-8") if self.options.record else None
+            try:
+                self.make_events(Path(scratch), record)
+            finally:
+                if record is not None:
+                    record.close()
+            loaded = self.load_telemetry_files(Path(scratch))
+        result = self.summary()
+        result["telemetry_events_loaded"] = loaded
+        return result
+
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
@@ -194,7 +209,7 @@ class Seeder:
     # -- telemetry -----------------------------------------------------------------------------
 
     def make_events(self, scratch: Path, record: IO[str] | None) -> None:
-        options, rng = self.options, self.rng
+        options = self.options
         bots = [bot for bot in self.bots if bot.users]
         if not bots or not options.events:
             return
@@ -203,65 +218,78 @@ class Seeder:
             for d in range(options.days)
         ]
         mean_answers = sum(bot.expected_answers() for bot in bots) / len(bots)
-        first_hour, last_hour = ACTIVE_HOURS
         for offset, count in enumerate(per_day):
-            day = self.start + timedelta(days=offset)
-            day_start = datetime(day.year, day.month, day.day, tzinfo=IST).timestamp()
-            writer = DayWriter(
-                self.storage,
-                self.container,
-                day,
-                options.partitions,
-                scratch,
-                int(day_start * 1000) + 86_400_000,
-            )
-            window = (last_hour - first_hour) * 3600.0
-            # sessions start as a Poisson process over the active hours, so the day's answers fill them
-            rate = count / max(mean_answers, 1.0) / window
-            next_start = day_start + first_hour * 3600.0 + rng.expovariate(rate)
-            waiting: list[tuple[float, int, Session]] = []
-            last_second, emitted, number = None, 0, 0
-            while emitted < count:
-                if not waiting or next_start <= waiting[0][0]:
+            self._day_events(self.start + timedelta(days=offset), count, bots, mean_answers, scratch, record)
+
+    def _day_events(
+        self,
+        day: date,
+        count: int,
+        bots: list[Any],
+        mean_answers: float,
+        scratch: Path,
+        record: IO[str] | None,
+    ) -> None:
+        """Emit ``count`` events of ``day`` into its telemetry files, as sessions that overlap in time."""
+        rng = self.rng
+        first_hour, last_hour = ACTIVE_HOURS
+        day_start = datetime(day.year, day.month, day.day, tzinfo=IST).timestamp()
+        writer = DayWriter(
+            self.storage,
+            self.container,
+            day,
+            self.options.partitions,
+            scratch,
+            int(day_start * 1000) + 86_400_000,
+        )
+        window = (last_hour - first_hour) * 3600.0
+        # sessions start as a Poisson process over the active hours, so the day's answers fill them
+        rate = count / max(mean_answers, 1.0) / window
+        next_start = day_start + first_hour * 3600.0 + rng.expovariate(rate)
+        waiting: list[tuple[float, int, Session]] = []
+        last_second, emitted, number = None, 0, 0
+        while emitted < count:
+            if not waiting or next_start <= waiting[0][0]:
+                number += 1
+                heapq.heappush(waiting, (next_start, number, self._new_session(rng.choice(bots), next_start)))
+                next_start += rng.expovariate(rate)
+                continue
+            moment, _, session = heapq.heappop(waiting)
+            moment = min(moment, day_start + 86_390.0)
+            if rng.random() < NOISE:
+                event, expected = self._noise(session, moment, day_start)
+                number += 1
+                heapq.heappush(waiting, (moment + 1.0, number, session))  # the answer comes a second later
+            else:
+                event, expected = self._event(session, moment, day_start)
+                session.step += 1
+                if session.step < session.length:
                     number += 1
-                    heapq.heappush(
-                        waiting, (next_start, number, self._new_session(rng.choice(bots), next_start))
-                    )
-                    next_start += rng.expovariate(rate)
-                    continue
-                moment, _, session = heapq.heappop(waiting)
-                moment = min(moment, day_start + 86_390.0)
-                if rng.random() < NOISE:
-                    event, expected = self._noise(session, moment, day_start)
-                    number += 1
-                    heapq.heappush(
-                        waiting, (moment + 1.0, number, session)
-                    )  # the answer comes a second later
-                else:
-                    event, expected = self._event(session, moment, day_start)
-                    session.step += 1
-                    if session.step < session.length:
-                        number += 1
-                        heapq.heappush(waiting, (moment + self._duration(), number, session))
-                emitted += 1
-                self.stats["emitted"] += 1
-                second = int(moment)
-                if second == last_second:
-                    self.stats["duplicates_dropped"] += 1  # same mid: unique/raw keeps the first only
-                    continue
-                last_second = second
-                writer.write(event)
-                self.stats["kept"] += 1
-                if isinstance(expected, str):
-                    self.stats[expected] += 1
-                    continue
-                bot = expected.pop("_bot")
-                bot.events_by_day[day.isoformat()] = bot.events_by_day.get(day.isoformat(), 0) + 1
-                self.answers += 1
-                self.edge_answers += expected.pop("_edge")
-                if record is not None:
-                    record.write(json.dumps(expected, ensure_ascii=False) + "\n")
-            writer.close()
+                    heapq.heappush(waiting, (moment + self._duration(), number, session))
+            emitted += 1
+            self.stats["emitted"] += 1
+            second = int(moment)
+            if second == last_second:
+                self.stats["duplicates_dropped"] += 1  # same mid: unique/raw keeps the first only
+                continue
+            last_second = second
+            self._keep(event, expected, day, writer, record)
+        writer.close()
+
+    def _keep(self, event: Any, expected: Any, day: date, writer: DayWriter, record: IO[str] | None) -> None:
+        """Write an event the pipeline keeps, and count it: as an answer the job reports (recorded in
+        ``record``), or by the reason the job leaves it out (``expected`` names it)."""
+        writer.write(event)
+        self.stats["kept"] += 1
+        if isinstance(expected, str):
+            self.stats[expected] += 1
+            return
+        bot = expected.pop("_bot")
+        bot.events_by_day[day.isoformat()] = bot.events_by_day.get(day.isoformat(), 0) + 1
+        self.answers += 1
+        self.edge_answers += expected.pop("_edge")
+        if record is not None:
+            record.write(json.dumps(expected, ensure_ascii=False) + "\n")
 
     def _duration(self) -> float:
         """Seconds a user takes to answer a question: mostly 5 to 60, a few take minutes."""
@@ -322,6 +350,25 @@ class Seeder:
             event["eid"] = "INTERACT"
         return event, "filtered_out"
 
+    def _event_context(self, session: Session, xpath: str, form_end: str) -> dict[str, Any]:
+        """An ASSESS event's ``context``: the channel (which owns every bot), the bot, the question."""
+        channel = owner = self.options.channel
+        bot_id = session.bot.id
+        return {
+            "channel": channel,
+            "pdata": {"id": self.pdata_id, "pid": PDATA_PID, "ver": "1.0"},
+            "env": f"{channel}.gupshup-whatsapp",
+            "did": session.user,
+            "sid": session.id,
+            "cdata": [
+                {"type": "ConversationOwner", "id": owner},
+                {"type": "Conversation", "id": bot_id},
+                {"type": "XPath", "id": xpath},
+                {"type": "FormEnd", "id": form_end},
+            ],
+            "rollup": {"l1": owner, "l2": bot_id, "l3": xpath, "l4": form_end},
+        }
+
     def _telemetry(
         self,
         session: Session,
@@ -336,27 +383,13 @@ class Seeder:
         stamp, ets, syncts, at = self._stamps(moment, day_start)
         params = [{key: {"text": text}} for key, text in question.choices]
         form_end = "true" if number == len(bot.questions) - 1 else "false"
-        channel = owner = self.options.channel
         return {
             "eid": "ASSESS",
             "ets": ets,
             "ver": "3.0",
             "mid": assess_mid(stamp),
             "actor": {"type": "User", "id": session.user},
-            "context": {
-                "channel": channel,
-                "pdata": {"id": self.pdata_id, "pid": PDATA_PID, "ver": "1.0"},
-                "env": f"{channel}.gupshup-whatsapp",
-                "did": session.user,
-                "sid": session.id,
-                "cdata": [
-                    {"type": "ConversationOwner", "id": owner},
-                    {"type": "Conversation", "id": bot.id},
-                    {"type": "XPath", "id": question.xpath},
-                    {"type": "FormEnd", "id": form_end},
-                ],
-                "rollup": {"l1": owner, "l2": bot.id, "l3": question.xpath, "l4": form_end},
-            },
+            "context": self._event_context(session, question.xpath, form_end),
             "object": {
                 "id": question.id,
                 "type": question.kind.upper(),
@@ -482,44 +515,3 @@ def _user_data(consent: bool | None) -> dict[str, Any]:
     if consent is not None:
         device["consent"] = consent
     return {"device": dict(device), "data": {"device": dict(device)}}
-
-
-def seed(
-    options: SeedOptions,
-    *,
-    storage: BlobStorage,
-    uci: UciDatabase,
-    telemetry_container: str,
-    pdata_id: str,
-    encryption_secret: str,
-    today: date,
-    scratch_root: Path,
-) -> dict[str, Any]:
-    """Generate and write everything; return the summary."""
-    seeder = Seeder(
-        options,
-        storage=storage,
-        uci=uci,
-        telemetry_container=telemetry_container,
-        pdata_id=pdata_id,
-        encryption_secret=encryption_secret,
-        today=today,
-    )
-    seeder.make_tables()
-    scratch_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=scratch_root) as scratch:
-        record = options.record.open("w", encoding="utf-8") if options.record else None
-        try:
-            seeder.make_events(Path(scratch), record)
-        finally:
-            if record is not None:
-                record.close()
-        loaded = seeder.load_telemetry_files(Path(scratch))
-    result = seeder.summary()
-    result["telemetry_events_loaded"] = loaded
-    return result
-
-
-def iter_days(start: date, days: int) -> Iterator[date]:
-    for offset in range(days):
-        yield start + timedelta(days=offset)

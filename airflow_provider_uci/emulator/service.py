@@ -17,8 +17,7 @@ from airflow_provider_uci.emulator.config import EmulatorSettings
 from airflow_provider_uci.emulator.crypto import sealing_key
 from airflow_provider_uci.emulator.jobs import Outcome, run_jobs
 from airflow_provider_uci.emulator.jobs.common import JobContext
-from airflow_provider_uci.emulator.seed import SeedOptions
-from airflow_provider_uci.emulator.seed import seed as seed_data
+from airflow_provider_uci.emulator.seed import Seeder, SeedOptions
 from airflow_provider_uci.emulator.storage import AzureStorage, BlobStorage, LocalStorage, key_from_stored_url
 from airflow_provider_uci.emulator.store import JobRow, JobStore
 from airflow_provider_uci.emulator.ucidb import UciDatabase
@@ -87,7 +86,7 @@ class Service:
 
     def seed(self, options: SeedOptions, today: date) -> dict[str, Any]:
         """Write seed data into this service's UCI tables and telemetry container."""
-        return seed_data(
+        seeder = Seeder(
             options,
             storage=self.storage,
             uci=self.uci,
@@ -95,8 +94,8 @@ class Service:
             pdata_id=self.settings.bot_pdata_id,
             encryption_secret=self.settings.encryption_secret,
             today=today,
-            scratch_root=self.settings.data_dir / "tmp",
         )
+        return seeder.seed(scratch_root=self.settings.data_dir / "tmp")
 
     async def db(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a store call: inline for SQLite (microseconds), in a thread for PostgreSQL."""

@@ -1,4 +1,4 @@
-"""The ``job_request`` table of the real service (contract 3.1), in SQLite or PostgreSQL.
+"""The ``job_request`` table of the real service (docs/service-contract.md §3.1), in SQLite or PostgreSQL.
 
 Timestamps are stored as the real service stores them: naive ``TIMESTAMP`` values in the service's
 own time zone (the JDBC driver writes the JVM's local time). Rows come back as :class:`JobRow`.
@@ -26,12 +26,14 @@ from zoneinfo import ZoneInfo
 from airflow_provider_uci.emulator.crypto import seal, unseal
 from airflow_provider_uci.exhaust.safe_files import create_private_empty
 from airflow_provider_uci.exhaust.warehouse.urls import one_line, postgres_connect_args, redact_url
+from airflow_provider_uci.extras import require
 
 ERR_MESSAGE_LIMIT = 300
 #: PostgreSQL connections the store keeps open at most.
 POOL_SIZE = 16
 
-#: The real service's table (contract 3.1), in each database's spelling of JSON and of the URL list.
+#: The real service's table (docs/service-contract.md §3.1), in each database's spelling of JSON and of the
+#: URL list.
 DDL = """
 CREATE TABLE IF NOT EXISTS job_request (
     tag VARCHAR(100) NOT NULL,
@@ -129,6 +131,7 @@ class JobStore:
         self.is_postgres = database_url is not None
         self._local = threading.local()
         if database_url is not None:
+            require(["postgres"], "a PostgreSQL job store")
             import psycopg2.pool
 
             try:

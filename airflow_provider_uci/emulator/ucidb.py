@@ -1,4 +1,4 @@
-"""UCI's own tables that the exhaust jobs read (contract 3.2, 3.4), in SQLite under the data dir.
+"""UCI's own tables that the exhaust jobs read (docs/service-contract.md §3.2, §3.4), in SQLite.
 
 ``bot`` comes from the UCI conversation database; ``users``, ``user_registrations`` and
 ``identities`` from FusionAuth. ``users.data`` is FusionAuth's JSON text.
@@ -69,7 +69,7 @@ def consent_at(data: str | None, path: tuple[str, ...]) -> bool:
     return bool(value)
 
 
-#: Where each job reads consent (the two differ in the real code, contract 3.2 and 3.4).
+#: Where each job reads consent (the two differ in the real code, docs/service-contract.md §3.2 and §3.4).
 RESPONSE_CONSENT_PATH = ("device", "consent")
 PRIVATE_CONSENT_PATH = ("data", "device", "consent")
 

@@ -17,7 +17,7 @@ limit.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -97,7 +97,18 @@ def line_breaks(data: bytes | bytearray, end: int) -> int:
     return breaks + returns - data.count(b"\r\n", 0, end) if returns else breaks
 
 
-def spark_blocks(path: Path, size: int) -> Iterator[Block]:
+def _whole_records(block: bytearray | bytes, quotes: int) -> tuple[int, int]:
+    """Where the block's whole records end, and how many of its last lines that leaves out: a block with
+    an odd number of quotes ends inside a value, so its last lines go until the count is even."""
+    cut, dropped = len(block), 0
+    while quotes % 2 and cut > 0:
+        cut_line = block.rfind(b"\n", 0, cut - 1) + 1
+        quotes -= block.count(b'"', cut_line, cut)
+        cut, dropped = cut_line, dropped + 1
+    return cut, dropped
+
+
+def spark_blocks(path: Path, size: int) -> Generator[Block, None, None]:
     """The file rewritten as RFC 4180, in blocks of whole records (of about ``size`` bytes or more).
 
     Each read ends at a line end and is rewritten alone (:func:`rfc4180`). A record ends at a line end
@@ -119,6 +130,7 @@ def spark_blocks(path: Path, size: int) -> Iterator[Block]:
             at_end = got < want  # a file's read comes short only at its end
             del data[got:]
             end = got if at_end else data.rfind(b"\n") + 1
+            block: bytearray | bytes
             block, cut, dropped = bytearray(), 0, 0
             if end:
                 del data[end:]
@@ -133,11 +145,7 @@ def spark_blocks(path: Path, size: int) -> Iterator[Block]:
                         block = bytes(block) + b"\n"
                     yield Block(memoryview(block), start, start + got, line)
                     return
-                cut = len(block)
-                while quotes % 2 and cut > 0:  # inside a value: leave out the last line
-                    cut_line = block.rfind(b"\n", 0, cut - 1) + 1
-                    quotes -= block.count(b'"', cut_line, cut)
-                    cut, dropped = cut_line, dropped + 1
+                cut, dropped = _whole_records(block, quotes)
             if cut == 0:  # a line longer than the read, or no whole record yet: read more at once
                 if want >= LONGEST_RECORD:
                     yield Block(
@@ -158,6 +166,27 @@ def spark_blocks(path: Path, size: int) -> Iterator[Block]:
             kept = memoryview(block)[:cut]
             yield Block(kept, start, start + end, line)
             line += line_breaks(block, cut)
+
+
+def headed_blocks(path: Path, size: int) -> tuple[list[str], Generator[Block, None, None]] | None:
+    """The file's header and its blocks after the header (:func:`spark_blocks`; a generator, to close);
+    ``None`` when the file does not start with a plain header, so the record reader must read it all."""
+    blocks = spark_blocks(path, size)
+    first = next(blocks, None)
+    head = plain_header(first) if first is not None and first.doubt is None else None
+    if first is None or head is None:
+        blocks.close()
+        return None
+    header, length = head
+    return header, _following(first.after_line(length), blocks)
+
+
+def _following(first: Block, rest: Generator[Block, None, None]) -> Generator[Block, None, None]:
+    try:
+        yield first
+        yield from rest
+    finally:
+        rest.close()
 
 
 def plain_header(block: Block) -> tuple[list[str], int] | None:

@@ -23,7 +23,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
@@ -53,22 +52,6 @@ def private_folder(path: Path) -> Path:
     if not path.is_dir():
         raise NotADirectoryError(f"{path.name}: exists and is not a folder")
     return path
-
-
-def open_private(path: Path, mode: str = "wb", **options: Any) -> IO[Any]:
-    """Open ``path`` for writing, created or emptied, with mode 0600 (an existing file's mode is narrowed).
-
-    :param mode: ``"wb"`` or ``"w"`` (then ``options`` such as ``encoding`` go to :func:`os.fdopen`).
-    """
-    if mode not in ("wb", "w"):
-        raise ValueError(f"mode: must be 'wb' or 'w', got {mode!r}")
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
-    try:
-        os.fchmod(descriptor, FILE_MODE)
-        return os.fdopen(descriptor, mode, **options)
-    except BaseException:
-        os.close(descriptor)
-        raise
 
 
 class Terminated(BaseException):
@@ -158,7 +141,7 @@ def sweep_scratch(
     """
     root = Path(parent or tempfile.gettempdir())
     now = time.time() if now is None else now
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(os.scandir(root))
     except OSError:

@@ -1,16 +1,14 @@
-"""Fetch one exhaust file through its signed URL, and open the private exhaust's zip.
+"""Fetch one exhaust file through its signed URL.
 
-Signed URLs expire (30 minutes, contract 1.8) and carry their signature in the query (``sig=``), so
+Signed URLs expire (docs/service-contract.md §1.8: 30 minutes), signed in the query (``sig=``), so
 :func:`download_to` asks ``url_source`` for freshly signed URLs before every attempt and never names a
 URL in an error or a log line: it names the file. Bodies stream into a :class:`Sink` in chunks, a
 cut-off body is resumed with a ranged GET where the server allows it, and the byte count is checked
 against ``Content-Length`` (and the ``Content-Range`` total). :func:`download` is the sink for a local
 file: a new scratch file beside it, renamed into place once complete (``exhaust.safe_files``: never
-through a planted link, never over what is not a regular file).
-
-Exhaust files are personal data: every file written here is created with mode 0600, in folders made
-0700 (``exhaust.at_rest``). The private zip's CSV is unzipped within a limit (:func:`unzip_limit`), so a
-zip bomb costs a few seconds and no disk beyond the limit.
+through a planted link, never over what is not a regular file), created with mode 0600 in folders made
+0700 (``exhaust.at_rest``): exhaust files are personal data. The private zip is opened by
+``exhaust.private_zip``.
 """
 
 from __future__ import annotations
@@ -19,12 +17,10 @@ import http.client
 import logging
 import re
 import time
-import zipfile
-import zlib
 from collections.abc import Callable, Iterator
 from functools import cache
-from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_uci.exhaust.safe_files import atomic_writer
 from airflow_provider_uci.retry import RetryPolicy, Verdict
@@ -42,13 +38,6 @@ CHUNK_SIZE = 256 * 1024
 DEFAULT_TIMEOUT = (10.0, 60.0)
 #: The longest wait between two attempts.
 MAX_BACKOFF = 30.0
-#: The private zip's CSV may unzip to this many times the zip's size (real ones are 3 to 10 times it),
-#: but to no less than :data:`UNZIP_FLOOR` and no more than :data:`UNZIP_CEILING`. The floor is small: a
-#: zip of a few kilobytes holds a few users, not megabytes of them (a 4 KB zip of 4 MiB of newlines is not
-#: an exhaust).
-UNZIP_RATIO = 100
-UNZIP_FLOOR = 1 * MIB
-UNZIP_CEILING = 4096 * MIB
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 
@@ -74,24 +63,6 @@ def _transient() -> tuple[type[BaseException], ...]:
 
 class DownloadError(RuntimeError):
     """A file could not be downloaded; the message names the file, never its signed URL."""
-
-
-class PrivateZipError(ValueError):
-    """The private exhaust zip is not what the service writes (one CSV entry)."""
-
-
-class ZipPasswordError(PrivateZipError):
-    """The private exhaust zip needs ``encryption_key``, or the key given does not open it."""
-
-
-class ZipTooLarge(PrivateZipError):
-    """The private exhaust zip's entry unzips to more than the limit; nothing of it was kept."""
-
-
-def unzip_limit(zip_size: int) -> int:
-    """The default limit on what a zip of ``zip_size`` bytes may unzip to: :data:`UNZIP_RATIO` times its
-    size, within :data:`UNZIP_FLOOR` .. :data:`UNZIP_CEILING`."""
-    return max(UNZIP_FLOOR, min(UNZIP_RATIO * zip_size, UNZIP_CEILING))
 
 
 class _Retry(Exception):
@@ -128,7 +99,7 @@ class Sink(Protocol):
 class _FileSink:
     """A :class:`Sink` over an open binary file."""
 
-    def __init__(self, handle: BinaryIO) -> None:
+    def __init__(self, handle: IO[bytes]) -> None:
         self.write = handle.write
         self.tell = handle.tell
         self._handle = handle
@@ -198,38 +169,58 @@ def download_to(
         import requests
 
         session = requests.Session()
-    http = session
-    expected: list[int | None] = [None]  # the file's size, once an answer told it
-
-    def attempt() -> Verdict:
-        try:
-            url = _url(url_source, index, what)
-            expected[0] = _attempt(http, url, sink, expected[0], chunk_size, timeout, what, progress)
-            return Verdict(result=expected[0])
-        except _Retry as failure:
-            reason = failure.reason
-            if failure.restart:
-                sink.restart()
-                expected[0] = None
-            elif failure.total is not None:
-                expected[0] = failure.total
-        except _transient() as exc:
-            # The exception's own text names the URL (and its signature): keep its type only.
-            reason = f"{type(exc).__name__} after {sink.tell()} bytes"
-        if expected[0] is not None and sink.tell() == expected[0]:
-            return Verdict(result=expected[0])  # every byte arrived before the connection failed
-        # a refused signature is re-signed at once: the next attempt reads the job again
-        return Verdict.transient(reason, retry_after=0.0 if reason.startswith("HTTP 403") else None)
-
+    attempt = _Attempts(url_source, index, sink, session, chunk_size, timeout, what, progress)
     policy = RetryPolicy(attempts=attempts, backoff=backoff, max_backoff=MAX_BACKOFF)
     try:
         policy.call(attempt, what=what, log=log, sleep=sleep, give_up=DownloadError)
         written = sink.tell()
     finally:
         if own_session:
-            http.close()
+            session.close()
     log.info("%s: downloaded %d bytes", what, written)
     return written
+
+
+class _Attempts:
+    """The attempts at one file: each fetches what the sink lacks, and says whether to try again."""
+
+    def __init__(
+        self,
+        url_source: Callable[[], list[str]],
+        index: int,
+        sink: Sink,
+        http: requests.Session,
+        chunk_size: int,
+        timeout: tuple[float, float],
+        what: str,
+        progress: Callable[[int, int | None], None] | None,
+    ) -> None:
+        self.url_source, self.index, self.sink, self.http = url_source, index, sink, http
+        self.chunk_size, self.timeout, self.what, self.progress = chunk_size, timeout, what, progress
+        self.expected: int | None = None  # the file's size, once an answer told it
+
+    def __call__(self) -> Verdict:
+        sink = self.sink
+        try:
+            url = _url(self.url_source, self.index, self.what)
+            self.expected = _attempt(
+                self.http, url, sink, self.expected, self.chunk_size, self.timeout, self.what, self.progress
+            )
+            return Verdict(result=self.expected)
+        except _Retry as failure:
+            reason = failure.reason
+            if failure.restart:
+                sink.restart()
+                self.expected = None
+            elif failure.total is not None:
+                self.expected = failure.total
+        except _transient() as exc:
+            # The exception's own text names the URL (and its signature): keep its type only.
+            reason = f"{type(exc).__name__} after {sink.tell()} bytes"
+        if self.expected is not None and sink.tell() == self.expected:
+            return Verdict(result=self.expected)  # every byte arrived before the connection failed
+        # a refused signature is re-signed at once: the next attempt reads the job again
+        return Verdict.transient(reason, retry_after=0.0 if reason.startswith("HTTP 403") else None)
 
 
 def _url(url_source: Callable[[], list[str]], index: int, what: str) -> str:
@@ -314,92 +305,3 @@ def _body(response: requests.Response, chunk_size: int) -> Iterator[bytes | memo
     buffer = memoryview(bytearray(chunk_size))
     while count := plain.readinto(buffer):
         yield buffer[:count]
-
-
-def open_private_zip(
-    zip_path: Path,
-    password: str | None,
-    target_dir: Path,
-    *,
-    name: str | None = None,
-    chunk_size: int = CHUNK_SIZE,
-    max_bytes: int | None = None,
-) -> Path:
-    """Extract the private exhaust zip's one CSV entry into ``target_dir``, streaming; return its path.
-
-    The service protects the zip with ZipCrypto when the request carried an ``encryptionKey``
-    (contract 3.5), and leaves it unencrypted otherwise; an unencrypted zip opens with or without a key.
-    The CSV is created with mode 0600 (``target_dir``, if made, 0700).
-
-    :param zip_path: the downloaded zip.
-    :param password: the request's encryption key, or ``None``.
-    :param target_dir: where the CSV goes (created if needed).
-    :param name: the CSV's file name (default: the entry's own name).
-    :param chunk_size: bytes decompressed at a time.
-    :param max_bytes: the most bytes the CSV may have (default :func:`unzip_limit` of the zip's size): an
-        entry that says it is larger is refused before anything is unzipped, and unzipping stops (the
-        partial file removed) as soon as more arrive.
-    :raises ZipPasswordError: the zip is encrypted and no key was given, or the key is wrong.
-    :raises ZipTooLarge: the entry unzips to more than ``max_bytes``.
-    :raises PrivateZipError: the file is not a zip, or does not hold exactly one CSV entry.
-    """
-    zip_path, target_dir = Path(zip_path), Path(target_dir)
-    if max_bytes is not None and max_bytes < 1:
-        raise ValueError(f"max_unzipped_bytes: must be at least 1, got {max_bytes}")
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except zipfile.BadZipFile:
-        raise PrivateZipError(f"{zip_path.name}: not a zip file") from None
-    with archive:
-        entries = [info for info in archive.infolist() if not info.is_dir()]
-        if len(entries) != 1 or not entries[0].filename.lower().endswith(".csv"):
-            listed = ", ".join(info.filename for info in entries) or "nothing"
-            raise PrivateZipError(f"{zip_path.name}: expected one CSV entry, found {listed}")
-        entry = entries[0]
-        encrypted = bool(entry.flag_bits & 0x1)
-        if encrypted and not password:
-            raise ZipPasswordError(
-                f"encryption_key: missing; {zip_path.name} is encrypted (the request was submitted with an "
-                "encryptionKey), so give the same key as encryption_key (on the task or the connection)"
-            )
-        limit = unzip_limit(zip_path.stat().st_size) if max_bytes is None else max_bytes
-        if entry.file_size > limit:
-            raise ZipTooLarge(
-                f"{zip_path.name}: its entry says it unzips to {entry.file_size} bytes, more than "
-                f"the limit of {limit} ({_limit_rule(max_bytes)}); refused before unzipping it"
-            )
-        out_name = name or PurePosixPath(entry.filename).name
-        if out_name in ("", ".", "..") or out_name.startswith("."):
-            raise PrivateZipError(f"{zip_path.name}: its entry's name {entry.filename!r} makes no file name")
-        target = target_dir / out_name
-        try:
-            with (
-                archive.open(entry, pwd=password.encode("utf-8") if password else None) as source,
-                atomic_writer(target, field="the private zip's CSV") as sink,
-            ):
-                written = 0
-                while chunk := source.read(chunk_size):
-                    written += len(chunk)
-                    if written > limit:
-                        raise ZipTooLarge(
-                            f"{zip_path.name}: its entry unzips to more than the limit of {limit} "
-                            f"bytes ({_limit_rule(max_bytes)}); stopped there, nothing kept"
-                        )
-                    sink.write(chunk)
-        except (RuntimeError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
-            if encrypted:
-                raise ZipPasswordError(
-                    f"encryption_key: wrong key; the encryption_key given does not decrypt {zip_path.name} "
-                    "(it must be the encryptionKey the request was submitted with)"
-                ) from None
-            raise PrivateZipError(f"{zip_path.name}: cannot be read ({type(exc).__name__}: {exc})") from None
-    return target
-
-
-def _limit_rule(max_bytes: int | None) -> str:
-    if max_bytes is not None:
-        return "max_unzipped_bytes"
-    return (
-        f"by default {UNZIP_RATIO} times the zip's size, at least {UNZIP_FLOOR // MIB} MiB and at most "
-        f"{UNZIP_CEILING // MIB} MiB; for more, set max_unzipped_bytes, or --max-unzipped-mb of uci-exhaust"
-    )

@@ -13,7 +13,7 @@ Files that are not as the service writes them are refused as a whole (:class:`Ex
 header and nothing else: the service answers ``No data found`` rather than write an empty file), and a
 response exhaust that holds one answer's key twice (``exhaust.keys``). The private zip is unzipped
 into a scratch folder removed however the load ends, or swept by the next run after a kill
-(``exhaust.at_rest``), within a size limit (``exhaust.download.unzip_limit``).
+(``exhaust.at_rest``), within a size limit (``exhaust.private_zip.unzip_limit``).
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ def _first_conversation(path: Path, rejects: Rejects) -> str:
     )
 
 
+@sigterm_unwinds()  # SIGTERM rolls the load back and removes its scratch files
 def load_exhaust(
     *,
     response_csv: Path | None,
@@ -123,29 +124,12 @@ def load_exhaust(
         of (``exhaust.reader``), the default (``None`` is the same); ``False`` reads every record record
         by record (the reference, for comparison).
     :param max_unzipped_bytes: the most bytes the private zip's CSV may unzip to (default
-        ``exhaust.download.unzip_limit`` of the zip's size).
+        ``exhaust.private_zip.unzip_limit`` of the zip's size).
     :raises ExhaustRefused: a private exhaust with no user of the bot, or a response exhaust with an
         answer twice.
     :raises LoadTerminated: SIGTERM arrived (in the main thread): rolled back, scratch files removed.
     """
-    with sigterm_unwinds():
-        return _load(
-            response_csv=response_csv,
-            private=private,
-            warehouse_url=warehouse_url,
-            table=table,
-            encryption_key=encryption_key,
-            conversation_id=conversation_id,
-            from_date=from_date,
-            to_date=to_date,
-            phone_numbers=phone_numbers,
-            max_rejects=max_rejects,
-            reject_path=reject_path,
-            audit=audit,
-            fast=fast,
-            max_unzipped_bytes=max_unzipped_bytes,
-            phone_hash_secret=phone_hash_secret,
-        )
+    return _load(**locals())  # every argument, by name: _load takes the same ones
 
 
 def _load(
@@ -175,90 +159,94 @@ def _load(
     rejects = Rejects(reject_path, limit=max_rejects)
     with closing(rejects):
         if conversation_id is None:
-            conversation = _first_conversation(response_csv, rejects)  # type: ignore[arg-type]
+            assert response_csv is not None, "_checked_arguments requires the bot without a response exhaust"
+            conversation = _first_conversation(response_csv, rejects)
             rejects.restart()  # the load reads the file again from its start, and rejects those records again
         else:
             conversation = conversation_id
-        return _load_bot(
-            response_csv,
-            private,
-            warehouse_url,
-            table,
-            encryption_key,
-            conversation,
-            from_date,
-            to_date,
-            phones,
-            max_rejects,
-            reject_path,
-            audit,
-            fast,
-            max_unzipped_bytes,
-            rejects,
+        bot = _BotLoad(
+            response_csv=response_csv,
+            private=private,
+            warehouse_url=warehouse_url,
+            table=table,
+            encryption_key=encryption_key,
+            conversation=conversation,
+            from_date=from_date,
+            to_date=to_date,
+            phones=phones,
+            max_rejects=max_rejects,
+            reject_path=reject_path,
+            audit=audit,
+            fast=fast,
+            max_unzipped_bytes=max_unzipped_bytes,
         )
+        return _load_bot(bot, rejects)
 
 
-def _load_bot(
-    response_csv: Path | None,
-    private: Path | None,
-    warehouse_url: str,
-    table: str,
-    encryption_key: str | None,
-    conversation: str,
-    from_date: str | None,
-    to_date: str | None,
-    phones: _Phones,
-    max_rejects: int,
-    reject_path: Path | None,
-    audit: dict[str, Any] | None,
-    fast: bool,
-    max_unzipped_bytes: int | None,
-    rejects: Rejects,
-) -> LoadSummary:
+@dataclass(frozen=True, kw_only=True)
+class _BotLoad:
+    """One load's checked arguments, with the bot it is for."""
+
+    response_csv: Path | None
+    private: Path | None
+    warehouse_url: str
+    table: str
+    encryption_key: str | None
+    conversation: str
+    from_date: str | None
+    to_date: str | None
+    phones: _Phones
+    max_rejects: int
+    reject_path: Path | None
+    audit: dict[str, Any] | None
+    fast: bool
+    max_unzipped_bytes: int | None
+
+
+def _load_bot(bot: _BotLoad, rejects: Rejects) -> LoadSummary:
+    """Load the bot's users and responses, reading the private exhaust first (unzipped into scratch)."""
     with scratch_folder("uci-load-") as scratch:  # mode 0700; swept by the next run if this one is killed
-        users = _users(
-            private, Path(scratch), rejects, conversation, phones, encryption_key, max_unzipped_bytes, fast
-        )
-        with open_warehouse(warehouse_url) as warehouse:
+        users = _users(bot, Path(scratch), rejects)
+        with open_warehouse(bot.warehouse_url) as warehouse:
             responses = (
                 None
-                if response_csv is None
+                if bot.response_csv is None
                 else ResponseBatches(
-                    response_csv,
+                    bot.response_csv,
                     rejects,
-                    conversation,
-                    from_date,
-                    to_date,
-                    fast=fast,
+                    bot.conversation,
+                    bot.from_date,
+                    bot.to_date,
+                    fast=bot.fast,
                     timestamps_as_text=warehouse.timestamps_as_text,
                 )
             )
             joined = _Joined(responses, users)
             result = warehouse.load(
-                table=table,
-                conversation_id=conversation,
-                from_date=from_date or "",
-                to_date=to_date or "",
+                table=bot.table,
+                conversation_id=bot.conversation,
+                from_date=bot.from_date or "",
+                to_date=bot.to_date or "",
                 responses=joined,
                 users=users.table,
-                audit={**(audit or {}), "rejected": lambda: rejects.count},
+                audit={**(bot.audit or {}), "rejected": lambda: rejects.count},
                 before_commit=partial(
                     _audit_reads,
                     rejects,
-                    max_rejects,
-                    reject_path,
+                    bot.max_rejects,
+                    bot.reject_path,
                     responses,
-                    conversation,
-                    from_date,
-                    to_date,
+                    bot.conversation,
+                    bot.from_date,
+                    bot.to_date,
                 ),
-                phone_numbers=phones.scheme,
+                phone_numbers=bot.phones.scheme,
             )
     return LoadSummary(
-        conversation_id=conversation,
-        from_date=from_date,
-        to_date=to_date,
-        table=table,
+        conversation_id=bot.conversation,
+        from_date=bot.from_date,
+        to_date=bot.to_date,
+        table=bot.table,
         responses_read=joined.rows,
         responses_loaded=result.responses,
         responses_replaced=result.replaced,
@@ -266,7 +254,7 @@ def _load_bot(
         users_loaded=result.users,
         users_of_other_conversations=users.skipped,
         rejected=rejects.count,
-        reject_file=str(reject_path) if reject_path and rejects.count else None,
+        reject_file=str(bot.reject_path) if bot.reject_path and rejects.count else None,
         reader=responses.engine if responses is not None else "none",
     )
 
@@ -312,27 +300,20 @@ class _Phones:
         self.mode, self.secret, self.scheme = mode, secret, phone_scheme(mode, secret)
 
 
-def _users(
-    private: Path | None,
-    scratch: Path,
-    rejects: Rejects,
-    conversation: str,
-    phones: _Phones,
-    encryption_key: str | None,
-    max_unzipped_bytes: int | None,
-    fast: bool,
-) -> Users:
+def _users(bot: _BotLoad, scratch: Path, rejects: Rejects) -> Users:
     """The bot's users, read whole before the load starts: none without a private exhaust; its zip is
     unzipped into ``scratch``. A file with no user of the bot is refused."""
+    private = bot.private
     if private is None:
-        return Users.none(conversation)
+        return Users.none(bot.conversation)
     private_csv = private
     if private.suffix.lower() == ".zip":
-        from airflow_provider_uci.exhaust.download import open_private_zip
+        from airflow_provider_uci.exhaust.private_zip import open_private_zip
 
-        private_csv = open_private_zip(private, encryption_key, scratch, max_bytes=max_unzipped_bytes)
+        private_csv = open_private_zip(private, bot.encryption_key, scratch, max_bytes=bot.max_unzipped_bytes)
+    phones = bot.phones
     users = read_user_table(
-        private_csv, rejects, conversation, phones.mode, fast=fast, phone_hash_secret=phones.secret
+        private_csv, rejects, bot.conversation, phones.mode, fast=bot.fast, phone_hash_secret=phones.secret
     )
     users.check(private.name, rejected=rejects.count > 0)
     return users

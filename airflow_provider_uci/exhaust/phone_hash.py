@@ -50,6 +50,14 @@ def hash_secret(mode: str, secret: str | None = None) -> str | None:
     """
     if check_mode(mode) != "hashed":
         return None
+    return keyed_secret(secret)
+
+
+def keyed_secret(secret: str | None = None) -> str:
+    """The secret of a ``hashed`` load: ``secret``, or the :data:`SECRET_ENV` variable's value.
+
+    :raises PhoneHashSecretMissing: no secret, or one shorter than :data:`SHORTEST_SECRET`.
+    """
     secret = secret or os.environ.get(SECRET_ENV) or None
     if secret is None:
         raise PhoneHashSecretMissing(
@@ -79,5 +87,5 @@ def key_id(secret: str) -> str:
 def phone_scheme(mode: str, secret: str | None) -> str:
     """How a load stores phones, as ``<table>_loads.phone_numbers`` records it."""
     if check_mode(mode) == "hashed":
-        return f"hmac-sha256:{key_id(hash_secret(mode, secret))}"  # type: ignore[arg-type]
+        return f"hmac-sha256:{key_id(keyed_secret(secret))}"
     return mode

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 
-def in_order(function: Callable[[Any], Any], items: Iterator[Any], workers: int) -> Iterator[Any]:
+def in_order(
+    function: Callable[[Any], Any], items: Iterator[Any], workers: int
+) -> Generator[Any, None, None]:
     """``function`` of each item, in the items' order, computed by ``workers`` threads at once (pyarrow
     and numpy let go of the GIL while they work); one item more than there are workers is taken ahead."""
     if workers <= 1:

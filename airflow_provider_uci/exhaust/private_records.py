@@ -1,25 +1,25 @@
 """The private exhaust read record by record: its users, the rules their records keep, and the phone
 as a load stores it.
 
-A user without consent has the Device UUID as "Decrypted Device ID" (contract 3.4): no phone. A
-rejected record's phone goes to the rejects only as the load would store it.
+A user without consent has the Device UUID as "Decrypted Device ID" (docs/service-contract.md §3.4): no
+phone. A rejected record's phone goes to the rejects only as the load would store it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from airflow_provider_uci.exhaust.phone_hash import check_mode, hash_phone, hash_secret
+from airflow_provider_uci.exhaust.phone_hash import check_mode, hash_phone, hash_secret, keyed_secret
 from airflow_provider_uci.exhaust.records import (
     PRIVATE_HEADERS,
     ExhaustFormatError,
-    Rejects,
     UserRecord,
     checked_records,
     nul_reason,
     read_header,
 )
+from airflow_provider_uci.exhaust.rejects import Rejects
 from airflow_provider_uci.exhaust.spark_csv import read_records
 
 
@@ -30,7 +30,7 @@ def phone_value(decrypted: str | None, device_uuid: str, mode: str, secret: str 
     if decrypted is None or decrypted == "" or decrypted == device_uuid or mode == "none":
         return None
     if mode == "hashed":
-        return hash_phone(decrypted, hash_secret(mode, secret))  # type: ignore[arg-type]
+        return hash_phone(decrypted, keyed_secret(secret))
     return decrypted
 
 
@@ -61,8 +61,8 @@ def read_users(
 ) -> Iterator[UserRecord]:
     """Stream the users of a private exhaust CSV (already unzipped).
 
-    A user without consent has the Device UUID as "Decrypted Device ID" (contract 3.4): no phone. A
-    rejected record's phone goes to ``rejects`` only as ``phone_numbers`` stores it.
+    A user without consent has the Device UUID as "Decrypted Device ID" (docs/service-contract.md §3.4): no
+    phone. A rejected record's phone goes to ``rejects`` only as ``phone_numbers`` stores it.
     """
     source = Path(path).name
     secret = hash_secret(phone_numbers, phone_hash_secret)  # the mode and the secret checked before reading
@@ -87,7 +87,7 @@ def read_users(
             )
 
 
-def private_positions(header: list[str | None], source: str) -> list[int]:
+def private_positions(header: Sequence[str | None], source: str) -> list[int]:
     """Where a private exhaust's columns (:data:`PRIVATE_HEADERS`) stand in its header."""
     missing = [name for name in PRIVATE_HEADERS if name not in header]
     if missing:
@@ -97,7 +97,7 @@ def private_positions(header: list[str | None], source: str) -> list[int]:
 
 def user_values(
     records: Iterator[tuple[int, list[str | None]]],
-    header: list[str | None],
+    header: Sequence[str | None],
     source: str,
     rejects: Rejects,
     phone_numbers: str = "plain",

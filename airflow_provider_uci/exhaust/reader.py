@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from datetime import date
 from pathlib import Path
@@ -32,23 +32,22 @@ import orjson
 from airflow_provider_uci.exhaust.arrow_csv import (
     Block,
     csv_options,
+    headed_blocks,
     parse_block,
-    plain_header,
     quotes_out_of_place,
-    spark_blocks,
 )
 from airflow_provider_uci.exhaust.keys import KeyHashes, key_hashes
 from airflow_provider_uci.exhaust.pipeline import in_order
 from airflow_provider_uci.exhaust.records import (
     IST,
     KEY_FIELDS,
-    Rejects,
     ResponseRecord,
     header_positions,
     moment,
     read_header,
     typed_responses,
 )
+from airflow_provider_uci.exhaust.rejects import Rejects
 from airflow_provider_uci.exhaust.spark_csv import read_records
 
 #: Bytes of the file parsed at a time: larger blocks cost less per row, and hold more memory.
@@ -158,19 +157,11 @@ class ResponseBatches:
 
     def _batches(self) -> Iterator[tuple[Any, Any]]:
         """Each batch, with its rows' key hashes (made on the C engine's threads where it read them)."""
-        if not self.fast:
+        headed = headed_blocks(self.path, self.block_bytes) if self.fast else None
+        if headed is None:  # nothing read in C: the record engine reads the file, and says what is wrong
             yield from self._rest(0, 1, None)
             return
-        blocks = spark_blocks(self.path, self.block_bytes)
-        first = next(blocks, None)
-        head = plain_header(first) if first is not None and first.doubt is None else None
-        if (
-            head is None
-        ):  # nothing read in C: the record engine reads the file, and says what is wrong with it
-            blocks.close()
-            yield from self._rest(0, 1, None)
-            return
-        header, length = head
+        header, blocks = headed
         by_field = header_positions(header, self.path.name)
         options = csv_options(len(header), self.block_bytes)
         checked: set[str] = set()
@@ -197,9 +188,7 @@ class ResponseBatches:
 
         with (
             closing(blocks),
-            closing(
-                in_order(in_c, itertools.chain([first.after_line(length)], blocks), self.workers)
-            ) as done,
+            closing(in_order(in_c, blocks, self.workers)) as done,
         ):
             for number, (block, outcome) in enumerate(done):
                 if number % RELEASE_EVERY == RELEASE_EVERY - 1:
@@ -215,7 +204,7 @@ class ResponseBatches:
                 else:
                     yield from self._block(block, header)
 
-    def _block(self, block: Block, header: list[str]) -> Iterator[tuple[Any, Any]]:
+    def _block(self, block: Block, header: Sequence[str | None]) -> Iterator[tuple[Any, Any]]:
         """A block the C engine is not sure of, read record by record from its bytes in the file."""
         self.blocks_by_records += 1
         with open(self.path, "rb") as handle:
@@ -225,7 +214,9 @@ class ResponseBatches:
             )
         yield from self._typed_records(read_records(text), header, block.first_line)
 
-    def _rest(self, offset: int, first_line: int, header: list[str] | None) -> Iterator[tuple[Any, Any]]:
+    def _rest(
+        self, offset: int, first_line: int, header: Sequence[str | None] | None
+    ) -> Iterator[tuple[Any, Any]]:
         """The file from ``offset`` (the start of a record, or of the file) to its end, record by record."""
         self.blocks_by_records += 1
         with open(self.path, "rb") as handle:
@@ -237,7 +228,7 @@ class ResponseBatches:
             yield from self._typed_records(records, header, first_line)
 
     def _typed_records(
-        self, records: Iterator[tuple[int, list[str | None]]], header: list[str], first_line: int
+        self, records: Iterator[tuple[int, list[str | None]]], header: Sequence[str | None], first_line: int
     ) -> Iterator[tuple[Any, Any]]:
         """Batches of the records that keep the rules (``records.typed_responses``), with their key hashes;
         the others are rejects."""
@@ -264,8 +255,8 @@ class ResponseBatches:
         if not self.timestamps_as_text:
             for field in _TIMESTAMPS:
                 columns[field] = [None if text is None else moment(text) for text in columns[field]]
-        single = self.range[0]  # a record with no timestamp is kept only in a load of one day
-        days = [date.fromisoformat(day or single) for _, _, day in rows]  # type: ignore[arg-type]
+        single = self.range[0] or ""  # a record with no timestamp is kept only in a load of one day: that day
+        days = [date.fromisoformat(day or single) for _, _, day in rows]
         columns["sync_date"] = days
         low, high = min(days).isoformat(), max(days).isoformat()
         self._synced(low, high)
@@ -300,7 +291,9 @@ class ResponseBatches:
             return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
 
         def all_match(values: Any, pattern: str) -> bool:
-            return values.null_count == rows or pc.all(pc.match_substring_regex(values, pattern)).as_py()
+            return bool(
+                values.null_count == rows or pc.all(pc.match_substring_regex(values, pattern)).as_py()
+            )
 
         for field in KEY_FIELDS:
             values = column(field)
@@ -332,16 +325,7 @@ class ResponseBatches:
                 raise _Doubt(f"{field}: a timestamp that is not a real moment") from None
             typed[field] = text if self.timestamps_as_text else moments[field]
         for field, empty_allowed in (("question_options", False), ("question_response", True)):
-            for value in pc.unique(column(field)).to_pylist():
-                if value is None or value in checked or (empty_allowed and value == ""):
-                    continue
-                try:
-                    orjson.loads(value)
-                except orjson.JSONDecodeError:
-                    raise _Doubt(f"{field}: a value that is not JSON") from None
-                if len(checked) > 100_000:
-                    checked.clear()
-                checked.add(value)
+            _check_json(column(field), field, empty_allowed, checked)
         days, low, high = self._days(pc.coalesce(moments["at_timestamp"], moments["event_timestamp"]), rows)
         typed["sync_date"] = days
         arrays = [typed[field] if field in typed else column(field) for field in RESPONSE_BATCH_COLUMNS]
@@ -365,6 +349,23 @@ class ResponseBatches:
         if (first is not None and low < first) or (last is not None and high > last):
             raise _Doubt("a row synced on a day outside the load's range")
         return days, low, high
+
+
+def _check_json(values: Any, field: str, empty_allowed: bool, checked: set[str]) -> None:
+    """Raise :class:`_Doubt` unless each distinct value of ``values`` is JSON (``""`` too when
+    ``empty_allowed``); ``checked`` keeps the values already found good, across batches."""
+    import pyarrow.compute as pc
+
+    for value in pc.unique(values).to_pylist():
+        if value is None or value in checked or (empty_allowed and value == ""):
+            continue
+        try:
+            orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise _Doubt(f"{field}: a value that is not JSON") from None
+        if len(checked) > 100_000:
+            checked.clear()
+        checked.add(value)
 
 
 def _key_hashes(batch: Any) -> Any:

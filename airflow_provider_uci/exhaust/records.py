@@ -1,6 +1,6 @@
 """Typed records of the two exhausts, read by header name from any published vintage.
 
-Response exhaust files have had 12, 15, 17 and 18 columns over the years (contract 3.3): columns are
+Response exhaust files have had 12, 15, 17 and 18 columns (docs/service-contract.md §3.3): columns are
 found by name, and those a vintage lacks (``Session ID``, ``X Path``, ``Eof``) read as null. Values are
 typed (integers, booleans, timestamps) and the JSON columns checked; a record that breaks a rule is
 handed to a :class:`Rejects` log with its line number instead of being loaded.
@@ -8,7 +8,7 @@ handed to a :class:`Rejects` log with its line number instead of being loaded.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta, timezone
 from operator import itemgetter
 from pathlib import Path
@@ -93,7 +93,8 @@ PRIVATE_HEADERS = (
 )
 #: What a file saved by a spreadsheet may start with; not part of the first column's name.
 BYTE_ORDER_MARK = "\ufeff"
-#: India Standard Time, the zone of the service's sync days (contract 3.2); no daylight saving since 1945.
+#: India Standard Time, the zone of the service's sync days (docs/service-contract.md §3.2); no daylight
+#: saving since 1945.
 IST = timezone(
     timedelta(hours=5, minutes=30)
 )  # schedule.SCHEDULE_TIMEZONE, as a fixed offset: quicker per row
@@ -222,7 +223,7 @@ def checked_records(
         raise ExhaustFormatError(f"{source}: {exc.moved(shift)}") from None
 
 
-def header_positions(header: list[str | None], source: str) -> dict[str, int]:
+def header_positions(header: Sequence[str | None], source: str) -> dict[str, int]:
     positions = {}
     for index, name in enumerate(header):
         if name in RESPONSE_HEADERS and RESPONSE_HEADERS[name] not in positions:
@@ -276,7 +277,7 @@ def read_response_lines(
 
 def typed_responses(
     records: Iterator[tuple[int, list[str | None]]],
-    header: list[str | None],
+    header: Sequence[str | None],
     source: str,
     rejects: Rejects,
     conversation_id: str | None = None,
@@ -295,7 +296,6 @@ def typed_responses(
     json_checked = _JsonChecked()
     make = ResponseRecord._make
     single_day = bool(first_day) and first_day == last_day
-    check_days = bool(first_day or last_day)
     shift = first_line - 1
     for line, values in checked_records(records, source, shift):
         line += shift
@@ -320,52 +320,37 @@ def typed_responses(
             options = json_checked("question_options", raw[12], empty_allowed=False)
             response = json_checked("question_response", raw[13], empty_allowed=True)
             eof = _bool("eof", raw[15])
-            event_timestamp = _timestamp("event_timestamp", raw[16])
-            at_timestamp = (
-                event_timestamp
-                if raw[17] is not None and raw[17] == raw[16]
-                else _timestamp("at_timestamp", raw[17])
-            )
-            day = sync_day(at_timestamp, event_timestamp)
-            if day is None:
-                if not single_day:
-                    raise _Reject(
-                        "at_timestamp: no @timestamp or Timestamp to place the record in a sync day, "
-                        "and the load is not for one day"
-                    )
-            elif check_days and ((first_day and day < first_day) or (last_day and day > last_day)):
-                raise _Reject(
-                    f"at_timestamp: synced on {day} (IST), outside the range "
-                    f"{first_day or '...'}..{last_day or '...'}"
-                )
-            yield (
-                line,
-                make(
-                    (
-                        raw[0],
-                        raw[1],
-                        raw[2],
-                        raw[3],
-                        raw[4],
-                        raw[5],
-                        raw[6],
-                        raw[7],
-                        raw[8],
-                        duration,
-                        score,
-                        max_score,
-                        options,
-                        response,
-                        raw[14],
-                        eof,
-                        event_timestamp,
-                        at_timestamp,
-                    )
-                ),
-                day,
-            )
+            event_timestamp, at_timestamp, day = _synced(raw[16], raw[17], first_day, last_day, single_day)
+            record = (*raw[:9], duration, score, max_score, options, response, raw[14], eof)
+            yield line, make((*record, event_timestamp, at_timestamp)), day
         except _Reject as reason:
             rejects.add(source, line, str(reason), values)
+
+
+def _synced(
+    event_text: str | None, at_text: str | None, first_day: str | None, last_day: str | None, single_day: bool
+) -> tuple[str | None, str | None, str | None]:
+    """A record's event and ``@timestamp`` moments and its sync day, which must lie in the load's range
+    (``None`` only in a load of one day, for a record with neither timestamp)."""
+    event_timestamp = _timestamp("event_timestamp", event_text)
+    at_timestamp = (
+        event_timestamp
+        if at_text is not None and at_text == event_text
+        else _timestamp("at_timestamp", at_text)
+    )
+    day = sync_day(at_timestamp, event_timestamp)
+    if day is None:
+        if not single_day:
+            raise _Reject(
+                "at_timestamp: no @timestamp or Timestamp to place the record in a sync day, "
+                "and the load is not for one day"
+            )
+    elif (first_day and day < first_day) or (last_day and day > last_day):
+        raise _Reject(
+            f"at_timestamp: synced on {day} (IST), outside the range "
+            f"{first_day or '...'}..{last_day or '...'}"
+        )
+    return event_timestamp, at_timestamp, day
 
 
 def sync_day(
@@ -374,8 +359,8 @@ def sync_day(
     """The IST day an answer was synced on, ``YYYY-MM-DD``: the day of the telemetry file it came from.
 
     The pipeline files each event under the IST date of its ``syncts`` and copies ``syncts`` into
-    ``@timestamp`` (contract 3.2), which the exhaust writes as ``@timestamp`` and ``Timestamp``; the
-    first of the two that is there decides. ``None`` when neither is (the oldest vintages).
+    ``@timestamp`` (docs/service-contract.md §3.2), which the exhaust writes as ``@timestamp`` and
+    ``Timestamp``; the first of the two that is there decides. ``None`` when neither is (the oldest vintages).
     """
     value = at_timestamp or event_timestamp
     if not value:

@@ -93,7 +93,9 @@ def atomic_writer(
     descriptor, scratch = tempfile.mkstemp(dir=folder, prefix=f".{target.name[:100]}.", suffix=".partial")
     try:
         os.fchmod(descriptor, FILE_MODE)
-        options = {} if mode == "wb" else {"encoding": encoding or "utf-8", "newline": newline}
+        options: dict[str, Any] = (
+            {} if mode == "wb" else {"encoding": encoding or "utf-8", "newline": newline}
+        )
         with os.fdopen(descriptor, mode, **options) as handle:
             descriptor = -1
             yield handle

@@ -1,4 +1,4 @@
-"""Spark's CSV dialect, as the real exhaust jobs write it (contract 3.3), for writing and reading.
+"""Spark's CSV dialect, as the real exhaust jobs write it (docs/service-contract.md §3.3): write and read.
 
 Spark writes CSV through univocity with ``quote='"'``, ``escape='\\'`` and
 ``charToEscapeQuoteEscaping='\\'``, trimming leading and trailing whitespace (its write defaults):
@@ -82,16 +82,6 @@ def format_value(value: str | None) -> str:
 def format_row(values: Iterable[str | None]) -> str:
     """A record, with its ``\\n``."""
     return DELIMITER.join([format_value(value) for value in values]) + "\n"
-
-
-def write_rows(handle: IO[str], header: Iterable[str], rows: Iterable[Iterable[str | None]]) -> int:
-    """Write a header and rows to a text handle; return the number of rows."""
-    handle.write(format_row(header))
-    count = 0
-    for row in rows:
-        handle.write(format_row(row))
-        count += 1
-    return count
 
 
 #: Stands for an empty quoted value while Python's csv module parses (a private-use character).

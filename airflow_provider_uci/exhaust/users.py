@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import itertools
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,14 @@ from typing import Any
 from airflow_provider_uci.exhaust.arrow_csv import (
     Block,
     csv_options,
+    headed_blocks,
     parse_block,
-    plain_header,
     quotes_out_of_place,
-    spark_blocks,
 )
-from airflow_provider_uci.exhaust.phone_hash import hash_phone, hash_secret
+from airflow_provider_uci.exhaust.phone_hash import hash_phone, hash_secret, keyed_secret
 from airflow_provider_uci.exhaust.private_records import private_positions, user_values
-from airflow_provider_uci.exhaust.records import USER_TABLE_COLUMNS, ExhaustRefused, Rejects, read_header
+from airflow_provider_uci.exhaust.records import USER_TABLE_COLUMNS, ExhaustRefused, read_header
+from airflow_provider_uci.exhaust.rejects import Rejects
 from airflow_provider_uci.exhaust.spark_csv import read_records
 
 #: Other bots a private exhaust is found to hold users of, named at most.
@@ -149,17 +150,15 @@ class _Reading:
     def read(self, fast: bool) -> None:
         import pyarrow.compute as pc
 
-        blocks = spark_blocks(self.path, self.block_bytes)
+        headed = headed_blocks(self.path, self.block_bytes) if fast else None
+        if headed is None:
+            self._records(0, 1, None)
+            return
+        header, blocks = headed
         with closing(blocks):
-            first = next(blocks, None) if fast else None
-            head = plain_header(first) if first is not None and first.doubt is None else None
-            if head is None:
-                self._records(0, 1, None)
-                return
-            header, length = head
             at = private_positions(header, self.path.name)
             options = csv_options(len(header), self.block_bytes)  # every column: each must be UTF-8
-            for block in itertools.chain([first.after_line(length)], blocks):
+            for block in blocks:
                 if block.doubt is not None or quotes_out_of_place(block.data):
                     self._records(block.offset, block.first_line, header)  # where records end is unsure
                     return
@@ -192,7 +191,7 @@ class _Reading:
             self.parts.append(batch if kept == len(own) else batch.filter(own))
 
     def _records(
-        self, offset: int, first_line: int, header: list[str] | None, block: Block | None = None
+        self, offset: int, first_line: int, header: Sequence[str | None] | None, block: Block | None = None
     ) -> None:
         """The file from ``offset`` (to ``block``'s end, or the file's), record by record."""
         import pyarrow as pa
@@ -249,11 +248,9 @@ def _users(table: Any, conversation_id: str, phone_numbers: str, secret: str | N
     if phone_numbers == "none":
         phones = pa.nulls(count, pa.string())
     elif phone_numbers == "hashed":
+        key = keyed_secret(secret)  # the secret checked before reading
         phones = pa.array(
-            [
-                None if phone is None else hash_phone(phone, secret)  # type: ignore[arg-type]
-                for phone in phones.to_pylist()
-            ],
+            [None if phone is None else hash_phone(phone, key) for phone in phones.to_pylist()],
             pa.string(),
         )
     column.update(

@@ -6,7 +6,7 @@ in ``config``, from the connection's host, password and the extras ``timeout``, 
 ``proxies``. Left to themselves, both would send every other extra (the channel, ``requested_by``,
 the zip password) as an HTTP header; these send exactly ``Authorization: Bearer <API key>``,
 ``X-Channel-ID`` and ``Content-Type`` (the user-token headers switch the real service to a path that
-refuses UCI datasets, contract 4.11). Both read every answer the same way
+refuses UCI datasets, docs/service-contract.md §4.11). Both read every answer the same way
 (:mod:`airflow_provider_uci.hooks.wire`): HTTP 200 with ``result: null`` is :class:`ExhaustJobNotFound`,
 400/401/403 are :class:`ExhaustApiError`, and 5xx, 429, timeouts and dropped connections are retried
 by one :class:`RetryPolicy` (429 waits its ``Retry-After``), the HTTP provider's own retries off.
@@ -21,7 +21,7 @@ import asyncio
 import ssl
 import time
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import aiohttp
@@ -62,14 +62,8 @@ def _path(route: str, tag: str) -> str:
     return f"/dataset/v1/request/{route}/{quote(tag, safe='')}"
 
 
-class UciExhaustHook(HttpHook):
-    """Talk to the Data Exhaust API from a worker (an ``HttpHook``).
-
-    The connection (type ``uci_exhaust``): host = the API base URL (``https://<host>/api``),
-    password = the API key, extras ``channel_id`` (sent as ``X-Channel-ID``), ``requested_by``,
-    ``zip_password`` (the private exhaust zip's password) and the HTTP settings ``timeout`` (seconds,
-    or ``[connect, read]``), ``verify`` (false, or a CA bundle path) and ``proxies``. One hook is for
-    one thread: each call sets the method it sends.
+class _ExhaustConnection:
+    """What both hooks take: the connection (type ``uci_exhaust``) and how to call the service.
 
     :param uci_exhaust_conn_id: the Airflow connection id.
     :param retry: how often and how long to retry transient failures.
@@ -79,7 +73,8 @@ class UciExhaustHook(HttpHook):
     conn_name_attr = "uci_exhaust_conn_id"
     default_conn_name = DEFAULT_CONN_ID
     conn_type = CONN_TYPE
-    hook_name = "Sunbird UCI Data Exhaust"
+    #: What the HTTP hook under this one is made with, besides the connection.
+    http_hook_args: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -88,12 +83,30 @@ class UciExhaustHook(HttpHook):
         retry: RetryPolicy | None = None,
         timeout: tuple[float, float] | None = None,
     ) -> None:
-        super().__init__(method="GET", http_conn_id=uci_exhaust_conn_id)
+        # the HTTP hook, which follows this class among the hook's bases
+        http_hook: Any = super()
+        http_hook.__init__(method="GET", http_conn_id=uci_exhaust_conn_id, **self.http_hook_args)
         self.uci_exhaust_conn_id = uci_exhaust_conn_id
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
-        self.sleep = time.sleep
-        self._session: requests.Session | None = None
+
+
+class UciExhaustHook(_ExhaustConnection, HttpHook):
+    """Talk to the Data Exhaust API from a worker (an ``HttpHook``).
+
+    The connection (type ``uci_exhaust``): host = the API base URL (``https://<host>/api``),
+    password = the API key, extras ``channel_id`` (sent as ``X-Channel-ID``), ``requested_by``,
+    ``zip_password`` (the private exhaust zip's password) and the HTTP settings ``timeout`` (seconds,
+    or ``[connect, read]``), ``verify`` (false, or a CA bundle path) and ``proxies``. One hook is for
+    one thread: each call sets the method it sends.
+
+    Takes the arguments of :class:`_ExhaustConnection`.
+    """
+
+    hook_name = "Sunbird UCI Data Exhaust"
+    #: Waits between attempts (an instance may be given another, as tests do).
+    sleep = staticmethod(time.sleep)
+    _session: requests.Session | None = None
 
     @cached_property
     def settings(self) -> ConnectionSettings:
@@ -157,9 +170,10 @@ class UciExhaustHook(HttpHook):
                 return _transport_failure(exc)
             return judge(route, response.status_code, response.headers, response.content)
 
-        return self.retry.call(
+        result: dict[str, Any] | None = self.retry.call(
             attempt, what=route, log=self.log, sleep=self.sleep, give_up=ExhaustTransientError
         )
+        return result
 
     def request_for(
         self,
@@ -229,7 +243,7 @@ class UciExhaustHook(HttpHook):
         except Exception as exc:
             return False, str(exc)
         probe = type(self)(self.uci_exhaust_conn_id, retry=RetryPolicy(attempts=1), timeout=TEST_TIMEOUT)
-        probe.settings = settings  # type: ignore[misc]  # the cached property, already read
+        probe.settings = settings  # the cached property, already read
         try:
             probe.list_requests("airflow-connection-test", limit=1)
         except Exception as exc:
@@ -239,37 +253,22 @@ class UciExhaustHook(HttpHook):
         return True, f"Connected to {settings.base_url} as channel {settings.channel}"
 
 
-class UciExhaustAsyncHook(HttpAsyncHook):
+class UciExhaustAsyncHook(_ExhaustConnection, HttpAsyncHook):
     """Read jobs from the triggerer's event loop (an ``HttpAsyncHook``), retried as :class:`UciExhaustHook` does.
 
     The connection is looked up asynchronously (a synchronous lookup would block the event loop), and
     one ``aiohttp`` session serves every call until :meth:`aclose`.
 
-    :param uci_exhaust_conn_id: the Airflow connection id.
-    :param retry: how often and how long to retry transient failures.
-    :param timeout: (connect, read) timeouts in seconds; default: the connection's, else 10 and 45.
+    Takes the arguments of :class:`_ExhaustConnection`.
     """
 
-    conn_name_attr = "uci_exhaust_conn_id"
-    default_conn_name = DEFAULT_CONN_ID
-    conn_type = CONN_TYPE
     hook_name = "Sunbird UCI Data Exhaust (async)"
-
-    def __init__(
-        self,
-        uci_exhaust_conn_id: str = DEFAULT_CONN_ID,
-        *,
-        retry: RetryPolicy | None = None,
-        timeout: tuple[float, float] | None = None,
-    ) -> None:
-        super().__init__(method="GET", http_conn_id=uci_exhaust_conn_id, retry_limit=1)
-        self.uci_exhaust_conn_id = uci_exhaust_conn_id
-        self.retry = retry or RetryPolicy()
-        self.timeout = timeout
-        self.sleep = asyncio.sleep
-        self._settings: ConnectionSettings | None = None
-        self._session_config: SessionConfig | None = None
-        self._client: aiohttp.ClientSession | None = None
+    http_hook_args: ClassVar[dict[str, Any]] = {"retry_limit": 1}  # the retries are this hook's own
+    #: Waits between attempts (an instance may be given another, as tests do).
+    sleep = staticmethod(asyncio.sleep)
+    _settings: ConnectionSettings | None = None
+    _session_config: SessionConfig | None = None
+    _client: aiohttp.ClientSession | None = None
 
     async def get_settings(self) -> ConnectionSettings:
         if self._settings is None:
@@ -321,9 +320,10 @@ class UciExhaustAsyncHook(HttpAsyncHook):
                 return _transport_failure(exc)
             return judge(route, response.status, response.headers, content)
 
-        return await self.retry.acall(
+        result: dict[str, Any] | None = await self.retry.acall(
             attempt, what=route, log=self.log, sleep=self.sleep, give_up=ExhaustTransientError
         )
+        return result
 
     async def read_request(self, tag: str, request_id: str) -> ExhaustJob:
         """Read one job (see :meth:`UciExhaustHook.read_request`)."""

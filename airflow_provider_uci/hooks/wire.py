@@ -1,7 +1,7 @@
 """What the sync and async hooks share: connection settings, retry policy, and reading answers.
 
 :func:`judge` turns one HTTP answer into a result, a reason to retry, or a raised error, so both hooks
-read the real service's envelopes (contract 1.7) the same way.
+read the real service's envelopes (docs/service-contract.md §1.7) the same way.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ submit_route = "submit"
 read_route = "read"
 
 
-#: The headers the real gateway and service accept from a UCI client (contract 1.2 and 4.11).
+#: The headers the real gateway and service accept from a UCI client (docs/service-contract.md §1.2, §4.11).
 SENT_HEADERS = ("Authorization", "X-Channel-ID", "Content-Type")
 #: (connect, read) seconds; the service itself gives up on a call after 20 s.
 DEFAULT_TIMEOUT = (10.0, 45.0)
@@ -103,7 +103,7 @@ class ConnectionSettings:
         )
 
     def headers(self) -> dict[str, str]:
-        """Exactly the three headers real clients send (contract 1.2)."""
+        """Exactly the three headers real clients send (docs/service-contract.md §1.2)."""
         return dict(
             zip(SENT_HEADERS, (f"Bearer {self.api_key}", self.channel, "application/json"), strict=False)
         )
@@ -213,10 +213,3 @@ def judge(route: str, status: int, headers: Mapping[str, str], content: bytes) -
 def job_list(result: dict[str, Any] | None) -> list[ExhaustJob]:
     """The ``jobs`` of a list answer."""
     return [ExhaustJob.from_api(job) for job in (result or {}).get("jobs") or []]
-
-
-def read_settings(conn_id: str = DEFAULT_CONN_ID) -> ConnectionSettings:
-    """The settings of connection ``conn_id``, read without the HTTP hooks (a task that only needs the zip password)."""
-    from airflow.sdk import BaseHook
-
-    return ConnectionSettings.from_connection(BaseHook.get_connection(conn_id))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseHook, BaseOperator, Context
 
@@ -21,6 +21,9 @@ from airflow_provider_uci.exhaust.spark_csv import read_records
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
 from airflow_provider_uci.models import Dataset, ExhaustFatalError
 from airflow_provider_uci.refs import copies_by_dataset
+
+if TYPE_CHECKING:
+    from airflow_provider_uci.exhaust.load import LoadSummary
 
 RESPONSE, PRIVATE = Dataset.RESPONSE.value, Dataset.PRIVATE.value
 #: The default responses table (the loader's own default, restated here so that parsing a DAG that uses
@@ -79,14 +82,14 @@ def arrow_without_pandas() -> None:
                 )
 
     finder = NoPandas()
-    sys.meta_path.insert(0, finder)  # type: ignore[arg-type]
+    sys.meta_path.insert(0, finder)
     try:
         import pyarrow as pa
 
         pa.array(["x"])  # pyarrow looks for pandas now (in Python and in C++), once for the process
         pa.scalar(1)
     finally:
-        sys.meta_path.remove(finder)  # type: ignore[arg-type]
+        sys.meta_path.remove(finder)
 
 
 class LoadExhaustOperator(BaseOperator):
@@ -161,17 +164,8 @@ class LoadExhaustOperator(BaseOperator):
     @cached_property
     def loader(self) -> ExhaustLoader:
         """The part that loads, with this task's rendered options."""
-        options = LoadOptions(
-            conversation_id=self.conversation_id or None,
-            from_date=self.from_date or None,
-            to_date=self.to_date or None,
-            warehouse_conn_id=self.warehouse_conn_id or None,
-            table=self.table,
-            phone_numbers=self.phone_numbers,
-            max_rejects=self.max_rejects,
-            uci_exhaust_conn_id=self.uci_exhaust_conn_id,
-            wasb_conn_id=self.wasb_conn_id,
-            dag_id=self.dag_id,
+        options = LoadOptions.of_task(
+            self, self.conversation_id or None, self.from_date or None, self.to_date or None
         )
         return ExhaustLoader(options, bot_log(self.log, options.conversation_id))
 
@@ -198,6 +192,16 @@ class LoadOptions:
     uci_exhaust_conn_id: str | None = DEFAULT_CONN_ID
     wasb_conn_id: str = "wasb_default"
     dag_id: str = ""
+
+    @classmethod
+    def of_task(
+        cls, task: Any, conversation_id: str | None, from_date: str | None, to_date: str | None
+    ) -> LoadOptions:
+        """The options of ``task``, an operator with the load's parameters (rendered), for this bot and range."""
+        same = ("table", "phone_numbers", "max_rejects", "uci_exhaust_conn_id", "wasb_conn_id", "dag_id")
+        given = {name: getattr(task, name) for name in same}
+        given["warehouse_conn_id"] = task.warehouse_conn_id or None
+        return cls(conversation_id=conversation_id, from_date=from_date, to_date=to_date, **given)
 
 
 @dataclass
@@ -243,7 +247,7 @@ class ExhaustLoader:
             mask_secret(secret)
         return secret or None
 
-    def _local(self, copied: dict[str, Any], scratch: Path) -> Path | None:
+    def _local(self, copied: Mapping[str, Any], scratch: Path) -> Path | None:
         """A local path for a copy's CSV; Azure blobs (``wasb://container/key``) are streamed down first."""
         location = copied.get("csv")
         if not location or copied.get("empty"):
@@ -281,7 +285,7 @@ class ExhaustLoader:
 
         return UciExhaustHook(self.options.uci_exhaust_conn_id).settings.encryption_key
 
-    def load(self, context: Context, copies: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def load(self, context: Context, copies: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         """Load the copied response exhaust joined to the private one (``{dataset: copied}``; a dataset
         left out, or ``empty``, loads as nothing). Returns the load's summary."""
         arrow_without_pandas()
@@ -289,18 +293,7 @@ class ExhaustLoader:
 
         opts = self.options
         response_meta, private_meta = copies.get(RESPONSE, {}), copies.get(PRIVATE, {})
-        conversation = (
-            opts.conversation_id
-            or response_meta.get("conversation_id")
-            or private_meta.get("conversation_id")
-        )
-        from_date = opts.from_date or response_meta.get("start_date") or private_meta.get("start_date")
-        to_date = opts.to_date or response_meta.get("end_date") or private_meta.get("end_date")
-        if conversation:
-            try:  # it names the reject file and the Asset event's extra
-                conversation = checked_conversation_id(conversation, "conversation_id")
-            except ValueError as exc:
-                raise ExhaustFatalError(str(exc)) from None
+        conversation, from_date, to_date = self._bot_and_range(response_meta, private_meta)
         secret = self._phone_hash_secret()
         reject_dir = default_data_root() / "rejects"
         reject_path = reject_dir / f"{opts.dag_id}.{context['run_id']}.{conversation}.jsonl".replace(":", "_")
@@ -329,12 +322,37 @@ class ExhaustLoader:
                         fast=None,
                         phone_hash_secret=secret,
                     )
-                except (
-                    ValueError
-                ) as exc:  # the files break the format or a rule: a retry reads the same files
+                # the files break the format or a rule: a retry reads the same files
+                except ValueError as exc:
                     raise ExhaustFatalError(f"bot {conversation}, {from_date}..{to_date}: {exc}") from None
+        self._log_load(summary, name, response is None, private is None)
+        self._record_lineage(context, summary, response_meta, private_meta)
+        return summary.as_dict()
+
+    def _bot_and_range(
+        self, response_meta: Mapping[str, Any], private_meta: Mapping[str, Any]
+    ) -> tuple[str | None, str | None, str | None]:
+        """The bot and the range of days to load: the operator's own, else the copied files'."""
+        opts = self.options
+        conversation = (
+            opts.conversation_id
+            or response_meta.get("conversation_id")
+            or private_meta.get("conversation_id")
+        )
+        from_date = opts.from_date or response_meta.get("start_date") or private_meta.get("start_date")
+        to_date = opts.to_date or response_meta.get("end_date") or private_meta.get("end_date")
+        if conversation:
+            try:  # it names the reject file and the Asset event's extra
+                conversation = checked_conversation_id(conversation, "conversation_id")
+            except ValueError as exc:
+                raise ExhaustFatalError(str(exc)) from None
+        return conversation, from_date, to_date
+
+    def _log_load(self, summary: LoadSummary, name: str | None, no_answers: bool, no_users: bool) -> None:
+        """One line of what the load did."""
+        from_date, to_date = summary.from_date, summary.to_date
         bot = f"{name} ({summary.conversation_id})" if name else f"bot {summary.conversation_id}"
-        if response is None:
+        if no_answers:
             self.log.info(
                 "No answers for %s on %s..%s: %d earlier row(s) of those days removed, recorded as "
                 "loaded empty in %s_loads",
@@ -353,13 +371,24 @@ class ExhaustLoader:
                 from_date,
                 to_date,
                 summary.responses_without_user,
-                ": the service found no users" if private is None else "",
+                ": the service found no users" if no_users else "",
                 summary.responses_replaced,
                 summary.users_loaded,
                 summary.table,
                 "with pyarrow" if summary.reader == "arrow" else "record by record",
                 summary.rejected,
             )
+
+    def _record_lineage(
+        self,
+        context: Context,
+        summary: LoadSummary,
+        response_meta: Mapping[str, Any],
+        private_meta: Mapping[str, Any],
+    ) -> None:
+        """What the load read and wrote, for OpenLineage, and the warehouse Asset event's extra."""
+        opts = self.options
+        from_date, to_date = summary.from_date, summary.to_date
         self._read = [
             lineage.stored_file(str(copied["csv"]))
             for copied in (response_meta, private_meta)
@@ -375,7 +404,6 @@ class ExhaustLoader:
                 "rows": summary.responses_loaded,
                 "users": summary.users_loaded,
             }
-        return summary.as_dict()
 
     def lineage(
         self, read: list[tuple[str, str]] | None = None, wrote: Sequence[tuple[str, str]] = ()

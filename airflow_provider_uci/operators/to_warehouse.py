@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
@@ -165,10 +165,12 @@ class ExhaustToWarehouseOperator(BaseOperator):
             kwargs={"jobs": jobs},
             timeout=timedelta(seconds=self.wait_timeout + 300),
         )
-        return None
 
     def execute_complete(
-        self, context: Context, event: dict[str, Any] | str, jobs: dict[str, dict[str, Any]] | None = None
+        self,
+        context: Context,
+        event: dict[str, Any] | str,
+        jobs: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Any:
         """Turn the trigger's one event into the answered jobs, then copy and load."""
         submitter, waiter = self._parts()
@@ -180,7 +182,7 @@ class ExhaustToWarehouseOperator(BaseOperator):
             answered = waiter.finish(event, dict(jobs))
         return self._copy_and_load(context, answered)
 
-    def _copy_and_load(self, context: Context, answered: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def _copy_and_load(self, context: Context, answered: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         """Copy the answered jobs' files, then load them; return what each step did (no URLs, no keys)."""
         bot = str(self.conversation_id)
         self._copier = ExhaustCopier(
@@ -195,21 +197,8 @@ class ExhaustToWarehouseOperator(BaseOperator):
         )
         with self._step("copy"):
             copies = self._copier.copy(answered)
-        self._loader = ExhaustLoader(
-            LoadOptions(
-                conversation_id=bot,
-                from_date=str(self.from_date),
-                to_date=str(self.to_date),
-                warehouse_conn_id=self.warehouse_conn_id or None,
-                table=self.table,
-                phone_numbers=self.phone_numbers,
-                max_rejects=self.max_rejects,
-                uci_exhaust_conn_id=self.uci_exhaust_conn_id,
-                wasb_conn_id=self.wasb_conn_id,
-                dag_id=self.dag_id,
-            ),
-            self.bot_log,
-        )
+        options = LoadOptions.of_task(self, bot, str(self.from_date), str(self.to_date))
+        self._loader = ExhaustLoader(options, self.bot_log)
         with self._step("join_and_load"):
             summary = self._loader.load(context, dict(copies))
         return {"jobs": answered, "copies": copies, "load": summary}

@@ -113,19 +113,19 @@ class ExhaustJobSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> dict[str, AnsweredJob] | None:
         if not self.deferrable:
-            return super().execute(context)
+            poked: dict[str, AnsweredJob] | None = super().execute(context)  # poke's xcom_value
+            return poked
         waiter = self.waiter()
         jobs = jobs_by_dataset(self.jobs)
         answered = waiter.look(jobs)
         if answered is not None:
-            return answered  # type: ignore[return-value]
+            return answered
         self.defer(
             trigger=waiter.trigger(jobs),
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout) + 300),
         )
-        return None
 
     def execute_complete(self, context: Context, event: dict[str, Any] | str) -> dict[str, AnsweredJob]:
         """Turn the trigger's one event into the sensor's value."""
-        return self.waiter().finish(event, jobs_by_dataset(self.jobs))  # type: ignore[return-value]
+        return self.waiter().finish(event, jobs_by_dataset(self.jobs))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,18 +18,10 @@ from airflow.sdk.log import mask_secret
 from airflow_provider_uci import lineage
 from airflow_provider_uci.botlog import bot_log, naming_bot
 from airflow_provider_uci.exhaust.at_rest import scratch_folder
-from airflow_provider_uci.exhaust.download import (
-    CHUNK_SIZE,
-    DownloadError,
-    PrivateZipError,
-    Sink,
-    ZipPasswordError,
-    download,
-    download_to,
-    open_private_zip,
-)
+from airflow_provider_uci.exhaust.download import CHUNK_SIZE, DownloadError, Sink, download, download_to
 from airflow_provider_uci.exhaust.names import conversation_id as checked_conversation_id
 from airflow_provider_uci.exhaust.names import dataset_file_names, url_suffix
+from airflow_provider_uci.exhaust.private_zip import PrivateZipError, ZipPasswordError, open_private_zip
 from airflow_provider_uci.hooks.wire import DEFAULT_CONN_ID
 from airflow_provider_uci.models import (
     ExhaustError,
@@ -45,8 +37,6 @@ if TYPE_CHECKING:
     from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 
 DEFAULT_WASB_CONN_ID = "wasb_default"
-#: What a copy keeps of its job's identifiers.
-COPIED_IDS = ("dataset", "request_id", "conversation_id", "start_date", "end_date")
 #: The folder under ``AIRFLOW_HOME`` that holds the files when no destination is given.
 DEFAULT_FOLDER = "uci-exhaust/files"
 
@@ -135,6 +125,17 @@ def file_names(dataset: str, suffixes: list[str]) -> list[str]:
     except ValueError as exc:
         field, _, rule = str(exc).partition(": ")
         raise ExhaustValidationError(field, rule) from None
+
+
+def copied_ids(ids: Mapping[str, Any], dataset: str) -> CopiedDataset:
+    """What a copy of ``dataset`` keeps of its job's identifiers."""
+    return CopiedDataset(
+        dataset=dataset,
+        request_id=ids.get("request_id"),
+        conversation_id=ids.get("conversation_id"),
+        start_date=ids.get("start_date"),
+        end_date=ids.get("end_date"),
+    )
 
 
 def job_folder(ids: dict[str, Any]) -> str:
@@ -296,7 +297,7 @@ class ExhaustCopier:
     read: list[tuple[str, str]] = field(default_factory=list, init=False)  # lineage: the files copied, and
     wrote: list[tuple[str, str]] = field(default_factory=list, init=False)  # where they went
 
-    def copy(self, jobs: dict[str, dict[str, Any]]) -> dict[str, CopiedDataset]:
+    def copy(self, jobs: Mapping[str, Mapping[str, Any]]) -> dict[str, CopiedDataset]:
         """Copy each answered job's files (none for an empty outcome); return ``{dataset: copied}``."""
         if self.options.zip_password:
             mask_secret(self.options.zip_password)
@@ -305,7 +306,7 @@ class ExhaustCopier:
         with naming_bot(self.conversation_id or first.get("conversation_id")):
             return {dataset: self._copy(destination, job) for dataset, job in jobs.items()}
 
-    def _copy(self, destination: Destination, pushed: dict[str, Any]) -> CopiedDataset:
+    def _copy(self, destination: Destination, pushed: Mapping[str, Any]) -> CopiedDataset:
         """Copy one job's files (none for an empty outcome); return where they are."""
         tag, request_id = str(pushed["tag"]), str(pushed["request_id"])
         if pushed.get("outcome") == Outcome.EMPTY.value:
@@ -317,7 +318,7 @@ class ExhaustCopier:
                 pushed.get("end_date"),
             )
             return CopiedDataset(
-                **{name: pushed.get(name) for name in COPIED_IDS},  # type: ignore[typeddict-item]
+                **copied_ids(pushed, pushed["dataset"]),  # the refs' readers name each job's dataset
                 files=[],
                 csv=None,
                 empty=True,
@@ -357,7 +358,7 @@ class ExhaustCopier:
             result_files, result_csv = self._copy_to_blob(url_source, names, destination, folder, key)
         self.wrote += [lineage.stored_file(location) for location in result_files]
         return CopiedDataset(
-            **{**{name: ids.get(name) for name in COPIED_IDS}, "dataset": dataset},  # type: ignore[typeddict-item]
+            **copied_ids(ids, dataset),
             files=result_files,
             csv=result_csv,
             empty=False,
@@ -434,7 +435,7 @@ class ExhaustCopier:
         self, url_source: Callable[[], list[str]], index: int, target: Path | Sink, *, name: str | None = None
     ) -> int:
         """Fetch file ``index`` into a local path or a sink, with this task's retry settings."""
-        options = {
+        options: dict[str, Any] = {
             "attempts": self.options.download_attempts,
             "chunk_size": self.options.chunk_size,
             "backoff": self.options.download_backoff,

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
@@ -30,7 +30,7 @@ from airflow_provider_uci.models import (
     JobStatus,
     Outcome,
 )
-from airflow_provider_uci.refs import ANSWER_KEYS
+from airflow_provider_uci.refs import ANSWER_KEYS, AnsweredJob
 from airflow_provider_uci.refs import answered as answered_job
 from airflow_provider_uci.schedule import (
     DEFAULT_GRACE_SECONDS,
@@ -127,10 +127,12 @@ class TriggerArgs(WaitSettings):
         return cls(**{item.name: getattr(settings, item.name) for item in fields(WaitSettings)}, **args)
 
 
-def wait_result(jobs: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def wait_result(jobs: Sequence[Mapping[str, Any]]) -> dict[str, AnsweredJob]:
     """The wait's value: ``{dataset: answered job}`` (identifiers, state and outcome; never URLs)."""
     return {
-        str(job.get("dataset") or job["request_id"]): {key: job[key] for key in ANSWER_KEYS if key in job}
+        str(job.get("dataset") or job["request_id"]): cast(
+            AnsweredJob, {key: job[key] for key in ANSWER_KEYS if key in job}
+        )
         for job in jobs
     }
 
@@ -197,105 +199,125 @@ class ExhaustJobTrigger(BaseTrigger):
         while True:
             now = self.clock()
             if now >= self.args.deadline:
-                names = ", ".join(self._who(self.args.jobs[index]) for index in waiting)
-                yield job_event(
-                    "timeout",
-                    None,
-                    f"{names}: did not finish before the sensor's timeout",
-                    jobs=list(answered.values()),
-                )
+                yield self._timeout(waiting, answered)
                 return
             wakes: list[float] = []
             transient: Exception | None = None
             for index in list(waiting):
-                spec = self.args.jobs[index]
                 try:
                     self.reads += 1
-                    job = await hook.read_request(spec["tag"], spec["request_id"])
-                except ExhaustJobNotFound as exc:
-                    yield job_event("error", None, f"{self._who(spec)} under tag {spec['tag']!r}: {exc}")
-                    return
-                except ExhaustApiError as exc:
-                    yield job_event("error", None, f"{self._who(spec)}: {exc}", fatal=True)
-                    return
-                except Exception as exc:
+                    job = await self._read(hook, self.args.jobs[index])
+                except Exception as exc:  # the hook already retried it: counted against the bearable failures
                     transient = exc
                     break
-                outcome = job.outcome(self.args.fail_on_first_failure, self.args.max_attempts)
-                if outcome.is_answer:
-                    answered[index] = dict(answered_job(job, outcome))
-                    waiting.remove(index)
-                    self.log.info(
-                        "%s: %s (%s)",
-                        self._who(spec),
-                        job.status_text,
-                        "files ready" if outcome is Outcome.FILES else "no data in the range",
-                    )
-                    continue
-                if outcome.is_final:
-                    yield job_event(
-                        "failed",
-                        job,
-                        job.status_message or "the job failed",
-                        outcome,
-                        jobs=list(answered.values()),
-                    )
-                    return
-                if job.status is JobStatus.FAILED:
-                    self.log.info(
-                        "%s failed (attempt %d of %d): %s; the service retries it at its next run",
-                        self._who(spec),
-                        job.attempts,
-                        self.args.max_attempts,
-                        job.status_message,
-                    )
-                    waiting_since = job.completed_at.timestamp() if job.completed_at else None
-                else:
-                    waiting_since = job.submitted_at.timestamp() if job.submitted_at else None
-                wake = min(self.schedules[index].next_check(now, waiting_since), self.args.deadline)
-                self.log.info(
-                    "%s is %s; next look at %s",
-                    self._who(spec),
-                    job.status_text,
-                    describe_instant(wake, self.args.timezone),
+                step = (
+                    job if isinstance(job, TriggerEvent) else self._judge(index, job, now, answered, waiting)
                 )
-                wakes.append(wake)
+                if isinstance(step, TriggerEvent):
+                    yield step
+                    return
+                if step is not None:
+                    wakes.append(step)
             if transient is not None:
                 failures += 1
-                self.log.warning(
-                    "Reading %s failed (%d in a row, %d allowed): %s",
-                    self._who(self.args.jobs[waiting[0]]),
-                    failures,
-                    self.args.max_transient_failures,
-                    transient,
-                )
-                if failures > self.args.max_transient_failures:
-                    yield job_event(
-                        "error",
-                        None,
-                        f"gave up reading {self._who(self.args.jobs[waiting[0]])} after "
-                        f"{failures} consecutive failures; last: {transient}",
-                    )
+                if (event := self._bear(failures, transient, waiting)) is not None:
+                    yield event
                     return
                 await self.sleep(max(0.0, min(self.args.poll_interval, self.args.deadline - now)))
                 continue
             failures = 0
             if not waiting:
-                ordered = [answered[index] for index in sorted(answered)]
-                if self.args.end_from_trigger:
-                    self.log.info(
-                        "%severy job answered; the task ends here, in the triggerer",
-                        prefix(self.args.conversation_id),
-                    )
-                    yield TaskSuccessEvent(xcoms={"return_value": wait_result(ordered)})
-                    return
-                yield TriggerEvent(
-                    {
-                        "status": "success",
-                        "message": "every job answered",
-                        "jobs": ordered,
-                        "job": ordered[0] if len(ordered) == 1 else None,
-                    }
-                )
+                yield self._success([answered[index] for index in sorted(answered)])
                 return
             await self.sleep(max(0.0, min(wakes) - self.clock()))
+
+    async def _read(self, hook: Any, spec: dict[str, Any]) -> ExhaustJob | TriggerEvent:
+        """The job as the service reports it, or the ``error`` event of an answer no retry changes
+        (no such job, or a refusal); any other failure is raised."""
+        try:
+            job: ExhaustJob = await hook.read_request(spec["tag"], spec["request_id"])
+        except ExhaustJobNotFound as exc:
+            return job_event("error", None, f"{self._who(spec)} under tag {spec['tag']!r}: {exc}")
+        except ExhaustApiError as exc:
+            return job_event("error", None, f"{self._who(spec)}: {exc}", fatal=True)
+        return job
+
+    def _judge(
+        self, index: int, job: ExhaustJob, now: float, answered: dict[int, dict[str, Any]], waiting: list[int]
+    ) -> TriggerEvent | float | None:
+        """What job ``index``'s state means: ``None`` when it has answered (moved from ``waiting`` to
+        ``answered``), the ``failed`` event when it failed for good, else when to look at it next."""
+        spec = self.args.jobs[index]
+        outcome = job.outcome(self.args.fail_on_first_failure, self.args.max_attempts)
+        if outcome.is_answer:
+            answered[index] = dict(answered_job(job, outcome))
+            waiting.remove(index)
+            self.log.info(
+                "%s: %s (%s)",
+                self._who(spec),
+                job.status_text,
+                "files ready" if outcome is Outcome.FILES else "no data in the range",
+            )
+            return None
+        if outcome.is_final:
+            message = job.status_message or "the job failed"
+            return job_event("failed", job, message, outcome, jobs=list(answered.values()))
+        if job.status is JobStatus.FAILED:
+            self.log.info(
+                "%s failed (attempt %d of %d): %s; the service retries it at its next run",
+                self._who(spec),
+                job.attempts,
+                self.args.max_attempts,
+                job.status_message,
+            )
+            waiting_since = job.completed_at.timestamp() if job.completed_at else None
+        else:
+            waiting_since = job.submitted_at.timestamp() if job.submitted_at else None
+        wake = min(self.schedules[index].next_check(now, waiting_since), self.args.deadline)
+        self.log.info(
+            "%s is %s; next look at %s",
+            self._who(spec),
+            job.status_text,
+            describe_instant(wake, self.args.timezone),
+        )
+        return wake
+
+    def _timeout(self, waiting: list[int], answered: dict[int, dict[str, Any]]) -> TriggerEvent:
+        names = ", ".join(self._who(self.args.jobs[index]) for index in waiting)
+        message = f"{names}: did not finish before the sensor's timeout"
+        return job_event("timeout", None, message, jobs=list(answered.values()))
+
+    def _bear(self, failures: int, transient: Exception, waiting: list[int]) -> TriggerEvent | None:
+        """Log the ``failures``-th failed read in a row; the ``error`` event once they are too many."""
+        who = self._who(self.args.jobs[waiting[0]])
+        self.log.warning(
+            "Reading %s failed (%d in a row, %d allowed): %s",
+            who,
+            failures,
+            self.args.max_transient_failures,
+            transient,
+        )
+        if failures <= self.args.max_transient_failures:
+            return None
+        return job_event(
+            "error", None, f"gave up reading {who} after {failures} consecutive failures; last: {transient}"
+        )
+
+    def _success(self, ordered: list[dict[str, Any]]) -> TriggerEvent:
+        """The end of a wait in which every job answered (``ordered`` as the jobs were given)."""
+        if self.args.end_from_trigger:
+            self.log.info(
+                "%severy job answered; the task ends here, in the triggerer",
+                prefix(self.args.conversation_id),
+            )
+            # JSON all through (refs), though Airflow's JsonValue type cannot see it in a TypedDict
+            value: dict[str, Any] = wait_result(ordered)
+            return TaskSuccessEvent(xcoms={"return_value": value})
+        return TriggerEvent(
+            {
+                "status": "success",
+                "message": "every job answered",
+                "jobs": ordered,
+                "job": ordered[0] if len(ordered) == 1 else None,
+            }
+        )

@@ -18,11 +18,12 @@ import pytest
 from airflow_provider_uci.analytics import read_joined_exhaust, read_private_exhaust, read_response_exhaust
 from airflow_provider_uci.analytics.frames import RESPONSE_FRAME_COLUMNS
 from airflow_provider_uci.emulator.crypto import zip_single_file
-from airflow_provider_uci.exhaust.download import ZipPasswordError
 from airflow_provider_uci.exhaust.load import load_exhaust
+from airflow_provider_uci.exhaust.private_zip import ZipPasswordError
 from airflow_provider_uci.exhaust.records import ExhaustFormatError
 from airflow_provider_uci.exhaust.warehouse import open_warehouse
 from tests.support.services import postgres_database
+from tests.support.warehouse import fetch_normalised
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "sunbird"
 RESPONSES = sorted(FIXTURES.glob("response-exhaust-*.csv"))
@@ -223,7 +224,7 @@ def test_private_exhaust_from_csv_and_from_an_encrypted_zip(tmp_path: Path) -> N
 
 def _warehouse_values(url: str) -> list[tuple[Any, ...]]:
     with open_warehouse(url) as warehouse:
-        return sorted(warehouse.fetch_normalised("uci_responses"), key=lambda row: row[:4])
+        return sorted(fetch_normalised(warehouse, "uci_responses"), key=lambda row: row[:4])
 
 
 def _frame_values(frame: pd.DataFrame) -> list[tuple[Any, ...]]:

@@ -492,7 +492,7 @@ def load_rows(warehouse: str, bots: list[str], day: str) -> set[str]:
 
 
 def report(result: dict[str, Any], options: argparse.Namespace) -> None:
-    """Print one fleet's figures: the lines the README quotes."""
+    """Print one fleet's figures: the lines docs/benchmarks.md quotes."""
     bots, cpu = result["bots"], result["cpu"]
     before, after = result["load_before"], result["load_after"]
     print(

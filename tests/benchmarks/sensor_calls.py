@@ -126,7 +126,7 @@ def main() -> int:
         )
 
         from airflow_provider_uci.hooks.exhaust import UciExhaustHook
-        from airflow_provider_uci.schedule import NightlySchedule
+        from airflow_provider_uci.schedule import NIGHTLY_RUN, NightlySchedule
         from airflow_provider_uci.triggers.exhaust import ExhaustJobTrigger
 
         hook = UciExhaustHook()
@@ -136,7 +136,7 @@ def main() -> int:
         )
         assert job.submitted_at is not None
         submitted_at = job.submitted_at.timestamp()
-        schedule = NightlySchedule.for_dataset(job.dataset)
+        schedule = NightlySchedule(run_at=NIGHTLY_RUN[job.dataset])
         run_start = datetime.combine(day, schedule.run_time(), IST).timestamp() + 86400
         night = SimulatedNight(
             emulator, submitted_at, run_start + options.run_minutes * 60, job.tag, job.request_id

@@ -7,7 +7,7 @@ What stands in for what (no image registry is reachable here; ``tests/compose/im
 and ``tests/compose/override.yaml`` swaps them in; docker-compose.yaml itself is not changed):
 
 - ``apache/airflow:3.3.2-python3.11`` -> Debian bookworm's Python 3.11 with exactly uv.lock's
-  packages (the project's dependencies plus the Celery and OpenLineage providers), the user
+  packages (the project's dependencies and extras, plus the Celery provider), the user
   airflow (50000:0), AIRFLOW_HOME=/opt/airflow, a virtual environment at /home/airflow/.local first on
   PATH, dumb-init and a short /entrypoint (``airflow <command>`` after waiting for the database).
   Differs: not Airflow's constraints nor its ~80 providers; the host's CA bundle trusted; the official
@@ -26,12 +26,12 @@ and ``tests/compose/override.yaml`` swaps them in; docker-compose.yaml itself is
 In order, on one stack (each test goes on from where the one before left it):
 
 1. ``up``: every service healthy and airflow-init exited 0 within UP_TIMEOUT; the time is printed.
-2. Login at the api-server with the password init generated (read as the README says).
+2. Login at the api-server with the password init generated (read as docs/production.md says).
 3. ``uci_exhaust`` and ``uci_exhaust_report`` parsed in the image without import errors, unpaused;
    a triggered run of the seeded bots over the seeded days ends green, the ``warehouse`` database
    holds exactly the emulator's rows (tests/support/expected.py, counts from the seed's own
    output), and Azurite holds each bot's files.
-4. The report DAG runs after the loads, and its pages are where the README says.
+4. The report DAG runs after the loads, and its pages are where docs/analytics.md says.
 5. ``down`` then ``up`` (volumes kept): the same secrets, nothing initialised again (secrets kept,
    PostgreSQL's init skipped, the emulator not seeded again, the rows and runs still there).
 6. A second run, with the worker container killed (SIGKILL) while a bot copies or loads: the
@@ -129,7 +129,7 @@ def read_secrets(stack: Stack) -> dict[str, str]:
 
 
 def admin_password(stack: Stack) -> str:
-    """The admin password as the README says to read it: the api-server's passwords file."""
+    """The admin password as docs/production.md says to read it: the api-server's passwords file."""
     return json.loads(stack.exec("airflow-apiserver", "cat", "/opt/airflow/secrets/passwords.json"))["admin"]
 
 
@@ -406,7 +406,7 @@ def test_an_env_file_with_its_own_secrets_and_production_settings_is_honoured(
         "UCI_EXHAUST_DESTINATION": "wasb://nightly-exhaust/prod/uci",
     }
     stack.env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
-    # as the README says for changed secrets: every service reads its secrets when it starts
+    # as docs/production.md says for changed secrets: every service reads its secrets when it starts
     TIMES["up with .env to healthy"] = stack.up(UP_TIMEOUT, "--force-recreate")
     init = stack.logs(INIT, 200)
     assert all(f"{name} changed" in init for name in SECRET_FILES), init

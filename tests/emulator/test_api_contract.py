@@ -1,6 +1,6 @@
-"""Contract section 1 of the Data Exhaust API, checked over HTTP against a running emulator.
+"""The Data Exhaust API of docs/service-contract.md §1, checked over HTTP against a running emulator.
 
-Expected values come from the contract (read from the real service's source), not from the
+Expected values come from docs/service-contract.md (read from the real service's source), not from the
 emulator's code: request ids are recomputed here with hashlib, key orders are the published ones.
 """
 

@@ -1,4 +1,4 @@
-"""The job_request table (contract 3.1) behind the API, in SQLite and in PostgreSQL, over HTTP.
+"""The job_request table (docs/service-contract.md §3.1) behind the API, in SQLite and PostgreSQL, over HTTP.
 
 Rows are counted and columns read straight from the database the emulator process writes, not
 through the emulator's code.
@@ -23,8 +23,8 @@ from tests.support.services import Emulator, postgres_database, run_emulator
 
 CHANNEL = "dev-channel"
 
-#: Contract 3.1, in DDL order: (column, PostgreSQL type, SQLite declared type). SQLite has no arrays,
-#: so download_urls holds a JSON array in TEXT there.
+#: docs/service-contract.md §3.1, in DDL order: (column, PostgreSQL type, SQLite declared type). SQLite has
+#: no arrays, so download_urls holds a JSON array in TEXT there.
 CONTRACT_COLUMNS = [
     ("tag", "character varying(100)", "VARCHAR(100)"),
     ("request_id", "character varying(50)", "VARCHAR(50)"),
@@ -42,7 +42,7 @@ CONTRACT_COLUMNS = [
     ("iteration", "integer", "INTEGER"),
     ("encryption_key", "character varying(50)", "VARCHAR(50)"),
 ]
-#: "Added later" in contract 3.1.
+#: "Added later" in docs/service-contract.md §3.1.
 LATER_COLUMNS = [
     ("batch_number", "integer", "INTEGER"),
     ("processed_batches", "text", "TEXT"),
@@ -336,7 +336,7 @@ def test_failed_job_resubmitted_same_day_goes_back_to_submitted(clocked: Store) 
     submitted = again["jobStats"]["dtJobSubmitted"]
     assert submitted > first["jobStats"]["dtJobSubmitted"]
     assert abs(submitted - ms(start + timedelta(minutes=4))) < 5000
-    assert again["lastUpdated"] == completed < submitted  # dt_job_completed is kept (contract 4.4)
+    assert again["lastUpdated"] == completed < submitted  # kept: docs/service-contract.md §4.4
     assert again["downloadUrls"] == []
 
     assert read(api, tag, rid)["jobStats"]["dtJobSubmitted"] == submitted

@@ -1,8 +1,8 @@
-"""The nightly exhaust jobs end to end (contract sections 2, 3.2-3.5 and 4), against real emulator processes.
+"""The nightly exhaust jobs end to end, against real emulator processes (docs/service-contract.md §2-§4).
 
 Every test seeds a data dir with ``uci-exhaust emulator seed``, submits through the API, runs the jobs
 (``POST /admin/run-jobs``, the ``run-jobs`` command, or the schedule) and reads the outcome through the
-API and the files in blob storage. Expected values come from the contract and from the seed's own
+API and the files in blob storage. Expected values come from docs/service-contract.md and from the seed's own
 summary, not from the emulator's code: identities are decrypted here with AES-ECB, CSVs are parsed with
 the client's Spark-dialect reader.
 """
@@ -310,7 +310,7 @@ def seeded(
         yield Seeded(running, template[1])
 
 
-# -- failure messages (contract 2.4) --------------------------------------------------------------
+# -- failure messages (docs/service-contract.md §2.4) ---------------------------------------------
 
 
 def _no_conversation(dataset: str) -> Any:
@@ -457,7 +457,7 @@ def test_each_failure_message_comes_from_its_cause(seeded: Seeded, case: str) ->
     assert not report_dir(seeded.data_dir, dataset, rid).exists()
 
 
-# -- retries and attempts (contract 2.1, 2.2, 4.4) ------------------------------------------------
+# -- retries and attempts (docs/service-contract.md §2.1, §2.2, §4.4) -----------------------------
 
 
 def test_failed_job_is_retried_at_each_run_until_three_attempts(seeded: Seeded) -> None:
@@ -527,7 +527,7 @@ def test_unknown_dataset_stays_submitted_through_every_run(seeded: Seeded) -> No
     assert job["jobStats"]["dtJobCompleted"] is None
 
 
-# -- success (contract 2.2, 3.3, 3.5, 4.5) --------------------------------------------------------
+# -- success (docs/service-contract.md §2.2, §3.3, §3.5, §4.5) ------------------------------------
 
 
 def test_response_success_writes_the_csv_at_its_path(seeded: Seeded) -> None:
@@ -673,7 +673,7 @@ def test_a_bad_dataset_is_refused_by_the_route_and_the_command(seeded: Seeded) -
     assert read(api, tag, rid)["status"] == "SUBMITTED"  # nothing ran
 
 
-# -- consent (contract 3.2, 3.4) ------------------------------------------------------------------
+# -- consent (docs/service-contract.md §3.2, §3.4) ------------------------------------------------
 
 
 def test_consent_hides_the_answer_and_the_phone_number(seeded: Seeded) -> None:
@@ -717,7 +717,7 @@ def test_consent_hides_the_answer_and_the_phone_number(seeded: Seeded) -> None:
     assert {(r["Conversation ID"], r["Conversation Name"]) for r in rows} == {(ALPHA, ALPHA_NAME)}
 
 
-# -- the private zip (contract 3.5) ---------------------------------------------------------------
+# -- the private zip (docs/service-contract.md §3.5) ----------------------------------------------
 
 
 def _private_job(seeded: Seeded, **kwargs: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -786,7 +786,7 @@ def test_private_with_an_empty_key_falls_back_to_the_csv(seeded: Seeded) -> None
     assert header == PRIVATE_COLUMNS and rows
 
 
-# -- the schedule (contract 2.1) ------------------------------------------------------------------
+# -- the schedule (docs/service-contract.md §2.1) -------------------------------------------------
 
 
 def _schedule(emulator: Emulator) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Signed downloads from both blob backends (local folder, Azure Blob via Azurite), over HTTP.
 
-Contract 1.8 (download URLs are re-signed on every read and list, from the stored URL turned into a
-key) and 3.5 (stored URL forms: ``wasb://`` for CSV files, ``https://`` for zips). Every download is a
-plain GET with no credentials but the URL's own signature, as a client does with the real service.
+docs/service-contract.md §1.8 (download URLs are re-signed on every read and list, from the stored URL
+turned into a key) and §3.5 (stored URL forms: ``wasb://`` for CSV files, ``https://`` for zips). Every
+download is a plain GET with no credentials but the URL's own signature, as a client does with the real
+service.
 """
 
 from __future__ import annotations

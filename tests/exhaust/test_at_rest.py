@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_uci.emulator.crypto import zip_single_file
-from airflow_provider_uci.exhaust.at_rest import open_private, private_folder
-from airflow_provider_uci.exhaust.download import open_private_zip
+from airflow_provider_uci.exhaust.at_rest import private_folder
 from airflow_provider_uci.exhaust.load import RejectLimitExceeded, load_exhaust
+from airflow_provider_uci.exhaust.private_zip import open_private_zip
+from airflow_provider_uci.exhaust.safe_files import create_private
 from tests.benchmarks.hostile_input import TARA_PRIVATE, TARA_RESPONSE, table_state, uci_exhaust
 from tests.support.phones import hashed as keyed_hash
 
@@ -120,11 +121,11 @@ def test_the_csv_taken_out_of_the_private_zip_is_private(tmp_path: Path) -> None
 
 def test_private_files_and_folders_are_made_with_owner_only_modes(tmp_path: Path) -> None:
     folder = private_folder(tmp_path / "a" / "b")
-    with open_private(folder / "f.txt", "w", encoding="utf-8") as handle:
+    with create_private(folder / "f.txt", "w", encoding="utf-8") as handle:
         handle.write("x")
     assert (mode(tmp_path / "a"), mode(folder), mode(folder / "f.txt")) == (0o700, 0o700, 0o600)
     (folder / "f.txt").chmod(0o666)
-    with open_private(folder / "f.txt") as handle:
+    with create_private(folder / "f.txt") as handle:
         handle.write(b"y")
     assert mode(folder / "f.txt") == 0o600 and (folder / "f.txt").read_bytes() == b"y"
     (tmp_path / "file").write_text("")

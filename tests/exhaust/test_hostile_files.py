@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_uci.exhaust.download import UNZIP_FLOOR, ZipTooLarge, open_private_zip, unzip_limit
 from airflow_provider_uci.exhaust.load import RejectLimitExceeded, load_exhaust
+from airflow_provider_uci.exhaust.private_zip import UNZIP_FLOOR, ZipTooLarge, open_private_zip, unzip_limit
 from airflow_provider_uci.exhaust.records import ExhaustFormatError
 from airflow_provider_uci.exhaust.warehouse import check_table
 from tests.benchmarks.hostile_input import (

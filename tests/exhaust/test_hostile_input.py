@@ -16,13 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_uci.exhaust.download import (
-    UNZIP_FLOOR,
-    ZipTooLarge,
-    open_private_zip,
-    unzip_limit,
-)
 from airflow_provider_uci.exhaust.load import load_exhaust
+from airflow_provider_uci.exhaust.private_zip import UNZIP_FLOOR, ZipTooLarge, open_private_zip, unzip_limit
 from airflow_provider_uci.exhaust.spark_csv import RECORD_LIMIT, SparkCsvError, read_records
 from tests.benchmarks.hostile_input import (
     TARA_PRIVATE,

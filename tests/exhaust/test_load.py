@@ -35,6 +35,7 @@ from airflow_provider_uci.exhaust.records import RESPONSE_TABLE_COLUMNS, USER_TA
 from airflow_provider_uci.exhaust.warehouse import open_warehouse
 from tests.support.phones import hashed as keyed_hash
 from tests.support.services import postgres_database
+from tests.support.warehouse import fetch_normalised
 
 SUNBIRD = Path(__file__).resolve().parent.parent / "fixtures" / "sunbird"
 TABLE = "uci_responses"
@@ -200,7 +201,7 @@ def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
 
 def table_rows(url: str, table: str = TABLE) -> dict[tuple[str, ...], dict[str, Any]]:
     with open_warehouse(url) as warehouse:
-        fetched = warehouse.fetch_normalised(table)
+        fetched = fetch_normalised(warehouse, table)
     rows = {}
     for values in fetched:
         row = dict(zip(RESPONSE_TABLE_COLUMNS, values, strict=True))
@@ -214,7 +215,7 @@ def table_rows(url: str, table: str = TABLE) -> dict[tuple[str, ...], dict[str, 
 def state(url: str, table: str = TABLE) -> tuple[Any, ...]:
     """Everything a load may change: responses, users, and the audit rows."""
     with open_warehouse(url) as warehouse:
-        return warehouse.fetch_normalised(table), warehouse.fetch_users(table), warehouse.loads(table)
+        return fetch_normalised(warehouse, table), warehouse.fetch_users(table), warehouse.loads(table)
 
 
 _scratch: list[Path] = []

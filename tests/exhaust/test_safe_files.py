@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_uci.emulator.crypto import zip_single_file
-from airflow_provider_uci.exhaust.download import download, open_private_zip
+from airflow_provider_uci.exhaust.download import download
 from airflow_provider_uci.exhaust.load import load_exhaust
+from airflow_provider_uci.exhaust.private_zip import open_private_zip
 from tests.benchmarks.hostile_input import TARA_PRIVATE, TARA_RESPONSE
 
 BOT = "c387e983-f87b-4471-aef5-c31634fd1433"

@@ -1,7 +1,7 @@
 """Spark's CSV dialect: checked against hand-written bytes and the published exhaust files.
 
 Expectations here never come from the module under test: they are bytes written out by hand from
-the contract's rule (3.3), or the real files the Sunbird/UCI projects published.
+the rule of docs/service-contract.md §3.3, or the real files the Sunbird/UCI projects published.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def read_text(text: str) -> list[list[str | None]]:
         ("a,b", '"a,b"'),
         ("line one\nline two", '"line one\nline two"'),
         ('say "hi"', r'"say \"hi\""'),
-        # the contract's example: JSON of a multi-line answer with a quote
+        # docs/service-contract.md §3.3's example: JSON of a multi-line answer with a quote
         ('[{"ans1":"a\\nb \\"q\\""}]', r'"[{\"ans1\":\"a\nb \\\"q\\\"\"}]"'),
         ('[{"1":{"text":"1 Yes"}}]', r'"[{\"1\":{\"text\":\"1 Yes\"}}]"'),
         ("C:\\Users\\x", "C:\\Users\\x"),

@@ -27,6 +27,7 @@ from airflow_provider_uci.exhaust.warehouse import (
 )
 from tests.support.batches import response_batches, user_table
 from tests.support.services import postgres_database
+from tests.support.warehouse import fetch_normalised
 
 BOT = "d655cf03-1f6f-4510-acf6-d3f51b488a5e"
 AUDIT = {"response_request_id": "RESP-1", "private_request_id": "PRIV-1", "rejected": 0}
@@ -116,7 +117,7 @@ def column(rows: list[tuple[Any, ...]], name: str) -> list[Any]:
 
 
 def state(warehouse: Warehouse, table: str = "answers") -> tuple[Any, ...]:
-    return warehouse.fetch_normalised(table), warehouse.fetch_users(table), warehouse.loads(table)
+    return fetch_normalised(warehouse, table), warehouse.fetch_users(table), warehouse.loads(table)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -146,7 +147,7 @@ def test_null_and_empty_string_stay_apart(warehouse: Warehouse) -> None:
         warehouse, rows, days=("2022-06-21", "2022-06-21")
     )  # a row with no timestamp is of the load's one day
 
-    fetched = warehouse.fetch_normalised("answers")
+    fetched = fetch_normalised(warehouse, "answers")
     assert column(fetched, "question_response") == ["", None]
     assert column(fetched, "question_title") == ["", None]
     assert column(fetched, "question_duration") == [1, None]
@@ -182,7 +183,7 @@ def test_values_are_typed_and_timestamps_normalise_alike(warehouse: Warehouse) -
         ],
     )
 
-    (row,) = warehouse.fetch_normalised("answers")
+    (row,) = fetch_normalised(warehouse, "answers")
     values = dict(zip(RESPONSE_TABLE_COLUMNS, row, strict=True))
     assert values["eof"] is True
     assert (values["question_score"], values["question_max_score"]) == (-3, 2**40)
@@ -194,11 +195,11 @@ def test_loading_the_same_rows_twice_gives_the_same_table(warehouse: Warehouse) 
     rows = [response(number) for number in range(1, 101)]
     users = [user(number) for number in range(5)]
     assert load(warehouse, rows, users) == LoadResult(responses=100, users=5, replaced=0)
-    first = warehouse.fetch_normalised("answers"), warehouse.fetch_users("answers")
+    first = fetch_normalised(warehouse, "answers"), warehouse.fetch_users("answers")
 
     assert load(warehouse, rows, users) == LoadResult(responses=100, users=5, replaced=100)
 
-    assert (warehouse.fetch_normalised("answers"), warehouse.fetch_users("answers")) == first
+    assert (fetch_normalised(warehouse, "answers"), warehouse.fetch_users("answers")) == first
 
 
 def by_day(first: int, last: int) -> list[tuple[Any, ...]]:
@@ -215,7 +216,7 @@ def test_overlapping_ranges_leave_each_row_once(warehouse: Warehouse) -> None:
     # a backfill of days 6..15: days 6..10 are replaced, 11..15 are new, 1..5 stay
     assert load(warehouse, by_day(6, 15), days=("2022-06-06", "2022-06-15")) == LoadResult(100, 0, 50)
 
-    fetched = warehouse.fetch_normalised("answers")
+    fetched = fetch_normalised(warehouse, "answers")
     assert len(fetched) == warehouse.count("answers") == 150
     assert column(fetched, "message_id") == [
         f"msg-{day * 100 + n:07d}" for day in range(1, 16) for n in range(10)
@@ -259,7 +260,7 @@ def test_a_rerun_takes_the_new_values(warehouse: Warehouse) -> None:
         ],
     )
 
-    fetched = warehouse.fetch_normalised("answers")
+    fetched = fetch_normalised(warehouse, "answers")
     assert column(fetched, "question_response") == ['[{"1":{"text":"1 Yes"}}]', '[{"2":{"text":"2 No"}}]']
     assert column(fetched, "eof") == [False, None]
     assert column(fetched, "question_score") == [1, None]
@@ -556,7 +557,7 @@ def test_both_backends_hold_the_same_table(tmp_path: Path) -> None:
     ):
         for warehouse in (postgres, sqlite):
             load(warehouse, rows, [user(1), user(2, consented=False, phone=None)])
-        assert postgres.fetch_normalised("answers") == sqlite.fetch_normalised("answers")
+        assert fetch_normalised(postgres, "answers") == fetch_normalised(sqlite, "answers")
         assert postgres.fetch_users("answers") == sqlite.fetch_users("answers")
 
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from airflow_provider_uci.schedule import NightlySchedule
+from airflow_provider_uci.schedule import NIGHTLY_RUN, NightlySchedule
 
 IST = ZoneInfo("Asia/Kolkata")
 GRACE = 600.0
@@ -115,7 +115,7 @@ def test_days_follow_india_not_utc_across_midnight() -> None:
 
 def test_private_exhaust_runs_at_three() -> None:
     submitted = ist(2024, 6, 12, 10, 0)
-    private = NightlySchedule.for_dataset("uci-private-exhaust")
+    private = NightlySchedule(run_at=NIGHTLY_RUN["uci-private-exhaust"])
     assert private.run_at == "03:00"
     assert private.next_check(submitted, submitted) == ist(2024, 6, 13, 3, 10)
     assert private.next_check(ist(2024, 6, 13, 2, 30), submitted) == ist(2024, 6, 13, 3, 10), (
@@ -123,11 +123,11 @@ def test_private_exhaust_runs_at_three() -> None:
     )
     assert private.next_check(ist(2024, 6, 13, 3, 20), submitted) == ist(2024, 6, 13, 3, 30)
     assert private.next_check(ist(2024, 6, 13, 7, 0), submitted) == ist(2024, 6, 14, 3, 10)
-    assert NightlySchedule.for_dataset("uci-response-exhaust").run_at == "02:00"
+    assert NightlySchedule(run_at=NIGHTLY_RUN["uci-response-exhaust"]).run_at == "02:00"
 
 
 def test_no_run_time_polls_every_interval() -> None:
-    schedule = NightlySchedule.for_dataset("uci-response-exhaust", run_at=None, poll_interval=30.0)
+    schedule = NightlySchedule(run_at=None, poll_interval=30.0)
     assert schedule.run_at is None
     for now in (ist(2024, 6, 12, 10, 0), ist(2024, 6, 13, 2, 15), ist(2024, 6, 13, 9, 0)):
         assert schedule.next_check(now, ist(2024, 6, 12, 10, 0)) == now + 30.0

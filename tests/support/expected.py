@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from airflow_provider_uci.exhaust.records import RESPONSE_TABLE_COLUMNS
 from airflow_provider_uci.exhaust.spark_csv import read_records
 from airflow_provider_uci.exhaust.warehouse import open_warehouse
+from tests.support.warehouse import fetch_normalised
 
 IST = ZoneInfo("Asia/Kolkata")
 TABLE = "uci_responses"
@@ -56,7 +57,7 @@ def expected_rows(
 def table_rows(warehouse_url: str, bots: Collection[str] | None = None) -> dict[tuple, dict]:
     """The warehouse's response rows (of ``bots``, if given), by key; a key held twice fails."""
     with open_warehouse(warehouse_url) as warehouse:
-        fetched = [row for row in warehouse.fetch_normalised(TABLE) if bots is None or row[0] in bots]
+        fetched = [row for row in fetch_normalised(warehouse, TABLE) if bots is None or row[0] in bots]
     rows = {tuple(row[:4]): dict(zip(RESPONSE_TABLE_COLUMNS, row, strict=False)) for row in fetched}
     assert len(rows) == len(fetched), f"{len(fetched) - len(rows)} answer(s) held twice"
     return rows

@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_uci.exhaust.download import DownloadError, ZipPasswordError, download, open_private_zip
+from airflow_provider_uci.exhaust.download import DownloadError, download
+from airflow_provider_uci.exhaust.private_zip import ZipPasswordError, open_private_zip
 from airflow_provider_uci.hooks.exhaust import UciExhaustHook
 from airflow_provider_uci.models import ExhaustError
 from airflow_provider_uci.transfers import blob as blob_module

@@ -1,4 +1,4 @@
-"""The nightly exhaust jobs (contract section 2): select requests, process each, record the outcome."""
+"""The nightly exhaust jobs (docs/service-contract.md §2): select requests, process each, record outcomes."""
 
 from __future__ import annotations
 

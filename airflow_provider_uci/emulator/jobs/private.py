@@ -1,4 +1,7 @@
-"""The private exhaust job (contract 3.4, 3.5): the bot's registered users, zipped and encrypted."""
+"""The private exhaust job: the bot's registered users, zipped and encrypted.
+
+As docs/service-contract.md §3.4 and §3.5 describe it.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""The response exhaust job (contract 3.2, 3.3): ASSESS telemetry of one bot to a Spark-dialect CSV.
+"""The response exhaust job: ASSESS telemetry of one bot to a Spark-dialect CSV.
 
-Telemetry is streamed, one gzipped JSON-lines blob at a time, so memory is bounded by the output's
-width and the users table, never by the number of events.
+As docs/service-contract.md §3.2 and §3.3 describe it. Telemetry is streamed, one gzipped JSON-lines
+blob at a time, so memory is bounded by the output's width and the users table, never by the number
+of events.
 """
 
 from __future__ import annotations

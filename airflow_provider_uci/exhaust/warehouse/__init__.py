@@ -33,6 +33,7 @@ from airflow_provider_uci.exhaust.warehouse.urls import (
     redact_url,
     warehouse_url_from_parts,
 )
+from airflow_provider_uci.extras import require
 
 __all__ = [
     "BATCH_COLUMNS",
@@ -58,6 +59,7 @@ def open_warehouse(url: str) -> Warehouse:
     """Connect to the warehouse at ``url`` (see :data:`URL_FORMS`); a SQLite file is created if missing.
 
     :raises WarehouseUnavailable: the server refused or did not answer, or the file cannot be opened.
+    :raises MissingExtra: a PostgreSQL URL where the postgres extra (psycopg2) is not installed.
     """
     if isinstance(url, str) and url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
         try:
@@ -67,6 +69,7 @@ def open_warehouse(url: str) -> Warehouse:
                 f"warehouse: cannot open {redact_url(url)}: {one_line(exc, url)}"
             ) from None
     if isinstance(url, str) and url.startswith(("postgresql://", "postgres://")):
+        require(["postgres"], "a PostgreSQL warehouse")
         import psycopg2
 
         from airflow_provider_uci.exhaust.warehouse.postgres import PostgresWarehouse

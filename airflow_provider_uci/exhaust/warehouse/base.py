@@ -4,7 +4,7 @@ A load is one bot and one range of sync days, in one transaction. Responses are 
 every row of the bot synced on a day of the range that an earlier load wrote is deleted, and the
 rows of this load take their place, so a rerun, or a backfill whose range overlaps earlier ones,
 leaves each answer exactly once (the service's rows for a day are all in every exhaust over that day,
-contract 3.2). Rows are kept as the exhaust holds them; their key (conversation, Message ID,
+docs/service-contract.md §3.2). Rows are kept as the exhaust holds them; their key (conversation, Message ID,
 device, question) is unique in what the service writes, because the pipeline de-duplicates events
 by ``mid`` before the job reads them. Users (one row per device) are upserted on
 ``(conversation_id, device_uuid)``. An audit row in ``<table>_loads`` says what each load did. Any
@@ -28,9 +28,7 @@ from airflow_provider_uci.exhaust.warehouse import phones
 from airflow_provider_uci.exhaust.warehouse.schema import (
     AUDIT_FIELDS,
     BATCH_COLUMNS,
-    BOOLEAN_COLUMNS,
     STORED_RESPONSE_COLUMNS,
-    TIMESTAMP_COLUMNS,
     USER_KEY,
     LoadResult,
     TableSpec,
@@ -72,17 +70,24 @@ def _audit(audit: dict[str, Any], resolve: bool) -> tuple[str | None, str | None
     return audit.get("response_request_id"), audit.get("private_request_id"), rejected
 
 
-def _utc_iso(value: datetime | str) -> str:
-    """A timestamp as UTC ISO text with milliseconds (microseconds when it has them) and ``Z``."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    value = value.astimezone(timezone.utc)
-    fraction = (
-        f"{value.microsecond // 1000:03d}" if value.microsecond % 1000 == 0 else f"{value.microsecond:06d}"
-    )
-    return f"{value:%Y-%m-%dT%H:%M:%S}.{fraction}Z"
+def _load_range(
+    conversation_id: str,
+    from_date: date | str | None,
+    to_date: date | str | None,
+    audit: dict[str, Any],
+    users: Any,
+) -> tuple[str | None, str | None]:
+    """The load's first and last sync day as ``YYYY-MM-DD`` (``None``: open), once its arguments are checked."""
+    if not conversation_id or not isinstance(conversation_id, str):
+        raise ValueError(f"conversation_id: must be a non-empty string, got {conversation_id!r}")
+    first, last = _day("from_date", from_date), _day("to_date", to_date)
+    if first is not None and last is not None and first > last:
+        raise ValueError(f"from_date: {first} is after to_date {last}")
+    _audit(audit, resolve=False)
+    missing = [column for column in USER_TABLE_COLUMNS if column not in users.column_names]
+    if missing:
+        raise ValueError(f"users: no column {', '.join(missing)}")
+    return first, last
 
 
 class _Days:
@@ -182,60 +187,20 @@ class Warehouse(ABC):
         :param phone_numbers: how the users' phones are stored (``exhaust.phone_hash.phone_scheme``), recorded
             in ``<table>_loads``; a table keeps one way (``exhaust.warehouse.phones``). ``None``: not told.
         """
-        responses_table, users_table = table_specs(table)
-        if not conversation_id or not isinstance(conversation_id, str):
-            raise ValueError(f"conversation_id: must be a non-empty string, got {conversation_id!r}")
-        first, last = _day("from_date", from_date), _day("to_date", to_date)
-        if first is not None and last is not None and first > last:
-            raise ValueError(f"from_date: {first} is after to_date {last}")
-        response_request_id, private_request_id, _ = _audit(audit, resolve=False)
-        missing = [column for column in USER_TABLE_COLUMNS if column not in users.column_names]
-        if missing:
-            raise ValueError(f"users: no column {', '.join(missing)}")
+        specs = table_specs(table)
+        first, last = _load_range(conversation_id, from_date, to_date, audit, users)
         self._begin()
         self._loading = True
         try:
-            self._create(table)
-            create_views(self, table)  # the analytics views, made with the tables
-            self._lock(table, conversation_id)
-            phones.ensure_column(self, table)
-            if phone_numbers is not None and not phones.stores_phones(users):
-                phone_numbers = "none"  # no phone to store (no user, or none consented): mixes with anything
-            if phone_numbers is not None:
-                phones.check_scheme(self, table, phone_numbers)
-            p = self.param
-            load_id = self._insert_returning_id(
-                f"INSERT INTO {quote_name(table + '_loads')} (conversation_id, from_date, to_date, response_request_id, "
-                f"private_request_id, responses, users, replaced, rejected, loaded_at, {phones.COLUMN}) "
-                f"VALUES ({p}, {p}, {p}, {p}, {p}, 0, 0, 0, 0, {p}, {p})",
-                (
-                    conversation_id,
-                    first,
-                    last,
-                    response_request_id,
-                    private_request_id,
-                    self._now(),
-                    phone_numbers,
-                ),
-            )
-            user_count = (
-                self._upsert_users(users_table, users.select(list(USER_TABLE_COLUMNS)))
-                if users.num_rows
-                else 0
-            )
-            days = _Days(conversation_id, first, last)
-            response_count = self._insert_batches(responses_table, days.batches(responses), load_id)
-            low, high = first or days.low, last or days.high
-            replaced = 0
-            if low is not None and high is not None:
-                replaced = self._replace(table, conversation_id, low, high, load_id)
+            load_id = self._open_load(table, conversation_id, first, last, audit, users, phone_numbers)
+            result = self._write(table, specs, conversation_id, first, last, responses, users, load_id)
             if before_commit is not None:
                 before_commit()
-            rejected = _audit(audit, resolve=True)[2]
+            p = self.param
             self._execute(
                 f"UPDATE {quote_name(table + '_loads')} SET responses = {p}, users = {p}, replaced = {p}, "
                 f"rejected = {p}, loaded_at = {p} WHERE id = {p}",
-                (response_count, user_count, replaced, rejected, self._now(), load_id),
+                (*result, _audit(audit, resolve=True)[2], self._now(), load_id),
             )
             self._commit()
         except BaseException:
@@ -246,27 +211,71 @@ class Warehouse(ABC):
             raise
         finally:
             self._loading = False
+        return result
+
+    def _open_load(
+        self,
+        table: str,
+        conversation_id: str,
+        first: str | None,
+        last: str | None,
+        audit: dict[str, Any],
+        users: Any,
+        phone_numbers: str | None,
+    ) -> int:
+        """Make the tables and views, lock the bot's rows, and write the load's audit row; its id."""
+        self._create(table)
+        create_views(self, table)  # the analytics views, made with the tables
+        self._lock(table, conversation_id)
+        phones.ensure_column(self, table)
+        if phone_numbers is not None and not phones.stores_phones(users):
+            phone_numbers = "none"  # no phone to store (no user, or none consented): mixes with anything
+        if phone_numbers is not None:
+            phones.check_scheme(self, table, phone_numbers)
+        response_request_id, private_request_id, _ = _audit(audit, resolve=False)
+        p = self.param
+        return self._insert_returning_id(
+            f"INSERT INTO {quote_name(table + '_loads')} (conversation_id, from_date, to_date, response_request_id, "
+            f"private_request_id, responses, users, replaced, rejected, loaded_at, {phones.COLUMN}) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p}, 0, 0, 0, 0, {p}, {p})",
+            (
+                conversation_id,
+                first,
+                last,
+                response_request_id,
+                private_request_id,
+                self._now(),
+                phone_numbers,
+            ),
+        )
+
+    def _write(
+        self,
+        table: str,
+        specs: tuple[TableSpec, TableSpec],
+        conversation_id: str,
+        first: str | None,
+        last: str | None,
+        responses: Iterable[Any],
+        users: Any,
+        load_id: int,
+    ) -> LoadResult:
+        """Upsert the users, insert the responses, and delete the rows of earlier loads they replace."""
+        responses_table, users_table = specs
+        user_count = (
+            self._upsert_users(users_table, users.select(list(USER_TABLE_COLUMNS))) if users.num_rows else 0
+        )
+        days = _Days(conversation_id, first, last)
+        response_count = self._insert_batches(responses_table, days.batches(responses), load_id)
+        low, high = first or days.low, last or days.high
+        replaced = 0
+        if low is not None and high is not None:
+            replaced = self._replace(table, conversation_id, low, high, load_id)
         return LoadResult(response_count, user_count, replaced)
 
     def fetch(self, table: str) -> list[tuple[Any, ...]]:
         """All response rows ordered by key, as the backend gives them (``[]`` if the table does not exist)."""
         return self._select(table_specs(table)[0])
-
-    def fetch_normalised(self, table: str) -> list[tuple[Any, ...]]:
-        """Like :meth:`fetch`, with values both backends give alike: booleans, UTC ISO timestamps."""
-        converters = [
-            (index, _utc_iso if column in TIMESTAMP_COLUMNS else bool)
-            for index, column in enumerate(RESPONSE_TABLE_COLUMNS)
-            if column in TIMESTAMP_COLUMNS or column in BOOLEAN_COLUMNS
-        ]
-        result = []
-        for row in self.fetch(table):
-            values = list(row)
-            for index, convert in converters:
-                if values[index] is not None:
-                    values[index] = convert(values[index])
-            result.append(tuple(values))
-        return result
 
     def fetch_users(self, table: str) -> list[tuple[Any, ...]]:
         """All user rows of ``<table>_users`` ordered by key, ``consented`` as a boolean."""

@@ -26,6 +26,23 @@ def _fixed_width(values: Any, width: int, validity: Any = None) -> Any:
     )
 
 
+def _binary_values(values: Any) -> tuple[Any, int]:
+    """A fixed-width arrow array's values in PostgreSQL's binary form (nulls as zeros), and their width."""
+    import numpy as np
+    import pyarrow as pa
+
+    kind = values.type
+    if pa.types.is_int64(kind):
+        return values.fill_null(0).to_numpy().astype(">i8"), 8
+    if pa.types.is_boolean(kind):
+        return values.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint8), 1
+    if pa.types.is_timestamp(kind) and kind.unit == "us":
+        return (values.cast(pa.int64()).fill_null(0).to_numpy() - _PG_EPOCH_MICROSECONDS).astype(">i8"), 8
+    if pa.types.is_date32(kind):
+        return (values.cast(pa.int32()).fill_null(0).to_numpy() - _PG_EPOCH_DAYS).astype(">i4"), 4
+    raise TypeError(f"no PostgreSQL binary form for {kind}")
+
+
 def pg_binary_rows(columns: list[Any]) -> memoryview | bytes:
     """Rows of arrow arrays in PostgreSQL's binary ``COPY`` format (without its header and trailer).
 
@@ -71,19 +88,7 @@ def pg_binary_rows(columns: list[Any]) -> memoryview | bytes:
             flush()
             parts.append(values.view(pa.binary()))
             continue
-        if pa.types.is_int64(kind):
-            data, width = values.fill_null(0).to_numpy().astype(">i8"), 8
-        elif pa.types.is_boolean(kind):
-            data, width = values.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint8), 1
-        elif pa.types.is_timestamp(kind) and kind.unit == "us":
-            data, width = (
-                (values.cast(pa.int64()).fill_null(0).to_numpy() - _PG_EPOCH_MICROSECONDS).astype(">i8"),
-                8,
-            )
-        elif pa.types.is_date32(kind):
-            data, width = (values.cast(pa.int32()).fill_null(0).to_numpy() - _PG_EPOCH_DAYS).astype(">i4"), 4
-        else:
-            raise TypeError(f"no PostgreSQL binary form for {kind}")
+        data, width = _binary_values(values)
         header = np.full(count, width, dtype=">i4")
         if missing:  # a null has no value at all: its piece stands alone, empty in those rows
             header[~np.asarray(values.is_valid())] = -1

@@ -30,7 +30,7 @@ def ensure_column(warehouse: Any, table: str) -> None:
 
 def stores_phones(users: Any) -> bool:
     """Whether a load of ``users`` (an arrow table with a ``phone`` column) stores any phone."""
-    return users.num_rows > 0 and users.column("phone").null_count < users.num_rows
+    return bool(users.num_rows > 0 and users.column("phone").null_count < users.num_rows)
 
 
 def check_scheme(warehouse: Any, table: str, scheme: str) -> None:

@@ -333,7 +333,7 @@ class PostgresWarehouse(Warehouse):
                 f"WHERE ({', '.join(f'target.{column}' for column in values)}) IS DISTINCT FROM "
                 f"({', '.join(f'excluded.{column}' for column in values)})"
             )
-            written = cur.rowcount
+            written: int = cur.rowcount
             if written != copied:
                 cur.execute(f"SELECT count(*) FROM (SELECT DISTINCT {key} FROM {target}) AS keys")
                 written = cur.fetchone()[0]
@@ -341,12 +341,12 @@ class PostgresWarehouse(Warehouse):
         return written
 
     def _insert_returning_id(self, sql: str, params: tuple[Any, ...]) -> int:
-        return self._query(sql + " RETURNING id", params)[0][0]
+        return int(self._query(sql + " RETURNING id", params)[0][0])
 
     def _delete(self, sql: str, params: tuple[Any, ...]) -> int:
         with self._conn.cursor() as cur:
             cur.execute(sql, params)
-            return cur.rowcount
+            return int(cur.rowcount)
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         with self._conn.cursor() as cur:
@@ -355,10 +355,11 @@ class PostgresWarehouse(Warehouse):
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._conn.cursor() as cur:
             cur.execute(sql, params or None)
-            return cur.fetchall()
+            rows: list[tuple[Any, ...]] = cur.fetchall()
+            return rows
 
     def _exists(self, name: str) -> bool:
-        return self._query("SELECT to_regclass(%s) IS NOT NULL", (quote_name(name),))[0][0]
+        return bool(self._query("SELECT to_regclass(%s) IS NOT NULL", (quote_name(name),))[0][0])
 
     def _columns(self, name: str) -> set[str]:
         return {

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from itertools import repeat
-from typing import Any
+from typing import Any, cast
 
 from airflow_provider_uci.exhaust.safe_files import create_private_empty
 from airflow_provider_uci.exhaust.warehouse.base import Warehouse
@@ -105,7 +105,7 @@ class SqliteWarehouse(Warehouse):
         return super()._replace(table, conversation_id, low, high, load_id)
 
     def _insert_returning_id(self, sql: str, params: tuple[Any, ...]) -> int:
-        return self._conn.execute(sql, params).lastrowid
+        return cast(int, self._conn.execute(sql, params).lastrowid)  # an INSERT's; None only before one
 
     def _delete(self, sql: str, params: tuple[Any, ...]) -> int:
         return self._conn.execute(sql, params).rowcount
@@ -125,13 +125,14 @@ class SqliteWarehouse(Warehouse):
             self._conn.executemany(
                 upsert, zip(*(_values(chunk.column(column)) for column in spec.columns), strict=True)
             )
-        return users.group_by(list(spec.key)).aggregate([]).num_rows
+        return int(users.group_by(list(spec.key)).aggregate([]).num_rows)
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         self._conn.execute(sql, params)
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return self._conn.execute(sql, params).fetchall()
+        rows: list[tuple[Any, ...]] = self._conn.execute(sql, params).fetchall()
+        return rows
 
     def _exists(self, name: str) -> bool:
         return bool(self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
@@ -148,8 +149,11 @@ def _values(values: Any) -> list[Any]:
     import pyarrow as pa
 
     kind = values.type
+    stored: list[Any]
     if pa.types.is_date(kind):
-        return values.cast(pa.string()).to_pylist()
-    if pa.types.is_timestamp(kind):
-        return [None if moment is None else moment.isoformat() for moment in values.to_pylist()]
-    return values.to_pylist()
+        stored = values.cast(pa.string()).to_pylist()
+    elif pa.types.is_timestamp(kind):
+        stored = [None if moment is None else moment.isoformat() for moment in values.to_pylist()]
+    else:
+        stored = values.to_pylist()
+    return stored

@@ -416,7 +416,8 @@ def create_views(warehouse: Any, table: str) -> None:
 
 
 def _drop_old_funnel_index(warehouse: Any, table: str) -> None:
-    """Drop the index an earlier version could make under the name the ``_funnel`` view now has."""
+    """Drop an index named as the ``_funnel`` view is (a table loaded by an earlier version can hold one),
+    so that the view can be made under its name."""
     name = f"{table}_funnel"
     if warehouse.backend == "postgres":
         found = warehouse._query(

@@ -4,7 +4,7 @@
 # group 0) and AIRFLOW_HOME=/opt/airflow, Airflow in a virtual environment at /home/airflow/.local
 # whose bin folder is first on PATH (so `python3` and `airflow` are the same for root and airflow),
 # dumb-init as PID 1 and an /entrypoint that runs `airflow <command>`, curl for healthchecks.
-# What differs: the Python packages are exactly uv.lock's (the project's dependencies, plus the Celery
+# What differs: the Python packages are exactly uv.lock's (the project's dependencies and extras, the Celery
 # and OpenLineage providers and asyncpg of its dev group), not Airflow's constraints and its ~80 providers; the
 # host's CA bundle is trusted (SSL_CERT_FILE, PIP_CERT) so that builds can reach PyPI; /entrypoint
 # is a short script (tests/compose/images/airflow-entrypoint.sh), see its header.
