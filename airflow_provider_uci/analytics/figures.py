@@ -1,8 +1,10 @@
 """The report's numbers: each bot's sessions, funnel, answer shares and days, read from a warehouse.
 
-Every number comes from the queries behind the warehouse's views (``exhaust.warehouse.views``) narrowed to
-the report's :class:`Scope`, so a figure on the page is the figure in the view. Answers are grouped here
-by what a person reads (:func:`answer_label`), so two spellings of one choice count as one.
+Every number is what the queries behind the warehouse's views (``exhaust.warehouse.views``) give narrowed
+to the report's :class:`Scope`, so a figure on the page is the figure in the view: on PostgreSQL from those
+queries, on SQLite (which sorts the rows for each of them) from one sorted pass over the rows that computes
+the same (``analytics.one_pass``). Answers are grouped here by what a person reads (:func:`answer_label`),
+so two spellings of one choice count as one.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from airflow_provider_uci.analytics import one_pass
 from airflow_provider_uci.exhaust.warehouse.schema import check_table, quote_name
 from airflow_provider_uci.exhaust.warehouse.views import (
     Scope,
@@ -187,33 +190,23 @@ def collect_fleet(warehouse: Any, table: str, scope: Scope) -> Fleet:
     if not warehouse._exists(table):
         raise ValueError(f"table: the warehouse holds no table {table!r}; load an exhaust into it first")
     read = _Reader(warehouse, table, scope)
-    sql, t = SqlBuilder(warehouse.backend), quoted_table(table)
-    where = sql.where(scope)
-    bots: dict[str, Bot] = {}
-    for conversation, name, answers, devices in read.query(
-        f"SELECT conversation_id, max(conversation_name{sql.binary}), sum(n), count(*) FROM (SELECT "
-        f"conversation_id, device_id, max(conversation_name{sql.binary}) AS conversation_name, count(*) AS n "
-        f"FROM {t}{where} GROUP BY conversation_id, device_id) AS d GROUP BY conversation_id",
-        sql.params,
-    ):
-        bots[conversation] = Bot(conversation, name or conversation, int(answers), devices)
-    people = sum(bot.devices for bot in bots.values())
-    if len(bots) > 1:
-        sql = SqlBuilder(warehouse.backend)
-        people = read.query(
-            f"SELECT count(*) FROM (SELECT device_id FROM {t}{sql.where(scope)} GROUP BY device_id) AS d",
-            sql.params,
-        )[0][0]
-    for conversation, day, devices, answers, new in read.view(daily_sql):
+    # SQLite sorts for every GROUP BY: there one sorted pass over the rows gives what the views' queries give
+    rows = one_pass.fleet_rows(warehouse, table, scope) if warehouse.backend == "sqlite" else _view_rows(read)
+    bots = {
+        conversation: Bot(conversation, name or conversation, int(answers), devices)
+        for conversation, name, answers, devices in rows.bots
+    }
+    for conversation, day, devices, answers, new in rows.daily:
         bots[conversation].daily.append((_day(day), devices, answers, new))
-    for conversation, sessions, completed, _, median, p90 in read.view(completion_sql):
+    for conversation, sessions, completed, _, median, p90 in rows.completion:
         bot = bots[conversation]
         bot.sessions, bot.completed = sessions, int(completed or 0)
         bot.median_seconds, bot.p90_seconds = (
             None if median is None else float(median),
             None if p90 is None else float(p90),
         )
-    _shares(read, _questions(read, bots))
+    by_key = _questions(bots, rows)
+    _shares(rows.answer_shares, by_key)
     for conversation in [*read.known_bots(), *([scope.conversation_id] if scope.conversation_id else [])]:
         if conversation not in bots:
             bots[conversation] = Bot(conversation, read.name(conversation))
@@ -221,15 +214,41 @@ def collect_fleet(warehouse: Any, table: str, scope: Scope) -> Fleet:
         bot.daily.sort()
         bot.questions.sort(key=lambda item: item.position)
     return Fleet(
-        sorted(bots.values(), key=lambda bot: (-bot.sessions, -bot.answers, bot.conversation_id)), people
+        sorted(bots.values(), key=lambda bot: (-bot.sessions, -bot.answers, bot.conversation_id)), rows.people
     )
 
 
-def _questions(read: _Reader, bots: dict[str, Bot]) -> dict[tuple[str, str], Question]:
+def _view_rows(read: _Reader) -> one_pass.FleetRows:
+    """The rows of the views' queries narrowed to the reader's scope, and the distinct people."""
+    sql, t = SqlBuilder(read.backend), quoted_table(read.table)
+    bots = read.query(
+        f"SELECT conversation_id, max(conversation_name{sql.binary}), sum(n), count(*) FROM (SELECT "
+        f"conversation_id, device_id, max(conversation_name{sql.binary}) AS conversation_name, count(*) AS n "
+        f"FROM {t}{sql.where(read.scope)} GROUP BY conversation_id, device_id) AS d GROUP BY conversation_id",
+        sql.params,
+    )
+    people = sum(row[3] for row in bots)
+    if len(bots) > 1:
+        sql = SqlBuilder(read.backend)
+        people = read.query(
+            f"SELECT count(*) FROM (SELECT device_id FROM {t}{sql.where(read.scope)} GROUP BY device_id) AS d",
+            sql.params,
+        )[0][0]
+    return one_pass.FleetRows(
+        bots,
+        people,
+        read.view(daily_sql),
+        read.view(completion_sql),
+        read.view(question_stats_sql, devices=False),  # devices per question: not shown, a pass saved
+        read.view(funnel_view_sql),
+        read.view(answer_shares_sql),
+    )
+
+
+def _questions(bots: dict[str, Bot], rows: one_pass.FleetRows) -> dict[tuple[str, str], Question]:
     """Each bot's questions with their answers and funnel, by ``(conversation, question)``."""
     by_key: dict[tuple[str, str], Question] = {}
-    stats = read.view(question_stats_sql, devices=False)  # devices per question: not shown, a pass saved
-    for conversation, question, title, kind, _, position, _, answers, withheld, median in stats:
+    for conversation, question, title, kind, _, position, _, answers, withheld, median in rows.question_stats:
         item = Question(
             question,
             title or question,
@@ -241,16 +260,16 @@ def _questions(read: _Reader, bots: dict[str, Bot]) -> dict[tuple[str, str], Que
         )
         bots[conversation].questions.append(item)
         by_key[(conversation, question)] = item
-    for conversation, question, _, reached, answered, stopped in read.view(funnel_view_sql):
+    for conversation, question, _, reached, answered, stopped in rows.funnel:
         item = by_key[(conversation, question)]
         item.reached, item.answered, item.stopped = reached, answered, stopped
     return by_key
 
 
-def _shares(read: _Reader, by_key: dict[tuple[str, str], Question]) -> None:
+def _shares(rows: list[tuple[Any, ...]], by_key: dict[tuple[str, str], Question]) -> None:
     """Each question's answers by label, most sessions first; a free-text question's few safe samples."""
     labels: dict[tuple[str, str], dict[str, int]] = {}
-    for conversation, question, answer, sessions, _ in read.view(answer_shares_sql):
+    for conversation, question, answer, sessions, _ in rows:
         counts = labels.setdefault((conversation, question), {})
         label = answer_label(answer)
         counts[label] = counts.get(label, 0) + sessions
